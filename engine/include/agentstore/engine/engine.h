@@ -1,0 +1,214 @@
+// Engine: agentstore's records held in memory, made durable through storage::KvStore.
+//
+// Every call takes the caller's Scope and applies the data model's access table: a
+// record the caller may not see is answered exactly like a missing one (not_found);
+// a write the caller may not make is permission_denied. Nothing throws; every failure
+// is a Status, and a failed call changes nothing.
+//
+// Writes: each operation's changes (e.g. a message plus its chat's totals) go into one
+// RocksDB batch, are applied to memory, and are acknowledged only once durable per the
+// store's Durability. Reads see applied writes; under `always` a reader may see a write
+// up to one group commit before its writer is acknowledged.
+//
+// Concurrency: records are partitioned into shards by owning user (a user's profile,
+// user_agents, chats, messages, votes, memories and usage all live in one shard, which
+// later lets us shard users across machines); records without an owning user (tenants,
+// agents, admin_config, api keys, the email index) live in a global partition. Each
+// partition has a reader-writer lock; a write locks the global partition (when it needs
+// it) before its shard. All methods are safe to call from any number of threads.
+//
+// Updates take an RFC 7386 merge patch over the record's fields as JSON text, e.g.
+// {"full_name":"Ada","preferences":{"theme":"dark"}}. JSON-typed fields are merged
+// recursively (or replaced, with JsonMode::kReplace); naming a field the store
+// maintains (ids, created_at, usage counters) is invalid_argument; a field only
+// privileged callers may change (a user's role) is permission_denied for others.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agentstore/common/clock.h"
+#include "agentstore/common/status.h"
+#include "agentstore/common/uuid.h"
+#include "agentstore/engine/row.h"
+#include "agentstore/engine/scope.h"
+#include "agentstore/storage/kv_store.h"
+
+namespace agentstore {
+
+namespace internal {
+struct EngineState;
+}
+
+struct EngineOptions {
+  std::string data_dir = "./data";
+  storage::Durability durability = storage::Durability::kAlways;
+  int shards = 16;
+  const Clock* clock = SystemClock::Default();
+  // 0: seed ids from std::random_device.
+  uint64_t random_seed = 0;
+  // Cap for each JSON field, in bytes (data model default 64 KiB).
+  size_t max_json_bytes = 64 << 10;
+};
+
+enum class DeleteMode : uint8_t {
+  kSoft,  // sets deleted_at; reads hide the record
+  kHard,  // removes the record and cascades to what it owns
+};
+
+enum class JsonMode : uint8_t { kMerge, kReplace };
+
+struct PageRequest {
+  uint32_t limit = 50;      // 1..1000
+  std::string cursor;       // from a previous Page::next_cursor
+  bool include_deleted = false;  // soft-deleted rows too (service/admin only)
+};
+
+struct UserAgentFilter {
+  std::optional<std::string> folder;
+  std::optional<std::string> tag;
+  std::optional<bool> favorite;
+  // false (default): only rows without archived_at; true: only archived rows.
+  bool archived = false;
+};
+
+struct MessagePageRequest {
+  uint32_t limit = 20;
+  std::string cursor;
+  // true: newest first from the end ("last 20 messages"); false: oldest first.
+  bool from_end = true;
+};
+
+// A new API key: the secret is shown once, only its hash is stored.
+struct NewApiKey {
+  Row<fb::ApiKey> key;
+  std::string secret;
+};
+
+struct EngineStats {
+  uint64_t records[16] = {};  // indexed by RecordType
+  uint64_t arena_live_bytes = 0;
+  uint64_t arena_dead_bytes = 0;
+  uint64_t wal_syncs = 0;
+  uint64_t writes = 0;
+};
+
+enum class RecordType : uint8_t {
+  kTenant = 1, kUser = 2, kAgent = 3, kUserAgent = 4, kChat = 5, kMessage = 6, kVote = 7,
+  kAdminConfig = 8, kApiKey = 9, kUserMemory = 10, kUsageLog = 11, kRateLimitConfig = 12,
+  kQuota = 13,
+};
+std::string_view RecordTypeName(RecordType t);
+
+class Engine {
+ public:
+  // Opens the data directory and rebuilds every table and index from RocksDB.
+  static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // ---- tenants (write: service, admin; read: service, admin, members) ----
+  Result<Row<fb::Tenant>> CreateTenant(const Scope& scope, const fb::TenantT& tenant);
+  Result<Row<fb::Tenant>> GetTenant(const Scope& scope, const Uuid& id);
+  Result<Row<fb::Tenant>> GetTenantBySlug(const Scope& scope, std::string_view slug);
+  Result<Row<fb::Tenant>> UpdateTenant(const Scope& scope, const Uuid& id,
+                                       std::string_view patch, JsonMode mode = JsonMode::kMerge);
+  Status DeleteTenant(const Scope& scope, const Uuid& id, DeleteMode mode);
+  Result<Page<fb::Tenant>> ListTenants(const Scope& scope, const PageRequest& page);
+
+  // ---- users (create: service; update: service, or the user for its profile) ----
+  // Applies every default of the data model in one step (the seeds' handle_new_user).
+  Result<Row<fb::User>> CreateUser(const Scope& scope, const fb::UserT& user);
+  Result<Row<fb::User>> GetUser(const Scope& scope, const Uuid& id);
+  Result<Row<fb::User>> GetUserByEmail(const Scope& scope, std::string_view email);
+  Result<Row<fb::User>> UpdateUser(const Scope& scope, const Uuid& id, std::string_view patch,
+                                   JsonMode mode = JsonMode::kMerge);
+  // Soft: sets deleted_at on the user. Hard: removes the user and cascades to every
+  // record it owns (chats -> messages -> votes, user_agents, usage logs, memories,
+  // rate-limit state, its API keys); admin_config.updated_by is kept.
+  Status DeleteUser(const Scope& scope, const Uuid& id, DeleteMode mode);
+  Result<Page<fb::User>> ListUsers(const Scope& scope, const PageRequest& page);
+
+  // ---- agents (write: service, admin, or a user for agents it creates) ----
+  Result<Row<fb::Agent>> CreateAgent(const Scope& scope, const fb::AgentT& agent);
+  Result<Row<fb::Agent>> GetAgent(const Scope& scope, const Uuid& id);
+  Result<Row<fb::Agent>> UpdateAgent(const Scope& scope, const Uuid& id, std::string_view patch,
+                                     JsonMode mode = JsonMode::kMerge);
+  Status DeleteAgent(const Scope& scope, const Uuid& id, DeleteMode mode);
+  // Agents the caller may see (public ones and its own for a user), oldest first.
+  Result<Page<fb::Agent>> ListAgents(const Scope& scope, const PageRequest& page);
+
+  // ---- user_agents (unique per (user_id, agent_id)) ----
+  Result<Row<fb::UserAgent>> CreateUserAgent(const Scope& scope, const fb::UserAgentT& ua);
+  Result<Row<fb::UserAgent>> GetUserAgent(const Scope& scope, const Uuid& id);
+  Result<Row<fb::UserAgent>> GetUserAgentFor(const Scope& scope, const Uuid& user,
+                                             const Uuid& agent);
+  // Usage, quality and performance fields are not patchable (track_agent_usage and
+  // rate_agent own them).
+  Result<Row<fb::UserAgent>> UpdateUserAgent(const Scope& scope, const Uuid& id,
+                                             std::string_view patch,
+                                             JsonMode mode = JsonMode::kMerge);
+  Status DeleteUserAgent(const Scope& scope, const Uuid& id, DeleteMode mode);
+  // Pinned first, then favorites, then sort_order, then added_at.
+  Result<std::vector<Row<fb::UserAgent>>> ListUserAgents(const Scope& scope, const Uuid& user,
+                                                         const UserAgentFilter& filter);
+
+  // ---- chats, messages, votes ----
+  Result<Row<fb::Chat>> CreateChat(const Scope& scope, const fb::ChatT& chat);
+  Result<Row<fb::Chat>> GetChat(const Scope& scope, const Uuid& id);
+  Result<Row<fb::Chat>> UpdateChat(const Scope& scope, const Uuid& id, std::string_view patch,
+                                   JsonMode mode = JsonMode::kMerge);
+  // Soft: hides the chat. Hard: removes the chat, its messages and votes; usage logs keep
+  // their row with chat_id cleared.
+  Status DeleteChat(const Scope& scope, const Uuid& id, DeleteMode mode);
+  // A user's chats, newest first.
+  Result<Page<fb::Chat>> ListChats(const Scope& scope, const Uuid& user, const PageRequest& page);
+
+  // Appends a message and updates its chat's message_count, token totals, cost and
+  // updated_at in one atomic step. Returns the message; `chat_out`, if given, receives
+  // the updated chat.
+  Result<Row<fb::Message>> AppendMessage(const Scope& scope, const fb::MessageT& message,
+                                         Row<fb::Chat>* chat_out = nullptr);
+  Result<Row<fb::Message>> GetMessage(const Scope& scope, const Uuid& id);
+  Result<Page<fb::Message>> ListMessages(const Scope& scope, const Uuid& chat,
+                                         const MessagePageRequest& page);
+
+  // Upsert keyed by (chat_id, message_id).
+  Result<Row<fb::Vote>> Vote(const Scope& scope, const Uuid& chat, const Uuid& message,
+                             bool is_upvoted);
+  Result<std::vector<Row<fb::Vote>>> ListVotes(const Scope& scope, const Uuid& chat);
+
+  // ---- admin_config (service, admin; never users) ----
+  Result<Row<fb::AdminConfig>> PutAdminConfig(const Scope& scope, std::string_view key,
+                                              std::string_view config_json);
+  Result<Row<fb::AdminConfig>> GetAdminConfig(const Scope& scope, std::string_view key);
+  Result<std::vector<Row<fb::AdminConfig>>> ListAdminConfig(const Scope& scope);
+  Status DeleteAdminConfig(const Scope& scope, std::string_view key);
+
+  // ---- api keys ----
+  // Service may create any key; admin may create admin and user keys.
+  Result<NewApiKey> CreateApiKey(const Scope& scope, const fb::ApiKeyT& key);
+  // Keys the caller may see (a user sees its own).
+  Result<std::vector<Row<fb::ApiKey>>> ListApiKeys(const Scope& scope);
+  Status RevokeApiKey(const Scope& scope, const Uuid& id);
+  // Checks a secret and returns the scope it grants; permission_denied for unknown,
+  // revoked or expired keys (one message for all, so nothing leaks). Records last_used_at.
+  Result<Scope> Authenticate(std::string_view secret);
+
+  // ---- operators ----
+  EngineStats Stats() const;
+  // A consistent online copy of the data directory (RocksDB checkpoint) in `dir`.
+  Status Checkpoint(const std::string& dir);
+  storage::Durability durability() const;
+
+ private:
+  explicit Engine(std::unique_ptr<internal::EngineState> impl);
+  std::unique_ptr<internal::EngineState> impl_;
+};
+
+}  // namespace agentstore

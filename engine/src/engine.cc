@@ -1,0 +1,356 @@
+// Engine lifecycle: opening the store, rebuilding every table and index from RocksDB,
+// the index maintenance shared by recovery and writes, and operator statistics.
+#include <random>
+
+#include "engine_impl.h"
+
+namespace agentstore {
+
+using namespace internal;  // NOLINT
+
+std::string_view RecordTypeName(RecordType t) {
+  switch (t) {
+    case RecordType::kTenant: return "tenants";
+    case RecordType::kUser: return "users";
+    case RecordType::kAgent: return "agents";
+    case RecordType::kUserAgent: return "user_agents";
+    case RecordType::kChat: return "chats";
+    case RecordType::kMessage: return "messages";
+    case RecordType::kVote: return "votes";
+    case RecordType::kAdminConfig: return "admin_config";
+    case RecordType::kApiKey: return "api_keys";
+    case RecordType::kUserMemory: return "user_memory";
+    case RecordType::kUsageLog: return "usage_logs";
+    case RecordType::kRateLimitConfig: return "rate_limit_configs";
+    case RecordType::kQuota: return "quotas";
+  }
+  return "unknown";
+}
+
+namespace internal {
+
+Uuid EngineState::NewId() {
+  // SplitMix64 over a seeded counter: unique per process, reproducible with a fixed seed.
+  auto mix = [](uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  };
+  uint64_t n = id_counter.fetch_add(1, std::memory_order_relaxed);
+  return MakeUuidV7(Now(), mix(id_seed + 2 * n), mix(id_seed + 2 * n + 1));
+}
+
+int EngineState::FindShard(IdMap Partition::*table, const Uuid& id) const {
+  for (size_t i = 0; i < shards.size(); ++i) {
+    std::shared_lock lock(shards[i]->mu);
+    if ((shards[i].get()->*table).count(id)) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+bool EngineState::UserLive(const Partition& shard, const Uuid& user) const {
+  auto it = shard.users.find(user);
+  return it != shard.users.end() && View<fb::User>(shard, it->second)->deleted_at() == 0;
+}
+
+void EngineState::IndexUser(Partition& shard, Loc loc) {
+  const auto* u = View<fb::User>(shard, loc);
+  Uuid id = ToUuid(u->id());
+  shard.users[id] = loc;
+  global.user_ids.insert(id);
+  global.user_by_email[LowerAscii(Str(u->email()))] = id;
+}
+
+void EngineState::UnindexUser(Partition& shard, const Uuid& id) {
+  auto it = shard.users.find(id);
+  if (it == shard.users.end()) return;
+  global.user_by_email.erase(LowerAscii(Str(View<fb::User>(shard, it->second)->email())));
+  global.user_ids.erase(id);
+  shard.arena.Free(it->second);
+  shard.users.erase(it);
+}
+
+void EngineState::IndexUserAgent(Partition& shard, Loc loc) {
+  const auto* ua = View<fb::UserAgent>(shard, loc);
+  Uuid id = ToUuid(ua->id()), user = ToUuid(ua->user_id()), agent = ToUuid(ua->agent_id());
+  auto [it, fresh] = shard.user_agents.insert_or_assign(id, loc);
+  if (fresh) {
+    shard.user_agents_by_user[user].push_back(id);
+    shard.user_agent_by_pair[{user, agent}] = id;
+  }
+}
+
+void EngineState::UnindexUserAgent(Partition& shard, const Uuid& id) {
+  auto it = shard.user_agents.find(id);
+  if (it == shard.user_agents.end()) return;
+  const auto* ua = View<fb::UserAgent>(shard, it->second);
+  Uuid user = ToUuid(ua->user_id()), agent = ToUuid(ua->agent_id());
+  shard.user_agent_by_pair.erase({user, agent});
+  auto& list = shard.user_agents_by_user[user];
+  std::erase(list, id);
+  if (list.empty()) shard.user_agents_by_user.erase(user);
+  shard.arena.Free(it->second);
+  shard.user_agents.erase(it);
+}
+
+void EngineState::IndexChat(Partition& shard, Loc loc) {
+  const auto* c = View<fb::Chat>(shard, loc);
+  Uuid id = ToUuid(c->id());
+  auto [it, fresh] = shard.chats.insert_or_assign(id, loc);
+  if (fresh) {
+    shard.chats_by_user[ToUuid(c->user_id())].insert({c->created_at(), id});
+    shard.chat_index[id];
+  }
+}
+
+void EngineState::IndexMessage(Partition& shard, Loc loc, bool keep_sorted) {
+  const auto* m = View<fb::Message>(shard, loc);
+  Uuid id = ToUuid(m->id());
+  shard.messages[id] = loc;
+  auto& list = shard.chat_index[ToUuid(m->chat_id())].messages;
+  TimeKey key{m->created_at(), id};
+  if (keep_sorted && !list.empty() && key < list.back()) {
+    list.insert(std::upper_bound(list.begin(), list.end(), key), key);
+  } else {
+    list.push_back(key);
+  }
+}
+
+void EngineState::IndexVote(Partition& shard, Loc loc) {
+  const auto* v = View<fb::Vote>(shard, loc);
+  auto& slot = shard.chat_index[ToUuid(v->chat_id())].votes[ToUuid(v->message_id())];
+  slot = loc;
+}
+
+void EngineState::IndexTenant(Loc loc) {
+  const auto* t = View<fb::Tenant>(global, loc);
+  Uuid id = ToUuid(t->id());
+  global.tenants[id] = loc;
+  global.tenant_ids.insert(id);
+  global.tenant_by_slug[std::string(Str(t->slug()))] = id;
+}
+
+void EngineState::IndexAgent(Loc loc) {
+  const auto* a = View<fb::Agent>(global, loc);
+  Uuid id = ToUuid(a->id());
+  auto [it, fresh] = global.agents.insert_or_assign(id, loc);
+  if (fresh) global.agent_order.insert({a->created_at(), id});
+}
+
+void EngineState::IndexApiKey(Loc loc) {
+  const auto* k = View<fb::ApiKey>(global, loc);
+  Uuid id = ToUuid(k->id());
+  auto [it, fresh] = global.api_keys.insert_or_assign(id, loc);
+  if (fresh && k->user_id()) global.api_keys_by_user[ToUuid(k->user_id())].push_back(id);
+}
+
+void EngineState::AddChatDeletes(const Partition& shard, const Uuid& chat_id,
+                                  storage::WriteBatch& batch) {
+  batch.Delete(RecordKey(RecordType::kChat, chat_id));
+  auto ci = shard.chat_index.find(chat_id);
+  if (ci == shard.chat_index.end()) return;
+  for (const auto& [time, msg] : ci->second.messages) batch.Delete(RecordKey(RecordType::kMessage, msg));
+  for (const auto& [msg, loc] : ci->second.votes) batch.Delete(VoteKey(chat_id, msg));
+}
+
+void EngineState::DropChat(Partition& shard, const Uuid& chat_id) {
+  auto ci = shard.chat_index.find(chat_id);
+  if (ci != shard.chat_index.end()) {
+    for (const auto& [time, msg] : ci->second.messages) {
+      auto m = shard.messages.find(msg);
+      if (m != shard.messages.end()) {
+        shard.arena.Free(m->second);
+        shard.messages.erase(m);
+      }
+    }
+    for (const auto& [msg, loc] : ci->second.votes) shard.arena.Free(loc);
+    shard.chat_index.erase(ci);
+  }
+  auto c = shard.chats.find(chat_id);
+  if (c != shard.chats.end()) {
+    const auto* chat = View<fb::Chat>(shard, c->second);
+    auto owner = shard.chats_by_user.find(ToUuid(chat->user_id()));
+    if (owner != shard.chats_by_user.end()) {
+      owner->second.erase({chat->created_at(), chat_id});
+      if (owner->second.empty()) shard.chats_by_user.erase(owner);
+    }
+    shard.arena.Free(c->second);
+    shard.chats.erase(c);
+  }
+}
+
+void EngineState::MaybeCompact(Partition& p) {
+  if (!p.arena.ShouldCompact()) return;
+  // Copy every live record into a fresh arena, rewriting locations in place.
+  Arena fresh;
+  auto move = [&](Loc& loc) { loc = fresh.Append(p.arena.Get(loc)); };
+  for (IdMap* m : {&p.users, &p.user_agents, &p.chats, &p.messages, &p.tenants, &p.agents,
+                   &p.api_keys})
+    for (auto& [id, loc] : *m) move(loc);
+  for (auto& [id, ci] : p.chat_index)
+    for (auto& [msg, loc] : ci.votes) move(loc);
+  for (auto& [key, loc] : p.admin_config) move(loc);
+  p.arena = std::move(fresh);
+}
+
+namespace {
+
+template <typename T>
+Status Verified(std::string_view key, std::string_view value) {
+  flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(value.data()), value.size());
+  if (!v.VerifyBuffer<T>(nullptr)) {
+    return Status::Corruption("record under key of type " +
+                              std::to_string(static_cast<int>(key[0])) + " fails verification");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status EngineState::Recover() {
+  auto scan = [&](RecordType t, auto&& fn) {
+    return store->Scan(KeyPrefix(t), fn);
+  };
+  AS_RETURN_IF_ERROR(scan(RecordType::kTenant, [&](std::string_view k, std::string_view v) {
+    AS_RETURN_IF_ERROR(Verified<fb::Tenant>(k, v));
+    IndexTenant(global.arena.Append(v));
+    return Status::OK();
+  }));
+  AS_RETURN_IF_ERROR(scan(RecordType::kUser, [&](std::string_view k, std::string_view v) {
+    AS_RETURN_IF_ERROR(Verified<fb::User>(k, v));
+    Uuid id = ToUuid(flatbuffers::GetRoot<fb::User>(v.data())->id());
+    Partition& shard = ShardOf(id);
+    IndexUser(shard, shard.arena.Append(v));
+    return Status::OK();
+  }));
+  AS_RETURN_IF_ERROR(scan(RecordType::kAgent, [&](std::string_view k, std::string_view v) {
+    AS_RETURN_IF_ERROR(Verified<fb::Agent>(k, v));
+    IndexAgent(global.arena.Append(v));
+    return Status::OK();
+  }));
+  AS_RETURN_IF_ERROR(scan(RecordType::kUserAgent, [&](std::string_view k, std::string_view v) {
+    AS_RETURN_IF_ERROR(Verified<fb::UserAgent>(k, v));
+    Partition& shard = ShardOf(ToUuid(flatbuffers::GetRoot<fb::UserAgent>(v.data())->user_id()));
+    IndexUserAgent(shard, shard.arena.Append(v));
+    return Status::OK();
+  }));
+  AS_RETURN_IF_ERROR(scan(RecordType::kChat, [&](std::string_view k, std::string_view v) {
+    AS_RETURN_IF_ERROR(Verified<fb::Chat>(k, v));
+    Partition& shard = ShardOf(ToUuid(flatbuffers::GetRoot<fb::Chat>(v.data())->user_id()));
+    IndexChat(shard, shard.arena.Append(v));
+    return Status::OK();
+  }));
+  AS_RETURN_IF_ERROR(scan(RecordType::kMessage, [&](std::string_view k, std::string_view v) {
+    AS_RETURN_IF_ERROR(Verified<fb::Message>(k, v));
+    Partition& shard = ShardOf(ToUuid(flatbuffers::GetRoot<fb::Message>(v.data())->user_id()));
+    IndexMessage(shard, shard.arena.Append(v), /*keep_sorted=*/false);
+    return Status::OK();
+  }));
+  // Messages arrive in id order; a chat's list is ordered by (created_at, id).
+  for (auto& shard : shards)
+    for (auto& [chat, ci] : shard->chat_index) std::sort(ci.messages.begin(), ci.messages.end());
+  AS_RETURN_IF_ERROR(scan(RecordType::kVote, [&](std::string_view k, std::string_view v) {
+    AS_RETURN_IF_ERROR(Verified<fb::Vote>(k, v));
+    Partition& shard = ShardOf(ToUuid(flatbuffers::GetRoot<fb::Vote>(v.data())->user_id()));
+    IndexVote(shard, shard.arena.Append(v));
+    return Status::OK();
+  }));
+  AS_RETURN_IF_ERROR(scan(RecordType::kAdminConfig, [&](std::string_view k, std::string_view v) {
+    AS_RETURN_IF_ERROR(Verified<fb::AdminConfig>(k, v));
+    global.admin_config[std::string(k.substr(1))] = global.arena.Append(v);
+    return Status::OK();
+  }));
+  AS_RETURN_IF_ERROR(scan(RecordType::kApiKey, [&](std::string_view k, std::string_view v) {
+    AS_RETURN_IF_ERROR(Verified<fb::ApiKey>(k, v));
+    IndexApiKey(global.arena.Append(v));
+    return Status::OK();
+  }));
+  return Status::OK();
+}
+
+Status ParsePatch(std::string_view text, Json* out) {
+  *out = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (out->is_discarded()) return Status::InvalidArgument("patch is not valid JSON");
+  if (!out->is_object()) return Status::InvalidArgument("patch must be a JSON object");
+  return Status::OK();
+}
+
+Status CheckLimit(uint32_t limit) {
+  if (limit < 1 || limit > 1000) return Status::InvalidArgument("limit must be 1..1000");
+  return Status::OK();
+}
+
+std::string EncodeTimeCursor(const TimeKey& k) {
+  return std::to_string(k.first) + ":" + k.second.ToString();
+}
+
+Status DecodeTimeCursor(std::string_view cursor, TimeKey* out) {
+  size_t colon = cursor.find(':');
+  auto bad = [] { return Status::InvalidArgument("malformed cursor"); };
+  if (colon == std::string_view::npos || colon == 0 || colon > 20) return bad();
+  int64_t t = 0;
+  for (char c : cursor.substr(0, colon)) {
+    if (c < '0' || c > '9') return bad();
+    if (t > (INT64_MAX - 9) / 10) return bad();
+    t = t * 10 + (c - '0');
+  }
+  auto id = Uuid::Parse(cursor.substr(colon + 1));
+  if (!id) return bad();
+  *out = {t, *id};
+  return Status::OK();
+}
+
+}  // namespace internal
+
+Engine::Engine(std::unique_ptr<EngineState> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() {
+  if (impl_ && impl_->store) impl_->store->Flush();
+}
+
+Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
+  if (options.shards < 1 || options.shards > 1024)
+    return Status::InvalidArgument("shards must be 1..1024");
+  auto impl = std::make_unique<EngineState>();
+  impl->options = options;
+  impl->id_seed = options.random_seed ? options.random_seed : std::random_device{}() * 0x100000001ull;
+  for (int i = 0; i < options.shards; ++i) impl->shards.push_back(std::make_unique<Partition>());
+  storage::StoreOptions so;
+  so.path = options.data_dir;
+  so.durability = options.durability;
+  AS_ASSIGN_OR_RETURN(impl->store, storage::KvStore::Open(so));
+  AS_RETURN_IF_ERROR(impl->Recover());
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+EngineStats Engine::Stats() const {
+  EngineStats s;
+  auto count = [&](RecordType t, uint64_t n) { s.records[static_cast<int>(t)] += n; };
+  {
+    std::shared_lock lock(impl_->global.mu);
+    const Partition& g = impl_->global;
+    count(RecordType::kTenant, g.tenants.size());
+    count(RecordType::kAgent, g.agents.size());
+    count(RecordType::kApiKey, g.api_keys.size());
+    count(RecordType::kAdminConfig, g.admin_config.size());
+    s.arena_live_bytes += g.arena.live_bytes();
+    s.arena_dead_bytes += g.arena.dead_bytes();
+  }
+  for (const auto& shard : impl_->shards) {
+    std::shared_lock lock(shard->mu);
+    count(RecordType::kUser, shard->users.size());
+    count(RecordType::kUserAgent, shard->user_agents.size());
+    count(RecordType::kChat, shard->chats.size());
+    count(RecordType::kMessage, shard->messages.size());
+    for (const auto& [id, ci] : shard->chat_index) count(RecordType::kVote, ci.votes.size());
+    s.arena_live_bytes += shard->arena.live_bytes();
+    s.arena_dead_bytes += shard->arena.dead_bytes();
+  }
+  s.wal_syncs = impl_->store->SyncCount();
+  s.writes = impl_->writes.load();
+  return s;
+}
+
+Status Engine::Checkpoint(const std::string& dir) { return impl_->store->Checkpoint(dir); }
+storage::Durability Engine::durability() const { return impl_->store->durability(); }
+
+}  // namespace agentstore

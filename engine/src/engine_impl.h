@@ -1,0 +1,183 @@
+// Engine internals shared by the engine's source files: the partitions (shards by
+// owning user plus one global partition), their indexes, and the write path.
+#pragma once
+
+#include <flatbuffers/flatbuffers.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agentstore/engine/engine.h"
+#include "arena.h"
+#include "keys.h"
+#include "record_fields.h"
+
+namespace agentstore::internal {
+
+using IdMap = std::unordered_map<Uuid, Loc, UuidHash>;
+// (time, id): the order of time-sorted listings; the id breaks ties.
+using TimeKey = std::pair<int64_t, Uuid>;
+
+struct UuidPairHash {
+  size_t operator()(const std::pair<Uuid, Uuid>& p) const {
+    return UuidHash()(p.first) * 31 + UuidHash()(p.second);
+  }
+};
+
+// Per-chat indexes: its messages in (created_at, id) order and its votes.
+struct ChatIndex {
+  std::vector<TimeKey> messages;
+  IdMap votes;  // message id -> vote
+};
+
+// One lockable unit of records. User shards use the per-user members; the global
+// partition uses the global ones. Every member is guarded by `mu`.
+struct Partition {
+  mutable std::shared_mutex mu;
+  Arena arena;
+
+  // --- shards: records owned by a user ---
+  IdMap users;
+  IdMap user_agents;
+  IdMap chats;
+  IdMap messages;
+  std::unordered_map<Uuid, std::vector<Uuid>, UuidHash> user_agents_by_user;
+  std::unordered_map<std::pair<Uuid, Uuid>, Uuid, UuidPairHash> user_agent_by_pair;
+  std::unordered_map<Uuid, std::set<TimeKey>, UuidHash> chats_by_user;  // (created_at, id)
+  std::unordered_map<Uuid, ChatIndex, UuidHash> chat_index;
+
+  // --- global partition ---
+  IdMap tenants;
+  IdMap agents;
+  IdMap api_keys;
+  std::set<Uuid> tenant_ids;  // listing order
+  std::set<Uuid> user_ids;    // listing order, across all shards
+  std::set<TimeKey> agent_order;
+  std::unordered_map<std::string, Uuid> user_by_email;  // lowercased
+  std::unordered_map<std::string, Uuid> tenant_by_slug;
+  std::map<std::string, Loc> admin_config;
+  std::unordered_map<Uuid, std::vector<Uuid>, UuidHash> api_keys_by_user;
+};
+
+// Packs an object-API record into its FlatBuffers bytes.
+template <typename NT>
+std::string Pack(const NT& obj) {
+  thread_local flatbuffers::FlatBufferBuilder fbb(1024);
+  fbb.Clear();
+  fbb.Finish(NT::TableType::Pack(fbb, &obj));
+  return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
+}
+
+template <typename T>
+const T* View(const Partition& p, Loc loc) {
+  return flatbuffers::GetRoot<T>(p.arena.Get(loc).data());
+}
+
+template <typename T>
+Row<T> RowAt(const Partition& p, Loc loc) {
+  return Row<T>(p.arena.Get(loc));
+}
+
+inline std::unique_ptr<fb::Uuid> FbId(const Uuid& u) { return std::make_unique<fb::Uuid>(ToFb(u)); }
+
+struct EngineState {
+  EngineOptions options;
+  std::unique_ptr<storage::KvStore> store;
+  std::vector<std::unique_ptr<Partition>> shards;
+  Partition global;
+  std::atomic<uint64_t> writes{0};
+  std::atomic<uint64_t> id_counter{0};
+  uint64_t id_seed = 0;
+
+  int64_t Now() const { return options.clock->NowMicros(); }
+  Uuid NewId();
+  size_t ShardIndex(const Uuid& user) const { return UuidHash()(user) % shards.size(); }
+  Partition& ShardOf(const Uuid& user) { return *shards[ShardIndex(user)]; }
+  FieldContext Ctx(JsonMode mode = JsonMode::kMerge) const {
+    return FieldContext{options.max_json_bytes, mode};
+  }
+
+  // Logs `batch` to RocksDB (the caller holds the partition locks, so memory and log
+  // order agree) and returns the durability ticket.
+  Result<uint64_t> Log(storage::WriteBatch& batch) {
+    auto r = store->Write(batch);
+    if (r.ok()) writes.fetch_add(1, std::memory_order_relaxed);
+    return r;
+  }
+  // Waits, outside every lock, until the write is durable.
+  Status Durable(uint64_t ticket) { return store->AwaitDurable(ticket); }
+
+  // Finds the shard holding a record of a user-owned table when the owner is unknown
+  // (service/admin by id). -1 when absent everywhere.
+  int FindShard(IdMap Partition::*table, const Uuid& id) const;
+
+  // True when the user exists and is not soft-deleted (caller holds the shard lock).
+  bool UserLive(const Partition& shard, const Uuid& user) const;
+
+  // Index maintenance shared by recovery and the write paths (caller holds locks).
+  void IndexUser(Partition& shard, Loc loc);
+  void UnindexUser(Partition& shard, const Uuid& id);
+  void IndexUserAgent(Partition& shard, Loc loc);
+  void UnindexUserAgent(Partition& shard, const Uuid& id);
+  void IndexChat(Partition& shard, Loc loc);
+  void IndexMessage(Partition& shard, Loc loc, bool keep_sorted);
+  void IndexVote(Partition& shard, Loc loc);
+  void IndexTenant(Loc loc);
+  void IndexAgent(Loc loc);
+  void IndexApiKey(Loc loc);
+
+  // Adds the deletes of a chat, its messages and votes to `batch`; DropChat then removes
+  // them from memory once the batch is logged (caller holds the shard lock).
+  void AddChatDeletes(const Partition& shard, const Uuid& chat_id, storage::WriteBatch& batch);
+  void DropChat(Partition& shard, const Uuid& chat_id);
+
+  Status Recover();
+  void MaybeCompact(Partition& p);
+};
+
+// Locks the global partition and then one shard, exclusively, in the fixed order.
+struct GlobalAndShardLock {
+  GlobalAndShardLock(Partition& g, Partition& s) : global(g.mu), shard(s.mu) {}
+  std::unique_lock<std::shared_mutex> global;
+  std::unique_lock<std::shared_mutex> shard;
+};
+
+Status ParsePatch(std::string_view text, Json* out);
+Status CheckLimit(uint32_t limit);
+std::string EncodeTimeCursor(const TimeKey& k);
+Status DecodeTimeCursor(std::string_view cursor, TimeKey* out);
+
+}  // namespace agentstore::internal
+
+namespace agentstore::internal {
+
+// The shard to look in for a user-owned record: the caller's own for a user scope (a
+// record elsewhere is invisible to it anyway), else wherever the id lives.
+inline int ShardFor(const EngineState& impl, const Scope& scope, IdMap Partition::*table,
+                    const Uuid& id) {
+  if (scope.is_user()) return static_cast<int>(impl.ShardIndex(scope.user()));
+  return impl.FindShard(table, id);
+}
+
+// Global partition shared (for reading agents/tenants), then one shard exclusively.
+struct ReadGlobalWriteShard {
+  ReadGlobalWriteShard(Partition& g, Partition& s) : global(g.mu), shard(s.mu) {}
+  void Unlock() {
+    shard.unlock();
+    global.unlock();
+  }
+  std::shared_lock<std::shared_mutex> global;
+  std::unique_lock<std::shared_mutex> shard;
+};
+
+inline Status NotFound(std::string_view what) {
+  return Status::NotFound(std::string(what) + " not found");
+}
+
+}  // namespace agentstore::internal

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Builds and runs every test through CTest (benchmarks are built but never run here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh "$@"
+ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 600

@@ -1,0 +1,251 @@
+// KvStore over RocksDB: WAL-backed atomic batches, explicit durability with group
+// commit, the format-version check and checkpoints.
+#include "agentstore/storage/kv_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+namespace agentstore::storage {
+namespace {
+
+// Meta keys live under a 0x00 prefix that record keys never use.
+constexpr std::string_view kFormatKey("\x00meta/format", 12);
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::OK();
+  std::string msg(what);
+  msg += ": ";
+  msg += s.ToString();
+  if (s.IsNotFound()) return Status::NotFound(msg);
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
+  if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return Status::Unavailable(msg);
+  if (s.IsIOError()) {
+    // RocksDB reports a held LOCK file as an IOError; name it plainly for operators.
+    if (s.ToString().find("lock") != std::string::npos) {
+      return Status::Unavailable("data directory is in use by another process (" + msg + ")");
+    }
+    return Status::IoError(msg);
+  }
+  return Status::IoError(msg);
+}
+
+rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+}  // namespace
+
+std::string_view DurabilityName(Durability d) {
+  switch (d) {
+    case Durability::kNone: return "none";
+    case Durability::kBatch: return "batch";
+    case Durability::kAlways: return "always";
+  }
+  return "unknown";
+}
+
+std::optional<Durability> ParseDurability(std::string_view name) {
+  if (name == "none") return Durability::kNone;
+  if (name == "batch") return Durability::kBatch;
+  if (name == "always") return Durability::kAlways;
+  return std::nullopt;
+}
+
+struct WriteBatch::Rep {
+  rocksdb::WriteBatch batch;
+};
+
+WriteBatch::WriteBatch() : rep_(std::make_unique<Rep>()) {}
+WriteBatch::~WriteBatch() = default;
+void WriteBatch::Put(std::string_view key, std::string_view value) {
+  rep_->batch.Put(ToSlice(key), ToSlice(value));
+}
+void WriteBatch::Delete(std::string_view key) { rep_->batch.Delete(ToSlice(key)); }
+int WriteBatch::Count() const { return static_cast<int>(rep_->batch.Count()); }
+void WriteBatch::Clear() { rep_->batch.Clear(); }
+
+struct KvStore::Impl {
+  StoreOptions options;
+  std::unique_ptr<rocksdb::DB> db;
+
+  // Group commit: `written` counts batches that have reached the OS; `synced` is the
+  // highest count an fsync is known to cover. A waiter whose ticket is not yet covered
+  // either becomes the one thread that syncs (covering everything written so far) or
+  // waits for the sync in progress.
+  std::atomic<uint64_t> written{0};
+  std::mutex sync_mu;
+  std::condition_variable sync_cv;
+  uint64_t synced = 0;        // guarded by sync_mu
+  bool sync_running = false;  // guarded by sync_mu
+  Status sync_error;          // guarded by sync_mu; sticky once a sync fails
+  std::atomic<uint64_t> sync_count{0};
+
+  // kBatch background syncer.
+  std::thread batch_thread;
+  bool stopping = false;  // guarded by sync_mu
+
+  Status SyncUpTo(uint64_t ticket) {
+    std::unique_lock lock(sync_mu);
+    while (synced < ticket) {
+      if (!sync_error.ok()) return sync_error;
+      if (sync_running) {
+        sync_cv.wait(lock);
+        continue;
+      }
+      sync_running = true;
+      uint64_t target = written.load(std::memory_order_acquire);
+      lock.unlock();
+      rocksdb::Status s = db->SyncWAL();
+      sync_count.fetch_add(1, std::memory_order_relaxed);
+      lock.lock();
+      sync_running = false;
+      if (!s.ok()) sync_error = FromRocks(s, "WAL sync");
+      else if (target > synced) synced = target;
+      sync_cv.notify_all();
+    }
+    return Status::OK();
+  }
+
+  void BatchLoop() {
+    std::unique_lock lock(sync_mu);
+    while (!stopping) {
+      sync_cv.wait_for(lock, std::chrono::milliseconds(options.batch_sync_interval_ms));
+      if (stopping) break;
+      uint64_t target = written.load(std::memory_order_acquire);
+      if (target <= synced) continue;
+      lock.unlock();
+      SyncUpTo(target);
+      lock.lock();
+    }
+  }
+};
+
+KvStore::KvStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+KvStore::~KvStore() {
+  if (!impl_) return;
+  if (impl_->batch_thread.joinable()) {
+    {
+      std::lock_guard lock(impl_->sync_mu);
+      impl_->stopping = true;
+    }
+    impl_->sync_cv.notify_all();
+    impl_->batch_thread.join();
+  }
+  if (impl_->db) {
+    impl_->db->SyncWAL();
+    impl_->db->Close();
+  }
+}
+
+Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+
+  rocksdb::Options ro;
+  ro.create_if_missing = options.create_if_missing;
+  ro.IncreaseParallelism(2);
+  ro.write_buffer_size = 64 << 20;
+  ro.max_write_buffer_number = 3;
+  ro.compression = rocksdb::kLZ4Compression;
+  ro.bottommost_compression = rocksdb::kZSTD;
+  ro.paranoid_checks = true;
+  // Records are read back only on open (a full scan), so favour scan and write speed.
+  rocksdb::BlockBasedTableOptions table;
+  table.block_size = 16 << 10;
+  ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(ro, options.path, &raw);
+  if (!s.ok()) return FromRocks(s, "opening " + options.path);
+  impl->db.reset(raw);
+
+  // Format version: written once into an empty store, checked on every later open.
+  std::string stored;
+  s = impl->db->Get(rocksdb::ReadOptions(), ToSlice(kFormatKey), &stored);
+  if (s.IsNotFound()) {
+    std::unique_ptr<rocksdb::Iterator> it(impl->db->NewIterator(rocksdb::ReadOptions()));
+    it->SeekToFirst();
+    if (it->Valid()) {
+      return Status::InvalidArgument(options.path +
+                                     " holds data but no agentstore format version; refusing "
+                                     "to open a directory that is not an agentstore store");
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = impl->db->Put(wo, ToSlice(kFormatKey), options.format_version);
+    if (!s.ok()) return FromRocks(s, "writing format version");
+  } else if (!s.ok()) {
+    return FromRocks(s, "reading format version");
+  } else if (stored != options.format_version) {
+    return Status::InvalidArgument(options.path + " was written in format '" + stored +
+                                   "', this build reads '" + options.format_version + "'");
+  }
+
+  if (options.durability == Durability::kBatch) {
+    Impl* p = impl.get();
+    impl->batch_thread = std::thread([p] { p->BatchLoop(); });
+  }
+  return std::unique_ptr<KvStore>(new KvStore(std::move(impl)));
+}
+
+Result<uint64_t> KvStore::Write(WriteBatch& batch) {
+  rocksdb::WriteOptions wo;
+  wo.sync = false;  // syncing is AwaitDurable's job, so that writers can share fsyncs
+  rocksdb::Status s = impl_->db->Write(wo, &batch.rep_->batch);
+  if (!s.ok()) return FromRocks(s, "write");
+  // Counted only after the batch reached the OS: a sync that starts after reading this
+  // count covers this batch.
+  return impl_->written.fetch_add(1, std::memory_order_acq_rel) + 1;
+}
+
+Status KvStore::AwaitDurable(uint64_t ticket) {
+  if (impl_->options.durability != Durability::kAlways) return Status::OK();
+  return impl_->SyncUpTo(ticket);
+}
+
+Status KvStore::Get(std::string_view key, std::string* value) {
+  return FromRocks(impl_->db->Get(rocksdb::ReadOptions(), ToSlice(key), value), "get");
+}
+
+Status KvStore::Scan(
+    std::string_view prefix,
+    const std::function<Status(std::string_view key, std::string_view value)>& visit) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  ro.readahead_size = 2 << 20;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro));
+  for (it->Seek(ToSlice(prefix)); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key();
+    if (!k.starts_with(ToSlice(prefix))) break;
+    rocksdb::Slice v = it->value();
+    AS_RETURN_IF_ERROR(visit(std::string_view(k.data(), k.size()),
+                             std::string_view(v.data(), v.size())));
+  }
+  return FromRocks(it->status(), "scan");
+}
+
+Status KvStore::Checkpoint(const std::string& dir) {
+  rocksdb::Checkpoint* raw = nullptr;
+  AS_RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(impl_->db.get(), &raw), "checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+  return FromRocks(cp->CreateCheckpoint(dir), "checkpoint to " + dir);
+}
+
+Status KvStore::Flush() {
+  AS_RETURN_IF_ERROR(FromRocks(impl_->db->Flush(rocksdb::FlushOptions()), "flush"));
+  return FromRocks(impl_->db->SyncWAL(), "WAL sync");
+}
+
+Durability KvStore::durability() const { return impl_->options.durability; }
+const std::string& KvStore::path() const { return impl_->options.path; }
+uint64_t KvStore::SyncCount() const { return impl_->sync_count.load(); }
+
+}  // namespace agentstore::storage
