@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
   std::string data_dir = "./data";
   std::string durability = "always";
   int shards = 16;
-  app.add_option("--data-dir", data_dir, "data directory (created if missing)")->capture_default_str();
+  app.add_option("--data-dir", data_dir, "data directory (created if missing)")
+      ->capture_default_str();
   app.add_option("--durability", durability, "none | batch | always")->capture_default_str();
   app.add_option("--shards", shards, "in-memory partitions")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -41,13 +42,14 @@ int main(int argc, char** argv) {
     spdlog::error("cannot open {}: {}", data_dir, engine.status().ToString());
     return 1;
   }
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - start).count();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start)
+                .count();
   auto stats = (*engine)->Stats();
   uint64_t total = 0;
   for (uint64_t n : stats.records) total += n;
-  spdlog::info("agentstored ready: data_dir={} durability={} records={} opened_in={}ms",
-               data_dir, durability, total, ms);
+  spdlog::info("agentstored ready: data_dir={} durability={} records={} opened_in={}ms", data_dir,
+               durability, total, ms);
   spdlog::warn("the network protocol is not implemented yet; this server only holds the store");
   int sig = 0;
   sigwait(&stop, &sig);

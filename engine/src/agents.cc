@@ -61,7 +61,8 @@ Result<Row<fb::Agent>> Engine::CreateAgent(const Scope& scope, const fb::AgentT&
     Uuid creator = ToUuid(a.creator_id.get());
     Partition& shard = impl_->ShardOf(creator);
     std::shared_lock slock(shard.mu);
-    if (!impl_->UserLive(shard, creator)) return Status::InvalidArgument("creator_id names no user");
+    if (!impl_->UserLive(shard, creator))
+      return Status::InvalidArgument("creator_id names no user");
   }
   std::string bytes = Pack(a);
   storage::WriteBatch batch;
@@ -144,7 +145,8 @@ Status Engine::DeleteAgent(const Scope& scope, const Uuid& id, DeleteMode mode) 
   for (auto& shard : impl_->shards) {
     shard_locks.emplace_back(shard->mu);
     for (const auto& [ua, loc] : shard->user_agents)
-      if (ToUuid(View<fb::UserAgent>(*shard, loc)->agent_id()) == id) copies.push_back({shard.get(), ua});
+      if (ToUuid(View<fb::UserAgent>(*shard, loc)->agent_id()) == id)
+        copies.push_back({shard.get(), ua});
   }
   batch.Delete(RecordKey(RecordType::kAgent, id));
   for (const auto& [shard, ua] : copies) batch.Delete(RecordKey(RecordType::kUserAgent, ua));
@@ -333,8 +335,7 @@ Status Engine::DeleteUserAgent(const Scope& scope, const Uuid& id, DeleteMode mo
   return impl_->Durable(ticket);
 }
 
-Result<std::vector<Row<fb::UserAgent>>> Engine::ListUserAgents(const Scope& scope,
-                                                               const Uuid& user,
+Result<std::vector<Row<fb::UserAgent>>> Engine::ListUserAgents(const Scope& scope, const Uuid& user,
                                                                const UserAgentFilter& filter) {
   std::vector<Row<fb::UserAgent>> out;
   if (!scope.MayRead(user)) return out;  // another user's list looks empty, as a missing one

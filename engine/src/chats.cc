@@ -190,7 +190,8 @@ Result<Row<fb::Message>> Engine::AppendMessage(const Scope& scope, const fb::Mes
   Uuid id = m.id ? ToUuid(m.id.get()) : impl_->NewId();
   m.id = FbId(id);
   if (m.parts.empty()) return Status::InvalidArgument("parts is required");
-  if (m.input_tokens < 0 || m.output_tokens < 0) return Status::InvalidArgument("tokens must be >= 0");
+  if (m.input_tokens < 0 || m.output_tokens < 0)
+    return Status::InvalidArgument("tokens must be >= 0");
   if (m.cost < 0) return Status::InvalidArgument("cost must be >= 0");
   m.created_at = 0;  // set below, under the lock
   AS_RETURN_IF_ERROR(CheckRecord(m, impl_->Ctx()));
@@ -274,8 +275,8 @@ Result<Page<fb::Message>> Engine::ListMessages(const Scope& scope, const Uuid& c
     begin = end > req.limit ? end - req.limit : 0;
     if (begin > 0) page.next_cursor = EncodeTimeCursor(list[begin]);
   } else {
-    begin = req.cursor.empty() ? 0
-                               : std::upper_bound(list.begin(), list.end(), cursor) - list.begin();
+    begin =
+        req.cursor.empty() ? 0 : std::upper_bound(list.begin(), list.end(), cursor) - list.begin();
     end = std::min(list.size(), begin + req.limit);
     if (end < list.size()) page.next_cursor = EncodeTimeCursor(list[end - 1]);
   }

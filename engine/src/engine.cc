@@ -10,19 +10,32 @@ using namespace internal;  // NOLINT
 
 std::string_view RecordTypeName(RecordType t) {
   switch (t) {
-    case RecordType::kTenant: return "tenants";
-    case RecordType::kUser: return "users";
-    case RecordType::kAgent: return "agents";
-    case RecordType::kUserAgent: return "user_agents";
-    case RecordType::kChat: return "chats";
-    case RecordType::kMessage: return "messages";
-    case RecordType::kVote: return "votes";
-    case RecordType::kAdminConfig: return "admin_config";
-    case RecordType::kApiKey: return "api_keys";
-    case RecordType::kUserMemory: return "user_memory";
-    case RecordType::kUsageLog: return "usage_logs";
-    case RecordType::kRateLimitConfig: return "rate_limit_configs";
-    case RecordType::kQuota: return "quotas";
+    case RecordType::kTenant:
+      return "tenants";
+    case RecordType::kUser:
+      return "users";
+    case RecordType::kAgent:
+      return "agents";
+    case RecordType::kUserAgent:
+      return "user_agents";
+    case RecordType::kChat:
+      return "chats";
+    case RecordType::kMessage:
+      return "messages";
+    case RecordType::kVote:
+      return "votes";
+    case RecordType::kAdminConfig:
+      return "admin_config";
+    case RecordType::kApiKey:
+      return "api_keys";
+    case RecordType::kUserMemory:
+      return "user_memory";
+    case RecordType::kUsageLog:
+      return "usage_logs";
+    case RecordType::kRateLimitConfig:
+      return "rate_limit_configs";
+    case RecordType::kQuota:
+      return "quotas";
   }
   return "unknown";
 }
@@ -145,11 +158,12 @@ void EngineState::IndexApiKey(Loc loc) {
 }
 
 void EngineState::AddChatDeletes(const Partition& shard, const Uuid& chat_id,
-                                  storage::WriteBatch& batch) {
+                                 storage::WriteBatch& batch) {
   batch.Delete(RecordKey(RecordType::kChat, chat_id));
   auto ci = shard.chat_index.find(chat_id);
   if (ci == shard.chat_index.end()) return;
-  for (const auto& [time, msg] : ci->second.messages) batch.Delete(RecordKey(RecordType::kMessage, msg));
+  for (const auto& [time, msg] : ci->second.messages)
+    batch.Delete(RecordKey(RecordType::kMessage, msg));
   for (const auto& [msg, loc] : ci->second.votes) batch.Delete(VoteKey(chat_id, msg));
 }
 
@@ -184,8 +198,8 @@ void EngineState::MaybeCompact(Partition& p) {
   // Copy every live record into a fresh arena, rewriting locations in place.
   Arena fresh;
   auto move = [&](Loc& loc) { loc = fresh.Append(p.arena.Get(loc)); };
-  for (IdMap* m : {&p.users, &p.user_agents, &p.chats, &p.messages, &p.tenants, &p.agents,
-                   &p.api_keys})
+  for (IdMap* m :
+       {&p.users, &p.user_agents, &p.chats, &p.messages, &p.tenants, &p.agents, &p.api_keys})
     for (auto& [id, loc] : *m) move(loc);
   for (auto& [id, ci] : p.chat_index)
     for (auto& [msg, loc] : ci.votes) move(loc);
@@ -208,9 +222,7 @@ Status Verified(std::string_view key, std::string_view value) {
 }  // namespace
 
 Status EngineState::Recover() {
-  auto scan = [&](RecordType t, auto&& fn) {
-    return store->Scan(KeyPrefix(t), fn);
-  };
+  auto scan = [&](RecordType t, auto&& fn) { return store->Scan(KeyPrefix(t), fn); };
   AS_RETURN_IF_ERROR(scan(RecordType::kTenant, [&](std::string_view k, std::string_view v) {
     AS_RETURN_IF_ERROR(Verified<fb::Tenant>(k, v));
     IndexTenant(global.arena.Append(v));
@@ -312,7 +324,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
     return Status::InvalidArgument("shards must be 1..1024");
   auto impl = std::make_unique<EngineState>();
   impl->options = options;
-  impl->id_seed = options.random_seed ? options.random_seed : std::random_device{}() * 0x100000001ull;
+  impl->id_seed =
+      options.random_seed ? options.random_seed : std::random_device{}() * 0x100000001ull;
   for (int i = 0; i < options.shards; ++i) impl->shards.push_back(std::make_unique<Partition>());
   storage::StoreOptions so;
   so.path = options.data_dir;

@@ -44,8 +44,10 @@ FieldDef<T> Text(const char* name, Writable w, int64_t max_bytes) {
   FieldDef<T> f = Base<M>(name, w);
   f.hi = max_bytes;
   f.to_json = [](const T& r, Json& j, const FieldDef<T>& d) {
-    if ((r.*M).empty()) j[d.name] = nullptr;
-    else j[d.name] = r.*M;
+    if ((r.*M).empty())
+      j[d.name] = nullptr;
+    else
+      j[d.name] = r.*M;
   };
   f.from_json = [](T& r, const Json& v, const FieldDef<T>& d, const FieldContext&) -> Status {
     if (v.is_null()) {
@@ -67,8 +69,10 @@ FieldDef<T> JsonDoc(const char* name, Writable w, JsonShape shape = JsonShape::k
   FieldDef<T> f = Base<M>(name, w);
   f.shape = shape;
   f.to_json = [](const T& r, Json& j, const FieldDef<T>& d) {
-    if ((r.*M).empty()) j[d.name] = nullptr;
-    else j[d.name] = Json::parse(r.*M, nullptr, /*allow_exceptions=*/false);
+    if ((r.*M).empty())
+      j[d.name] = nullptr;
+    else
+      j[d.name] = Json::parse(r.*M, nullptr, /*allow_exceptions=*/false);
   };
   f.from_json = [](T& r, const Json& v, const FieldDef<T>& d, const FieldContext& ctx) -> Status {
     Json next;
@@ -145,8 +149,10 @@ FieldDef<T> OptInt(const char* name, Writable w, int64_t lo, int64_t hi) {
   f.lo = lo;
   f.hi = hi;
   f.to_json = [](const T& r, Json& j, const FieldDef<T>& d) {
-    if ((r.*M).has_value()) j[d.name] = (r.*M).value();
-    else j[d.name] = nullptr;
+    if ((r.*M).has_value())
+      j[d.name] = (r.*M).value();
+    else
+      j[d.name] = nullptr;
   };
   f.from_json = [](T& r, const Json& v, const FieldDef<T>& d, const FieldContext&) -> Status {
     if (v.is_null()) {
@@ -170,7 +176,9 @@ FieldDef<T> OptInt(const char* name, Writable w, int64_t lo, int64_t hi) {
   return f;
 }
 
-inline bool InRange(double x, double lo, double hi) { return std::isfinite(x) && x >= lo && x <= hi; }
+inline bool InRange(double x, double lo, double hi) {
+  return std::isfinite(x) && x >= lo && x <= hi;
+}
 
 // flatbuffers::Optional<double> members.
 template <auto M, typename T = typename MemberOf<M>::Class>
@@ -179,8 +187,10 @@ FieldDef<T> OptReal(const char* name, Writable w, double lo, double hi) {
   f.dlo = lo;
   f.dhi = hi;
   f.to_json = [](const T& r, Json& j, const FieldDef<T>& d) {
-    if ((r.*M).has_value()) j[d.name] = (r.*M).value();
-    else j[d.name] = nullptr;
+    if ((r.*M).has_value())
+      j[d.name] = (r.*M).value();
+    else
+      j[d.name] = nullptr;
   };
   f.from_json = [](T& r, const Json& v, const FieldDef<T>& d, const FieldContext&) -> Status {
     if (v.is_null()) {
@@ -230,8 +240,10 @@ FieldDef<T> Enum(const char* name, Writable w, std::span<const std::string_view>
   f.enum_names = names;
   f.to_json = [](const T& r, Json& j, const FieldDef<T>& d) {
     size_t i = static_cast<size_t>(r.*M);
-    if (i < d.enum_names.size()) j[d.name] = d.enum_names[i];
-    else j[d.name] = static_cast<int>(r.*M);
+    if (i < d.enum_names.size())
+      j[d.name] = d.enum_names[i];
+    else
+      j[d.name] = static_cast<int>(r.*M);
   };
   f.from_json = [](T& r, const Json& v, const FieldDef<T>& d, const FieldContext&) -> Status {
     if (v.is_string()) {
@@ -271,8 +283,10 @@ template <auto M, typename T = typename MemberOf<M>::Class>
 FieldDef<T> Ref(const char* name, Writable w) {
   FieldDef<T> f = Base<M>(name, w);
   f.to_json = [](const T& r, Json& j, const FieldDef<T>& d) {
-    if (r.*M) j[d.name] = ToUuid((r.*M).get()).ToString();
-    else j[d.name] = nullptr;
+    if (r.*M)
+      j[d.name] = ToUuid((r.*M).get()).ToString();
+    else
+      j[d.name] = nullptr;
   };
   f.from_json = [](T& r, const Json& v, const FieldDef<T>& d, const FieldContext&) -> Status {
     if (v.is_null()) {
@@ -414,7 +428,8 @@ FieldDef<T> Floats(const char* name, Writable w, int64_t max_items) {
   f.check = [](const T& r, const FieldDef<T>& d, const FieldContext&) -> Status {
     if (static_cast<int64_t>((r.*M).size()) > d.hi) return TypeError(d.name, "bounded");
     for (float x : r.*M)
-      if (!std::isfinite(x)) return Status::InvalidArgument(std::string(d.name) + " has NaN or infinity");
+      if (!std::isfinite(x))
+        return Status::InvalidArgument(std::string(d.name) + " has NaN or infinity");
     return Status::OK();
   };
   return f;
@@ -424,8 +439,8 @@ constexpr auto N = Writable::kNever;
 constexpr auto O = Writable::kOwner;
 constexpr auto P = Writable::kPrivileged;
 
-constexpr int64_t kName = 200;       // names, titles, slugs
-constexpr int64_t kShort = 64;       // colors, statuses, plans, providers
+constexpr int64_t kName = 200;  // names, titles, slugs
+constexpr int64_t kShort = 64;  // colors, statuses, plans, providers
 constexpr int64_t kUrl = 2048;
 constexpr int64_t kLong = 64 << 10;  // descriptions, prompts, notes
 
@@ -444,27 +459,20 @@ using namespace fb;  // NOLINT: the tables below name dozens of generated member
 
 }  // namespace
 
-#define AS_FIELDS(T, ...)                                    \
-  template <>                                                \
-  std::span<const FieldDef<T>> FieldsOf<T>() {               \
+#define AS_FIELDS(T, ...)                                         \
+  template <>                                                     \
+  std::span<const FieldDef<T>> FieldsOf<T>() {                    \
     static const std::vector<FieldDef<T>> fields = {__VA_ARGS__}; \
-    return fields;                                           \
+    return fields;                                                \
   }
 
-AS_FIELDS(TenantT,
-          Ref<&TenantT::id>("id", N),
-          Text<&TenantT::name>("name", O, kName),
-          Text<&TenantT::slug>("slug", O, kShort),
-          Text<&TenantT::plan>("plan", O, kShort),
-          Time<&TenantT::created_at>("created_at", N),
-          Time<&TenantT::updated_at>("updated_at", N),
+AS_FIELDS(TenantT, Ref<&TenantT::id>("id", N), Text<&TenantT::name>("name", O, kName),
+          Text<&TenantT::slug>("slug", O, kShort), Text<&TenantT::plan>("plan", O, kShort),
+          Time<&TenantT::created_at>("created_at", N), Time<&TenantT::updated_at>("updated_at", N),
           Time<&TenantT::deleted_at>("deleted_at", N))
 
-AS_FIELDS(UserT,
-          Ref<&UserT::id>("id", N),
-          Ref<&UserT::tenant_id>("tenant_id", P),
-          Text<&UserT::email>("email", P, 254),
-          Text<&UserT::full_name>("full_name", O, kName),
+AS_FIELDS(UserT, Ref<&UserT::id>("id", N), Ref<&UserT::tenant_id>("tenant_id", P),
+          Text<&UserT::email>("email", P, 254), Text<&UserT::full_name>("full_name", O, kName),
           Text<&UserT::avatar_url>("avatar_url", O, kUrl),
           Text<&UserT::job_title>("job_title", O, kName),
           Text<&UserT::department>("department", O, kName),
@@ -476,142 +484,108 @@ AS_FIELDS(UserT,
           Bool<&UserT::onboarding_completed>("onboarding_completed", O),
           Time<&UserT::last_seen_at>("last_seen_at", O),
           Time<&UserT::last_sign_in_at>("last_sign_in_at", P),
-          Time<&UserT::created_at>("created_at", N),
-          Time<&UserT::updated_at>("updated_at", N),
+          Time<&UserT::created_at>("created_at", N), Time<&UserT::updated_at>("updated_at", N),
           Time<&UserT::deleted_at>("deleted_at", N))
 
-AS_FIELDS(AgentT,
-          Ref<&AgentT::id>("id", N),
-          Ref<&AgentT::tenant_id>("tenant_id", P),
-          Ref<&AgentT::creator_id>("creator_id", N),
-          Text<&AgentT::name>("name", O, kName),
-          Text<&AgentT::description>("description", O, kLong),
-          Text<&AgentT::type>("type", O, 50),
+AS_FIELDS(AgentT, Ref<&AgentT::id>("id", N), Ref<&AgentT::tenant_id>("tenant_id", P),
+          Ref<&AgentT::creator_id>("creator_id", N), Text<&AgentT::name>("name", O, kName),
+          Text<&AgentT::description>("description", O, kLong), Text<&AgentT::type>("type", O, 50),
           Text<&AgentT::system_prompt>("system_prompt", O, kLong),
           Text<&AgentT::model>("model", O, kName),
           OptReal<&AgentT::temperature>("temperature", O, 0.0, 2.0),
           OptInt<&AgentT::max_tokens>("max_tokens", O, 1, 10'000'000),
           JsonDoc<&AgentT::capabilities>("capabilities", O),
-          Bool<&AgentT::is_public>("is_public", O),
-          Time<&AgentT::created_at>("created_at", N),
-          Time<&AgentT::updated_at>("updated_at", N),
-          Time<&AgentT::deleted_at>("deleted_at", N))
+          Bool<&AgentT::is_public>("is_public", O), Time<&AgentT::created_at>("created_at", N),
+          Time<&AgentT::updated_at>("updated_at", N), Time<&AgentT::deleted_at>("deleted_at", N))
 
-AS_FIELDS(UserAgentT,
-          Ref<&UserAgentT::id>("id", N),
-          Ref<&UserAgentT::user_id>("user_id", N),
-          Ref<&UserAgentT::agent_id>("agent_id", N),
-          Ref<&UserAgentT::original_agent_id>("original_agent_id", O),
-          Bool<&UserAgentT::is_user_copy>("is_user_copy", O),
-          Text<&UserAgentT::custom_name>("custom_name", O, kName),
-          Text<&UserAgentT::custom_description>("custom_description", O, kLong),
-          Text<&UserAgentT::custom_avatar>("custom_avatar", O, kUrl),
-          Text<&UserAgentT::custom_color>("custom_color", O, kShort),
-          Text<&UserAgentT::custom_system_prompt>("custom_system_prompt", O, kLong),
-          OptReal<&UserAgentT::custom_temperature>("custom_temperature", O, 0.0, 2.0),
-          OptInt<&UserAgentT::custom_max_tokens>("custom_max_tokens", O, 1, 10'000'000),
-          Bool<&UserAgentT::is_favorite>("is_favorite", O),
-          Bool<&UserAgentT::is_pinned>("is_pinned", O),
-          Text<&UserAgentT::folder>("folder", O, kName),
-          TextList<&UserAgentT::tags>("tags", O, 64, kShort),
-          Int<&UserAgentT::sort_order>("sort_order", O, kMinI32, kMaxI32),
-          Text<&UserAgentT::display_position>("display_position", O, kShort),
-          Int<&UserAgentT::usage_count>("usage_count", N, 0, kMaxI64),
-          Int<&UserAgentT::message_count>("message_count", N, 0, kMaxI64),
-          Int<&UserAgentT::conversation_count>("conversation_count", N, 0, kMaxI64),
-          Int<&UserAgentT::success_count>("success_count", N, 0, kMaxI64),
-          Int<&UserAgentT::error_count>("error_count", N, 0, kMaxI64),
-          OptReal<&UserAgentT::user_rating>("user_rating", N, 1.0, 5.0),
-          OptReal<&UserAgentT::quality_score>("quality_score", N, 0.0, 1.0),
-          Time<&UserAgentT::last_rating_at>("last_rating_at", N),
-          OptReal<&UserAgentT::avg_response_time_ms>("avg_response_time_ms", N, 0.0, 1e12),
-          Int<&UserAgentT::total_tokens_used>("total_tokens_used", N, 0, kMaxI64),
-          Int<&UserAgentT::total_cost>("total_cost", N, 0, kMaxI64),
-          Time<&UserAgentT::added_at>("added_at", N),
-          Time<&UserAgentT::first_used_at>("first_used_at", N),
-          Time<&UserAgentT::last_used_at>("last_used_at", N),
-          Time<&UserAgentT::created_at>("created_at", N),
-          Time<&UserAgentT::updated_at>("updated_at", N),
-          Time<&UserAgentT::archived_at>("archived_at", O),
-          Time<&UserAgentT::deleted_at>("deleted_at", N),
-          Bool<&UserAgentT::is_active>("is_active", O),
-          Bool<&UserAgentT::is_enabled>("is_enabled", O),
-          Bool<&UserAgentT::is_visible>("is_visible", O),
-          Text<&UserAgentT::status>("status", O, kShort),
-          JsonDoc<&UserAgentT::settings>("settings", O, JsonShape::kObject),
-          JsonDoc<&UserAgentT::preferences>("preferences", O, JsonShape::kObject),
-          JsonDoc<&UserAgentT::ui_config>("ui_config", O, JsonShape::kObject),
-          JsonDoc<&UserAgentT::notification_settings>("notification_settings", O,
-                                                      JsonShape::kObject),
-          JsonDoc<&UserAgentT::metadata>("metadata", O, JsonShape::kObject),
-          JsonDoc<&UserAgentT::source_details>("source_details", O, JsonShape::kObject),
-          JsonDoc<&UserAgentT::share_settings>("share_settings", O, JsonShape::kObject),
-          Bool<&UserAgentT::notifications_enabled>("notifications_enabled", O),
-          Ref<&UserAgentT::last_conversation_id>("last_conversation_id", O),
-          Text<&UserAgentT::notes>("notes", O, kLong),
-          Text<&UserAgentT::quick_notes>("quick_notes", O, kLong),
-          Text<&UserAgentT::source>("source", O, kShort),
-          Bool<&UserAgentT::is_shared>("is_shared", O),
-          RefList<&UserAgentT::shared_with>("shared_with", O, 1000),
-          Ref<&UserAgentT::team_id>("team_id", O))
+AS_FIELDS(
+    UserAgentT, Ref<&UserAgentT::id>("id", N), Ref<&UserAgentT::user_id>("user_id", N),
+    Ref<&UserAgentT::agent_id>("agent_id", N),
+    Ref<&UserAgentT::original_agent_id>("original_agent_id", O),
+    Bool<&UserAgentT::is_user_copy>("is_user_copy", O),
+    Text<&UserAgentT::custom_name>("custom_name", O, kName),
+    Text<&UserAgentT::custom_description>("custom_description", O, kLong),
+    Text<&UserAgentT::custom_avatar>("custom_avatar", O, kUrl),
+    Text<&UserAgentT::custom_color>("custom_color", O, kShort),
+    Text<&UserAgentT::custom_system_prompt>("custom_system_prompt", O, kLong),
+    OptReal<&UserAgentT::custom_temperature>("custom_temperature", O, 0.0, 2.0),
+    OptInt<&UserAgentT::custom_max_tokens>("custom_max_tokens", O, 1, 10'000'000),
+    Bool<&UserAgentT::is_favorite>("is_favorite", O), Bool<&UserAgentT::is_pinned>("is_pinned", O),
+    Text<&UserAgentT::folder>("folder", O, kName),
+    TextList<&UserAgentT::tags>("tags", O, 64, kShort),
+    Int<&UserAgentT::sort_order>("sort_order", O, kMinI32, kMaxI32),
+    Text<&UserAgentT::display_position>("display_position", O, kShort),
+    Int<&UserAgentT::usage_count>("usage_count", N, 0, kMaxI64),
+    Int<&UserAgentT::message_count>("message_count", N, 0, kMaxI64),
+    Int<&UserAgentT::conversation_count>("conversation_count", N, 0, kMaxI64),
+    Int<&UserAgentT::success_count>("success_count", N, 0, kMaxI64),
+    Int<&UserAgentT::error_count>("error_count", N, 0, kMaxI64),
+    OptReal<&UserAgentT::user_rating>("user_rating", N, 1.0, 5.0),
+    OptReal<&UserAgentT::quality_score>("quality_score", N, 0.0, 1.0),
+    Time<&UserAgentT::last_rating_at>("last_rating_at", N),
+    OptReal<&UserAgentT::avg_response_time_ms>("avg_response_time_ms", N, 0.0, 1e12),
+    Int<&UserAgentT::total_tokens_used>("total_tokens_used", N, 0, kMaxI64),
+    Int<&UserAgentT::total_cost>("total_cost", N, 0, kMaxI64),
+    Time<&UserAgentT::added_at>("added_at", N),
+    Time<&UserAgentT::first_used_at>("first_used_at", N),
+    Time<&UserAgentT::last_used_at>("last_used_at", N),
+    Time<&UserAgentT::created_at>("created_at", N), Time<&UserAgentT::updated_at>("updated_at", N),
+    Time<&UserAgentT::archived_at>("archived_at", O),
+    Time<&UserAgentT::deleted_at>("deleted_at", N), Bool<&UserAgentT::is_active>("is_active", O),
+    Bool<&UserAgentT::is_enabled>("is_enabled", O), Bool<&UserAgentT::is_visible>("is_visible", O),
+    Text<&UserAgentT::status>("status", O, kShort),
+    JsonDoc<&UserAgentT::settings>("settings", O, JsonShape::kObject),
+    JsonDoc<&UserAgentT::preferences>("preferences", O, JsonShape::kObject),
+    JsonDoc<&UserAgentT::ui_config>("ui_config", O, JsonShape::kObject),
+    JsonDoc<&UserAgentT::notification_settings>("notification_settings", O, JsonShape::kObject),
+    JsonDoc<&UserAgentT::metadata>("metadata", O, JsonShape::kObject),
+    JsonDoc<&UserAgentT::source_details>("source_details", O, JsonShape::kObject),
+    JsonDoc<&UserAgentT::share_settings>("share_settings", O, JsonShape::kObject),
+    Bool<&UserAgentT::notifications_enabled>("notifications_enabled", O),
+    Ref<&UserAgentT::last_conversation_id>("last_conversation_id", O),
+    Text<&UserAgentT::notes>("notes", O, kLong),
+    Text<&UserAgentT::quick_notes>("quick_notes", O, kLong),
+    Text<&UserAgentT::source>("source", O, kShort), Bool<&UserAgentT::is_shared>("is_shared", O),
+    RefList<&UserAgentT::shared_with>("shared_with", O, 1000),
+    Ref<&UserAgentT::team_id>("team_id", O))
 
-AS_FIELDS(ChatT,
-          Ref<&ChatT::id>("id", N),
-          Ref<&ChatT::user_id>("user_id", N),
-          Ref<&ChatT::agent_id>("agent_id", O),
-          Text<&ChatT::title>("title", O, kName * 5),
+AS_FIELDS(ChatT, Ref<&ChatT::id>("id", N), Ref<&ChatT::user_id>("user_id", N),
+          Ref<&ChatT::agent_id>("agent_id", O), Text<&ChatT::title>("title", O, kName * 5),
           Enum<&ChatT::visibility>("visibility", O, kVisibility),
           JsonDoc<&ChatT::last_context>("last_context", O),
           Int<&ChatT::message_count>("message_count", N, 0, kMaxI64),
           Int<&ChatT::total_input_tokens>("total_input_tokens", N, 0, kMaxI64),
           Int<&ChatT::total_output_tokens>("total_output_tokens", N, 0, kMaxI64),
           Int<&ChatT::total_cost>("total_cost", N, 0, kMaxI64),
-          Time<&ChatT::created_at>("created_at", N),
-          Time<&ChatT::updated_at>("updated_at", N),
+          Time<&ChatT::created_at>("created_at", N), Time<&ChatT::updated_at>("updated_at", N),
           Time<&ChatT::deleted_at>("deleted_at", N))
 
-AS_FIELDS(MessageT,
-          Ref<&MessageT::id>("id", N),
-          Ref<&MessageT::chat_id>("chat_id", N),
-          Ref<&MessageT::user_id>("user_id", N),
-          Enum<&MessageT::role>("role", N, kMessageRoles),
+AS_FIELDS(MessageT, Ref<&MessageT::id>("id", N), Ref<&MessageT::chat_id>("chat_id", N),
+          Ref<&MessageT::user_id>("user_id", N), Enum<&MessageT::role>("role", N, kMessageRoles),
           JsonDoc<&MessageT::parts>("parts", N, JsonShape::kArray),
           JsonDoc<&MessageT::attachments>("attachments", N, JsonShape::kArray),
           Text<&MessageT::model_used>("model_used", N, kName),
           Int<&MessageT::input_tokens>("input_tokens", N, 0, kMaxI64),
           Int<&MessageT::output_tokens>("output_tokens", N, 0, kMaxI64),
-          Int<&MessageT::cost>("cost", N, 0, kMaxI64),
-          Time<&MessageT::created_at>("created_at", N))
+          Int<&MessageT::cost>("cost", N, 0, kMaxI64), Time<&MessageT::created_at>("created_at", N))
 
-AS_FIELDS(VoteT,
-          Ref<&VoteT::chat_id>("chat_id", N),
-          Ref<&VoteT::message_id>("message_id", N),
-          Ref<&VoteT::user_id>("user_id", N),
-          Bool<&VoteT::is_upvoted>("is_upvoted", O),
-          Time<&VoteT::created_at>("created_at", N),
-          Time<&VoteT::updated_at>("updated_at", N))
+AS_FIELDS(VoteT, Ref<&VoteT::chat_id>("chat_id", N), Ref<&VoteT::message_id>("message_id", N),
+          Ref<&VoteT::user_id>("user_id", N), Bool<&VoteT::is_upvoted>("is_upvoted", O),
+          Time<&VoteT::created_at>("created_at", N), Time<&VoteT::updated_at>("updated_at", N))
 
-AS_FIELDS(AdminConfigT,
-          Text<&AdminConfigT::config_key>("config_key", N, kName),
+AS_FIELDS(AdminConfigT, Text<&AdminConfigT::config_key>("config_key", N, kName),
           JsonDoc<&AdminConfigT::config_data>("config_data", O),
           Ref<&AdminConfigT::updated_by>("updated_by", N),
           Time<&AdminConfigT::updated_at>("updated_at", N))
 
-AS_FIELDS(ApiKeyT,
-          Ref<&ApiKeyT::id>("id", N),
-          Hex<&ApiKeyT::secret_hash>("secret_hash", N, 64),
-          Enum<&ApiKeyT::role>("role", N, kKeyRoles),
-          Ref<&ApiKeyT::user_id>("user_id", N),
-          Ref<&ApiKeyT::tenant_id>("tenant_id", N),
-          Text<&ApiKeyT::name>("name", O, kName),
-          Time<&ApiKeyT::created_at>("created_at", N),
-          Time<&ApiKeyT::expires_at>("expires_at", O),
+AS_FIELDS(ApiKeyT, Ref<&ApiKeyT::id>("id", N), Hex<&ApiKeyT::secret_hash>("secret_hash", N, 64),
+          Enum<&ApiKeyT::role>("role", N, kKeyRoles), Ref<&ApiKeyT::user_id>("user_id", N),
+          Ref<&ApiKeyT::tenant_id>("tenant_id", N), Text<&ApiKeyT::name>("name", O, kName),
+          Time<&ApiKeyT::created_at>("created_at", N), Time<&ApiKeyT::expires_at>("expires_at", O),
           Time<&ApiKeyT::revoked_at>("revoked_at", N),
           Time<&ApiKeyT::last_used_at>("last_used_at", N))
 
-AS_FIELDS(UserMemoryT,
-          Ref<&UserMemoryT::id>("id", N),
-          Ref<&UserMemoryT::user_id>("user_id", N),
+AS_FIELDS(UserMemoryT, Ref<&UserMemoryT::id>("id", N), Ref<&UserMemoryT::user_id>("user_id", N),
           Enum<&UserMemoryT::memory_type>("memory_type", O, kMemoryTypes),
           Text<&UserMemoryT::memory_key>("memory_key", N, kName),
           JsonDoc<&UserMemoryT::memory_value>("memory_value", O, JsonShape::kObject),
@@ -623,11 +597,8 @@ AS_FIELDS(UserMemoryT,
           Time<&UserMemoryT::created_at>("created_at", N),
           Time<&UserMemoryT::updated_at>("updated_at", N))
 
-AS_FIELDS(UsageLogT,
-          Ref<&UsageLogT::id>("id", N),
-          Ref<&UsageLogT::user_id>("user_id", N),
-          Ref<&UsageLogT::tenant_id>("tenant_id", N),
-          Ref<&UsageLogT::chat_id>("chat_id", N),
+AS_FIELDS(UsageLogT, Ref<&UsageLogT::id>("id", N), Ref<&UsageLogT::user_id>("user_id", N),
+          Ref<&UsageLogT::tenant_id>("tenant_id", N), Ref<&UsageLogT::chat_id>("chat_id", N),
           Ref<&UsageLogT::agent_id>("agent_id", N),
           Enum<&UsageLogT::agent_type>("agent_type", N, kAgentTypes),
           Text<&UsageLogT::provider>("provider", N, kShort),
@@ -644,8 +615,7 @@ AS_FIELDS(UsageLogT,
           Bool<&UsageLogT::success>("success", N),
           JsonDoc<&UsageLogT::metadata>("metadata", N, JsonShape::kObject))
 
-AS_FIELDS(RateLimitConfigT,
-          Ref<&RateLimitConfigT::id>("id", N),
+AS_FIELDS(RateLimitConfigT, Ref<&RateLimitConfigT::id>("id", N),
           Enum<&RateLimitConfigT::scope>("scope", N, kLimitScopes),
           Ref<&RateLimitConfigT::scope_id>("scope_id", N),
           Enum<&RateLimitConfigT::limit_type>("limit_type", N, kLimitTypes),
@@ -654,16 +624,14 @@ AS_FIELDS(RateLimitConfigT,
           Time<&RateLimitConfigT::created_at>("created_at", N),
           Time<&RateLimitConfigT::updated_at>("updated_at", N))
 
-AS_FIELDS(QuotaT,
-          Ref<&QuotaT::tenant_id>("tenant_id", N),
+AS_FIELDS(QuotaT, Ref<&QuotaT::tenant_id>("tenant_id", N),
           Enum<&QuotaT::quota_type>("quota_type", N, kQuotaTypes),
           Int<&QuotaT::quota_limit>("quota_limit", O, 0, kMaxI64),
           Int<&QuotaT::current_usage>("current_usage", N, 0, kMaxI64),
           Time<&QuotaT::period_start>("period_start", N),
           Time<&QuotaT::period_end>("period_end", N),
           Int<&QuotaT::alert_threshold_pct>("alert_threshold_pct", O, 0, 100),
-          Bool<&QuotaT::is_exceeded>("is_exceeded", N),
-          Time<&QuotaT::updated_at>("updated_at", N))
+          Bool<&QuotaT::is_exceeded>("is_exceeded", N), Time<&QuotaT::updated_at>("updated_at", N))
 
 #undef AS_FIELDS
 

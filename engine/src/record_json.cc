@@ -21,8 +21,8 @@ Status RecordFromJson(std::string_view json, typename T::NativeTableType* out) {
   return internal::CheckRecord(*out, ctx);
 }
 
-#define AS_INSTANTIATE(T)                                     \
-  template std::string RecordToJson<fb::T>(const fb::T&);      \
+#define AS_INSTANTIATE(T)                                 \
+  template std::string RecordToJson<fb::T>(const fb::T&); \
   template Status RecordFromJson<fb::T>(std::string_view, fb::T::NativeTableType*);
 AS_INSTANTIATE(Tenant)
 AS_INSTANTIATE(User)

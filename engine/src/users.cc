@@ -12,7 +12,9 @@ using namespace internal;  // NOLINT
 
 namespace {
 
-Status NotFoundError(std::string_view what) { return Status::NotFound(std::string(what) + " not found"); }
+Status NotFoundError(std::string_view what) {
+  return Status::NotFound(std::string(what) + " not found");
+}
 
 Status DefaultJson(std::string& field, std::string_view value) {
   if (field.empty()) field = value;
@@ -26,7 +28,8 @@ constexpr char kDefaultNotifications[] = R"({"email":true,"in_app":true,"weekly_
 // ---------------------------------------------------------------- tenants
 
 Result<Row<fb::Tenant>> Engine::CreateTenant(const Scope& scope, const fb::TenantT& in) {
-  if (scope.is_user()) return Status::PermissionDenied("only service and admin keys create tenants");
+  if (scope.is_user())
+    return Status::PermissionDenied("only service and admin keys create tenants");
   fb::TenantT t = in;
   Uuid id = t.id ? ToUuid(t.id.get()) : impl_->NewId();
   t.id = FbId(id);
@@ -43,7 +46,8 @@ Result<Row<fb::Tenant>> Engine::CreateTenant(const Scope& scope, const fb::Tenan
   Partition& g = impl_->global;
   std::unique_lock lock(g.mu);
   if (auto it = g.tenants.find(id); it != g.tenants.end()) return RowAt<fb::Tenant>(g, it->second);
-  if (g.tenant_by_slug.count(t.slug)) return Status::AlreadyExists("slug '" + t.slug + "' is taken");
+  if (g.tenant_by_slug.count(t.slug))
+    return Status::AlreadyExists("slug '" + t.slug + "' is taken");
   std::string bytes = Pack(t);
   storage::WriteBatch batch;
   batch.Put(RecordKey(RecordType::kTenant, id), bytes);
@@ -84,7 +88,8 @@ Result<Row<fb::Tenant>> Engine::GetTenantBySlug(const Scope& scope, std::string_
 
 Result<Row<fb::Tenant>> Engine::UpdateTenant(const Scope& scope, const Uuid& id,
                                              std::string_view patch_text, JsonMode mode) {
-  if (scope.is_user()) return Status::PermissionDenied("only service and admin keys change tenants");
+  if (scope.is_user())
+    return Status::PermissionDenied("only service and admin keys change tenants");
   Json patch;
   AS_RETURN_IF_ERROR(ParsePatch(patch_text, &patch));
   Partition& g = impl_->global;
@@ -96,7 +101,8 @@ Result<Row<fb::Tenant>> Engine::UpdateTenant(const Scope& scope, const Uuid& id,
   View<fb::Tenant>(g, it->second)->UnPackTo(&t);
   std::string old_slug = t.slug;
   AS_RETURN_IF_ERROR(ApplyPatch(t, patch, true, impl_->Ctx(mode)));
-  if (t.name.empty() || t.slug.empty()) return Status::InvalidArgument("name and slug are required");
+  if (t.name.empty() || t.slug.empty())
+    return Status::InvalidArgument("name and slug are required");
   if (t.slug != old_slug && g.tenant_by_slug.count(t.slug))
     return Status::AlreadyExists("slug '" + t.slug + "' is taken");
   t.updated_at = impl_->Now();
@@ -113,7 +119,8 @@ Result<Row<fb::Tenant>> Engine::UpdateTenant(const Scope& scope, const Uuid& id,
 }
 
 Status Engine::DeleteTenant(const Scope& scope, const Uuid& id, DeleteMode mode) {
-  if (scope.is_user()) return Status::PermissionDenied("only service and admin keys delete tenants");
+  if (scope.is_user())
+    return Status::PermissionDenied("only service and admin keys delete tenants");
   Partition& g = impl_->global;
   std::unique_lock lock(g.mu);
   auto it = g.tenants.find(id);
@@ -170,7 +177,8 @@ Result<Page<fb::Tenant>> Engine::ListTenants(const Scope& scope, const PageReque
     Loc loc = g.tenants.at(*it);
     if (View<fb::Tenant>(g, loc)->deleted_at() && !req.include_deleted) continue;
     if (page.rows.size() == req.limit) {
-      page.next_cursor = page.rows.back().get()->id() ? ToUuid(page.rows.back()->id()).ToString() : "";
+      page.next_cursor =
+          page.rows.back().get()->id() ? ToUuid(page.rows.back()->id()).ToString() : "";
       break;
     }
     page.rows.push_back(RowAt<fb::Tenant>(g, loc));
@@ -518,9 +526,8 @@ Result<std::vector<Row<fb::ApiKey>>> Engine::ListApiKeys(const Scope& scope) {
     return out;
   }
   for (const auto& [id, loc] : g.api_keys) out.push_back(RowAt<fb::ApiKey>(g, loc));
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
-    return ToUuid(a->id()) < ToUuid(b->id());
-  });
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return ToUuid(a->id()) < ToUuid(b->id()); });
   return out;
 }
 

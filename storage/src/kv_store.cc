@@ -44,9 +44,12 @@ rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.s
 
 std::string_view DurabilityName(Durability d) {
   switch (d) {
-    case Durability::kNone: return "none";
-    case Durability::kBatch: return "batch";
-    case Durability::kAlways: return "always";
+    case Durability::kNone:
+      return "none";
+    case Durability::kBatch:
+      return "batch";
+    case Durability::kAlways:
+      return "always";
   }
   return "unknown";
 }
@@ -106,8 +109,10 @@ struct KvStore::Impl {
       sync_count.fetch_add(1, std::memory_order_relaxed);
       lock.lock();
       sync_running = false;
-      if (!s.ok()) sync_error = FromRocks(s, "WAL sync");
-      else if (target > synced) synced = target;
+      if (!s.ok())
+        sync_error = FromRocks(s, "WAL sync");
+      else if (target > synced)
+        synced = target;
       sync_cv.notify_all();
     }
     return Status::OK();
@@ -226,8 +231,8 @@ Status KvStore::Scan(
     rocksdb::Slice k = it->key();
     if (!k.starts_with(ToSlice(prefix))) break;
     rocksdb::Slice v = it->value();
-    AS_RETURN_IF_ERROR(visit(std::string_view(k.data(), k.size()),
-                             std::string_view(v.data(), v.size())));
+    AS_RETURN_IF_ERROR(
+        visit(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size())));
   }
   return FromRocks(it->status(), "scan");
 }

@@ -54,9 +54,7 @@ class Status {
   static Status Unavailable(std::string_view msg) { return {StatusCode::kUnavailable, msg}; }
   static Status Corruption(std::string_view msg) { return {StatusCode::kCorruption, msg}; }
   static Status IoError(std::string_view msg) { return {StatusCode::kIoError, msg}; }
-  static Status NotImplemented(std::string_view msg) {
-    return {StatusCode::kNotImplemented, msg};
-  }
+  static Status NotImplemented(std::string_view msg) { return {StatusCode::kNotImplemented, msg}; }
 
   bool ok() const { return state_ == nullptr; }
   StatusCode code() const { return state_ ? state_->code : StatusCode::kOk; }
@@ -77,7 +75,7 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     if (status_.ok()) status_ = Status(StatusCode::kInvalidArgument, "Result built from OK status");
   }
@@ -100,10 +98,10 @@ class Result {
 }  // namespace agentstore
 
 // Returns early from the enclosing function when `expr` is not OK.
-#define AS_RETURN_IF_ERROR(expr)                   \
-  do {                                             \
-    ::agentstore::Status _as_status = (expr);      \
-    if (!_as_status.ok()) return _as_status;       \
+#define AS_RETURN_IF_ERROR(expr)              \
+  do {                                        \
+    ::agentstore::Status _as_status = (expr); \
+    if (!_as_status.ok()) return _as_status;  \
   } while (0)
 
 #define AS_CONCAT_INNER(a, b) a##b

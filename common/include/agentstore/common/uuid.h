@@ -39,15 +39,21 @@ struct Uuid {
 Uuid MakeUuidV7(int64_t unix_micros, uint64_t random_hi, uint64_t random_lo);
 
 struct UuidHash {
+  // MurmurHash3's 64-bit finalizer over both halves: every input bit reaches every output
+  // bit, so ids that differ only in their random tail (v7) or only in their leading bytes
+  // (client-chosen) spread alike over hash buckets and shards.
+  static uint64_t Mix(uint64_t z) {
+    z ^= z >> 33;
+    z *= 0xFF51AFD7ED558CCDull;
+    z ^= z >> 33;
+    z *= 0xC4CEB9FE1A85EC53ull;
+    return z ^ (z >> 33);
+  }
   size_t operator()(const Uuid& u) const {
-    // Both halves of a v7 id carry entropy (time in front, random behind); mixing them
-    // keeps client-chosen ids with a constant half well spread too.
     uint64_t a, b;
     std::memcpy(&a, u.bytes.data(), 8);
     std::memcpy(&b, u.bytes.data() + 8, 8);
-    uint64_t h = a * 0x9E3779B97F4A7C15ull ^ (b + 0x632BE59BD9B4E019ull + (a << 6) + (a >> 2));
-    h ^= h >> 32;
-    return static_cast<size_t>(h * 0xD6E8FEB86659FD93ull);
+    return static_cast<size_t>(Mix(a ^ Mix(b)));
   }
 };
 

@@ -63,8 +63,8 @@ enum class DeleteMode : uint8_t {
 enum class JsonMode : uint8_t { kMerge, kReplace };
 
 struct PageRequest {
-  uint32_t limit = 50;      // 1..1000
-  std::string cursor;       // from a previous Page::next_cursor
+  uint32_t limit = 50;           // 1..1000
+  std::string cursor;            // from a previous Page::next_cursor
   bool include_deleted = false;  // soft-deleted rows too (service/admin only)
 };
 
@@ -98,8 +98,18 @@ struct EngineStats {
 };
 
 enum class RecordType : uint8_t {
-  kTenant = 1, kUser = 2, kAgent = 3, kUserAgent = 4, kChat = 5, kMessage = 6, kVote = 7,
-  kAdminConfig = 8, kApiKey = 9, kUserMemory = 10, kUsageLog = 11, kRateLimitConfig = 12,
+  kTenant = 1,
+  kUser = 2,
+  kAgent = 3,
+  kUserAgent = 4,
+  kChat = 5,
+  kMessage = 6,
+  kVote = 7,
+  kAdminConfig = 8,
+  kApiKey = 9,
+  kUserMemory = 10,
+  kUsageLog = 11,
+  kRateLimitConfig = 12,
   kQuota = 13,
 };
 std::string_view RecordTypeName(RecordType t);
@@ -116,8 +126,8 @@ class Engine {
   Result<Row<fb::Tenant>> CreateTenant(const Scope& scope, const fb::TenantT& tenant);
   Result<Row<fb::Tenant>> GetTenant(const Scope& scope, const Uuid& id);
   Result<Row<fb::Tenant>> GetTenantBySlug(const Scope& scope, std::string_view slug);
-  Result<Row<fb::Tenant>> UpdateTenant(const Scope& scope, const Uuid& id,
-                                       std::string_view patch, JsonMode mode = JsonMode::kMerge);
+  Result<Row<fb::Tenant>> UpdateTenant(const Scope& scope, const Uuid& id, std::string_view patch,
+                                       JsonMode mode = JsonMode::kMerge);
   Status DeleteTenant(const Scope& scope, const Uuid& id, DeleteMode mode);
   Result<Page<fb::Tenant>> ListTenants(const Scope& scope, const PageRequest& page);
 

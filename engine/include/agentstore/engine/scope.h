@@ -24,7 +24,8 @@ class Scope {
   // A service scope acting for `user`: that user's rules apply. Only a service scope may
   // act as someone; others get permission_denied.
   Result<Scope> ActAs(const Uuid& user) const {
-    if (kind_ != Kind::kService) return Status::PermissionDenied("only a service key may act as a user");
+    if (kind_ != Kind::kService)
+      return Status::PermissionDenied("only a service key may act as a user");
     Scope s(Kind::kUser, user, std::nullopt);
     s.acting_service_ = true;
     return s;
