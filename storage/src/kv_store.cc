@@ -3,6 +3,7 @@
 #include "agentstore/storage/kv_store.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
@@ -162,6 +163,11 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
   ro.compression = rocksdb::kLZ4Compression;
   ro.bottommost_compression = rocksdb::kZSTD;
   ro.paranoid_checks = true;
+  // agentstore reads RocksDB only when it opens (a full scan); at run time the memtable
+  // is write-only. A vector memtable makes each insert an append (sorted once, at flush)
+  // instead of a skiplist insert, which was half of the write path's CPU.
+  ro.memtable_factory.reset(new rocksdb::VectorRepFactory());
+  ro.allow_concurrent_memtable_write = false;  // required by the vector memtable
   // Records are read back only on open (a full scan), so favour scan and write speed.
   rocksdb::BlockBasedTableOptions table;
   table.block_size = 16 << 10;
