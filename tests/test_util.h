@@ -33,19 +33,19 @@ class TempDir {
 };
 
 // Streamable checks of Status/Result: ASSERT_OK(x) << "context";
-#define ASSERT_OK(expr)                   \
-  GTEST_AMBIGUOUS_ELSE_BLOCKER_           \
-  if (const auto& _s = (expr); _s.ok()) { \
-  } else                                  \
+#define ASSERT_OK(expr)                      \
+  GTEST_AMBIGUOUS_ELSE_BLOCKER_              \
+  if (decltype(auto) _s = (expr); _s.ok()) { \
+  } else                                     \
     FAIL() << #expr << ": " << ::agentstore::testing::TextOf(_s)
-#define EXPECT_OK(expr)                   \
-  GTEST_AMBIGUOUS_ELSE_BLOCKER_           \
-  if (const auto& _s = (expr); _s.ok()) { \
-  } else                                  \
+#define EXPECT_OK(expr)                      \
+  GTEST_AMBIGUOUS_ELSE_BLOCKER_              \
+  if (decltype(auto) _s = (expr); _s.ok()) { \
+  } else                                     \
     ADD_FAILURE() << #expr << ": " << ::agentstore::testing::TextOf(_s)
 #define EXPECT_CODE(expr, code_name)                                              \
   GTEST_AMBIGUOUS_ELSE_BLOCKER_                                                   \
-  if (const auto& _r = (expr);                                                    \
+  if (decltype(auto) _r = (expr);                                                 \
       ::agentstore::testing::CodeOf(_r) == ::agentstore::StatusCode::code_name) { \
   } else                                                                          \
     ADD_FAILURE() << #expr << " -> " << ::agentstore::testing::TextOf(_r)         \

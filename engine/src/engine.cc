@@ -8,38 +8,6 @@ namespace agentstore {
 
 using namespace internal;  // NOLINT
 
-std::string_view RecordTypeName(RecordType t) {
-  switch (t) {
-    case RecordType::kTenant:
-      return "tenants";
-    case RecordType::kUser:
-      return "users";
-    case RecordType::kAgent:
-      return "agents";
-    case RecordType::kUserAgent:
-      return "user_agents";
-    case RecordType::kChat:
-      return "chats";
-    case RecordType::kMessage:
-      return "messages";
-    case RecordType::kVote:
-      return "votes";
-    case RecordType::kAdminConfig:
-      return "admin_config";
-    case RecordType::kApiKey:
-      return "api_keys";
-    case RecordType::kUserMemory:
-      return "user_memory";
-    case RecordType::kUsageLog:
-      return "usage_logs";
-    case RecordType::kRateLimitConfig:
-      return "rate_limit_configs";
-    case RecordType::kQuota:
-      return "quotas";
-  }
-  return "unknown";
-}
-
 namespace internal {
 
 Uuid EngineState::NewId() {

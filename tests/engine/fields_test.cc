@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agentstore/engine/operations.h"
-#include "agentstore/engine/record_json.h"
+#include "agentstore/common/record_json.h"
 #include "test_util.h"
 
 namespace agentstore::testing {

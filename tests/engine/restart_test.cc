@@ -2,7 +2,7 @@
 // after close and reopen; damaged or foreign directories are refused.
 #include <fstream>
 
-#include "agentstore/engine/record_json.h"
+#include "agentstore/common/record_json.h"
 #include "test_util.h"
 
 namespace agentstore::testing {

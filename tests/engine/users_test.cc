@@ -1,7 +1,7 @@
 // Users and tenants: defaults, uniqueness, merge-patch updates, soft and hard delete.
 #include <nlohmann/json.hpp>
 
-#include "agentstore/engine/record_json.h"
+#include "agentstore/common/record_json.h"
 #include "test_util.h"
 
 namespace agentstore::testing {

@@ -32,9 +32,10 @@
 #include <vector>
 
 #include "agentstore/common/clock.h"
+#include "agentstore/common/query.h"
+#include "agentstore/common/row.h"
 #include "agentstore/common/status.h"
 #include "agentstore/common/uuid.h"
-#include "agentstore/engine/row.h"
 #include "agentstore/engine/scope.h"
 #include "agentstore/storage/kv_store.h"
 
@@ -55,34 +56,6 @@ struct EngineOptions {
   size_t max_json_bytes = 64 << 10;
 };
 
-enum class DeleteMode : uint8_t {
-  kSoft,  // sets deleted_at; reads hide the record
-  kHard,  // removes the record and cascades to what it owns
-};
-
-enum class JsonMode : uint8_t { kMerge, kReplace };
-
-struct PageRequest {
-  uint32_t limit = 50;           // 1..1000
-  std::string cursor;            // from a previous Page::next_cursor
-  bool include_deleted = false;  // soft-deleted rows too (service/admin only)
-};
-
-struct UserAgentFilter {
-  std::optional<std::string> folder;
-  std::optional<std::string> tag;
-  std::optional<bool> favorite;
-  // false (default): only rows without archived_at; true: only archived rows.
-  bool archived = false;
-};
-
-struct MessagePageRequest {
-  uint32_t limit = 20;
-  std::string cursor;
-  // true: newest first from the end ("last 20 messages"); false: oldest first.
-  bool from_end = true;
-};
-
 // A new API key: the secret is shown once, only its hash is stored.
 struct NewApiKey {
   Row<fb::ApiKey> key;
@@ -96,23 +69,6 @@ struct EngineStats {
   uint64_t wal_syncs = 0;
   uint64_t writes = 0;
 };
-
-enum class RecordType : uint8_t {
-  kTenant = 1,
-  kUser = 2,
-  kAgent = 3,
-  kUserAgent = 4,
-  kChat = 5,
-  kMessage = 6,
-  kVote = 7,
-  kAdminConfig = 8,
-  kApiKey = 9,
-  kUserMemory = 10,
-  kUsageLog = 11,
-  kRateLimitConfig = 12,
-  kQuota = 13,
-};
-std::string_view RecordTypeName(RecordType t);
 
 class Engine {
  public:

@@ -8,8 +8,8 @@
 #include <span>
 #include <string_view>
 
+#include "agentstore/common/query.h"
 #include "agentstore/common/status.h"
-#include "agentstore/engine/engine.h"
 #include "validate.h"
 
 namespace agentstore::internal {

@@ -1,5 +1,5 @@
 // Public JSON conversion of records, instantiated for every record type.
-#include "agentstore/engine/record_json.h"
+#include "agentstore/common/record_json.h"
 
 #include "record_fields.h"
 

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <limits>
 
-#include "agentstore/engine/row.h"
+#include "agentstore/common/row.h"
 
 namespace agentstore::internal {
 namespace {
