@@ -32,25 +32,30 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-// Streamable checks of Status/Result: ASSERT_OK(x) << "context";
-#define ASSERT_OK(expr)                      \
-  GTEST_AMBIGUOUS_ELSE_BLOCKER_              \
-  if (decltype(auto) _s = (expr); _s.ok()) { \
-  } else                                     \
-    FAIL() << #expr << ": " << ::agentstore::testing::TextOf(_s)
-#define EXPECT_OK(expr)                      \
-  GTEST_AMBIGUOUS_ELSE_BLOCKER_              \
-  if (decltype(auto) _s = (expr); _s.ok()) { \
-  } else                                     \
-    ADD_FAILURE() << #expr << ": " << ::agentstore::testing::TextOf(_s)
-#define EXPECT_CODE(expr, code_name)                                              \
+// Streamable checks of Status/Result: ASSERT_OK(x) << "context"; each copies the
+// Status out of `expr` first, so a temporary Result can die safely.
+#define ASSERT_OK(expr)                                                           \
   GTEST_AMBIGUOUS_ELSE_BLOCKER_                                                   \
-  if (decltype(auto) _r = (expr);                                                 \
-      ::agentstore::testing::CodeOf(_r) == ::agentstore::StatusCode::code_name) { \
+  if (::agentstore::Status _s = ::agentstore::testing::StatusOf(expr); _s.ok()) { \
   } else                                                                          \
-    ADD_FAILURE() << #expr << " -> " << ::agentstore::testing::TextOf(_r)         \
-                  << " (wanted " #code_name ") "
+    FAIL() << #expr << ": " << _s.ToString()
+#define EXPECT_OK(expr)                                                           \
+  GTEST_AMBIGUOUS_ELSE_BLOCKER_                                                   \
+  if (::agentstore::Status _s = ::agentstore::testing::StatusOf(expr); _s.ok()) { \
+  } else                                                                          \
+    ADD_FAILURE() << #expr << ": " << _s.ToString()
+#define EXPECT_CODE(expr, code_name)                                   \
+  GTEST_AMBIGUOUS_ELSE_BLOCKER_                                        \
+  if (::agentstore::Status _s = ::agentstore::testing::StatusOf(expr); \
+      _s.code() == ::agentstore::StatusCode::code_name) {              \
+  } else                                                               \
+    ADD_FAILURE() << #expr << " -> " << _s.ToString() << " (wanted " #code_name ") "
 
+inline Status StatusOf(const Status& s) { return s; }
+template <typename T>
+Status StatusOf(const Result<T>& r) {
+  return r.ok() ? Status::OK() : r.status();
+}
 inline StatusCode CodeOf(const Status& s) { return s.code(); }
 template <typename T>
 StatusCode CodeOf(const Result<T>& r) {

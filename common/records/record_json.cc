@@ -14,6 +14,7 @@ std::string RecordToJson(const T& record) {
 
 template <typename T>
 Status RecordFromJson(std::string_view json, typename T::NativeTableType* out) {
+  AS_RETURN_IF_ERROR(internal::CheckJsonDepth("record", json));
   auto j = internal::Json::parse(json, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::InvalidArgument("not valid JSON");
   internal::FieldContext ctx;

@@ -51,12 +51,36 @@ Status CheckText(std::string_view field, std::string_view value, size_t max_byte
   return Status::OK();
 }
 
+Status CheckJsonDepth(std::string_view field, std::string_view text) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth)
+        return Status::InvalidArgument(std::string(field) + " nests deeper than " +
+                                       std::to_string(kMaxJsonDepth) + " levels");
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return Status::OK();
+}
+
 Status CheckJsonText(std::string_view field, std::string_view text, size_t max_bytes,
                      JsonShape shape) {
   if (text.size() > max_bytes) {
     return Status::InvalidArgument(std::string(field) + " is larger than " +
                                    std::to_string(max_bytes) + " bytes");
   }
+  AS_RETURN_IF_ERROR(CheckJsonDepth(field, text));
   // accept() runs the SAX parser without building a DOM; it also rejects ill-formed
   // UTF-8 inside strings.
   if (!nlohmann::json::accept(text)) {

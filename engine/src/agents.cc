@@ -10,12 +10,6 @@ using namespace internal;  // NOLINT
 
 namespace {
 
-bool AgentVisibleTo(const Scope& scope, const fb::Agent* a) {
-  if (a->deleted_at()) return false;
-  if (!scope.is_user()) return true;
-  return a->is_public() || ToUuid(a->creator_id()) == scope.user();
-}
-
 bool AgentWritableBy(const Scope& scope, const fb::Agent* a) {
   if (!scope.is_user()) return true;  // service and admin write agents
   return a->creator_id() && ToUuid(a->creator_id()) == scope.user();
@@ -144,9 +138,16 @@ Status Engine::DeleteAgent(const Scope& scope, const Uuid& id, DeleteMode mode) 
   std::vector<std::pair<Partition*, Uuid>> copies;
   for (auto& shard : impl_->shards) {
     shard_locks.emplace_back(shard->mu);
-    for (const auto& [ua, loc] : shard->user_agents)
-      if (ToUuid(View<fb::UserAgent>(*shard, loc)->agent_id()) == id)
-        copies.push_back({shard.get(), ua});
+    for (const auto& [ua, loc] : shard->user_agents) {
+      const auto* copy = View<fb::UserAgent>(*shard, loc);
+      if (ToUuid(copy->agent_id()) != id) continue;
+      // A user changes only its own records: it may not purge an agent that is in
+      // another user's list (soft delete hides it instead).
+      if (scope.is_user() && ToUuid(copy->user_id()) != scope.user())
+        return Status::InvalidArgument(
+            "the agent is in other users' lists; soft-delete it instead");
+      copies.push_back({shard.get(), ua});
+    }
   }
   batch.Delete(RecordKey(RecordType::kAgent, id));
   for (const auto& [shard, ua] : copies) batch.Delete(RecordKey(RecordType::kUserAgent, ua));
@@ -198,7 +199,8 @@ Result<Row<fb::UserAgent>> Engine::CreateUserAgent(const Scope& scope, const fb:
     return Status::PermissionDenied("a user adds agents only to its own list");
   if (!ua.agent_id) return Status::InvalidArgument("agent_id is required");
   Uuid agent = ToUuid(ua.agent_id.get());
-  Uuid id = ua.id ? ToUuid(ua.id.get()) : impl_->NewId();
+  bool id_given = ua.id != nullptr;
+  Uuid id = id_given ? ToUuid(ua.id.get()) : impl_->NewId();
   ua.id = FbId(id);
   int64_t now = impl_->Now();
   // Store-maintained fields start from zero whatever the caller sent.
@@ -223,6 +225,9 @@ Result<Row<fb::UserAgent>> Engine::CreateUserAgent(const Scope& scope, const fb:
 
   Partition& g = impl_->global;
   Partition& shard = impl_->ShardOf(user);
+  auto claim = impl_->ClaimId(id, id_given);
+  if (id_given && impl_->InOtherShard(&Partition::user_agents, id, impl_->ShardIndex(user)))
+    return Status::AlreadyExists("user_agent id is in use");
   ReadGlobalWriteShard lock(g, shard);
   if (auto it = shard.user_agents.find(id); it != shard.user_agents.end()) {
     if (ToUuid(View<fb::UserAgent>(shard, it->second)->user_id()) != user)
@@ -230,10 +235,10 @@ Result<Row<fb::UserAgent>> Engine::CreateUserAgent(const Scope& scope, const fb:
     return RowAt<fb::UserAgent>(shard, it->second);
   }
   if (!impl_->UserLive(shard, user)) return Status::InvalidArgument("user_id names no user");
-  auto a = g.agents.find(agent);
-  Scope owner_scope = Scope::ForUser(user);
-  if (a == g.agents.end() || !AgentVisibleTo(owner_scope, View<fb::Agent>(g, a->second)))
-    return Status::InvalidArgument("agent_id names no agent this user may use");
+  AS_RETURN_IF_ERROR(CheckAgentUsableBy(g, agent, user, "agent_id"));
+  if (ua.original_agent_id)
+    AS_RETURN_IF_ERROR(
+        CheckAgentUsableBy(g, ToUuid(ua.original_agent_id.get()), user, "original_agent_id"));
   if (shard.user_agent_by_pair.count({user, agent}))
     return Status::AlreadyExists("this user already has this agent");
   std::string bytes = Pack(ua);
@@ -281,7 +286,7 @@ Result<Row<fb::UserAgent>> Engine::UpdateUserAgent(const Scope& scope, const Uui
   int s = ShardFor(*impl_, scope, &Partition::user_agents, id);
   if (s < 0) return NotFound("user_agent");
   Partition& shard = *impl_->shards[s];
-  std::unique_lock lock(shard.mu);
+  ReadGlobalWriteShard lock(impl_->global, shard);
   auto it = shard.user_agents.find(id);
   if (it == shard.user_agents.end()) return NotFound("user_agent");
   const auto* cur = View<fb::UserAgent>(shard, it->second);
@@ -291,6 +296,9 @@ Result<Row<fb::UserAgent>> Engine::UpdateUserAgent(const Scope& scope, const Uui
   fb::UserAgentT ua;
   cur->UnPackTo(&ua);
   AS_RETURN_IF_ERROR(ApplyPatch(ua, patch, /*privileged=*/scope.is_service(), impl_->Ctx(mode)));
+  if (ua.original_agent_id && patch.contains("original_agent_id"))
+    AS_RETURN_IF_ERROR(CheckAgentUsableBy(impl_->global, ToUuid(ua.original_agent_id.get()), owner,
+                                          "original_agent_id"));
   ua.updated_at = impl_->Now();
   std::string bytes = Pack(ua);
   storage::WriteBatch batch;
@@ -299,7 +307,7 @@ Result<Row<fb::UserAgent>> Engine::UpdateUserAgent(const Scope& scope, const Uui
   shard.arena.Free(it->second);
   it->second = shard.arena.Append(bytes);
   impl_->MaybeCompact(shard);
-  lock.unlock();
+  lock.Unlock();
   AS_RETURN_IF_ERROR(impl_->Durable(ticket));
   return Row<fb::UserAgent>(bytes);
 }

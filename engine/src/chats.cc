@@ -40,7 +40,8 @@ Result<Row<fb::Chat>> Engine::CreateChat(const Scope& scope, const fb::ChatT& in
   Uuid user = ToUuid(c.user_id.get());
   if (scope.is_user() && user != scope.user())
     return Status::PermissionDenied("a user creates chats only for itself");
-  Uuid id = c.id ? ToUuid(c.id.get()) : impl_->NewId();
+  bool id_given = c.id != nullptr;
+  Uuid id = id_given ? ToUuid(c.id.get()) : impl_->NewId();
   c.id = FbId(id);
   c.message_count = c.total_input_tokens = c.total_output_tokens = c.total_cost = 0;
   c.created_at = c.updated_at = impl_->Now();
@@ -49,6 +50,9 @@ Result<Row<fb::Chat>> Engine::CreateChat(const Scope& scope, const fb::ChatT& in
 
   Partition& g = impl_->global;
   Partition& shard = impl_->ShardOf(user);
+  auto claim = impl_->ClaimId(id, id_given);
+  if (id_given && impl_->InOtherShard(&Partition::chats, id, impl_->ShardIndex(user)))
+    return Status::AlreadyExists("chat id is in use");
   ReadGlobalWriteShard lock(g, shard);
   if (auto it = shard.chats.find(id); it != shard.chats.end()) {
     if (ToUuid(View<fb::Chat>(shard, it->second)->user_id()) != user)
@@ -56,11 +60,8 @@ Result<Row<fb::Chat>> Engine::CreateChat(const Scope& scope, const fb::ChatT& in
     return RowAt<fb::Chat>(shard, it->second);
   }
   if (!impl_->UserLive(shard, user)) return Status::InvalidArgument("user_id names no user");
-  if (c.agent_id) {
-    auto a = g.agents.find(ToUuid(c.agent_id.get()));
-    if (a == g.agents.end() || View<fb::Agent>(g, a->second)->deleted_at())
-      return Status::InvalidArgument("agent_id names no agent");
-  }
+  if (c.agent_id)
+    AS_RETURN_IF_ERROR(CheckAgentUsableBy(g, ToUuid(c.agent_id.get()), user, "agent_id"));
   std::string bytes = Pack(c);
   storage::WriteBatch batch;
   batch.Put(RecordKey(RecordType::kChat, id), bytes);
@@ -97,11 +98,9 @@ Result<Row<fb::Chat>> Engine::UpdateChat(const Scope& scope, const Uuid& id,
   fb::ChatT c;
   cur->UnPackTo(&c);
   AS_RETURN_IF_ERROR(ApplyPatch(c, patch, /*privileged=*/scope.is_service(), impl_->Ctx(mode)));
-  if (c.agent_id && patch.contains("agent_id")) {
-    auto a = g.agents.find(ToUuid(c.agent_id.get()));
-    if (a == g.agents.end() || View<fb::Agent>(g, a->second)->deleted_at())
-      return Status::InvalidArgument("agent_id names no agent");
-  }
+  if (c.agent_id && patch.contains("agent_id"))
+    AS_RETURN_IF_ERROR(
+        CheckAgentUsableBy(g, ToUuid(c.agent_id.get()), ToUuid(c.user_id.get()), "agent_id"));
   c.updated_at = std::max(impl_->Now(), c.updated_at);
   std::string bytes = Pack(c);
   storage::WriteBatch batch;
@@ -187,7 +186,8 @@ Result<Row<fb::Message>> Engine::AppendMessage(const Scope& scope, const fb::Mes
   if (!in.chat_id) return Status::InvalidArgument("chat_id is required");
   fb::MessageT m = in;
   Uuid chat_id = ToUuid(m.chat_id.get());
-  Uuid id = m.id ? ToUuid(m.id.get()) : impl_->NewId();
+  bool id_given = m.id != nullptr;
+  Uuid id = id_given ? ToUuid(m.id.get()) : impl_->NewId();
   m.id = FbId(id);
   if (m.parts.empty()) return Status::InvalidArgument("parts is required");
   if (m.input_tokens < 0 || m.output_tokens < 0)
@@ -199,6 +199,9 @@ Result<Row<fb::Message>> Engine::AppendMessage(const Scope& scope, const fb::Mes
   int s = ShardFor(*impl_, scope, &Partition::chats, chat_id);
   if (s < 0) return NotFound("chat");
   Partition& shard = *impl_->shards[s];
+  auto claim = impl_->ClaimId(id, id_given);
+  if (id_given && impl_->InOtherShard(&Partition::messages, id, s))
+    return Status::AlreadyExists("message id is in use");
   std::unique_lock lock(shard.mu);
   Loc chat_loc;
   const fb::Chat* chat = VisibleChat(*impl_, shard, scope, chat_id, &chat_loc);

@@ -16,6 +16,14 @@ Status NotFoundError(std::string_view what) {
   return Status::NotFound(std::string(what) + " not found");
 }
 
+Status CheckSlug(const std::string& slug) {
+  if (slug.empty()) return Status::InvalidArgument("slug is required");
+  for (char c : slug)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+      return Status::InvalidArgument("slug may hold only a-z, 0-9, '-' and '_'");
+  return Status::OK();
+}
+
 Status DefaultJson(std::string& field, std::string_view value) {
   if (field.empty()) field = value;
   return Status::OK();
@@ -34,10 +42,7 @@ Result<Row<fb::Tenant>> Engine::CreateTenant(const Scope& scope, const fb::Tenan
   Uuid id = t.id ? ToUuid(t.id.get()) : impl_->NewId();
   t.id = FbId(id);
   if (t.name.empty()) return Status::InvalidArgument("name is required");
-  if (t.slug.empty()) return Status::InvalidArgument("slug is required");
-  for (char c : t.slug)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
-      return Status::InvalidArgument("slug may hold only a-z, 0-9, '-' and '_'");
+  AS_RETURN_IF_ERROR(CheckSlug(t.slug));
   int64_t now = impl_->Now();
   t.created_at = t.updated_at = now;
   t.deleted_at = 0;
@@ -101,8 +106,8 @@ Result<Row<fb::Tenant>> Engine::UpdateTenant(const Scope& scope, const Uuid& id,
   View<fb::Tenant>(g, it->second)->UnPackTo(&t);
   std::string old_slug = t.slug;
   AS_RETURN_IF_ERROR(ApplyPatch(t, patch, true, impl_->Ctx(mode)));
-  if (t.name.empty() || t.slug.empty())
-    return Status::InvalidArgument("name and slug are required");
+  if (t.name.empty()) return Status::InvalidArgument("name is required");
+  AS_RETURN_IF_ERROR(CheckSlug(t.slug));
   if (t.slug != old_slug && g.tenant_by_slug.count(t.slug))
     return Status::AlreadyExists("slug '" + t.slug + "' is taken");
   t.updated_at = impl_->Now();
@@ -503,6 +508,11 @@ Result<NewApiKey> Engine::CreateApiKey(const Scope& scope, const fb::ApiKeyT& in
     if (!impl_->UserLive(shard, user)) return Status::InvalidArgument("user_id names no user");
   } else {
     only_global = std::unique_lock(g.mu);
+  }
+  if (k.tenant_id) {
+    auto t = g.tenants.find(ToUuid(k.tenant_id.get()));
+    if (t == g.tenants.end() || View<fb::Tenant>(g, t->second)->deleted_at())
+      return Status::InvalidArgument("tenant_id names no tenant");
   }
   std::string bytes = Pack(k);
   storage::WriteBatch batch;

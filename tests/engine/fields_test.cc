@@ -2,8 +2,8 @@
 // and the JSON form of every record type round-trips.
 #include <nlohmann/json.hpp>
 
-#include "agentstore/engine/operations.h"
 #include "agentstore/common/record_json.h"
+#include "agentstore/engine/operations.h"
 #include "test_util.h"
 
 namespace agentstore::testing {
