@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <future>
+
 #include <filesystem>
 #include <random>
 #include <string>

@@ -9,6 +9,21 @@ namespace agentstore {
 using namespace internal;  // NOLINT
 
 namespace internal {
+namespace {
+struct DeferredTickets {
+  bool active = false;
+  uint64_t max_ticket = 0;
+};
+thread_local DeferredTickets deferred;
+}  // namespace
+
+Status EngineState::Durable(uint64_t ticket) {
+  if (deferred.active) {
+    deferred.max_ticket = std::max(deferred.max_ticket, ticket);
+    return Status::OK();
+  }
+  return store->AwaitDurable(ticket);
+}
 
 Uuid EngineState::NewId() {
   // SplitMix64 over a seeded counter: unique per process, reproducible with a fixed seed.
@@ -249,6 +264,9 @@ Status EngineState::Recover() {
 }
 
 Status ParsePatch(std::string_view text, Json* out) {
+  // Far above any record's fields (each JSON field is capped at 64 KiB).
+  if (text.size() > (4u << 20)) return Status::InvalidArgument("patch is larger than 4 MiB");
+  AS_RETURN_IF_ERROR(CheckJsonDepth("patch", text));
   *out = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (out->is_discarded()) return Status::InvalidArgument("patch is not valid JSON");
   if (!out->is_object()) return Status::InvalidArgument("patch must be a JSON object");
@@ -329,6 +347,18 @@ EngineStats Engine::Stats() const {
   s.wal_syncs = impl_->store->SyncCount();
   s.writes = impl_->writes.load();
   return s;
+}
+
+DeferDurability::DeferDurability() {
+  internal::deferred.active = true;
+  internal::deferred.max_ticket = 0;
+}
+DeferDurability::~DeferDurability() { internal::deferred.active = false; }
+uint64_t DeferDurability::ticket() const { return internal::deferred.max_ticket; }
+
+void Engine::WhenDurable(uint64_t ticket, std::function<void(Status)> done) {
+  if (ticket == 0) return done(Status::OK());
+  impl_->store->AwaitDurableAsync(ticket, std::move(done));
 }
 
 Status Engine::Checkpoint(const std::string& dir) { return impl_->store->Checkpoint(dir); }

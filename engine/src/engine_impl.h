@@ -110,8 +110,24 @@ struct EngineState {
     if (r.ok()) writes.fetch_add(1, std::memory_order_relaxed);
     return r;
   }
-  // Waits, outside every lock, until the write is durable.
-  Status Durable(uint64_t ticket) { return store->AwaitDurable(ticket); }
+  // Waits, outside every lock, until the write is durable (or, under DeferDurability,
+  // records the ticket for the caller to wait on).
+  Status Durable(uint64_t ticket);
+
+  // Creates that name their own id for a user-owned record (chat, user_agent, message)
+  // hold the id's claim while they check every shard and insert, so two callers can
+  // never own one id in two shards. Generated ids need no claim. Taken before any
+  // partition lock.
+  std::mutex id_claims[64];
+  std::unique_lock<std::mutex> ClaimId(const Uuid& id, bool client_given) {
+    if (!client_given) return {};
+    return std::unique_lock<std::mutex>(id_claims[UuidHash()(id) % 64]);
+  }
+  // True when `id` is in `table` of a shard other than `own`.
+  bool InOtherShard(IdMap Partition::*table, const Uuid& id, size_t own) const {
+    int s = FindShard(table, id);
+    return s >= 0 && static_cast<size_t>(s) != own;
+  }
 
   // Finds the shard holding a record of a user-owned table when the owner is unknown
   // (service/admin by id). -1 when absent everywhere.
@@ -175,6 +191,23 @@ struct ReadGlobalWriteShard {
   std::shared_lock<std::shared_mutex> global;
   std::unique_lock<std::shared_mutex> shard;
 };
+
+// Whether `scope` may see agent `a` (public or its own for users; deleted never).
+inline bool AgentVisibleTo(const Scope& scope, const fb::Agent* a) {
+  if (a->deleted_at()) return false;
+  if (!scope.is_user()) return true;
+  return a->is_public() || ToUuid(a->creator_id()) == scope.user();
+}
+
+// invalid_argument unless `agent` exists and user `owner` may use it (caller holds the
+// global partition).
+inline Status CheckAgentUsableBy(const Partition& g, const Uuid& agent, const Uuid& owner,
+                                 const char* field) {
+  auto a = g.agents.find(agent);
+  if (a == g.agents.end() || !AgentVisibleTo(Scope::ForUser(owner), View<fb::Agent>(g, a->second)))
+    return Status::InvalidArgument(std::string(field) + " names no agent this user may use");
+  return Status::OK();
+}
 
 inline Status NotFound(std::string_view what) {
   return Status::NotFound(std::string(what) + " not found");

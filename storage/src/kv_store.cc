@@ -91,9 +91,11 @@ struct KvStore::Impl {
   Status sync_error;          // guarded by sync_mu; sticky once a sync fails
   std::atomic<uint64_t> sync_count{0};
 
-  // kBatch background syncer.
-  std::thread batch_thread;
-  bool stopping = false;  // guarded by sync_mu
+  // kBatch: a background thread syncs every interval. kAlways: a background thread syncs
+  // whenever asynchronous waiters are pending, then completes them.
+  std::thread sync_thread;
+  bool stopping = false;                                                  // guarded by sync_mu
+  std::vector<std::pair<uint64_t, std::function<void(Status)>>> waiters;  // guarded by sync_mu
 
   Status SyncUpTo(uint64_t ticket) {
     std::unique_lock lock(sync_mu);
@@ -119,6 +121,31 @@ struct KvStore::Impl {
     return Status::OK();
   }
 
+  void AsyncLoop() {
+    std::unique_lock lock(sync_mu);
+    while (true) {
+      sync_cv.wait(lock, [&] { return stopping || !waiters.empty(); });
+      if (stopping && waiters.empty()) break;
+      uint64_t target = 0;
+      for (const auto& w : waiters) target = std::max(target, w.first);
+      lock.unlock();
+      Status s = SyncUpTo(target);
+      lock.lock();
+      std::vector<std::pair<uint64_t, std::function<void(Status)>>> ready;
+      for (auto it = waiters.begin(); it != waiters.end();) {
+        if (!s.ok() || it->first <= synced) {
+          ready.push_back(std::move(*it));
+          it = waiters.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      lock.unlock();
+      for (auto& [ticket, done] : ready) done(s);
+      lock.lock();
+    }
+  }
+
   void BatchLoop() {
     std::unique_lock lock(sync_mu);
     while (!stopping) {
@@ -137,13 +164,13 @@ KvStore::KvStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 KvStore::~KvStore() {
   if (!impl_) return;
-  if (impl_->batch_thread.joinable()) {
+  if (impl_->sync_thread.joinable()) {
     {
       std::lock_guard lock(impl_->sync_mu);
       impl_->stopping = true;
     }
     impl_->sync_cv.notify_all();
-    impl_->batch_thread.join();
+    impl_->sync_thread.join();
   }
   if (impl_->db) {
     impl_->db->SyncWAL();
@@ -200,9 +227,11 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
                                    "', this build reads '" + options.format_version + "'");
   }
 
+  Impl* p = impl.get();
   if (options.durability == Durability::kBatch) {
-    Impl* p = impl.get();
-    impl->batch_thread = std::thread([p] { p->BatchLoop(); });
+    impl->sync_thread = std::thread([p] { p->BatchLoop(); });
+  } else if (options.durability == Durability::kAlways) {
+    impl->sync_thread = std::thread([p] { p->AsyncLoop(); });
   }
   return std::unique_ptr<KvStore>(new KvStore(std::move(impl)));
 }
@@ -222,18 +251,34 @@ Status KvStore::AwaitDurable(uint64_t ticket) {
   return impl_->SyncUpTo(ticket);
 }
 
+void KvStore::AwaitDurableAsync(uint64_t ticket, std::function<void(Status)> done) {
+  if (impl_->options.durability != Durability::kAlways) return done(Status::OK());
+  {
+    std::lock_guard lock(impl_->sync_mu);
+    if (impl_->synced < ticket) {
+      impl_->waiters.emplace_back(ticket, std::move(done));
+      impl_->sync_cv.notify_all();
+      return;
+    }
+  }
+  done(Status::OK());
+}
+
 Status KvStore::Get(std::string_view key, std::string* value) {
   return FromRocks(impl_->db->Get(rocksdb::ReadOptions(), ToSlice(key), value), "get");
 }
 
 Status KvStore::Scan(
     std::string_view prefix,
-    const std::function<Status(std::string_view key, std::string_view value)>& visit) {
+    const std::function<Status(std::string_view key, std::string_view value)>& visit,
+    std::string_view after) {
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
   ro.readahead_size = 2 << 20;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro));
-  for (it->Seek(ToSlice(prefix)); it->Valid(); it->Next()) {
+  it->Seek(ToSlice(after.empty() ? prefix : after));
+  if (!after.empty() && it->Valid() && it->key() == ToSlice(after)) it->Next();
+  for (; it->Valid(); it->Next()) {
     rocksdb::Slice k = it->key();
     if (!k.starts_with(ToSlice(prefix))) break;
     rocksdb::Slice v = it->value();

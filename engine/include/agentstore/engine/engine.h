@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,20 @@ struct EngineStats {
   uint64_t arena_dead_bytes = 0;
   uint64_t wal_syncs = 0;
   uint64_t writes = 0;
+};
+
+// Lets a server acknowledge writes without parking a thread per write: while one of
+// these lives on a thread, the engine's writes on that thread return as soon as they are
+// logged and applied (visible to readers) without waiting for durability. The caller
+// must not acknowledge them before Engine::WhenDurable(ticket()) reports. Not nestable.
+class DeferDurability {
+ public:
+  DeferDurability();
+  ~DeferDurability();
+  DeferDurability(const DeferDurability&) = delete;
+  DeferDurability& operator=(const DeferDurability&) = delete;
+  // The highest durability ticket of the writes made so far; 0 if none.
+  uint64_t ticket() const;
 };
 
 class Engine {
@@ -165,6 +180,28 @@ class Engine {
   // Checks a secret and returns the scope it grants; permission_denied for unknown,
   // revoked or expired keys (one message for all, so nothing leaks). Records last_used_at.
   Result<Scope> Authenticate(std::string_view secret);
+
+  // Calls `done` once every write up to `ticket` (from DeferDurability) is durable; at
+  // once when it already is. `done` runs on this thread or the store's sync thread and
+  // must not block.
+  void WhenDurable(uint64_t ticket, std::function<void(Status)> done);
+
+  // ---- export / import (agentctl) ----
+  // Up to `limit` records of one type in RocksDB key order, after `cursor` (opaque; from
+  // the previous page). Soft-deleted records are included. Not a snapshot across pages:
+  // use Checkpoint for a consistent copy.
+  struct ExportPage {
+    std::vector<std::string> records;  // encoded records of `type`
+    std::string next_cursor;
+  };
+  Result<ExportPage> ExportRecords(const Scope& scope, RecordType type, std::string_view cursor,
+                                   uint32_t limit);
+  // Restores one record from its JSON form exactly as exported (timestamps and counters
+  // included), after the same validation and reference checks as a create. Importing a
+  // record whose id already exists is OK when it is identical, else already_exists.
+  // Service scope only. Parents first: tenants, users, agents, user_agents, chats,
+  // messages, votes, admin_config, api_keys.
+  Status ImportRecord(const Scope& scope, RecordType type, std::string_view json);
 
   // ---- operators ----
   EngineStats Stats() const;

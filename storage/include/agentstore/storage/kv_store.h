@@ -71,13 +71,19 @@ class KvStore {
   Result<uint64_t> Write(WriteBatch& batch);
   // Blocks until the write with `ticket` is as durable as the store's mode promises.
   Status AwaitDurable(uint64_t ticket);
+  // Calls `done` once the write with `ticket` is durable: at once (on this thread) when
+  // it already is or the mode does not wait, else later from the store's sync thread,
+  // which fsyncs for every waiter at once. `done` must not block.
+  void AwaitDurableAsync(uint64_t ticket, std::function<void(Status)> done);
 
   // Point read; kNotFound when absent.
   Status Get(std::string_view key, std::string* value);
   // Calls `visit` for every key starting with `prefix`, in key order, until it returns
   // non-OK (which Scan then returns).
+  // With `after`, starts just past that key.
   Status Scan(std::string_view prefix,
-              const std::function<Status(std::string_view key, std::string_view value)>& visit);
+              const std::function<Status(std::string_view key, std::string_view value)>& visit,
+              std::string_view after = {});
 
   // A consistent, online copy of the store in `dir` (which must not exist), made of
   // hard links where possible.
