@@ -1,23 +1,75 @@
-// agentstored: opens the data directory (rebuilding memory from RocksDB), reports that
-// it is ready, and runs until SIGTERM/SIGINT, then closes the store cleanly. The network
-// protocol is not served yet (see net/CMakeLists.txt).
+// agentstored: opens the data directory (rebuilding memory from RocksDB), serves the
+// binary protocol, and on SIGTERM/SIGINT stops accepting, finishes in-flight requests,
+// flushes and closes the store. On first start of an empty store it creates a service
+// key and an admin key and writes them to <data-dir>/initial-keys (mode 0600).
+#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "agentstore/engine/engine.h"
+#include "agentstore/net/frame.h"
+#include "agentstore/net/server.h"
+
+namespace {
+
+// Writes the first keys where only the owner can read them. Refuses to overwrite.
+agentstore::Status WriteInitialKeys(agentstore::Engine& engine, const std::string& path) {
+  using namespace agentstore;  // NOLINT
+  fb::ApiKeyT service;
+  service.role = fb::KeyRole::service;
+  service.name = "initial service key";
+  auto s = engine.CreateApiKey(Scope::Service(), service);
+  if (!s.ok()) return s.status();
+  fb::ApiKeyT admin;
+  admin.role = fb::KeyRole::admin;
+  admin.name = "initial admin key";
+  auto a = engine.CreateApiKey(Scope::Service(), admin);
+  if (!a.ok()) return a.status();
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) return Status::IoError("cannot create " + path + ": " + strerror(errno));
+  std::string text = "service " + s->secret + "\nadmin " + a->secret + "\n";
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::fsync(fd);
+  ::close(fd);
+  if (!ok) return Status::IoError("cannot write " + path);
+  return Status::OK();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"agentstored - the agentstore server"};
+  app.set_config("--config", "", "read options from a TOML/INI file");
   std::string data_dir = "./data";
   std::string durability = "always";
   int shards = 16;
+  agentstore::net::ServerOptions net;
+  std::string port_file;
   app.add_option("--data-dir", data_dir, "data directory (created if missing)")
       ->capture_default_str();
   app.add_option("--durability", durability, "none | batch | always")->capture_default_str();
   app.add_option("--shards", shards, "in-memory partitions")->capture_default_str();
+  app.add_option("--host", net.host, "listen address")->capture_default_str();
+  app.add_option("--port", net.port, "listen port (0: any free port)")->capture_default_str();
+  app.add_option("--port-file", port_file, "write the bound port here once listening");
+  app.add_option("--io-threads", net.io_threads, "I/O threads")->capture_default_str();
+  app.add_option("--max-frame-bytes", net.max_frame_bytes)->capture_default_str();
+  app.add_option("--max-connections", net.max_connections)->capture_default_str();
+  app.add_option("--max-inflight", net.max_inflight_per_connection,
+                 "unanswered requests per connection before reading pauses")
+      ->capture_default_str();
+  app.add_option("--idle-timeout-ms", net.idle_timeout_ms)->capture_default_str();
+  app.add_option("--slow-op-us", net.slow_op_us, "log operations slower than this")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   auto mode = agentstore::storage::ParseDurability(durability);
@@ -31,6 +83,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  signal(SIGPIPE, SIG_IGN);
 
   agentstore::EngineOptions options;
   options.data_dir = data_dir;
@@ -46,14 +99,35 @@ int main(int argc, char** argv) {
                                                                   start)
                 .count();
   auto stats = (*engine)->Stats();
+  if (stats.records[static_cast<int>(agentstore::RecordType::kApiKey)] == 0) {
+    std::string keys = (std::filesystem::path(data_dir) / "initial-keys").string();
+    auto s = WriteInitialKeys(**engine, keys);
+    if (!s.ok()) {
+      spdlog::error("cannot create the initial keys: {}", s.ToString());
+      return 1;
+    }
+    spdlog::info("new store: a service key and an admin key are in {} (readable by this user only)",
+                 keys);
+  }
+  auto server = agentstore::net::Server::Start(engine->get(), net);
+  if (!server.ok()) {
+    spdlog::error("{}", server.status().ToString());
+    return 1;
+  }
   uint64_t total = 0;
-  for (uint64_t n : stats.records) total += n;
-  spdlog::info("agentstored ready: data_dir={} durability={} records={} opened_in={}ms", data_dir,
-               durability, total, ms);
-  spdlog::warn("the network protocol is not implemented yet; this server only holds the store");
+  for (uint64_t n : (*engine)->Stats().records) total += n;
+  if (!port_file.empty()) {
+    std::ofstream(port_file + ".tmp") << (*server)->port() << "\n";
+    std::filesystem::rename(port_file + ".tmp", port_file);
+  }
+  spdlog::info(
+      "agentstored ready: listening on {}:{} data_dir={} durability={} records={} opened_in={}ms",
+      net.host, (*server)->port(), data_dir, durability, total, ms);
   int sig = 0;
   sigwait(&stop, &sig);
-  spdlog::info("signal {} received: closing the store", sig);
+  spdlog::info("signal {} received: finishing in-flight requests", sig);
+  (*server)->Stop();
+  server->reset();
   engine->reset();
   spdlog::info("store closed cleanly");
   return 0;

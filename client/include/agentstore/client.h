@@ -1,0 +1,218 @@
+// agentstore C++ client: typed calls for every operation over the binary protocol.
+//
+//   agentstore::ClientOptions o;
+//   o.port = 7420;
+//   o.key = "ask_...";                               // an API key secret
+//   auto client = agentstore::Client::Connect(o);   // Result<Client>
+//   auto user = client->GetUser(id).get();          // Result<Row<fb::User>>
+//
+// Every call returns at once with a Pending<T>; get() waits for the answer (up to the
+// call timeout) and then() registers a callback instead. Issuing many calls before
+// waiting pipelines them over the connection(s). Errors are Status values with the
+// server's code and message; nothing throws. A Client is a cheap handle: copies share
+// the connections, and all methods are thread-safe. Broken connections are re-dialed
+// (with back-off, re-authenticating) by the next call.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "agentstore/common/query.h"
+#include "agentstore/common/row.h"
+#include "agentstore/common/status.h"
+#include "agentstore/common/uuid.h"
+
+namespace agentstore {
+
+struct ClientOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 7420;
+  std::string key;  // API key secret; every connection authenticates with it
+  int connections = 1;
+  std::chrono::milliseconds timeout{10000};         // per call, for get()
+  std::chrono::milliseconds connect_timeout{5000};  // dialing, including retries
+  uint32_t max_frame_bytes = 16u << 20;
+};
+
+// The value of operations that answer nothing but success.
+using Done = std::monostate;
+
+// The answer of a call that has not necessarily arrived yet.
+template <typename T>
+class Pending {
+ public:
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<Result<T>> result;
+    std::function<void(Result<T>)> callback;
+    std::chrono::milliseconds timeout{10000};
+    void Complete(Result<T> r) {
+      std::function<void(Result<T>)> cb;
+      {
+        std::lock_guard lock(mu);
+        if (result) return;
+        if (callback)
+          cb = std::move(callback);
+        else
+          result.emplace(std::move(r));
+      }
+      if (cb)
+        cb(std::move(r));
+      else
+        cv.notify_all();
+    }
+  };
+  explicit Pending(std::shared_ptr<State> s) : s_(std::move(s)) {}
+
+  // Waits for the answer; unavailable after the call timeout.
+  Result<T> get() {
+    std::unique_lock lock(s_->mu);
+    if (!s_->cv.wait_for(lock, s_->timeout, [&] { return s_->result.has_value(); }))
+      return Status::Unavailable("no answer within the call timeout");
+    return std::move(*s_->result);
+  }
+  // Calls `cb` with the answer (at once if it is already here), on the client's reader
+  // thread; `cb` must not block. Use either then() or get(), once.
+  void then(std::function<void(Result<T>)> cb) {
+    std::unique_lock lock(s_->mu);
+    if (s_->result) {
+      Result<T> r = std::move(*s_->result);
+      lock.unlock();
+      cb(std::move(r));
+      return;
+    }
+    s_->callback = std::move(cb);
+  }
+
+ private:
+  std::shared_ptr<State> s_;
+};
+
+struct NewKey {
+  Row<fb::ApiKey> key;
+  std::string secret;  // shown once
+};
+
+struct AppendResult {
+  Row<fb::Message> message;
+  Row<fb::Chat> chat;  // with the new totals
+};
+
+struct ExportChunk {
+  std::vector<std::string> records;  // encoded records of the requested type
+  std::string next_cursor;
+};
+
+struct OpStatus {
+  std::string name;
+  uint64_t calls = 0, errors = 0, p50_us = 0, p99_us = 0, max_us = 0;
+};
+
+struct ServerStatus {
+  std::string version;
+  int64_t uptime_ms = 0;
+  std::string durability;
+  std::vector<std::pair<std::string, uint64_t>> records;  // per record type
+  uint64_t memory_rss_bytes = 0, arena_live_bytes = 0, arena_dead_bytes = 0;
+  uint32_t connections = 0;
+  uint64_t operations_served = 0, wal_syncs = 0;
+  std::vector<OpStatus> ops;
+};
+
+class Client {
+ public:
+  // Dials `options.connections` connections and authenticates each.
+  static Result<Client> Connect(const ClientOptions& options);
+
+  // The same connections, with every call made for `user` (service keys only): the
+  // server applies that user's rules.
+  Client ActingAs(const Uuid& user) const;
+  // The role the key authenticated as: "service", "admin" or "user".
+  const std::string& role() const;
+
+  Pending<ServerStatus> GetStatus();
+
+  // tenants
+  Pending<Row<fb::Tenant>> CreateTenant(const fb::TenantT& tenant);
+  Pending<Row<fb::Tenant>> GetTenant(const Uuid& id);
+  Pending<Row<fb::Tenant>> GetTenantBySlug(std::string_view slug);
+  Pending<Row<fb::Tenant>> UpdateTenant(const Uuid& id, std::string_view patch,
+                                        JsonMode mode = JsonMode::kMerge);
+  Pending<Done> DeleteTenant(const Uuid& id, DeleteMode mode = DeleteMode::kSoft);
+  Pending<Page<fb::Tenant>> ListTenants(const PageRequest& page = {});
+
+  // users
+  Pending<Row<fb::User>> CreateUser(const fb::UserT& user);
+  Pending<Row<fb::User>> GetUser(const Uuid& id);
+  Pending<Row<fb::User>> GetUserByEmail(std::string_view email);
+  Pending<Row<fb::User>> UpdateUser(const Uuid& id, std::string_view patch,
+                                    JsonMode mode = JsonMode::kMerge);
+  Pending<Done> DeleteUser(const Uuid& id, DeleteMode mode = DeleteMode::kSoft);
+  Pending<Page<fb::User>> ListUsers(const PageRequest& page = {});
+
+  // agents
+  Pending<Row<fb::Agent>> CreateAgent(const fb::AgentT& agent);
+  Pending<Row<fb::Agent>> GetAgent(const Uuid& id);
+  Pending<Row<fb::Agent>> UpdateAgent(const Uuid& id, std::string_view patch,
+                                      JsonMode mode = JsonMode::kMerge);
+  Pending<Done> DeleteAgent(const Uuid& id, DeleteMode mode = DeleteMode::kSoft);
+  Pending<Page<fb::Agent>> ListAgents(const PageRequest& page = {});
+
+  // user_agents
+  Pending<Row<fb::UserAgent>> CreateUserAgent(const fb::UserAgentT& ua);
+  Pending<Row<fb::UserAgent>> GetUserAgent(const Uuid& id);
+  Pending<Row<fb::UserAgent>> GetUserAgentFor(const Uuid& user, const Uuid& agent);
+  Pending<Row<fb::UserAgent>> UpdateUserAgent(const Uuid& id, std::string_view patch,
+                                              JsonMode mode = JsonMode::kMerge);
+  Pending<Done> DeleteUserAgent(const Uuid& id, DeleteMode mode = DeleteMode::kSoft);
+  Pending<std::vector<Row<fb::UserAgent>>> ListUserAgents(const Uuid& user,
+                                                          const UserAgentFilter& filter = {});
+
+  // chats, messages, votes
+  Pending<Row<fb::Chat>> CreateChat(const fb::ChatT& chat);
+  Pending<Row<fb::Chat>> GetChat(const Uuid& id);
+  Pending<Row<fb::Chat>> UpdateChat(const Uuid& id, std::string_view patch,
+                                    JsonMode mode = JsonMode::kMerge);
+  Pending<Done> DeleteChat(const Uuid& id, DeleteMode mode = DeleteMode::kSoft);
+  Pending<Page<fb::Chat>> ListChats(const Uuid& user, const PageRequest& page = {});
+  Pending<AppendResult> AppendMessage(const fb::MessageT& message);
+  Pending<Row<fb::Message>> GetMessage(const Uuid& id);
+  Pending<Page<fb::Message>> ListMessages(const Uuid& chat, const MessagePageRequest& page = {});
+  Pending<Row<fb::Vote>> Vote(const Uuid& chat, const Uuid& message, bool is_upvoted);
+  Pending<std::vector<Row<fb::Vote>>> ListVotes(const Uuid& chat);
+
+  // admin_config
+  Pending<Row<fb::AdminConfig>> PutAdminConfig(std::string_view key, std::string_view json);
+  Pending<Row<fb::AdminConfig>> GetAdminConfig(std::string_view key);
+  Pending<std::vector<Row<fb::AdminConfig>>> ListAdminConfig();
+  Pending<Done> DeleteAdminConfig(std::string_view key);
+
+  // api keys
+  Pending<NewKey> CreateApiKey(const fb::ApiKeyT& key);
+  Pending<std::vector<Row<fb::ApiKey>>> ListApiKeys();
+  Pending<Done> RevokeApiKey(const Uuid& id);
+
+  // operators
+  Pending<ExportChunk> ExportRecords(RecordType type, std::string_view cursor = {},
+                                     uint32_t limit = 500);
+  Pending<Done> ImportRecord(RecordType type, std::string_view json);
+  // A consistent, online copy of the store into `dir` on the server's machine.
+  Pending<Done> CreateBackup(std::string_view dir);
+
+  struct Impl;
+
+ private:
+  Client(std::shared_ptr<Impl> impl, std::optional<Uuid> act_as);
+  std::shared_ptr<Impl> impl_;
+  std::optional<Uuid> act_as_;
+};
+
+}  // namespace agentstore

@@ -1,0 +1,603 @@
+// Client internals: connections (one reader thread each, responses matched to calls by
+// request id), dialing with back-off and re-authentication, request encoding and
+// response decoding (every response and every record in it is verified before use).
+#include "agentstore/client.h"
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <thread>
+#include <unordered_map>
+
+#include "agentstore/net/frame.h"
+#include "protocol_generated.h"
+
+namespace agentstore {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using Frame = std::shared_ptr<std::vector<uint8_t>>;
+
+namespace {
+
+Status FromResponse(const proto::Response* r) {
+  if (r->code() == proto::ErrorCode::ok) return Status::OK();
+  auto code = static_cast<uint8_t>(r->code());
+  if (code >= kStatusCodeCount) return Status::Corruption("unknown error code from server");
+  return Status(static_cast<StatusCode>(code), r->message() ? r->message()->string_view() : "");
+}
+
+const proto::Response* ResponseOf(const Frame& f) {
+  return flatbuffers::GetRoot<proto::Response>(f->data());
+}
+
+}  // namespace
+
+// One TCP connection. Thread-safe.
+class Connection {
+ public:
+  using Done = std::function<void(Status, Frame)>;
+
+  explicit Connection(const ClientOptions& options) : options_(options) {}
+  ~Connection() {
+    std::lock_guard lock(send_mu_);
+    Shutdown();
+  }
+
+  // Dials and authenticates if not connected (with back-off until connect_timeout).
+  Status EnsureConnected() {
+    if (connected_) return Status::OK();
+    auto deadline = std::chrono::steady_clock::now() + options_.connect_timeout;
+    auto backoff = std::chrono::milliseconds(10);
+    Status last;
+    while (true) {
+      last = Dial();
+      if (last.ok()) return last;
+      if (last.code() == StatusCode::kPermissionDenied) return last;  // retrying won't help
+      if (std::chrono::steady_clock::now() + backoff > deadline) break;
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+    }
+    return Status::Unavailable("cannot reach agentstored at " + options_.host + ":" +
+                               std::to_string(options_.port) + ": " + last.message());
+  }
+
+  void Send(uint64_t id, const std::vector<uint8_t>& frame, Done done) {
+    std::unique_lock lock(send_mu_);
+    Status s = EnsureConnected();
+    if (!s.ok()) {
+      lock.unlock();
+      return done(s, nullptr);
+    }
+    {
+      std::lock_guard plock(pending_mu_);
+      pending_[id] = std::move(done);
+    }
+    boost::system::error_code ec;
+    asio::write(*socket_, asio::buffer(frame), ec);
+    if (ec) {
+      Done d;
+      {
+        std::lock_guard plock(pending_mu_);
+        auto it = pending_.find(id);
+        if (it != pending_.end()) {
+          d = std::move(it->second);
+          pending_.erase(it);
+        }
+      }
+      Shutdown();
+      lock.unlock();
+      if (d) d(Status::Unavailable("connection lost: " + ec.message()), nullptr);
+    }
+  }
+
+  const std::string& role() const { return role_; }
+
+ private:
+  Status Dial() {
+    Shutdown();
+    try {
+      auto sock = std::make_shared<tcp::socket>(io_);
+      tcp::resolver resolver(io_);
+      auto endpoints = resolver.resolve(options_.host, std::to_string(options_.port));
+      asio::connect(*sock, endpoints);
+      sock->set_option(tcp::no_delay(true));
+      // Authenticate before anything else, synchronously.
+      flatbuffers::FlatBufferBuilder fbb;
+      auto key = fbb.CreateString(options_.key);
+      auto args = proto::CreateAuthArgs(fbb, key);
+      fbb.Finish(proto::CreateRequest(fbb, 1, proto::Op::authenticate, nullptr,
+                                      proto::Args::AuthArgs, args.Union()));
+      uint8_t len[4];
+      net::EncodeFrameLength(fbb.GetSize(), len);
+      asio::write(*sock,
+                  std::array<asio::const_buffer, 2>{
+                      asio::buffer(len), asio::buffer(fbb.GetBufferPointer(), fbb.GetSize())});
+      Frame reply;
+      Status s = ReadFrame(*sock, &reply);
+      if (!s.ok()) return s;
+      const auto* r = ResponseOf(reply);
+      AS_RETURN_IF_ERROR(FromResponse(r));
+      if (const auto* auth = r->result_as_Authenticated(); auth && auth->role())
+        role_ = auth->role()->str();
+      socket_ = sock;
+      connected_ = true;
+      reader_ = std::thread([this, sock] { ReadLoop(sock); });
+      return Status::OK();
+    } catch (const std::exception& e) {
+      return Status::Unavailable(e.what());
+    }
+  }
+
+  Status ReadFrame(tcp::socket& sock, Frame* out) {
+    uint8_t header[4];
+    boost::system::error_code ec;
+    asio::read(sock, asio::buffer(header), ec);
+    if (ec) return Status::Unavailable("connection lost: " + ec.message());
+    uint32_t n = net::DecodeFrameLength(header);
+    if (n > options_.max_frame_bytes) return Status::ResourceExhausted("response frame too large");
+    auto frame = std::make_shared<std::vector<uint8_t>>(n);
+    asio::read(sock, asio::buffer(*frame), ec);
+    if (ec) return Status::Unavailable("connection lost: " + ec.message());
+    flatbuffers::Verifier v(frame->data(), frame->size(), 32, 1'000'000);
+    if (!v.VerifyBuffer<proto::Response>(nullptr))
+      return Status::Corruption("malformed response from server");
+    *out = std::move(frame);
+    return Status::OK();
+  }
+
+  void ReadLoop(std::shared_ptr<tcp::socket> sock) {
+    Status failure;
+    while (true) {
+      Frame frame;
+      Status s = ReadFrame(*sock, &frame);
+      if (!s.ok()) {
+        failure = s;
+        break;
+      }
+      uint64_t id = ResponseOf(frame)->id();
+      if (id == 0) {  // about the connection, not a call: the server is closing it
+        failure = FromResponse(ResponseOf(frame));
+        break;
+      }
+      Done d;
+      {
+        std::lock_guard lock(pending_mu_);
+        auto it = pending_.find(id);
+        if (it == pending_.end()) continue;  // the caller gave up waiting
+        d = std::move(it->second);
+        pending_.erase(it);
+      }
+      d(Status::OK(), std::move(frame));
+    }
+    // Fail everything still waiting on this connection.
+    std::unordered_map<uint64_t, Done> orphans;
+    {
+      std::lock_guard lock(pending_mu_);
+      orphans.swap(pending_);
+    }
+    connected_ = false;
+    for (auto& [id, d] : orphans)
+      d(failure.ok() ? Status::Unavailable("connection lost") : failure, nullptr);
+  }
+
+  // Caller holds send_mu_.
+  void Shutdown() {
+    connected_ = false;
+    if (socket_) {
+      boost::system::error_code ec;
+      socket_->shutdown(tcp::socket::shutdown_both, ec);
+      socket_->close(ec);
+    }
+    if (reader_.joinable()) reader_.join();
+    socket_.reset();
+  }
+
+  ClientOptions options_;
+  asio::io_context io_;
+  std::mutex send_mu_;  // guards socket_, reader_ and writes
+  std::shared_ptr<tcp::socket> socket_;
+  std::thread reader_;
+  std::atomic<bool> connected_{false};
+  std::string role_;
+  std::mutex pending_mu_;
+  std::unordered_map<uint64_t, Done> pending_;  // guarded by pending_mu_
+};
+
+struct Client::Impl {
+  ClientOptions options;
+  std::vector<std::unique_ptr<Connection>> conns;
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<uint64_t> next_conn{0};
+
+  using Build = std::function<std::pair<proto::Args, flatbuffers::Offset<void>>(
+      flatbuffers::FlatBufferBuilder&)>;
+
+  template <typename T>
+  Pending<T> Call(const std::optional<Uuid>& act_as, proto::Op op, const Build& build,
+                  Result<T> (*decode)(const proto::Response*)) {
+    auto state = std::make_shared<typename Pending<T>::State>();
+    state->timeout = options.timeout;
+    uint64_t id = next_id.fetch_add(1);
+    thread_local flatbuffers::FlatBufferBuilder fbb(1024);
+    fbb.Clear();
+    proto::Args type = proto::Args::NONE;
+    flatbuffers::Offset<void> args;
+    if (build) std::tie(type, args) = build(fbb);
+    fb::Uuid as;
+    if (act_as) as = ToFb(*act_as);
+    fbb.Finish(proto::CreateRequest(fbb, id, op, act_as ? &as : nullptr, type, args));
+    std::vector<uint8_t> frame(net::kFrameHeaderBytes + fbb.GetSize());
+    net::EncodeFrameLength(fbb.GetSize(), frame.data());
+    std::memcpy(frame.data() + net::kFrameHeaderBytes, fbb.GetBufferPointer(), fbb.GetSize());
+    Connection& c = *conns[next_conn.fetch_add(1) % conns.size()];
+    c.Send(id, frame, [state, decode](Status s, Frame f) {
+      if (!s.ok()) return state->Complete(std::move(s));
+      const auto* r = ResponseOf(f);
+      Status code = FromResponse(r);
+      if (!code.ok()) return state->Complete(std::move(code));
+      state->Complete(decode(r));
+    });
+    return Pending<T>(state);
+  }
+};
+
+namespace {
+
+template <typename R>
+Result<Row<R>> VerifiedRow(const proto::Blob* b) {
+  if (!b || !b->data()) return Status::Corruption("empty record in response");
+  flatbuffers::Verifier v(b->data()->data(), b->data()->size());
+  if (!v.VerifyBuffer<R>(nullptr)) return Status::Corruption("malformed record in response");
+  return Row<R>(
+      std::string_view(reinterpret_cast<const char*>(b->data()->data()), b->data()->size()));
+}
+
+template <typename R>
+Result<std::vector<Row<R>>> DecodeRows(const proto::Response* r) {
+  const auto* recs = r->result_as_Records();
+  if (!recs) return Status::Corruption("response holds no records");
+  std::vector<Row<R>> out;
+  if (recs->items()) {
+    out.reserve(recs->items()->size());
+    for (const auto* b : *recs->items()) {
+      AS_ASSIGN_OR_RETURN(auto row, VerifiedRow<R>(b));
+      out.push_back(std::move(row));
+    }
+  }
+  return out;
+}
+
+template <typename R>
+Result<Row<R>> DecodeRow(const proto::Response* r) {
+  AS_ASSIGN_OR_RETURN(auto rows, DecodeRows<R>(r));
+  if (rows.empty()) return Status::Corruption("response holds no record");
+  return std::move(rows[0]);
+}
+
+template <typename R>
+Result<Page<R>> DecodePage(const proto::Response* r) {
+  Page<R> page;
+  AS_ASSIGN_OR_RETURN(page.rows, DecodeRows<R>(r));
+  if (const auto* c = r->result_as_Records()->next_cursor()) page.next_cursor = c->str();
+  return page;
+}
+
+Result<Done> DecodeDone(const proto::Response*) { return Done{}; }
+
+Result<AppendResult> DecodeAppend(const proto::Response* r) {
+  const auto* recs = r->result_as_Records();
+  if (!recs || !recs->items() || recs->items()->size() != 2)
+    return Status::Corruption("append answered without message and chat");
+  AppendResult out;
+  AS_ASSIGN_OR_RETURN(out.message, VerifiedRow<fb::Message>(recs->items()->Get(0)));
+  AS_ASSIGN_OR_RETURN(out.chat, VerifiedRow<fb::Chat>(recs->items()->Get(1)));
+  return out;
+}
+
+Result<NewKey> DecodeNewKey(const proto::Response* r) {
+  const auto* k = r->result_as_NewKey();
+  if (!k || !k->secret()) return Status::Corruption("key_create answered without a key");
+  NewKey out;
+  AS_ASSIGN_OR_RETURN(out.key, VerifiedRow<fb::ApiKey>(k->key()));
+  out.secret = k->secret()->str();
+  return out;
+}
+
+Result<ExportChunk> DecodeExport(const proto::Response* r) {
+  const auto* recs = r->result_as_Records();
+  if (!recs) return Status::Corruption("response holds no records");
+  ExportChunk out;
+  if (recs->items())
+    for (const auto* b : *recs->items())
+      if (b->data())
+        out.records.emplace_back(reinterpret_cast<const char*>(b->data()->data()),
+                                 b->data()->size());
+  if (recs->next_cursor()) out.next_cursor = recs->next_cursor()->str();
+  return out;
+}
+
+Result<ServerStatus> DecodeStatus(const proto::Response* r) {
+  const auto* s = r->result_as_StatusInfo();
+  if (!s) return Status::Corruption("status answered without status");
+  ServerStatus out;
+  auto str = [](const flatbuffers::String* x) { return x ? x->str() : std::string(); };
+  out.version = str(s->version());
+  out.uptime_ms = s->uptime_ms();
+  out.durability = str(s->durability());
+  if (s->records())
+    for (const auto* c : *s->records()) out.records.push_back({str(c->name()), c->value()});
+  out.memory_rss_bytes = s->memory_rss_bytes();
+  out.arena_live_bytes = s->arena_live_bytes();
+  out.arena_dead_bytes = s->arena_dead_bytes();
+  out.connections = s->connections();
+  out.operations_served = s->operations_served();
+  out.wal_syncs = s->wal_syncs();
+  if (s->ops())
+    for (const auto* o : *s->ops())
+      out.ops.push_back(
+          {str(o->name()), o->calls(), o->errors(), o->p50_us(), o->p99_us(), o->max_us()});
+  return out;
+}
+
+using Fbb = flatbuffers::FlatBufferBuilder;
+using ArgsPair = std::pair<proto::Args, flatbuffers::Offset<void>>;
+
+ArgsPair IdArgs(Fbb& fbb, const Uuid& id, DeleteMode mode = DeleteMode::kSoft) {
+  fb::Uuid u = ToFb(id);
+  return {
+      proto::Args::IdArgs,
+      proto::CreateIdArgs(
+          fbb, &u, mode == DeleteMode::kHard ? proto::DeleteMode::hard : proto::DeleteMode::soft)
+          .Union()};
+}
+ArgsPair KeyArgs(Fbb& fbb, std::string_view key) {
+  return {proto::Args::KeyArgs, proto::CreateKeyArgs(fbb, fbb.CreateString(key)).Union()};
+}
+ArgsPair PatchArgs(Fbb& fbb, const Uuid& id, std::string_view patch, JsonMode mode) {
+  fb::Uuid u = ToFb(id);
+  auto p = fbb.CreateString(patch);
+  return {proto::Args::PatchArgs,
+          proto::CreatePatchArgs(fbb, &u, p, mode == JsonMode::kReplace).Union()};
+}
+ArgsPair PageArgs(Fbb& fbb, const Uuid* owner, uint32_t limit, const std::string& cursor,
+                  bool include_deleted, bool from_end) {
+  fb::Uuid u;
+  if (owner) u = ToFb(*owner);
+  auto c = cursor.empty() ? 0 : fbb.CreateString(cursor);
+  return {proto::Args::PageArgs,
+          proto::CreatePageArgs(fbb, owner ? &u : nullptr, limit, c, include_deleted, from_end)
+              .Union()};
+}
+template <typename NT>
+ArgsPair RecordArgs(Fbb& fbb, const NT& record) {
+  using R = typename NT::TableType;
+  return {proto::ArgsTraits<R>::enum_value, R::Pack(fbb, &record).Union()};
+}
+
+}  // namespace
+
+Client::Client(std::shared_ptr<Impl> impl, std::optional<Uuid> act_as)
+    : impl_(std::move(impl)), act_as_(act_as) {}
+
+Result<Client> Client::Connect(const ClientOptions& options) {
+  if (options.connections < 1) return Status::InvalidArgument("connections must be >= 1");
+  auto impl = std::make_shared<Impl>();
+  impl->options = options;
+  for (int i = 0; i < options.connections; ++i) {
+    impl->conns.push_back(std::make_unique<Connection>(options));
+    AS_RETURN_IF_ERROR(impl->conns.back()->EnsureConnected());
+  }
+  return Client(std::move(impl), std::nullopt);
+}
+
+Client Client::ActingAs(const Uuid& user) const { return Client(impl_, user); }
+const std::string& Client::role() const { return impl_->conns[0]->role(); }
+
+#define AS_CALL(T, op, decode, ...) \
+  impl_->Call<T>(                   \
+      act_as_, proto::Op::op, [&](Fbb& fbb) -> ArgsPair { __VA_ARGS__ }, decode)
+#define AS_CALL_NOARGS(T, op, decode) impl_->Call<T>(act_as_, proto::Op::op, nullptr, decode)
+
+Pending<ServerStatus> Client::GetStatus() {
+  return AS_CALL_NOARGS(ServerStatus, status, DecodeStatus);
+}
+
+// tenants
+Pending<Row<fb::Tenant>> Client::CreateTenant(const fb::TenantT& t) {
+  return AS_CALL(Row<fb::Tenant>, tenant_create, DecodeRow<fb::Tenant>, return RecordArgs(fbb, t););
+}
+Pending<Row<fb::Tenant>> Client::GetTenant(const Uuid& id) {
+  return AS_CALL(Row<fb::Tenant>, tenant_get, DecodeRow<fb::Tenant>, return IdArgs(fbb, id););
+}
+Pending<Row<fb::Tenant>> Client::GetTenantBySlug(std::string_view slug) {
+  return AS_CALL(Row<fb::Tenant>, tenant_get, DecodeRow<fb::Tenant>, return KeyArgs(fbb, slug););
+}
+Pending<Row<fb::Tenant>> Client::UpdateTenant(const Uuid& id, std::string_view patch, JsonMode m) {
+  return AS_CALL(Row<fb::Tenant>, tenant_update, DecodeRow<fb::Tenant>,
+                 return PatchArgs(fbb, id, patch, m););
+}
+Pending<Done> Client::DeleteTenant(const Uuid& id, DeleteMode mode) {
+  return AS_CALL(Done, tenant_delete, DecodeDone, return IdArgs(fbb, id, mode););
+}
+Pending<Page<fb::Tenant>> Client::ListTenants(const PageRequest& p) {
+  return AS_CALL(Page<fb::Tenant>, tenant_list, DecodePage<fb::Tenant>,
+                 return PageArgs(fbb, nullptr, p.limit, p.cursor, p.include_deleted, false););
+}
+
+// users
+Pending<Row<fb::User>> Client::CreateUser(const fb::UserT& u) {
+  return AS_CALL(Row<fb::User>, user_create, DecodeRow<fb::User>, return RecordArgs(fbb, u););
+}
+Pending<Row<fb::User>> Client::GetUser(const Uuid& id) {
+  return AS_CALL(Row<fb::User>, user_get, DecodeRow<fb::User>, return IdArgs(fbb, id););
+}
+Pending<Row<fb::User>> Client::GetUserByEmail(std::string_view email) {
+  return AS_CALL(Row<fb::User>, user_get, DecodeRow<fb::User>, return KeyArgs(fbb, email););
+}
+Pending<Row<fb::User>> Client::UpdateUser(const Uuid& id, std::string_view patch, JsonMode m) {
+  return AS_CALL(Row<fb::User>, user_update, DecodeRow<fb::User>,
+                 return PatchArgs(fbb, id, patch, m););
+}
+Pending<Done> Client::DeleteUser(const Uuid& id, DeleteMode mode) {
+  return AS_CALL(Done, user_delete, DecodeDone, return IdArgs(fbb, id, mode););
+}
+Pending<Page<fb::User>> Client::ListUsers(const PageRequest& p) {
+  return AS_CALL(Page<fb::User>, user_list, DecodePage<fb::User>,
+                 return PageArgs(fbb, nullptr, p.limit, p.cursor, p.include_deleted, false););
+}
+
+// agents
+Pending<Row<fb::Agent>> Client::CreateAgent(const fb::AgentT& a) {
+  return AS_CALL(Row<fb::Agent>, agent_create, DecodeRow<fb::Agent>, return RecordArgs(fbb, a););
+}
+Pending<Row<fb::Agent>> Client::GetAgent(const Uuid& id) {
+  return AS_CALL(Row<fb::Agent>, agent_get, DecodeRow<fb::Agent>, return IdArgs(fbb, id););
+}
+Pending<Row<fb::Agent>> Client::UpdateAgent(const Uuid& id, std::string_view patch, JsonMode m) {
+  return AS_CALL(Row<fb::Agent>, agent_update, DecodeRow<fb::Agent>,
+                 return PatchArgs(fbb, id, patch, m););
+}
+Pending<Done> Client::DeleteAgent(const Uuid& id, DeleteMode mode) {
+  return AS_CALL(Done, agent_delete, DecodeDone, return IdArgs(fbb, id, mode););
+}
+Pending<Page<fb::Agent>> Client::ListAgents(const PageRequest& p) {
+  return AS_CALL(Page<fb::Agent>, agent_list, DecodePage<fb::Agent>,
+                 return PageArgs(fbb, nullptr, p.limit, p.cursor, p.include_deleted, false););
+}
+
+// user_agents
+Pending<Row<fb::UserAgent>> Client::CreateUserAgent(const fb::UserAgentT& ua) {
+  return AS_CALL(Row<fb::UserAgent>, user_agent_create, DecodeRow<fb::UserAgent>,
+                 return RecordArgs(fbb, ua););
+}
+Pending<Row<fb::UserAgent>> Client::GetUserAgent(const Uuid& id) {
+  return AS_CALL(Row<fb::UserAgent>, user_agent_get, DecodeRow<fb::UserAgent>,
+                 return IdArgs(fbb, id););
+}
+Pending<Row<fb::UserAgent>> Client::GetUserAgentFor(const Uuid& user, const Uuid& agent) {
+  return AS_CALL(Row<fb::UserAgent>, user_agent_get, DecodeRow<fb::UserAgent>, {
+    fb::Uuid a = ToFb(user), b = ToFb(agent);
+    return ArgsPair{proto::Args::PairArgs, proto::CreatePairArgs(fbb, &a, &b).Union()};
+  });
+}
+Pending<Row<fb::UserAgent>> Client::UpdateUserAgent(const Uuid& id, std::string_view patch,
+                                                    JsonMode m) {
+  return AS_CALL(Row<fb::UserAgent>, user_agent_update, DecodeRow<fb::UserAgent>,
+                 return PatchArgs(fbb, id, patch, m););
+}
+Pending<Done> Client::DeleteUserAgent(const Uuid& id, DeleteMode mode) {
+  return AS_CALL(Done, user_agent_delete, DecodeDone, return IdArgs(fbb, id, mode););
+}
+Pending<std::vector<Row<fb::UserAgent>>> Client::ListUserAgents(const Uuid& user,
+                                                                const UserAgentFilter& f) {
+  return AS_CALL(std::vector<Row<fb::UserAgent>>, user_agent_list, DecodeRows<fb::UserAgent>, {
+    fb::Uuid u = ToFb(user);
+    auto folder = f.folder ? fbb.CreateString(*f.folder) : 0;
+    auto tag = f.tag ? fbb.CreateString(*f.tag) : 0;
+    proto::UserAgentListArgsBuilder b(fbb);
+    b.add_user(&u);
+    if (f.folder) b.add_folder(folder);
+    if (f.tag) b.add_tag(tag);
+    if (f.favorite) b.add_favorite(*f.favorite);
+    b.add_archived(f.archived);
+    return ArgsPair{proto::Args::UserAgentListArgs, b.Finish().Union()};
+  });
+}
+
+// chats, messages, votes
+Pending<Row<fb::Chat>> Client::CreateChat(const fb::ChatT& c) {
+  return AS_CALL(Row<fb::Chat>, chat_create, DecodeRow<fb::Chat>, return RecordArgs(fbb, c););
+}
+Pending<Row<fb::Chat>> Client::GetChat(const Uuid& id) {
+  return AS_CALL(Row<fb::Chat>, chat_get, DecodeRow<fb::Chat>, return IdArgs(fbb, id););
+}
+Pending<Row<fb::Chat>> Client::UpdateChat(const Uuid& id, std::string_view patch, JsonMode m) {
+  return AS_CALL(Row<fb::Chat>, chat_update, DecodeRow<fb::Chat>,
+                 return PatchArgs(fbb, id, patch, m););
+}
+Pending<Done> Client::DeleteChat(const Uuid& id, DeleteMode mode) {
+  return AS_CALL(Done, chat_delete, DecodeDone, return IdArgs(fbb, id, mode););
+}
+Pending<Page<fb::Chat>> Client::ListChats(const Uuid& user, const PageRequest& p) {
+  return AS_CALL(Page<fb::Chat>, chat_list, DecodePage<fb::Chat>,
+                 return PageArgs(fbb, &user, p.limit, p.cursor, p.include_deleted, false););
+}
+Pending<AppendResult> Client::AppendMessage(const fb::MessageT& m) {
+  return AS_CALL(AppendResult, message_append, DecodeAppend, return RecordArgs(fbb, m););
+}
+Pending<Row<fb::Message>> Client::GetMessage(const Uuid& id) {
+  return AS_CALL(Row<fb::Message>, message_get, DecodeRow<fb::Message>, return IdArgs(fbb, id););
+}
+Pending<Page<fb::Message>> Client::ListMessages(const Uuid& chat, const MessagePageRequest& p) {
+  return AS_CALL(Page<fb::Message>, message_list, DecodePage<fb::Message>,
+                 return PageArgs(fbb, &chat, p.limit, p.cursor, false, p.from_end););
+}
+Pending<Row<fb::Vote>> Client::Vote(const Uuid& chat, const Uuid& message, bool up) {
+  return AS_CALL(Row<fb::Vote>, vote_put, DecodeRow<fb::Vote>, {
+    fb::Uuid a = ToFb(chat), b = ToFb(message);
+    return ArgsPair{proto::Args::PairArgs, proto::CreatePairArgs(fbb, &a, &b, up).Union()};
+  });
+}
+Pending<std::vector<Row<fb::Vote>>> Client::ListVotes(const Uuid& chat) {
+  return AS_CALL(std::vector<Row<fb::Vote>>, vote_list, DecodeRows<fb::Vote>,
+                 return IdArgs(fbb, chat););
+}
+
+// admin_config
+Pending<Row<fb::AdminConfig>> Client::PutAdminConfig(std::string_view key, std::string_view json) {
+  return AS_CALL(Row<fb::AdminConfig>, admin_config_put, DecodeRow<fb::AdminConfig>, {
+    auto k = fbb.CreateString(key);
+    auto d = fbb.CreateString(json);
+    return ArgsPair{proto::Args::ConfigArgs, proto::CreateConfigArgs(fbb, k, d).Union()};
+  });
+}
+Pending<Row<fb::AdminConfig>> Client::GetAdminConfig(std::string_view key) {
+  return AS_CALL(Row<fb::AdminConfig>, admin_config_get, DecodeRow<fb::AdminConfig>,
+                 return KeyArgs(fbb, key););
+}
+Pending<std::vector<Row<fb::AdminConfig>>> Client::ListAdminConfig() {
+  return AS_CALL_NOARGS(std::vector<Row<fb::AdminConfig>>, admin_config_list,
+                        DecodeRows<fb::AdminConfig>);
+}
+Pending<Done> Client::DeleteAdminConfig(std::string_view key) {
+  return AS_CALL(Done, admin_config_delete, DecodeDone, return KeyArgs(fbb, key););
+}
+
+// api keys
+Pending<NewKey> Client::CreateApiKey(const fb::ApiKeyT& k) {
+  return AS_CALL(NewKey, key_create, DecodeNewKey, return RecordArgs(fbb, k););
+}
+Pending<std::vector<Row<fb::ApiKey>>> Client::ListApiKeys() {
+  return AS_CALL_NOARGS(std::vector<Row<fb::ApiKey>>, key_list, DecodeRows<fb::ApiKey>);
+}
+Pending<Done> Client::RevokeApiKey(const Uuid& id) {
+  return AS_CALL(Done, key_revoke, DecodeDone, return IdArgs(fbb, id););
+}
+
+// operators
+Pending<ExportChunk> Client::ExportRecords(RecordType type, std::string_view cursor,
+                                           uint32_t limit) {
+  return AS_CALL(ExportChunk, record_export, DecodeExport, {
+    auto t = fbb.CreateString(RecordTypeName(type));
+    auto c = cursor.empty() ? 0 : fbb.CreateString(cursor);
+    return ArgsPair{proto::Args::ExportArgs, proto::CreateExportArgs(fbb, t, c, limit).Union()};
+  });
+}
+Pending<Done> Client::ImportRecord(RecordType type, std::string_view json) {
+  return AS_CALL(Done, record_import, DecodeDone, {
+    auto t = fbb.CreateString(RecordTypeName(type));
+    auto j = fbb.CreateString(json);
+    return ArgsPair{proto::Args::ImportArgs, proto::CreateImportArgs(fbb, t, j).Union()};
+  });
+}
+Pending<Done> Client::CreateBackup(std::string_view dir) {
+  return AS_CALL(Done, backup_create, DecodeDone, {
+    auto d = fbb.CreateString(dir);
+    return ArgsPair{proto::Args::BackupArgs, proto::CreateBackupArgs(fbb, d).Union()};
+  });
+}
+
+#undef AS_CALL
+#undef AS_CALL_NOARGS
+
+}  // namespace agentstore

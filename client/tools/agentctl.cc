@@ -1,0 +1,414 @@
+// agentctl: the operators' CLI. Talks to agentstored with the client library (address
+// and key from flags or AGENTSTORE_ADDR / AGENTSTORE_KEY), prints tables for people and
+// JSON with --json, and exits non-zero with the error's message when a call fails.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "agentstore/client.h"
+#include "agentstore/common/record_json.h"
+
+namespace fs = std::filesystem;
+using agentstore::Client;
+using agentstore::RecordType;
+using agentstore::Row;
+using agentstore::Status;
+using agentstore::Uuid;
+using Json = nlohmann::json;
+namespace fb = agentstore::fb;
+
+namespace {
+
+struct Globals {
+  std::string addr;
+  std::string key;
+  bool json = false;
+};
+
+[[noreturn]] void Fail(const Status& s) {
+  std::cerr << "agentctl: " << s.ToString() << "\n";
+  std::exit(1);
+}
+[[noreturn]] void Fail(const std::string& msg) {
+  std::cerr << "agentctl: " << msg << "\n";
+  std::exit(2);
+}
+
+template <typename T>
+T Must(agentstore::Result<T> r) {
+  if (!r.ok()) Fail(r.status());
+  return std::move(r).value();
+}
+
+Uuid ParseId(const std::string& text, const char* what) {
+  auto id = Uuid::Parse(text);
+  if (!id) Fail(std::string(what) + " is not a UUID: " + text);
+  return *id;
+}
+
+Client Connect(const Globals& g) {
+  agentstore::ClientOptions o;
+  std::string addr = g.addr;
+  if (addr.empty() && getenv("AGENTSTORE_ADDR")) addr = getenv("AGENTSTORE_ADDR");
+  if (addr.empty()) addr = "127.0.0.1:7420";
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos) Fail("address must be host:port, not " + addr);
+  o.host = addr.substr(0, colon);
+  o.port = static_cast<uint16_t>(std::stoi(addr.substr(colon + 1)));
+  o.key = g.key.empty() && getenv("AGENTSTORE_KEY") ? getenv("AGENTSTORE_KEY") : g.key;
+  if (o.key.empty()) Fail("no API key: use --key or AGENTSTORE_KEY");
+  return Must(Client::Connect(o));
+}
+
+// Prints records as a table of the chosen columns, or as JSON (one array).
+template <typename T>
+void Print(const Globals& g, const std::vector<Row<T>>& rows,
+           const std::vector<std::string>& cols) {
+  if (g.json) {
+    Json out = Json::array();
+    for (const auto& r : rows) out.push_back(Json::parse(agentstore::RecordToJson(*r.get())));
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  std::vector<std::vector<std::string>> cells;
+  std::vector<size_t> width(cols.size());
+  for (size_t i = 0; i < cols.size(); ++i) width[i] = cols[i].size();
+  for (const auto& r : rows) {
+    Json j = Json::parse(agentstore::RecordToJson(*r.get()));
+    std::vector<std::string> line;
+    for (size_t i = 0; i < cols.size(); ++i) {
+      const Json& v = j[cols[i]];
+      std::string s = v.is_string() ? v.get<std::string>() : v.is_null() ? "" : v.dump();
+      if (s.size() > 60) s = s.substr(0, 57) + "...";
+      width[i] = std::max(width[i], s.size());
+      line.push_back(s);
+    }
+    cells.push_back(line);
+  }
+  auto row = [&](const std::vector<std::string>& line) {
+    for (size_t i = 0; i < line.size(); ++i)
+      std::cout << line[i] << std::string(width[i] - line[i].size() + 2, ' ');
+    std::cout << "\n";
+  };
+  std::vector<std::string> header;
+  for (auto c : cols) {
+    for (auto& ch : c) ch = static_cast<char>(toupper(ch));
+    header.push_back(c);
+  }
+  row(header);
+  for (const auto& line : cells) row(line);
+}
+
+template <typename T>
+void Print(const Globals& g, const Row<T>& row, const std::vector<std::string>& cols) {
+  if (g.json) {
+    std::cout << Json::parse(agentstore::RecordToJson(*row.get())).dump(2) << "\n";
+    return;
+  }
+  Print(g, std::vector<Row<T>>{row}, cols);
+}
+
+// The export order: parents before children, so an import can follow it line by line.
+constexpr RecordType kExportOrder[] = {
+    RecordType::kTenant,    RecordType::kUser,        RecordType::kAgent,
+    RecordType::kUserAgent, RecordType::kChat,        RecordType::kMessage,
+    RecordType::kVote,      RecordType::kAdminConfig, RecordType::kApiKey};
+
+std::string ToJsonOf(RecordType t, const std::string& bytes) {
+  const void* p = bytes.data();
+  switch (t) {
+    case RecordType::kTenant:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::Tenant>(p));
+    case RecordType::kUser:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::User>(p));
+    case RecordType::kAgent:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::Agent>(p));
+    case RecordType::kUserAgent:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::UserAgent>(p));
+    case RecordType::kChat:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::Chat>(p));
+    case RecordType::kMessage:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::Message>(p));
+    case RecordType::kVote:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::Vote>(p));
+    case RecordType::kAdminConfig:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::AdminConfig>(p));
+    case RecordType::kApiKey:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::ApiKey>(p));
+    default:
+      return "{}";
+  }
+}
+
+void Export(const Globals& g, const std::string& out_path) {
+  Client c = Connect(g);
+  std::ofstream file;
+  if (out_path != "-") {
+    file.open(out_path);
+    if (!file) Fail("cannot write " + out_path);
+  }
+  std::ostream& out = out_path == "-" ? std::cout : file;
+  uint64_t total = 0;
+  for (RecordType t : kExportOrder) {
+    std::string cursor;
+    do {
+      auto chunk = Must(c.ExportRecords(t, cursor, 1000).get());
+      for (const auto& bytes : chunk.records) {
+        // The record's JSON is embedded as is: {"type":"users","record":{...}}
+        out << R"({"type":")" << agentstore::RecordTypeName(t) << R"(","record":)"
+            << ToJsonOf(t, bytes) << "}\n";
+        ++total;
+      }
+      cursor = chunk.next_cursor;
+    } while (!cursor.empty());
+  }
+  out.flush();
+  if (!out) Fail("write failed");
+  std::cerr << "exported " << total << " records\n";
+}
+
+void Import(const Globals& g, const std::string& in_path) {
+  Client c = Connect(g);
+  std::ifstream file;
+  if (in_path != "-") {
+    file.open(in_path);
+    if (!file) Fail("cannot read " + in_path);
+  }
+  std::istream& in = in_path == "-" ? std::cin : file;
+  uint64_t total_bytes = in_path == "-" ? 0 : fs::file_size(in_path), read_bytes = 0;
+  bool tty = isatty(STDERR_FILENO);
+  std::string line;
+  uint64_t lineno = 0, ok = 0, bad = 0;
+  auto progress = [&](bool last) {
+    if (!tty || total_bytes == 0) return;
+    int pct = static_cast<int>(100 * read_bytes / total_bytes);
+    int bar = pct / 4;
+    std::cerr << "\r[" << std::string(bar, '#') << std::string(25 - bar, ' ') << "] " << pct << "% "
+              << ok << " imported, " << bad << " skipped" << (last ? "\n" : "") << std::flush;
+  };
+  while (std::getline(in, line)) {
+    ++lineno;
+    read_bytes += line.size() + 1;
+    if (line.empty()) continue;
+    auto j = Json::parse(line, nullptr, false);
+    std::optional<RecordType> type;
+    if (!j.is_discarded() && j.is_object() && j.contains("type") && j["type"].is_string())
+      type = agentstore::RecordTypeFromName(j["type"].get<std::string>());
+    if (!type || !j.contains("record")) {
+      ++bad;
+      std::cerr << (tty ? "\n" : "") << "line " << lineno
+                << ": skipped: expected {\"type\": <record type>, \"record\": {...}}\n";
+      continue;
+    }
+    Status s = c.ImportRecord(*type, j["record"].dump()).get().status();
+    if (!s.ok()) {
+      ++bad;
+      std::cerr << (tty ? "\n" : "") << "line " << lineno << ": skipped: " << s.ToString() << "\n";
+    } else {
+      ++ok;
+    }
+    if (lineno % 200 == 0) progress(false);
+  }
+  progress(true);
+  std::cerr << "imported " << ok << " records, skipped " << bad << "\n";
+  if (bad) std::exit(1);
+}
+
+// Restores a backup (a RocksDB checkpoint) into a new, empty data directory. Offline:
+// copies files; the server is then started on the new directory.
+void Restore(const std::string& from, const std::string& to) {
+  if (!fs::exists(fs::path(from) / "CURRENT")) Fail(from + " is not a backup (no CURRENT file)");
+  if (fs::exists(to) && !fs::is_empty(to))
+    Fail(to + " is not empty; restore only into an empty directory");
+  fs::create_directories(to);
+  std::error_code ec;
+  fs::copy(from, to, fs::copy_options::recursive, ec);
+  if (ec) Fail("copy failed: " + ec.message());
+  std::cerr << "restored " << from << " into " << to << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"agentctl - operate an agentstore server"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags may follow the subcommand
+  Globals g;
+  app.add_option("--addr", g.addr, "host:port (default $AGENTSTORE_ADDR or 127.0.0.1:7420)");
+  app.add_option("--key", g.key, "API key (default $AGENTSTORE_KEY)");
+  app.add_flag("--json", g.json, "print JSON instead of tables");
+
+  auto* status = app.add_subcommand("status", "server version, uptime, counts, per-op latency");
+  status->callback([&] {
+    auto s = Must(Connect(g).GetStatus().get());
+    if (g.json) {
+      Json j = {{"version", s.version},
+                {"uptime_ms", s.uptime_ms},
+                {"durability", s.durability},
+                {"memory_rss_bytes", s.memory_rss_bytes},
+                {"arena_live_bytes", s.arena_live_bytes},
+                {"connections", s.connections},
+                {"operations_served", s.operations_served},
+                {"wal_syncs", s.wal_syncs}};
+      for (const auto& [name, n] : s.records) j["records"][name] = n;
+      for (const auto& o : s.ops)
+        j["ops"][o.name] = {{"calls", o.calls},
+                            {"errors", o.errors},
+                            {"p50_us", o.p50_us},
+                            {"p99_us", o.p99_us},
+                            {"max_us", o.max_us}};
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    std::cout << "agentstored " << s.version << ", up " << s.uptime_ms / 1000 << " s, durability "
+              << s.durability << ", " << s.connections << " connections, " << s.operations_served
+              << " operations, rss " << s.memory_rss_bytes / (1 << 20) << " MiB\n";
+    for (const auto& [name, n] : s.records)
+      if (n) std::cout << "  " << name << ": " << n << "\n";
+    for (const auto& o : s.ops)
+      std::cout << "  op " << o.name << ": " << o.calls << " calls, " << o.errors << " errors, p50 "
+                << o.p50_us << " us, p99 " << o.p99_us << " us\n";
+  });
+
+  auto* keys = app.add_subcommand("keys", "API keys")->require_subcommand(1);
+  std::string role = "user", user_id, tenant_id, key_name, key_id;
+  int64_t expires_at = 0;
+  auto* kc = keys->add_subcommand("create", "create a key; prints the secret once");
+  kc->add_option("--role", role, "service | admin | user")
+      ->check(CLI::IsMember({"service", "admin", "user"}));
+  kc->add_option("--user", user_id, "user id (user keys)");
+  kc->add_option("--tenant", tenant_id, "tenant id scope");
+  kc->add_option("--name", key_name, "label");
+  kc->add_option("--expires-at", expires_at, "expiry, microseconds since the epoch");
+  kc->callback([&] {
+    fb::ApiKeyT k;
+    k.role = role == "service" ? fb::KeyRole::service
+             : role == "admin" ? fb::KeyRole::admin
+                               : fb::KeyRole::user;
+    if (!user_id.empty())
+      k.user_id = std::make_unique<fb::Uuid>(agentstore::ToFb(ParseId(user_id, "--user")));
+    if (!tenant_id.empty())
+      k.tenant_id = std::make_unique<fb::Uuid>(agentstore::ToFb(ParseId(tenant_id, "--tenant")));
+    k.name = key_name;
+    k.expires_at = expires_at;
+    auto created = Must(Connect(g).CreateApiKey(k).get());
+    if (g.json) {
+      Json j = Json::parse(agentstore::RecordToJson(*created.key.get()));
+      j["secret"] = created.secret;
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::cout << "id:     " << agentstore::ToUuid(created.key->id()).ToString()
+                << "\nsecret: " << created.secret << "\n(the secret is shown only now)\n";
+    }
+  });
+  keys->add_subcommand("list", "keys this key may see")->callback([&] {
+    Print(g, Must(Connect(g).ListApiKeys().get()),
+          {"id", "role", "user_id", "name", "created_at", "expires_at", "revoked_at",
+           "last_used_at"});
+  });
+  auto* kr = keys->add_subcommand("revoke", "revoke a key");
+  kr->add_option("id", key_id)->required();
+  kr->callback([&] {
+    Must(Connect(g).RevokeApiKey(ParseId(key_id, "id")).get());
+    std::cout << "revoked " << key_id << "\n";
+  });
+
+  const std::vector<std::string> user_cols = {"id",   "email",     "full_name",
+                                              "role", "is_active", "created_at"};
+  auto* users = app.add_subcommand("users", "users")->require_subcommand(1);
+  std::string id_arg, email, full_name, record_json;
+  uint32_t limit = 50;
+  auto* ug = users->add_subcommand("get", "a user by id or --email");
+  ug->add_option("id", id_arg);
+  ug->add_option("--email", email);
+  ug->callback([&] {
+    Client c = Connect(g);
+    if (!email.empty()) return Print(g, Must(c.GetUserByEmail(email).get()), user_cols);
+    if (id_arg.empty()) Fail("give an id or --email");
+    Print(g, Must(c.GetUser(ParseId(id_arg, "id")).get()), user_cols);
+  });
+  auto* uc = users->add_subcommand("create", "create a user");
+  uc->add_option("--email", email)->required();
+  uc->add_option("--name", full_name);
+  uc->add_option("--record", record_json, "further fields as JSON, e.g. '{\"job_title\":\"CTO\"}'");
+  uc->callback([&] {
+    fb::UserT u;
+    if (!record_json.empty()) {
+      Status s = agentstore::RecordFromJson<fb::User>(record_json, &u);
+      if (!s.ok()) Fail(s);
+    }
+    u.email = email;
+    if (!full_name.empty()) u.full_name = full_name;
+    Print(g, Must(Connect(g).CreateUser(u).get()), user_cols);
+  });
+  auto* ul = users->add_subcommand("list", "users by id");
+  ul->add_option("--limit", limit)->capture_default_str();
+  ul->callback([&] {
+    agentstore::PageRequest p;
+    p.limit = limit;
+    Print(g, Must(Connect(g).ListUsers(p).get()).rows, user_cols);
+  });
+
+  auto* agents = app.add_subcommand("agents", "agents")->require_subcommand(1);
+  auto* al = agents->add_subcommand("list", "agents this key may see");
+  al->add_option("--limit", limit)->capture_default_str();
+  al->callback([&] {
+    agentstore::PageRequest p;
+    p.limit = limit;
+    Print(g, Must(Connect(g).ListAgents(p).get()).rows,
+          {"id", "name", "type", "model", "is_public", "creator_id", "created_at"});
+  });
+
+  auto* chats = app.add_subcommand("chats", "chats")->require_subcommand(1);
+  auto* cl = chats->add_subcommand("list", "a user's chats, newest first");
+  cl->add_option("--user", user_id)->required();
+  cl->add_option("--limit", limit)->capture_default_str();
+  cl->callback([&] {
+    agentstore::PageRequest p;
+    p.limit = limit;
+    Print(g, Must(Connect(g).ListChats(ParseId(user_id, "--user"), p).get()).rows,
+          {"id", "title", "visibility", "message_count", "total_cost", "created_at", "updated_at"});
+  });
+
+  auto* messages = app.add_subcommand("messages", "messages")->require_subcommand(1);
+  std::string chat_id;
+  uint32_t count = 20;
+  auto* mt = messages->add_subcommand("tail", "the last messages of a chat");
+  mt->add_option("--chat", chat_id)->required();
+  mt->add_option("-n", count, "how many")->capture_default_str();
+  mt->callback([&] {
+    agentstore::MessagePageRequest p;
+    p.limit = count;
+    Print(g, Must(Connect(g).ListMessages(ParseId(chat_id, "--chat"), p).get()).rows,
+          {"created_at", "role", "model_used", "input_tokens", "output_tokens", "parts"});
+  });
+
+  std::string path = "-";
+  auto* ex = app.add_subcommand("export", "every record as JSON Lines, parents first");
+  ex->add_option("--out", path, "file (default stdout)");
+  ex->callback([&] { Export(g, path); });
+  auto* im = app.add_subcommand("import", "JSON Lines from export; idempotent by id");
+  im->add_option("file", path, "file or - for stdin")->required();
+  im->callback([&] { Import(g, path); });
+
+  auto* backup = app.add_subcommand("backup", "backups")->require_subcommand(1);
+  std::string dir, from, data_dir;
+  auto* bc = backup->add_subcommand("create", "consistent online backup on the server's machine");
+  bc->add_option("--dir", dir, "a new directory on the server's machine")->required();
+  bc->callback([&] {
+    Must(Connect(g).CreateBackup(fs::absolute(dir).string()).get());
+    std::cout << "backup written to " << fs::absolute(dir).string() << "\n";
+  });
+  auto* br =
+      backup->add_subcommand("restore", "copy a backup into an empty data directory (offline)");
+  br->add_option("--from", from)->required();
+  br->add_option("--data-dir", data_dir)->required();
+  br->callback([&] { Restore(from, data_dir); });
+
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}

@@ -1,0 +1,59 @@
+// Server: agentstored's network front end. Accepts TCP connections, reads length-
+// prefixed FlatBuffers requests (pipelined: many in flight per connection, answered as
+// they complete, tagged with their ids), checks each with the FlatBuffers verifier,
+// authenticates, dispatches to the Engine through the operation table, and writes
+// responses. Writes are acknowledged only once durable; their fsyncs are shared
+// (group commit) without parking an I/O thread.
+//
+// Thread-safety: Start/Stop from one thread; Stats from any.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "agentstore/common/status.h"
+#include "agentstore/engine/engine.h"
+
+namespace agentstore::net {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 7420;  // 0: pick a free port (see Server::port)
+  int io_threads = 2;
+  uint32_t max_frame_bytes = 16u << 20;  // a larger frame gets an error, then the connection closes
+  uint32_t max_connections = 1024;       // further connections get an error and are closed
+  uint32_t max_inflight_per_connection = 256;  // reading pauses at this many unanswered requests
+  uint32_t idle_timeout_ms = 300'000;          // a silent connection is closed after this
+  uint32_t slow_op_us = 10'000;                // operations slower than this are logged
+};
+
+struct ServerStats {
+  uint64_t connections_open = 0;
+  uint64_t connections_total = 0;
+  uint64_t requests = 0;
+  uint64_t errors = 0;
+};
+
+class Server {
+ public:
+  // Binds, starts the I/O threads and begins accepting.
+  static Result<std::unique_ptr<Server>> Start(Engine* engine, const ServerOptions& options);
+  // Stops (see Stop).
+  ~Server();
+
+  // The bound port (useful with port 0).
+  uint16_t port() const;
+  // Stops accepting, lets in-flight requests finish and their responses go out (up to
+  // a few seconds), then closes every connection and joins the I/O threads.
+  void Stop();
+  ServerStats Stats() const;
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace agentstore::net

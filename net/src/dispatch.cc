@@ -1,0 +1,616 @@
+// The request handlers, one per implemented operation, and the table that routes each
+// protocol Op to its handler. An operation declared but not built answers
+// not_implemented; one built but missing here fails to compile (see kHandlers).
+#include "dispatch.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "protocol_generated.h"
+
+namespace agentstore::net {
+namespace {
+
+using proto::Args;
+using FbbOffset = flatbuffers::Offset<void>;
+
+// Everything one handler needs. A handler returns a Status; on success it may have set
+// a result with SetRecords / SetResult.
+struct Call {
+  Engine& engine;
+  const Scope& scope;
+  Session& session;
+  const proto::Request* req;
+  flatbuffers::FlatBufferBuilder& fbb;
+  ServerCounters* server;
+  const Dispatcher* dispatcher;
+  proto::Result result_type = proto::Result::NONE;
+  FbbOffset result;
+
+  template <typename A>
+  const A* Args() const {
+    return req->args_type() == proto::ArgsTraits<A>::enum_value ? static_cast<const A*>(req->args())
+                                                                : nullptr;
+  }
+  void SetResult(proto::Result type, FbbOffset off) {
+    result_type = type;
+    result = off;
+  }
+  flatbuffers::Offset<proto::Blob> Blob(std::string_view bytes) {
+    // Records are 8-byte aligned inside the response so a client may read them in place.
+    fbb.ForceVectorAlignment(bytes.size(), 1, 8);
+    auto data = fbb.CreateVector(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    return proto::CreateBlob(fbb, data);
+  }
+  template <typename Rows>
+  void SetRecords(const Rows& rows, std::string_view next_cursor = {}) {
+    std::vector<flatbuffers::Offset<proto::Blob>> items;
+    items.reserve(rows.size());
+    for (const auto& r : rows) items.push_back(Blob(r.bytes()));
+    auto vec = fbb.CreateVector(items);
+    auto cursor = next_cursor.empty() ? 0 : fbb.CreateString(next_cursor);
+    SetResult(proto::Result::Records, proto::CreateRecords(fbb, vec, cursor).Union());
+  }
+  template <typename T>
+  void SetRecord(const Row<T>& row) {
+    SetRecords(std::vector<Row<T>>{row});
+  }
+};
+
+Status ArgsError(const Call& c, const char* want) {
+  return Status::InvalidArgument(std::string("operation ") +
+                                 std::string(OperationOf(static_cast<Op>(c.req->op())).name) +
+                                 " takes " + want);
+}
+
+Status NeedId(const fb::Uuid* id, const char* what) {
+  if (!id) return Status::InvalidArgument(std::string(what) + " is required");
+  return Status::OK();
+}
+
+PageRequest ToPage(const proto::PageArgs* a) {
+  PageRequest p;
+  p.limit = a->limit();
+  p.cursor = a->cursor() ? a->cursor()->str() : "";
+  p.include_deleted = a->include_deleted();
+  return p;
+}
+
+DeleteMode ToMode(proto::DeleteMode m) {
+  return m == proto::DeleteMode::hard ? DeleteMode::kHard : DeleteMode::kSoft;
+}
+
+// ---- generic handler shapes ----
+
+template <typename Rec>
+using CreateFn = Result<Row<Rec>> (Engine::*)(const Scope&, const typename Rec::NativeTableType&);
+template <typename Rec>
+Status DoCreate(Call& c, CreateFn<Rec> fn) {
+  const Rec* a = c.Args<Rec>();
+  if (!a) return ArgsError(c, "a record");
+  typename Rec::NativeTableType obj;
+  a->UnPackTo(&obj);
+  auto r = (c.engine.*fn)(c.scope, obj);
+  if (!r.ok()) return r.status();
+  c.SetRecord(*r);
+  return Status::OK();
+}
+
+template <typename Rec>
+using GetFn = Result<Row<Rec>> (Engine::*)(const Scope&, const Uuid&);
+template <typename Rec>
+Status DoGet(Call& c, GetFn<Rec> fn) {
+  const auto* a = c.Args<proto::IdArgs>();
+  if (!a) return ArgsError(c, "IdArgs");
+  AS_RETURN_IF_ERROR(NeedId(a->id(), "id"));
+  auto r = (c.engine.*fn)(c.scope, ToUuid(a->id()));
+  if (!r.ok()) return r.status();
+  c.SetRecord(*r);
+  return Status::OK();
+}
+
+template <typename Rec>
+using UpdateFn = Result<Row<Rec>> (Engine::*)(const Scope&, const Uuid&, std::string_view,
+                                              JsonMode);
+template <typename Rec>
+Status DoUpdate(Call& c, UpdateFn<Rec> fn) {
+  const auto* a = c.Args<proto::PatchArgs>();
+  if (!a) return ArgsError(c, "PatchArgs");
+  AS_RETURN_IF_ERROR(NeedId(a->id(), "id"));
+  if (!a->patch()) return Status::InvalidArgument("patch is required");
+  auto r = (c.engine.*fn)(c.scope, ToUuid(a->id()), a->patch()->string_view(),
+                          a->replace_json() ? JsonMode::kReplace : JsonMode::kMerge);
+  if (!r.ok()) return r.status();
+  c.SetRecord(*r);
+  return Status::OK();
+}
+
+using DeleteFn = Status (Engine::*)(const Scope&, const Uuid&, DeleteMode);
+Status DoDelete(Call& c, DeleteFn fn) {
+  const auto* a = c.Args<proto::IdArgs>();
+  if (!a) return ArgsError(c, "IdArgs");
+  AS_RETURN_IF_ERROR(NeedId(a->id(), "id"));
+  return (c.engine.*fn)(c.scope, ToUuid(a->id()), ToMode(a->mode()));
+}
+
+template <typename Rec>
+using ListFn = Result<Page<Rec>> (Engine::*)(const Scope&, const PageRequest&);
+template <typename Rec>
+Status DoList(Call& c, ListFn<Rec> fn) {
+  const auto* a = c.Args<proto::PageArgs>();
+  PageRequest page = a ? ToPage(a) : PageRequest{};
+  auto r = (c.engine.*fn)(c.scope, page);
+  if (!r.ok()) return r.status();
+  c.SetRecords(r->rows, r->next_cursor);
+  return Status::OK();
+}
+
+template <typename Rec>
+Status SetRows(Call& c, Result<std::vector<Row<Rec>>> r) {
+  if (!r.ok()) return r.status();
+  c.SetRecords(*r);
+  return Status::OK();
+}
+
+// ---- handlers: the primary template answers not_implemented ----
+
+template <Op op>
+Status Handle(Call& c) {
+  return Status::NotImplemented(std::string(OperationOf(op).name) + " is not implemented yet");
+}
+
+template <>
+Status Handle<Op::authenticate>(Call& c) {
+  const auto* a = c.Args<proto::AuthArgs>();
+  if (!a || !a->key()) return ArgsError(c, "AuthArgs with a key");
+  auto scope = c.engine.Authenticate(a->key()->string_view());
+  if (!scope.ok()) return scope.status();
+  c.session.scope = *scope;
+  const char* role = scope->is_service() ? "service" : scope->is_admin() ? "admin" : "user";
+  auto role_off = c.fbb.CreateString(role);
+  fb::Uuid user = ToFb(scope->user());
+  c.SetResult(
+      proto::Result::Authenticated,
+      proto::CreateAuthenticated(c.fbb, role_off, scope->is_user() ? &user : nullptr).Union());
+  return Status::OK();
+}
+
+uint64_t RssBytes() {
+  std::ifstream f("/proc/self/statm");
+  uint64_t pages = 0, rss = 0;
+  f >> pages >> rss;
+  return rss * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+template <>
+Status Handle<Op::status>(Call& c) {
+  EngineStats s = c.engine.Stats();
+  auto& fbb = c.fbb;
+  std::vector<flatbuffers::Offset<proto::Counter>> records;
+  for (int t = 1; t <= static_cast<int>(RecordType::kQuota); ++t)
+    records.push_back(proto::CreateCounter(
+        fbb, fbb.CreateString(RecordTypeName(static_cast<RecordType>(t))), s.records[t]));
+  std::vector<flatbuffers::Offset<proto::OpStat>> ops;
+  for (const auto& info : Operations()) {
+    const OpCounters& oc = c.dispatcher->counters(info.op);
+    if (oc.calls.load() == 0) continue;
+    ops.push_back(proto::CreateOpStat(fbb, fbb.CreateString(info.name), oc.calls.load(),
+                                      oc.errors.load(), oc.latency.Quantile(0.5),
+                                      oc.latency.Quantile(0.99), oc.latency.max()));
+  }
+  auto version = fbb.CreateString(AGENTSTORE_VERSION);
+  auto durability = fbb.CreateString(storage::DurabilityName(c.engine.durability()));
+  auto rec = fbb.CreateVector(records);
+  auto opv = fbb.CreateVector(ops);
+  auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - c.server->started)
+                    .count();
+  proto::StatusInfoBuilder b(fbb);
+  b.add_version(version);
+  b.add_uptime_ms(uptime);
+  b.add_durability(durability);
+  b.add_records(rec);
+  b.add_memory_rss_bytes(RssBytes());
+  b.add_arena_live_bytes(s.arena_live_bytes);
+  b.add_arena_dead_bytes(s.arena_dead_bytes);
+  b.add_connections(static_cast<uint32_t>(c.server->connections_open.load()));
+  b.add_operations_served(c.server->requests.load());
+  b.add_wal_syncs(s.wal_syncs);
+  b.add_ops(opv);
+  c.SetResult(proto::Result::StatusInfo, b.Finish().Union());
+  return Status::OK();
+}
+
+// tenants
+template <>
+Status Handle<Op::tenant_create>(Call& c) {
+  return DoCreate<fb::Tenant>(c, &Engine::CreateTenant);
+}
+template <>
+Status Handle<Op::tenant_get>(Call& c) {
+  if (const auto* k = c.Args<proto::KeyArgs>()) {
+    if (!k->key()) return Status::InvalidArgument("key is required");
+    auto r = c.engine.GetTenantBySlug(c.scope, k->key()->string_view());
+    if (!r.ok()) return r.status();
+    c.SetRecord(*r);
+    return Status::OK();
+  }
+  return DoGet<fb::Tenant>(c, &Engine::GetTenant);
+}
+template <>
+Status Handle<Op::tenant_update>(Call& c) {
+  return DoUpdate<fb::Tenant>(c, &Engine::UpdateTenant);
+}
+template <>
+Status Handle<Op::tenant_delete>(Call& c) {
+  return DoDelete(c, &Engine::DeleteTenant);
+}
+template <>
+Status Handle<Op::tenant_list>(Call& c) {
+  return DoList<fb::Tenant>(c, &Engine::ListTenants);
+}
+
+// users
+template <>
+Status Handle<Op::user_create>(Call& c) {
+  return DoCreate<fb::User>(c, &Engine::CreateUser);
+}
+template <>
+Status Handle<Op::user_get>(Call& c) {
+  if (const auto* k = c.Args<proto::KeyArgs>()) {
+    if (!k->key()) return Status::InvalidArgument("key is required");
+    auto r = c.engine.GetUserByEmail(c.scope, k->key()->string_view());
+    if (!r.ok()) return r.status();
+    c.SetRecord(*r);
+    return Status::OK();
+  }
+  return DoGet<fb::User>(c, &Engine::GetUser);
+}
+template <>
+Status Handle<Op::user_update>(Call& c) {
+  return DoUpdate<fb::User>(c, &Engine::UpdateUser);
+}
+template <>
+Status Handle<Op::user_delete>(Call& c) {
+  return DoDelete(c, &Engine::DeleteUser);
+}
+template <>
+Status Handle<Op::user_list>(Call& c) {
+  return DoList<fb::User>(c, &Engine::ListUsers);
+}
+
+// agents
+template <>
+Status Handle<Op::agent_create>(Call& c) {
+  return DoCreate<fb::Agent>(c, &Engine::CreateAgent);
+}
+template <>
+Status Handle<Op::agent_get>(Call& c) {
+  return DoGet<fb::Agent>(c, &Engine::GetAgent);
+}
+template <>
+Status Handle<Op::agent_update>(Call& c) {
+  return DoUpdate<fb::Agent>(c, &Engine::UpdateAgent);
+}
+template <>
+Status Handle<Op::agent_delete>(Call& c) {
+  return DoDelete(c, &Engine::DeleteAgent);
+}
+template <>
+Status Handle<Op::agent_list>(Call& c) {
+  return DoList<fb::Agent>(c, &Engine::ListAgents);
+}
+
+// user_agents
+template <>
+Status Handle<Op::user_agent_create>(Call& c) {
+  return DoCreate<fb::UserAgent>(c, &Engine::CreateUserAgent);
+}
+template <>
+Status Handle<Op::user_agent_get>(Call& c) {
+  if (const auto* p = c.Args<proto::PairArgs>()) {
+    AS_RETURN_IF_ERROR(NeedId(p->a(), "user (a)"));
+    AS_RETURN_IF_ERROR(NeedId(p->b(), "agent (b)"));
+    auto r = c.engine.GetUserAgentFor(c.scope, ToUuid(p->a()), ToUuid(p->b()));
+    if (!r.ok()) return r.status();
+    c.SetRecord(*r);
+    return Status::OK();
+  }
+  return DoGet<fb::UserAgent>(c, &Engine::GetUserAgent);
+}
+template <>
+Status Handle<Op::user_agent_update>(Call& c) {
+  return DoUpdate<fb::UserAgent>(c, &Engine::UpdateUserAgent);
+}
+template <>
+Status Handle<Op::user_agent_delete>(Call& c) {
+  return DoDelete(c, &Engine::DeleteUserAgent);
+}
+template <>
+Status Handle<Op::user_agent_list>(Call& c) {
+  const auto* a = c.Args<proto::UserAgentListArgs>();
+  if (!a) return ArgsError(c, "UserAgentListArgs");
+  AS_RETURN_IF_ERROR(NeedId(a->user(), "user"));
+  UserAgentFilter f;
+  if (a->folder()) f.folder = a->folder()->str();
+  if (a->tag()) f.tag = a->tag()->str();
+  if (a->favorite()) f.favorite = *a->favorite();
+  f.archived = a->archived();
+  return SetRows(c, c.engine.ListUserAgents(c.scope, ToUuid(a->user()), f));
+}
+
+// chats, messages, votes
+template <>
+Status Handle<Op::chat_create>(Call& c) {
+  return DoCreate<fb::Chat>(c, &Engine::CreateChat);
+}
+template <>
+Status Handle<Op::chat_get>(Call& c) {
+  return DoGet<fb::Chat>(c, &Engine::GetChat);
+}
+template <>
+Status Handle<Op::chat_update>(Call& c) {
+  return DoUpdate<fb::Chat>(c, &Engine::UpdateChat);
+}
+template <>
+Status Handle<Op::chat_delete>(Call& c) {
+  return DoDelete(c, &Engine::DeleteChat);
+}
+template <>
+Status Handle<Op::chat_list>(Call& c) {
+  const auto* a = c.Args<proto::PageArgs>();
+  if (!a) return ArgsError(c, "PageArgs");
+  AS_RETURN_IF_ERROR(NeedId(a->owner(), "owner (the user)"));
+  auto r = c.engine.ListChats(c.scope, ToUuid(a->owner()), ToPage(a));
+  if (!r.ok()) return r.status();
+  c.SetRecords(r->rows, r->next_cursor);
+  return Status::OK();
+}
+template <>
+Status Handle<Op::message_append>(Call& c) {
+  const auto* a = c.Args<fb::Message>();
+  if (!a) return ArgsError(c, "a Message");
+  fb::MessageT m;
+  a->UnPackTo(&m);
+  Row<fb::Chat> chat;
+  auto r = c.engine.AppendMessage(c.scope, m, &chat);
+  if (!r.ok()) return r.status();
+  // The message, then its chat with the new totals.
+  std::vector<std::string_view> both = {r->bytes(), chat.bytes()};
+  std::vector<flatbuffers::Offset<proto::Blob>> items = {c.Blob(both[0]), c.Blob(both[1])};
+  auto vec = c.fbb.CreateVector(items);
+  c.SetResult(proto::Result::Records, proto::CreateRecords(c.fbb, vec).Union());
+  return Status::OK();
+}
+template <>
+Status Handle<Op::message_get>(Call& c) {
+  return DoGet<fb::Message>(c, &Engine::GetMessage);
+}
+template <>
+Status Handle<Op::message_list>(Call& c) {
+  const auto* a = c.Args<proto::PageArgs>();
+  if (!a) return ArgsError(c, "PageArgs");
+  AS_RETURN_IF_ERROR(NeedId(a->owner(), "owner (the chat)"));
+  MessagePageRequest p;
+  p.limit = a->limit();
+  p.cursor = a->cursor() ? a->cursor()->str() : "";
+  p.from_end = a->from_end();
+  auto r = c.engine.ListMessages(c.scope, ToUuid(a->owner()), p);
+  if (!r.ok()) return r.status();
+  c.SetRecords(r->rows, r->next_cursor);
+  return Status::OK();
+}
+template <>
+Status Handle<Op::vote_put>(Call& c) {
+  const auto* a = c.Args<proto::PairArgs>();
+  if (!a) return ArgsError(c, "PairArgs (chat, message, up)");
+  AS_RETURN_IF_ERROR(NeedId(a->a(), "chat (a)"));
+  AS_RETURN_IF_ERROR(NeedId(a->b(), "message (b)"));
+  auto r = c.engine.Vote(c.scope, ToUuid(a->a()), ToUuid(a->b()), a->flag());
+  if (!r.ok()) return r.status();
+  c.SetRecord(*r);
+  return Status::OK();
+}
+template <>
+Status Handle<Op::vote_list>(Call& c) {
+  const auto* a = c.Args<proto::IdArgs>();
+  if (!a) return ArgsError(c, "IdArgs (the chat)");
+  AS_RETURN_IF_ERROR(NeedId(a->id(), "id"));
+  return SetRows(c, c.engine.ListVotes(c.scope, ToUuid(a->id())));
+}
+
+// admin_config
+template <>
+Status Handle<Op::admin_config_put>(Call& c) {
+  const auto* a = c.Args<proto::ConfigArgs>();
+  if (!a || !a->key() || !a->data()) return ArgsError(c, "ConfigArgs with key and data");
+  auto r = c.engine.PutAdminConfig(c.scope, a->key()->string_view(), a->data()->string_view());
+  if (!r.ok()) return r.status();
+  c.SetRecord(*r);
+  return Status::OK();
+}
+template <>
+Status Handle<Op::admin_config_get>(Call& c) {
+  const auto* a = c.Args<proto::KeyArgs>();
+  if (!a || !a->key()) return ArgsError(c, "KeyArgs");
+  auto r = c.engine.GetAdminConfig(c.scope, a->key()->string_view());
+  if (!r.ok()) return r.status();
+  c.SetRecord(*r);
+  return Status::OK();
+}
+template <>
+Status Handle<Op::admin_config_list>(Call& c) {
+  return SetRows(c, c.engine.ListAdminConfig(c.scope));
+}
+template <>
+Status Handle<Op::admin_config_delete>(Call& c) {
+  const auto* a = c.Args<proto::KeyArgs>();
+  if (!a || !a->key()) return ArgsError(c, "KeyArgs");
+  return c.engine.DeleteAdminConfig(c.scope, a->key()->string_view());
+}
+
+// api keys
+template <>
+Status Handle<Op::key_create>(Call& c) {
+  const auto* a = c.Args<fb::ApiKey>();
+  if (!a) return ArgsError(c, "an ApiKey");
+  fb::ApiKeyT k;
+  a->UnPackTo(&k);
+  auto r = c.engine.CreateApiKey(c.scope, k);
+  if (!r.ok()) return r.status();
+  auto blob = c.Blob(r->key.bytes());
+  auto secret = c.fbb.CreateString(r->secret);
+  c.SetResult(proto::Result::NewKey, proto::CreateNewKey(c.fbb, blob, secret).Union());
+  return Status::OK();
+}
+template <>
+Status Handle<Op::key_list>(Call& c) {
+  return SetRows(c, c.engine.ListApiKeys(c.scope));
+}
+template <>
+Status Handle<Op::key_revoke>(Call& c) {
+  const auto* a = c.Args<proto::IdArgs>();
+  if (!a) return ArgsError(c, "IdArgs");
+  AS_RETURN_IF_ERROR(NeedId(a->id(), "id"));
+  return c.engine.RevokeApiKey(c.scope, ToUuid(a->id()));
+}
+
+// export / import / backup
+template <>
+Status Handle<Op::record_export>(Call& c) {
+  const auto* a = c.Args<proto::ExportArgs>();
+  if (!a || !a->type()) return ArgsError(c, "ExportArgs with a type");
+  auto type = RecordTypeFromName(a->type()->string_view());
+  if (!type) return Status::InvalidArgument("unknown record type '" + a->type()->str() + "'");
+  auto r = c.engine.ExportRecords(c.scope, *type, a->cursor() ? a->cursor()->string_view() : "",
+                                  a->limit());
+  if (!r.ok()) return r.status();
+  std::vector<flatbuffers::Offset<proto::Blob>> items;
+  for (const auto& rec : r->records) items.push_back(c.Blob(rec));
+  auto vec = c.fbb.CreateVector(items);
+  auto cursor = r->next_cursor.empty() ? 0 : c.fbb.CreateString(r->next_cursor);
+  c.SetResult(proto::Result::Records, proto::CreateRecords(c.fbb, vec, cursor).Union());
+  return Status::OK();
+}
+template <>
+Status Handle<Op::record_import>(Call& c) {
+  const auto* a = c.Args<proto::ImportArgs>();
+  if (!a || !a->type() || !a->json()) return ArgsError(c, "ImportArgs with type and json");
+  auto type = RecordTypeFromName(a->type()->string_view());
+  if (!type) return Status::InvalidArgument("unknown record type '" + a->type()->str() + "'");
+  return c.engine.ImportRecord(c.scope, *type, a->json()->string_view());
+}
+template <>
+Status Handle<Op::backup_create>(Call& c) {
+  if (c.scope.is_user()) return Status::PermissionDenied("backups need a service or admin key");
+  const auto* a = c.Args<proto::BackupArgs>();
+  if (!a || !a->dir() || a->dir()->size() == 0) return ArgsError(c, "BackupArgs with a dir");
+  return c.engine.Checkpoint(a->dir()->str());
+}
+
+using HandlerFn = Status (*)(Call&);
+constexpr HandlerFn kHandlers[] = {
+#define AS_HANDLER(name, kind, roles, implemented, summary) &Handle<Op::name>,
+    AGENTSTORE_OPERATIONS(AS_HANDLER)
+#undef AS_HANDLER
+};
+static_assert(std::size(kHandlers) == kOperationCount);
+
+bool RoleAllowed(const OperationInfo& info, const Scope& scope) {
+  uint8_t bit = scope.is_service() ? kService : scope.is_admin() ? kAdmin : kUser;
+  return (info.roles & bit) != 0;
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(Engine* engine, ServerCounters* counters, uint32_t slow_op_us)
+    : engine_(engine), server_(counters), slow_op_us_(slow_op_us) {}
+
+void Dispatcher::EncodeError(uint64_t id, const Status& status,
+                             flatbuffers::FlatBufferBuilder& out) {
+  out.Clear();
+  auto msg = out.CreateString(status.message());
+  out.Finish(proto::CreateResponse(out, id, static_cast<proto::ErrorCode>(status.code()), msg));
+}
+
+uint64_t Dispatcher::Handle(Session& session, const uint8_t* data, size_t size,
+                            flatbuffers::FlatBufferBuilder& out) {
+  auto start = std::chrono::steady_clock::now();
+  server_->requests.fetch_add(1, std::memory_order_relaxed);
+  flatbuffers::Verifier verifier(data, size, /*max_depth=*/32, /*max_tables=*/100000);
+  if (!verifier.VerifyBuffer<proto::Request>(nullptr)) {
+    server_->errors.fetch_add(1, std::memory_order_relaxed);
+    EncodeError(0, Status::InvalidArgument("malformed request: not a valid Request FlatBuffer"),
+                out);
+    return 0;
+  }
+  const auto* req = flatbuffers::GetRoot<proto::Request>(data);
+  auto op_index = static_cast<size_t>(req->op());
+  if (op_index >= kOperationCount) {
+    server_->errors.fetch_add(1, std::memory_order_relaxed);
+    EncodeError(req->id(), Status::InvalidArgument("unknown operation " + std::to_string(op_index)),
+                out);
+    return 0;
+  }
+  const OperationInfo& info = Operations()[op_index];
+  Status status;
+  uint64_t ticket = 0;
+  std::optional<Scope> acting;
+  out.Clear();
+  proto::Result result_type = proto::Result::NONE;
+  FbbOffset result;
+  if (info.op != Op::authenticate && !session.scope) {
+    status = Status::PermissionDenied("authenticate first");
+  } else if (info.op != Op::authenticate && req->act_as()) {
+    auto as = session.scope->ActAs(ToUuid(req->act_as()));
+    if (as.ok())
+      acting = *as;
+    else
+      status = as.status();
+  }
+  if (status.ok()) {
+    // Before authentication only `authenticate` runs, and it ignores the scope.
+    static const Scope kNobody = Scope::ForUser(Uuid());
+    const Scope& scope = acting ? *acting : session.scope ? *session.scope : kNobody;
+    if (info.op != Op::authenticate && !RoleAllowed(info, scope)) {
+      status = Status::PermissionDenied(std::string(info.name) + " is not allowed for this key");
+    } else {
+      Call c{*engine_, scope, session, req, out, server_, this, proto::Result::NONE, {}};
+      if (info.kind == OpKind::kWrite) {
+        DeferDurability defer;
+        status = kHandlers[op_index](c);
+        ticket = defer.ticket();
+      } else {
+        status = kHandlers[op_index](c);
+      }
+      result_type = c.result_type;
+      result = c.result;
+    }
+  }
+  OpCounters& oc = ops_[op_index];
+  oc.calls.fetch_add(1, std::memory_order_relaxed);
+  if (!status.ok()) {
+    oc.errors.fetch_add(1, std::memory_order_relaxed);
+    server_->errors.fetch_add(1, std::memory_order_relaxed);
+    EncodeError(req->id(), status, out);
+  } else {
+    proto::ResponseBuilder b(out);
+    b.add_id(req->id());
+    if (result_type != proto::Result::NONE) {
+      b.add_result_type(result_type);
+      b.add_result(result);
+    }
+    out.Finish(b.Finish());
+  }
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                  start)
+                .count();
+  oc.latency.Record(static_cast<uint64_t>(us));
+  if (static_cast<uint64_t>(us) > slow_op_us_)
+    spdlog::warn("slow operation: {} took {} us ({})", info.name, us, status.ToString());
+  return ticket;
+}
+
+}  // namespace agentstore::net

@@ -1,0 +1,58 @@
+// Dispatch: one verified request in, one encoded response out, through the operation
+// table. Checks authentication, the op's allowed roles and act_as, decodes the
+// arguments, calls the Engine, and encodes the result. Knows nothing of sockets.
+#pragma once
+
+#include <flatbuffers/flatbuffers.h>
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+
+#include "agentstore/engine/engine.h"
+#include "agentstore/engine/operations.h"
+#include "latency.h"
+
+namespace agentstore::net {
+
+// What one connection knows about its caller.
+struct Session {
+  std::optional<Scope> scope;  // set by a successful authenticate
+};
+
+// Counters the status operation reports.
+struct ServerCounters {
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::atomic<uint64_t> connections_open{0};
+  std::atomic<uint64_t> connections_total{0};
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> errors{0};
+};
+
+struct OpCounters {
+  std::atomic<uint64_t> calls{0};
+  std::atomic<uint64_t> errors{0};
+  LatencyHistogram latency;
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(Engine* engine, ServerCounters* counters, uint32_t slow_op_us);
+
+  // Handles one frame body. Always writes exactly one Response into `out` (finished).
+  // Returns the durability ticket the response must wait for (0: send at once).
+  uint64_t Handle(Session& session, const uint8_t* data, size_t size,
+                  flatbuffers::FlatBufferBuilder& out);
+  // A response carrying only an error, for frames that never reach Handle.
+  static void EncodeError(uint64_t id, const Status& status, flatbuffers::FlatBufferBuilder& out);
+
+  const OpCounters& counters(Op op) const { return ops_[static_cast<size_t>(op)]; }
+
+ private:
+  Engine* engine_;
+  ServerCounters* server_;
+  uint32_t slow_op_us_;
+  OpCounters ops_[kOperationCount];
+};
+
+}  // namespace agentstore::net

@@ -1,0 +1,361 @@
+// The Asio front end. Each connection runs on its own strand: it reads frames one after
+// another (pipelining), hands each to the Dispatcher, and queues the response; a write
+// response waits for its durability ticket off the I/O threads and is queued when the
+// store's sync thread reports it. Responses are written in batches (one gathered write
+// for everything queued). Reading pauses while max_inflight requests are unanswered, so
+// a client that never reads cannot make the server buffer without bound.
+#include "agentstore/net/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio.hpp>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "agentstore/net/frame.h"
+#include "dispatch.h"
+#include "protocol_generated.h"
+
+namespace agentstore::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+class Connection;
+
+struct Server::Impl {
+  Engine* engine = nullptr;
+  ServerOptions options;
+  ServerCounters counters;
+  std::unique_ptr<Dispatcher> dispatcher;
+  asio::io_context ioc;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+  std::mutex conns_mu;
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> conns;  // guarded by conns_mu
+  std::atomic<bool> stopping{false};
+  bool stopped = false;
+
+  void Accept();
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Server::Impl* server, tcp::socket socket)
+      : server_(server),
+        socket_(std::move(socket)),
+        strand_(asio::make_strand(server->ioc)),
+        idle_timer_(strand_) {}
+
+  void Start() {
+    boost::system::error_code ec;
+    socket_.set_option(tcp::no_delay(true), ec);
+    auto self = shared_from_this();
+    asio::post(strand_, [self] {
+      self->ArmIdleTimer();
+      self->ReadHeader();
+    });
+  }
+
+  // Stop reading; close once every accepted request is answered.
+  void Drain() {
+    auto self = shared_from_this();
+    asio::post(strand_, [self] {
+      self->draining_ = true;
+      boost::system::error_code ec;
+      self->socket_.shutdown(tcp::socket::shutdown_receive, ec);
+      self->MaybeClose();
+    });
+  }
+
+  ~Connection() { server_->counters.connections_open.fetch_sub(1); }
+
+ private:
+  using Buffer = std::vector<uint8_t>;
+
+  void ReadHeader() {
+    if (draining_ || closing_) return;
+    if (inflight_ >= server_->options.max_inflight_per_connection) {
+      read_paused_ = true;  // resumed by OnWritten
+      return;
+    }
+    reading_ = true;
+    auto self = shared_from_this();
+    asio::async_read(socket_, asio::buffer(header_),
+                     asio::bind_executor(strand_, [self](boost::system::error_code ec, size_t) {
+                       self->reading_ = false;
+                       self->OnHeader(ec);
+                     }));
+  }
+
+  void OnHeader(boost::system::error_code ec) {
+    if (ec) return OnReadEnd();
+    last_activity_ = std::chrono::steady_clock::now();
+    uint32_t len = DecodeFrameLength(header_.data());
+    if (len > server_->options.max_frame_bytes) {
+      // The rest of the stream cannot be trusted to be framed: answer and close.
+      Reject(Status::ResourceExhausted("frame of " + std::to_string(len) +
+                                       " bytes exceeds the limit of " +
+                                       std::to_string(server_->options.max_frame_bytes)));
+      return;
+    }
+    body_.resize(len);
+    reading_ = true;
+    auto self = shared_from_this();
+    asio::async_read(socket_, asio::buffer(body_),
+                     asio::bind_executor(strand_, [self](boost::system::error_code ec, size_t) {
+                       self->reading_ = false;
+                       self->OnBody(ec);
+                     }));
+  }
+
+  void OnBody(boost::system::error_code ec) {
+    if (ec) return OnReadEnd();
+    ++inflight_;
+    uint64_t ticket = 0;
+    // The engine call runs here, on the strand: reads take microseconds, and writes do
+    // not wait for fsync (the response waits instead, below).
+    ticket = server_->dispatcher->Handle(session_, body_.data(), body_.size(), fbb_);
+    Buffer frame = Frame(fbb_);
+    if (ticket == 0) {
+      Enqueue(std::move(frame));
+    } else {
+      uint64_t id = RequestIdOf(frame);
+      auto self = shared_from_this();
+      server_->engine->WhenDurable(ticket, [self, id, frame = std::move(frame)](Status s) mutable {
+        asio::post(self->strand_, [self, id, s, frame = std::move(frame)]() mutable {
+          if (!s.ok()) {
+            // Applied in memory but not durable: the client must not take it as done.
+            flatbuffers::FlatBufferBuilder fbb;
+            Dispatcher::EncodeError(id, Status::IoError("write not durable: " + s.message()), fbb);
+            frame = Frame(fbb);
+          }
+          self->Enqueue(std::move(frame));
+        });
+      });
+    }
+    ReadHeader();
+  }
+
+  void OnReadEnd() {
+    read_done_ = true;
+    MaybeClose();
+  }
+
+  void Reject(const Status& status) {
+    flatbuffers::FlatBufferBuilder fbb;
+    Dispatcher::EncodeError(0, status, fbb);
+    ++inflight_;
+    close_after_write_ = true;
+    Enqueue(Frame(fbb));
+  }
+
+  static Buffer Frame(const flatbuffers::FlatBufferBuilder& fbb) {
+    Buffer out(kFrameHeaderBytes + fbb.GetSize());
+    EncodeFrameLength(static_cast<uint32_t>(fbb.GetSize()), out.data());
+    std::memcpy(out.data() + kFrameHeaderBytes, fbb.GetBufferPointer(), fbb.GetSize());
+    return out;
+  }
+
+  static uint64_t RequestIdOf(const Buffer& frame) {
+    return flatbuffers::GetRoot<proto::Response>(frame.data() + kFrameHeaderBytes)->id();
+  }
+
+  void Enqueue(Buffer frame) {
+    queue_.push_back(std::move(frame));
+    if (!writing_) WriteQueued();
+  }
+
+  void WriteQueued() {
+    if (queue_.empty() || closing_) return;
+    writing_ = true;
+    batch_.clear();
+    std::swap(batch_, queue_);
+    std::vector<asio::const_buffer> bufs;
+    bufs.reserve(batch_.size());
+    for (const auto& b : batch_) bufs.emplace_back(asio::buffer(b));
+    auto self = shared_from_this();
+    asio::async_write(socket_, bufs,
+                      asio::bind_executor(strand_, [self](boost::system::error_code ec, size_t) {
+                        self->OnWritten(ec);
+                      }));
+  }
+
+  void OnWritten(boost::system::error_code ec) {
+    writing_ = false;
+    inflight_ -= batch_.size();
+    batch_.clear();
+    if (ec) {
+      closing_ = true;
+      return Close();
+    }
+    if (close_after_write_ && queue_.empty()) {
+      closing_ = true;
+      return Close();
+    }
+    WriteQueued();
+    if (read_paused_ && inflight_ < server_->options.max_inflight_per_connection) {
+      read_paused_ = false;
+      ReadHeader();
+    }
+    MaybeClose();
+  }
+
+  // Closes once the peer stopped sending (or we are draining) and nothing is owed.
+  void MaybeClose() {
+    if ((read_done_ || draining_) && inflight_ == 0 && !writing_ && !reading_) Close();
+  }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    closing_ = true;
+    boost::system::error_code ec;
+    idle_timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    std::lock_guard lock(server_->conns_mu);
+    server_->conns.erase(this);
+  }
+
+  void ArmIdleTimer() {
+    auto self = shared_from_this();
+    idle_timer_.expires_after(std::chrono::milliseconds(server_->options.idle_timeout_ms));
+    idle_timer_.async_wait([self](boost::system::error_code ec) {
+      if (ec || self->closed_) return;
+      auto idle = std::chrono::steady_clock::now() - self->last_activity_;
+      if (self->inflight_ == 0 &&
+          idle >= std::chrono::milliseconds(self->server_->options.idle_timeout_ms)) {
+        spdlog::info("closing a connection idle for {} ms", self->server_->options.idle_timeout_ms);
+        return self->Close();
+      }
+      self->ArmIdleTimer();
+    });
+  }
+
+  Server::Impl* server_;
+  tcp::socket socket_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  asio::steady_timer idle_timer_;
+  Session session_;
+  std::array<uint8_t, kFrameHeaderBytes> header_{};
+  Buffer body_;
+  flatbuffers::FlatBufferBuilder fbb_{4096};
+  std::vector<Buffer> queue_, batch_;
+  uint64_t inflight_ = 0;  // requests read whose response is not yet written
+  bool reading_ = false, writing_ = false, read_paused_ = false, read_done_ = false;
+  bool draining_ = false, closing_ = false, closed_ = false, close_after_write_ = false;
+  std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
+};
+
+void Server::Impl::Accept() {
+  acceptor->async_accept([this](boost::system::error_code ec, tcp::socket socket) {
+    if (stopping) return;
+    if (!ec) {
+      counters.connections_total.fetch_add(1);
+      if (counters.connections_open.load() >= options.max_connections) {
+        // Over the limit: say why, then close.
+        flatbuffers::FlatBufferBuilder fbb;
+        Dispatcher::EncodeError(0, Status::ResourceExhausted("too many connections"), fbb);
+        uint8_t len[4];
+        EncodeFrameLength(static_cast<uint32_t>(fbb.GetSize()), len);
+        boost::system::error_code wec;
+        asio::write(socket,
+                    std::array<asio::const_buffer, 2>{
+                        asio::buffer(len), asio::buffer(fbb.GetBufferPointer(), fbb.GetSize())},
+                    wec);
+        socket.close(wec);
+      } else {
+        counters.connections_open.fetch_add(1);
+        auto conn = std::make_shared<Connection>(this, std::move(socket));
+        {
+          std::lock_guard lock(conns_mu);
+          conns[conn.get()] = conn;
+        }
+        conn->Start();
+      }
+    } else if (ec != asio::error::operation_aborted) {
+      spdlog::warn("accept failed: {}", ec.message());
+    }
+    if (!stopping) Accept();
+  });
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() { Stop(); }
+
+Result<std::unique_ptr<Server>> Server::Start(Engine* engine, const ServerOptions& options) {
+  if (options.io_threads < 1) return Status::InvalidArgument("io_threads must be >= 1");
+  auto impl = std::make_unique<Impl>();
+  impl->engine = engine;
+  impl->options = options;
+  impl->dispatcher = std::make_unique<Dispatcher>(engine, &impl->counters, options.slow_op_us);
+  try {
+    tcp::endpoint ep(asio::ip::make_address(options.host), options.port);
+    impl->acceptor = std::make_unique<tcp::acceptor>(impl->ioc);
+    impl->acceptor->open(ep.protocol());
+    impl->acceptor->set_option(tcp::acceptor::reuse_address(true));
+    impl->acceptor->bind(ep);
+    impl->acceptor->listen(asio::socket_base::max_listen_connections);
+  } catch (const boost::system::system_error& e) {
+    return Status::Unavailable("cannot listen on " + options.host + ":" +
+                               std::to_string(options.port) + ": " + e.what());
+  }
+  impl->work.emplace(asio::make_work_guard(impl->ioc));
+  impl->Accept();
+  Impl* p = impl.get();
+  for (int i = 0; i < options.io_threads; ++i) {
+    impl->threads.emplace_back([p] {
+      try {
+        p->ioc.run();
+      } catch (const std::exception& e) {
+        spdlog::critical("I/O thread stopped: {}", e.what());
+      }
+    });
+  }
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+uint16_t Server::port() const { return impl_->acceptor->local_endpoint().port(); }
+
+void Server::Stop() {
+  if (!impl_ || impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->stopping = true;
+  asio::post(impl_->ioc, [p = impl_.get()] {
+    boost::system::error_code ec;
+    p->acceptor->close(ec);
+  });
+  std::vector<std::shared_ptr<Connection>> conns;
+  {
+    std::lock_guard lock(impl_->conns_mu);
+    for (auto& [ptr, weak] : impl_->conns)
+      if (auto c = weak.lock()) conns.push_back(std::move(c));
+  }
+  for (auto& c : conns) c->Drain();
+  conns.clear();
+  // In-flight requests finish and their responses go out (durable writes included).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard lock(impl_->conns_mu);
+      if (impl_->conns.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  impl_->work.reset();
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+ServerStats Server::Stats() const {
+  return ServerStats{impl_->counters.connections_open.load(),
+                     impl_->counters.connections_total.load(), impl_->counters.requests.load(),
+                     impl_->counters.errors.load()};
+}
+
+}  // namespace agentstore::net
