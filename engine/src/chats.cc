@@ -218,7 +218,7 @@ Result<Row<fb::Message>> Engine::AppendMessage(const Scope& scope, const fb::Mes
   // if the wall clock steps back.
   const auto& list = shard.chat_index[chat_id].messages;
   int64_t now = impl_->Now();
-  m.created_at = list.empty() ? now : std::max(now, list.back().first + 1);
+  m.created_at = list.empty() ? now : std::max(now, list.back().key.first + 1);
 
   fb::ChatT c;
   chat->UnPackTo(&c);
@@ -276,16 +276,15 @@ Result<Page<fb::Message>> Engine::ListMessages(const Scope& scope, const Uuid& c
     end = req.cursor.empty() ? list.size()
                              : std::lower_bound(list.begin(), list.end(), cursor) - list.begin();
     begin = end > req.limit ? end - req.limit : 0;
-    if (begin > 0) page.next_cursor = EncodeTimeCursor(list[begin]);
+    if (begin > 0) page.next_cursor = EncodeTimeCursor(list[begin].key);
   } else {
     begin =
         req.cursor.empty() ? 0 : std::upper_bound(list.begin(), list.end(), cursor) - list.begin();
     end = std::min(list.size(), begin + req.limit);
-    if (end < list.size()) page.next_cursor = EncodeTimeCursor(list[end - 1]);
+    if (end < list.size()) page.next_cursor = EncodeTimeCursor(list[end - 1].key);
   }
   page.rows.reserve(end - begin);
-  for (size_t i = begin; i < end; ++i)
-    page.rows.push_back(RowAt<fb::Message>(shard, shard.messages.at(list[i].second)));
+  for (size_t i = begin; i < end; ++i) page.rows.push_back(RowAt<fb::Message>(shard, list[i].loc));
   return page;
 }
 

@@ -104,11 +104,11 @@ void EngineState::IndexMessage(Partition& shard, Loc loc, bool keep_sorted) {
   Uuid id = ToUuid(m->id());
   shard.messages[id] = loc;
   auto& list = shard.chat_index[ToUuid(m->chat_id())].messages;
-  TimeKey key{m->created_at(), id};
-  if (keep_sorted && !list.empty() && key < list.back()) {
-    list.insert(std::upper_bound(list.begin(), list.end(), key), key);
+  MessageRef ref{{m->created_at(), id}, loc};
+  if (keep_sorted && !list.empty() && ref < list.back()) {
+    list.insert(std::upper_bound(list.begin(), list.end(), ref), ref);
   } else {
-    list.push_back(key);
+    list.push_back(ref);
   }
 }
 
@@ -145,16 +145,16 @@ void EngineState::AddChatDeletes(const Partition& shard, const Uuid& chat_id,
   batch.Delete(RecordKey(RecordType::kChat, chat_id));
   auto ci = shard.chat_index.find(chat_id);
   if (ci == shard.chat_index.end()) return;
-  for (const auto& [time, msg] : ci->second.messages)
-    batch.Delete(RecordKey(RecordType::kMessage, msg));
+  for (const auto& ref : ci->second.messages)
+    batch.Delete(RecordKey(RecordType::kMessage, ref.key.second));
   for (const auto& [msg, loc] : ci->second.votes) batch.Delete(VoteKey(chat_id, msg));
 }
 
 void EngineState::DropChat(Partition& shard, const Uuid& chat_id) {
   auto ci = shard.chat_index.find(chat_id);
   if (ci != shard.chat_index.end()) {
-    for (const auto& [time, msg] : ci->second.messages) {
-      auto m = shard.messages.find(msg);
+    for (const auto& ref : ci->second.messages) {
+      auto m = shard.messages.find(ref.key.second);
       if (m != shard.messages.end()) {
         shard.arena.Free(m->second);
         shard.messages.erase(m);
@@ -184,8 +184,10 @@ void EngineState::MaybeCompact(Partition& p) {
   for (IdMap* m :
        {&p.users, &p.user_agents, &p.chats, &p.messages, &p.tenants, &p.agents, &p.api_keys})
     for (auto& [id, loc] : *m) move(loc);
-  for (auto& [id, ci] : p.chat_index)
+  for (auto& [id, ci] : p.chat_index) {
     for (auto& [msg, loc] : ci.votes) move(loc);
+    for (auto& ref : ci.messages) ref.loc = p.messages.at(ref.key.second);
+  }
   for (auto& [key, loc] : p.admin_config) move(loc);
   p.arena = std::move(fresh);
 }

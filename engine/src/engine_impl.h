@@ -30,9 +30,20 @@ struct UuidPairHash {
   }
 };
 
+// A chat's message in order, (created_at, id), with where its bytes are: a page of
+// messages reads the arena directly, with no id lookups (messages never change after
+// they are appended, so the location stays valid until compaction rewrites it).
+struct MessageRef {
+  TimeKey key;
+  Loc loc;
+  friend bool operator<(const MessageRef& a, const MessageRef& b) { return a.key < b.key; }
+  friend bool operator<(const MessageRef& a, const TimeKey& b) { return a.key < b; }
+  friend bool operator<(const TimeKey& a, const MessageRef& b) { return a < b.key; }
+};
+
 // Per-chat indexes: its messages in (created_at, id) order and its votes.
 struct ChatIndex {
-  std::vector<TimeKey> messages;
+  std::vector<MessageRef> messages;
   IdMap votes;  // message id -> vote
 };
 

@@ -204,3 +204,49 @@ TEST_F(Chats, ChatNeedsALiveUserAndRealAgent) {
 
 }  // namespace
 }  // namespace agentstore::testing
+
+namespace agentstore::testing {
+namespace {
+
+TEST_F(Chats, ArenaCompactionKeepsEveryRecordAndIndexIntact) {
+  auto u = MakeUser("compact@x.com");
+  auto chat = MakeChat(Id(u->id()));
+  std::vector<std::string> texts;
+  for (int i = 0; i < 30; ++i) {
+    texts.push_back("message " + std::to_string(i));
+    ASSERT_OK(Append(Scope::Service(), Id(chat->id()), texts.back()));
+  }
+  ASSERT_OK(e().Vote(Scope::Service(), Id(chat->id()),
+                     Id(Must(e().ListMessages(Scope::Service(), Id(chat->id()), {})).rows[0]->id()),
+                     true));
+  // Rewrite a large JSON field until dead space passes the compaction threshold
+  // (8 MiB and more than the live bytes) in this user's shard.
+  std::string big(60000, 'x');
+  uint64_t prev_dead = 0, max_dead = 0;
+  int compactions = 0;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_OK(e().UpdateChat(Scope::Service(), Id(chat->id()),
+                             R"({"last_context":{"blob":")" + big + std::to_string(i) + R"("}})",
+                             JsonMode::kReplace));
+    uint64_t dead = e().Stats().arena_dead_bytes;
+    if (dead < prev_dead) ++compactions;  // dead space only ever shrinks by compaction
+    max_dead = std::max(max_dead, dead);
+    prev_dead = dead;
+  }
+  EXPECT_GT(max_dead, 7u << 20);
+  EXPECT_GE(compactions, 1) << "200 x 60 KB of dead versions must trigger compaction";
+  MessagePageRequest all;
+  all.limit = 100;
+  all.from_end = false;
+  auto page = Must(e().ListMessages(Scope::Service(), Id(chat->id()), all));
+  ASSERT_EQ(page.rows.size(), texts.size());
+  for (size_t i = 0; i < texts.size(); ++i)
+    EXPECT_NE(Str(page.rows[i]->parts()).find(texts[i]), std::string_view::npos);
+  EXPECT_EQ(Must(e().ListVotes(Scope::Service(), Id(chat->id()))).size(), 1u);
+  EXPECT_OK(e().GetUser(Scope::Service(), Id(u->id())));
+  EXPECT_NE(Str(Must(e().GetChat(Scope::Service(), Id(chat->id())))->last_context()).find("199"),
+            std::string_view::npos);
+}
+
+}  // namespace
+}  // namespace agentstore::testing
