@@ -9,9 +9,9 @@
 #include <chrono>
 #include <optional>
 
+#include "agentstore/common/latency_histogram.h"
 #include "agentstore/engine/engine.h"
 #include "agentstore/engine/operations.h"
-#include "latency.h"
 
 namespace agentstore::net {
 

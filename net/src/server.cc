@@ -149,7 +149,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     flatbuffers::FlatBufferBuilder fbb;
     Dispatcher::EncodeError(0, status, fbb);
     ++inflight_;
-    close_after_write_ = true;
+    // Read nothing more, but close only once every earlier request is answered too:
+    // a write waiting for its fsync must still get its acknowledgement.
+    read_done_ = true;
     Enqueue(Frame(fbb));
   }
 
@@ -189,10 +191,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     inflight_ -= batch_.size();
     batch_.clear();
     if (ec) {
-      closing_ = true;
-      return Close();
-    }
-    if (close_after_write_ && queue_.empty()) {
       closing_ = true;
       return Close();
     }
@@ -247,7 +245,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<Buffer> queue_, batch_;
   uint64_t inflight_ = 0;  // requests read whose response is not yet written
   bool reading_ = false, writing_ = false, read_paused_ = false, read_done_ = false;
-  bool draining_ = false, closing_ = false, closed_ = false, close_after_write_ = false;
+  bool draining_ = false, closing_ = false, closed_ = false;
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
 };
 

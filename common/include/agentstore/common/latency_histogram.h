@@ -6,7 +6,7 @@
 #include <bit>
 #include <cstdint>
 
-namespace agentstore::net {
+namespace agentstore {
 
 class LatencyHistogram {
  public:
@@ -51,4 +51,4 @@ class LatencyHistogram {
   std::atomic<uint64_t> max_{0};
 };
 
-}  // namespace agentstore::net
+}  // namespace agentstore
