@@ -15,7 +15,6 @@ namespace agentstore {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-using Frame = std::shared_ptr<std::vector<uint8_t>>;
 
 namespace {
 
@@ -26,31 +25,57 @@ Status FromResponse(const proto::Response* r) {
   return Status(static_cast<StatusCode>(code), r->message() ? r->message()->string_view() : "");
 }
 
-const proto::Response* ResponseOf(const Frame& f) {
-  return flatbuffers::GetRoot<proto::Response>(f->data());
-}
-
 }  // namespace
 
-// One TCP connection. Thread-safe.
+// One TCP connection. Thread-safe. Requests from any thread are appended to one output
+// buffer and written by whichever thread finds no write in progress, so concurrent and
+// pipelined calls share syscalls; calls made from inside response callbacks (on the
+// reader thread) are written once per batch of responses read.
 class Connection {
  public:
-  using Done = std::function<void(Status, Frame)>;
+  // Called with the response frame (valid only during the call), or a transport error.
+  using Done = std::function<void(Status, const proto::Response*)>;
 
   explicit Connection(const ClientOptions& options) : options_(options) {}
   ~Connection() {
-    std::lock_guard lock(send_mu_);
-    Shutdown();
+    std::unique_lock lock(send_mu_);
+    Shutdown(lock);
   }
 
   // Dials and authenticates if not connected (with back-off until connect_timeout).
   Status EnsureConnected() {
+    std::unique_lock lock(send_mu_);
+    return EnsureConnectedLocked(lock);
+  }
+
+  void Send(uint64_t id, const uint8_t* frame, size_t size, Done done) {
+    std::unique_lock lock(send_mu_);
+    Status s = EnsureConnectedLocked(lock);
+    if (!s.ok()) {
+      lock.unlock();
+      return done(s, nullptr);
+    }
+    {
+      std::lock_guard plock(pending_mu_);
+      pending_[id] = std::move(done);
+    }
+    out_.insert(out_.end(), frame, frame + size);
+    if (flushing_ || corked_ == this) return;  // the writer in progress (or the reader) sends it
+    FlushLocked(lock);
+  }
+
+  const std::string& role() const { return role_; }
+
+ private:
+  static thread_local Connection* corked_;
+
+  Status EnsureConnectedLocked(std::unique_lock<std::mutex>& lock) {
     if (connected_) return Status::OK();
     auto deadline = std::chrono::steady_clock::now() + options_.connect_timeout;
     auto backoff = std::chrono::milliseconds(10);
     Status last;
     while (true) {
-      last = Dial();
+      last = Dial(lock);
       if (last.ok()) return last;
       if (last.code() == StatusCode::kPermissionDenied) return last;  // retrying won't help
       if (std::chrono::steady_clock::now() + backoff > deadline) break;
@@ -61,40 +86,31 @@ class Connection {
                                std::to_string(options_.port) + ": " + last.message());
   }
 
-  void Send(uint64_t id, const std::vector<uint8_t>& frame, Done done) {
-    std::unique_lock lock(send_mu_);
-    Status s = EnsureConnected();
-    if (!s.ok()) {
+  // Writes out_ until it is empty; other threads append meanwhile. Holds `lock` on entry
+  // and exit, not while writing.
+  void FlushLocked(std::unique_lock<std::mutex>& lock) {
+    flushing_ = true;
+    while (!out_.empty() && socket_) {
+      std::vector<uint8_t> buf;
+      buf.swap(out_);
+      auto sock = socket_;
       lock.unlock();
-      return done(s, nullptr);
-    }
-    {
-      std::lock_guard plock(pending_mu_);
-      pending_[id] = std::move(done);
-    }
-    boost::system::error_code ec;
-    asio::write(*socket_, asio::buffer(frame), ec);
-    if (ec) {
-      Done d;
-      {
-        std::lock_guard plock(pending_mu_);
-        auto it = pending_.find(id);
-        if (it != pending_.end()) {
-          d = std::move(it->second);
-          pending_.erase(it);
-        }
+      boost::system::error_code ec;
+      asio::write(*sock, asio::buffer(buf), ec);
+      lock.lock();
+      if (ec) {
+        // The reader sees the closed socket and fails every pending call.
+        connected_ = false;
+        sock->shutdown(tcp::socket::shutdown_both, ec);
+        out_.clear();
+        break;
       }
-      Shutdown();
-      lock.unlock();
-      if (d) d(Status::Unavailable("connection lost: " + ec.message()), nullptr);
     }
+    flushing_ = false;
   }
 
-  const std::string& role() const { return role_; }
-
- private:
-  Status Dial() {
-    Shutdown();
+  Status Dial(std::unique_lock<std::mutex>& lock) {
+    Shutdown(lock);
     try {
       auto sock = std::make_shared<tcp::socket>(io_);
       tcp::resolver resolver(io_);
@@ -112,10 +128,18 @@ class Connection {
       asio::write(*sock,
                   std::array<asio::const_buffer, 2>{
                       asio::buffer(len), asio::buffer(fbb.GetBufferPointer(), fbb.GetSize())});
-      Frame reply;
-      Status s = ReadFrame(*sock, &reply);
-      if (!s.ok()) return s;
-      const auto* r = ResponseOf(reply);
+      uint8_t header[4];
+      asio::read(*sock, asio::buffer(header));
+      uint32_t n = net::DecodeFrameLength(header);
+      if (n > options_.max_frame_bytes)
+        return Status::ResourceExhausted("response frame too large");
+      std::vector<uint64_t> body((n + 7) / 8);
+      asio::read(*sock, asio::buffer(body.data(), n));
+      const auto* data = reinterpret_cast<const uint8_t*>(body.data());
+      flatbuffers::Verifier v(data, n, 32, 1'000'000);
+      if (!v.VerifyBuffer<proto::Response>(nullptr))
+        return Status::Corruption("malformed response from server");
+      const auto* r = flatbuffers::GetRoot<proto::Response>(data);
       AS_RETURN_IF_ERROR(FromResponse(r));
       if (const auto* auth = r->result_as_Authenticated(); auth && auth->role())
         role_ = auth->role()->str();
@@ -128,46 +152,68 @@ class Connection {
     }
   }
 
-  Status ReadFrame(tcp::socket& sock, Frame* out) {
-    uint8_t header[4];
-    boost::system::error_code ec;
-    asio::read(sock, asio::buffer(header), ec);
-    if (ec) return Status::Unavailable("connection lost: " + ec.message());
-    uint32_t n = net::DecodeFrameLength(header);
-    if (n > options_.max_frame_bytes) return Status::ResourceExhausted("response frame too large");
-    auto frame = std::make_shared<std::vector<uint8_t>>(n);
-    asio::read(sock, asio::buffer(*frame), ec);
-    if (ec) return Status::Unavailable("connection lost: " + ec.message());
-    flatbuffers::Verifier v(frame->data(), frame->size(), 32, 1'000'000);
-    if (!v.VerifyBuffer<proto::Response>(nullptr))
-      return Status::Corruption("malformed response from server");
-    *out = std::move(frame);
-    return Status::OK();
-  }
-
   void ReadLoop(std::shared_ptr<tcp::socket> sock) {
     Status failure;
-    while (true) {
-      Frame frame;
-      Status s = ReadFrame(*sock, &frame);
-      if (!s.ok()) {
-        failure = s;
+    std::vector<uint8_t> buf(64 << 10);
+    std::vector<uint64_t> aligned;  // 8-aligned copy for frames at odd offsets
+    size_t start = 0, end = 0;
+    corked_ = this;
+    while (failure.ok()) {
+      if (start > 0) {
+        std::memmove(buf.data(), buf.data() + start, end - start);
+        end -= start;
+        start = 0;
+      }
+      if (end == buf.size()) buf.resize(buf.size() * 2);
+      boost::system::error_code ec;
+      size_t n = sock->read_some(asio::buffer(buf.data() + end, buf.size() - end), ec);
+      if (ec) {
+        failure = Status::Unavailable("connection lost: " + ec.message());
         break;
       }
-      uint64_t id = ResponseOf(frame)->id();
-      if (id == 0) {  // about the connection, not a call: the server is closing it
-        failure = FromResponse(ResponseOf(frame));
-        break;
+      end += n;
+      while (end - start >= net::kFrameHeaderBytes) {
+        uint32_t len = net::DecodeFrameLength(buf.data() + start);
+        if (len > options_.max_frame_bytes) {
+          failure = Status::ResourceExhausted("response frame too large");
+          break;
+        }
+        if (end - start < net::kFrameHeaderBytes + len) break;
+        const uint8_t* data = buf.data() + start + net::kFrameHeaderBytes;
+        if (reinterpret_cast<uintptr_t>(data) % 8) {
+          aligned.resize((len + 7) / 8);
+          std::memcpy(aligned.data(), data, len);
+          data = reinterpret_cast<const uint8_t*>(aligned.data());
+        }
+        start += net::kFrameHeaderBytes + len;
+        flatbuffers::Verifier v(data, len, 32, 1'000'000);
+        if (!v.VerifyBuffer<proto::Response>(nullptr)) {
+          failure = Status::Corruption("malformed response from server");
+          break;
+        }
+        const auto* r = flatbuffers::GetRoot<proto::Response>(data);
+        if (r->id() == 0) {  // about the connection, not a call: the server is closing it
+          failure = FromResponse(r);
+          break;
+        }
+        Done d;
+        {
+          std::lock_guard lock(pending_mu_);
+          auto it = pending_.find(r->id());
+          if (it == pending_.end()) continue;  // the caller gave up waiting
+          d = std::move(it->second);
+          pending_.erase(it);
+        }
+        d(Status::OK(), r);
       }
-      Done d;
-      {
-        std::lock_guard lock(pending_mu_);
-        auto it = pending_.find(id);
-        if (it == pending_.end()) continue;  // the caller gave up waiting
-        d = std::move(it->second);
-        pending_.erase(it);
-      }
-      d(Status::OK(), std::move(frame));
+      // Send what the callbacks of this batch asked for, in one write.
+      std::unique_lock lock(send_mu_);
+      if (!out_.empty() && !flushing_ && socket_ == sock) FlushLocked(lock);
+    }
+    corked_ = nullptr;
+    {
+      std::lock_guard lock(send_mu_);
+      if (socket_ == sock) connected_ = false;
     }
     // Fail everything still waiting on this connection.
     std::unordered_map<uint64_t, Done> orphans;
@@ -175,33 +221,46 @@ class Connection {
       std::lock_guard lock(pending_mu_);
       orphans.swap(pending_);
     }
-    connected_ = false;
     for (auto& [id, d] : orphans)
       d(failure.ok() ? Status::Unavailable("connection lost") : failure, nullptr);
   }
 
-  // Caller holds send_mu_.
-  void Shutdown() {
+  // Closes the socket and waits for its reader (unless called on the reader itself).
+  void Shutdown(std::unique_lock<std::mutex>& lock) {
     connected_ = false;
     if (socket_) {
       boost::system::error_code ec;
       socket_->shutdown(tcp::socket::shutdown_both, ec);
       socket_->close(ec);
     }
-    if (reader_.joinable()) reader_.join();
+    if (reader_.joinable()) {
+      if (reader_.get_id() == std::this_thread::get_id()) {
+        reader_.detach();
+      } else {
+        std::thread t = std::move(reader_);
+        lock.unlock();  // the reader may need send_mu_ to finish
+        t.join();
+        lock.lock();
+      }
+    }
     socket_.reset();
+    out_.clear();
   }
 
   ClientOptions options_;
   asio::io_context io_;
-  std::mutex send_mu_;  // guards socket_, reader_ and writes
+  std::mutex send_mu_;  // guards socket_, reader_, out_, flushing_
   std::shared_ptr<tcp::socket> socket_;
   std::thread reader_;
   std::atomic<bool> connected_{false};
+  std::vector<uint8_t> out_;
+  bool flushing_ = false;
   std::string role_;
   std::mutex pending_mu_;
   std::unordered_map<uint64_t, Done> pending_;  // guarded by pending_mu_
 };
+
+thread_local Connection* Connection::corked_ = nullptr;
 
 struct Client::Impl {
   ClientOptions options;
@@ -226,13 +285,13 @@ struct Client::Impl {
     fb::Uuid as;
     if (act_as) as = ToFb(*act_as);
     fbb.Finish(proto::CreateRequest(fbb, id, op, act_as ? &as : nullptr, type, args));
-    std::vector<uint8_t> frame(net::kFrameHeaderBytes + fbb.GetSize());
+    thread_local std::vector<uint8_t> frame;
+    frame.resize(net::kFrameHeaderBytes + fbb.GetSize());
     net::EncodeFrameLength(fbb.GetSize(), frame.data());
     std::memcpy(frame.data() + net::kFrameHeaderBytes, fbb.GetBufferPointer(), fbb.GetSize());
     Connection& c = *conns[next_conn.fetch_add(1) % conns.size()];
-    c.Send(id, frame, [state, decode](Status s, Frame f) {
+    c.Send(id, frame.data(), frame.size(), [state, decode](Status s, const proto::Response* r) {
       if (!s.ok()) return state->Complete(std::move(s));
-      const auto* r = ResponseOf(f);
       Status code = FromResponse(r);
       if (!code.ok()) return state->Complete(std::move(code));
       state->Complete(decode(r));

@@ -56,7 +56,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     auto self = shared_from_this();
     asio::post(strand_, [self] {
       self->ArmIdleTimer();
-      self->ReadHeader();
+      self->ReadMore();
     });
   }
 
@@ -76,68 +76,82 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   using Buffer = std::vector<uint8_t>;
 
-  void ReadHeader() {
-    if (draining_ || closing_) return;
-    if (inflight_ >= server_->options.max_inflight_per_connection) {
-      read_paused_ = true;  // resumed by OnWritten
-      return;
+  // Reads whatever the socket has into rbuf_ and handles every complete frame in it, so a
+  // pipelining client costs one read per batch of requests, not two per request.
+  void ReadMore() {
+    if (draining_ || closing_ || read_done_ || reading_) return;
+    if (rstart_ > 0) {  // keep the partial frame, drop what was handled
+      std::memmove(rbuf_.data(), rbuf_.data() + rstart_, rend_ - rstart_);
+      rend_ -= rstart_;
+      rstart_ = 0;
     }
+    if (rend_ == rbuf_.size()) rbuf_.resize(rbuf_.size() * 2);
     reading_ = true;
     auto self = shared_from_this();
-    asio::async_read(socket_, asio::buffer(header_),
-                     asio::bind_executor(strand_, [self](boost::system::error_code ec, size_t) {
-                       self->reading_ = false;
-                       self->OnHeader(ec);
-                     }));
+    socket_.async_read_some(
+        asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_),
+        asio::bind_executor(strand_, [self](boost::system::error_code ec, size_t n) {
+          self->reading_ = false;
+          if (ec) return self->OnReadEnd();
+          self->rend_ += n;
+          self->last_activity_ = std::chrono::steady_clock::now();
+          self->HandleFrames();
+        }));
   }
 
-  void OnHeader(boost::system::error_code ec) {
-    if (ec) return OnReadEnd();
-    last_activity_ = std::chrono::steady_clock::now();
-    uint32_t len = DecodeFrameLength(header_.data());
-    if (len > server_->options.max_frame_bytes) {
-      // The rest of the stream cannot be trusted to be framed: answer and close.
-      Reject(Status::ResourceExhausted("frame of " + std::to_string(len) +
-                                       " bytes exceeds the limit of " +
-                                       std::to_string(server_->options.max_frame_bytes)));
-      return;
+  void HandleFrames() {
+    while (!draining_ && !closing_ && !read_done_) {
+      if (inflight_ >= server_->options.max_inflight_per_connection) {
+        read_paused_ = true;  // resumed by OnWritten
+        return;
+      }
+      size_t avail = rend_ - rstart_;
+      if (avail < kFrameHeaderBytes) break;
+      uint32_t len = DecodeFrameLength(rbuf_.data() + rstart_);
+      if (len > server_->options.max_frame_bytes) {
+        // The rest of the stream cannot be trusted to be framed: answer and close.
+        return Reject(Status::ResourceExhausted("frame of " + std::to_string(len) +
+                                                " bytes exceeds the limit of " +
+                                                std::to_string(server_->options.max_frame_bytes)));
+      }
+      if (avail < kFrameHeaderBytes + len) {
+        if (rbuf_.size() - rstart_ < kFrameHeaderBytes + len)
+          rbuf_.resize(std::max(rbuf_.size() * 2, rend_ - rstart_ + kFrameHeaderBytes + len));
+        break;
+      }
+      HandleFrame(rbuf_.data() + rstart_ + kFrameHeaderBytes, len);
+      rstart_ += kFrameHeaderBytes + len;
     }
-    body_.resize(len);
-    reading_ = true;
-    auto self = shared_from_this();
-    asio::async_read(socket_, asio::buffer(body_),
-                     asio::bind_executor(strand_, [self](boost::system::error_code ec, size_t) {
-                       self->reading_ = false;
-                       self->OnBody(ec);
-                     }));
+    if (rstart_ == rend_) rstart_ = rend_ = 0;
+    ReadMore();
   }
 
-  void OnBody(boost::system::error_code ec) {
-    if (ec) return OnReadEnd();
+  void HandleFrame(const uint8_t* data, uint32_t len) {
+    // FlatBuffers reads scalars in place; give it an 8-aligned copy when needed.
+    if (reinterpret_cast<uintptr_t>(data) % 8 != 0) {
+      aligned_.resize((len + 7) / 8);
+      std::memcpy(aligned_.data(), data, len);
+      data = reinterpret_cast<const uint8_t*>(aligned_.data());
+    }
     ++inflight_;
-    uint64_t ticket = 0;
     // The engine call runs here, on the strand: reads take microseconds, and writes do
     // not wait for fsync (the response waits instead, below).
-    ticket = server_->dispatcher->Handle(session_, body_.data(), body_.size(), fbb_);
+    uint64_t ticket = server_->dispatcher->Handle(session_, data, len, fbb_);
     Buffer frame = Frame(fbb_);
-    if (ticket == 0) {
-      Enqueue(std::move(frame));
-    } else {
-      uint64_t id = RequestIdOf(frame);
-      auto self = shared_from_this();
-      server_->engine->WhenDurable(ticket, [self, id, frame = std::move(frame)](Status s) mutable {
-        asio::post(self->strand_, [self, id, s, frame = std::move(frame)]() mutable {
-          if (!s.ok()) {
-            // Applied in memory but not durable: the client must not take it as done.
-            flatbuffers::FlatBufferBuilder fbb;
-            Dispatcher::EncodeError(id, Status::IoError("write not durable: " + s.message()), fbb);
-            frame = Frame(fbb);
-          }
-          self->Enqueue(std::move(frame));
-        });
+    if (ticket == 0) return Enqueue(std::move(frame));
+    uint64_t id = RequestIdOf(frame);
+    auto self = shared_from_this();
+    server_->engine->WhenDurable(ticket, [self, id, frame = std::move(frame)](Status s) mutable {
+      asio::post(self->strand_, [self, id, s, frame = std::move(frame)]() mutable {
+        if (!s.ok()) {
+          // Applied in memory but not durable: the client must not take it as done.
+          flatbuffers::FlatBufferBuilder fbb;
+          Dispatcher::EncodeError(id, Status::IoError("write not durable: " + s.message()), fbb);
+          frame = Frame(fbb);
+        }
+        self->Enqueue(std::move(frame));
       });
-    }
-    ReadHeader();
+    });
   }
 
   void OnReadEnd() {
@@ -197,7 +211,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     WriteQueued();
     if (read_paused_ && inflight_ < server_->options.max_inflight_per_connection) {
       read_paused_ = false;
-      ReadHeader();
+      HandleFrames();
     }
     MaybeClose();
   }
@@ -239,8 +253,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::strand<asio::io_context::executor_type> strand_;
   asio::steady_timer idle_timer_;
   Session session_;
-  std::array<uint8_t, kFrameHeaderBytes> header_{};
-  Buffer body_;
+  Buffer rbuf_ = Buffer(64 << 10);  // bytes read, [rstart_, rend_) not yet handled
+  size_t rstart_ = 0, rend_ = 0;
+  std::vector<uint64_t> aligned_;  // 8-aligned scratch for misaligned frames
   flatbuffers::FlatBufferBuilder fbb_{4096};
   std::vector<Buffer> queue_, batch_;
   uint64_t inflight_ = 0;  // requests read whose response is not yet written
