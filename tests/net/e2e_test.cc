@@ -2,6 +2,8 @@
 // operation, and every access rule as the server enforces it.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "server_process.h"
 #include "test_util.h"
 
@@ -201,6 +203,29 @@ TEST_F(EndToEnd, BadKeyIsRefusedAtConnect) {
   auto bad = Client::Connect(server_.Options("ask_nope"));
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace agentstore::testing
+
+namespace agentstore::testing {
+namespace {
+
+// docs/protocol.md's operation table is generated from the operation table; a changed
+// operation without a regenerated document fails here.
+TEST(ProtocolDoc, OperationTableMatchesTheCode) {
+  std::ifstream f(std::string(AGENTSTORE_SOURCE_DIR) + "/docs/protocol.md");
+  std::string doc((std::istreambuf_iterator<char>(f)), {});
+  ASSERT_FALSE(doc.empty());
+  FILE* p = popen((std::string(GEN_OPS_PATH) + " --markdown").c_str(), "r");
+  std::string table;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) table.append(buf, n);
+  pclose(p);
+  ASSERT_GT(table.size(), 1000u);
+  EXPECT_NE(doc.find(table), std::string::npos)
+      << "regenerate the table in docs/protocol.md with: build/net/gen_ops_fbs --markdown";
 }
 
 }  // namespace
