@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "agentstore/engine/engine.h"
+#include "sample_records.h"
 
 namespace agentstore::bench {
 
@@ -19,18 +20,7 @@ inline std::string TempPath(const std::string& name) {
   return p.string();
 }
 
-inline fb::MessageT Message(const Uuid& chat, int i) {
-  fb::MessageT m;
-  m.chat_id = FbId(chat);
-  m.role = i % 2 ? fb::MessageRole::assistant : fb::MessageRole::user;
-  m.parts = R"([{"type":"text","text":"This is message number )" + std::to_string(i) +
-            R"( of a typical chat turn, about a hundred and fifty bytes of text content."}])";
-  m.model_used = i % 2 ? "gpt-4o-mini" : "";
-  m.input_tokens = 120 + i % 50;
-  m.output_tokens = i % 2 ? 300 : 0;
-  m.cost = 450;
-  return m;
-}
+inline fb::MessageT Message(const Uuid& chat, int i) { return SampleMessage(chat, i); }
 
 struct Dataset {
   std::vector<Uuid> users;
@@ -49,14 +39,7 @@ inline Dataset Load(Engine& e, int users, int messages_per_chat, int agents = 20
     d.agents.push_back(ToUuid(e.CreateAgent(Scope::Admin(), ag)->get()->id()));
   }
   for (int i = 0; i < users; ++i) {
-    fb::UserT u;
-    u.email = "user" + std::to_string(i) + "@example.com";
-    u.full_name = "User Number " + std::to_string(i);
-    u.avatar_url = "https://cdn.example.com/avatars/" + std::to_string(i) + ".png";
-    u.job_title = "Engineer";
-    u.department = "R&D";
-    u.organization = "Example Corp";
-    u.preferences = R"({"theme":"dark","language":"en","timezone":"UTC"})";
+    fb::UserT u = SampleUser("user" + std::to_string(i) + "@example.com", i);
     auto user = e.CreateUser(Scope::Service(), u);
     Uuid uid = ToUuid(user->get()->id());
     d.users.push_back(uid);

@@ -15,6 +15,7 @@
 
 #include "agentstore/client.h"
 #include "agentstore/common/latency_histogram.h"
+#include "sample_records.h"
 
 using namespace agentstore;  // NOLINT
 using Clock = std::chrono::steady_clock;
@@ -31,15 +32,10 @@ Dataset Load(Client& c, int users, int messages) {
   Dataset d;
   std::vector<Pending<Row<fb::User>>> made;
   for (int i = 0; i < users; ++i) {
-    fb::UserT u;
-    u.email = "bench" + std::to_string(i) + "-" +
-              std::to_string(Clock::now().time_since_epoch().count()) + "@example.com";
-    u.full_name = "Bench User " + std::to_string(i);
-    u.avatar_url = "https://cdn.example.com/a/" + std::to_string(i) + ".png";
-    u.job_title = "Engineer";
-    u.department = "R&D";
-    u.organization = "Example Corp";
-    u.preferences = R"({"theme":"dark","language":"en","timezone":"UTC"})";
+    fb::UserT u = bench::SampleUser("bench" + std::to_string(i) + "-" +
+                                        std::to_string(Clock::now().time_since_epoch().count()) +
+                                        "@example.com",
+                                    i);
     made.push_back(c.CreateUser(u));
   }
   for (auto& p : made) {
@@ -59,12 +55,7 @@ Dataset Load(Client& c, int users, int messages) {
   std::vector<Pending<AppendResult>> appends;
   for (int m = 0; m < messages; ++m)
     for (const Uuid& chat : d.chats) {
-      fb::MessageT msg;
-      msg.chat_id = FbId(chat);
-      msg.parts =
-          R"([{"type":"text","text":"A typical chat message of about one hundred and fifty bytes, the size of a short turn."}])";
-      msg.input_tokens = 120;
-      appends.push_back(c.AppendMessage(msg));
+      appends.push_back(c.AppendMessage(bench::SampleMessage(chat, m)));
       if (appends.size() >= 256) {
         for (auto& a : appends) a.get();
         appends.clear();
@@ -102,13 +93,8 @@ struct Driver {
     if (workload == "get_user") {
       client.GetUser(data->users[k]).then([done](Result<Row<fb::User>> r) { done(r.ok()); });
     } else if (workload == "append_message") {
-      fb::MessageT m;
-      m.chat_id = FbId(data->chats[k]);
-      m.role = fb::MessageRole::user;
-      m.parts =
-          R"([{"type":"text","text":"A typical chat message of about one hundred and fifty bytes, the size of a short turn."}])";
-      m.input_tokens = 120;
-      client.AppendMessage(m).then([done](Result<AppendResult> r) { done(r.ok()); });
+      client.AppendMessage(bench::SampleMessage(data->chats[k], static_cast<int>(k)))
+          .then([done](Result<AppendResult> r) { done(r.ok()); });
     } else if (workload == "last_20_messages") {
       MessagePageRequest p;
       p.limit = 20;

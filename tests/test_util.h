@@ -4,9 +4,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <future>
-
 #include <filesystem>
+#include <future>
 #include <random>
 #include <string>
 
@@ -89,6 +88,36 @@ Row<typename NT::TableType> PackRow(const NT& obj) {
 }
 
 inline std::unique_ptr<fb::Uuid> FbId(const Uuid& u) { return std::make_unique<fb::Uuid>(ToFb(u)); }
+
+// A record or listing as comparable text: its bytes, or the error. Used to assert that
+// a refused call changed nothing.
+template <typename T>
+std::string BytesOf(const Result<Row<T>>& r) {
+  return r.ok() ? std::string(r.value().bytes()) : "<" + r.status().ToString() + ">";
+}
+template <typename T>
+std::string BytesOf(const Result<std::vector<Row<T>>>& r) {
+  if (!r.ok()) return "<" + r.status().ToString() + ">";
+  std::string out = "[" + std::to_string(r.value().size()) + "]";
+  for (const auto& row : r.value()) out += std::string(row.bytes()) + "|";
+  return out;
+}
+template <typename T>
+std::string BytesOf(const Result<Page<T>>& r) {
+  if (!r.ok()) return "<" + r.status().ToString() + ">";
+  std::string out = "[" + std::to_string(r.value().rows.size()) + "]";
+  for (const auto& row : r.value().rows) out += std::string(row.bytes()) + "|";
+  return out + "cursor=" + r.value().next_cursor;
+}
+
+// Record counts and the write counter, as text.
+inline std::string Describe(const EngineStats& s) {
+  std::string out;
+  for (int t = 1; t <= static_cast<int>(RecordType::kQuota); ++t)
+    out += std::string(RecordTypeName(static_cast<RecordType>(t))) + "=" +
+           std::to_string(s.records[t]) + " ";
+  return out + "writes=" + std::to_string(s.writes);
+}
 
 // An engine over a temp dir with a manual clock; reopen() simulates a restart.
 class EngineFixture : public ::testing::Test {

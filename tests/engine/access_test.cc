@@ -30,37 +30,12 @@ using ::agentstore::testing::TextOf;
 constexpr size_t kFixtureShards = 4;
 size_t ShardOfUser(const Uuid& u) { return UuidHash()(u) % kFixtureShards; }
 
-std::unique_ptr<fb::Uuid> FbId(const Uuid& u) { return std::make_unique<fb::Uuid>(ToFb(u)); }
+using ::agentstore::testing::BytesOf;
+using ::agentstore::testing::Describe;
+using ::agentstore::testing::FbId;
 
 // A never-used id: answers for it are the reference "missing record" answers.
 Uuid Missing() { return *Uuid::Parse("0badc0de-0000-7000-8000-000000000001"); }
-
-template <typename T>
-std::string BytesOf(const Result<Row<T>>& r) {
-  return r.ok() ? std::string(r.value().bytes()) : "<" + r.status().ToString() + ">";
-}
-template <typename T>
-std::string BytesOf(const Result<std::vector<Row<T>>>& r) {
-  if (!r.ok()) return "<" + r.status().ToString() + ">";
-  std::string out = "[" + std::to_string(r.value().size()) + "]";
-  for (const auto& row : r.value()) out += std::string(row.bytes()) + "|";
-  return out;
-}
-template <typename T>
-std::string BytesOf(const Result<Page<T>>& r) {
-  if (!r.ok()) return "<" + r.status().ToString() + ">";
-  std::string out = "[" + std::to_string(r.value().rows.size()) + "]";
-  for (const auto& row : r.value().rows) out += std::string(row.bytes()) + "|";
-  return out + "cursor=" + r.value().next_cursor;
-}
-
-std::string Describe(const EngineStats& s) {
-  std::string out;
-  for (int t = 1; t <= 13; ++t)
-    out += std::string(RecordTypeName(static_cast<RecordType>(t))) + "=" +
-           std::to_string(s.records[t]) + " ";
-  return out + "writes=" + std::to_string(s.writes);
-}
 
 // Everything one user owns, created through its own (user) scope where the engine
 // allows it.

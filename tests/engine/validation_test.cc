@@ -21,35 +21,10 @@ using ::agentstore::testing::CodeOf;
 using ::agentstore::testing::Id;
 using ::agentstore::testing::TextOf;
 
-std::unique_ptr<fb::Uuid> FbId(const Uuid& u) { return std::make_unique<fb::Uuid>(ToFb(u)); }
+using ::agentstore::testing::BytesOf;
+using ::agentstore::testing::Describe;
+using ::agentstore::testing::FbId;
 Uuid Missing() { return *Uuid::Parse("0badc0de-0000-7000-8000-000000000002"); }
-
-template <typename T>
-std::string BytesOf(const Result<Row<T>>& r) {
-  return r.ok() ? std::string(r.value().bytes()) : "<" + r.status().ToString() + ">";
-}
-template <typename T>
-std::string BytesOf(const Result<std::vector<Row<T>>>& r) {
-  if (!r.ok()) return "<" + r.status().ToString() + ">";
-  std::string out = "[" + std::to_string(r.value().size()) + "]";
-  for (const auto& row : r.value()) out += std::string(row.bytes()) + "|";
-  return out;
-}
-template <typename T>
-std::string BytesOf(const Result<Page<T>>& r) {
-  if (!r.ok()) return "<" + r.status().ToString() + ">";
-  std::string out = "[" + std::to_string(r.value().rows.size()) + "]";
-  for (const auto& row : r.value().rows) out += std::string(row.bytes()) + "|";
-  return out + "cursor=" + r.value().next_cursor;
-}
-
-std::string Describe(const EngineStats& s) {
-  std::string out;
-  for (int t = 1; t <= 13; ++t)
-    out += std::string(RecordTypeName(static_cast<RecordType>(t))) + "=" +
-           std::to_string(s.records[t]) + " ";
-  return out + "writes=" + std::to_string(s.writes);
-}
 
 // A JSON string literal body of n bytes.
 std::string Xs(size_t n) { return std::string(n, 'x'); }
