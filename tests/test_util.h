@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <future>
 #include <random>
+#include <stdexcept>
 #include <string>
 
 #include "agentstore/engine/engine.h"
@@ -74,8 +75,9 @@ inline Uuid Id(const fb::Uuid* u) { return ToUuid(u); }
 // unlike r->rows on a temporary Result).
 template <typename T>
 T Must(Result<T> r) {
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  return r.ok() ? std::move(r).value() : T();
+  // GoogleTest reports an exception escaping a test as that test's failure.
+  if (!r.ok()) throw std::runtime_error("Must: " + r.status().ToString());
+  return std::move(r).value();
 }
 
 // Encodes an object-API record as a Row (what the engine would store).

@@ -27,137 +27,70 @@ Status FromResponse(const proto::Response* r) {
 
 }  // namespace
 
-// One TCP connection. Thread-safe. Requests from any thread are appended to one output
-// buffer and written by whichever thread finds no write in progress, so concurrent and
-// pipelined calls share syscalls; calls made from inside response callbacks (on the
-// reader thread) are written once per batch of responses read.
-class Connection {
- public:
-  // Called with the response frame (valid only during the call), or a transport error.
+// One socket generation: its calls in flight, its output buffer, its reader and writer
+// threads. A reconnect makes a new Link; a dead Link fails only its own calls. The
+// threads hold the Link (not the Connection), so a Connection may be destroyed from a
+// callback running on a reader thread.
+struct Link {
   using Done = std::function<void(Status, const proto::Response*)>;
 
-  explicit Connection(const ClientOptions& options) : options_(options) {}
-  ~Connection() {
-    std::unique_lock lock(send_mu_);
-    Shutdown(lock);
+  asio::io_context io;  // the link's own, so a Link may outlive its Connection
+  std::shared_ptr<tcp::socket> sock;
+  uint32_t max_frame_bytes = 0;
+  std::mutex mu;  // guards everything below
+  std::condition_variable cv;
+  std::unordered_map<uint64_t, Done> pending;
+  std::vector<uint8_t> out;
+  bool flushing = false;  // a thread is writing `out`
+  bool dead = false;      // the socket failed or was shut down; no new calls
+  std::thread reader, writer;
+  std::atomic<int> threads_running{2};  // reader + writer; 0 once both have returned
+
+  // The Link whose reader is running on this thread: calls made from its response
+  // callbacks are handed to its writer instead of written inline, so the reader never
+  // blocks on a write (a server that stopped reading until we read would deadlock).
+  static thread_local Link* current_reader;
+
+  void Kill() {  // caller holds mu
+    if (dead) return;
+    dead = true;
+    boost::system::error_code ec;
+    sock->shutdown(tcp::socket::shutdown_both, ec);  // wakes the reader; the fd stays valid
+    cv.notify_all();
   }
 
-  // Dials and authenticates if not connected (with back-off until connect_timeout).
-  Status EnsureConnected() {
-    std::unique_lock lock(send_mu_);
-    return EnsureConnectedLocked(lock);
-  }
-
-  void Send(uint64_t id, const uint8_t* frame, size_t size, Done done) {
-    std::unique_lock lock(send_mu_);
-    Status s = EnsureConnectedLocked(lock);
-    if (!s.ok()) {
-      lock.unlock();
-      return done(s, nullptr);
-    }
-    {
-      std::lock_guard plock(pending_mu_);
-      pending_[id] = std::move(done);
-    }
-    out_.insert(out_.end(), frame, frame + size);
-    if (flushing_ || corked_ == this) return;  // the writer in progress (or the reader) sends it
-    FlushLocked(lock);
-  }
-
-  const std::string& role() const { return role_; }
-
- private:
-  static thread_local Connection* corked_;
-
-  Status EnsureConnectedLocked(std::unique_lock<std::mutex>& lock) {
-    if (connected_) return Status::OK();
-    auto deadline = std::chrono::steady_clock::now() + options_.connect_timeout;
-    auto backoff = std::chrono::milliseconds(10);
-    Status last;
-    while (true) {
-      last = Dial(lock);
-      if (last.ok()) return last;
-      if (last.code() == StatusCode::kPermissionDenied) return last;  // retrying won't help
-      if (std::chrono::steady_clock::now() + backoff > deadline) break;
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
-    }
-    return Status::Unavailable("cannot reach agentstored at " + options_.host + ":" +
-                               std::to_string(options_.port) + ": " + last.message());
-  }
-
-  // Writes out_ until it is empty; other threads append meanwhile. Holds `lock` on entry
-  // and exit, not while writing.
-  void FlushLocked(std::unique_lock<std::mutex>& lock) {
-    flushing_ = true;
-    while (!out_.empty() && socket_) {
+  // Writes `out` until empty; other threads append meanwhile. Holds `lock` on entry and
+  // exit, not while writing.
+  void Flush(std::unique_lock<std::mutex>& lock) {
+    flushing = true;
+    while (!out.empty() && !dead) {
       std::vector<uint8_t> buf;
-      buf.swap(out_);
-      auto sock = socket_;
+      buf.swap(out);
       lock.unlock();
       boost::system::error_code ec;
       asio::write(*sock, asio::buffer(buf), ec);
       lock.lock();
-      if (ec) {
-        // The reader sees the closed socket and fails every pending call.
-        connected_ = false;
-        sock->shutdown(tcp::socket::shutdown_both, ec);
-        out_.clear();
-        break;
-      }
+      if (ec) Kill();  // the reader fails every pending call of this link
     }
-    flushing_ = false;
+    flushing = false;
+    cv.notify_all();
   }
 
-  Status Dial(std::unique_lock<std::mutex>& lock) {
-    Shutdown(lock);
-    try {
-      auto sock = std::make_shared<tcp::socket>(io_);
-      tcp::resolver resolver(io_);
-      auto endpoints = resolver.resolve(options_.host, std::to_string(options_.port));
-      asio::connect(*sock, endpoints);
-      sock->set_option(tcp::no_delay(true));
-      // Authenticate before anything else, synchronously.
-      flatbuffers::FlatBufferBuilder fbb;
-      auto key = fbb.CreateString(options_.key);
-      auto args = proto::CreateAuthArgs(fbb, key);
-      fbb.Finish(proto::CreateRequest(fbb, 1, proto::Op::authenticate, nullptr,
-                                      proto::Args::AuthArgs, args.Union()));
-      uint8_t len[4];
-      net::EncodeFrameLength(fbb.GetSize(), len);
-      asio::write(*sock,
-                  std::array<asio::const_buffer, 2>{
-                      asio::buffer(len), asio::buffer(fbb.GetBufferPointer(), fbb.GetSize())});
-      uint8_t header[4];
-      asio::read(*sock, asio::buffer(header));
-      uint32_t n = net::DecodeFrameLength(header);
-      if (n > options_.max_frame_bytes)
-        return Status::ResourceExhausted("response frame too large");
-      std::vector<uint64_t> body((n + 7) / 8);
-      asio::read(*sock, asio::buffer(body.data(), n));
-      const auto* data = reinterpret_cast<const uint8_t*>(body.data());
-      flatbuffers::Verifier v(data, n, 32, 1'000'000);
-      if (!v.VerifyBuffer<proto::Response>(nullptr))
-        return Status::Corruption("malformed response from server");
-      const auto* r = flatbuffers::GetRoot<proto::Response>(data);
-      AS_RETURN_IF_ERROR(FromResponse(r));
-      if (const auto* auth = r->result_as_Authenticated(); auth && auth->role())
-        role_ = auth->role()->str();
-      socket_ = sock;
-      connected_ = true;
-      reader_ = std::thread([this, sock] { ReadLoop(sock); });
-      return Status::OK();
-    } catch (const std::exception& e) {
-      return Status::Unavailable(e.what());
+  void WriterLoop() {
+    std::unique_lock lock(mu);
+    while (!dead) {
+      cv.wait(lock, [&] { return dead || (!out.empty() && !flushing); });
+      if (!dead) Flush(lock);
     }
+    threads_running.fetch_sub(1);
   }
 
-  void ReadLoop(std::shared_ptr<tcp::socket> sock) {
+  void ReaderLoop() {
+    current_reader = this;
     Status failure;
     std::vector<uint8_t> buf(64 << 10);
     std::vector<uint64_t> aligned;  // 8-aligned copy for frames at odd offsets
     size_t start = 0, end = 0;
-    corked_ = this;
     while (failure.ok()) {
       if (start > 0) {
         std::memmove(buf.data(), buf.data() + start, end - start);
@@ -174,7 +107,7 @@ class Connection {
       end += n;
       while (end - start >= net::kFrameHeaderBytes) {
         uint32_t len = net::DecodeFrameLength(buf.data() + start);
-        if (len > options_.max_frame_bytes) {
+        if (len > max_frame_bytes) {
           failure = Status::ResourceExhausted("response frame too large");
           break;
         }
@@ -192,75 +125,183 @@ class Connection {
           break;
         }
         const auto* r = flatbuffers::GetRoot<proto::Response>(data);
-        if (r->id() == 0) {  // about the connection, not a call: the server is closing it
+        if (r->id() == 0) {  // about the connection, not a call: it is unusable now
           failure = FromResponse(r);
           break;
         }
         Done d;
         {
-          std::lock_guard lock(pending_mu_);
-          auto it = pending_.find(r->id());
-          if (it == pending_.end()) continue;  // the caller gave up waiting
+          std::lock_guard lock(mu);
+          auto it = pending.find(r->id());
+          if (it == pending.end()) continue;  // the caller gave up waiting
           d = std::move(it->second);
-          pending_.erase(it);
+          pending.erase(it);
         }
         d(Status::OK(), r);
       }
-      // Send what the callbacks of this batch asked for, in one write.
-      std::unique_lock lock(send_mu_);
-      if (!out_.empty() && !flushing_ && socket_ == sock) FlushLocked(lock);
     }
-    corked_ = nullptr;
-    {
-      std::lock_guard lock(send_mu_);
-      if (socket_ == sock) connected_ = false;
-    }
-    // Fail everything still waiting on this connection.
+    current_reader = nullptr;
     std::unordered_map<uint64_t, Done> orphans;
     {
-      std::lock_guard lock(pending_mu_);
-      orphans.swap(pending_);
+      std::lock_guard lock(mu);
+      Kill();
+      orphans.swap(pending);
     }
-    for (auto& [id, d] : orphans)
-      d(failure.ok() ? Status::Unavailable("connection lost") : failure, nullptr);
+    for (auto& [id, d] : orphans) d(failure, nullptr);
+    threads_running.fetch_sub(1);
   }
+};
 
-  // Closes the socket and waits for its reader (unless called on the reader itself).
-  void Shutdown(std::unique_lock<std::mutex>& lock) {
-    connected_ = false;
-    if (socket_) {
-      boost::system::error_code ec;
-      socket_->shutdown(tcp::socket::shutdown_both, ec);
-      socket_->close(ec);
+thread_local Link* Link::current_reader = nullptr;
+
+// A connection to the server that re-dials (and re-authenticates) when its socket
+// fails. Thread-safe: requests from any thread are appended to the link's output buffer
+// and written by whichever thread finds no write in progress, so concurrent and
+// pipelined calls share syscalls.
+class Connection {
+ public:
+  using Done = Link::Done;
+
+  explicit Connection(const ClientOptions& options) : options_(options) {}
+  ~Connection() {
+    std::vector<std::shared_ptr<Link>> links;
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+      links.swap(links_);
     }
-    if (reader_.joinable()) {
-      if (reader_.get_id() == std::this_thread::get_id()) {
-        reader_.detach();
-      } else {
-        std::thread t = std::move(reader_);
-        lock.unlock();  // the reader may need send_mu_ to finish
-        t.join();
-        lock.lock();
+    for (auto& l : links) {
+      {
+        std::lock_guard lock(l->mu);
+        l->Kill();
+      }
+      for (std::thread* t : {&l->reader, &l->writer}) {
+        if (!t->joinable()) continue;
+        if (t->get_id() == std::this_thread::get_id())
+          t->detach();  // destroyed from a callback
+        else
+          t->join();
       }
     }
-    socket_.reset();
-    out_.clear();
+  }
+
+  // Dials and authenticates if there is no live link (with back-off until
+  // connect_timeout). Only one thread dials at a time; the others wait for its result.
+  Result<std::shared_ptr<Link>> LiveLink() {
+    std::lock_guard lock(mu_);
+    if (closed_) return Status::Unavailable("client is closed");
+    if (!links_.empty()) {
+      auto& l = links_.back();
+      std::lock_guard llock(l->mu);
+      if (!l->dead) return l;
+    }
+    auto deadline = std::chrono::steady_clock::now() + options_.connect_timeout;
+    auto backoff = std::chrono::milliseconds(10);
+    Status last;
+    while (true) {
+      auto link = Dial();
+      if (link.ok()) {
+        Reap();
+        links_.push_back(*link);
+        return link;
+      }
+      last = link.status();
+      if (last.code() == StatusCode::kPermissionDenied) return last;  // retrying won't help
+      if (std::chrono::steady_clock::now() + backoff > deadline) break;
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+    }
+    return Status::Unavailable("cannot reach agentstored at " + options_.host + ":" +
+                               std::to_string(options_.port) + ": " + last.message());
+  }
+
+  void Send(uint64_t id, const uint8_t* frame, size_t size, Done done) {
+    auto link = LiveLink();
+    if (!link.ok()) return done(link.status(), nullptr);
+    Link& l = **link;
+    std::unique_lock lock(l.mu);
+    if (l.dead) {
+      lock.unlock();
+      return done(Status::Unavailable("connection lost"), nullptr);
+    }
+    l.pending[id] = std::move(done);
+    l.out.insert(l.out.end(), frame, frame + size);
+    if (l.flushing) return;  // the thread writing now sends it too
+    if (Link::current_reader == &l) {
+      l.cv.notify_all();  // the writer thread sends it; a reader must not block on writes
+      return;
+    }
+    l.Flush(lock);
+  }
+
+  const std::string& role() const { return role_; }
+
+ private:
+  Result<std::shared_ptr<Link>> Dial() {
+    try {
+      auto link = std::make_shared<Link>();
+      link->max_frame_bytes = options_.max_frame_bytes;
+      link->sock = std::make_shared<tcp::socket>(link->io);
+      tcp::socket& sock = *link->sock;
+      tcp::resolver resolver(link->io);
+      asio::connect(sock, resolver.resolve(options_.host, std::to_string(options_.port)));
+      sock.set_option(tcp::no_delay(true));
+      // Authenticate before anything else, synchronously.
+      flatbuffers::FlatBufferBuilder fbb;
+      auto key = fbb.CreateString(options_.key);
+      auto args = proto::CreateAuthArgs(fbb, key);
+      fbb.Finish(proto::CreateRequest(fbb, 1, proto::Op::authenticate, nullptr,
+                                      proto::Args::AuthArgs, args.Union()));
+      uint8_t len[4];
+      net::EncodeFrameLength(fbb.GetSize(), len);
+      asio::write(sock,
+                  std::array<asio::const_buffer, 2>{
+                      asio::buffer(len), asio::buffer(fbb.GetBufferPointer(), fbb.GetSize())});
+      uint8_t header[4];
+      asio::read(sock, asio::buffer(header));
+      uint32_t n = net::DecodeFrameLength(header);
+      if (n > options_.max_frame_bytes)
+        return Status::ResourceExhausted("response frame too large");
+      std::vector<uint64_t> body((n + 7) / 8);
+      asio::read(sock, asio::buffer(body.data(), n));
+      const auto* data = reinterpret_cast<const uint8_t*>(body.data());
+      flatbuffers::Verifier v(data, n, 32, 1'000'000);
+      if (!v.VerifyBuffer<proto::Response>(nullptr))
+        return Status::Corruption("malformed response from server");
+      const auto* r = flatbuffers::GetRoot<proto::Response>(data);
+      AS_RETURN_IF_ERROR(FromResponse(r));
+      // The role is the key's: it cannot change across reconnects, so it is set once.
+      if (const auto* auth = r->result_as_Authenticated(); auth && auth->role() && role_.empty())
+        role_ = auth->role()->str();
+      link->reader = std::thread([link] { link->ReaderLoop(); });
+      link->writer = std::thread([link] { link->WriterLoop(); });
+      return link;
+    } catch (const std::exception& e) {
+      return Status::Unavailable(e.what());
+    }
+  }
+
+  // Forgets dead links whose threads have both returned (joining them cannot block, so
+  // this is safe under mu_); the rest are joined by the destructor.
+  void Reap() {
+    for (auto it = links_.begin(); it != links_.end();) {
+      Link& l = **it;
+      if (l.threads_running.load() != 0) {
+        ++it;
+        continue;
+      }
+      l.reader.join();
+      l.writer.join();
+      it = links_.erase(it);
+    }
   }
 
   ClientOptions options_;
-  asio::io_context io_;
-  std::mutex send_mu_;  // guards socket_, reader_, out_, flushing_
-  std::shared_ptr<tcp::socket> socket_;
-  std::thread reader_;
-  std::atomic<bool> connected_{false};
-  std::vector<uint8_t> out_;
-  bool flushing_ = false;
-  std::string role_;
-  std::mutex pending_mu_;
-  std::unordered_map<uint64_t, Done> pending_;  // guarded by pending_mu_
+  std::mutex mu_;                             // guards links_, closed_; held while dialing
+  std::vector<std::shared_ptr<Link>> links_;  // the last one is the live one
+  bool closed_ = false;
+  std::string role_;  // written once, at the first successful dial (under mu_)
 };
-
-thread_local Connection* Connection::corked_ = nullptr;
 
 struct Client::Impl {
   ClientOptions options;
@@ -444,7 +485,7 @@ Result<Client> Client::Connect(const ClientOptions& options) {
   impl->options = options;
   for (int i = 0; i < options.connections; ++i) {
     impl->conns.push_back(std::make_unique<Connection>(options));
-    AS_RETURN_IF_ERROR(impl->conns.back()->EnsureConnected());
+    AS_RETURN_IF_ERROR(impl->conns.back()->LiveLink().status());
   }
   return Client(std::move(impl), std::nullopt);
 }

@@ -578,12 +578,20 @@ uint64_t Dispatcher::Handle(Session& session, const uint8_t* data, size_t size,
       status = Status::PermissionDenied(std::string(info.name) + " is not allowed for this key");
     } else {
       Call c{*engine_, scope, session, req, out, server_, this, proto::Result::NONE, {}};
-      if (info.kind == OpKind::kWrite) {
-        DeferDurability defer;
-        status = kHandlers[op_index](c);
-        ticket = defer.ticket();
-      } else {
-        status = kHandlers[op_index](c);
+      // Nothing below is expected to throw (the engine reports Status); an exception
+      // from a dependency (allocation, a library) still must not take down an I/O thread.
+      try {
+        if (info.kind == OpKind::kWrite) {
+          DeferDurability defer;
+          status = kHandlers[op_index](c);
+          ticket = defer.ticket();
+        } else {
+          status = kHandlers[op_index](c);
+        }
+      } catch (const std::exception& e) {
+        spdlog::error("{} threw: {}", info.name, e.what());
+        status = Status::Unavailable(std::string("internal error in ") + std::string(info.name));
+        ticket = 0;
       }
       result_type = c.result_type;
       result = c.result;

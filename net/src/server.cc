@@ -38,6 +38,9 @@ struct Server::Impl {
   std::unordered_map<Connection*, std::weak_ptr<Connection>> conns;  // guarded by conns_mu
   std::atomic<bool> stopping{false};
   bool stopped = false;
+  // Writes whose durability callback has not run yet; it posts to the io_context, so
+  // Stop must not let the io_context go before they are done.
+  std::atomic<uint64_t> durable_waits{0};
 
   void Accept();
 };
@@ -124,6 +127,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     if (rstart_ == rend_) rstart_ = rend_ = 0;
     ReadMore();
+    MaybeClose();  // draining with nothing owed: nobody else would close it
   }
 
   void HandleFrame(const uint8_t* data, uint32_t len) {
@@ -141,7 +145,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (ticket == 0) return Enqueue(std::move(frame));
     uint64_t id = RequestIdOf(frame);
     auto self = shared_from_this();
+    server_->durable_waits.fetch_add(1);
     server_->engine->WhenDurable(ticket, [self, id, frame = std::move(frame)](Status s) mutable {
+      Server::Impl* server = self->server_;
       asio::post(self->strand_, [self, id, s, frame = std::move(frame)]() mutable {
         if (!s.ok()) {
           // Applied in memory but not durable: the client must not take it as done.
@@ -151,6 +157,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         }
         self->Enqueue(std::move(frame));
       });
+      self.reset();
+      server->durable_waits.fetch_sub(1);  // Stop waits for this before the io_context goes
     });
   }
 
@@ -284,11 +292,14 @@ void Server::Impl::Accept() {
       } else {
         counters.connections_open.fetch_add(1);
         auto conn = std::make_shared<Connection>(this, std::move(socket));
+        bool late;
         {
           std::lock_guard lock(conns_mu);
+          late = stopping;  // Stop already took its list of connections to drain
           conns[conn.get()] = conn;
         }
         conn->Start();
+        if (late) conn->Drain();
       }
     } else if (ec != asio::error::operation_aborted) {
       spdlog::warn("accept failed: {}", ec.message());
@@ -337,7 +348,10 @@ uint16_t Server::port() const { return impl_->acceptor->local_endpoint().port();
 void Server::Stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
-  impl_->stopping = true;
+  {
+    std::lock_guard lock(impl_->conns_mu);
+    impl_->stopping = true;
+  }
   asio::post(impl_->ioc, [p = impl_.get()] {
     boost::system::error_code ec;
     p->acceptor->close(ec);
@@ -359,6 +373,9 @@ void Server::Stop() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  // A write still waiting for its fsync will post its answer; let it, then stop.
+  for (int i = 0; i < 60'000 && impl_->durable_waits.load() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   impl_->work.reset();
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();

@@ -20,12 +20,13 @@ namespace agentstore::testing {
 class ServerProcess {
  public:
   // Starts agentstored and waits until it listens. Extra flags go after the defaults.
-  bool Start(const std::string& data_dir, std::vector<std::string> extra = {}) {
+  // `port` 0 picks a free one.
+  bool Start(const std::string& data_dir, std::vector<std::string> extra = {}, uint16_t port = 0) {
     data_dir_ = data_dir;
     port_file_ = data_dir + ".port";
     std::filesystem::remove(port_file_);
-    std::vector<std::string> args = {AGENTSTORED_PATH, "--data-dir", data_dir, "--port", "0",
-                                     "--port-file",    port_file_};
+    std::vector<std::string> args = {AGENTSTORED_PATH,     "--data-dir",  data_dir,  "--port",
+                                     std::to_string(port), "--port-file", port_file_};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     if (pid_ == 0) {
