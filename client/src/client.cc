@@ -471,7 +471,10 @@ ArgsPair PageArgs(Fbb& fbb, const Uuid* owner, uint32_t limit, const std::string
 template <typename NT>
 ArgsPair RecordArgs(Fbb& fbb, const NT& record) {
   using R = typename NT::TableType;
-  return {proto::ArgsTraits<R>::enum_value, R::Pack(fbb, &record).Union()};
+  // Copied to a local: the generated constant has no out-of-line definition, so binding
+  // it to a reference (std::pair's constructor) fails to link without optimization.
+  proto::Args type = proto::ArgsTraits<R>::enum_value;
+  return {type, R::Pack(fbb, &record).Union()};
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Engine lifecycle: opening the store, rebuilding every table and index from RocksDB,
 // the index maintenance shared by recovery and writes, and operator statistics.
+#include <cstring>
 #include <random>
 
 #include "engine_impl.h"
@@ -194,6 +195,15 @@ void EngineState::MaybeCompact(Partition& p) {
 
 namespace {
 
+// RocksDB hands out values at any address; FlatBuffers reads scalars in place and
+// needs them aligned. Recovery works on an 8-aligned copy (which the arena copies again).
+std::string_view Aligned(std::string_view value) {
+  thread_local std::vector<uint64_t> buf;
+  buf.resize((value.size() + 7) / 8);
+  std::memcpy(buf.data(), value.data(), value.size());
+  return std::string_view(reinterpret_cast<const char*>(buf.data()), value.size());
+}
+
 template <typename T>
 Status Verified(std::string_view key, std::string_view value) {
   flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(value.data()), value.size());
@@ -207,7 +217,10 @@ Status Verified(std::string_view key, std::string_view value) {
 }  // namespace
 
 Status EngineState::Recover() {
-  auto scan = [&](RecordType t, auto&& fn) { return store->Scan(KeyPrefix(t), fn); };
+  auto scan = [&](RecordType t, auto&& fn) {
+    return store->Scan(KeyPrefix(t),
+                       [&](std::string_view k, std::string_view v) { return fn(k, Aligned(v)); });
+  };
   AS_RETURN_IF_ERROR(scan(RecordType::kTenant, [&](std::string_view k, std::string_view v) {
     AS_RETURN_IF_ERROR(Verified<fb::Tenant>(k, v));
     IndexTenant(global.arena.Append(v));
