@@ -244,9 +244,35 @@ class Connection {
       link->sock = std::make_shared<tcp::socket>(link->io);
       tcp::socket& sock = *link->sock;
       tcp::resolver resolver(link->io);
-      asio::connect(sock, resolver.resolve(options_.host, std::to_string(options_.port)));
+      auto endpoints = resolver.resolve(options_.host, std::to_string(options_.port));
+      // Connect and authenticate within connect_timeout: a server that accepts and
+      // never answers must not hang the caller.
+      auto deadline = std::chrono::steady_clock::now() + options_.connect_timeout;
+      auto run_until_done = [&](bool& done) -> Status {
+        link->io.restart();
+        while (!done) {
+          auto left = deadline - std::chrono::steady_clock::now();
+          if (left <= std::chrono::steady_clock::duration::zero() ||
+              link->io.run_one_for(left) == 0) {
+            boost::system::error_code ec;
+            sock.close(ec);
+            link->io.restart();
+            link->io.run();  // let the cancelled operation finish
+            return Status::Unavailable("no answer within connect_timeout");
+          }
+        }
+        return Status::OK();
+      };
+      boost::system::error_code ec;
+      bool done = false;
+      asio::async_connect(sock, endpoints, [&](boost::system::error_code e, const tcp::endpoint&) {
+        ec = e;
+        done = true;
+      });
+      AS_RETURN_IF_ERROR(run_until_done(done));
+      if (ec) return Status::Unavailable(ec.message());
       sock.set_option(tcp::no_delay(true));
-      // Authenticate before anything else, synchronously.
+      // Authenticate before anything else.
       flatbuffers::FlatBufferBuilder fbb;
       auto key = fbb.CreateString(options_.key);
       auto args = proto::CreateAuthArgs(fbb, key);
@@ -258,12 +284,25 @@ class Connection {
                   std::array<asio::const_buffer, 2>{
                       asio::buffer(len), asio::buffer(fbb.GetBufferPointer(), fbb.GetSize())});
       uint8_t header[4];
-      asio::read(sock, asio::buffer(header));
+      done = false;
+      asio::async_read(sock, asio::buffer(header), [&](boost::system::error_code e, size_t) {
+        ec = e;
+        done = true;
+      });
+      AS_RETURN_IF_ERROR(run_until_done(done));
+      if (ec) return Status::Unavailable(ec.message());
       uint32_t n = net::DecodeFrameLength(header);
       if (n > options_.max_frame_bytes)
         return Status::ResourceExhausted("response frame too large");
       std::vector<uint64_t> body((n + 7) / 8);
-      asio::read(sock, asio::buffer(body.data(), n));
+      done = false;
+      asio::async_read(sock, asio::buffer(body.data(), n),
+                       [&](boost::system::error_code e, size_t) {
+                         ec = e;
+                         done = true;
+                       });
+      AS_RETURN_IF_ERROR(run_until_done(done));
+      if (ec) return Status::Unavailable(ec.message());
       const auto* data = reinterpret_cast<const uint8_t*>(body.data());
       flatbuffers::Verifier v(data, n, 32, 1'000'000);
       if (!v.VerifyBuffer<proto::Response>(nullptr))

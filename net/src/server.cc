@@ -201,6 +201,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::vector<asio::const_buffer> bufs;
     bufs.reserve(batch_.size());
     for (const auto& b : batch_) bufs.emplace_back(asio::buffer(b));
+    write_started_ = std::chrono::steady_clock::now();
     auto self = shared_from_this();
     asio::async_write(socket_, bufs,
                       asio::bind_executor(strand_, [self](boost::system::error_code ec, size_t) {
@@ -247,9 +248,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     idle_timer_.async_wait([self](boost::system::error_code ec) {
       if (ec || self->closed_) return;
       auto idle = std::chrono::steady_clock::now() - self->last_activity_;
-      if (self->inflight_ == 0 &&
-          idle >= std::chrono::milliseconds(self->server_->options.idle_timeout_ms)) {
+      auto limit = std::chrono::milliseconds(self->server_->options.idle_timeout_ms);
+      if (self->inflight_ == 0 && idle >= limit) {
         spdlog::info("closing a connection idle for {} ms", self->server_->options.idle_timeout_ms);
+        return self->Close();
+      }
+      // A client that stopped reading holds its responses (and a connection slot)
+      // forever; one write outstanding this long means it is gone or stuck.
+      if (self->writing_ && std::chrono::steady_clock::now() - self->write_started_ >= limit) {
+        spdlog::warn("closing a connection that has not read its responses for {} ms",
+                     self->server_->options.idle_timeout_ms);
         return self->Close();
       }
       self->ArmIdleTimer();
@@ -270,6 +278,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool reading_ = false, writing_ = false, read_paused_ = false, read_done_ = false;
   bool draining_ = false, closing_ = false, closed_ = false;
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point write_started_;
 };
 
 void Server::Impl::Accept() {

@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/asio.hpp>
 #include <thread>
 
+#include "protocol_generated.h"
 #include "server_process.h"
 #include "test_util.h"
 
@@ -97,6 +99,72 @@ TEST(ClientStress, LargeCallbackFanOutUnderBackPressureCompletes) {
   for (int i = 0; i < 3000 && answered < kFanOut; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(answered.load(), kFanOut);
+}
+
+}  // namespace
+}  // namespace agentstore::testing
+
+namespace agentstore::testing {
+namespace {
+
+TEST(ClientStress, ConnectGivesUpOnAServerThatNeverAnswers) {
+  // A listening socket that accepts (the kernel does) but never speaks.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor mute(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  ClientOptions o;
+  o.port = mute.local_endpoint().port();
+  o.key = "ask_whatever";
+  o.connect_timeout = std::chrono::milliseconds(300);
+  auto start = std::chrono::steady_clock::now();
+  auto c = Client::Connect(o);
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kUnavailable) << c.status().ToString();
+  EXPECT_LT(took, std::chrono::seconds(3)) << "connect_timeout bounds dialing";
+}
+
+TEST(ClientStress, ServerClosesAConnectionThatStopsReading) {
+  TempDir dir;
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(dir.sub("data"), {"--idle-timeout-ms", "500"}));
+  ClientOptions o = server.Options(server.Key("service"));
+  // Raw socket: authenticate, then flood requests and never read a response.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket s(io);
+  s.connect({boost::asio::ip::make_address("127.0.0.1"), server.port()});
+  s.set_option(boost::asio::socket_base::receive_buffer_size(4096));
+  auto frame = [](flatbuffers::FlatBufferBuilder& fbb) {
+    std::vector<uint8_t> f(4 + fbb.GetSize());
+    uint32_t n = fbb.GetSize();
+    std::memcpy(f.data(), &n, 4);
+    std::memcpy(f.data() + 4, fbb.GetBufferPointer(), n);
+    return f;
+  };
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto args = proto::CreateAuthArgs(fbb, fbb.CreateString(o.key));
+    fbb.Finish(proto::CreateRequest(fbb, 1, proto::Op::authenticate, nullptr, proto::Args::AuthArgs,
+                                    args.Union()));
+    boost::asio::write(s, boost::asio::buffer(frame(fbb)));
+  }
+  flatbuffers::FlatBufferBuilder fbb;
+  fbb.Finish(proto::CreateRequest(fbb, 2, proto::Op::status));
+  std::vector<uint8_t> one = frame(fbb), many;
+  for (int i = 0; i < 20000; ++i) many.insert(many.end(), one.begin(), one.end());
+  boost::system::error_code ec;
+  // Status answers are large; the server's writes stall on our full receive buffer.
+  s.non_blocking(true);
+  boost::asio::write(s, boost::asio::buffer(many), ec);
+  s.non_blocking(false);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  bool closed = false;
+  while (!closed && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    Client probe = server.Connect(server.Key("admin"));
+    auto st = probe.GetStatus().get();
+    closed = st.ok() && st->connections == 1;  // only the probe itself
+  }
+  EXPECT_TRUE(closed) << "a connection not reading its responses is closed after the idle timeout";
 }
 
 }  // namespace
