@@ -17,7 +17,8 @@ static std::string Roles(uint8_t r) {
 
 // With --markdown: the operation table for docs/protocol.md.
 static int Markdown() {
-  std::printf("| # | operation | kind | roles | built | what it does |\n|---|---|---|---|---|---|\n");
+  std::printf(
+      "| # | operation | kind | roles | built | what it does |\n|---|---|---|---|---|---|\n");
   for (const auto& op : agentstore::Operations())
     std::printf("| %d | `%.*s` | %s | %s | %s | %.*s |\n", static_cast<int>(op.op),
                 static_cast<int>(op.name.size()), op.name.data(),
