@@ -15,10 +15,6 @@ bool AgentWritableBy(const Scope& scope, const fb::Agent* a) {
   return a->creator_id() && ToUuid(a->creator_id()) == scope.user();
 }
 
-void DefaultJson(std::string& field, std::string_view value) {
-  if (field.empty()) field = value;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- agents

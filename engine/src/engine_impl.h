@@ -220,6 +220,11 @@ inline Status CheckAgentUsableBy(const Partition& g, const Uuid& agent, const Uu
   return Status::OK();
 }
 
+// Fills an unset JSON field with its data-model default.
+inline void DefaultJson(std::string& field, std::string_view value) {
+  if (field.empty()) field = value;
+}
+
 inline Status NotFound(std::string_view what) {
   return Status::NotFound(std::string(what) + " not found");
 }

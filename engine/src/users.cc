@@ -12,20 +12,11 @@ using namespace internal;  // NOLINT
 
 namespace {
 
-Status NotFoundError(std::string_view what) {
-  return Status::NotFound(std::string(what) + " not found");
-}
-
 Status CheckSlug(const std::string& slug) {
   if (slug.empty()) return Status::InvalidArgument("slug is required");
   for (char c : slug)
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
       return Status::InvalidArgument("slug may hold only a-z, 0-9, '-' and '_'");
-  return Status::OK();
-}
-
-Status DefaultJson(std::string& field, std::string_view value) {
-  if (field.empty()) field = value;
   return Status::OK();
 }
 
@@ -68,14 +59,14 @@ Result<Row<fb::Tenant>> Engine::GetTenant(const Scope& scope, const Uuid& id) {
   std::shared_lock lock(g.mu);
   auto it = g.tenants.find(id);
   if (it == g.tenants.end() || View<fb::Tenant>(g, it->second)->deleted_at())
-    return NotFoundError("tenant");
+    return NotFound("tenant");
   if (scope.is_user()) {
     // A user sees its own tenant only.
     Partition& shard = impl_->ShardOf(scope.user());
     std::shared_lock slock(shard.mu);
     auto u = shard.users.find(scope.user());
     if (u == shard.users.end() || ToUuid(View<fb::User>(shard, u->second)->tenant_id()) != id)
-      return NotFoundError("tenant");
+      return NotFound("tenant");
   }
   return RowAt<fb::Tenant>(g, it->second);
 }
@@ -85,7 +76,7 @@ Result<Row<fb::Tenant>> Engine::GetTenantBySlug(const Scope& scope, std::string_
   {
     std::shared_lock lock(impl_->global.mu);
     auto it = impl_->global.tenant_by_slug.find(std::string(slug));
-    if (it == impl_->global.tenant_by_slug.end()) return NotFoundError("tenant");
+    if (it == impl_->global.tenant_by_slug.end()) return NotFound("tenant");
     id = it->second;
   }
   return GetTenant(scope, id);
@@ -101,7 +92,7 @@ Result<Row<fb::Tenant>> Engine::UpdateTenant(const Scope& scope, const Uuid& id,
   std::unique_lock lock(g.mu);
   auto it = g.tenants.find(id);
   if (it == g.tenants.end() || View<fb::Tenant>(g, it->second)->deleted_at())
-    return NotFoundError("tenant");
+    return NotFound("tenant");
   fb::TenantT t;
   View<fb::Tenant>(g, it->second)->UnPackTo(&t);
   std::string old_slug = t.slug;
@@ -129,13 +120,13 @@ Status Engine::DeleteTenant(const Scope& scope, const Uuid& id, DeleteMode mode)
   Partition& g = impl_->global;
   std::unique_lock lock(g.mu);
   auto it = g.tenants.find(id);
-  if (it == g.tenants.end()) return NotFoundError("tenant");
+  if (it == g.tenants.end()) return NotFound("tenant");
   fb::TenantT t;
   View<fb::Tenant>(g, it->second)->UnPackTo(&t);
   storage::WriteBatch batch;
   std::string bytes;
   if (mode == DeleteMode::kSoft) {
-    if (t.deleted_at) return NotFoundError("tenant");
+    if (t.deleted_at) return NotFound("tenant");
     t.deleted_at = t.updated_at = impl_->Now();
     bytes = Pack(t);
     batch.Put(RecordKey(RecordType::kTenant, id), bytes);
@@ -182,8 +173,7 @@ Result<Page<fb::Tenant>> Engine::ListTenants(const Scope& scope, const PageReque
     Loc loc = g.tenants.at(*it);
     if (View<fb::Tenant>(g, loc)->deleted_at() && !req.include_deleted) continue;
     if (page.rows.size() == req.limit) {
-      page.next_cursor =
-          page.rows.back().get()->id() ? ToUuid(page.rows.back()->id()).ToString() : "";
+      page.next_cursor = ToUuid(page.rows.back()->id()).ToString();
       break;
     }
     page.rows.push_back(RowAt<fb::Tenant>(g, loc));
@@ -232,12 +222,12 @@ Result<Row<fb::User>> Engine::CreateUser(const Scope& scope, const fb::UserT& in
 }
 
 Result<Row<fb::User>> Engine::GetUser(const Scope& scope, const Uuid& id) {
-  if (!scope.MayRead(id)) return NotFoundError("user");
+  if (!scope.MayRead(id)) return NotFound("user");
   Partition& shard = impl_->ShardOf(id);
   std::shared_lock lock(shard.mu);
   auto it = shard.users.find(id);
   if (it == shard.users.end() || View<fb::User>(shard, it->second)->deleted_at())
-    return NotFoundError("user");
+    return NotFound("user");
   return RowAt<fb::User>(shard, it->second);
 }
 
@@ -246,7 +236,7 @@ Result<Row<fb::User>> Engine::GetUserByEmail(const Scope& scope, std::string_vie
   {
     std::shared_lock lock(impl_->global.mu);
     auto it = impl_->global.user_by_email.find(LowerAscii(email));
-    if (it == impl_->global.user_by_email.end()) return NotFoundError("user");
+    if (it == impl_->global.user_by_email.end()) return NotFound("user");
     id = it->second;
   }
   return GetUser(scope, id);
@@ -255,7 +245,7 @@ Result<Row<fb::User>> Engine::GetUserByEmail(const Scope& scope, std::string_vie
 Result<Row<fb::User>> Engine::UpdateUser(const Scope& scope, const Uuid& id,
                                          std::string_view patch_text, JsonMode mode) {
   if (scope.is_admin()) return Status::PermissionDenied("admin keys do not change users");
-  if (!scope.MayRead(id)) return NotFoundError("user");
+  if (!scope.MayRead(id)) return NotFound("user");
   Json patch;
   AS_RETURN_IF_ERROR(ParsePatch(patch_text, &patch));
   Partition& g = impl_->global;
@@ -263,7 +253,7 @@ Result<Row<fb::User>> Engine::UpdateUser(const Scope& scope, const Uuid& id,
   GlobalAndShardLock lock(g, shard);
   auto it = shard.users.find(id);
   if (it == shard.users.end() || View<fb::User>(shard, it->second)->deleted_at())
-    return NotFoundError("user");
+    return NotFound("user");
   fb::UserT u;
   View<fb::User>(shard, it->second)->UnPackTo(&u);
   std::string old_email = LowerAscii(u.email);
@@ -293,16 +283,16 @@ Result<Row<fb::User>> Engine::UpdateUser(const Scope& scope, const Uuid& id,
 
 Status Engine::DeleteUser(const Scope& scope, const Uuid& id, DeleteMode mode) {
   if (scope.is_admin()) return Status::PermissionDenied("admin keys do not delete users");
-  if (!scope.MayRead(id)) return NotFoundError("user");
+  if (!scope.MayRead(id)) return NotFound("user");
   Partition& g = impl_->global;
   Partition& shard = impl_->ShardOf(id);
   GlobalAndShardLock lock(g, shard);
   auto it = shard.users.find(id);
-  if (it == shard.users.end()) return NotFoundError("user");
+  if (it == shard.users.end()) return NotFound("user");
   bool soft_deleted = View<fb::User>(shard, it->second)->deleted_at() != 0;
   storage::WriteBatch batch;
   if (mode == DeleteMode::kSoft) {
-    if (soft_deleted) return NotFoundError("user");
+    if (soft_deleted) return NotFound("user");
     fb::UserT u;
     View<fb::User>(shard, it->second)->UnPackTo(&u);
     u.deleted_at = u.updated_at = impl_->Now();
@@ -409,11 +399,11 @@ Result<Row<fb::AdminConfig>> Engine::PutAdminConfig(const Scope& scope, std::str
 }
 
 Result<Row<fb::AdminConfig>> Engine::GetAdminConfig(const Scope& scope, std::string_view key) {
-  if (scope.is_user()) return NotFoundError("admin_config");
+  if (scope.is_user()) return NotFound("admin_config");
   Partition& g = impl_->global;
   std::shared_lock lock(g.mu);
   auto it = g.admin_config.find(std::string(key));
-  if (it == g.admin_config.end()) return NotFoundError("admin_config");
+  if (it == g.admin_config.end()) return NotFound("admin_config");
   return RowAt<fb::AdminConfig>(g, it->second);
 }
 
@@ -431,7 +421,7 @@ Status Engine::DeleteAdminConfig(const Scope& scope, std::string_view key) {
   Partition& g = impl_->global;
   std::unique_lock lock(g.mu);
   auto it = g.admin_config.find(std::string(key));
-  if (it == g.admin_config.end()) return NotFoundError("admin_config");
+  if (it == g.admin_config.end()) return NotFound("admin_config");
   storage::WriteBatch batch;
   batch.Delete(AdminConfigKey(key));
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
@@ -545,11 +535,11 @@ Status Engine::RevokeApiKey(const Scope& scope, const Uuid& id) {
   Partition& g = impl_->global;
   std::unique_lock lock(g.mu);
   auto it = g.api_keys.find(id);
-  if (it == g.api_keys.end()) return NotFoundError("api key");
+  if (it == g.api_keys.end()) return NotFound("api key");
   fb::ApiKeyT k;
   View<fb::ApiKey>(g, it->second)->UnPackTo(&k);
   if (scope.is_user() && (!k.user_id || ToUuid(k.user_id.get()) != scope.user()))
-    return NotFoundError("api key");
+    return NotFound("api key");
   if (scope.is_admin() && k.role == fb::KeyRole::service)
     return Status::PermissionDenied("only a service key may revoke service keys");
   if (k.revoked_at) return Status::OK();  // revoking twice changes nothing

@@ -391,10 +391,4 @@ void Server::Stop() {
   impl_->threads.clear();
 }
 
-ServerStats Server::Stats() const {
-  return ServerStats{impl_->counters.connections_open.load(),
-                     impl_->counters.connections_total.load(), impl_->counters.requests.load(),
-                     impl_->counters.errors.load()};
-}
-
 }  // namespace agentstore::net

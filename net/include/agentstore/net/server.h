@@ -5,7 +5,8 @@
 // responses. Writes are acknowledged only once durable; their fsyncs are shared
 // (group commit) without parking an I/O thread.
 //
-// Thread-safety: Start/Stop from one thread; Stats from any.
+// Thread-safety: Start and Stop from one thread. Counters are reported by the status
+// operation.
 #pragma once
 
 #include <cstdint>
@@ -28,13 +29,6 @@ struct ServerOptions {
   uint32_t slow_op_us = 10'000;                // operations slower than this are logged
 };
 
-struct ServerStats {
-  uint64_t connections_open = 0;
-  uint64_t connections_total = 0;
-  uint64_t requests = 0;
-  uint64_t errors = 0;
-};
-
 class Server {
  public:
   // Binds, starts the I/O threads and begins accepting.
@@ -47,7 +41,6 @@ class Server {
   // Stops accepting, lets in-flight requests finish and their responses go out (up to
   // a few seconds), then closes every connection and joins the I/O threads.
   void Stop();
-  ServerStats Stats() const;
 
   struct Impl;
 
