@@ -130,8 +130,6 @@ TEST_F(EndToEnd, EveryOperationThroughTheClient) {
   ASSERT_OK(svc().DeleteUser(ada_id, DeleteMode::kHard).get());
   EXPECT_CODE(svc().GetUser(ada_id).get(), kNotFound);
   ASSERT_OK(admin().DeleteTenant(Id(tenant->id()), DeleteMode::kHard).get());
-  // Operations not built yet say so.
-  // (none reachable through typed calls; see wire_test for raw ops)
 }
 
 TEST_F(EndToEnd, UserKeysSeeOnlyTheirOwnRecords) {
