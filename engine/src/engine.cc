@@ -182,9 +182,13 @@ void EngineState::MaybeCompact(Partition& p) {
   // Copy every live record into a fresh arena, rewriting locations in place.
   Arena fresh;
   auto move = [&](Loc& loc) { loc = fresh.Append(p.arena.Get(loc)); };
-  for (IdMap* m :
-       {&p.users, &p.user_agents, &p.chats, &p.messages, &p.tenants, &p.agents, &p.api_keys})
+  for (IdMap* m : {&p.users, &p.user_agents, &p.chats, &p.messages, &p.tenants, &p.agents,
+                   &p.api_keys, &p.memories})
     for (auto& [id, loc] : *m) move(loc);
+  for (auto& [user, mems] : p.memories_by_user)
+    for (size_t i = 0; i < mems->size(); ++i)
+      mems->SetLoc(static_cast<uint32_t>(i),
+                   p.memories.at(mems->meta(static_cast<uint32_t>(i)).id));
   for (auto& [id, ci] : p.chat_index) {
     for (auto& [msg, loc] : ci.votes) move(loc);
     for (auto& ref : ci.messages) ref.loc = p.messages.at(ref.key.second);
@@ -193,16 +197,16 @@ void EngineState::MaybeCompact(Partition& p) {
   p.arena = std::move(fresh);
 }
 
-namespace {
+namespace {}  // namespace
 
-// RocksDB hands out values at any address; FlatBuffers reads scalars in place and
-// needs them aligned. Recovery works on an 8-aligned copy (which the arena copies again).
-std::string_view Aligned(std::string_view value) {
+std::string_view AlignedCopy(std::string_view value) {
   thread_local std::vector<uint64_t> buf;
   buf.resize((value.size() + 7) / 8);
   std::memcpy(buf.data(), value.data(), value.size());
   return std::string_view(reinterpret_cast<const char*>(buf.data()), value.size());
 }
+
+namespace {
 
 template <typename T>
 Status Verified(std::string_view key, std::string_view value) {
@@ -218,8 +222,9 @@ Status Verified(std::string_view key, std::string_view value) {
 
 Status EngineState::Recover() {
   auto scan = [&](RecordType t, auto&& fn) {
-    return store->Scan(KeyPrefix(t),
-                       [&](std::string_view k, std::string_view v) { return fn(k, Aligned(v)); });
+    return store->Scan(KeyPrefix(t), [&](std::string_view k, std::string_view v) {
+      return fn(k, AlignedCopy(v));
+    });
   };
   AS_RETURN_IF_ERROR(scan(RecordType::kTenant, [&](std::string_view k, std::string_view v) {
     AS_RETURN_IF_ERROR(Verified<fb::Tenant>(k, v));
@@ -275,7 +280,7 @@ Status EngineState::Recover() {
     IndexApiKey(global.arena.Append(v));
     return Status::OK();
   }));
-  return Status::OK();
+  return RecoverMemories();
 }
 
 Status ParsePatch(std::string_view text, Json* out) {
@@ -317,6 +322,7 @@ Status DecodeTimeCursor(std::string_view cursor, TimeKey* out) {
 
 Engine::Engine(std::unique_ptr<EngineState> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() {
+  if (impl_) impl_->StopMemoryThread();
   if (impl_ && impl_->store) impl_->store->Flush();
 }
 
@@ -332,7 +338,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   so.path = options.data_dir;
   so.durability = options.durability;
   AS_ASSIGN_OR_RETURN(impl->store, storage::KvStore::Open(so));
+  AS_RETURN_IF_ERROR(impl->OpenMemoryStore());
   AS_RETURN_IF_ERROR(impl->Recover());
+  impl->StartMemoryThread();
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
@@ -355,6 +363,7 @@ EngineStats Engine::Stats() const {
     count(RecordType::kUserAgent, shard->user_agents.size());
     count(RecordType::kChat, shard->chats.size());
     count(RecordType::kMessage, shard->messages.size());
+    count(RecordType::kUserMemory, shard->memories.size());
     for (const auto& [id, ci] : shard->chat_index) count(RecordType::kVote, ci.votes.size());
     s.arena_live_bytes += shard->arena.live_bytes();
     s.arena_dead_bytes += shard->arena.dead_bytes();

@@ -5,17 +5,20 @@
 #include <flatbuffers/flatbuffers.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "agentstore/engine/engine.h"
 #include "arena.h"
 #include "keys.h"
+#include "memory_index.h"
 #include "record_fields.h"
 
 namespace agentstore::internal {
@@ -62,6 +65,9 @@ struct Partition {
   std::unordered_map<std::pair<Uuid, Uuid>, Uuid, UuidPairHash> user_agent_by_pair;
   std::unordered_map<Uuid, std::set<TimeKey>, UuidHash> chats_by_user;  // (created_at, id)
   std::unordered_map<Uuid, ChatIndex, UuidHash> chat_index;
+  // user_memory: id -> record (without its embedding, which lives in UserMemories).
+  IdMap memories;
+  std::unordered_map<Uuid, std::unique_ptr<UserMemories>, UuidHash> memories_by_user;
 
   // --- global partition ---
   IdMap tenants;
@@ -97,8 +103,26 @@ Row<T> RowAt(const Partition& p, Loc loc) {
 
 inline std::unique_ptr<fb::Uuid> FbId(const Uuid& u) { return std::make_unique<fb::Uuid>(ToFb(u)); }
 
+// The memory search machinery shared by the shards: the store's vector space, the
+// global graph, and the background indexer/sweeper thread.
+struct MemoryState {
+  std::shared_ptr<const index::Space> space;
+  std::unique_ptr<GlobalMemoryIndex> global;
+  std::atomic<uint64_t> next_label{1};
+  // Users whose graph should be built or rebuilt: (shard, user).
+  std::mutex queue_mu;
+  std::vector<std::pair<size_t, Uuid>> graph_queue;
+  // One indexing step at a time (the background thread or DrainMemoryIndex).
+  std::mutex step_mu;
+  std::mutex thread_mu;
+  std::condition_variable wake;
+  bool stopping = false;
+  std::thread thread;
+};
+
 struct EngineState {
   EngineOptions options;
+  MemoryState memory;
   std::unique_ptr<storage::KvStore> store;
   std::vector<std::unique_ptr<Partition>> shards;
   Partition global;
@@ -166,6 +190,19 @@ struct EngineState {
 
   Status Recover();
   void MaybeCompact(Partition& p);
+
+  // user_memory (memories.cc). Caller holds the shard lock exclusively.
+  Status OpenMemoryStore();
+  void IndexMemory(Partition& shard, Loc loc, const float* vec);
+  void UnindexMemory(Partition& shard, const Uuid& id);
+  void AddUserMemoryDeletes(const Partition& shard, const Uuid& user, storage::WriteBatch& batch);
+  void DropUserMemories(Partition& shard, const Uuid& user);
+  void QueueGraphWork(Partition& shard, const Uuid& user, UserMemories& mems);
+  Result<uint64_t> SweepExpired();
+  Status RecoverMemories();
+  bool MemoryIndexStep();
+  void StartMemoryThread();
+  void StopMemoryThread();
 };
 
 // Locks the global partition and then one shard, exclusively, in the fixed order.
@@ -176,6 +213,9 @@ struct GlobalAndShardLock {
 };
 
 Status ParsePatch(std::string_view text, Json* out);
+// RocksDB hands out values at any address; FlatBuffers reads scalars in place and needs
+// them aligned. Returns an 8-aligned copy valid until the next call on this thread.
+std::string_view AlignedCopy(std::string_view value);
 Status CheckLimit(uint32_t limit);
 std::string EncodeTimeCursor(const TimeKey& k);
 Status DecodeTimeCursor(std::string_view cursor, TimeKey* out);

@@ -319,7 +319,9 @@ Status Engine::DeleteUser(const Scope& scope, const Uuid& id, DeleteMode mode) {
   if (auto k = g.api_keys_by_user.find(id); k != g.api_keys_by_user.end()) key_ids = k->second;
   for (const Uuid& key : key_ids) batch.Delete(RecordKey(RecordType::kApiKey, key));
   for (const Uuid& chat : chat_ids) impl_->AddChatDeletes(shard, chat, batch);
+  impl_->AddUserMemoryDeletes(shard, id, batch);
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
+  impl_->DropUserMemories(shard, id);
   for (const Uuid& chat : chat_ids) impl_->DropChat(shard, chat);
   for (const Uuid& ua : ua_ids) impl_->UnindexUserAgent(shard, ua);
   for (const Uuid& key : key_ids) {

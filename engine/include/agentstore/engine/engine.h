@@ -33,11 +33,13 @@
 #include <vector>
 
 #include "agentstore/common/clock.h"
+#include "agentstore/common/memory_query.h"
 #include "agentstore/common/query.h"
 #include "agentstore/common/row.h"
 #include "agentstore/common/status.h"
 #include "agentstore/common/uuid.h"
 #include "agentstore/engine/scope.h"
+#include "agentstore/index/hnsw_graph.h"
 #include "agentstore/storage/kv_store.h"
 
 namespace agentstore {
@@ -45,6 +47,28 @@ namespace agentstore {
 namespace internal {
 struct EngineState;
 }
+
+// user_memory search. The vector dimension and metric are fixed when a store is created
+// (kept in the data directory); the rest may change between runs.
+struct MemoryOptions {
+  // 0 / empty: the store's own, or 384 / "cosine" for a new store. A value that differs
+  // from an existing store's is refused at open.
+  uint32_t dim = 0;
+  std::string metric;  // "cosine" or "l2"
+  // A user's memories are searched by an exact scan up to this many, through an HNSW
+  // graph above it (benchmarks/README.md: "Exact or graph" has the measurement).
+  uint32_t exact_threshold = 2000;
+  index::GraphParams user_graph{16, 200, 64, 100};
+  index::GraphParams global_graph{16, 200, 200, 100};
+  // A graph is rebuilt once its tombstones (deleted or changed vectors) pass this
+  // fraction of its live vectors.
+  double rebuild_tombstone_fraction = 0.25;
+  // Background maintenance: the indexer (global graph, per-user graph builds) and the
+  // expiry sweeper. Off in tests that drive them with DrainMemoryIndex /
+  // SweepExpiredMemories.
+  bool background = true;
+  int sweep_interval_ms = 1000;
+};
 
 struct EngineOptions {
   std::string data_dir = "./data";
@@ -55,6 +79,7 @@ struct EngineOptions {
   uint64_t random_seed = 0;
   // Cap for each JSON field, in bytes (data model default 64 KiB).
   size_t max_json_bytes = 64 << 10;
+  MemoryOptions memory;
 };
 
 // A new API key: the secret is shown once, only its hash is stored.
@@ -170,6 +195,49 @@ class Engine {
   Result<Row<fb::AdminConfig>> GetAdminConfig(const Scope& scope, std::string_view key);
   Result<std::vector<Row<fb::AdminConfig>>> ListAdminConfig(const Scope& scope);
   Status DeleteAdminConfig(const Scope& scope, std::string_view key);
+
+  // ---- user_memory (a user's own; service for anyone; admin reads only) ----
+  // Writes a memory by (user_id, memory_key): a new key creates it, an existing key
+  // updates that memory (value, type, importance, expiry and vector; its id, counters and
+  // created_at stay). The embedding must have the store's dimension, finite values and,
+  // for cosine, non-zero length; cosine stores keep it normalized to unit length.
+  Result<Row<fb::UserMemory>> UpsertMemory(const Scope& scope, const fb::UserMemoryT& memory);
+  // Records leave out the embedding unless `with_vector`.
+  Result<Row<fb::UserMemory>> GetMemory(const Scope& scope, const Uuid& id,
+                                        bool with_vector = false);
+  Result<Row<fb::UserMemory>> GetMemoryByKey(const Scope& scope, const Uuid& user,
+                                             std::string_view key, bool with_vector = false);
+  Status DeleteMemory(const Scope& scope, const Uuid& id);
+  // The k memories of query.user nearest query.vector that pass the filters: exact
+  // (recall 1.0) while the user has at most exact_threshold memories, HNSW above, and
+  // always min(k, matching) results. Expired memories never come back. With
+  // query.touch, each result's access_count and last_accessed_at are updated in the same
+  // call (logged to the WAL before the answer, not waited on for fsync: a power loss may
+  // lose the touches of the last group commit; a process crash loses none).
+  Result<std::vector<MemoryHit>> SearchMemories(const Scope& scope, const MemoryQuery& query);
+  // Vector ranking fused with BM25 keyword ranking over memory_value.content by
+  // reciprocal rank fusion (index/text_index.h has the formula).
+  Result<std::vector<MemoryHit>> HybridSearchMemories(const Scope& scope, const MemoryQuery& query);
+  // Across every user (service and admin): one HNSW graph, optionally filtered by
+  // memory_type; query.user is ignored.
+  Result<std::vector<MemoryHit>> GlobalSearchMemories(const Scope& scope, const MemoryQuery& query);
+  // Keeps at most `keep` memories of `user`, removing the lowest importance first (then
+  // the least recently used). Returns how many were removed.
+  Result<uint64_t> PruneMemories(const Scope& scope, const Uuid& user, uint32_t keep);
+  // Removes every expired memory now (the background sweeper calls this). Returns how
+  // many were removed.
+  Result<uint64_t> SweepExpiredMemories();
+  // Runs the memory indexer on this thread until nothing is pending (tests, benchmarks).
+  void DrainMemoryIndex();
+  struct MemoryIndexStats {
+    uint32_t dim = 0;
+    std::string metric;
+    uint64_t memories = 0;
+    uint64_t global_indexed = 0;
+    uint64_t global_pending = 0;
+    uint64_t users_on_graph = 0;
+  };
+  MemoryIndexStats MemoryStats() const;
 
   // ---- api keys ----
   // Service may create any key; admin may create admin and user keys.

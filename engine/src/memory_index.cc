@@ -1,0 +1,277 @@
+// UserMemories and GlobalMemoryIndex: the search structures behind user_memory.
+#include "memory_index.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace agentstore::internal {
+
+uint64_t TagHash(std::string_view tag) {
+  // Tags are matched exactly; a 64-bit FNV-1a collision could only let a memory pass a
+  // tag filter it should not, with probability ~2^-64 per pair.
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : tag) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+MemoryFilter MakeFilter(const MemoryQuery& q, int64_t now) {
+  MemoryFilter f;
+  f.now = now;
+  f.type = q.memory_type;
+  f.min_importance = q.min_importance;
+  for (const auto& t : q.tags) f.tags.push_back(TagHash(t));
+  return f;
+}
+
+// ---------------------------------------------------------------- UserMemories
+
+std::optional<uint32_t> UserMemories::SlotOfId(const Uuid& id) const {
+  auto it = slot_of_id_.find(id);
+  if (it == slot_of_id_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<uint32_t> UserMemories::SlotOfLabel(uint64_t label) const {
+  auto it = slot_of_label_.find(label);
+  if (it == slot_of_label_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<Uuid> UserMemories::IdOfKey(const std::string& key) const {
+  auto it = id_of_key_.find(key);
+  if (it == id_of_key_.end()) return std::nullopt;
+  return it->second;
+}
+
+void UserMemories::Put(MemoryMeta meta, const std::string& key, const float* vec,
+                       std::string_view content, std::string_view old_content) {
+  uint32_t slot;
+  if (auto s = SlotOfId(meta.id)) {
+    slot = *s;
+    uint64_t old_label = meta_[slot].label;
+    slot_of_label_.erase(old_label);
+    text_.Remove(old_label, old_content);
+    if (graph_) graph_->Remove(old_label);
+    meta_[slot] = std::move(meta);
+    std::memcpy(vectors_.data() + size_t{slot} * dim_, vec, dim_ * sizeof(float));
+  } else {
+    slot = static_cast<uint32_t>(meta_.size());
+    slot_of_id_[meta.id] = slot;
+    id_of_key_[key] = meta.id;
+    meta_.push_back(std::move(meta));
+    vectors_.insert(vectors_.end(), vec, vec + dim_);
+  }
+  const MemoryMeta& m = meta_[slot];
+  slot_of_label_[m.label] = slot;
+  text_.Add(m.label, content);
+  // A failed graph insert (out of memory) leaves the label out of the graph; searches
+  // notice through live() < size() and scan exactly instead.
+  if (graph_) (void)graph_->Add(m.label, vec);
+}
+
+void UserMemories::Erase(const Uuid& id, const std::string& key, std::string_view content) {
+  auto s = SlotOfId(id);
+  if (!s) return;
+  uint32_t slot = *s, last = static_cast<uint32_t>(meta_.size() - 1);
+  uint64_t label = meta_[slot].label;
+  if (graph_) graph_->Remove(label);
+  text_.Remove(label, content);
+  slot_of_label_.erase(label);
+  slot_of_id_.erase(id);
+  id_of_key_.erase(key);
+  if (slot != last) {
+    meta_[slot] = std::move(meta_[last]);
+    std::memcpy(vectors_.data() + size_t{slot} * dim_, vectors_.data() + size_t{last} * dim_,
+                dim_ * sizeof(float));
+    slot_of_id_[meta_[slot].id] = slot;
+    slot_of_label_[meta_[slot].label] = slot;
+  }
+  meta_.pop_back();
+  vectors_.resize(vectors_.size() - dim_);
+}
+
+std::vector<index::Hit> UserMemories::Search(const index::Space& space, const float* q, size_t k,
+                                             const MemoryFilter& filter, size_t breadth,
+                                             uint32_t exact_threshold) const {
+  std::vector<index::Hit> out;
+  const size_t n = meta_.size();
+  auto keep = [&](size_t slot) { return filter.Keep(meta_[slot]); };
+  // Exact while there is no complete graph; also when the filter leaves few enough
+  // memories that scanning them is cheaper than a filtered graph walk.
+  bool graph_usable = graph_ && graph_->live() == n;
+  size_t matching = n;
+  if (graph_usable) {
+    matching = 0;
+    for (size_t i = 0; i < n; ++i) matching += keep(i);
+  }
+  if (!graph_usable || matching <= exact_threshold || matching <= k) {
+    ExactTopK(space, q, vectors_.data(), n, k, keep, &out);
+    return out;
+  }
+  // HNSW with post-filtering: ask for enough candidates that k are expected to pass
+  // (scaled by the filter's selectivity), and widen until k pass or the graph is
+  // exhausted; hnswlib 0.6.2 has no filter callback.
+  size_t want = std::min(n, std::max(k, breadth));
+  if (matching < n) want = std::min(n, std::max(want, k * n / matching * 2));
+  for (;;) {
+    auto hits = graph_->Search(q, want, want);
+    out.clear();
+    for (const auto& h : hits) {
+      auto slot = slot_of_label_.find(h.label);
+      if (slot == slot_of_label_.end() || !keep(slot->second)) continue;
+      out.push_back({slot->second, h.distance});
+      if (out.size() == k) return out;
+    }
+    if (want >= n) break;
+    want = std::min(n, want * 4);
+  }
+  // Never short: fall back to the exact answer.
+  ExactTopK(space, q, vectors_.data(), n, k, keep, &out);
+  return out;
+}
+
+std::vector<index::Scored> UserMemories::KeywordSearch(std::string_view text, size_t n,
+                                                       const MemoryFilter& filter) const {
+  // Every match, so that ties in score break by memory id (stable across restarts,
+  // unlike labels) before the cut to n.
+  auto ranked = text_.Search(text, meta_.size(), [&](uint64_t label) {
+    auto s = slot_of_label_.find(label);
+    return s != slot_of_label_.end() && filter.Keep(meta_[s->second]);
+  });
+  for (auto& r : ranked) r.label = slot_of_label_.at(r.label);
+  std::stable_sort(ranked.begin(), ranked.end(), [&](const auto& a, const auto& b) {
+    if (a.score != b.score) return a.score > b.score;
+    return meta_[a.label].id < meta_[b.label].id;
+  });
+  if (ranked.size() > n) ranked.resize(n);
+  return ranked;
+}
+
+void UserMemories::InstallGraph(std::unique_ptr<index::HnswGraph> g) {
+  for (uint64_t label : g->Labels())
+    if (!slot_of_label_.count(label)) g->Remove(label);
+  for (const auto& [label, slot] : slot_of_label_)
+    if (!g->Contains(label)) (void)g->Add(label, vector(slot));
+  graph_ = std::move(g);
+}
+
+void UserMemories::Snapshot(std::vector<uint64_t>* labels, std::vector<float>* vectors) const {
+  labels->clear();
+  for (const auto& m : meta_) labels->push_back(m.label);
+  *vectors = vectors_;
+}
+
+// ---------------------------------------------------------------- GlobalMemoryIndex
+
+void GlobalMemoryIndex::Put(uint64_t label, const Entry& e, const float* vec) {
+  std::unique_lock lock(mu_);
+  entries_[label] = e;
+  pending_[label].assign(vec, vec + space_->dim());
+}
+
+void GlobalMemoryIndex::Remove(uint64_t label) {
+  std::unique_lock lock(mu_);
+  if (!entries_.erase(label)) return;
+  if (pending_.erase(label)) return;
+  if (graph_) graph_->Remove(label);
+  if (rebuilding_) removed_while_rebuilding_.push_back(label);
+}
+
+std::vector<std::pair<index::Hit, GlobalMemoryIndex::Entry>> GlobalMemoryIndex::Search(
+    const float* q, size_t k, std::optional<fb::MemoryType> type, int64_t now,
+    size_t breadth) const {
+  std::shared_lock lock(mu_);
+  auto keep = [&](const Entry& e) {
+    return (!type || e.type == *type) && (e.expires_at == 0 || e.expires_at > now);
+  };
+  std::vector<index::Hit> hits;
+  // The graph, post-filtered and widened until k pass (or it is exhausted).
+  size_t in_graph = graph_ ? graph_->live() : 0;
+  if (in_graph) {
+    size_t want = std::min(in_graph, std::max(k, breadth));
+    for (;;) {
+      hits.clear();
+      for (const auto& h : graph_->Search(q, want, want)) {
+        auto e = entries_.find(h.label);
+        if (e != entries_.end() && keep(e->second)) hits.push_back(h);
+        if (hits.size() == k) break;
+      }
+      if (hits.size() == k || want >= in_graph) break;
+      want = std::min(in_graph, want * 4);
+    }
+  }
+  // Plus an exact pass over what the indexer has not reached yet.
+  for (const auto& [label, vec] : pending_) {
+    const Entry& e = entries_.at(label);
+    if (!keep(e)) continue;
+    hits.push_back({label, space_->Distance(q, vec.data())});
+  }
+  std::sort(hits.begin(), hits.end());
+  if (hits.size() > k) hits.resize(k);
+  std::vector<std::pair<index::Hit, Entry>> out;
+  out.reserve(hits.size());
+  for (const auto& h : hits) out.push_back({h, entries_.at(h.label)});
+  return out;
+}
+
+bool GlobalMemoryIndex::Step(size_t max, double rebuild_fraction) {
+  // Rebuild when tombstones dominate: copy the live vectors under a shared lock, build
+  // outside every lock (this can take seconds), then install and replay what changed.
+  bool rebuild = false;
+  std::vector<uint64_t> labels;
+  std::vector<float> vectors;
+  {
+    std::unique_lock lock(mu_);
+    if (graph_ && graph_->tombstones() > 1000 &&
+        graph_->tombstones() > rebuild_fraction * static_cast<double>(graph_->live())) {
+      rebuild = true;
+      rebuilding_ = true;
+      removed_while_rebuilding_.clear();
+      labels = graph_->Labels();
+      vectors.reserve(labels.size() * space_->dim());
+      for (uint64_t l : labels) {
+        auto v = graph_->VectorOf(l);
+        vectors.insert(vectors.end(), v.begin(), v.end());
+      }
+    }
+  }
+  if (rebuild) {
+    auto fresh = std::make_unique<index::HnswGraph>(space_, params_, labels.size() + 1024);
+    for (size_t i = 0; i < labels.size(); ++i)
+      (void)fresh->Add(labels[i], vectors.data() + i * space_->dim());
+    std::unique_lock lock(mu_);
+    for (uint64_t l : removed_while_rebuilding_) fresh->Remove(l);
+    removed_while_rebuilding_.clear();
+    rebuilding_ = false;
+    graph_ = std::move(fresh);
+    return true;
+  }
+  // Insert a batch of pending vectors. Each insert holds the lock exclusively for one
+  // graph insertion (~0.1-1 ms), so searches wait at most about that long.
+  size_t done = 0;
+  while (done < max) {
+    std::unique_lock lock(mu_);
+    if (pending_.empty()) break;
+    if (!graph_) graph_ = std::make_unique<index::HnswGraph>(space_, params_, 4096);
+    auto it = pending_.begin();
+    if (!graph_->Add(it->first, it->second.data()).ok()) break;
+    pending_.erase(it);
+    ++done;
+  }
+  return done > 0;
+}
+
+size_t GlobalMemoryIndex::pending() const {
+  std::shared_lock lock(mu_);
+  return pending_.size();
+}
+
+size_t GlobalMemoryIndex::indexed() const {
+  std::shared_lock lock(mu_);
+  return graph_ ? graph_->live() : 0;
+}
+
+}  // namespace agentstore::internal

@@ -1,0 +1,157 @@
+// The in-memory side of user_memory: each user's memories with their vectors (searched
+// exactly while few, through an HNSW graph once many), and one global graph over every
+// memory for admin/service search, filled by a background indexer.
+//
+// Labels: every version of a memory's vector gets a fresh 64-bit label (a process-wide
+// counter), so a changed vector is "remove old label, add new label" everywhere, and a
+// graph built in the background can be caught up by comparing label sets.
+//
+// Locking: a user's UserMemories is guarded by its shard's lock. GlobalMemoryIndex has
+// its own reader-writer lock, taken after a shard lock (never the other way round).
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "agentstore/common/memory_query.h"
+#include "agentstore/common/uuid.h"
+#include "agentstore/index/hnsw_graph.h"
+#include "agentstore/index/text_index.h"
+#include "arena.h"
+
+namespace agentstore::internal {
+
+// What a filter needs of one memory, without touching its record.
+struct MemoryMeta {
+  Uuid id;
+  Loc loc = 0;  // the record (without its embedding) in the shard's arena
+  uint64_t label = 0;
+  int64_t expires_at = 0;  // 0: never
+  double importance = 0;
+  fb::MemoryType type = fb::MemoryType::fact;
+  std::vector<uint64_t> tags;  // hashes of memory_value.tags
+};
+
+// A search's filters, resolved once per query.
+struct MemoryFilter {
+  int64_t now = 0;
+  std::optional<fb::MemoryType> type;
+  std::optional<double> min_importance;
+  std::vector<uint64_t> tags;
+  bool Active() const { return type || min_importance || !tags.empty(); }
+  bool Keep(const MemoryMeta& m) const {
+    if (m.expires_at != 0 && m.expires_at <= now) return false;
+    if (type && m.type != *type) return false;
+    if (min_importance && m.importance < *min_importance) return false;
+    for (uint64_t t : tags)
+      if (std::find(m.tags.begin(), m.tags.end(), t) == m.tags.end()) return false;
+    return true;
+  }
+};
+
+uint64_t TagHash(std::string_view tag);
+MemoryFilter MakeFilter(const MemoryQuery& q, int64_t now);
+
+// One user's memories. Slots are dense (a removal moves the last slot into the hole) so
+// an exact scan streams one contiguous block of vectors.
+class UserMemories {
+ public:
+  explicit UserMemories(uint32_t dim) : dim_(dim) {}
+
+  size_t size() const { return meta_.size(); }
+  const MemoryMeta& meta(uint32_t slot) const { return meta_[slot]; }
+  const float* vector(uint32_t slot) const { return vectors_.data() + size_t{slot} * dim_; }
+  std::optional<uint32_t> SlotOfId(const Uuid& id) const;
+  std::optional<uint32_t> SlotOfLabel(uint64_t label) const;
+  std::optional<Uuid> IdOfKey(const std::string& key) const;
+  void SetLoc(uint32_t slot, Loc loc) { meta_[slot].loc = loc; }
+  template <typename F>
+  void ForEachLoc(F&& f) {
+    for (auto& m : meta_) f(m.loc);
+  }
+
+  // Adds a memory (its id must not be here) or replaces one (same id).
+  void Put(MemoryMeta meta, const std::string& key, const float* vec, std::string_view content,
+           std::string_view old_content);
+  // Removes a memory; `content` is its memory_value content (for the keyword index).
+  void Erase(const Uuid& id, const std::string& key, std::string_view content);
+
+  // Top-k by vector among memories passing `filter`; min(k, passing) hits labelled by
+  // slot, nearest first.
+  std::vector<index::Hit> Search(const index::Space& space, const float* q, size_t k,
+                                 const MemoryFilter& filter, size_t breadth,
+                                 uint32_t exact_threshold) const;
+  // Up to n slots ranked by BM25 over content, among memories passing `filter`.
+  std::vector<index::Scored> KeywordSearch(std::string_view text, size_t n,
+                                           const MemoryFilter& filter) const;
+
+  // The graph, once the user has one (built by the indexer).
+  const index::HnswGraph* graph() const { return graph_.get(); }
+  bool graph_queued = false;
+  // Installs a graph built from an earlier copy, adding what was put since and
+  // tombstoning what was removed since.
+  void InstallGraph(std::unique_ptr<index::HnswGraph> g);
+  void DropGraph() { graph_.reset(); }
+  // Copies of every (label, vector), for building a graph outside the lock.
+  void Snapshot(std::vector<uint64_t>* labels, std::vector<float>* vectors) const;
+
+ private:
+  uint32_t dim_;
+  std::vector<MemoryMeta> meta_;
+  std::vector<float> vectors_;
+  std::unordered_map<Uuid, uint32_t, UuidHash> slot_of_id_;
+  std::unordered_map<uint64_t, uint32_t> slot_of_label_;
+  std::unordered_map<std::string, Uuid> id_of_key_;
+  std::unique_ptr<index::HnswGraph> graph_;
+  index::TextIndex text_;  // labelled by memory label
+};
+
+// The global graph over every user's memories, with the memories not yet in it kept
+// aside and scanned exactly, so a global search is always complete even while the
+// indexer catches up (after a restart, or under a burst of writes).
+class GlobalMemoryIndex {
+ public:
+  struct Entry {
+    Uuid user;
+    Uuid id;
+    fb::MemoryType type = fb::MemoryType::fact;
+    int64_t expires_at = 0;
+  };
+
+  GlobalMemoryIndex(std::shared_ptr<const index::Space> space, index::GraphParams params)
+      : space_(std::move(space)), params_(params) {}
+
+  void Put(uint64_t label, const Entry& e, const float* vec);
+  void Remove(uint64_t label);
+
+  // Top-k over every memory passing the type filter and not expired.
+  std::vector<std::pair<index::Hit, Entry>> Search(const float* q, size_t k,
+                                                   std::optional<fb::MemoryType> type, int64_t now,
+                                                   size_t breadth) const;
+
+  // Indexer work: moves up to `max` pending vectors into the graph, or rebuilds the graph
+  // when tombstones pass `rebuild_fraction` of it. Returns false when there was nothing
+  // to do.
+  bool Step(size_t max, double rebuild_fraction);
+  size_t pending() const;
+  size_t indexed() const;
+
+ private:
+  std::shared_ptr<const index::Space> space_;
+  index::GraphParams params_;
+  mutable std::shared_mutex mu_;
+  std::unique_ptr<index::HnswGraph> graph_;
+  std::unordered_map<uint64_t, Entry> entries_;               // every live label
+  std::unordered_map<uint64_t, std::vector<float>> pending_;  // live, not in the graph yet
+  // Labels removed while a rebuild was running (tombstoned in the new graph on install).
+  bool rebuilding_ = false;
+  std::vector<uint64_t> removed_while_rebuilding_;
+};
+
+}  // namespace agentstore::internal

@@ -1,0 +1,66 @@
+// HnswGraph: an hnswlib HierarchicalNSW graph behind agentstore's conventions. hnswlib
+// throws, has a fixed capacity and deletes by tombstone; this wrapper catches (Status),
+// grows the capacity by doubling, counts tombstones so owners know when to rebuild, and
+// keeps hnswlib out of every other header.
+//
+// Thread-safety: Search and the const accessors may run concurrently with each other;
+// Add and Remove need the caller's exclusive lock.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agentstore/common/status.h"
+#include "agentstore/index/space.h"
+
+namespace agentstore::index {
+
+struct GraphParams {
+  size_t M = 16;
+  size_t ef_construction = 200;
+  size_t ef_search = 64;  // the default breadth of a search (k widens it when larger)
+  uint64_t seed = 100;
+};
+
+class HnswGraph {
+ public:
+  HnswGraph(std::shared_ptr<const Space> space, const GraphParams& params, size_t capacity);
+  ~HnswGraph();
+  HnswGraph(const HnswGraph&) = delete;
+  HnswGraph& operator=(const HnswGraph&) = delete;
+
+  // Adds a prepared vector under a label that is not in the graph (labels are never
+  // reused by agentstore: a changed vector gets a new label).
+  Status Add(uint64_t label, const float* vector);
+  // Tombstones a label; a no-op for unknown labels.
+  void Remove(uint64_t label);
+
+  // Up to k nearest live labels, nearest first. `breadth` > ef_search widens the search
+  // (more candidates examined, higher recall, slower) without touching shared state.
+  std::vector<Hit> Search(const float* query, size_t k, size_t breadth = 0) const;
+
+  bool Contains(uint64_t label) const;  // live (not tombstoned)
+  size_t live() const;
+  size_t tombstones() const;
+  const GraphParams& params() const { return params_; }
+  // Every live label.
+  std::vector<uint64_t> Labels() const;
+  // The stored vector of a live label (empty if absent).
+  std::vector<float> VectorOf(uint64_t label) const;
+
+  // Whole-graph snapshot to a file, and back.
+  Status Save(const std::string& path) const;
+  static Result<std::unique_ptr<HnswGraph>> Load(std::shared_ptr<const Space> space,
+                                                 const GraphParams& params,
+                                                 const std::string& path);
+
+ private:
+  struct Impl;
+  explicit HnswGraph(std::unique_ptr<Impl> impl, const GraphParams& params);
+  std::unique_ptr<Impl> impl_;
+  GraphParams params_;
+};
+
+}  // namespace agentstore::index

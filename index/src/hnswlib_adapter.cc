@@ -1,0 +1,186 @@
+// Everything that includes hnswlib: the Space (its distance kernels) and HnswGraph.
+// hnswlib 0.6.2's headers define non-inline globals (its SIMD function pointers), so
+// exactly one translation unit of agentstore may include them: this one.
+#include <hnswlib/hnswlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+#include "agentstore/index/hnsw_graph.h"
+#include "agentstore/index/space.h"
+namespace agentstore::index {
+
+std::string_view MetricName(Metric m) { return m == Metric::kCosine ? "cosine" : "l2"; }
+
+std::optional<Metric> MetricFromName(std::string_view name) {
+  if (name == "cosine") return Metric::kCosine;
+  if (name == "l2") return Metric::kL2;
+  return std::nullopt;
+}
+
+Space::Space(uint32_t dim, Metric metric, std::shared_ptr<void> space, DistFn fn, const void* param)
+    : dim_(dim), metric_(metric), space_(std::move(space)), fn_(fn), param_(param) {}
+Space::~Space() = default;
+
+Result<std::shared_ptr<const Space>> Space::Make(uint32_t dim, Metric metric) {
+  if (dim < 1 || dim > 4096) return Status::InvalidArgument("vector dimension must be 1..4096");
+  std::shared_ptr<hnswlib::SpaceInterface<float>> space;
+  if (metric == Metric::kCosine)
+    space = std::make_shared<hnswlib::InnerProductSpace>(dim);
+  else
+    space = std::make_shared<hnswlib::L2Space>(dim);
+  DistFn fn = space->get_dist_func();
+  const void* param = space->get_dist_func_param();
+  return std::shared_ptr<const Space>(
+      new Space(dim, metric, std::static_pointer_cast<void>(space), fn, param));
+}
+
+Status Space::Prepare(std::vector<float>& v) const {
+  if (v.size() != dim_) {
+    return Status::InvalidArgument("embedding has " + std::to_string(v.size()) +
+                                   " dimensions; this store's vectors have " +
+                                   std::to_string(dim_));
+  }
+  double norm2 = 0;
+  for (float x : v) {
+    if (!std::isfinite(x)) return Status::InvalidArgument("embedding holds NaN or infinity");
+    norm2 += static_cast<double>(x) * x;
+  }
+  if (metric_ == Metric::kCosine) {
+    if (!(norm2 > 0) || !std::isfinite(norm2))
+      return Status::InvalidArgument("embedding has zero length; cosine needs a direction");
+    float inv = static_cast<float>(1.0 / std::sqrt(norm2));
+    for (float& x : v) x *= inv;
+  }
+  return Status::OK();
+}
+
+}  // namespace agentstore::index
+
+namespace agentstore::index {
+
+struct HnswGraph::Impl {
+  std::shared_ptr<const Space> space;
+  std::unique_ptr<hnswlib::HierarchicalNSW<float>> hnsw;
+  hnswlib::SpaceInterface<float>* iface() const {
+    return static_cast<hnswlib::SpaceInterface<float>*>(space->hnswlib_space());
+  }
+};
+
+HnswGraph::HnswGraph(std::unique_ptr<Impl> impl, const GraphParams& params)
+    : impl_(std::move(impl)), params_(params) {}
+
+HnswGraph::HnswGraph(std::shared_ptr<const Space> space, const GraphParams& params, size_t capacity)
+    : impl_(std::make_unique<Impl>()), params_(params) {
+  impl_->space = std::move(space);
+  impl_->hnsw = std::make_unique<hnswlib::HierarchicalNSW<float>>(
+      impl_->iface(), std::max<size_t>(capacity, 16), params.M, params.ef_construction,
+      params.seed);
+  impl_->hnsw->setEf(params.ef_search);
+}
+
+HnswGraph::~HnswGraph() = default;
+
+Status HnswGraph::Add(uint64_t label, const float* vector) {
+  auto& h = *impl_->hnsw;
+  try {
+    if (h.cur_element_count >= h.max_elements_) h.resizeIndex(h.max_elements_ * 2);
+    h.addPoint(vector, static_cast<hnswlib::labeltype>(label));
+  } catch (const std::exception& e) {
+    return Status::ResourceExhausted(std::string("vector graph insert failed: ") + e.what());
+  }
+  return Status::OK();
+}
+
+void HnswGraph::Remove(uint64_t label) {
+  try {
+    impl_->hnsw->markDelete(label);
+  } catch (const std::exception&) {
+    // Unknown or already deleted: nothing to do.
+  }
+}
+
+std::vector<Hit> HnswGraph::Search(const float* query, size_t k, size_t breadth) const {
+  std::vector<Hit> out;
+  if (k == 0 || live() == 0) return out;
+  // hnswlib searches with ef = max(ef_search, asked); asking for more and keeping k
+  // widens one search without changing the graph's shared ef.
+  size_t ask = std::max(k, breadth);
+  try {
+    auto pq = impl_->hnsw->searchKnn(query, ask);
+    out.resize(pq.size());
+    for (size_t i = pq.size(); i-- > 0;) {
+      out[i] = Hit{pq.top().second, pq.top().first};
+      pq.pop();
+    }
+  } catch (const std::exception&) {
+    out.clear();
+  }
+  if (out.size() > k) out.resize(k);
+  return out;
+}
+
+bool HnswGraph::Contains(uint64_t label) const {
+  const auto& h = *impl_->hnsw;
+  auto it = h.label_lookup_.find(label);
+  return it != h.label_lookup_.end() && !h.isMarkedDeleted(it->second);
+}
+
+size_t HnswGraph::live() const {
+  return impl_->hnsw->cur_element_count - impl_->hnsw->num_deleted_;
+}
+size_t HnswGraph::tombstones() const { return impl_->hnsw->num_deleted_; }
+
+std::vector<uint64_t> HnswGraph::Labels() const {
+  std::vector<uint64_t> out;
+  const auto& h = *impl_->hnsw;
+  out.reserve(h.label_lookup_.size());
+  for (const auto& [label, internal] : h.label_lookup_)
+    if (!h.isMarkedDeleted(internal)) out.push_back(label);
+  return out;
+}
+
+std::vector<float> HnswGraph::VectorOf(uint64_t label) const {
+  if (!Contains(label)) return {};
+  try {
+    return impl_->hnsw->getDataByLabel<float>(label);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+Status HnswGraph::Save(const std::string& path) const {
+  try {
+    impl_->hnsw->saveIndex(path);
+  } catch (const std::exception& e) {
+    return Status::IoError(std::string("saving vector graph: ") + e.what());
+  }
+  return Status::OK();
+}
+
+Result<std::unique_ptr<HnswGraph>> HnswGraph::Load(std::shared_ptr<const Space> space,
+                                                   const GraphParams& params,
+                                                   const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return Status::NotFound("no graph snapshot at " + path);
+  auto impl = std::make_unique<Impl>();
+  impl->space = std::move(space);
+  try {
+    impl->hnsw = std::make_unique<hnswlib::HierarchicalNSW<float>>(impl->iface(), path);
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string("vector graph snapshot unreadable: ") + e.what());
+  }
+  auto& h = *impl->hnsw;
+  if (h.data_size_ != impl->space->dim() * sizeof(float))
+    return Status::Corruption("vector graph snapshot has another dimension");
+  // hnswlib 0.6.2's loading constructor counts tombstones into an uninitialized
+  // num_deleted_; recount them.
+  h.num_deleted_ = 0;
+  for (size_t i = 0; i < h.cur_element_count; ++i) h.num_deleted_ += h.isMarkedDeleted(i);
+  impl->hnsw->setEf(params.ef_search);
+  return std::unique_ptr<HnswGraph>(new HnswGraph(std::move(impl), params));
+}
+
+}  // namespace agentstore::index

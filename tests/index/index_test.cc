@@ -1,0 +1,144 @@
+// The index module on its own: vector checks, exact top-k, the HNSW wrapper (growth,
+// tombstones, snapshots), BM25 and rank fusion.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <random>
+
+#include "agentstore/index/hnsw_graph.h"
+#include "agentstore/index/space.h"
+#include "agentstore/index/text_index.h"
+#include "clustered_vectors.h"
+#include "test_util.h"
+
+namespace agentstore::testing {
+namespace {
+
+using index::Hit;
+using index::Metric;
+using index::Space;
+
+std::shared_ptr<const Space> MakeSpace(uint32_t dim, Metric m = Metric::kCosine) {
+  auto s = Space::Make(dim, m);
+  EXPECT_TRUE(s.ok());
+  return *s;
+}
+
+TEST(Space, RejectsBadVectorsAndNormalizesCosine) {
+  auto space = MakeSpace(4);
+  std::vector<float> wrong_dim = {1, 2, 3};
+  EXPECT_CODE(space->Prepare(wrong_dim), kInvalidArgument);
+  std::vector<float> nan = {1, std::numeric_limits<float>::quiet_NaN(), 0, 0};
+  EXPECT_CODE(space->Prepare(nan), kInvalidArgument);
+  std::vector<float> inf = {1, std::numeric_limits<float>::infinity(), 0, 0};
+  EXPECT_CODE(space->Prepare(inf), kInvalidArgument);
+  std::vector<float> zero = {0, 0, 0, 0};
+  EXPECT_CODE(space->Prepare(zero), kInvalidArgument);
+  std::vector<float> v = {3, 0, 4, 0};
+  ASSERT_OK(space->Prepare(v));
+  EXPECT_FLOAT_EQ(v[0], 0.6f);
+  EXPECT_FLOAT_EQ(v[2], 0.8f);
+  EXPECT_NEAR(space->Distance(v.data(), v.data()), 0.0f, 1e-6);
+
+  auto l2 = MakeSpace(4, Metric::kL2);
+  std::vector<float> z = {0, 0, 0, 0}, w = {3, 0, 4, 0};
+  ASSERT_OK(l2->Prepare(z)) << "a zero vector is a point for L2";
+  ASSERT_OK(l2->Prepare(w));
+  EXPECT_FLOAT_EQ(w[0], 3.0f) << "L2 keeps vectors as given";
+  EXPECT_FLOAT_EQ(l2->Distance(z.data(), w.data()), 25.0f) << "squared Euclidean";
+  EXPECT_FALSE(Space::Make(0, Metric::kCosine).ok());
+}
+
+TEST(ExactTopK, MatchesSortingEveryDistance) {
+  auto space = MakeSpace(16);
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> n01;
+  std::vector<float> rows(500 * 16), q(16);
+  for (auto& x : rows) x = n01(rng);
+  for (auto& x : q) x = n01(rng);
+  std::vector<std::pair<float, uint64_t>> all;
+  for (size_t i = 0; i < 500; ++i)
+    if (i % 3) all.push_back({space->Distance(q.data(), &rows[i * 16]), i});
+  std::sort(all.begin(), all.end());
+  std::vector<Hit> out;
+  index::ExactTopK(
+      *space, q.data(), rows.data(), 500, 10, [](size_t i) { return i % 3 != 0; }, &out);
+  ASSERT_EQ(out.size(), 10u);
+  for (size_t i = 0; i < 10; ++i) EXPECT_EQ(out[i].label, all[i].second) << i;
+  // Fewer rows kept than k: all of them.
+  index::ExactTopK(
+      *space, q.data(), rows.data(), 500, 10, [](size_t i) { return i < 4; }, &out);
+  EXPECT_EQ(out.size(), 4u);
+}
+
+TEST(HnswGraph, GrowsPastCapacityTombstonesAndSnapshots) {
+  ClusteredVectors gen(32, 20, 3);
+  std::mt19937_64 rng(5);
+  auto space = MakeSpace(32);
+  index::HnswGraph g(space, {}, /*capacity=*/16);
+  std::vector<std::vector<float>> data;
+  for (uint64_t i = 0; i < 2000; ++i) {
+    data.push_back(gen.Sample(gen.ZipfCluster(rng), rng));
+    ASSERT_OK(g.Add(i + 100, data.back().data()));
+  }
+  EXPECT_EQ(g.live(), 2000u);
+  // The nearest of a stored vector is itself.
+  auto hits = g.Search(data[42].data(), 1);
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].label, 142u);
+  g.Remove(142);
+  g.Remove(999999);  // unknown: a no-op
+  EXPECT_EQ(g.tombstones(), 1u);
+  EXPECT_FALSE(g.Contains(142));
+  for (const auto& h : g.Search(data[42].data(), 10)) EXPECT_NE(h.label, 142u);
+
+  TempDir dir;
+  ASSERT_OK(g.Save(dir.sub("g.hnsw")));
+  auto loaded = index::HnswGraph::Load(space, {}, dir.sub("g.hnsw"));
+  ASSERT_OK(loaded);
+  EXPECT_EQ((*loaded)->live(), 1999u);
+  EXPECT_EQ((*loaded)->VectorOf(143), g.VectorOf(143));
+  EXPECT_EQ((*loaded)->Search(data[7].data(), 1)[0].label, 107u);
+  EXPECT_CODE(index::HnswGraph::Load(space, {}, dir.sub("missing")), kNotFound);
+  std::ofstream(dir.sub("junk")) << "not a graph";
+  EXPECT_FALSE(index::HnswGraph::Load(space, {}, dir.sub("junk")).ok());
+}
+
+TEST(TextIndex, RanksByBm25AndForgetsRemovedDocuments) {
+  index::TextIndex t;
+  t.Add(1, "The quick brown fox");
+  t.Add(2, "A fox, a fox, and another FOX");
+  t.Add(3, "Nothing to see here");
+  auto all = [](uint64_t) { return true; };
+  auto r = t.Search("fox", 10, all);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].label, 2u) << "more occurrences rank higher";
+  EXPECT_EQ(r[1].label, 1u);
+  EXPECT_TRUE(t.Search("zebra", 10, all).empty());
+  EXPECT_EQ(t.Search("fox", 10, [](uint64_t l) { return l != 2; }).size(), 1u);
+  t.Remove(2, "A fox, a fox, and another FOX");
+  r = t.Search("FOX", 10, all);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].label, 1u);
+  EXPECT_EQ(t.documents(), 2u);
+  // Non-ASCII words match whole.
+  t.Add(4, "größe café");
+  EXPECT_EQ(t.Search("café", 10, all).size(), 1u);
+}
+
+TEST(FuseRankings, IsReciprocalRankFusion) {
+  auto fused = index::FuseRankings({10, 20, 30}, {30, 40});
+  ASSERT_EQ(fused.size(), 4u);
+  EXPECT_EQ(fused[0].label, 30u) << "in both lists";
+  EXPECT_NEAR(fused[0].score, 1.0 / 63 + 1.0 / 61, 1e-12);
+  EXPECT_EQ(fused[1].label, 10u);
+  EXPECT_NEAR(fused[1].score, 1.0 / 61, 1e-12);
+  // 20 (vector rank 2) and 40 (text rank 2) tie at 1/62: the better vector rank wins.
+  EXPECT_EQ(fused[2].label, 20u);
+  EXPECT_EQ(fused[3].label, 40u);
+}
+
+}  // namespace
+}  // namespace agentstore::testing
