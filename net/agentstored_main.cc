@@ -70,6 +70,21 @@ int main(int argc, char** argv) {
   app.add_option("--idle-timeout-ms", net.idle_timeout_ms)->capture_default_str();
   app.add_option("--slow-op-us", net.slow_op_us, "log operations slower than this")
       ->capture_default_str();
+  agentstore::MemoryOptions memory;
+  app.add_option("--memory-dim", memory.dim,
+                 "user_memory vector dimension, fixed when the store is created (default 384)");
+  app.add_option("--memory-metric", memory.metric,
+                 "cosine | l2, fixed when the store is created (default cosine)");
+  app.add_option("--memory-exact-threshold", memory.exact_threshold,
+                 "a user's memories are scanned exactly up to this many, then use HNSW")
+      ->capture_default_str();
+  app.add_option("--memory-ef", memory.user_graph.ef_search, "per-user HNSW search breadth")
+      ->capture_default_str();
+  app.add_option("--memory-global-ef", memory.global_graph.ef_search, "global HNSW search breadth")
+      ->capture_default_str();
+  app.add_option("--memory-sweep-ms", memory.sweep_interval_ms,
+                 "how often expired memories are removed (0: never)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   auto mode = agentstore::storage::ParseDurability(durability);
@@ -89,6 +104,7 @@ int main(int argc, char** argv) {
   options.data_dir = data_dir;
   options.durability = *mode;
   options.shards = shards;
+  options.memory = memory;
   auto start = std::chrono::steady_clock::now();
   auto engine = agentstore::Engine::Open(options);
   if (!engine.ok()) {

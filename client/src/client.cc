@@ -475,7 +475,34 @@ Result<ServerStatus> DecodeStatus(const proto::Response* r) {
     for (const auto* o : *s->ops())
       out.ops.push_back(
           {str(o->name()), o->calls(), o->errors(), o->p50_us(), o->p99_us(), o->max_us()});
+  out.memory_dim = s->memory_dim();
+  out.memory_metric = str(s->memory_metric());
+  out.memory_global_indexed = s->memory_global_indexed();
+  out.memory_global_pending = s->memory_global_pending();
+  out.memory_users_on_graph = s->memory_users_on_graph();
   return out;
+}
+
+Result<std::vector<MemoryHit>> DecodeHits(const proto::Response* r) {
+  const auto* h = r->result_as_MemoryHits();
+  if (!h) return Status::Corruption("search answered without hits");
+  size_t n = h->items() ? h->items()->size() : 0;
+  if ((h->distances() ? h->distances()->size() : 0) != n ||
+      (h->scores() ? h->scores()->size() : 0) != n)
+    return Status::Corruption("search answer's hits and scores disagree");
+  std::vector<MemoryHit> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    AS_ASSIGN_OR_RETURN(out[i].memory, VerifiedRow<fb::UserMemory>(h->items()->Get(i)));
+    out[i].distance = h->distances()->Get(i);
+    out[i].score = h->scores()->Get(i);
+  }
+  return out;
+}
+
+Result<uint64_t> DecodePruned(const proto::Response* r) {
+  const auto* p = r->result_as_MemoryPruned();
+  if (!p) return Status::Corruption("prune answered without a count");
+  return p->removed();
 }
 
 using Fbb = flatbuffers::FlatBufferBuilder;
@@ -507,6 +534,35 @@ ArgsPair PageArgs(Fbb& fbb, const Uuid* owner, uint32_t limit, const std::string
           proto::CreatePageArgs(fbb, owner ? &u : nullptr, limit, c, include_deleted, from_end)
               .Union()};
 }
+ArgsPair SearchArgs(Fbb& fbb, const MemoryQuery& q) {
+  auto vec = fbb.CreateVector(q.vector);
+  auto text = q.text.empty() ? 0 : fbb.CreateString(q.text);
+  auto tags = q.tags.empty() ? 0 : fbb.CreateVectorOfStrings(q.tags);
+  fb::Uuid user = ToFb(q.user);
+  proto::MemorySearchArgsBuilder b(fbb);
+  b.add_user(&user);
+  b.add_vector(vec);
+  if (!q.text.empty()) b.add_text(text);
+  b.add_k(q.k);
+  if (q.memory_type) b.add_memory_type(*q.memory_type);
+  if (q.min_importance) b.add_min_importance(*q.min_importance);
+  if (!q.tags.empty()) b.add_tags(tags);
+  b.add_touch(q.touch);
+  b.add_with_vectors(q.with_vectors);
+  b.add_breadth(q.breadth);
+  return {proto::Args::MemorySearchArgs, b.Finish().Union()};
+}
+ArgsPair MemoryGetArgs(Fbb& fbb, const Uuid* id, const Uuid* user, std::string_view key,
+                       bool with_vector) {
+  fb::Uuid i, u;
+  if (id) i = ToFb(*id);
+  if (user) u = ToFb(*user);
+  auto k = user ? fbb.CreateString(key) : 0;
+  return {proto::Args::MemoryGetArgs,
+          proto::CreateMemoryGetArgs(fbb, id ? &i : nullptr, user ? &u : nullptr, k, with_vector)
+              .Union()};
+}
+
 template <typename NT>
 ArgsPair RecordArgs(Fbb& fbb, const NT& record) {
   using R = typename NT::TableType;
@@ -714,6 +770,42 @@ Pending<std::vector<Row<fb::ApiKey>>> Client::ListApiKeys() {
 }
 Pending<Done> Client::RevokeApiKey(const Uuid& id) {
   return AS_CALL(Done, key_revoke, DecodeDone, return IdArgs(fbb, id););
+}
+
+// user_memory
+Pending<Row<fb::UserMemory>> Client::UpsertMemory(const fb::UserMemoryT& m) {
+  return AS_CALL(Row<fb::UserMemory>, memory_upsert, DecodeRow<fb::UserMemory>,
+                 return RecordArgs(fbb, m););
+}
+Pending<Row<fb::UserMemory>> Client::GetMemory(const Uuid& id, bool with_vector) {
+  return AS_CALL(Row<fb::UserMemory>, memory_get, DecodeRow<fb::UserMemory>,
+                 return MemoryGetArgs(fbb, &id, nullptr, {}, with_vector););
+}
+Pending<Row<fb::UserMemory>> Client::GetMemoryByKey(const Uuid& user, std::string_view key,
+                                                    bool with_vector) {
+  return AS_CALL(Row<fb::UserMemory>, memory_get, DecodeRow<fb::UserMemory>,
+                 return MemoryGetArgs(fbb, nullptr, &user, key, with_vector););
+}
+Pending<Done> Client::DeleteMemory(const Uuid& id) {
+  return AS_CALL(Done, memory_delete, DecodeDone, return IdArgs(fbb, id););
+}
+Pending<std::vector<MemoryHit>> Client::SearchMemories(const MemoryQuery& q) {
+  return AS_CALL(std::vector<MemoryHit>, memory_search, DecodeHits, return SearchArgs(fbb, q););
+}
+Pending<std::vector<MemoryHit>> Client::HybridSearchMemories(const MemoryQuery& q) {
+  return AS_CALL(std::vector<MemoryHit>, memory_hybrid_search, DecodeHits,
+                 return SearchArgs(fbb, q););
+}
+Pending<std::vector<MemoryHit>> Client::GlobalSearchMemories(const MemoryQuery& q) {
+  return AS_CALL(std::vector<MemoryHit>, memory_global_search, DecodeHits,
+                 return SearchArgs(fbb, q););
+}
+Pending<uint64_t> Client::PruneMemories(const Uuid& user, uint32_t keep) {
+  return AS_CALL(uint64_t, memory_prune, DecodePruned, {
+    fb::Uuid u = ToFb(user);
+    return ArgsPair{proto::Args::MemoryPruneArgs,
+                    proto::CreateMemoryPruneArgs(fbb, &u, keep).Union()};
+  });
 }
 
 // operators

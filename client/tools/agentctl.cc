@@ -218,6 +218,61 @@ void Import(const Globals& g, const std::string& in_path) {
   if (bad) std::exit(1);
 }
 
+// A query or memory vector: a JSON array of numbers, or an object with "embedding" or
+// "vector", from a file or stdin ("-").
+std::vector<float> ReadVector(const std::string& path) {
+  std::ifstream file;
+  if (path != "-") {
+    file.open(path);
+    if (!file) Fail("cannot read " + path);
+  }
+  std::istream& in = path == "-" ? std::cin : file;
+  Json j = Json::parse(in, nullptr, false);
+  if (!j.is_discarded() && j.is_object())
+    j = j.contains("embedding") ? j["embedding"] : j.contains("vector") ? j["vector"] : Json();
+  if (j.is_discarded() || !j.is_array()) Fail(path + ": expected a JSON array of numbers");
+  std::vector<float> v;
+  for (const auto& x : j) {
+    if (!x.is_number()) Fail(path + ": expected a JSON array of numbers");
+    v.push_back(x.get<float>());
+  }
+  return v;
+}
+
+fb::MemoryType ParseMemoryType(const std::string& name) {
+  for (int t = static_cast<int>(fb::MemoryType::MIN); t <= static_cast<int>(fb::MemoryType::MAX);
+       ++t)
+    if (name == fb::EnumNameMemoryType(static_cast<fb::MemoryType>(t)))
+      return static_cast<fb::MemoryType>(t);
+  Fail("unknown memory type '" + name + "' (preference, context, fact, instruction)");
+}
+
+// Search hits: distance and score, then the memory's columns.
+void PrintHits(const Globals& g, const std::vector<agentstore::MemoryHit>& hits) {
+  if (g.json) {
+    Json out = Json::array();
+    for (const auto& h : hits)
+      out.push_back({{"distance", h.distance},
+                     {"score", h.score},
+                     {"memory", Json::parse(agentstore::RecordToJson(*h.memory.get()))}});
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  std::printf("%-10s %-10s %-36s %-12s %-10s %s\n", "DISTANCE", "SCORE", "ID", "TYPE", "IMPORTANCE",
+              "KEY / CONTENT");
+  for (const auto& h : hits) {
+    Json v = Json::parse(agentstore::Str(h.memory->memory_value()), nullptr, false);
+    std::string content = v.is_object() && v.contains("content") && v["content"].is_string()
+                              ? v["content"].get<std::string>()
+                              : "";
+    if (content.size() > 60) content = content.substr(0, 57) + "...";
+    std::printf("%-10.4f %-10.4f %-36s %-12s %-10.2f %s: %s\n", h.distance, h.score,
+                agentstore::ToUuid(h.memory->id()).ToString().c_str(),
+                fb::EnumNameMemoryType(h.memory->memory_type()), h.memory->importance_score(),
+                agentstore::Str(h.memory->memory_key()).data(), content.c_str());
+  }
+}
+
 // Restores a backup (a RocksDB checkpoint) into a new, empty data directory. Offline:
 // copies files; the server is then started on the new directory.
 void Restore(const std::string& from, const std::string& to) {
@@ -253,7 +308,13 @@ int main(int argc, char** argv) {
                 {"arena_live_bytes", s.arena_live_bytes},
                 {"connections", s.connections},
                 {"operations_served", s.operations_served},
-                {"wal_syncs", s.wal_syncs}};
+                {"wal_syncs", s.wal_syncs},
+                {"memory",
+                 {{"dim", s.memory_dim},
+                  {"metric", s.memory_metric},
+                  {"global_indexed", s.memory_global_indexed},
+                  {"global_pending", s.memory_global_pending},
+                  {"users_on_graph", s.memory_users_on_graph}}}};
       for (const auto& [name, n] : s.records) j["records"][name] = n;
       for (const auto& o : s.ops)
         j["ops"][o.name] = {{"calls", o.calls},
@@ -269,6 +330,10 @@ int main(int argc, char** argv) {
               << " operations, rss " << s.memory_rss_bytes / (1 << 20) << " MiB\n";
     for (const auto& [name, n] : s.records)
       if (n) std::cout << "  " << name << ": " << n << "\n";
+    std::cout << "  memory vectors: " << s.memory_dim << "-d " << s.memory_metric
+              << ", global graph " << s.memory_global_indexed << " indexed + "
+              << s.memory_global_pending << " pending, " << s.memory_users_on_graph
+              << " users on a graph\n";
     for (const auto& o : s.ops)
       std::cout << "  op " << o.name << ": " << o.calls << " calls, " << o.errors << " errors, p50 "
                 << o.p50_us << " us, p99 " << o.p99_us << " us\n";
@@ -385,6 +450,106 @@ int main(int argc, char** argv) {
     p.limit = count;
     Print(g, Must(Connect(g).ListMessages(ParseId(chat_id, "--chat"), p).get()).rows,
           {"created_at", "role", "model_used", "input_tokens", "output_tokens", "parts"});
+  });
+
+  // memory: upsert / get / delete / search (hybrid with --text) / global / prune
+  auto* memory =
+      app.add_subcommand("memory", "user memories and semantic search")->require_subcommand(1);
+  const std::vector<std::string> memory_cols = {
+      "id",           "memory_key",   "memory_type", "importance_score",
+      "access_count", "memory_value", "expires_at"};
+  std::string vector_path = "-", mem_key, mem_type, mem_content, query_text;
+  std::vector<std::string> mem_tags;
+  double importance = 0.5;
+  double min_importance = -1;
+  int64_t mem_expires_at = 0;
+  uint32_t k = 5, keep = 0;
+  bool touch = false, with_vector = false;
+  auto* mu = memory->add_subcommand("upsert", "write a memory by (user, key); vector from JSON");
+  mu->add_option("--user", user_id)->required();
+  mu->add_option("--key", mem_key)->required();
+  mu->add_option("--type", mem_type, "preference, context, fact (default), instruction");
+  mu->add_option("--content", mem_content);
+  mu->add_option("--tag", mem_tags, "a tag (repeatable)");
+  mu->add_option("--importance", importance)->capture_default_str();
+  mu->add_option("--expires-at", mem_expires_at, "microseconds since the epoch (0: never)");
+  mu->add_option("--vector", vector_path, "JSON file with the embedding, or - for stdin")
+      ->capture_default_str();
+  mu->callback([&] {
+    fb::UserMemoryT m;
+    m.user_id = std::make_unique<fb::Uuid>(agentstore::ToFb(ParseId(user_id, "--user")));
+    m.memory_key = mem_key;
+    m.memory_type = mem_type.empty() ? fb::MemoryType::fact : ParseMemoryType(mem_type);
+    Json value = {{"content", mem_content}};
+    if (!mem_tags.empty()) value["tags"] = mem_tags;
+    m.memory_value = value.dump();
+    m.importance_score = importance;
+    m.expires_at = mem_expires_at;
+    m.embedding = ReadVector(vector_path);
+    Print(g, Must(Connect(g).UpsertMemory(m).get()), memory_cols);
+  });
+  auto* mg = memory->add_subcommand("get", "a memory by id, or by --user and --key");
+  mg->add_option("id", id_arg);
+  mg->add_option("--user", user_id);
+  mg->add_option("--key", mem_key);
+  mg->add_flag("--with-vector", with_vector, "include the embedding");
+  mg->callback([&] {
+    Client c = Connect(g);
+    auto cols = memory_cols;
+    if (with_vector) cols.push_back("embedding");
+    if (!id_arg.empty())
+      return Print(g, Must(c.GetMemory(ParseId(id_arg, "id"), with_vector).get()), cols);
+    if (user_id.empty() || mem_key.empty()) Fail("give an id, or --user and --key");
+    Print(g, Must(c.GetMemoryByKey(ParseId(user_id, "--user"), mem_key, with_vector).get()), cols);
+  });
+  auto* md = memory->add_subcommand("delete", "remove a memory");
+  md->add_option("id", id_arg)->required();
+  md->callback([&] {
+    Must(Connect(g).DeleteMemory(ParseId(id_arg, "id")).get());
+    std::cout << "deleted " << id_arg << "\n";
+  });
+  auto search_query = [&](bool need_user) {
+    agentstore::MemoryQuery q;
+    if (need_user) q.user = ParseId(user_id, "--user");
+    q.vector = ReadVector(vector_path);
+    q.k = k;
+    q.text = query_text;
+    if (!mem_type.empty()) q.memory_type = ParseMemoryType(mem_type);
+    if (min_importance >= 0) q.min_importance = min_importance;
+    q.tags = mem_tags;
+    q.touch = touch;
+    return q;
+  };
+  auto* ms = memory->add_subcommand(
+      "search", "a user's top-k memories nearest a vector; with --text, hybrid search");
+  ms->add_option("--user", user_id)->required();
+  ms->add_option("--vector", vector_path, "JSON file with the query vector, or - for stdin")
+      ->capture_default_str();
+  ms->add_option("-k", k)->capture_default_str();
+  ms->add_option("--text", query_text, "keywords: vector + BM25 fused by reciprocal rank");
+  ms->add_option("--type", mem_type, "only this memory type");
+  ms->add_option("--min-importance", min_importance);
+  ms->add_option("--tag", mem_tags, "only memories with this tag (repeatable)");
+  ms->add_flag("--touch", touch, "count the read (access_count, last_accessed_at)");
+  ms->callback([&] {
+    Client c = Connect(g);
+    auto q = search_query(true);
+    PrintHits(g, Must((q.text.empty() ? c.SearchMemories(q) : c.HybridSearchMemories(q)).get()));
+  });
+  auto* mgl = memory->add_subcommand("global", "top-k across every user (service, admin)");
+  mgl->add_option("--vector", vector_path, "JSON file with the query vector, or - for stdin")
+      ->capture_default_str();
+  mgl->add_option("-k", k)->capture_default_str();
+  mgl->add_option("--type", mem_type, "only this memory type");
+  mgl->callback(
+      [&] { PrintHits(g, Must(Connect(g).GlobalSearchMemories(search_query(false)).get())); });
+  auto* mp =
+      memory->add_subcommand("prune", "keep at most N memories of a user (lowest importance go)");
+  mp->add_option("--user", user_id)->required();
+  mp->add_option("--keep", keep)->required();
+  mp->callback([&] {
+    auto removed = Must(Connect(g).PruneMemories(ParseId(user_id, "--user"), keep).get());
+    std::cout << "removed " << removed << " memories\n";
   });
 
   std::string path = "-";

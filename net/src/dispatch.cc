@@ -200,6 +200,8 @@ Status Handle<Op::status>(Call& c) {
                                       oc.errors.load(), oc.latency.Quantile(0.5),
                                       oc.latency.Quantile(0.99), oc.latency.max()));
   }
+  Engine::MemoryIndexStats mem = c.engine.MemoryStats();
+  auto metric = fbb.CreateString(mem.metric);
   auto version = fbb.CreateString(AGENTSTORE_VERSION);
   auto durability = fbb.CreateString(storage::DurabilityName(c.engine.durability()));
   auto rec = fbb.CreateVector(records);
@@ -219,6 +221,11 @@ Status Handle<Op::status>(Call& c) {
   b.add_operations_served(c.server->requests.load());
   b.add_wal_syncs(s.wal_syncs);
   b.add_ops(opv);
+  b.add_memory_dim(mem.dim);
+  b.add_memory_metric(metric);
+  b.add_memory_global_indexed(mem.global_indexed);
+  b.add_memory_global_pending(mem.global_pending);
+  b.add_memory_users_on_graph(mem.users_on_graph);
   c.SetResult(proto::Result::StatusInfo, b.Finish().Union());
   return Status::OK();
 }
@@ -510,6 +517,105 @@ Status Handle<Op::backup_create>(Call& c) {
   return c.engine.Checkpoint(a->dir()->str());
 }
 
+// user_memory
+Status SetHits(Call& c, Result<std::vector<MemoryHit>> r) {
+  if (!r.ok()) return r.status();
+  std::vector<flatbuffers::Offset<proto::Blob>> items;
+  std::vector<float> distances;
+  std::vector<double> scores;
+  for (const auto& h : *r) {
+    items.push_back(c.Blob(h.memory.bytes()));
+    distances.push_back(h.distance);
+    scores.push_back(h.score);
+  }
+  auto iv = c.fbb.CreateVector(items);
+  auto dv = c.fbb.CreateVector(distances);
+  auto sv = c.fbb.CreateVector(scores);
+  c.SetResult(proto::Result::MemoryHits, proto::CreateMemoryHits(c.fbb, iv, dv, sv).Union());
+  return Status::OK();
+}
+Status ToQuery(const Call& c, bool need_user, MemoryQuery* q) {
+  const auto* a = c.Args<proto::MemorySearchArgs>();
+  if (!a) return ArgsError(c, "MemorySearchArgs");
+  if (need_user) AS_RETURN_IF_ERROR(NeedId(a->user(), "user"));
+  if (a->user()) q->user = ToUuid(a->user());
+  if (!a->vector()) return Status::InvalidArgument("vector is required");
+  q->vector.assign(a->vector()->begin(), a->vector()->end());
+  if (a->text()) q->text = a->text()->str();
+  q->k = a->k();
+  if (a->memory_type()) {
+    auto t = *a->memory_type();
+    if (t < fb::MemoryType::MIN || t > fb::MemoryType::MAX)
+      return Status::InvalidArgument("unknown memory_type " + std::to_string(static_cast<int>(t)));
+    q->memory_type = t;
+  }
+  if (a->min_importance()) {
+    double m = *a->min_importance();
+    if (!(m >= 0.0 && m <= 1.0)) return Status::InvalidArgument("min_importance must be in [0, 1]");
+    q->min_importance = m;
+  }
+  if (a->tags())
+    for (const auto* t : *a->tags()) q->tags.push_back(t ? t->str() : "");
+  q->touch = a->touch();
+  q->with_vectors = a->with_vectors();
+  q->breadth = a->breadth();
+  if (q->breadth > 100000) return Status::InvalidArgument("breadth must be <= 100000");
+  return Status::OK();
+}
+template <>
+Status Handle<Op::memory_upsert>(Call& c) {
+  return DoCreate<fb::UserMemory>(c, &Engine::UpsertMemory);
+}
+template <>
+Status Handle<Op::memory_get>(Call& c) {
+  const auto* a = c.Args<proto::MemoryGetArgs>();
+  if (!a) return ArgsError(c, "MemoryGetArgs");
+  Result<Row<fb::UserMemory>> r =
+      Status::InvalidArgument("memory_get needs an id, or a user and a key");
+  if (a->id())
+    r = c.engine.GetMemory(c.scope, ToUuid(a->id()), a->with_vector());
+  else if (a->user() && a->key())
+    r = c.engine.GetMemoryByKey(c.scope, ToUuid(a->user()), a->key()->string_view(),
+                                a->with_vector());
+  if (!r.ok()) return r.status();
+  c.SetRecord(*r);
+  return Status::OK();
+}
+template <>
+Status Handle<Op::memory_delete>(Call& c) {
+  const auto* a = c.Args<proto::IdArgs>();
+  if (!a) return ArgsError(c, "IdArgs");
+  AS_RETURN_IF_ERROR(NeedId(a->id(), "id"));
+  return c.engine.DeleteMemory(c.scope, ToUuid(a->id()));
+}
+template <>
+Status Handle<Op::memory_search>(Call& c) {
+  MemoryQuery q;
+  AS_RETURN_IF_ERROR(ToQuery(c, /*need_user=*/true, &q));
+  return SetHits(c, c.engine.SearchMemories(c.scope, q));
+}
+template <>
+Status Handle<Op::memory_hybrid_search>(Call& c) {
+  MemoryQuery q;
+  AS_RETURN_IF_ERROR(ToQuery(c, /*need_user=*/true, &q));
+  return SetHits(c, c.engine.HybridSearchMemories(c.scope, q));
+}
+template <>
+Status Handle<Op::memory_global_search>(Call& c) {
+  MemoryQuery q;
+  AS_RETURN_IF_ERROR(ToQuery(c, /*need_user=*/false, &q));
+  return SetHits(c, c.engine.GlobalSearchMemories(c.scope, q));
+}
+template <>
+Status Handle<Op::memory_prune>(Call& c) {
+  const auto* a = c.Args<proto::MemoryPruneArgs>();
+  if (!a) return ArgsError(c, "MemoryPruneArgs");
+  AS_RETURN_IF_ERROR(NeedId(a->user(), "user"));
+  auto r = c.engine.PruneMemories(c.scope, ToUuid(a->user()), a->keep());
+  if (!r.ok()) return r.status();
+  c.SetResult(proto::Result::MemoryPruned, proto::CreateMemoryPruned(c.fbb, *r).Union());
+  return Status::OK();
+}
 using HandlerFn = Status (*)(Call&);
 constexpr HandlerFn kHandlers[] = {
 #define AS_HANDLER(name, kind, roles, implemented, summary) &Handle<Op::name>,

@@ -24,6 +24,7 @@
 #include <variant>
 #include <vector>
 
+#include "agentstore/common/memory_query.h"
 #include "agentstore/common/query.h"
 #include "agentstore/common/row.h"
 #include "agentstore/common/status.h"
@@ -125,6 +126,9 @@ struct ServerStatus {
   uint32_t connections = 0;
   uint64_t operations_served = 0, wal_syncs = 0;
   std::vector<OpStatus> ops;
+  uint32_t memory_dim = 0;
+  std::string memory_metric;
+  uint64_t memory_global_indexed = 0, memory_global_pending = 0, memory_users_on_graph = 0;
 };
 
 class Client {
@@ -199,6 +203,18 @@ class Client {
   Pending<NewKey> CreateApiKey(const fb::ApiKeyT& key);
   Pending<std::vector<Row<fb::ApiKey>>> ListApiKeys();
   Pending<Done> RevokeApiKey(const Uuid& id);
+
+  // user_memory (see Engine::SearchMemories for the search contract)
+  Pending<Row<fb::UserMemory>> UpsertMemory(const fb::UserMemoryT& memory);
+  Pending<Row<fb::UserMemory>> GetMemory(const Uuid& id, bool with_vector = false);
+  Pending<Row<fb::UserMemory>> GetMemoryByKey(const Uuid& user, std::string_view key,
+                                              bool with_vector = false);
+  Pending<Done> DeleteMemory(const Uuid& id);
+  Pending<std::vector<MemoryHit>> SearchMemories(const MemoryQuery& query);
+  Pending<std::vector<MemoryHit>> HybridSearchMemories(const MemoryQuery& query);
+  Pending<std::vector<MemoryHit>> GlobalSearchMemories(const MemoryQuery& query);
+  // Returns how many memories were removed.
+  Pending<uint64_t> PruneMemories(const Uuid& user, uint32_t keep);
 
   // operators
   Pending<ExportChunk> ExportRecords(RecordType type, std::string_view cursor = {},
