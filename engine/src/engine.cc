@@ -182,9 +182,13 @@ void EngineState::MaybeCompact(Partition& p) {
   // Copy every live record into a fresh arena, rewriting locations in place.
   Arena fresh;
   auto move = [&](Loc& loc) { loc = fresh.Append(p.arena.Get(loc)); };
-  for (IdMap* m :
-       {&p.users, &p.user_agents, &p.chats, &p.messages, &p.tenants, &p.agents, &p.api_keys})
+  for (IdMap* m : {&p.users, &p.user_agents, &p.chats, &p.messages, &p.tenants, &p.agents,
+                   &p.api_keys, &p.usage_logs})
     for (auto& [id, loc] : *m) move(loc);
+  for (auto& [user, index] : p.usage_by_user)
+    for (auto& [ref, loc] : index) loc = p.usage_logs.at(ref.id);
+  for (auto& index : p.usage_by_type)
+    for (auto& [ref, loc] : index) loc = p.usage_logs.at(ref.id);
   for (auto& [id, ci] : p.chat_index) {
     for (auto& [msg, loc] : ci.votes) move(loc);
     for (auto& ref : ci.messages) ref.loc = p.messages.at(ref.key.second);
@@ -275,7 +279,7 @@ Status EngineState::Recover() {
     IndexApiKey(global.arena.Append(v));
     return Status::OK();
   }));
-  return Status::OK();
+  return RecoverUsage();
 }
 
 Status ParsePatch(std::string_view text, Json* out) {
@@ -356,8 +360,20 @@ EngineStats Engine::Stats() const {
     count(RecordType::kChat, shard->chats.size());
     count(RecordType::kMessage, shard->messages.size());
     for (const auto& [id, ci] : shard->chat_index) count(RecordType::kVote, ci.votes.size());
+    count(RecordType::kUsageLog, shard->usage_logs.size());
+    for (const auto& [user, m] : shard->user_rollups) count(RecordType::kUserUsageRollup, m.size());
     s.arena_live_bytes += shard->arena.live_bytes();
     s.arena_dead_bytes += shard->arena.dead_bytes();
+  }
+  {
+    std::lock_guard lock(impl_->ledger.mu);
+    count(RecordType::kQuota, impl_->ledger.quotas.size());
+    for (const auto& [t, m] : impl_->ledger.tenant_rollups)
+      count(RecordType::kTenantUsageRollup, m.size());
+  }
+  {
+    std::shared_lock lock(impl_->limiter.config_mu);
+    count(RecordType::kRateLimitConfig, impl_->limiter.configs.size());
   }
   s.wal_syncs = impl_->store->SyncCount();
   s.writes = impl_->writes.load();

@@ -189,7 +189,7 @@ Status Handle<Op::status>(Call& c) {
   EngineStats s = c.engine.Stats();
   auto& fbb = c.fbb;
   std::vector<flatbuffers::Offset<proto::Counter>> records;
-  for (int t = 1; t <= static_cast<int>(RecordType::kQuota); ++t)
+  for (int t = 1; t <= static_cast<int>(kLastRecordType); ++t)
     records.push_back(proto::CreateCounter(
         fbb, fbb.CreateString(RecordTypeName(static_cast<RecordType>(t))), s.records[t]));
   std::vector<flatbuffers::Offset<proto::OpStat>> ops;
