@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <map>
 #include <optional>
 #include <random>
@@ -505,6 +506,87 @@ TEST_F(WireTest, UnbuiltOperationsAnswerNotImplemented) {
   }
   EXPECT_GT(unbuilt, 0) << "memory, usage, quota and limit operations are not built yet";
   ExpectServing("after unbuilt ops");
+}
+
+// The usage, quota and limit operations refuse missing and mismatched arguments,
+// unknown enum values and non-finite numbers with invalid_argument, changing nothing.
+TEST_F(WireTest, UsageOperationsRejectBadArguments) {
+  auto c = Authed();
+  auto before = RecordCounts();
+  uint64_t id = 7000;
+  auto expect_invalid = [&](FlatBufferBuilder& fbb, const char* what) {
+    SCOPED_TRACE(what);
+    ASSERT_TRUE(c->SendFrame(fbb));
+    auto r = c->Read();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->code(), ErrorCode::invalid_argument) << CodeName(r->code()) << " " << r->message();
+    EXPECT_FALSE(r->message().empty());
+  };
+  for (proto::Op op : {proto::Op::track_agent_usage, proto::Op::rate_agent, proto::Op::usage_list,
+                       proto::Op::usage_summary, proto::Op::quota_set, proto::Op::quota_get,
+                       proto::Op::limit_config_put, proto::Op::limit_check,
+                       proto::Op::limit_release, proto::Op::limit_config_delete}) {
+    FlatBufferBuilder none;
+    BuildRequest(none, ++id, op);
+    expect_invalid(none, proto::EnumNameOp(op));
+    FlatBufferBuilder wrong;
+    auto args = proto::CreateBackupArgs(wrong, wrong.CreateString("/tmp/x"));
+    BuildRequest(wrong, ++id, op, std::nullopt, proto::Args::BackupArgs, args.Union());
+    expect_invalid(wrong, proto::EnumNameOp(op));
+  }
+  fb::Uuid u = ToFb(ada_);
+  {
+    FlatBufferBuilder fbb;
+    auto a = proto::CreateRateAgentArgs(fbb, &u, &u, std::nan(""));
+    BuildRequest(fbb, ++id, proto::Op::rate_agent, std::nullopt, proto::Args::RateAgentArgs,
+                 a.Union());
+    expect_invalid(fbb, "NaN rating");
+  }
+  {
+    FlatBufferBuilder fbb;
+    auto a = proto::CreateUsageListArgs(fbb, &u, 9);
+    BuildRequest(fbb, ++id, proto::Op::usage_list, std::nullopt, proto::Args::UsageListArgs,
+                 a.Union());
+    expect_invalid(fbb, "unknown agent_type");
+  }
+  {
+    FlatBufferBuilder fbb;
+    auto a = proto::CreateUsageSummaryArgs(fbb, proto::SummaryOwner::user, &u, 0, INT64_MAX,
+                                           static_cast<proto::SummaryBucket>(9));
+    BuildRequest(fbb, ++id, proto::Op::usage_summary, std::nullopt,
+                 proto::Args::UsageSummaryArgs, a.Union());
+    expect_invalid(fbb, "unknown bucket");
+  }
+  {
+    FlatBufferBuilder fbb;
+    auto a = proto::CreateQuotaGetArgs(fbb, &u, 9);
+    BuildRequest(fbb, ++id, proto::Op::quota_get, std::nullopt, proto::Args::QuotaGetArgs,
+                 a.Union());
+    expect_invalid(fbb, "unknown quota_type");
+  }
+  {
+    FlatBufferBuilder fbb;
+    fb::UsageLogT call;
+    call.user_id = FbId(ada_);
+    call.agent_id = FbId(ada_);
+    call.input_tokens = -5;
+    auto l = fb::UsageLog::Pack(fbb, &call);
+    auto a = proto::CreateTrackUsageArgs(fbb, l);
+    BuildRequest(fbb, ++id, proto::Op::track_agent_usage, std::nullopt,
+                 proto::Args::TrackUsageArgs, a.Union());
+    expect_invalid(fbb, "negative tokens");
+  }
+  {
+    FlatBufferBuilder fbb;
+    fb::RateLimitConfigT cfg;
+    cfg.limit_type = static_cast<fb::LimitType>(9);
+    auto a = fb::RateLimitConfig::Pack(fbb, &cfg);
+    BuildRequest(fbb, ++id, proto::Op::limit_config_put, std::nullopt,
+                 proto::Args::agentstore_fb_RateLimitConfig, a.Union());
+    expect_invalid(fbb, "unknown limit_type");
+  }
+  EXPECT_EQ(RecordCounts(), before);
+  ExpectServing("after bad usage arguments");
 }
 
 // Before authenticate every other op is permission_denied "authenticate first"; a bad
