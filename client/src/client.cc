@@ -762,12 +762,11 @@ Result<UsageSummary> DecodeSummary(const proto::Response* r) {
   UsageSummary out;
   if (s->rows())
     for (const auto* row : *s->rows())
-      out.rows.push_back(
-          {row->period_start(), row->group() ? row->group()->str() : std::string(),
-           UsageTotals{row->requests(), row->success_count(), row->error_count(),
-                       row->input_tokens(), row->output_tokens(), row->total_tokens(),
-                       row->input_cost(), row->output_cost(), row->total_cost(),
-                       row->duration_ms()}});
+      out.rows.push_back({row->period_start(), row->group() ? row->group()->str() : std::string(),
+                          UsageTotals{row->requests(), row->success_count(), row->error_count(),
+                                      row->input_tokens(), row->output_tokens(),
+                                      row->total_tokens(), row->input_cost(), row->output_cost(),
+                                      row->total_cost(), row->duration_ms()}});
   return out;
 }
 
@@ -864,10 +863,10 @@ Pending<LimitDecision> Client::CheckLimits(const LimitCheckRequest& req) {
     fb::Uuid u = ToFb(req.user), a, t;
     if (req.agent) a = ToFb(*req.agent);
     if (req.tenant) t = ToFb(*req.tenant);
-    return ArgsPair{proto::Args::LimitCheckArgs,
-                    proto::CreateLimitCheckArgs(fbb, &u, req.agent ? &a : nullptr,
-                                                req.tenant ? &t : nullptr)
-                        .Union()};
+    return ArgsPair{
+        proto::Args::LimitCheckArgs,
+        proto::CreateLimitCheckArgs(fbb, &u, req.agent ? &a : nullptr, req.tenant ? &t : nullptr)
+            .Union()};
   });
 }
 Pending<Done> Client::ReleaseLimit(const Uuid& lease) {

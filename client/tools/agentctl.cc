@@ -267,8 +267,8 @@ void PrintQuotas(const Globals& g, const std::vector<Row<fb::Quota>>& quotas) {
     snprintf(pct, sizeof pct, "%.1f", j["percent"].get<double>());
     std::cout << j["quota_type"].get<std::string>() << ": " << j["used"] << " / " << j["limit"]
               << " (" << pct << "%)" << (j["alert"].get<bool>() ? " ALERT" : "")
-              << (j["exceeded"].get<bool>() ? " EXCEEDED" : "") << ", period "
-              << j["period_start"] << ".." << j["period_end"] << "\n";
+              << (j["exceeded"].get<bool>() ? " EXCEEDED" : "") << ", period " << j["period_start"]
+              << ".." << j["period_end"] << "\n";
   }
 }
 
@@ -278,8 +278,8 @@ void AddUsageCommands(CLI::App& app, Globals& g) {
                                                                         group = "none";
     std::string quota_type = "tokens", period = "month", scope = "global", scope_id, limit_type,
                 lease, id;
-    int64_t input_tokens = 0, output_tokens = 0, input_cost = 0, output_cost = 0,
-            duration_ms = 0, from = 0, to = INT64_MAX, value = 0;
+    int64_t input_tokens = 0, output_tokens = 0, input_cost = 0, output_cost = 0, duration_ms = 0,
+            from = 0, to = INT64_MAX, value = 0;
     int32_t messages = 1, alert_pct = 80;
     uint32_t limit = 50;
     bool failed = false, everyone = false, history = false, inactive = false;
@@ -313,7 +313,8 @@ void AddUsageCommands(CLI::App& app, Globals& g) {
     l.model = o.model;
     l.provider = o.provider;
     if (!o.agent_type.empty())
-      l.agent_type = static_cast<fb::AgentType>(EnumIndex(o.agent_type, type_names, "--agent-type"));
+      l.agent_type =
+          static_cast<fb::AgentType>(EnumIndex(o.agent_type, type_names, "--agent-type"));
     l.input_tokens = o.input_tokens;
     l.output_tokens = o.output_tokens;
     l.input_cost = o.input_cost;
@@ -357,16 +358,16 @@ void AddUsageCommands(CLI::App& app, Globals& g) {
     q.to = o.to;
     q.limit = o.limit;
     Print(g, Must(Connect(g).ListUsage(q).get()).rows,
-          {"request_ts", "user_id", "agent_type", "provider", "model", "total_tokens",
-           "total_cost", "duration_ms", "success"});
+          {"request_ts", "user_id", "agent_type", "provider", "model", "total_tokens", "total_cost",
+           "duration_ms", "success"});
   });
-  auto* us = usage->add_subcommand("summary", "usage sums from rollups (--user, --tenant or --everyone)");
+  auto* us =
+      usage->add_subcommand("summary", "usage sums from rollups (--user, --tenant or --everyone)");
   us->add_option("--user", o.user);
   us->add_option("--tenant", o.tenant);
   us->add_flag("--everyone", o.everyone);
   us->add_option("--by", o.by, "day | month | total")->capture_default_str();
-  us->add_option("--group", o.group, "none | model | provider | agent_type")
-      ->capture_default_str();
+  us->add_option("--group", o.group, "none | model | provider | agent_type")->capture_default_str();
   us->add_option("--from", o.from);
   us->add_option("--to", o.to);
   us->callback([&g] {
@@ -381,8 +382,8 @@ void AddUsageCommands(CLI::App& app, Globals& g) {
     } else {
       Fail("give --user, --tenant or --everyone");
     }
-    req.bucket = static_cast<agentstore::SummaryBucket>(
-        EnumIndex(o.by, {"day", "month", "total"}, "--by"));
+    req.bucket =
+        static_cast<agentstore::SummaryBucket>(EnumIndex(o.by, {"day", "month", "total"}, "--by"));
     req.group = static_cast<agentstore::SummaryGroup>(
         EnumIndex(o.group, {"none", "model", "provider", "agent_type"}, "--group"));
     req.from = o.from;
@@ -432,7 +433,8 @@ void AddUsageCommands(CLI::App& app, Globals& g) {
         EnumIndex(o.quota_type, {"tokens", "api_calls", "storage_bytes", "users"}, "--type"));
     q.quota_limit = o.value;
     q.alert_threshold_pct = o.alert_pct;
-    q.period = static_cast<fb::QuotaPeriod>(EnumIndex(o.period, {"month", "day", "none"}, "--period"));
+    q.period =
+        static_cast<fb::QuotaPeriod>(EnumIndex(o.period, {"month", "day", "none"}, "--period"));
     PrintQuotas(g, {Must(Connect(g).SetQuota(q).get())});
   });
   auto* qg = quotas->add_subcommand("get", "a tenant's quotas: used / limit / percent / alert");
@@ -444,11 +446,12 @@ void AddUsageCommands(CLI::App& app, Globals& g) {
     if (qg->count("--type"))
       type = static_cast<fb::QuotaType>(
           EnumIndex(o.quota_type, {"tokens", "api_calls", "storage_bytes", "users"}, "--type"));
-    PrintQuotas(g, Must(Connect(g).GetQuotas(ParseId(o.tenant, "--tenant"), type, o.history).get()));
+    PrintQuotas(g,
+                Must(Connect(g).GetQuotas(ParseId(o.tenant, "--tenant"), type, o.history).get()));
   });
 
-  const std::vector<std::string> limit_cols = {"id", "scope", "scope_id", "limit_type",
-                                               "limit_value", "is_active", "updated_at"};
+  const std::vector<std::string> limit_cols = {
+      "id", "scope", "scope_id", "limit_type", "limit_value", "is_active", "updated_at"};
   auto* limits = app.add_subcommand("limits", "rate limits")->require_subcommand(1);
   auto* lp = limits->add_subcommand("put", "create or change a rate-limit config");
   lp->add_option("--id", o.id, "change this config");
@@ -495,7 +498,8 @@ void AddUsageCommands(CLI::App& app, Globals& g) {
     }
     std::cout << (d.allowed ? "allowed" : "denied") << ", remaining " << d.remaining
               << ", resets at " << d.reset_at;
-    if (d.denied_by) std::cout << ", denied by " << d.denied_by->ToString() << " (" << d.denied_type << ")";
+    if (d.denied_by)
+      std::cout << ", denied by " << d.denied_by->ToString() << " (" << d.denied_type << ")";
     if (d.lease) std::cout << ", lease " << d.lease->ToString();
     std::cout << "\n";
   });

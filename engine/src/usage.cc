@@ -30,8 +30,7 @@ void AddTotals(UsageTotals& a, const UsageTotals& d) {
 
 namespace {
 
-constexpr std::string_view kAgentTypeNames[] = {"routing", "chat", "artifact", "git_mcp",
-                                                "other"};
+constexpr std::string_view kAgentTypeNames[] = {"routing", "chat", "artifact", "git_mcp", "other"};
 
 bool AddsOverflow(const UsageTotals& a, const UsageTotals& d) {
   int64_t r;
@@ -72,12 +71,12 @@ std::string PackRollup(const Uuid& owner, const RollupKey& k, const UsageTotals&
 std::optional<double> QualityScore(const fb::UserAgentT& ua) {
   if (ua.usage_count <= 0 && !ua.user_rating) return std::nullopt;
   double score;
-  double success = ua.usage_count > 0 ? static_cast<double>(ua.success_count) /
-                                            static_cast<double>(ua.usage_count)
-                                      : 1.0;
+  double success = ua.usage_count > 0
+                       ? static_cast<double>(ua.success_count) / static_cast<double>(ua.usage_count)
+                       : 1.0;
   if (ua.user_rating)
-    score = (ua.usage_count > 0 ? 0.7 * success : 0.0) + (ua.usage_count > 0 ? 0.3 : 1.0) *
-                                                             (*ua.user_rating - 1.0) / 4.0;
+    score = (ua.usage_count > 0 ? 0.7 * success : 0.0) +
+            (ua.usage_count > 0 ? 0.3 : 1.0) * (*ua.user_rating - 1.0) / 4.0;
   else
     score = success;
   return std::round(std::clamp(score, 0.0, 1.0) * 100.0) / 100.0;
@@ -128,8 +127,8 @@ void EngineState::AddUserUsageDeletes(const Partition& shard, const Uuid& user,
     for (const auto& [ref, loc] : u->second) batch.Delete(RecordKey(RecordType::kUsageLog, ref.id));
   if (auto r = shard.user_rollups.find(user); r != shard.user_rollups.end())
     for (const auto& [k, t] : r->second)
-      batch.Delete(RollupKeyOf(RecordType::kUserUsageRollup, user, k.day, k.agent_type,
-                               k.provider, k.model));
+      batch.Delete(RollupKeyOf(RecordType::kUserUsageRollup, user, k.day, k.agent_type, k.provider,
+                               k.model));
   // Limit configs scoped to the user (caller holds limiter.config_mu).
   if (auto s = limiter.by_subject.find(user); s != limiter.by_subject.end())
     for (const Uuid& id : s->second)
@@ -158,8 +157,7 @@ void EngineState::DropUserUsage(Partition& shard, const Uuid& user) {
   }
 }
 
-void EngineState::AddChatUsageClears(Partition& shard, const Uuid& chat,
-                                     storage::WriteBatch& batch,
+void EngineState::AddChatUsageClears(Partition& shard, const Uuid& chat, storage::WriteBatch& batch,
                                      std::vector<std::string>* rewritten) {
   auto c = shard.usage_by_chat.find(chat);
   if (c == shard.usage_by_chat.end()) return;
@@ -312,8 +310,7 @@ Result<TrackResult> Engine::TrackAgentUsage(const Scope& scope, const fb::UsageL
   delta.output_cost = log.output_cost;
   delta.total_cost = log.total_cost;
   delta.duration_ms = log.duration_ms;
-  RollupKey rk{DayOf(log.request_ts), static_cast<int8_t>(log.agent_type), log.provider,
-               log.model};
+  RollupKey rk{DayOf(log.request_ts), static_cast<int8_t>(log.agent_type), log.provider, log.model};
 
   std::unique_lock ledger_lock(impl_->ledger.mu);
   Ledger& ledger = impl_->ledger;
@@ -443,7 +440,8 @@ namespace {
 // Up to `limit` entries of `index` newest first, strictly before `before`, at or after
 // `from`, into `out` (appended).
 void TakeNewest(const Partition& shard, const UsageIndex& index, const UsageRef& before,
-                int64_t from, size_t limit, std::vector<std::pair<UsageRef, Row<fb::UsageLog>>>& out) {
+                int64_t from, size_t limit,
+                std::vector<std::pair<UsageRef, Row<fb::UsageLog>>>& out) {
   auto it = index.lower_bound(before);
   size_t n = 0;
   while (it != index.begin() && n < limit) {
@@ -458,7 +456,8 @@ void TakeNewest(const Partition& shard, const UsageIndex& index, const UsageRef&
 
 Result<Page<fb::UsageLog>> Engine::ListUsage(const Scope& scope, const UsageQuery& q) {
   AS_RETURN_IF_ERROR(CheckLimit(q.limit));
-  if (q.agent_type && static_cast<uint8_t>(*q.agent_type) > static_cast<uint8_t>(fb::AgentType::MAX))
+  if (q.agent_type &&
+      static_cast<uint8_t>(*q.agent_type) > static_cast<uint8_t>(fb::AgentType::MAX))
     return Status::InvalidArgument("unknown agent_type");
   if (q.from > q.to) return Status::InvalidArgument("from is after to");
   UsageRef before{q.to, Uuid()};
@@ -564,7 +563,8 @@ Result<UsageSummary> Engine::SummarizeUsage(const Scope& scope, const UsageSumma
   for (auto& [k, t] : acc) out.rows.push_back({k.first, k.second, t});
   std::stable_sort(out.rows.begin(), out.rows.end(), [](const auto& a, const auto& b) {
     if (a.period_start != b.period_start) return a.period_start < b.period_start;
-    if (a.totals.total_cost != b.totals.total_cost) return a.totals.total_cost > b.totals.total_cost;
+    if (a.totals.total_cost != b.totals.total_cost)
+      return a.totals.total_cost > b.totals.total_cost;
     return a.group < b.group;
   });
   return out;
@@ -632,9 +632,9 @@ Status EngineState::RecoverUsage() {
     const auto* r = flatbuffers::GetRoot<fb::UsageRollup>(v.data());
     RollupKey key{r->day(), static_cast<int8_t>(r->agent_type()), std::string(Str(r->provider())),
                   std::string(Str(r->model()))};
-    UsageTotals t{r->requests(),     r->success_count(), r->error_count(), r->input_tokens(),
+    UsageTotals t{r->requests(),      r->success_count(), r->error_count(), r->input_tokens(),
                   r->output_tokens(), r->total_tokens(),  r->input_cost(),  r->output_cost(),
-                  r->total_cost(),   r->duration_ms()};
+                  r->total_cost(),    r->duration_ms()};
     into[key] = t;
     return Status::OK();
   };

@@ -582,8 +582,8 @@ Status Handle<Op::usage_summary>(Call& c) {
     const UsageTotals& t = row.totals;
     rows.push_back(proto::CreateSummaryRow(
         c.fbb, row.period_start, c.fbb.CreateString(row.group), t.requests, t.success_count,
-        t.error_count, t.input_tokens, t.output_tokens, t.total_tokens, t.input_cost,
-        t.output_cost, t.total_cost, t.duration_ms));
+        t.error_count, t.input_tokens, t.output_tokens, t.total_tokens, t.input_cost, t.output_cost,
+        t.total_cost, t.duration_ms));
   }
   auto vec = c.fbb.CreateVector(rows);
   c.SetResult(proto::Result::UsageSummaryResult,

@@ -54,8 +54,7 @@ class Usage : public EngineFixture {
   }
   fb::UsageLogT Call(const Uuid& user, const Uuid& agent, int64_t in, int64_t out, int64_t in_cost,
                      int64_t out_cost, bool success = true, std::string model = "gpt-4o",
-                     std::string provider = "openai",
-                     fb::AgentType type = fb::AgentType::chat) {
+                     std::string provider = "openai", fb::AgentType type = fb::AgentType::chat) {
     fb::UsageLogT l;
     l.user_id = FbId(user);
     l.agent_id = FbId(agent);
@@ -241,9 +240,8 @@ TEST_F(Usage, EverythingEqualsARecomputationFromTheLogs) {
     clock_.Advance(static_cast<int64_t>(rng() % (kDay / 8)));
     Uuid u = users[rng() % users.size()], a = agents[rng() % agents.size()];
     int m = static_cast<int>(rng() % 3);
-    auto call = Call(u, a, rng() % 5000, rng() % 2000, rng() % 90000, rng() % 90000,
-                     rng() % 5 != 0, models[m], providers[m],
-                     static_cast<fb::AgentType>(rng() % 5));
+    auto call = Call(u, a, rng() % 5000, rng() % 2000, rng() % 90000, rng() % 90000, rng() % 5 != 0,
+                     models[m], providers[m], static_cast<fb::AgentType>(rng() % 5));
     call.request_ts = clock_.NowMicros() - static_cast<int64_t>(rng() % 10'000'000);
     int n = static_cast<int>(rng() % 4);
     messages[{u, a}] += n;
@@ -256,7 +254,8 @@ TEST_F(Usage, EverythingEqualsARecomputationFromTheLogs) {
       ASSERT_GE(logs[i - 1]->request_ts(), logs[i]->request_ts()) << "newest first";
     // Per user_agent counters.
     std::map<std::pair<Uuid, Uuid>, UsageTotals> per_ua;
-    std::map<std::tuple<int, Uuid, int64_t, std::string>, UsageTotals> per_day;  // 0 user 1 tenant 2 all
+    std::map<std::tuple<int, Uuid, int64_t, std::string>, UsageTotals>
+        per_day;                                            // 0 user 1 tenant 2 all
     std::map<Uuid, std::pair<int64_t, int64_t>> quota_now;  // tenant -> (tokens today, calls)
     int64_t today = clock_.NowMicros() / kDay * kDay;
     for (const auto& l : logs) {
@@ -523,8 +522,7 @@ TEST_F(Usage, LeasesAreReleasedOrExpire) {
   auto c = Must(e().CheckLimits(Scope::Service(), req));
   EXPECT_FALSE(c.allowed);
   EXPECT_EQ(c.denied_type, "concurrent");
-  EXPECT_CODE(e().ReleaseLimit(Scope::ForUser(Id(MakeUser("z@x.com")->id())), *a.lease),
-              kNotFound)
+  EXPECT_CODE(e().ReleaseLimit(Scope::ForUser(Id(MakeUser("z@x.com")->id())), *a.lease), kNotFound)
       << "another user's lease";
   ASSERT_OK(e().ReleaseLimit(Scope::ForUser(user), *a.lease));
   EXPECT_CODE(e().ReleaseLimit(Scope::Service(), *a.lease), kNotFound) << "released once";
@@ -581,7 +579,8 @@ TEST_F(Usage, ConcurrentTracksAreExact) {
   for (int t = 0; t < 8; ++t)
     threads.emplace_back([&, t] {
       for (int i = 0; i < 100; ++i)
-        EXPECT_OK(e().TrackAgentUsage(Scope::Service(), Call(users[(t + i) % 4], agent, 3, 4, 5, 6)));
+        EXPECT_OK(
+            e().TrackAgentUsage(Scope::Service(), Call(users[(t + i) % 4], agent, 3, 4, 5, 6)));
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(Must(e().GetQuotas(Scope::Admin(), tenant))[0]->current_usage(), 800);
@@ -593,7 +592,8 @@ TEST_F(Usage, ConcurrentTracksAreExact) {
   EXPECT_EQ(sum.rows[0].totals.requests, 800);
   EXPECT_EQ(sum.rows[0].totals.total_tokens, 5600);
   int64_t uses = 0;
-  for (const Uuid& u : users) uses += Must(e().GetUserAgentFor(Scope::Service(), u, agent))->usage_count();
+  for (const Uuid& u : users)
+    uses += Must(e().GetUserAgentFor(Scope::Service(), u, agent))->usage_count();
   EXPECT_EQ(uses, 800);
 }
 
@@ -645,8 +645,8 @@ TEST_F(Usage, ListingsByAgentTypeAndTimeWithCursors) {
   for (int i = 0; i < 30; ++i) {
     clock_.Advance(1'000'000);
     auto type = i % 3 == 0 ? fb::AgentType::routing : fb::AgentType::chat;
-    ASSERT_OK(e().TrackAgentUsage(
-        Scope::Service(), Call(i % 2 ? a : b, agent, 1, 1, 1, 1, true, "m", "p", type)));
+    ASSERT_OK(e().TrackAgentUsage(Scope::Service(),
+                                  Call(i % 2 ? a : b, agent, 1, 1, 1, 1, true, "m", "p", type)));
   }
   UsageQuery q;
   q.agent_type = fb::AgentType::routing;

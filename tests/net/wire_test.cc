@@ -553,8 +553,8 @@ TEST_F(WireTest, UsageOperationsRejectBadArguments) {
     FlatBufferBuilder fbb;
     auto a = proto::CreateUsageSummaryArgs(fbb, proto::SummaryOwner::user, &u, 0, INT64_MAX,
                                            static_cast<proto::SummaryBucket>(9));
-    BuildRequest(fbb, ++id, proto::Op::usage_summary, std::nullopt,
-                 proto::Args::UsageSummaryArgs, a.Union());
+    BuildRequest(fbb, ++id, proto::Op::usage_summary, std::nullopt, proto::Args::UsageSummaryArgs,
+                 a.Union());
     expect_invalid(fbb, "unknown bucket");
   }
   {
@@ -572,8 +572,8 @@ TEST_F(WireTest, UsageOperationsRejectBadArguments) {
     call.input_tokens = -5;
     auto l = fb::UsageLog::Pack(fbb, &call);
     auto a = proto::CreateTrackUsageArgs(fbb, l);
-    BuildRequest(fbb, ++id, proto::Op::track_agent_usage, std::nullopt,
-                 proto::Args::TrackUsageArgs, a.Union());
+    BuildRequest(fbb, ++id, proto::Op::track_agent_usage, std::nullopt, proto::Args::TrackUsageArgs,
+                 a.Union());
     expect_invalid(fbb, "negative tokens");
   }
   {
