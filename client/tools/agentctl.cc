@@ -114,9 +114,11 @@ void Print(const Globals& g, const Row<T>& row, const std::vector<std::string>& 
 
 // The export order: parents before children, so an import can follow it line by line.
 constexpr RecordType kExportOrder[] = {
-    RecordType::kTenant,    RecordType::kUser,        RecordType::kAgent,
-    RecordType::kUserAgent, RecordType::kChat,        RecordType::kMessage,
-    RecordType::kVote,      RecordType::kAdminConfig, RecordType::kApiKey};
+    RecordType::kTenant,          RecordType::kUser,          RecordType::kAgent,
+    RecordType::kUserAgent,       RecordType::kChat,          RecordType::kMessage,
+    RecordType::kVote,            RecordType::kAdminConfig,   RecordType::kApiKey,
+    RecordType::kUsageLog,        RecordType::kUserUsageRollup, RecordType::kTenantUsageRollup,
+    RecordType::kQuota,           RecordType::kRateLimitConfig};
 
 std::string ToJsonOf(RecordType t, const std::string& bytes) {
   const void* p = bytes.data();
@@ -139,6 +141,15 @@ std::string ToJsonOf(RecordType t, const std::string& bytes) {
       return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::AdminConfig>(p));
     case RecordType::kApiKey:
       return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::ApiKey>(p));
+    case RecordType::kUsageLog:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::UsageLog>(p));
+    case RecordType::kUserUsageRollup:
+    case RecordType::kTenantUsageRollup:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::UsageRollup>(p));
+    case RecordType::kQuota:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::Quota>(p));
+    case RecordType::kRateLimitConfig:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::RateLimitConfig>(p));
     default:
       return "{}";
   }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "agentstore/common/record_json.h"
 #include "engine_impl.h"
 
 namespace agentstore {
@@ -674,6 +675,117 @@ Status EngineState::RecoverUsage() {
         return Status::OK();
       }));
   return Status::OK();
+}
+
+Status EngineState::ImportUsageRecord(RecordType type, std::string_view json, uint64_t* ticket) {
+  *ticket = 0;
+  auto put = [&](const std::string& key, const std::string& bytes) -> Status {
+    storage::WriteBatch batch;
+    batch.Put(key, bytes);
+    AS_ASSIGN_OR_RETURN(*ticket, Log(batch));
+    return Status::OK();
+  };
+  // An identical record is a no-op; a different one under the same key is refused.
+  auto same = [](std::string_view have, const std::string& bytes) -> Status {
+    return have == bytes ? Status::OK()
+                         : Status::AlreadyExists("a different record with this key exists");
+  };
+  switch (type) {
+    case RecordType::kUsageLog: {
+      fb::UsageLogT l;
+      AS_RETURN_IF_ERROR(::agentstore::RecordFromJson<fb::UsageLog>(json, &l));
+      if (!l.id || !l.user_id) return Status::InvalidArgument("id and user_id are required");
+      std::string bytes = Pack(l);
+      Uuid id = ToUuid(l.id.get()), user = ToUuid(l.user_id.get());
+      Partition& shard = ShardOf(user);
+      std::unique_lock lock(shard.mu);
+      if (!shard.users.count(user)) return Status::InvalidArgument("user_id names no user");
+      if (auto it = shard.usage_logs.find(id); it != shard.usage_logs.end())
+        return same(shard.arena.Get(it->second), bytes);
+      AS_RETURN_IF_ERROR(put(RecordKey(type, id), bytes));
+      IndexUsageLog(shard, shard.arena.Append(bytes));
+      return Status::OK();
+    }
+    case RecordType::kUserUsageRollup:
+    case RecordType::kTenantUsageRollup: {
+      fb::UsageRollupT r;
+      AS_RETURN_IF_ERROR(::agentstore::RecordFromJson<fb::UsageRollup>(json, &r));
+      Uuid owner = ToUuid(r.owner_id.get());
+      bool user_rollup = type == RecordType::kUserUsageRollup;
+      if (user_rollup && owner.IsNil()) return Status::InvalidArgument("owner_id is required");
+      std::string bytes = Pack(r);
+      RollupKey key{r.day, static_cast<int8_t>(r.agent_type), r.provider, r.model};
+      UsageTotals t{r.requests,    r.success_count, r.error_count, r.input_tokens,
+                    r.output_tokens, r.total_tokens,  r.input_cost,  r.output_cost,
+                    r.total_cost,  r.duration_ms};
+      auto apply = [&](RollupMap& m) -> Status {
+        if (auto it = m.find(key); it != m.end())
+          return it->second == t ? Status::OK()
+                                 : Status::AlreadyExists("a different rollup exists");
+        AS_RETURN_IF_ERROR(
+            put(RollupKeyOf(type, owner, r.day, key.agent_type, r.provider, r.model), bytes));
+        m[key] = t;
+        return Status::OK();
+      };
+      if (user_rollup) {
+        Partition& shard = ShardOf(owner);
+        std::unique_lock lock(shard.mu);
+        if (!shard.users.count(owner)) return Status::InvalidArgument("owner_id names no user");
+        return apply(shard.user_rollups[owner]);
+      }
+      std::lock_guard lock(ledger.mu);
+      return apply(ledger.tenant_rollups[owner]);
+    }
+    case RecordType::kQuota: {
+      fb::QuotaT q;
+      AS_RETURN_IF_ERROR(::agentstore::RecordFromJson<fb::Quota>(json, &q));
+      if (!q.tenant_id) return Status::InvalidArgument("tenant_id is required");
+      std::string bytes = Pack(q);
+      QuotaRec rec = QuotaFromRecord(flatbuffers::GetRoot<fb::Quota>(bytes.data()));
+      std::shared_lock glock(global.mu);
+      if (!global.tenants.count(rec.tenant))
+        return Status::InvalidArgument("tenant_id names no tenant");
+      std::lock_guard lock(ledger.mu);
+      QuotaKey key{rec.tenant, rec.type, rec.period_start};
+      if (auto it = ledger.quotas.find(key); it != ledger.quotas.end())
+        return same(PackQuota(it->second), PackQuota(rec));
+      AS_RETURN_IF_ERROR(put(QuotaKeyOf(rec.tenant, rec.type, rec.period_start), PackQuota(rec)));
+      ledger.quotas[key] = rec;
+      return Status::OK();
+    }
+    case RecordType::kRateLimitConfig: {
+      fb::RateLimitConfigT c;
+      AS_RETURN_IF_ERROR(::agentstore::RecordFromJson<fb::RateLimitConfig>(json, &c));
+      if (!c.id) return Status::InvalidArgument("id is required");
+      std::string bytes = Pack(c);
+      const auto* v = flatbuffers::GetRoot<fb::RateLimitConfig>(bytes.data());
+      std::unique_lock lock(limiter.config_mu);
+      Uuid id = ToUuid(v->id());
+      if (limiter.configs.count(id)) {
+        const LimitConfig& cur = limiter.configs.at(id);
+        bool equal = cur.scope == static_cast<int8_t>(v->scope()) &&
+                     cur.scope_id == ToUuid(v->scope_id()) &&
+                     cur.type == static_cast<int8_t>(v->limit_type()) &&
+                     cur.value == v->limit_value() && cur.active == v->is_active();
+        return equal ? Status::OK() : Status::AlreadyExists("a different config with this id");
+      }
+      AS_RETURN_IF_ERROR(put(RecordKey(type, id), bytes));
+      LimitConfig cfg;
+      cfg.id = id;
+      cfg.scope = static_cast<int8_t>(v->scope());
+      cfg.scope_id = ToUuid(v->scope_id());
+      cfg.type = static_cast<int8_t>(v->limit_type());
+      cfg.value = v->limit_value();
+      cfg.active = v->is_active();
+      cfg.created_at = v->created_at();
+      cfg.updated_at = v->updated_at();
+      limiter.by_subject[cfg.scope_id].push_back(id);
+      limiter.configs.emplace(id, std::move(cfg));
+      return Status::OK();
+    }
+    default:
+      return Status::InvalidArgument("not a usage record type");
+  }
 }
 
 }  // namespace internal

@@ -254,7 +254,9 @@ class Engine {
   // included), after the same validation and reference checks as a create. Importing a
   // record whose id already exists is OK when it is identical, else already_exists.
   // Service scope only. Parents first: tenants, users, agents, user_agents, chats,
-  // messages, votes, admin_config, api_keys.
+  // messages, votes, admin_config, api_keys, then usage_logs, user and tenant usage
+  // rollups, quotas and rate_limit_configs (restored as is: an export carries the
+  // rollups and counters that agree with its logs).
   Status ImportRecord(const Scope& scope, RecordType type, std::string_view json);
 
   // ---- operators ----
