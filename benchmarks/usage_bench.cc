@@ -169,8 +169,8 @@ int main(int argc, char** argv) {
     stop = true;
     for (auto& th : ts) th.join();
     double el = Seconds(start);
-    printf("%-34s threads=%d ops/s=%10.0f  p50=%6.2fus p99=%6.2fus  rows/op=%.1f\n", name,
-           threads, done / el, hist.Quantile(0.5) / 1000.0, hist.Quantile(0.99) / 1000.0,
+    printf("%-34s threads=%d ops/s=%10.0f  p50=%6.2fus p99=%6.2fus  rows/op=%.1f\n", name, threads,
+           done / el, hist.Quantile(0.5) / 1000.0, hist.Quantile(0.99) / 1000.0,
            double(rows.load()) / double(done.load()));
   };
   run("user month summary (by month)", [&](const Uuid& u) {

@@ -113,12 +113,20 @@ void Print(const Globals& g, const Row<T>& row, const std::vector<std::string>& 
 }
 
 // The export order: parents before children, so an import can follow it line by line.
-constexpr RecordType kExportOrder[] = {
-    RecordType::kTenant,          RecordType::kUser,          RecordType::kAgent,
-    RecordType::kUserAgent,       RecordType::kChat,          RecordType::kMessage,
-    RecordType::kVote,            RecordType::kAdminConfig,   RecordType::kApiKey,
-    RecordType::kUsageLog,        RecordType::kUserUsageRollup, RecordType::kTenantUsageRollup,
-    RecordType::kQuota,           RecordType::kRateLimitConfig};
+constexpr RecordType kExportOrder[] = {RecordType::kTenant,
+                                       RecordType::kUser,
+                                       RecordType::kAgent,
+                                       RecordType::kUserAgent,
+                                       RecordType::kChat,
+                                       RecordType::kMessage,
+                                       RecordType::kVote,
+                                       RecordType::kAdminConfig,
+                                       RecordType::kApiKey,
+                                       RecordType::kUsageLog,
+                                       RecordType::kUserUsageRollup,
+                                       RecordType::kTenantUsageRollup,
+                                       RecordType::kQuota,
+                                       RecordType::kRateLimitConfig};
 
 std::string ToJsonOf(RecordType t, const std::string& bytes) {
   const void* p = bytes.data();

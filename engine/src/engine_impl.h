@@ -181,6 +181,10 @@ struct EngineState {
   // `batch` (caller holds the global and shard locks); DropUserUsage forgets them.
   void AddUserUsageDeletes(const Partition& shard, const Uuid& user, storage::WriteBatch& batch);
   void DropUserUsage(Partition& shard, const Uuid& user);
+  // A purged tenant's quotas, rollups and tenant-scoped limit configs (caller holds the
+  // global partition, Ledger::mu and RateLimiter::config_mu).
+  void AddTenantUsageDeletes(const Uuid& tenant, storage::WriteBatch& batch);
+  void DropTenantUsage(const Uuid& tenant);
   // A hard-deleted chat's logs keep their row with chat_id cleared.
   void AddChatUsageClears(Partition& shard, const Uuid& chat, storage::WriteBatch& batch,
                           std::vector<std::string>* rewritten);

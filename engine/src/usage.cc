@@ -158,6 +158,39 @@ void EngineState::DropUserUsage(Partition& shard, const Uuid& user) {
   }
 }
 
+void EngineState::AddTenantUsageDeletes(const Uuid& tenant, storage::WriteBatch& batch) {
+  for (auto it = ledger.quotas.lower_bound(QuotaKey{tenant, INT8_MIN, INT64_MIN});
+       it != ledger.quotas.end() && std::get<0>(it->first) == tenant; ++it)
+    batch.Delete(QuotaKeyOf(tenant, std::get<1>(it->first), std::get<2>(it->first)));
+  if (auto r = ledger.tenant_rollups.find(tenant); r != ledger.tenant_rollups.end())
+    for (const auto& [k, t] : r->second)
+      batch.Delete(RollupKeyOf(RecordType::kTenantUsageRollup, tenant, k.day, k.agent_type,
+                               k.provider, k.model));
+  if (auto s = limiter.by_subject.find(tenant); s != limiter.by_subject.end())
+    for (const Uuid& id : s->second)
+      if (limiter.configs.at(id).scope == static_cast<int8_t>(fb::LimitScope::tenant))
+        batch.Delete(RecordKey(RecordType::kRateLimitConfig, id));
+}
+
+void EngineState::DropTenantUsage(const Uuid& tenant) {
+  ledger.quotas.erase(ledger.quotas.lower_bound(QuotaKey{tenant, INT8_MIN, INT64_MIN}),
+                      ledger.quotas.upper_bound(QuotaKey{tenant, INT8_MAX, INT64_MAX}));
+  ledger.tenant_rollups.erase(tenant);
+  if (auto s = limiter.by_subject.find(tenant); s != limiter.by_subject.end()) {
+    std::vector<Uuid> keep;
+    for (const Uuid& id : s->second) {
+      if (limiter.configs.at(id).scope == static_cast<int8_t>(fb::LimitScope::tenant))
+        limiter.configs.erase(id);
+      else
+        keep.push_back(id);
+    }
+    if (keep.empty())
+      limiter.by_subject.erase(s);
+    else
+      s->second = std::move(keep);
+  }
+}
+
 void EngineState::AddChatUsageClears(Partition& shard, const Uuid& chat, storage::WriteBatch& batch,
                                      std::vector<std::string>* rewritten) {
   auto c = shard.usage_by_chat.find(chat);
@@ -225,12 +258,12 @@ Result<TrackResult> Engine::TrackAgentUsage(const Scope& scope, const fb::UsageL
   if (log.chat_id && ToUuid(log.chat_id.get()).IsNil()) log.chat_id.reset();
   AS_RETURN_IF_ERROR(CheckRecord(log, impl_->Ctx()));
 
-  Partition& g = impl_->global;
   Partition& shard = impl_->ShardOf(user);
   auto claim = impl_->ClaimId(id, id_given);
   if (id_given && impl_->InOtherShard(&Partition::usage_logs, id, impl_->ShardIndex(user)))
     return Status::AlreadyExists("usage log id is in use");
-  ReadGlobalWriteShard lock(g, shard);
+  // Only the user's shard: nothing here reads the global partition.
+  std::unique_lock lock(shard.mu);
   auto u = shard.users.find(user);
   if (u == shard.users.end() || View<fb::User>(shard, u->second)->deleted_at())
     return Status::InvalidArgument("user_id names no user");
@@ -386,7 +419,7 @@ Result<TrackResult> Engine::TrackAgentUsage(const Scope& scope, const fb::UsageL
     shard.chats[chat_id] = shard.arena.Append(chat_bytes);
   }
   impl_->MaybeCompact(shard);
-  lock.Unlock();
+  lock.unlock();
   AS_RETURN_IF_ERROR(impl_->Durable(ticket));
   TrackResult r;
   r.user_agent = Row<fb::UserAgent>(ua_bytes);
@@ -715,9 +748,8 @@ Status EngineState::ImportUsageRecord(RecordType type, std::string_view json, ui
       if (user_rollup && owner.IsNil()) return Status::InvalidArgument("owner_id is required");
       std::string bytes = Pack(r);
       RollupKey key{r.day, static_cast<int8_t>(r.agent_type), r.provider, r.model};
-      UsageTotals t{r.requests,    r.success_count, r.error_count, r.input_tokens,
-                    r.output_tokens, r.total_tokens,  r.input_cost,  r.output_cost,
-                    r.total_cost,  r.duration_ms};
+      UsageTotals t{r.requests,     r.success_count, r.error_count, r.input_tokens, r.output_tokens,
+                    r.total_tokens, r.input_cost,    r.output_cost, r.total_cost,   r.duration_ms};
       auto apply = [&](RollupMap& m) -> Status {
         if (auto it = m.find(key); it != m.end())
           return it->second == t ? Status::OK()

@@ -144,7 +144,20 @@ Status Engine::DeleteTenant(const Scope& scope, const Uuid& id, DeleteMode mode)
         return Status::InvalidArgument("tenant still has agents; delete or move them first");
     batch.Delete(RecordKey(RecordType::kTenant, id));
   }
+  // A purge takes the tenant's quotas, usage rollups and tenant-scoped limit configs.
+  std::unique_lock<std::mutex> ledger;
+  std::unique_lock<std::shared_mutex> limits;
+  if (mode == DeleteMode::kHard) {
+    ledger = std::unique_lock(impl_->ledger.mu);
+    limits = std::unique_lock(impl_->limiter.config_mu);
+    impl_->AddTenantUsageDeletes(id, batch);
+  }
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
+  if (mode == DeleteMode::kHard) {
+    impl_->DropTenantUsage(id);
+    limits.unlock();
+    ledger.unlock();
+  }
   g.arena.Free(it->second);
   if (mode == DeleteMode::kSoft) {
     it->second = g.arena.Append(bytes);

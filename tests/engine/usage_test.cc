@@ -721,10 +721,10 @@ TEST_F(Usage, ExportImportCarriesUsageRecords) {
   }
   auto dump = [&](Engine& from) {
     std::vector<std::pair<RecordType, std::string>> out;
-    for (RecordType t : {RecordType::kTenant, RecordType::kUser, RecordType::kAgent,
-                         RecordType::kUserAgent, RecordType::kUsageLog,
-                         RecordType::kUserUsageRollup, RecordType::kTenantUsageRollup,
-                         RecordType::kQuota, RecordType::kRateLimitConfig}) {
+    for (RecordType t :
+         {RecordType::kTenant, RecordType::kUser, RecordType::kAgent, RecordType::kUserAgent,
+          RecordType::kUsageLog, RecordType::kUserUsageRollup, RecordType::kTenantUsageRollup,
+          RecordType::kQuota, RecordType::kRateLimitConfig}) {
       std::string cursor;
       do {
         auto page = Must(from.ExportRecords(Scope::Service(), t, cursor, 4));
@@ -789,6 +789,33 @@ TEST_F(Usage, ExportImportCarriesUsageRecords) {
     return d.substr(0, d.find("writes"));
   };
   EXPECT_EQ(counts(copy->Stats()), counts(e().Stats()));
+}
+
+TEST_F(Usage, PurgingATenantTakesItsQuotasRollupsAndLimits) {
+  Uuid tenant = Tenant("gone");
+  Uuid user = Id(MakeUser("a@x.com", tenant)->id());
+  Uuid agent = Id(MakeAgent("one")->id());
+  UserAgent(user, agent);
+  ASSERT_OK(SetQuota(tenant, fb::QuotaType::tokens, 100));
+  ASSERT_OK(Limit(fb::LimitScope::tenant, tenant, fb::LimitType::requests_per_day, 5));
+  ASSERT_OK(Limit(fb::LimitScope::global, std::nullopt, fb::LimitType::requests_per_day, 5));
+  ASSERT_OK(e().TrackAgentUsage(Scope::Service(), Call(user, agent, 1, 1, 1, 1)));
+  EXPECT_CODE(e().DeleteTenant(Scope::Admin(), tenant, DeleteMode::kHard), kInvalidArgument);
+  ASSERT_OK(e().DeleteUser(Scope::Service(), user, DeleteMode::kHard));
+  ASSERT_OK(e().DeleteTenant(Scope::Admin(), tenant, DeleteMode::kHard));
+  auto check = [&] {
+    EXPECT_TRUE(Must(e().GetQuotas(Scope::Admin(), tenant)).empty());
+    UsageSummaryRequest s;
+    s.owner = SummaryOwner::kTenant;
+    s.id = tenant;
+    EXPECT_TRUE(Must(e().SummarizeUsage(Scope::Admin(), s)).rows.empty());
+    s.owner = SummaryOwner::kEveryone;
+    EXPECT_EQ(Must(e().SummarizeUsage(Scope::Admin(), s)).rows.size(), 1u) << "everyone keeps it";
+    EXPECT_EQ(Must(e().ListLimitConfigs(Scope::Admin())).size(), 1u) << "the global one stays";
+  };
+  check();
+  Reopen();
+  check();
 }
 
 }  // namespace
