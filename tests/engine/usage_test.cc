@@ -818,5 +818,28 @@ TEST_F(Usage, PurgingATenantTakesItsQuotasRollupsAndLimits) {
   check();
 }
 
+TEST_F(Usage, RetriedTrackWithTheSameIdChangesNothing) {
+  Uuid tenant = Tenant("t");
+  Uuid user = Id(MakeUser("a@x.com", tenant)->id());
+  Uuid agent = Id(MakeAgent("one")->id());
+  UserAgent(user, agent);
+  ASSERT_OK(SetQuota(tenant, fb::QuotaType::api_calls, 10));
+  auto call = Call(user, agent, 5, 5, 5, 5);
+  call.id = FbId(*Uuid::Parse("0190f3a2-7b1c-7def-8123-456789abcdef"));
+  auto first = Must(e().TrackAgentUsage(Scope::Service(), call));
+  std::string stats = Describe(e().Stats());
+  auto again = Must(e().TrackAgentUsage(Scope::Service(), call));
+  EXPECT_EQ(again.log.bytes(), first.log.bytes());
+  EXPECT_EQ(again.user_agent->usage_count(), 1);
+  ASSERT_EQ(again.quotas.size(), 1u);
+  EXPECT_EQ(again.quotas[0]->current_usage(), 1);
+  EXPECT_EQ(Describe(e().Stats()).substr(0, stats.find("writes")),
+            stats.substr(0, stats.find("writes")));
+  Uuid other = Id(MakeUser("b@x.com", tenant)->id());
+  UserAgent(other, agent);
+  call.user_id = FbId(other);
+  EXPECT_CODE(e().TrackAgentUsage(Scope::Service(), call), kAlreadyExists);
+}
+
 }  // namespace
 }  // namespace agentstore::testing
