@@ -346,6 +346,16 @@ Result<TrackResult> Engine::TrackAgentUsage(const Scope& scope, const fb::UsageL
   delta.duration_ms = log.duration_ms;
   RollupKey rk{DayOf(log.request_ts), static_cast<int8_t>(log.agent_type), log.provider, log.model};
 
+  // The shard's records are packed before the ledger lock: every tracked call in the
+  // store passes through that lock, so it covers only the rollups, quotas and the log write.
+  std::string log_bytes = Pack(log);
+  std::string ua_bytes = Pack(ua);
+  std::string chat_bytes = log.chat_id ? Pack(chat) : std::string();
+  storage::WriteBatch batch;
+  batch.Put(RecordKey(RecordType::kUsageLog, id), log_bytes);
+  batch.Put(RecordKey(RecordType::kUserAgent, pair->second), ua_bytes);
+  if (log.chat_id) batch.Put(RecordKey(RecordType::kChat, chat_id), chat_bytes);
+
   std::unique_lock ledger_lock(impl_->ledger.mu);
   Ledger& ledger = impl_->ledger;
   RollupMap& user_roll = shard.user_rollups[user];
@@ -390,13 +400,6 @@ Result<TrackResult> Engine::TrackAgentUsage(const Scope& scope, const fb::UsageL
     }
   }
 
-  std::string log_bytes = Pack(log);
-  std::string ua_bytes = Pack(ua);
-  std::string chat_bytes = log.chat_id ? Pack(chat) : std::string();
-  storage::WriteBatch batch;
-  batch.Put(RecordKey(RecordType::kUsageLog, id), log_bytes);
-  batch.Put(RecordKey(RecordType::kUserAgent, pair->second), ua_bytes);
-  if (log.chat_id) batch.Put(RecordKey(RecordType::kChat, chat_id), chat_bytes);
   for (const auto& w : rollups)
     batch.Put(RollupKeyOf(w.type, w.owner, rk.day, rk.agent_type, rk.provider, rk.model),
               PackRollup(w.owner, rk, w.next));
