@@ -26,16 +26,81 @@ std::unique_ptr<fb::Uuid> FbId(const Uuid& u) { return std::make_unique<fb::Uuid
 
 struct Dataset {
   std::vector<Uuid> users, chats;
+  Uuid agent;  // usage workloads: every user has a user_agent for it
 };
 
-Dataset Load(Client& c, int users, int messages) {
+// Waits for every pending call, exiting on the first failure.
+template <typename T>
+void AwaitAll(std::vector<Pending<T>>& calls, const char* what) {
+  for (auto& p : calls) {
+    auto r = p.get();
+    if (!r.ok()) {
+      fprintf(stderr, "%s failed: %s\n", what, r.status().ToString().c_str());
+      exit(1);
+    }
+  }
+  calls.clear();
+}
+
+// For track_agent_usage and limit_check: a tenant holding every user, with tokens and
+// api_calls quotas; an agent in every user's list; limits (global per-minute, tenant
+// per-hour, per-user per-minute) high enough to allow every request, so each check walks
+// and consumes three limits.
+void SetUpUsage(Client& c, Dataset& d, const Uuid& tenant) {
+  std::string tag = std::to_string(Clock::now().time_since_epoch().count());
+  fb::AgentT a;
+  a.name = "bench agent " + tag;
+  a.is_public = true;
+  a.model = "gpt-4o";
+  d.agent = ToUuid(c.CreateAgent(a).get().value()->id());
+  std::vector<Pending<Row<fb::UserAgent>>> uas;
+  for (const Uuid& u : d.users) {
+    fb::UserAgentT ua;
+    ua.user_id = FbId(u);
+    ua.agent_id = FbId(d.agent);
+    uas.push_back(c.CreateUserAgent(ua));
+    if (uas.size() >= 256) AwaitAll(uas, "user_agent create");
+  }
+  AwaitAll(uas, "user_agent create");
+  for (auto type : {fb::QuotaType::tokens, fb::QuotaType::api_calls}) {
+    fb::QuotaT q;
+    q.tenant_id = FbId(tenant);
+    q.quota_type = type;
+    q.quota_limit = int64_t{1} << 60;
+    if (!c.SetQuota(q).get().ok()) exit(1);
+  }
+  std::vector<Pending<Row<fb::RateLimitConfig>>> limits;
+  auto limit = [&](fb::LimitScope scope, std::optional<Uuid> id, fb::LimitType type) {
+    fb::RateLimitConfigT cfg;
+    cfg.scope = scope;
+    if (id) cfg.scope_id = FbId(*id);
+    cfg.limit_type = type;
+    cfg.limit_value = int64_t{1} << 50;
+    limits.push_back(c.PutLimitConfig(cfg));
+    if (limits.size() >= 256) AwaitAll(limits, "limit_config_put");
+  };
+  limit(fb::LimitScope::global, std::nullopt, fb::LimitType::requests_per_minute);
+  limit(fb::LimitScope::tenant, tenant, fb::LimitType::requests_per_hour);
+  for (const Uuid& u : d.users) limit(fb::LimitScope::user, u, fb::LimitType::requests_per_minute);
+  AwaitAll(limits, "limit_config_put");
+}
+
+Dataset Load(Client& c, int users, int messages, bool usage) {
   Dataset d;
+  std::optional<Uuid> tenant;
+  if (usage) {
+    fb::TenantT t;
+    t.name = "bench";
+    t.slug = "bench-" + std::to_string(Clock::now().time_since_epoch().count());
+    tenant = ToUuid(c.CreateTenant(t).get().value()->id());
+  }
   std::vector<Pending<Row<fb::User>>> made;
   for (int i = 0; i < users; ++i) {
     fb::UserT u = bench::SampleUser("bench" + std::to_string(i) + "-" +
                                         std::to_string(Clock::now().time_since_epoch().count()) +
                                         "@example.com",
                                     i);
+    if (tenant) u.tenant_id = FbId(*tenant);
     made.push_back(c.CreateUser(u));
   }
   for (auto& p : made) {
@@ -62,7 +127,32 @@ Dataset Load(Client& c, int users, int messages) {
       }
     }
   for (auto& a : appends) a.get();
+  if (tenant) SetUpUsage(c, d, *tenant);
   return d;
+}
+
+// Every existing user (for a store loaded beforehand, e.g. by usage_bench).
+Dataset ExistingUsers(Client& c) {
+  Dataset d;
+  PageRequest p;
+  p.limit = 1000;
+  for (;;) {
+    auto page = c.ListUsers(p).get();
+    if (!page.ok()) {
+      fprintf(stderr, "user_list failed: %s\n", page.status().ToString().c_str());
+      exit(1);
+    }
+    for (const auto& u : page->rows) d.users.push_back(ToUuid(u->id()));
+    if (page->next_cursor.empty()) break;
+    p.cursor = page->next_cursor;
+  }
+  return d;
+}
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 struct Driver {
@@ -101,6 +191,37 @@ struct Driver {
       client.ListMessages(data->chats[k], p).then([done](Result<Page<fb::Message>> r) {
         done(r.ok() && r->rows.size() == 20);
       });
+    } else if (workload == "track_agent_usage") {
+      static const char* kModels[] = {"gpt-4o", "gpt-4o-mini", "claude-sonnet"};
+      static const char* kProviders[] = {"openai", "openai", "anthropic"};
+      int m = static_cast<int>(rng() % 3);
+      fb::UsageLogT l;
+      l.user_id = FbId(data->users[k]);
+      l.agent_id = FbId(data->agent);
+      l.model = kModels[m];
+      l.provider = kProviders[m];
+      l.input_tokens = static_cast<int64_t>(200 + rng() % 2000);
+      l.output_tokens = static_cast<int64_t>(50 + rng() % 800);
+      l.input_cost = l.input_tokens * 3;
+      l.output_cost = l.output_tokens * 12;
+      l.success = rng() % 20 != 0;
+      l.response_ts = NowMicros();
+      l.request_ts = l.response_ts - static_cast<int64_t>(200'000 + rng() % 2'000'000);
+      client.TrackAgentUsage(l).then([done](Result<TrackResult> r) { done(r.ok()); });
+    } else if (workload == "limit_check") {
+      LimitCheckRequest req;
+      req.user = data->users[k];
+      client.CheckLimits(req).then(
+          [done](Result<LimitDecision> r) { done(r.ok() && r->allowed && r->remaining > 0); });
+    } else if (workload == "usage_summary_month") {
+      // This month of one user, by month (the seeds' "monthly usage").
+      UsageSummaryRequest req;
+      req.id = data->users[k];
+      int64_t now = NowMicros();
+      req.from = now - 30 * 86'400'000'000;
+      req.to = now;
+      req.bucket = SummaryBucket::kMonth;
+      client.SummarizeUsage(req).then([done](Result<UsageSummary> r) { done(r.ok()); });
     } else {
       fprintf(stderr, "unknown workload %s\n", workload.c_str());
       exit(2);
@@ -117,7 +238,10 @@ int main(int argc, char** argv) {
   double seconds = 5, warmup = 1;
   app.add_option("--addr", addr)->capture_default_str();
   app.add_option("--key", key, "service key")->required();
-  app.add_option("--workload", workload, "get_user | append_message | last_20_messages")
+  bool existing = false;
+  app.add_option("--workload", workload,
+                 "get_user | append_message | last_20_messages | track_agent_usage | "
+                 "limit_check | usage_summary_month")
       ->capture_default_str();
   app.add_option("--connections", connections)->capture_default_str();
   app.add_option("--pipeline", pipeline, "requests in flight per connection")
@@ -127,6 +251,7 @@ int main(int argc, char** argv) {
   app.add_option("--users", users, "dataset: users (one chat each)")->capture_default_str();
   app.add_option("--messages", messages, "dataset: messages per chat")->capture_default_str();
   app.add_option("--json", json_out, "append a JSON line with the result to this file");
+  app.add_flag("--existing", existing, "load nothing; drive the users already in the store");
   CLI11_PARSE(app, argc, argv);
 
   ClientOptions o;
@@ -135,7 +260,9 @@ int main(int argc, char** argv) {
   o.key = key;
   auto loader = Client::Connect(o);
   if (!loader.ok()) return fprintf(stderr, "%s\n", loader.status().ToString().c_str()), 1;
-  Dataset data = Load(*loader, users, messages);
+  bool usage = workload == "track_agent_usage" || workload == "limit_check";
+  Dataset data = existing ? ExistingUsers(*loader) : Load(*loader, users, messages, usage);
+  if (data.users.empty()) return fprintf(stderr, "no users\n"), 1;
   std::string durability = loader->GetStatus().get().value().durability;
 
   std::atomic<uint64_t> ok{0}, errors{0};

@@ -85,7 +85,21 @@ int main(int argc, char** argv) {
   app.add_option("--memory-sweep-ms", memory.sweep_interval_ms,
                  "how often expired memories are removed (0: never)")
       ->capture_default_str();
+  int64_t retention_days = 0, lease_ttl_ms = 300000;
+  bool retention_purge = false;
+  app.add_option("--usage-retention-days", retention_days,
+                 "usage logs older than this leave memory at open and on usage_expire "
+                 "(0: keep; rollups always stay)")
+      ->capture_default_str();
+  app.add_flag("--usage-retention-purge", retention_purge,
+               "also delete expired usage logs from disk");
+  app.add_option("--lease-ttl-ms", lease_ttl_ms, "an unreleased concurrent-limit lease expires")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (retention_days < 0 || lease_ttl_ms <= 0) {
+    spdlog::error("--usage-retention-days must be >= 0 and --lease-ttl-ms > 0");
+    return 2;
+  }
 
   auto mode = agentstore::storage::ParseDurability(durability);
   if (!mode) {
@@ -105,6 +119,9 @@ int main(int argc, char** argv) {
   options.durability = *mode;
   options.shards = shards;
   options.memory = memory;
+  options.usage_log_retention_micros = retention_days * 86'400'000'000;
+  options.usage_log_retention_purge_store = retention_purge;
+  options.lease_ttl_micros = lease_ttl_ms * 1000;
   auto start = std::chrono::steady_clock::now();
   auto engine = agentstore::Engine::Open(options);
   if (!engine.ok()) {

@@ -115,7 +115,7 @@ std::string BytesOf(const Result<Page<T>>& r) {
 // Record counts and the write counter, as text.
 inline std::string Describe(const EngineStats& s) {
   std::string out;
-  for (int t = 1; t <= static_cast<int>(RecordType::kQuota); ++t)
+  for (int t = 1; t <= static_cast<int>(kLastRecordType); ++t)
     out += std::string(RecordTypeName(static_cast<RecordType>(t))) + "=" +
            std::to_string(s.records[t]) + " ";
   return out + "writes=" + std::to_string(s.writes);

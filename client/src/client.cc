@@ -499,10 +499,11 @@ Result<std::vector<MemoryHit>> DecodeHits(const proto::Response* r) {
   return out;
 }
 
-Result<uint64_t> DecodePruned(const proto::Response* r) {
-  const auto* p = r->result_as_MemoryPruned();
-  if (!p) return Status::Corruption("prune answered without a count");
-  return p->removed();
+// usage_expire, memory_prune.
+Result<uint64_t> DecodeCount(const proto::Response* r) {
+  const auto* c = r->result_as_CountResult();
+  if (!c) return Status::Corruption("answer without a count");
+  return c->value();
 }
 
 using Fbb = flatbuffers::FlatBufferBuilder;
@@ -801,7 +802,7 @@ Pending<std::vector<MemoryHit>> Client::GlobalSearchMemories(const MemoryQuery& 
                  return SearchArgs(fbb, q););
 }
 Pending<uint64_t> Client::PruneMemories(const Uuid& user, uint32_t keep) {
-  return AS_CALL(uint64_t, memory_prune, DecodePruned, {
+  return AS_CALL(uint64_t, memory_prune, DecodeCount, {
     fb::Uuid u = ToFb(user);
     return ArgsPair{proto::Args::MemoryPruneArgs,
                     proto::CreateMemoryPruneArgs(fbb, &u, keep).Union()};
@@ -829,6 +830,134 @@ Pending<Done> Client::CreateBackup(std::string_view dir) {
     auto d = fbb.CreateString(dir);
     return ArgsPair{proto::Args::BackupArgs, proto::CreateBackupArgs(fbb, d).Union()};
   });
+}
+
+// usage accounting, quotas, rate limits
+namespace {
+
+Result<TrackResult> DecodeTrack(const proto::Response* r) {
+  const auto* recs = r->result_as_Records();
+  if (!recs || !recs->items() || recs->items()->size() < 2)
+    return Status::Corruption("track_agent_usage answered without user_agent and log");
+  TrackResult out;
+  AS_ASSIGN_OR_RETURN(out.user_agent, VerifiedRow<fb::UserAgent>(recs->items()->Get(0)));
+  AS_ASSIGN_OR_RETURN(out.log, VerifiedRow<fb::UsageLog>(recs->items()->Get(1)));
+  for (flatbuffers::uoffset_t i = 2; i < recs->items()->size(); ++i) {
+    AS_ASSIGN_OR_RETURN(auto q, VerifiedRow<fb::Quota>(recs->items()->Get(i)));
+    out.quotas.push_back(std::move(q));
+  }
+  return out;
+}
+
+Result<UsageSummary> DecodeSummary(const proto::Response* r) {
+  const auto* s = r->result_as_UsageSummaryResult();
+  if (!s) return Status::Corruption("usage_summary answered without a summary");
+  UsageSummary out;
+  if (s->rows())
+    for (const auto* row : *s->rows())
+      out.rows.push_back({row->period_start(), row->group() ? row->group()->str() : std::string(),
+                          UsageTotals{row->requests(), row->success_count(), row->error_count(),
+                                      row->input_tokens(), row->output_tokens(),
+                                      row->total_tokens(), row->input_cost(), row->output_cost(),
+                                      row->total_cost(), row->duration_ms()}});
+  return out;
+}
+
+Result<LimitDecision> DecodeLimit(const proto::Response* r) {
+  const auto* a = r->result_as_LimitAnswer();
+  if (!a) return Status::Corruption("limit_check answered without a decision");
+  LimitDecision d;
+  d.allowed = a->allowed();
+  d.remaining = a->remaining();
+  d.reset_at = a->reset_at();
+  if (a->denied_by()) d.denied_by = ToUuid(a->denied_by());
+  if (a->denied_type()) d.denied_type = a->denied_type()->str();
+  if (a->lease()) d.lease = ToUuid(a->lease());
+  return d;
+}
+
+}  // namespace
+
+Pending<TrackResult> Client::TrackAgentUsage(const fb::UsageLogT& call, int32_t messages) {
+  return AS_CALL(TrackResult, track_agent_usage, DecodeTrack, {
+    auto c = fb::UsageLog::Pack(fbb, &call);
+    return ArgsPair{proto::Args::TrackUsageArgs,
+                    proto::CreateTrackUsageArgs(fbb, c, messages).Union()};
+  });
+}
+Pending<Row<fb::UserAgent>> Client::RateAgent(const Uuid& user, const Uuid& agent, double rating,
+                                              std::string_view review) {
+  return AS_CALL(Row<fb::UserAgent>, rate_agent, DecodeRow<fb::UserAgent>, {
+    fb::Uuid u = ToFb(user), a = ToFb(agent);
+    auto rv = review.empty() ? 0 : fbb.CreateString(review);
+    return ArgsPair{proto::Args::RateAgentArgs,
+                    proto::CreateRateAgentArgs(fbb, &u, &a, rating, rv).Union()};
+  });
+}
+Pending<Page<fb::UsageLog>> Client::ListUsage(const UsageQuery& q) {
+  return AS_CALL(Page<fb::UsageLog>, usage_list, DecodePage<fb::UsageLog>, {
+    fb::Uuid u;
+    if (q.user) u = ToFb(*q.user);
+    auto c = q.cursor.empty() ? 0 : fbb.CreateString(q.cursor);
+    int8_t type = q.agent_type ? static_cast<int8_t>(*q.agent_type) : int8_t{-1};
+    return ArgsPair{
+        proto::Args::UsageListArgs,
+        proto::CreateUsageListArgs(fbb, q.user ? &u : nullptr, type, q.from, q.to, q.limit, c)
+            .Union()};
+  });
+}
+Pending<UsageSummary> Client::SummarizeUsage(const UsageSummaryRequest& req) {
+  return AS_CALL(UsageSummary, usage_summary, DecodeSummary, {
+    fb::Uuid id = ToFb(req.id);
+    return ArgsPair{proto::Args::UsageSummaryArgs,
+                    proto::CreateUsageSummaryArgs(
+                        fbb, static_cast<proto::SummaryOwner>(req.owner),
+                        req.owner == SummaryOwner::kEveryone ? nullptr : &id, req.from, req.to,
+                        static_cast<proto::SummaryBucket>(req.bucket),
+                        static_cast<proto::SummaryGroup>(req.group))
+                        .Union()};
+  });
+}
+Pending<uint64_t> Client::ExpireUsageLogs() {
+  return AS_CALL_NOARGS(uint64_t, usage_expire, DecodeCount);
+}
+Pending<Row<fb::Quota>> Client::SetQuota(const fb::QuotaT& q) {
+  return AS_CALL(Row<fb::Quota>, quota_set, DecodeRow<fb::Quota>, return RecordArgs(fbb, q););
+}
+Pending<std::vector<Row<fb::Quota>>> Client::GetQuotas(const Uuid& tenant,
+                                                       std::optional<fb::QuotaType> type,
+                                                       bool history) {
+  return AS_CALL(std::vector<Row<fb::Quota>>, quota_get, DecodeRows<fb::Quota>, {
+    fb::Uuid t = ToFb(tenant);
+    int8_t qt = type ? static_cast<int8_t>(*type) : int8_t{-1};
+    return ArgsPair{proto::Args::QuotaGetArgs,
+                    proto::CreateQuotaGetArgs(fbb, &t, qt, history).Union()};
+  });
+}
+Pending<Row<fb::RateLimitConfig>> Client::PutLimitConfig(const fb::RateLimitConfigT& c) {
+  return AS_CALL(Row<fb::RateLimitConfig>, limit_config_put, DecodeRow<fb::RateLimitConfig>,
+                 return RecordArgs(fbb, c););
+}
+Pending<std::vector<Row<fb::RateLimitConfig>>> Client::ListLimitConfigs() {
+  return AS_CALL_NOARGS(std::vector<Row<fb::RateLimitConfig>>, limit_config_list,
+                        DecodeRows<fb::RateLimitConfig>);
+}
+Pending<Done> Client::DeleteLimitConfig(const Uuid& id) {
+  return AS_CALL(Done, limit_config_delete, DecodeDone, return IdArgs(fbb, id););
+}
+Pending<LimitDecision> Client::CheckLimits(const LimitCheckRequest& req) {
+  return AS_CALL(LimitDecision, limit_check, DecodeLimit, {
+    fb::Uuid u = ToFb(req.user), a, t;
+    if (req.agent) a = ToFb(*req.agent);
+    if (req.tenant) t = ToFb(*req.tenant);
+    return ArgsPair{
+        proto::Args::LimitCheckArgs,
+        proto::CreateLimitCheckArgs(fbb, &u, req.agent ? &a : nullptr, req.tenant ? &t : nullptr)
+            .Union()};
+  });
+}
+Pending<Done> Client::ReleaseLimit(const Uuid& lease) {
+  return AS_CALL(Done, limit_release, DecodeDone, return IdArgs(fbb, lease););
 }
 
 #undef AS_CALL

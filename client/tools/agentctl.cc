@@ -113,10 +113,20 @@ void Print(const Globals& g, const Row<T>& row, const std::vector<std::string>& 
 }
 
 // The export order: parents before children, so an import can follow it line by line.
-constexpr RecordType kExportOrder[] = {
-    RecordType::kTenant,    RecordType::kUser,        RecordType::kAgent,
-    RecordType::kUserAgent, RecordType::kChat,        RecordType::kMessage,
-    RecordType::kVote,      RecordType::kAdminConfig, RecordType::kApiKey};
+constexpr RecordType kExportOrder[] = {RecordType::kTenant,
+                                       RecordType::kUser,
+                                       RecordType::kAgent,
+                                       RecordType::kUserAgent,
+                                       RecordType::kChat,
+                                       RecordType::kMessage,
+                                       RecordType::kVote,
+                                       RecordType::kAdminConfig,
+                                       RecordType::kApiKey,
+                                       RecordType::kUsageLog,
+                                       RecordType::kUserUsageRollup,
+                                       RecordType::kTenantUsageRollup,
+                                       RecordType::kQuota,
+                                       RecordType::kRateLimitConfig};
 
 std::string ToJsonOf(RecordType t, const std::string& bytes) {
   const void* p = bytes.data();
@@ -139,6 +149,15 @@ std::string ToJsonOf(RecordType t, const std::string& bytes) {
       return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::AdminConfig>(p));
     case RecordType::kApiKey:
       return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::ApiKey>(p));
+    case RecordType::kUsageLog:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::UsageLog>(p));
+    case RecordType::kUserUsageRollup:
+    case RecordType::kTenantUsageRollup:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::UsageRollup>(p));
+    case RecordType::kQuota:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::Quota>(p));
+    case RecordType::kRateLimitConfig:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::RateLimitConfig>(p));
     default:
       return "{}";
   }
@@ -284,6 +303,292 @@ void Restore(const std::string& from, const std::string& to) {
   fs::copy(from, to, fs::copy_options::recursive, ec);
   if (ec) Fail("copy failed: " + ec.message());
   std::cerr << "restored " << from << " into " << to << "\n";
+}
+
+// ---- usage accounting, quotas, rate limits: agentctl usage / quotas / limits ----
+
+// Index of `name` in `names`, or exit with the choices.
+int8_t EnumIndex(const std::string& name, std::initializer_list<const char*> names,
+                 const char* what) {
+  int8_t i = 0;
+  std::string all;
+  for (const char* n : names) {
+    if (name == n) return i;
+    all += (all.empty() ? "" : ", ") + std::string(n);
+    ++i;
+  }
+  Fail(std::string(what) + " must be one of: " + all);
+}
+
+void PrintQuotas(const Globals& g, const std::vector<Row<fb::Quota>>& quotas) {
+  Json out = Json::array();
+  for (const auto& q : quotas) {
+    Json j = Json::parse(agentstore::RecordToJson(*q.get()));
+    auto st = agentstore::QuotaStateOf(*q.get());
+    j["used"] = st.used;
+    j["limit"] = st.limit;
+    j["percent"] = st.percent;
+    j["alert"] = st.alert;
+    j["exceeded"] = st.exceeded;
+    out.push_back(j);
+  }
+  if (g.json) {
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  for (const auto& j : out) {
+    char pct[32];
+    snprintf(pct, sizeof pct, "%.1f", j["percent"].get<double>());
+    std::cout << j["quota_type"].get<std::string>() << ": " << j["used"] << " / " << j["limit"]
+              << " (" << pct << "%)" << (j["alert"].get<bool>() ? " ALERT" : "")
+              << (j["exceeded"].get<bool>() ? " EXCEEDED" : "") << ", period " << j["period_start"]
+              << ".." << j["period_end"] << "\n";
+  }
+}
+
+void AddUsageCommands(CLI::App& app, Globals& g) {
+  struct Opts {
+    std::string user, agent, chat, tenant, model, provider, agent_type, by = "month",
+                                                                        group = "none";
+    std::string quota_type = "tokens", period = "month", scope = "global", scope_id, limit_type,
+                lease, id;
+    int64_t input_tokens = 0, output_tokens = 0, input_cost = 0, output_cost = 0, duration_ms = 0,
+            from = 0, to = INT64_MAX, value = 0;
+    int32_t messages = 1, alert_pct = 80;
+    uint32_t limit = 50;
+    bool failed = false, everyone = false, history = false, inactive = false;
+  };
+  static Opts o;
+  auto uuid = [](const std::string& s, const char* what) {
+    return std::make_unique<fb::Uuid>(agentstore::ToFb(ParseId(s, what)));
+  };
+  auto type_names = {"routing", "chat", "artifact", "git_mcp", "other"};
+
+  auto* usage = app.add_subcommand("usage", "usage accounting")->require_subcommand(1);
+  auto* ut = usage->add_subcommand("track", "record one LLM call (track_agent_usage)");
+  ut->add_option("--user", o.user)->required();
+  ut->add_option("--agent", o.agent)->required();
+  ut->add_option("--chat", o.chat);
+  ut->add_option("--model", o.model);
+  ut->add_option("--provider", o.provider);
+  ut->add_option("--agent-type", o.agent_type, "routing | chat | artifact | git_mcp | other");
+  ut->add_option("--input-tokens", o.input_tokens);
+  ut->add_option("--output-tokens", o.output_tokens);
+  ut->add_option("--input-cost", o.input_cost, "micro-USD");
+  ut->add_option("--output-cost", o.output_cost, "micro-USD");
+  ut->add_option("--duration-ms", o.duration_ms, "response time (request_ts = now - this)");
+  ut->add_option("--messages", o.messages)->capture_default_str();
+  ut->add_flag("--failed", o.failed, "the call failed (error_count)");
+  ut->callback([&g, uuid, type_names] {
+    fb::UsageLogT l;
+    l.user_id = uuid(o.user, "--user");
+    l.agent_id = uuid(o.agent, "--agent");
+    if (!o.chat.empty()) l.chat_id = uuid(o.chat, "--chat");
+    l.model = o.model;
+    l.provider = o.provider;
+    if (!o.agent_type.empty())
+      l.agent_type =
+          static_cast<fb::AgentType>(EnumIndex(o.agent_type, type_names, "--agent-type"));
+    l.input_tokens = o.input_tokens;
+    l.output_tokens = o.output_tokens;
+    l.input_cost = o.input_cost;
+    l.output_cost = o.output_cost;
+    l.success = !o.failed;
+    if (o.duration_ms < 0) Fail("--duration-ms must be >= 0");
+    auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    l.response_ts = now;
+    l.request_ts = now - o.duration_ms * 1000;
+    auto r = Must(Connect(g).TrackAgentUsage(l, o.messages).get());
+    if (g.json) {
+      Json j = {{"user_agent", Json::parse(agentstore::RecordToJson(*r.user_agent.get()))},
+                {"log", Json::parse(agentstore::RecordToJson(*r.log.get()))},
+                {"quotas", Json::array()}};
+      for (const auto& q : r.quotas)
+        j["quotas"].push_back(Json::parse(agentstore::RecordToJson(*q.get())));
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    Print(g, r.user_agent,
+          {"usage_count", "success_count", "error_count", "message_count", "total_tokens_used",
+           "total_cost", "avg_response_time_ms", "quality_score"});
+    Print(g, r.log, {"id", "model", "total_tokens", "total_cost", "duration_ms"});
+    PrintQuotas(g, r.quotas);
+  });
+  auto* ul = usage->add_subcommand("list", "usage logs, newest first");
+  ul->add_option("--user", o.user);
+  ul->add_option("--agent-type", o.agent_type);
+  ul->add_option("--from", o.from, "micros since the epoch (inclusive)");
+  ul->add_option("--to", o.to, "micros since the epoch (exclusive)");
+  ul->add_option("--limit", o.limit)->capture_default_str();
+  ul->callback([&g, type_names] {
+    agentstore::UsageQuery q;
+    if (!o.user.empty()) q.user = ParseId(o.user, "--user");
+    if (!o.agent_type.empty())
+      q.agent_type =
+          static_cast<fb::AgentType>(EnumIndex(o.agent_type, type_names, "--agent-type"));
+    q.from = o.from;
+    q.to = o.to;
+    q.limit = o.limit;
+    Print(g, Must(Connect(g).ListUsage(q).get()).rows,
+          {"request_ts", "user_id", "agent_type", "provider", "model", "total_tokens", "total_cost",
+           "duration_ms", "success"});
+  });
+  auto* us =
+      usage->add_subcommand("summary", "usage sums from rollups (--user, --tenant or --everyone)");
+  us->add_option("--user", o.user);
+  us->add_option("--tenant", o.tenant);
+  us->add_flag("--everyone", o.everyone);
+  us->add_option("--by", o.by, "day | month | total")->capture_default_str();
+  us->add_option("--group", o.group, "none | model | provider | agent_type")->capture_default_str();
+  us->add_option("--from", o.from);
+  us->add_option("--to", o.to);
+  us->callback([&g] {
+    agentstore::UsageSummaryRequest req;
+    if (!o.user.empty()) {
+      req.id = ParseId(o.user, "--user");
+    } else if (!o.tenant.empty()) {
+      req.owner = agentstore::SummaryOwner::kTenant;
+      req.id = ParseId(o.tenant, "--tenant");
+    } else if (o.everyone) {
+      req.owner = agentstore::SummaryOwner::kEveryone;
+    } else {
+      Fail("give --user, --tenant or --everyone");
+    }
+    req.bucket =
+        static_cast<agentstore::SummaryBucket>(EnumIndex(o.by, {"day", "month", "total"}, "--by"));
+    req.group = static_cast<agentstore::SummaryGroup>(
+        EnumIndex(o.group, {"none", "model", "provider", "agent_type"}, "--group"));
+    req.from = o.from;
+    req.to = o.to;
+    auto sum = Must(Connect(g).SummarizeUsage(req).get());
+    Json out = Json::array();
+    for (const auto& r : sum.rows) {
+      const auto& t = r.totals;
+      out.push_back({{"period_start", r.period_start},
+                     {"group", r.group},
+                     {"requests", t.requests},
+                     {"success_count", t.success_count},
+                     {"error_count", t.error_count},
+                     {"input_tokens", t.input_tokens},
+                     {"output_tokens", t.output_tokens},
+                     {"total_tokens", t.total_tokens},
+                     {"input_cost", t.input_cost},
+                     {"output_cost", t.output_cost},
+                     {"total_cost", t.total_cost},
+                     {"duration_ms", t.duration_ms}});
+    }
+    if (g.json) {
+      std::cout << out.dump(2) << "\n";
+      return;
+    }
+    std::cout << "PERIOD_START  GROUP  REQUESTS  TOTAL_TOKENS  TOTAL_COST\n";
+    for (const auto& j : out)
+      std::cout << j["period_start"] << "  " << j["group"].get<std::string>() << "  "
+                << j["requests"] << "  " << j["total_tokens"] << "  " << j["total_cost"] << "\n";
+  });
+  usage->add_subcommand("expire", "drop logs past the server's retention age")->callback([&g] {
+    std::cout << Must(Connect(g).ExpireUsageLogs().get()) << " logs expired\n";
+  });
+
+  auto* quotas = app.add_subcommand("quotas", "tenant quotas")->require_subcommand(1);
+  auto* qs = quotas->add_subcommand("set", "set a tenant's quota");
+  qs->add_option("--tenant", o.tenant)->required();
+  qs->add_option("--type", o.quota_type, "tokens | api_calls | storage_bytes | users")
+      ->capture_default_str();
+  qs->add_option("--limit", o.value)->required();
+  qs->add_option("--alert-pct", o.alert_pct)->capture_default_str();
+  qs->add_option("--period", o.period, "month | day | none")->capture_default_str();
+  qs->callback([&g, uuid] {
+    fb::QuotaT q;
+    q.tenant_id = uuid(o.tenant, "--tenant");
+    q.quota_type = static_cast<fb::QuotaType>(
+        EnumIndex(o.quota_type, {"tokens", "api_calls", "storage_bytes", "users"}, "--type"));
+    q.quota_limit = o.value;
+    q.alert_threshold_pct = o.alert_pct;
+    q.period =
+        static_cast<fb::QuotaPeriod>(EnumIndex(o.period, {"month", "day", "none"}, "--period"));
+    PrintQuotas(g, {Must(Connect(g).SetQuota(q).get())});
+  });
+  auto* qg = quotas->add_subcommand("get", "a tenant's quotas: used / limit / percent / alert");
+  qg->add_option("--tenant", o.tenant)->required();
+  qg->add_option("--type", o.quota_type, "one type (default: all)");
+  qg->add_flag("--history", o.history, "every period kept");
+  qg->callback([&g, qg] {
+    std::optional<fb::QuotaType> type;
+    if (qg->count("--type"))
+      type = static_cast<fb::QuotaType>(
+          EnumIndex(o.quota_type, {"tokens", "api_calls", "storage_bytes", "users"}, "--type"));
+    PrintQuotas(g,
+                Must(Connect(g).GetQuotas(ParseId(o.tenant, "--tenant"), type, o.history).get()));
+  });
+
+  const std::vector<std::string> limit_cols = {
+      "id", "scope", "scope_id", "limit_type", "limit_value", "is_active", "updated_at"};
+  auto* limits = app.add_subcommand("limits", "rate limits")->require_subcommand(1);
+  auto* lp = limits->add_subcommand("put", "create or change a rate-limit config");
+  lp->add_option("--id", o.id, "change this config");
+  lp->add_option("--scope", o.scope, "global | tenant | user | agent")->capture_default_str();
+  lp->add_option("--scope-id", o.scope_id, "the tenant, user or agent");
+  lp->add_option("--type", o.limit_type,
+                 "requests_per_minute | requests_per_hour | requests_per_day | concurrent")
+      ->required();
+  lp->add_option("--value", o.value)->required();
+  lp->add_flag("--inactive", o.inactive);
+  lp->callback([&g, uuid, limit_cols] {
+    fb::RateLimitConfigT c;
+    if (!o.id.empty()) c.id = uuid(o.id, "--id");
+    c.scope = static_cast<fb::LimitScope>(
+        EnumIndex(o.scope, {"global", "tenant", "user", "agent"}, "--scope"));
+    if (!o.scope_id.empty()) c.scope_id = uuid(o.scope_id, "--scope-id");
+    c.limit_type = static_cast<fb::LimitType>(EnumIndex(
+        o.limit_type,
+        {"requests_per_minute", "requests_per_hour", "requests_per_day", "concurrent"}, "--type"));
+    c.limit_value = o.value;
+    c.is_active = !o.inactive;
+    Print(g, Must(Connect(g).PutLimitConfig(c).get()), limit_cols);
+  });
+  limits->add_subcommand("list", "every rate-limit config")->callback([&g, limit_cols] {
+    Print(g, Must(Connect(g).ListLimitConfigs().get()), limit_cols);
+  });
+  auto* lc = limits->add_subcommand("check", "check and consume every applicable limit");
+  lc->add_option("--user", o.user)->required();
+  lc->add_option("--agent", o.agent);
+  lc->add_option("--tenant", o.tenant);
+  lc->callback([&g] {
+    agentstore::LimitCheckRequest req;
+    req.user = ParseId(o.user, "--user");
+    if (!o.agent.empty()) req.agent = ParseId(o.agent, "--agent");
+    if (!o.tenant.empty()) req.tenant = ParseId(o.tenant, "--tenant");
+    auto d = Must(Connect(g).CheckLimits(req).get());
+    Json j = {{"allowed", d.allowed}, {"remaining", d.remaining}, {"reset_at", d.reset_at}};
+    j["denied_by"] = d.denied_by ? Json(d.denied_by->ToString()) : Json(nullptr);
+    j["denied_type"] = d.denied_type.empty() ? Json(nullptr) : Json(d.denied_type);
+    j["lease"] = d.lease ? Json(d.lease->ToString()) : Json(nullptr);
+    if (g.json) {
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    std::cout << (d.allowed ? "allowed" : "denied") << ", remaining " << d.remaining
+              << ", resets at " << d.reset_at;
+    if (d.denied_by)
+      std::cout << ", denied by " << d.denied_by->ToString() << " (" << d.denied_type << ")";
+    if (d.lease) std::cout << ", lease " << d.lease->ToString();
+    std::cout << "\n";
+  });
+  auto* lr = limits->add_subcommand("release", "release a concurrent-limit lease");
+  lr->add_option("lease", o.lease)->required();
+  lr->callback([&g] {
+    Must(Connect(g).ReleaseLimit(ParseId(o.lease, "lease")).get());
+    std::cout << "released " << o.lease << "\n";
+  });
+  auto* ld = limits->add_subcommand("delete", "remove a rate-limit config");
+  ld->add_option("id", o.id)->required();
+  ld->callback([&g] {
+    Must(Connect(g).DeleteLimitConfig(ParseId(o.id, "id")).get());
+    std::cout << "deleted " << o.id << "\n";
+  });
 }
 
 }  // namespace
@@ -573,6 +878,8 @@ int main(int argc, char** argv) {
   br->add_option("--from", from)->required();
   br->add_option("--data-dir", data_dir)->required();
   br->callback([&] { Restore(from, data_dir); });
+
+  AddUsageCommands(app, g);
 
   CLI11_PARSE(app, argc, argv);
   return 0;

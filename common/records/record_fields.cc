@@ -454,6 +454,7 @@ constexpr std::string_view kLimitScopes[] = {"global", "tenant", "user", "agent"
 constexpr std::string_view kLimitTypes[] = {"requests_per_minute", "requests_per_hour",
                                             "requests_per_day", "concurrent"};
 constexpr std::string_view kQuotaTypes[] = {"tokens", "api_calls", "storage_bytes", "users"};
+constexpr std::string_view kQuotaPeriods[] = {"month", "day", "none"};
 
 using namespace fb;  // NOLINT: the tables below name dozens of generated members
 
@@ -631,7 +632,24 @@ AS_FIELDS(QuotaT, Ref<&QuotaT::tenant_id>("tenant_id", N),
           Time<&QuotaT::period_start>("period_start", N),
           Time<&QuotaT::period_end>("period_end", N),
           Int<&QuotaT::alert_threshold_pct>("alert_threshold_pct", O, 0, 100),
-          Bool<&QuotaT::is_exceeded>("is_exceeded", N), Time<&QuotaT::updated_at>("updated_at", N))
+          Bool<&QuotaT::is_exceeded>("is_exceeded", N), Time<&QuotaT::updated_at>("updated_at", N),
+          Enum<&QuotaT::period>("period", O, kQuotaPeriods))
+
+AS_FIELDS(UsageRollupT, Ref<&UsageRollupT::owner_id>("owner_id", N),
+          Time<&UsageRollupT::day>("day", N),
+          Enum<&UsageRollupT::agent_type>("agent_type", N, kAgentTypes),
+          Text<&UsageRollupT::provider>("provider", N, kShort),
+          Text<&UsageRollupT::model>("model", N, kName),
+          Int<&UsageRollupT::requests>("requests", N, 0, kMaxI64),
+          Int<&UsageRollupT::success_count>("success_count", N, 0, kMaxI64),
+          Int<&UsageRollupT::error_count>("error_count", N, 0, kMaxI64),
+          Int<&UsageRollupT::input_tokens>("input_tokens", N, 0, kMaxI64),
+          Int<&UsageRollupT::output_tokens>("output_tokens", N, 0, kMaxI64),
+          Int<&UsageRollupT::total_tokens>("total_tokens", N, 0, kMaxI64),
+          Int<&UsageRollupT::input_cost>("input_cost", N, 0, kMaxI64),
+          Int<&UsageRollupT::output_cost>("output_cost", N, 0, kMaxI64),
+          Int<&UsageRollupT::total_cost>("total_cost", N, 0, kMaxI64),
+          Int<&UsageRollupT::duration_ms>("duration_ms", N, 0, kMaxI64))
 
 #undef AS_FIELDS
 

@@ -38,6 +38,7 @@ AS_INSTANTIATE(UserMemory)
 AS_INSTANTIATE(UsageLog)
 AS_INSTANTIATE(RateLimitConfig)
 AS_INSTANTIATE(Quota)
+AS_INSTANTIATE(UsageRollup)
 #undef AS_INSTANTIATE
 
 }  // namespace agentstore

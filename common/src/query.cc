@@ -31,12 +31,16 @@ std::string_view RecordTypeName(RecordType t) {
       return "rate_limit_configs";
     case RecordType::kQuota:
       return "quotas";
+    case RecordType::kUserUsageRollup:
+      return "user_usage_rollups";
+    case RecordType::kTenantUsageRollup:
+      return "tenant_usage_rollups";
   }
   return "unknown";
 }
 
 std::optional<RecordType> RecordTypeFromName(std::string_view name) {
-  for (int t = 1; t <= static_cast<int>(RecordType::kQuota); ++t)
+  for (int t = 1; t <= static_cast<int>(kLastRecordType); ++t)
     if (RecordTypeName(static_cast<RecordType>(t)) == name) return static_cast<RecordType>(t);
   return std::nullopt;
 }

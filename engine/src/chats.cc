@@ -138,11 +138,14 @@ Status Engine::DeleteChat(const Scope& scope, const Uuid& id, DeleteMode mode) {
     lock.unlock();
     return impl_->Durable(ticket);
   }
-  // Messages and votes go with the chat. (Usage logs, once they exist, keep their row
-  // with chat_id cleared, as seed 001's ON DELETE SET NULL.)
+  // Messages and votes go with the chat; usage logs keep their row with chat_id cleared
+  // (seed 001's ON DELETE SET NULL).
   impl_->AddChatDeletes(shard, id, batch);
+  std::vector<std::string> cleared_logs;
+  impl_->AddChatUsageClears(shard, id, batch, &cleared_logs);
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
   impl_->DropChat(shard, id);
+  impl_->ApplyChatUsageClears(shard, id, cleared_logs);
   impl_->MaybeCompact(shard);
   lock.unlock();
   return impl_->Durable(ticket);

@@ -183,12 +183,16 @@ void EngineState::MaybeCompact(Partition& p) {
   Arena fresh;
   auto move = [&](Loc& loc) { loc = fresh.Append(p.arena.Get(loc)); };
   for (IdMap* m : {&p.users, &p.user_agents, &p.chats, &p.messages, &p.tenants, &p.agents,
-                   &p.api_keys, &p.memories})
+                   &p.api_keys, &p.memories, &p.usage_logs})
     for (auto& [id, loc] : *m) move(loc);
   for (auto& [user, mems] : p.memories_by_user)
     for (size_t i = 0; i < mems->size(); ++i)
       mems->SetLoc(static_cast<uint32_t>(i),
                    p.memories.at(mems->meta(static_cast<uint32_t>(i)).id));
+  for (auto& [user, index] : p.usage_by_user)
+    for (auto& [ref, loc] : index) loc = p.usage_logs.at(ref.id);
+  for (auto& index : p.usage_by_type)
+    for (auto& [ref, loc] : index) loc = p.usage_logs.at(ref.id);
   for (auto& [id, ci] : p.chat_index) {
     for (auto& [msg, loc] : ci.votes) move(loc);
     for (auto& ref : ci.messages) ref.loc = p.messages.at(ref.key.second);
@@ -280,7 +284,8 @@ Status EngineState::Recover() {
     IndexApiKey(global.arena.Append(v));
     return Status::OK();
   }));
-  return RecoverMemories();
+  AS_RETURN_IF_ERROR(RecoverMemories());
+  return RecoverUsage();
 }
 
 Status ParsePatch(std::string_view text, Json* out) {
@@ -365,8 +370,20 @@ EngineStats Engine::Stats() const {
     count(RecordType::kMessage, shard->messages.size());
     count(RecordType::kUserMemory, shard->memories.size());
     for (const auto& [id, ci] : shard->chat_index) count(RecordType::kVote, ci.votes.size());
+    count(RecordType::kUsageLog, shard->usage_logs.size());
+    for (const auto& [user, m] : shard->user_rollups) count(RecordType::kUserUsageRollup, m.size());
     s.arena_live_bytes += shard->arena.live_bytes();
     s.arena_dead_bytes += shard->arena.dead_bytes();
+  }
+  {
+    std::lock_guard lock(impl_->ledger.mu);
+    count(RecordType::kQuota, impl_->ledger.quotas.size());
+    for (const auto& [t, m] : impl_->ledger.tenant_rollups)
+      count(RecordType::kTenantUsageRollup, m.size());
+  }
+  {
+    std::shared_lock lock(impl_->limiter.config_mu);
+    count(RecordType::kRateLimitConfig, impl_->limiter.configs.size());
   }
   s.wal_syncs = impl_->store->SyncCount();
   s.writes = impl_->writes.load();

@@ -20,6 +20,7 @@
 #include "keys.h"
 #include "memory_index.h"
 #include "record_fields.h"
+#include "usage_state.h"
 
 namespace agentstore::internal {
 
@@ -68,6 +69,13 @@ struct Partition {
   // user_memory: id -> record (without its embedding, which lives in UserMemories).
   IdMap memories;
   std::unordered_map<Uuid, std::unique_ptr<UserMemories>, UuidHash> memories_by_user;
+
+  // --- shards: usage accounting (usage.cc) ---
+  IdMap usage_logs;
+  std::unordered_map<Uuid, UsageIndex, UuidHash> usage_by_user;  // newest last
+  UsageIndex usage_by_type[5];                                   // by fb::AgentType
+  std::unordered_map<Uuid, std::vector<Uuid>, UuidHash> usage_by_chat;
+  std::unordered_map<Uuid, RollupMap, UuidHash> user_rollups;
 
   // --- global partition ---
   IdMap tenants;
@@ -127,6 +135,8 @@ struct EngineState {
   std::vector<std::unique_ptr<Partition>> shards;
   Partition global;
   std::atomic<uint64_t> writes{0};
+  Ledger ledger;        // tenant rollups, the everyone rollup, quotas (quotas.cc)
+  RateLimiter limiter;  // rate-limit configs and windows (rate_limits.cc)
   std::atomic<uint64_t> id_counter{0};
   uint64_t id_seed = 0;
 
@@ -187,6 +197,27 @@ struct EngineState {
   // them from memory once the batch is logged (caller holds the shard lock).
   void AddChatDeletes(const Partition& shard, const Uuid& chat_id, storage::WriteBatch& batch);
   void DropChat(Partition& shard, const Uuid& chat_id);
+
+  // Usage accounting (usage.cc, quotas.cc, rate_limits.cc).
+  void IndexUsageLog(Partition& shard, Loc loc);
+  void UnindexUsageLog(Partition& shard, const Uuid& id);
+  // A hard-deleted user's logs, rollups and user-scope limit configs: deletes into
+  // `batch` (caller holds the global and shard locks); DropUserUsage forgets them.
+  void AddUserUsageDeletes(const Partition& shard, const Uuid& user, storage::WriteBatch& batch);
+  void DropUserUsage(Partition& shard, const Uuid& user);
+  // A purged tenant's quotas, rollups and tenant-scoped limit configs (caller holds the
+  // global partition, Ledger::mu and RateLimiter::config_mu).
+  void AddTenantUsageDeletes(const Uuid& tenant, storage::WriteBatch& batch);
+  void DropTenantUsage(const Uuid& tenant);
+  // A hard-deleted chat's logs keep their row with chat_id cleared.
+  void AddChatUsageClears(Partition& shard, const Uuid& chat, storage::WriteBatch& batch,
+                          std::vector<std::string>* rewritten);
+  void ApplyChatUsageClears(Partition& shard, const Uuid& chat,
+                            std::vector<std::string>& rewritten);
+  Status RecoverUsage();
+  // Restores one usage log, rollup, quota period or limit config exactly as exported
+  // (record_import); `ticket` receives the write's durability ticket (0: unchanged).
+  Status ImportUsageRecord(RecordType type, std::string_view json, uint64_t* ticket);
 
   Status Recover();
   void MaybeCompact(Partition& p);

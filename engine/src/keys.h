@@ -32,4 +32,28 @@ inline std::string AdminConfigKey(std::string_view config_key) {
   return KeyPrefix(RecordType::kAdminConfig) + std::string(config_key);
 }
 
+// Big-endian with the sign bit flipped, so keys sort like the signed numbers.
+inline void AppendOrdered64(std::string& k, int64_t v) {
+  uint64_t u = static_cast<uint64_t>(v) ^ (uint64_t{1} << 63);
+  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>((u >> (8 * i)) & 0xFF));
+}
+
+inline std::string QuotaKeyOf(const Uuid& tenant, int8_t type, int64_t period_start) {
+  std::string k = RecordKey(RecordType::kQuota, tenant);
+  k.push_back(static_cast<char>(type));
+  AppendOrdered64(k, period_start);
+  return k;
+}
+
+inline std::string RollupKeyOf(RecordType t, const Uuid& owner, int64_t day, int8_t agent_type,
+                               std::string_view provider, std::string_view model) {
+  std::string k = RecordKey(t, owner);
+  AppendOrdered64(k, day);
+  k.push_back(static_cast<char>(agent_type));
+  k.append(provider);
+  k.push_back('\0');
+  k.append(model);
+  return k;
+}
+
 }  // namespace agentstore::internal

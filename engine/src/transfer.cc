@@ -254,6 +254,13 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
       if (fresh) st.IndexApiKey(g.arena.Append(bytes));
       break;
     }
+    case RecordType::kUsageLog:
+    case RecordType::kUserUsageRollup:
+    case RecordType::kTenantUsageRollup:
+    case RecordType::kQuota:
+    case RecordType::kRateLimitConfig:
+      AS_RETURN_IF_ERROR(st.ImportUsageRecord(type, json, &ticket));
+      break;
     default:
       return Status::NotImplemented(std::string(RecordTypeName(type)) + " cannot be imported yet");
   }

@@ -144,7 +144,20 @@ Status Engine::DeleteTenant(const Scope& scope, const Uuid& id, DeleteMode mode)
         return Status::InvalidArgument("tenant still has agents; delete or move them first");
     batch.Delete(RecordKey(RecordType::kTenant, id));
   }
+  // A purge takes the tenant's quotas, usage rollups and tenant-scoped limit configs.
+  std::unique_lock<std::mutex> ledger;
+  std::unique_lock<std::shared_mutex> limits;
+  if (mode == DeleteMode::kHard) {
+    ledger = std::unique_lock(impl_->ledger.mu);
+    limits = std::unique_lock(impl_->limiter.config_mu);
+    impl_->AddTenantUsageDeletes(id, batch);
+  }
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
+  if (mode == DeleteMode::kHard) {
+    impl_->DropTenantUsage(id);
+    limits.unlock();
+    ledger.unlock();
+  }
   g.arena.Free(it->second);
   if (mode == DeleteMode::kSoft) {
     it->second = g.arena.Append(bytes);
@@ -306,8 +319,11 @@ Status Engine::DeleteUser(const Scope& scope, const Uuid& id, DeleteMode mode) {
     return impl_->Durable(ticket);
   }
   // Hard delete: the seed's cascade. Everything the user owns lives in this shard,
-  // except its API keys (global partition, which we hold too).
+  // except its API keys (global partition, which we hold too) and the limit configs
+  // scoped to it (the rate limiter's, locked below). Tenant rollups keep its usage.
+  std::unique_lock limits(impl_->limiter.config_mu);
   batch.Delete(RecordKey(RecordType::kUser, id));
+  impl_->AddUserUsageDeletes(shard, id, batch);
   std::vector<Uuid> chat_ids;
   if (auto c = shard.chats_by_user.find(id); c != shard.chats_by_user.end())
     for (const auto& [t, chat] : c->second) chat_ids.push_back(chat);
@@ -323,6 +339,8 @@ Status Engine::DeleteUser(const Scope& scope, const Uuid& id, DeleteMode mode) {
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
   impl_->DropUserMemories(shard, id);
   for (const Uuid& chat : chat_ids) impl_->DropChat(shard, chat);
+  impl_->DropUserUsage(shard, id);
+  limits.unlock();
   for (const Uuid& ua : ua_ids) impl_->UnindexUserAgent(shard, ua);
   for (const Uuid& key : key_ids) {
     auto k = g.api_keys.find(key);

@@ -189,7 +189,7 @@ Status Handle<Op::status>(Call& c) {
   EngineStats s = c.engine.Stats();
   auto& fbb = c.fbb;
   std::vector<flatbuffers::Offset<proto::Counter>> records;
-  for (int t = 1; t <= static_cast<int>(RecordType::kQuota); ++t)
+  for (int t = 1; t <= static_cast<int>(kLastRecordType); ++t)
     records.push_back(proto::CreateCounter(
         fbb, fbb.CreateString(RecordTypeName(static_cast<RecordType>(t))), s.records[t]));
   std::vector<flatbuffers::Offset<proto::OpStat>> ops;
@@ -517,6 +517,171 @@ Status Handle<Op::backup_create>(Call& c) {
   return c.engine.Checkpoint(a->dir()->str());
 }
 
+// ---- usage accounting, quotas, rate limits ----
+template <>
+Status Handle<Op::track_agent_usage>(Call& c) {
+  const auto* a = c.Args<proto::TrackUsageArgs>();
+  if (!a || !a->call()) return ArgsError(c, "TrackUsageArgs with a call");
+  fb::UsageLogT call;
+  a->call()->UnPackTo(&call);
+  auto r = c.engine.TrackAgentUsage(c.scope, call, a->messages());
+  if (!r.ok()) return r.status();
+  // The user_agent with its new counters, the log, then the tenant's quotas.
+  std::vector<flatbuffers::Offset<proto::Blob>> items = {c.Blob(r->user_agent.bytes()),
+                                                         c.Blob(r->log.bytes())};
+  for (const auto& q : r->quotas) items.push_back(c.Blob(q.bytes()));
+  auto vec = c.fbb.CreateVector(items);
+  c.SetResult(proto::Result::Records, proto::CreateRecords(c.fbb, vec).Union());
+  return Status::OK();
+}
+template <>
+Status Handle<Op::rate_agent>(Call& c) {
+  const auto* a = c.Args<proto::RateAgentArgs>();
+  if (!a) return ArgsError(c, "RateAgentArgs");
+  AS_RETURN_IF_ERROR(NeedId(a->user(), "user"));
+  AS_RETURN_IF_ERROR(NeedId(a->agent(), "agent"));
+  auto r = c.engine.RateAgent(c.scope, ToUuid(a->user()), ToUuid(a->agent()), a->rating(),
+                              a->review() ? a->review()->string_view() : std::string_view());
+  if (!r.ok()) return r.status();
+  c.SetRecord(*r);
+  return Status::OK();
+}
+template <>
+Status Handle<Op::usage_list>(Call& c) {
+  const auto* a = c.Args<proto::UsageListArgs>();
+  if (!a) return ArgsError(c, "UsageListArgs");
+  UsageQuery q;
+  if (a->user()) q.user = ToUuid(a->user());
+  if (a->agent_type() != -1) {
+    if (a->agent_type() < 0 || a->agent_type() > static_cast<int8_t>(fb::AgentType::MAX))
+      return Status::InvalidArgument("unknown agent_type " + std::to_string(a->agent_type()));
+    q.agent_type = static_cast<fb::AgentType>(a->agent_type());
+  }
+  q.from = a->from();
+  q.to = a->to();
+  q.limit = a->limit();
+  if (a->cursor()) q.cursor = a->cursor()->str();
+  auto r = c.engine.ListUsage(c.scope, q);
+  if (!r.ok()) return r.status();
+  c.SetRecords(r->rows, r->next_cursor);
+  return Status::OK();
+}
+template <>
+Status Handle<Op::usage_summary>(Call& c) {
+  const auto* a = c.Args<proto::UsageSummaryArgs>();
+  if (!a) return ArgsError(c, "UsageSummaryArgs");
+  if (a->owner() > proto::SummaryOwner::MAX) return Status::InvalidArgument("unknown owner");
+  if (a->bucket() > proto::SummaryBucket::MAX) return Status::InvalidArgument("unknown bucket");
+  if (a->group() > proto::SummaryGroup::MAX) return Status::InvalidArgument("unknown group");
+  UsageSummaryRequest req;
+  req.owner = static_cast<SummaryOwner>(a->owner());
+  if (req.owner != SummaryOwner::kEveryone)
+    AS_RETURN_IF_ERROR(NeedId(a->id(), "id (the user or tenant)"));
+  if (a->id()) req.id = ToUuid(a->id());
+  req.from = a->from();
+  req.to = a->to();
+  req.bucket = static_cast<SummaryBucket>(a->bucket());
+  req.group = static_cast<SummaryGroup>(a->group());
+  auto r = c.engine.SummarizeUsage(c.scope, req);
+  if (!r.ok()) return r.status();
+  std::vector<flatbuffers::Offset<proto::SummaryRow>> rows;
+  for (const auto& row : r->rows) {
+    const UsageTotals& t = row.totals;
+    rows.push_back(proto::CreateSummaryRow(
+        c.fbb, row.period_start, c.fbb.CreateString(row.group), t.requests, t.success_count,
+        t.error_count, t.input_tokens, t.output_tokens, t.total_tokens, t.input_cost, t.output_cost,
+        t.total_cost, t.duration_ms));
+  }
+  auto vec = c.fbb.CreateVector(rows);
+  c.SetResult(proto::Result::UsageSummaryResult,
+              proto::CreateUsageSummaryResult(c.fbb, vec).Union());
+  return Status::OK();
+}
+template <>
+Status Handle<Op::quota_set>(Call& c) {
+  const auto* a = c.Args<fb::Quota>();
+  if (!a) return ArgsError(c, "a Quota");
+  fb::QuotaT q;
+  a->UnPackTo(&q);
+  auto r = c.engine.SetQuota(c.scope, q);
+  if (!r.ok()) return r.status();
+  c.SetRecord(*r);
+  return Status::OK();
+}
+template <>
+Status Handle<Op::quota_get>(Call& c) {
+  const auto* a = c.Args<proto::QuotaGetArgs>();
+  if (!a) return ArgsError(c, "QuotaGetArgs");
+  AS_RETURN_IF_ERROR(NeedId(a->tenant(), "tenant"));
+  std::optional<fb::QuotaType> type;
+  if (a->quota_type() != -1) {
+    if (a->quota_type() < 0 || a->quota_type() > static_cast<int8_t>(fb::QuotaType::MAX))
+      return Status::InvalidArgument("unknown quota_type " + std::to_string(a->quota_type()));
+    type = static_cast<fb::QuotaType>(a->quota_type());
+  }
+  return SetRows(c, c.engine.GetQuotas(c.scope, ToUuid(a->tenant()), type, a->history()));
+}
+template <>
+Status Handle<Op::limit_config_put>(Call& c) {
+  const auto* a = c.Args<fb::RateLimitConfig>();
+  if (!a) return ArgsError(c, "a RateLimitConfig");
+  fb::RateLimitConfigT cfg;
+  a->UnPackTo(&cfg);
+  auto r = c.engine.PutLimitConfig(c.scope, cfg);
+  if (!r.ok()) return r.status();
+  c.SetRecord(*r);
+  return Status::OK();
+}
+template <>
+Status Handle<Op::limit_config_list>(Call& c) {
+  return SetRows(c, c.engine.ListLimitConfigs(c.scope));
+}
+template <>
+Status Handle<Op::limit_check>(Call& c) {
+  const auto* a = c.Args<proto::LimitCheckArgs>();
+  if (!a) return ArgsError(c, "LimitCheckArgs");
+  AS_RETURN_IF_ERROR(NeedId(a->user(), "user"));
+  LimitCheckRequest req;
+  req.user = ToUuid(a->user());
+  if (a->agent()) req.agent = ToUuid(a->agent());
+  if (a->tenant()) req.tenant = ToUuid(a->tenant());
+  auto r = c.engine.CheckLimits(c.scope, req);
+  if (!r.ok()) return r.status();
+  fb::Uuid denied = ToFb(r->denied_by.value_or(Uuid()));
+  fb::Uuid lease = ToFb(r->lease.value_or(Uuid()));
+  auto type = r->denied_type.empty() ? 0 : c.fbb.CreateString(r->denied_type);
+  proto::LimitAnswerBuilder b(c.fbb);
+  b.add_allowed(r->allowed);
+  b.add_remaining(r->remaining);
+  b.add_reset_at(r->reset_at);
+  if (r->denied_by) b.add_denied_by(&denied);
+  if (!r->denied_type.empty()) b.add_denied_type(type);
+  if (r->lease) b.add_lease(&lease);
+  c.SetResult(proto::Result::LimitAnswer, b.Finish().Union());
+  return Status::OK();
+}
+template <>
+Status Handle<Op::limit_release>(Call& c) {
+  const auto* a = c.Args<proto::IdArgs>();
+  if (!a) return ArgsError(c, "IdArgs (the lease)");
+  AS_RETURN_IF_ERROR(NeedId(a->id(), "id"));
+  return c.engine.ReleaseLimit(c.scope, ToUuid(a->id()));
+}
+template <>
+Status Handle<Op::limit_config_delete>(Call& c) {
+  const auto* a = c.Args<proto::IdArgs>();
+  if (!a) return ArgsError(c, "IdArgs");
+  AS_RETURN_IF_ERROR(NeedId(a->id(), "id"));
+  return c.engine.DeleteLimitConfig(c.scope, ToUuid(a->id()));
+}
+template <>
+Status Handle<Op::usage_expire>(Call& c) {
+  auto r = c.engine.ExpireUsageLogs(c.scope);
+  if (!r.ok()) return r.status();
+  c.SetResult(proto::Result::CountResult, proto::CreateCountResult(c.fbb, *r).Union());
+  return Status::OK();
+}
+
 // user_memory
 Status SetHits(Call& c, Result<std::vector<MemoryHit>> r) {
   if (!r.ok()) return r.status();
@@ -613,7 +778,7 @@ Status Handle<Op::memory_prune>(Call& c) {
   AS_RETURN_IF_ERROR(NeedId(a->user(), "user"));
   auto r = c.engine.PruneMemories(c.scope, ToUuid(a->user()), a->keep());
   if (!r.ok()) return r.status();
-  c.SetResult(proto::Result::MemoryPruned, proto::CreateMemoryPruned(c.fbb, *r).Union());
+  c.SetResult(proto::Result::CountResult, proto::CreateCountResult(c.fbb, *r).Union());
   return Status::OK();
 }
 using HandlerFn = Status (*)(Call&);

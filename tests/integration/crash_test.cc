@@ -2,13 +2,17 @@
 // from several threads with durability `always`, reporting each acknowledged write to
 // the parent through a pipe. The parent SIGKILLs it at a random moment, reopens the
 // store, and checks that (1) every acknowledged write is there and (2) nothing is
-// half-applied: every chat's counters equal what its messages add up to.
+// half-applied: every chat's counters equal what its messages add up to. The same
+// pattern under a track_agent_usage load: logs, user_agent counters, rollups, quotas and
+// chat totals agree with each other after every kill.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "test_util.h"
@@ -152,6 +156,193 @@ TEST(Crash, AcknowledgedWritesSurviveKill9AndNothingIsHalfApplied) {
   EXPECT_GT(acked.size(), static_cast<size_t>(kCycles * 10)) << "the child should have written";
   std::cout << "[ crash ] " << kCycles << " kill -9 cycles, " << acked.size()
             << " acknowledged writes verified\n";
+}
+
+// ---- track_agent_usage under kill -9 ----
+
+const Uuid kCrashTenant = *Uuid::Parse("0190f3a2-7b1c-7def-8123-000000000001");
+const Uuid kCrashAgent = *Uuid::Parse("0190f3a2-7b1c-7def-8123-000000000002");
+
+[[noreturn]] void ChildTracker(const std::string& dir, int fd, uint64_t seed) {
+  EngineOptions o;
+  o.data_dir = dir;
+  o.durability = storage::Durability::kAlways;
+  o.random_seed = seed;
+  auto engine = Engine::Open(o);
+  if (!engine.ok()) _exit(3);
+  Engine& e = **engine;
+  fb::TenantT t;
+  t.id = std::make_unique<fb::Uuid>(ToFb(kCrashTenant));
+  t.name = "crash";
+  t.slug = "crash";
+  if (!e.CreateTenant(Scope::Service(), t).ok()) _exit(4);
+  fb::AgentT a;
+  a.id = std::make_unique<fb::Uuid>(ToFb(kCrashAgent));
+  a.name = "crash";
+  a.is_public = true;
+  if (!e.CreateAgent(Scope::Service(), a).ok()) _exit(4);
+  for (auto type : {fb::QuotaType::tokens, fb::QuotaType::api_calls}) {
+    fb::QuotaT q;
+    q.tenant_id = std::make_unique<fb::Uuid>(ToFb(kCrashTenant));
+    q.quota_type = type;
+    q.quota_limit = 1'000'000'000;
+    q.period = fb::QuotaPeriod::none;
+    if (!e.SetQuota(Scope::Service(), q).ok()) _exit(4);
+  }
+  fb::UserT u;
+  u.email = "track" + std::to_string(seed) + "@x.com";
+  u.tenant_id = std::make_unique<fb::Uuid>(ToFb(kCrashTenant));
+  auto user = e.CreateUser(Scope::Service(), u);
+  if (!user.ok()) _exit(4);
+  Uuid uid = ToUuid(user->get()->id());
+  fb::UserAgentT ua;
+  ua.user_id = std::make_unique<fb::Uuid>(ToFb(uid));
+  ua.agent_id = std::make_unique<fb::Uuid>(ToFb(kCrashAgent));
+  if (!e.CreateUserAgent(Scope::Service(), ua).ok()) _exit(4);
+  fb::ChatT c;
+  c.user_id = std::make_unique<fb::Uuid>(ToFb(uid));
+  auto chat = e.CreateChat(Scope::Service(), c);
+  if (!chat.ok()) _exit(4);
+  std::vector<std::thread> threads;
+  for (int th = 0; th < 4; ++th) {
+    threads.emplace_back([&, th] {
+      std::mt19937_64 rng(seed * 31 + th);
+      for (;;) {
+        fb::UsageLogT l;
+        l.user_id = std::make_unique<fb::Uuid>(ToFb(uid));
+        l.agent_id = std::make_unique<fb::Uuid>(ToFb(kCrashAgent));
+        if (rng() % 2) l.chat_id = std::make_unique<fb::Uuid>(ToFb(ToUuid(chat->get()->id())));
+        l.model = rng() % 2 ? "gpt-4o" : "claude";
+        l.input_tokens = static_cast<int64_t>(rng() % 1000);
+        l.output_tokens = static_cast<int64_t>(rng() % 1000);
+        l.input_cost = static_cast<int64_t>(rng() % 10000);
+        l.success = rng() % 4 != 0;
+        auto r = e.TrackAgentUsage(Scope::Service(), l);
+        if (!r.ok()) _exit(7);
+        Ack ack{3, {}, {}};
+        memcpy(ack.id, ToUuid(r->log->id()).bytes.data(), 16);
+        if (write(fd, &ack, sizeof ack) != sizeof ack) _exit(8);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  _exit(0);
+}
+
+TEST(Crash, TrackAgentUsageSurvivesKill9AndEverythingAgrees) {
+  TempDir dir;
+  std::string data = dir.sub("data");
+  std::mt19937 rng(20261124);
+  std::vector<Ack> acked;
+  constexpr int kCycles = 12;
+  for (int cycle = 0; cycle < kCycles; ++cycle) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      close(fds[0]);
+      ChildTracker(data, fds[1], cycle + 1);
+    }
+    close(fds[1]);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(80 + rng() % 300);
+    Ack a;
+    size_t got = 0;
+    auto drain = [&](int timeout_ms) {
+      pollfd p{fds[0], POLLIN, 0};
+      while (poll(&p, 1, timeout_ms) > 0) {
+        ssize_t n = read(fds[0], reinterpret_cast<char*>(&a) + got, sizeof a - got);
+        if (n <= 0) return;
+        got += n;
+        if (got == sizeof a) {
+          acked.push_back(a);
+          got = 0;
+        }
+      }
+    };
+    while (std::chrono::steady_clock::now() < deadline) drain(5);
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    drain(0);
+    close(fds[0]);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited early with " << WEXITSTATUS(status);
+
+    EngineOptions o;
+    o.data_dir = data;
+    auto engine = Engine::Open(o);
+    ASSERT_OK(engine);
+    Engine& e = **engine;
+    // Every log, page by page.
+    std::set<Uuid> logs;
+    std::map<Uuid, UsageTotals> by_user;
+    std::map<Uuid, std::pair<int64_t, int64_t>> by_chat;  // tokens in, cost
+    UsageTotals all;
+    UsageQuery q;
+    q.limit = 1000;
+    for (;;) {
+      auto page = Must(e.ListUsage(Scope::Service(), q));
+      for (const auto& l : page.rows) {
+        logs.insert(ToUuid(l->id()));
+        for (UsageTotals* t : {&by_user[ToUuid(l->user_id())], &all}) {
+          t->requests += 1;
+          t->success_count += l->success();
+          t->error_count += !l->success();
+          t->total_tokens += l->total_tokens();
+          t->total_cost += l->total_cost();
+        }
+        if (l->chat_id()) {
+          by_chat[ToUuid(l->chat_id())].first += l->input_tokens();
+          by_chat[ToUuid(l->chat_id())].second += l->total_cost();
+        }
+      }
+      if (page.next_cursor.empty()) break;
+      q.cursor = page.next_cursor;
+    }
+    for (const Ack& ack : acked)
+      ASSERT_TRUE(logs.count(Uuid::FromBytes(ack.id))) << "an acknowledged log is missing";
+    UsageSummaryRequest s;
+    s.bucket = SummaryBucket::kTotal;
+    for (const auto& [user, t] : by_user) {
+      auto ua = Must(e.GetUserAgentFor(Scope::Service(), user, kCrashAgent));
+      EXPECT_EQ(ua->usage_count(), t.requests) << "cycle " << cycle;
+      EXPECT_EQ(ua->success_count(), t.success_count);
+      EXPECT_EQ(ua->error_count(), t.error_count);
+      EXPECT_EQ(ua->total_tokens_used(), t.total_tokens);
+      EXPECT_EQ(ua->total_cost(), t.total_cost);
+      s.id = user;
+      auto sum = Must(e.SummarizeUsage(Scope::Service(), s));
+      ASSERT_EQ(sum.rows.size(), 1u);
+      EXPECT_EQ(sum.rows[0].totals.requests, t.requests);
+      EXPECT_EQ(sum.rows[0].totals.total_tokens, t.total_tokens);
+      EXPECT_EQ(sum.rows[0].totals.total_cost, t.total_cost);
+      PageRequest pr;
+      for (const auto& c : Must(e.ListChats(Scope::Service(), user, pr)).rows) {
+        EXPECT_EQ(c->total_input_tokens(), by_chat[ToUuid(c->id())].first);
+        EXPECT_EQ(c->total_cost(), by_chat[ToUuid(c->id())].second);
+      }
+    }
+    for (SummaryOwner owner : {SummaryOwner::kTenant, SummaryOwner::kEveryone}) {
+      s.owner = owner;
+      s.id = kCrashTenant;
+      auto sum = Must(e.SummarizeUsage(Scope::Service(), s));
+      if (all.requests == 0) continue;
+      ASSERT_EQ(sum.rows.size(), 1u);
+      EXPECT_EQ(sum.rows[0].totals.requests, all.requests);
+      EXPECT_EQ(sum.rows[0].totals.total_tokens, all.total_tokens);
+      EXPECT_EQ(sum.rows[0].totals.total_cost, all.total_cost);
+    }
+    s.owner = SummaryOwner::kUser;
+    auto quotas = Must(e.GetQuotas(Scope::Service(), kCrashTenant));
+    if (!quotas.empty()) {
+      ASSERT_EQ(quotas.size(), 2u);
+      EXPECT_EQ(quotas[0]->current_usage(), all.total_tokens);
+      EXPECT_EQ(quotas[1]->current_usage(), all.requests);
+    }
+  }
+  EXPECT_GT(acked.size(), static_cast<size_t>(kCycles * 10)) << "the child should have written";
+  std::cout << "[ crash ] " << kCycles << " kill -9 cycles, " << acked.size()
+            << " acknowledged track_agent_usage calls verified\n";
 }
 
 }  // namespace

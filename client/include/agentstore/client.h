@@ -28,6 +28,7 @@
 #include "agentstore/common/query.h"
 #include "agentstore/common/row.h"
 #include "agentstore/common/status.h"
+#include "agentstore/common/usage.h"
 #include "agentstore/common/uuid.h"
 
 namespace agentstore {
@@ -215,6 +216,22 @@ class Client {
   Pending<std::vector<MemoryHit>> GlobalSearchMemories(const MemoryQuery& query);
   // Returns how many memories were removed.
   Pending<uint64_t> PruneMemories(const Uuid& user, uint32_t keep);
+  // usage accounting, quotas, rate limits (see Engine for each call's contract)
+  Pending<TrackResult> TrackAgentUsage(const fb::UsageLogT& call, int32_t messages = 1);
+  Pending<Row<fb::UserAgent>> RateAgent(const Uuid& user, const Uuid& agent, double rating,
+                                        std::string_view review = {});
+  Pending<Page<fb::UsageLog>> ListUsage(const UsageQuery& query = {});
+  Pending<UsageSummary> SummarizeUsage(const UsageSummaryRequest& request);
+  Pending<uint64_t> ExpireUsageLogs();
+  Pending<Row<fb::Quota>> SetQuota(const fb::QuotaT& quota);
+  Pending<std::vector<Row<fb::Quota>>> GetQuotas(const Uuid& tenant,
+                                                 std::optional<fb::QuotaType> type = std::nullopt,
+                                                 bool history = false);
+  Pending<Row<fb::RateLimitConfig>> PutLimitConfig(const fb::RateLimitConfigT& config);
+  Pending<std::vector<Row<fb::RateLimitConfig>>> ListLimitConfigs();
+  Pending<Done> DeleteLimitConfig(const Uuid& id);
+  Pending<LimitDecision> CheckLimits(const LimitCheckRequest& request);
+  Pending<Done> ReleaseLimit(const Uuid& lease);
 
   // operators
   Pending<ExportChunk> ExportRecords(RecordType type, std::string_view cursor = {},

@@ -23,7 +23,10 @@ enum class RecordType : uint8_t {
   kUsageLog = 11,
   kRateLimitConfig = 12,
   kQuota = 13,
+  kUserUsageRollup = 14,    // per (user, day, agent_type, provider, model)
+  kTenantUsageRollup = 15,  // per (tenant, day, ...); the nil tenant is everyone
 };
+inline constexpr RecordType kLastRecordType = RecordType::kTenantUsageRollup;
 // Lower-case plural table name ("users"); RecordTypeFromName is its inverse.
 std::string_view RecordTypeName(RecordType t);
 std::optional<RecordType> RecordTypeFromName(std::string_view name);

@@ -13,7 +13,7 @@ namespace agentstore {
 
 // T is a generated record type: fb::Tenant, fb::User, fb::Agent, fb::UserAgent, fb::Chat,
 // fb::Message, fb::Vote, fb::AdminConfig, fb::ApiKey, fb::UserMemory, fb::UsageLog,
-// fb::RateLimitConfig or fb::Quota.
+// fb::RateLimitConfig, fb::Quota or fb::UsageRollup.
 template <typename T>
 std::string RecordToJson(const T& record);
 

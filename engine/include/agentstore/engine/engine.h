@@ -37,6 +37,7 @@
 #include "agentstore/common/query.h"
 #include "agentstore/common/row.h"
 #include "agentstore/common/status.h"
+#include "agentstore/common/usage.h"
 #include "agentstore/common/uuid.h"
 #include "agentstore/engine/scope.h"
 #include "agentstore/index/hnsw_graph.h"
@@ -80,6 +81,14 @@ struct EngineOptions {
   // Cap for each JSON field, in bytes (data model default 64 KiB).
   size_t max_json_bytes = 64 << 10;
   MemoryOptions memory;
+  // Usage logs older than this (by request_ts) leave memory on ExpireUsageLogs and at
+  // open; 0 keeps them forever. Rollups, counters and quotas always stay.
+  int64_t usage_log_retention_micros = 0;
+  // With retention: also delete the expired logs from RocksDB (else they stay on disk,
+  // for export, and are skipped when the store opens).
+  bool usage_log_retention_purge_store = false;
+  // A concurrent-limit lease never released expires this long after it was taken.
+  int64_t lease_ttl_micros = 300'000'000;
 };
 
 // A new API key: the secret is shown once, only its hash is stored.
@@ -238,6 +247,50 @@ class Engine {
     uint64_t users_on_graph = 0;
   };
   MemoryIndexStats MemoryStats() const;
+  // ---- usage accounting, quotas, rate limits ----
+  // The seeds' agent usage tracking flow in one atomic, durable write. `call` carries
+  // user_id, agent_id, chat_id (optional), agent_type, provider, model, tokens, costs,
+  // request_ts / response_ts (0: now) and success; totals and duration are derived. The
+  // user_agent (user, agent) gets usage_count + 1, message_count + `messages`, success or
+  // error + 1, tokens, cost, first/last_used_at, the running avg_response_time_ms and
+  // quality_score; the log is appended; the chat's totals advance when a chat is given;
+  // the user's and tenant's daily rollups and the tenant's tokens / api_calls quotas
+  // advance. Errors change nothing.
+  Result<TrackResult> TrackAgentUsage(const Scope& scope, const fb::UsageLogT& call,
+                                      int32_t messages = 1);
+  // Rates the user's user_agent for `agent` (1..5); `review`, if given, is kept in the
+  // user_agent's metadata as {"last_review": {"rating", "review", "at"}}.
+  Result<Row<fb::UserAgent>> RateAgent(const Scope& scope, const Uuid& user, const Uuid& agent,
+                                       double rating, std::string_view review = {});
+  // Usage logs newest first (see UsageQuery). A user sees only its own.
+  Result<Page<fb::UsageLog>> ListUsage(const Scope& scope, const UsageQuery& query);
+  // Sums from rollups, in time proportional to the days in range. A user may summarize
+  // only itself; tenants and everyone need service or admin.
+  Result<UsageSummary> SummarizeUsage(const Scope& scope, const UsageSummaryRequest& request);
+  // Drops usage logs older than the retention age from memory (and RocksDB if so
+  // configured); returns how many. Service and admin only.
+  Result<uint64_t> ExpireUsageLogs(const Scope& scope);
+
+  // Sets a tenant quota (tenant_id, quota_type, quota_limit, alert_threshold_pct,
+  // period); the current period keeps its usage. Service and admin only.
+  Result<Row<fb::Quota>> SetQuota(const Scope& scope, const fb::QuotaT& quota);
+  // A tenant's current quota periods (every type, or one), or with `history` every
+  // period ever kept, oldest first. A period that ended reads as a new one at zero.
+  Result<std::vector<Row<fb::Quota>>> GetQuotas(const Scope& scope, const Uuid& tenant,
+                                                std::optional<fb::QuotaType> type = std::nullopt,
+                                                bool history = false);
+
+  // Creates a config, or changes the one with the same id or the same (scope, scope_id,
+  // limit_type): limit_value and is_active. Service and admin only.
+  Result<Row<fb::RateLimitConfig>> PutLimitConfig(const Scope& scope,
+                                                  const fb::RateLimitConfigT& config);
+  Result<std::vector<Row<fb::RateLimitConfig>>> ListLimitConfigs(const Scope& scope);
+  Status DeleteLimitConfig(const Scope& scope, const Uuid& id);
+  // Checks every active limit that applies to the request and consumes one unit of each
+  // only if all allow. A user may check only itself.
+  Result<LimitDecision> CheckLimits(const Scope& scope, const LimitCheckRequest& request);
+  // Releases a concurrent-limit lease; not_found when unknown or already expired.
+  Status ReleaseLimit(const Scope& scope, const Uuid& lease);
 
   // ---- api keys ----
   // Service may create any key; admin may create admin and user keys.
@@ -268,7 +321,9 @@ class Engine {
   // included), after the same validation and reference checks as a create. Importing a
   // record whose id already exists is OK when it is identical, else already_exists.
   // Service scope only. Parents first: tenants, users, agents, user_agents, chats,
-  // messages, votes, admin_config, api_keys.
+  // messages, votes, admin_config, api_keys, then usage_logs, user and tenant usage
+  // rollups, quotas and rate_limit_configs (restored as is: an export carries the
+  // rollups and counters that agree with its logs).
   Status ImportRecord(const Scope& scope, RecordType type, std::string_view json);
 
   // ---- operators ----

@@ -65,16 +65,18 @@ enum RoleBits : uint8_t { kService = 1, kAdmin = 2, kUser = 4, kAnyRole = 7 };
   X(memory_hybrid_search, kRead, kAnyRole, true, "vector + keyword search of memories")          \
   X(memory_global_search, kRead, kService | kAdmin, true, "top-k across all users")              \
   X(memory_prune, kWrite, kService | kUser, true, "keep at most N memories of a user")           \
-  X(track_agent_usage, kWrite, kService | kUser, false, "atomic usage accounting for a call")     \
-  X(rate_agent, kWrite, kService | kUser, false, "rate a user_agent 1-5")                         \
-  X(usage_list, kRead, kAnyRole, false, "usage logs by user/agent_type/time")                     \
-  X(usage_summary, kRead, kAnyRole, false, "usage rollups by day or month")                       \
-  X(quota_set, kWrite, kService | kAdmin, false, "set a tenant quota")                            \
-  X(quota_get, kRead, kService | kAdmin, false, "a tenant quota's state")                         \
-  X(limit_config_put, kWrite, kService | kAdmin, false, "create or change a rate-limit config")   \
-  X(limit_config_list, kRead, kService | kAdmin, false, "rate-limit configs")                     \
-  X(limit_check, kWrite, kService | kUser, false, "check and consume every applicable limit")     \
-  X(limit_release, kWrite, kService | kUser, false, "release a concurrent-limit lease")
+  X(track_agent_usage, kWrite, kService | kUser, true, "atomic usage accounting for a call")      \
+  X(rate_agent, kWrite, kService | kUser, true, "rate a user_agent 1-5")                          \
+  X(usage_list, kRead, kAnyRole, true, "usage logs by user/agent_type/time")                      \
+  X(usage_summary, kRead, kAnyRole, true, "usage rollups by day or month")                        \
+  X(quota_set, kWrite, kService | kAdmin, true, "set a tenant quota")                             \
+  X(quota_get, kRead, kService | kAdmin, true, "a tenant quota's state")                          \
+  X(limit_config_put, kWrite, kService | kAdmin, true, "create or change a rate-limit config")    \
+  X(limit_config_list, kRead, kService | kAdmin, true, "rate-limit configs")                      \
+  X(limit_check, kWrite, kService | kUser, true, "check and consume every applicable limit")      \
+  X(limit_release, kWrite, kService | kUser, true, "release a concurrent-limit lease")            \
+  X(limit_config_delete, kWrite, kService | kAdmin, true, "remove a rate-limit config")           \
+  X(usage_expire, kWrite, kService | kAdmin, true, "drop usage logs past the retention age")
 
 enum class Op : uint16_t {
 #define AS_OP_ENUM(name, kind, roles, implemented, summary) name,
