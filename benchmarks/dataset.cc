@@ -263,6 +263,8 @@ Dataset GenerateDataset(const DatasetSpec& spec) {
     uint32_t u = d.memory_users[uni(0, int64_t(d.memory_users.size()) - 1)];
     QueryRec r{u, std::vector<float>(spec.dim)};
     clusters.Sample(draw_cluster(u), rng, r.vector.data());
+    (count[u] >= 5000 ? d.heavy_queries : d.light_queries)
+        .push_back(static_cast<uint32_t>(d.queries.size()));
     d.queries.push_back(std::move(r));
   }
   return d;

@@ -119,6 +119,8 @@ struct Dataset {
   std::vector<QueryRec> queries;
   std::vector<uint32_t> ua_begin, chat_begin, log_begin, memory_begin, message_begin;
   std::vector<uint32_t> memory_users;  // users holding at least one memory
+  // Queries of users with a typical memory count (< 1000), and of the heavy users.
+  std::vector<uint32_t> light_queries, heavy_queries;
 
   const float* Embedding(size_t memory) const { return &embeddings[memory * spec.dim]; }
   size_t RecordCount() const {

@@ -24,6 +24,7 @@ namespace agentstore::bench {
 namespace {
 
 const char* kSchema = R"SQL(
+SET client_min_messages = warning;
 DROP TABLE IF EXISTS tenants, user_profiles, agents, user_agents, chat, "Message_v2",
   usage_logs, user_memory, quota_tracking, rate_limit_tracking CASCADE;
 -- 003: tenants
@@ -162,21 +163,27 @@ const Stmt kStmts[] = {
     {Op::kTrackAgentUsage, "track_agent_usage",
      "WITH ua AS (UPDATE user_agents SET usage_count = usage_count + 1, message_count = "
      "message_count + 1, success_count = success_count + 1, total_tokens_used = "
-     "total_tokens_used + $5 + $6, total_cost_usd = total_cost_usd + ($7 + $8) / 1e6, "
-     "avg_response_time_ms = ((coalesce(avg_response_time_ms, 0) * usage_count + $12) / "
+     "total_tokens_used + $5::bigint + $6::bigint, total_cost_usd = total_cost_usd + ($7::bigint + "
+     "$8::bigint) / 1e6, "
+     "avg_response_time_ms = ((coalesce(avg_response_time_ms, 0) * usage_count + $12::bigint) / "
      "(usage_count + 1))::int, first_used_at = coalesce(first_used_at, now()), last_used_at = "
      "now(), updated_at = now() WHERE user_id = $1 AND agent_id = $2 RETURNING usage_count), "
      "log AS (INSERT INTO usage_logs (id, user_id, tenant_id, chat_id, agent_id, agent_type, "
      "model_used, provider, input_tokens, output_tokens, total_tokens, input_cost, output_cost, "
      "total_cost, request_timestamp, response_timestamp, duration_ms, success) VALUES "
-     "(gen_random_uuid(), $1, $4, $3, $2, $11, $9, $10, $5, $6, $5 + $6, $7, $8, $7 + $8, "
-     "now() - make_interval(secs => $12 / 1000.0), now(), $12, true)), "
-     "ch AS (UPDATE chat SET total_input_tokens = total_input_tokens + $5, total_output_tokens = "
-     "total_output_tokens + $6, total_cost = total_cost + $7 + $8, updated_at = now() WHERE id = "
+     "(gen_random_uuid(), $1, $4, $3, $2, $11, $9, $10, $5::bigint, $6::bigint, $5::bigint + "
+     "$6::bigint, $7::bigint, $8::bigint, $7::bigint + $8::bigint, "
+     "now() - make_interval(secs => $12::bigint / 1000.0), now(), $12::bigint, true)), "
+     "ch AS (UPDATE chat SET total_input_tokens = total_input_tokens + $5::bigint, "
+     "total_output_tokens = "
+     "total_output_tokens + $6::bigint, total_cost = total_cost + $7::bigint + $8::bigint, "
+     "updated_at = now() WHERE id = "
      "$3) "
      "UPDATE quota_tracking SET current_usage = current_usage + CASE quota_type WHEN 'tokens' "
-     "THEN $5 + $6 ELSE 1 END, is_exceeded = current_usage + CASE quota_type WHEN 'tokens' THEN "
-     "$5 + $6 ELSE 1 END > quota_limit, updated_at = now() WHERE tenant_id = $4 AND quota_type "
+     "THEN $5::bigint + $6::bigint ELSE 1 END, is_exceeded = current_usage + CASE quota_type WHEN "
+     "'tokens' THEN "
+     "$5::bigint + $6::bigint ELSE 1 END > quota_limit, updated_at = now() WHERE tenant_id = $4 "
+     "AND quota_type "
      "IN ('tokens', 'api_calls') AND period_start <= current_date AND period_end >= "
      "current_date RETURNING current_usage, is_exceeded, (SELECT usage_count FROM ua)"},
     {Op::kRateLimitCheck, "rate_limit_check",
