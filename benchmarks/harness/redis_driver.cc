@@ -29,7 +29,7 @@ std::string Month(int64_t micros) {
   time_t t = static_cast<time_t>(micros / 1000000);
   tm g{};
   gmtime_r(&t, &g);
-  char b[16];
+  char b[32];
   snprintf(b, sizeof b, "%04d%02d", g.tm_year + 1900, g.tm_mon + 1);
   return b;
 }
