@@ -7,12 +7,13 @@
 #
 #   benchmarks/compare.sh [--scale S|M] [--seconds N] [--warmup N] [--connections N]
 #                         [--workloads LIST] [--out DIR] [--durability always|batch|none]
+#   benchmarks/compare.sh --replot DIR   # the report and charts again from DIR/*.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 scale=S seconds=5 warmup=1 connections=8 durability=always out=build/compare
-workloads=""
+workloads="" replot=""
 while (($#)); do
   case $1 in
     --scale) scale=$2; shift 2 ;;
@@ -21,12 +22,45 @@ while (($#)); do
     --connections) connections=$2; shift 2 ;;
     --workloads) workloads=$2; shift 2 ;;
     --durability) durability=$2; shift 2 ;;
+    --replot) replot=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 bench=$root/build/benchmarks/agentstore-bench
 agentstored=$root/build/net/agentstored
+
+# comparison.md / comparison.json from the three run reports, then the charts.
+report() {
+  "$bench" compare --in "$out/agentstore.json" --in "$out/postgres.json" --in "$out/redis.json" \
+    --out-dir "$out" --command "$1" >/dev/null
+  local chart ylabel file scale_of
+  scale_of=$(grep -m1 -o '"scale": *"[SM]"' "$out/agentstore.json" | grep -o '[SM]"$' | tr -d '"')
+  for chart in throughput p99; do
+    if [ $chart = throughput ]; then ylabel="ops/s (log scale)"; file=throughput.dat
+    else ylabel="p99 latency, ms (log scale)"; file=p99.dat; fi
+    gnuplot <<EOF
+set terminal pngcairo size 1100,500 font ",10" noenhanced
+set output "$out/$chart.png"
+set datafile missing "-"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top right
+set xtics rotate by -35
+set ylabel "$ylabel"
+set logscale y
+set title "$chart by workload, scale $scale_of: agentstore vs PostgreSQL vs Redis (same connections)"
+plot "$out/$file" using 2:xtic(1) title columnheader(2), '' using 3 title columnheader(3), '' using 4 title columnheader(4)
+EOF
+  done
+}
+if [ -n "$replot" ]; then
+  out=$(cd "$replot" && pwd)
+  report "$(sed -n 's/^Command: `\(.*\)`$/\1/p' "$out/comparison.md")"
+  echo "report: $out/comparison.md, $out/throughput.png, $out/p99.png"
+  exit 0
+fi
 [ -x "$bench" ] && [ -x "$agentstored" ] || {
   echo "build first: cmake -S . -B build && cmake --build build --target agentstore-bench agentstored" >&2
   exit 1
@@ -124,28 +158,7 @@ echo "== redis =="
   --json "$out/redis.json" --csv "$out/redis.csv"
 
 cmdline="benchmarks/compare.sh --scale $scale --seconds $seconds --warmup $warmup --connections $connections --durability $durability${workloads:+ --workloads $workloads}"
-"$bench" compare --in "$out/agentstore.json" --in "$out/postgres.json" --in "$out/redis.json" \
-  --out-dir "$out" --command "$cmdline" >/dev/null
-
-# Charts: throughput (log scale) and p99 latency per workload, one bar per system.
-for chart in throughput p99; do
-  if [ $chart = throughput ]; then ylabel="ops/s (log scale)"; logy="set logscale y"; file=throughput.dat
-  else ylabel="p99 latency, ms (log scale)"; logy="set logscale y"; file=p99.dat; fi
-  gnuplot <<EOF
-set terminal pngcairo size 1100,500 font ",10" noenhanced
-set output "$out/$chart.png"
-set datafile missing "-"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set key top right
-set xtics rotate by -35
-set ylabel "$ylabel"
-$logy
-set title "$chart by workload, scale $scale, $connections connections (agentstore durability $durability)"
-plot "$out/$file" using 2:xtic(1) title columnheader(2), '' using 3 title columnheader(3), '' using 4 title columnheader(4)
-EOF
-done
+report "$cmdline"
 cat "$out/comparison.md"
 echo
 echo "report: $out/comparison.md, $out/comparison.json, $out/throughput.png, $out/p99.png"
