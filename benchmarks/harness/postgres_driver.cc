@@ -352,7 +352,11 @@ class PgSession : public Session {
     Status s = Status::OK();
     for (;;) {
       PGresult* res = PQgetResult(conn_);
-      if (!res) continue;  // end of one query's results in pipeline mode
+      if (!res) {  // end of one query's results in pipeline mode, or a dead connection
+        if (PQstatus(conn_) == CONNECTION_BAD)
+          return Status::IoError(std::string("postgres: ") + PQerrorMessage(conn_));
+        continue;
+      }
       ExecStatusType st = PQresultStatus(res);
       if (st == PGRES_PIPELINE_SYNC) {
         PQclear(res);
