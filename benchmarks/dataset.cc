@@ -285,4 +285,14 @@ std::vector<uint32_t> ExactTopK(const Dataset& d, uint32_t user, const float* qu
   return out;
 }
 
+double RecallAtK(const Dataset& d, uint32_t user, const float* query, int k,
+                 const std::vector<uint32_t>& got) {
+  std::vector<uint32_t> want = ExactTopK(d, user, query, k);
+  if (want.empty()) return got.empty() ? 1.0 : 0.0;
+  size_t hit = 0;
+  for (uint32_t w : want)
+    if (std::find(got.begin(), got.end(), w) != got.end()) ++hit;
+  return static_cast<double>(hit) / want.size();
+}
+
 }  // namespace agentstore::bench

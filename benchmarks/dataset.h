@@ -138,6 +138,11 @@ Dataset GenerateDataset(const DatasetSpec& spec);
 // memory indexes, best first. The ground truth for recall.
 std::vector<uint32_t> ExactTopK(const Dataset& d, uint32_t user, const float* query, int k);
 
+// Recall of `got` (memory indexes) against ExactTopK(d, user, query, k): the fraction of
+// the exact top-k found; 1.0 when the user has no memories and nothing came back.
+double RecallAtK(const Dataset& d, uint32_t user, const float* query, int k,
+                 const std::vector<uint32_t>& got);
+
 // A message body like the ones a chat turn appends (~150 bytes of JSON parts).
 std::string MessageParts(uint64_t n);
 

@@ -54,7 +54,7 @@ Waiter RateLimitCheck(Client& c, const Dataset& d, const Request& r) {
 }
 // Top-5 of the user's memories nearest d.queries[r.query].vector; `touch` bumps
 // access_count of the results (the chat-turn flow). Check the ids against
-// ExactTopK(d, user, query, 5) for recall.
+// ExactTopK(d, user, query, 5) for recall (RecallAtK in dataset.h).
 Waiter MemoryTop5(Client& c, const Dataset& d, const Request& r, bool touch) {
   return NotAvailable(touch ? Op::kMemoryTop5Touch : Op::kMemoryTop5);
 }

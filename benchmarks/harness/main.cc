@@ -48,8 +48,9 @@ struct Workload {
   std::string name;
   std::vector<Op> steps;  // one step: a single operation; more: a dependent mix
   bool mix = false;
-  int pipeline = 1;    // requests in flight per connection (single operations only)
-  bool heavy = false;  // memory search: users with 5-10k memories instead of ~55
+  int pipeline = 1;     // requests in flight per connection (single operations only)
+  bool heavy = false;   // memory search: users with 5-10k memories instead of ~55
+  int connections = 0;  // 0: --connections
 };
 
 const std::vector<Workload>& Table() {
@@ -75,19 +76,25 @@ const std::vector<Workload>& Table() {
   return t;
 }
 
-// "name" or "name:pN" (pipeline depth N); "ingest" is the load phase, always measured.
+// "name", optionally ":pN" (pipeline depth N, single operations) and ":cN" (N connections
+// instead of --connections); "ingest" is the load phase, always measured.
 std::optional<Workload> FindWorkload(const std::string& spec) {
-  std::string name = spec;
-  int pipeline = 1;
-  if (auto colon = spec.find(":p"); colon != std::string::npos) {
-    name = spec.substr(0, colon);
-    pipeline = std::stoi(spec.substr(colon + 2));
+  std::stringstream ss(spec);
+  std::string name, part;
+  std::getline(ss, name, ':');
+  int pipeline = 1, connections = 0;
+  while (std::getline(ss, part, ':')) {
+    if (part.size() < 2 || (part[0] != 'p' && part[0] != 'c')) return std::nullopt;
+    int v = std::atoi(part.c_str() + 1);
+    if (v < 1) return std::nullopt;
+    (part[0] == 'p' ? pipeline : connections) = v;
   }
   for (const auto& w : Table())
     if (w.name == name) {
       Workload out = w;
       out.pipeline = w.mix ? 1 : pipeline;
-      if (pipeline > 1) out.name = name + ":p" + std::to_string(pipeline);
+      out.connections = connections;
+      out.name = spec;
       return out;
     }
   return std::nullopt;
@@ -196,10 +203,10 @@ json Percentiles(const LatencyHistogram& h) {
           {"p999_us", q(0.999)}, {"max_us", h.max()}, {"count", h.count()}};
 }
 
-json RunWorkload(const Dataset& d, std::vector<std::unique_ptr<Session>>& sessions,
-                 const Workload& w, const std::vector<Op>& steps, const RunOptions& o,
-                 int thread_index_base) {
-  const int threads = o.threads > 0 ? o.threads : static_cast<int>(sessions.size());
+json RunWorkload(const Dataset& d, const std::vector<Session*>& sessions, const Workload& w,
+                 const std::vector<Op>& steps, const RunOptions& o, int thread_index_base) {
+  const int threads = o.threads > 0 ? std::min<int>(o.threads, static_cast<int>(sessions.size()))
+                                    : static_cast<int>(sessions.size());
   std::vector<PerThread> per(threads);
   for (auto& p : per)
     for (size_t s = 0; s < steps.size(); ++s)
@@ -211,7 +218,7 @@ json RunWorkload(const Dataset& d, std::vector<std::unique_ptr<Session>>& sessio
   auto body = [&](int t) {
     std::mt19937_64 rng(0x9e3779b97f4a7c15ull * (t + 1) + thread_index_base);
     std::vector<Session*> mine;
-    for (size_t i = t; i < sessions.size(); i += threads) mine.push_back(sessions[i].get());
+    for (size_t i = t; i < sessions.size(); i += threads) mine.push_back(sessions[i]);
     PerThread& me = per[t];
     struct InFlight {
       Clock::time_point intended;
@@ -374,7 +381,8 @@ void WriteCsv(const json& report, const std::string& path) {
   for (const auto& r : report["results"]) {
     f << report["system"].get<std::string>() << ',' << report["durability"].get<std::string>()
       << ',' << r["workload"].get<std::string>() << ',' << r["kind"].get<std::string>() << ','
-      << r["status"].get<std::string>() << ',' << report["config"]["connections"] << ','
+      << r["status"].get<std::string>() << ','
+      << r.value("connections", report["config"]["connections"].get<int>()) << ','
       << r.value("pipeline", 1);
     if (r["status"] == "ok")
       f << ',' << r["throughput"].get<double>() << ',' << r["p50_us"] << ',' << r["p90_us"] << ','
@@ -498,7 +506,16 @@ int Run(const std::string& system, const DriverOptions& dopt, const std::string&
              {"reason", reason}};
       } else {
         fprintf(stderr, "running %s...\n", wl.name.c_str());
-        r = RunWorkload(d, sessions, wl, runnable, o, ++run_no);
+        size_t conns = wl.connections ? wl.connections : o.connections;
+        while (sessions.size() < conns) {
+          auto more = driver->Connect();
+          if (!more.ok())
+            return fprintf(stderr, "connect: %s\n", more.status().ToString().c_str()), 1;
+          sessions.push_back(std::move(more).value());
+        }
+        std::vector<Session*> use;
+        for (size_t i = 0; i < conns; ++i) use.push_back(sessions[i].get());
+        r = RunWorkload(d, use, wl, runnable, o, ++run_no);
       }
       if (wl.mix) {
         json st = json::array();
@@ -680,7 +697,9 @@ int main(int argc, char** argv) {
   std::string all;
   for (const auto& w : Table()) {
     all += (all.empty() ? "" : ",") + w.name;
-    if (w.name == "get_user") all += ",get_user:p16";
+    // targets.md's rows: 8 clients (PostgreSQL) and 50 (Redis), pipeline 1 and 16.
+    if (w.name == "get_user") all += ",get_user:p16,get_user:c50,get_user:p16:c50";
+    if (w.name == "append_message") all += ",append_message:p16";
   }
   workloads_csv = all;
   run->add_option("--workloads", workloads_csv,
