@@ -1,6 +1,7 @@
-// In-process engine micro-benchmarks: point read, last-20 messages, append_message under
-// durability none and always (many threads, group commit), create user_agent. Each
-// benchmark names its durability. Run: build/benchmarks/engine_bench
+// In-process engine micro-benchmarks: record encode/decode (FlatBuffers, the stored and
+// wire form), point read, last-20 messages, append_message under durability none and
+// always (many threads, group commit), create user_agent. Each benchmark names its
+// durability. Run: build/benchmarks/engine_bench
 #include <benchmark/benchmark.h>
 
 #include <atomic>
@@ -105,6 +106,79 @@ void BM_CreateUserAgent(benchmark::State& state) {
   state.SetLabel("durability=none");
 }
 BENCHMARK(BM_CreateUserAgent)->Iterations(100000)->UseRealTime();
+
+// Record encode / decode: a ~20-field user and a user_agent with its 54 columns, packed
+// from the object form, verified (as every record from the wire or disk is) and read.
+fb::UserAgentT SampleUserAgent() {
+  fb::UserAgentT ua;
+  ua.user_id = FbId(Uuid{{1, 2, 3}});
+  ua.agent_id = FbId(Uuid{{4, 5, 6}});
+  ua.custom_name = "My regulatory helper";
+  ua.custom_system_prompt = "Always cite the FDA guidance you rely on.";
+  ua.is_favorite = true;
+  ua.folder = "work";
+  ua.tags = {"work", "daily"};
+  ua.usage_count = 42;
+  ua.total_tokens_used = 123456;
+  ua.status = "active";
+  ua.settings = R"({"temperature":0.2})";
+  ua.notification_settings = R"({"email": true, "in_app": true})";
+  return ua;
+}
+
+template <typename T>
+void EncodeLoop(benchmark::State& state, const typename T::NativeTableType& obj) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  size_t bytes = 0;
+  for (auto _ : state) {
+    fbb.Clear();
+    fbb.Finish(T::Pack(fbb, &obj));
+    bytes = fbb.GetSize();
+    benchmark::DoNotOptimize(fbb.GetBufferPointer());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetLabel(std::to_string(bytes) + " bytes");
+}
+
+template <typename T>
+void DecodeLoop(benchmark::State& state, const typename T::NativeTableType& obj, bool unpack) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  fbb.Finish(T::Pack(fbb, &obj));
+  std::string bytes(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
+  for (auto _ : state) {
+    flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    if (!v.VerifyBuffer<T>(nullptr)) state.SkipWithError("verify failed");
+    const T* rec = flatbuffers::GetRoot<T>(bytes.data());
+    if (unpack) {
+      typename T::NativeTableType out;
+      rec->UnPackTo(&out);
+      benchmark::DoNotOptimize(out);
+    } else {
+      benchmark::DoNotOptimize(rec->id());
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetLabel(unpack ? "verify + unpack to object" : "verify + zero-copy read");
+}
+
+void BM_EncodeUser(benchmark::State& s) {
+  EncodeLoop<fb::User>(s, SampleUser("ada@example.com", 7));
+}
+void BM_DecodeUserVerifyRead(benchmark::State& s) {
+  DecodeLoop<fb::User>(s, SampleUser("ada@example.com", 7), false);
+}
+void BM_DecodeUserUnpack(benchmark::State& s) {
+  DecodeLoop<fb::User>(s, SampleUser("ada@example.com", 7), true);
+}
+void BM_EncodeUserAgent(benchmark::State& s) { EncodeLoop<fb::UserAgent>(s, SampleUserAgent()); }
+void BM_DecodeUserAgentUnpack(benchmark::State& s) {
+  DecodeLoop<fb::UserAgent>(s, SampleUserAgent(), true);
+}
+BENCHMARK(BM_EncodeUser);
+BENCHMARK(BM_DecodeUserVerifyRead);
+BENCHMARK(BM_DecodeUserUnpack);
+BENCHMARK(BM_EncodeUserAgent);
+BENCHMARK(BM_DecodeUserAgentUnpack);
 
 }  // namespace
 }  // namespace agentstore::bench

@@ -8,6 +8,7 @@ packages=(
   libboost-dev libhnswlib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libspdlog-dev libcli11-dev libssl-dev
+  libpq-dev libhiredis-dev
 )
 missing=()
 for p in "${packages[@]}"; do

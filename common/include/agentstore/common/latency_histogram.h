@@ -19,6 +19,16 @@ class LatencyHistogram {
     while (micros > prev && !max_.compare_exchange_weak(prev, micros, std::memory_order_relaxed)) {
     }
   }
+  // Adds `other`'s counts (e.g. per-thread histograms merged once at the end of a run).
+  void Merge(const LatencyHistogram& other) {
+    for (int b = 0; b < kBuckets; ++b)
+      buckets_[b].fetch_add(other.buckets_[b].load(std::memory_order_relaxed),
+                            std::memory_order_relaxed);
+    count_.fetch_add(other.count(), std::memory_order_relaxed);
+    uint64_t m = other.max(), prev = max_.load(std::memory_order_relaxed);
+    while (m > prev && !max_.compare_exchange_weak(prev, m, std::memory_order_relaxed)) {
+    }
+  }
   uint64_t count() const { return count_.load(std::memory_order_relaxed); }
   uint64_t max() const { return max_.load(std::memory_order_relaxed); }
   // The upper bound of the bucket holding quantile q (0..1).

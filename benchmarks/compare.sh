@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# One command for issue 6's comparison: agentstore vs PostgreSQL 15 vs Redis 7 on the same
+# dataset, workloads, connections and threads, on this machine, over loopback only.
+# Installs the peers (Debian packages) if missing, starts each in a temp dir on a private
+# port, loads the dataset, runs agentstore-bench against each, stops everything, and
+# writes comparison.md / comparison.json / *.png into the output directory.
+#
+#   benchmarks/compare.sh [--scale S|M] [--seconds N] [--warmup N] [--connections N]
+#                         [--workloads LIST] [--out DIR] [--durability always|batch|none]
+#   benchmarks/compare.sh --replot DIR   # the report and charts again from DIR/*.json
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+scale=S seconds=5 warmup=1 connections=8 durability=always out=build/compare
+workloads="" replot=""
+while (($#)); do
+  case $1 in
+    --scale) scale=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --connections) connections=$2; shift 2 ;;
+    --workloads) workloads=$2; shift 2 ;;
+    --durability) durability=$2; shift 2 ;;
+    --replot) replot=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+bench=$root/build/benchmarks/agentstore-bench
+agentstored=$root/build/net/agentstored
+
+# comparison.md / comparison.json from the three run reports, then the charts.
+report() {
+  "$bench" compare --in "$out/agentstore.json" --in "$out/postgres.json" --in "$out/redis.json" \
+    --out-dir "$out" --command "$1" >/dev/null
+  local chart ylabel file scale_of
+  scale_of=$(grep -m1 -o '"scale": *"[SM]"' "$out/agentstore.json" | grep -o '[SM]"$' | tr -d '"')
+  for chart in throughput p99; do
+    if [ $chart = throughput ]; then ylabel="ops/s (log scale)"; file=throughput.dat
+    else ylabel="p99 latency, ms (log scale)"; file=p99.dat; fi
+    gnuplot <<EOF
+set terminal pngcairo size 1100,500 font ",10" noenhanced
+set output "$out/$chart.png"
+set datafile missing "-"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top right
+set xtics rotate by -35
+set ylabel "$ylabel"
+set logscale y
+set title "$chart by workload, scale $scale_of: agentstore vs PostgreSQL vs Redis (same connections)"
+plot "$out/$file" using 2:xtic(1) title columnheader(2), '' using 3 title columnheader(3), '' using 4 title columnheader(4)
+EOF
+  done
+}
+if [ -n "$replot" ]; then
+  out=$(cd "$replot" && pwd)
+  report "$(sed -n 's/^Command: `\(.*\)`$/\1/p' "$out/comparison.md")"
+  echo "report: $out/comparison.md, $out/throughput.png, $out/p99.png"
+  exit 0
+fi
+[ -x "$bench" ] && [ -x "$agentstored" ] || {
+  echo "build first: cmake -S . -B build && cmake --build build --target agentstore-bench agentstored" >&2
+  exit 1
+}
+
+# Peers and gnuplot from Debian packages, if missing.
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
+command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+if ((${#need[@]})); then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
+fi
+pgbin=/usr/lib/postgresql/15/bin
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+tmp=$(mktemp -d /tmp/agentstore-compare.XXXXXX)
+chmod 755 "$tmp"
+pids=()
+pg_as=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -f "$tmp/pg/postmaster.pid" ]; then
+    "${pg_as[@]}" "$pgbin/pg_ctl" -D "$tmp/pg" -m fast stop >/dev/null 2>&1 || true
+  fi
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# A loopback port nobody listens on.
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+
+# PostgreSQL refuses to run as root: run it as the postgres user then.
+if [ "$(id -u)" -eq 0 ]; then pg_as=(runuser -u postgres --); fi
+pg_port=$(free_port)
+mkdir -p "$tmp/pg" && [ "$(id -u)" -eq 0 ] && chown postgres "$tmp/pg"
+"${pg_as[@]}" "$pgbin/initdb" -D "$tmp/pg" -U postgres -A trust >"$tmp/initdb.log" 2>&1
+# Production-like: durable commits (synchronous_commit on, fsync on); memory sized for
+# the dataset; loopback only.
+cat >>"$tmp/pg/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = '$tmp/pg'
+synchronous_commit = on
+fsync = on
+shared_buffers = 1GB
+max_connections = 200
+max_wal_size = 4GB
+EOF
+"${pg_as[@]}" "$pgbin/pg_ctl" -D "$tmp/pg" -l "$tmp/pg/log" -w start >/dev/null
+"${pg_as[@]}" "$pgbin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -qc "CREATE DATABASE bench" >/dev/null
+
+redis_port=$(free_port)
+mkdir -p "$tmp/redis"
+cat >"$tmp/redis/redis.conf" <<EOF
+bind 127.0.0.1
+port $redis_port
+dir $tmp/redis
+daemonize no
+save ""
+appendonly yes
+appendfsync everysec
+maxmemory 0
+protected-mode yes
+EOF
+redis-server "$tmp/redis/redis.conf" >"$tmp/redis/log" 2>&1 &
+pids+=($!)
+
+"$agentstored" --data-dir "$tmp/agentstore" --host 127.0.0.1 --port 0 --port-file "$tmp/as.port" \
+  --durability "$durability" --slow-op-us 1000000 >"$tmp/agentstored.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do [ -s "$tmp/as.port" ] && redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+as_port=$(cat "$tmp/as.port")
+key=$(awk '/^service/{print $2}' "$tmp/agentstore/initial-keys")
+
+common=(--scale "$scale" --seconds "$seconds" --warmup "$warmup" --connections "$connections")
+[ -n "$workloads" ] && common+=(--workloads "$workloads")
+echo "== agentstore (durability $durability) =="
+"$bench" run --system agentstore --port "$as_port" --key "$key" "${common[@]}" \
+  --json "$out/agentstore.json" --csv "$out/agentstore.csv"
+echo "== postgres =="
+"$bench" run --system postgres --port "$pg_port" --pg-user postgres --pg-database bench \
+  "${common[@]}" --json "$out/postgres.json" --csv "$out/postgres.csv"
+echo "== redis =="
+"$bench" run --system redis --port "$redis_port" "${common[@]}" \
+  --json "$out/redis.json" --csv "$out/redis.csv"
+
+cmdline="benchmarks/compare.sh --scale $scale --seconds $seconds --warmup $warmup --connections $connections --durability $durability${workloads:+ --workloads $workloads}"
+report "$cmdline"
+cat "$out/comparison.md"
+echo
+echo "report: $out/comparison.md, $out/comparison.json, $out/throughput.png, $out/p99.png"
