@@ -120,6 +120,7 @@ constexpr RecordType kExportOrder[] = {RecordType::kTenant,
                                        RecordType::kChat,
                                        RecordType::kMessage,
                                        RecordType::kVote,
+                                       RecordType::kUserMemory,
                                        RecordType::kAdminConfig,
                                        RecordType::kApiKey,
                                        RecordType::kUsageLog,
@@ -151,6 +152,8 @@ std::string ToJsonOf(RecordType t, const std::string& bytes) {
       return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::ApiKey>(p));
     case RecordType::kUsageLog:
       return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::UsageLog>(p));
+    case RecordType::kUserMemory:
+      return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::UserMemory>(p));
     case RecordType::kUserUsageRollup:
     case RecordType::kTenantUsageRollup:
       return agentstore::RecordToJson(*flatbuffers::GetRoot<fb::UsageRollup>(p));

@@ -231,6 +231,8 @@ struct EngineState {
   void QueueGraphWork(Partition& shard, const Uuid& user, UserMemories& mems);
   Result<uint64_t> SweepExpired();
   Status RecoverMemories();
+  // Restores one exported memory exactly (ids, times, counters); identical -> OK.
+  Status ImportMemory(fb::UserMemoryT m, uint64_t* ticket);
   bool MemoryIndexStep();
   void StartMemoryThread();
   void StopMemoryThread();

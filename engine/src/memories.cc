@@ -388,6 +388,38 @@ Status EngineState::RecoverMemories() {
   });
 }
 
+Status EngineState::ImportMemory(fb::UserMemoryT m, uint64_t* ticket) {
+  *ticket = 0;
+  if (!m.id || !m.user_id) return Status::InvalidArgument("id and user_id are required");
+  if (m.memory_key.empty()) return Status::InvalidArgument("memory_key is required");
+  AS_RETURN_IF_ERROR(memory.space->Prepare(m.embedding));
+  ValueParts parts;
+  AS_RETURN_IF_ERROR(ParseValue(m.memory_value, &parts));
+  AS_RETURN_IF_ERROR(CheckRecord(m, Ctx()));
+  Uuid id = ToUuid(m.id.get()), user = ToUuid(m.user_id.get());
+  Partition& shard = ShardOf(user);
+  auto claim = ClaimId(id, true);
+  if (InOtherShard(&Partition::memories, id, ShardIndex(user)))
+    return Status::AlreadyExists("memory id is in use");
+  std::unique_lock lock(shard.mu);
+  if (!shard.users.count(user)) return Status::InvalidArgument("user_id names no user");
+  std::string full = Pack(m);
+  const auto* view = flatbuffers::GetRoot<fb::UserMemory>(full.data());
+  std::string bytes = PackMemory(*view, nullptr, memory.space->dim());
+  if (auto it = shard.memories.find(id); it != shard.memories.end()) {
+    if (shard.arena.Get(it->second) == bytes) return Status::OK();
+    return Status::AlreadyExists("a different memory with this id exists");
+  }
+  auto mems = shard.memories_by_user.find(user);
+  if (mems != shard.memories_by_user.end() && mems->second->IdOfKey(m.memory_key))
+    return Status::AlreadyExists("this user already has a memory with this memory_key");
+  storage::WriteBatch batch;
+  batch.Put(RecordKey(RecordType::kUserMemory, id), full);
+  AS_ASSIGN_OR_RETURN(*ticket, Log(batch));
+  IndexMemory(shard, shard.arena.Append(bytes), m.embedding.data());
+  return Status::OK();
+}
+
 }  // namespace internal
 
 // ---------------------------------------------------------------- writes

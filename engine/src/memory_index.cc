@@ -114,10 +114,10 @@ std::vector<index::Hit> UserMemories::Search(const index::Space& space, const fl
   // HNSW with post-filtering: ask for enough candidates that k are expected to pass
   // (scaled by the filter's selectivity), and widen until k pass or the graph is
   // exhausted; hnswlib 0.6.2 has no filter callback.
-  size_t want = std::min(n, std::max(k, breadth));
-  if (matching < n) want = std::min(n, std::max(want, k * n / matching * 2));
+  size_t want = k;
+  if (matching < n) want = std::min(n, std::max(k, breadth) * n / matching * 2);
   for (;;) {
-    auto hits = graph_->Search(q, want, want);
+    auto hits = graph_->Search(q, want, std::max(want, breadth));
     out.clear();
     for (const auto& h : hits) {
       auto slot = slot_of_label_.find(h.label);
@@ -191,10 +191,12 @@ std::vector<std::pair<index::Hit, GlobalMemoryIndex::Entry>> GlobalMemoryIndex::
   // The graph, post-filtered and widened until k pass (or it is exhausted).
   size_t in_graph = graph_ ? graph_->live() : 0;
   if (in_graph) {
-    size_t want = std::min(in_graph, std::max(k, breadth));
+    // Unfiltered, k candidates at the given breadth suffice; with a type filter start
+    // at the breadth's worth of candidates and widen until k pass.
+    size_t want = std::min(in_graph, type ? std::max(k, breadth) : k);
     for (;;) {
       hits.clear();
-      for (const auto& h : graph_->Search(q, want, want)) {
+      for (const auto& h : graph_->Search(q, want, std::max(want, breadth))) {
         auto e = entries_.find(h.label);
         if (e != entries_.end() && keep(e->second)) hits.push_back(h);
         if (hits.size() == k) break;

@@ -261,6 +261,12 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
     case RecordType::kRateLimitConfig:
       AS_RETURN_IF_ERROR(st.ImportUsageRecord(type, json, &ticket));
       break;
+    case RecordType::kUserMemory: {
+      fb::UserMemoryT m;
+      AS_RETURN_IF_ERROR(RecordFromJson<fb::UserMemory>(json, &m));
+      AS_RETURN_IF_ERROR(st.ImportMemory(m, &ticket));
+      break;
+    }
     default:
       return Status::NotImplemented(std::string(RecordTypeName(type)) + " cannot be imported yet");
   }

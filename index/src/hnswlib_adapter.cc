@@ -106,8 +106,9 @@ std::vector<Hit> HnswGraph::Search(const float* query, size_t k, size_t breadth)
   std::vector<Hit> out;
   if (k == 0 || live() == 0) return out;
   // hnswlib searches with ef = max(ef_search, asked); asking for more and keeping k
-  // widens one search without changing the graph's shared ef.
-  size_t ask = std::max(k, breadth);
+  // widens one search without changing the graph's shared ef. Within ef_search, ask for
+  // exactly k so nothing beyond the answer is copied out of hnswlib's heap.
+  size_t ask = breadth > params_.ef_search ? std::max(k, breadth) : k;
   try {
     auto pq = impl_->hnsw->searchKnn(query, ask);
     out.resize(pq.size());

@@ -44,6 +44,16 @@ TEST_F(Transfer, ExportImportRoundTripsEveryRecordExactly) {
         ASSERT_OK(e().Vote(Scope::Service(), Id(chat->id()), Id(msg->get()->id()), true));
       }
     }
+    for (int j = 0; j < 2; ++j) {
+      fb::UserMemoryT mem;
+      mem.user_id = FbId(Id(u->id()));
+      mem.memory_key = "k" + std::to_string(j);
+      mem.memory_value = R"({"content":"likes tea","tags":["drink"]})";
+      mem.embedding.assign(384, 0.f);
+      mem.embedding[i * 2 + j] = 1.f;
+      mem.embedding[100] = 0.5f;
+      ASSERT_OK(e().UpsertMemory(Scope::Service(), mem));
+    }
   }
   ASSERT_OK(e().PutAdminConfig(Scope::Service(), "k", "{\"v\":1}"));
   fb::ApiKeyT k;
@@ -60,6 +70,8 @@ TEST_F(Transfer, ExportImportRoundTripsEveryRecordExactly) {
     all.push_back({RecordType::kChat, ExportAll<fb::Chat>(eng, RecordType::kChat)});
     all.push_back({RecordType::kMessage, ExportAll<fb::Message>(eng, RecordType::kMessage)});
     all.push_back({RecordType::kVote, ExportAll<fb::Vote>(eng, RecordType::kVote)});
+    all.push_back(
+        {RecordType::kUserMemory, ExportAll<fb::UserMemory>(eng, RecordType::kUserMemory)});
     all.push_back(
         {RecordType::kAdminConfig, ExportAll<fb::AdminConfig>(eng, RecordType::kAdminConfig)});
     all.push_back({RecordType::kApiKey, ExportAll<fb::ApiKey>(eng, RecordType::kApiKey)});
@@ -87,6 +99,14 @@ TEST_F(Transfer, ExportImportRoundTripsEveryRecordExactly) {
   EXPECT_OK((*fresh)->GetUserByEmail(Scope::Service(), "X2@x.com"));
   auto chats = (*fresh)->ListChats(Scope::Service(), Id(MakeUser("y@x.com")->id()), {});
   ASSERT_OK(chats);
+  // Imported memories are searchable, vectors included.
+  MemoryQuery q;
+  q.user = Id(Must((*fresh)->GetUserByEmail(Scope::Service(), "x3@x.com"))->id());
+  q.vector.assign(384, 0.f);
+  q.vector[7] = 1.f;
+  auto hits = Must((*fresh)->SearchMemories(Scope::Service(), q));
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0].memory->memory_key()->str(), "k1");
 }
 
 TEST_F(Transfer, ImportRefusesBrokenReferencesConflictsAndNonService) {

@@ -37,8 +37,9 @@ class HnswGraph {
   // Tombstones a label; a no-op for unknown labels.
   void Remove(uint64_t label);
 
-  // Up to k nearest live labels, nearest first. `breadth` > ef_search widens the search
-  // (more candidates examined, higher recall, slower) without touching shared state.
+  // Up to k nearest live labels, nearest first, examining max(ef_search, breadth, k)
+  // candidates: `breadth` > ef_search widens one search (higher recall, slower) without
+  // touching shared state.
   std::vector<Hit> Search(const float* query, size_t k, size_t breadth = 0) const;
 
   bool Contains(uint64_t label) const;  // live (not tombstoned)
