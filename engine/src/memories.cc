@@ -633,38 +633,14 @@ Result<Row<fb::UserMemory>> Engine::GetMemoryByKey(const Scope& scope, const Uui
   return GetMemory(scope, *id, with_vector);
 }
 
-Result<std::vector<MemoryHit>> Engine::SearchMemories(const Scope& scope, const MemoryQuery& q) {
-  EngineState& st = *impl_;
-  AS_RETURN_IF_ERROR(CheckK(q.k));
-  if (q.touch && scope.is_admin()) return Status::PermissionDenied("admin keys do not touch");
-  std::vector<float> vec = q.vector;
-  AS_RETURN_IF_ERROR(st.memory.space->Prepare(vec));
-  const int64_t now = st.Now();
-  MemoryFilter filter = MakeFilter(q, now);
-  Partition& shard = st.ShardOf(q.user);
-  ShardLock lock(shard.mu, q.touch);
-  const UserMemories* mems;
-  AS_RETURN_IF_ERROR(VisibleMemories(st, shard, scope, q.user, &mems));
-  std::vector<MemoryHit> out;
-  if (!mems) return out;
-  size_t breadth = q.breadth ? q.breadth : st.options.memory.user_graph.ef_search;
-  auto hits = mems->Search(*st.memory.space, vec.data(), q.k, filter, breadth,
-                           st.options.memory.exact_threshold);
-  std::vector<uint32_t> slots;
-  for (const auto& h : hits) slots.push_back(static_cast<uint32_t>(h.label));
-  if (q.touch) AS_RETURN_IF_ERROR(Touch(st, shard, *mems, slots, now));
-  out.reserve(hits.size());
-  for (const auto& h : hits)
-    out.push_back({MemoryRow(st, shard, *mems, static_cast<uint32_t>(h.label), q.with_vectors),
-                   h.distance, st.memory.space->Similarity(h.distance)});
-  return out;
-}
+namespace {
 
-Result<std::vector<MemoryHit>> Engine::HybridSearchMemories(const Scope& scope,
-                                                            const MemoryQuery& q) {
-  EngineState& st = *impl_;
+// One user's search, plain or hybrid: the shared checks, the lock (exclusive when the
+// call touches), the ranking, the touches and the rows.
+Result<std::vector<MemoryHit>> SearchUser(EngineState& st, const Scope& scope, const MemoryQuery& q,
+                                          bool hybrid) {
   AS_RETURN_IF_ERROR(CheckK(q.k));
-  if (q.text.empty()) return Status::InvalidArgument("hybrid search needs query text");
+  if (hybrid && q.text.empty()) return Status::InvalidArgument("hybrid search needs query text");
   if (q.text.size() > 4096) return Status::InvalidArgument("query text is over 4 KiB");
   if (q.touch && scope.is_admin()) return Status::PermissionDenied("admin keys do not touch");
   std::vector<float> vec = q.vector;
@@ -677,26 +653,53 @@ Result<std::vector<MemoryHit>> Engine::HybridSearchMemories(const Scope& scope,
   AS_RETURN_IF_ERROR(VisibleMemories(st, shard, scope, q.user, &mems));
   std::vector<MemoryHit> out;
   if (!mems) return out;
-  // Each ranking contributes its best `depth` candidates to the fusion.
-  size_t depth = std::max<size_t>(50, size_t{4} * q.k);
+  const index::Space& space = *st.memory.space;
   size_t breadth = q.breadth ? q.breadth : st.options.memory.user_graph.ef_search;
-  auto by_vector = mems->Search(*st.memory.space, vec.data(), depth, filter, breadth,
-                                st.options.memory.exact_threshold);
-  auto by_text = mems->KeywordSearch(q.text, depth, filter);
-  std::vector<uint64_t> vr, tr;
-  for (const auto& h : by_vector) vr.push_back(h.label);
-  for (const auto& s : by_text) tr.push_back(s.label);
-  auto fused = index::FuseRankings(vr, tr);
-  if (fused.size() > q.k) fused.resize(q.k);
-  std::vector<uint32_t> slots;
-  for (const auto& f : fused) slots.push_back(static_cast<uint32_t>(f.label));
-  if (q.touch) AS_RETURN_IF_ERROR(Touch(st, shard, *mems, slots, now));
-  for (const auto& f : fused) {
-    auto slot = static_cast<uint32_t>(f.label);
-    out.push_back({MemoryRow(st, shard, *mems, slot, q.with_vectors),
-                   st.memory.space->Distance(vec.data(), mems->vector(slot)), f.score});
+  struct Ranked {
+    uint32_t slot;
+    float distance;
+    double score;
+  };
+  std::vector<Ranked> ranked;
+  if (!hybrid) {
+    for (const auto& h :
+         mems->Search(space, vec.data(), q.k, filter, breadth, st.options.memory.exact_threshold))
+      ranked.push_back({static_cast<uint32_t>(h.label), h.distance, space.Similarity(h.distance)});
+  } else {
+    // Each ranking contributes its best `depth` candidates to the fusion.
+    size_t depth = std::max<size_t>(50, size_t{4} * q.k);
+    std::vector<uint64_t> by_vector, by_text;
+    for (const auto& h :
+         mems->Search(space, vec.data(), depth, filter, breadth, st.options.memory.exact_threshold))
+      by_vector.push_back(h.label);
+    for (const auto& t : mems->KeywordSearch(q.text, depth, filter)) by_text.push_back(t.label);
+    auto fused = index::FuseRankings(by_vector, by_text);
+    if (fused.size() > q.k) fused.resize(q.k);
+    for (const auto& f : fused) {
+      auto slot = static_cast<uint32_t>(f.label);
+      ranked.push_back({slot, space.Distance(vec.data(), mems->vector(slot)), f.score});
+    }
   }
+  if (q.touch) {
+    std::vector<uint32_t> slots;
+    for (const auto& r : ranked) slots.push_back(r.slot);
+    AS_RETURN_IF_ERROR(Touch(st, shard, *mems, slots, now));
+  }
+  out.reserve(ranked.size());
+  for (const auto& r : ranked)
+    out.push_back({MemoryRow(st, shard, *mems, r.slot, q.with_vectors), r.distance, r.score});
   return out;
+}
+
+}  // namespace
+
+Result<std::vector<MemoryHit>> Engine::SearchMemories(const Scope& scope, const MemoryQuery& q) {
+  return SearchUser(*impl_, scope, q, /*hybrid=*/false);
+}
+
+Result<std::vector<MemoryHit>> Engine::HybridSearchMemories(const Scope& scope,
+                                                            const MemoryQuery& q) {
+  return SearchUser(*impl_, scope, q, /*hybrid=*/true);
 }
 
 Result<std::vector<MemoryHit>> Engine::GlobalSearchMemories(const Scope& scope,

@@ -7,14 +7,9 @@
 namespace agentstore::internal {
 
 uint64_t TagHash(std::string_view tag) {
-  // Tags are matched exactly; a 64-bit FNV-1a collision could only let a memory pass a
-  // tag filter it should not, with probability ~2^-64 per pair.
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : tag) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
+  // Tags match exactly; a 64-bit collision could only let a memory pass a tag filter it
+  // should not, with probability ~2^-64 per pair.
+  return index::HashTerm(tag);
 }
 
 MemoryFilter MakeFilter(const MemoryQuery& q, int64_t now) {
@@ -167,23 +162,29 @@ void UserMemories::Snapshot(std::vector<uint64_t>* labels, std::vector<float>* v
 // ---------------------------------------------------------------- GlobalMemoryIndex
 
 void GlobalMemoryIndex::Put(uint64_t label, const Entry& e, const float* vec) {
-  std::unique_lock lock(mu_);
+  std::unique_lock lock(meta_mu_);
   entries_[label] = e;
   pending_[label].assign(vec, vec + space_->dim());
 }
 
 void GlobalMemoryIndex::Remove(uint64_t label) {
-  std::unique_lock lock(mu_);
-  if (!entries_.erase(label)) return;
-  if (pending_.erase(label)) return;
+  {
+    std::unique_lock lock(meta_mu_);
+    if (!entries_.erase(label)) return;
+    // Still pending: never reached the graph, or the indexer is inserting it right now
+    // and will see it is gone (Step).
+    if (pending_.erase(label)) return;
+    if (rebuilding_) removed_while_rebuilding_.push_back(label);
+  }
+  std::unique_lock lock(graph_mu_);
   if (graph_) graph_->Remove(label);
-  if (rebuilding_) removed_while_rebuilding_.push_back(label);
 }
 
 std::vector<std::pair<index::Hit, GlobalMemoryIndex::Entry>> GlobalMemoryIndex::Search(
     const float* q, size_t k, std::optional<fb::MemoryType> type, int64_t now,
     size_t breadth) const {
-  std::shared_lock lock(mu_);
+  std::shared_lock glock(graph_mu_);
+  std::shared_lock mlock(meta_mu_);
   auto keep = [&](const Entry& e) {
     return (!type || e.type == *type) && (e.expires_at == 0 || e.expires_at > now);
   };
@@ -208,7 +209,7 @@ std::vector<std::pair<index::Hit, GlobalMemoryIndex::Entry>> GlobalMemoryIndex::
   // Plus an exact pass over what the indexer has not reached yet.
   for (const auto& [label, vec] : pending_) {
     const Entry& e = entries_.at(label);
-    if (!keep(e)) continue;
+    if (!keep(e) || (graph_ && graph_->Contains(label))) continue;
     hits.push_back({label, space_->Distance(q, vec.data())});
   }
   std::sort(hits.begin(), hits.end());
@@ -220,18 +221,25 @@ std::vector<std::pair<index::Hit, GlobalMemoryIndex::Entry>> GlobalMemoryIndex::
 }
 
 bool GlobalMemoryIndex::Step(size_t max, double rebuild_fraction) {
-  // Rebuild when tombstones dominate: copy the live vectors under a shared lock, build
-  // outside every lock (this can take seconds), then install and replay what changed.
+  // Rebuild when tombstones dominate: copy the live vectors, build outside every lock
+  // (this can take minutes for a large store), then install and replay the removals
+  // made meanwhile. Only the indexer calls Step, so nothing else inserts meanwhile.
   bool rebuild = false;
-  std::vector<uint64_t> labels;
-  std::vector<float> vectors;
   {
-    std::unique_lock lock(mu_);
-    if (graph_ && graph_->tombstones() > 1000 &&
-        graph_->tombstones() > rebuild_fraction * static_cast<double>(graph_->live())) {
-      rebuild = true;
+    std::shared_lock lock(graph_mu_);
+    rebuild = graph_ && graph_->tombstones() > 1000 &&
+              graph_->tombstones() > rebuild_fraction * static_cast<double>(graph_->live());
+  }
+  if (rebuild) {
+    {
+      std::unique_lock lock(meta_mu_);
       rebuilding_ = true;
       removed_while_rebuilding_.clear();
+    }
+    std::vector<uint64_t> labels;
+    std::vector<float> vectors;
+    {
+      std::shared_lock lock(graph_mu_);
       labels = graph_->Labels();
       vectors.reserve(labels.size() * space_->dim());
       for (uint64_t l : labels) {
@@ -239,40 +247,57 @@ bool GlobalMemoryIndex::Step(size_t max, double rebuild_fraction) {
         vectors.insert(vectors.end(), v.begin(), v.end());
       }
     }
-  }
-  if (rebuild) {
     auto fresh = std::make_unique<index::HnswGraph>(space_, params_, labels.size() + 1024);
     for (size_t i = 0; i < labels.size(); ++i)
       (void)fresh->Add(labels[i], vectors.data() + i * space_->dim());
-    std::unique_lock lock(mu_);
+    std::unique_lock glock(graph_mu_);
+    std::unique_lock mlock(meta_mu_);
     for (uint64_t l : removed_while_rebuilding_) fresh->Remove(l);
     removed_while_rebuilding_.clear();
     rebuilding_ = false;
     graph_ = std::move(fresh);
     return true;
   }
-  // Insert a batch of pending vectors. Each insert holds the lock exclusively for one
-  // graph insertion (~0.1-1 ms), so searches wait at most about that long.
+  // Insert a batch of pending vectors, one graph insertion per exclusive hold of the
+  // graph lock, so searches wait at most one insertion.
   size_t done = 0;
   while (done < max) {
-    std::unique_lock lock(mu_);
-    if (pending_.empty()) break;
-    if (!graph_) graph_ = std::make_unique<index::HnswGraph>(space_, params_, 4096);
-    auto it = pending_.begin();
-    if (!graph_->Add(it->first, it->second.data()).ok()) break;
-    pending_.erase(it);
+    uint64_t label;
+    std::vector<float> vec;
+    {
+      std::shared_lock lock(meta_mu_);
+      if (pending_.empty()) break;
+      label = pending_.begin()->first;
+      vec = pending_.begin()->second;
+    }
+    {
+      std::unique_lock lock(graph_mu_);
+      if (!graph_) graph_ = std::make_unique<index::HnswGraph>(space_, params_, 4096);
+      if (!graph_->Add(label, vec.data()).ok()) break;
+    }
+    bool live;
+    {
+      std::unique_lock lock(meta_mu_);
+      live = entries_.count(label) > 0;
+      pending_.erase(label);
+    }
+    if (!live) {
+      // Removed while it was being inserted.
+      std::unique_lock lock(graph_mu_);
+      graph_->Remove(label);
+    }
     ++done;
   }
   return done > 0;
 }
 
 size_t GlobalMemoryIndex::pending() const {
-  std::shared_lock lock(mu_);
+  std::shared_lock lock(meta_mu_);
   return pending_.size();
 }
 
 size_t GlobalMemoryIndex::indexed() const {
-  std::shared_lock lock(mu_);
+  std::shared_lock lock(graph_mu_);
   return graph_ ? graph_->live() : 0;
 }
 

@@ -145,10 +145,17 @@ class GlobalMemoryIndex {
  private:
   std::shared_ptr<const index::Space> space_;
   index::GraphParams params_;
-  mutable std::shared_mutex mu_;
-  std::unique_ptr<index::HnswGraph> graph_;
-  std::unordered_map<uint64_t, Entry> entries_;               // every live label
-  std::unordered_map<uint64_t, std::vector<float>> pending_;  // live, not in the graph yet
+  // Two locks, so that a write (Put: meta only) never waits for a graph insertion (graph
+  // exclusive, ~0.5 ms). When both are held, graph_mu_ is taken first.
+  mutable std::shared_mutex graph_mu_;
+  std::unique_ptr<index::HnswGraph> graph_;  // guarded by graph_mu_
+  mutable std::shared_mutex meta_mu_;
+  // Guarded by meta_mu_:
+  std::unordered_map<uint64_t, Entry> entries_;  // every live label
+  // Live labels not known to be in the graph yet. The indexer copies one out, inserts it
+  // into the graph, then erases it here; a search skips pending labels the graph already
+  // has, so a vector is never missing from an answer and never counted twice.
+  std::unordered_map<uint64_t, std::vector<float>> pending_;
   // Labels removed while a rebuild was running (tombstoned in the new graph on install).
   bool rebuilding_ = false;
   std::vector<uint64_t> removed_while_rebuilding_;

@@ -7,8 +7,12 @@
 namespace agentstore::index {
 namespace {
 
-// FNV-1a: stable across runs and platforms; the index is rebuilt from records on open,
-// so the hash only has to agree with itself within a process.
+bool IsAsciiWord(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+}  // namespace
+
 uint64_t HashTerm(std::string_view s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) {
@@ -17,12 +21,6 @@ uint64_t HashTerm(std::string_view s) {
   }
   return h;
 }
-
-bool IsAsciiWord(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-}  // namespace
 
 std::vector<std::pair<uint64_t, uint32_t>> Terms(std::string_view text) {
   std::vector<std::pair<uint64_t, uint32_t>> out;

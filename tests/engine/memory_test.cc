@@ -7,6 +7,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "clustered_vectors.h"
 #include "test_util.h"
@@ -548,6 +549,54 @@ TEST_F(Memories, HardDeletingTheUserDeletesItsMemories) {
   EXPECT_EQ(Must(e().GlobalSearchMemories(Scope::Service(), q)).size(), 1u);
   Reopen();
   EXPECT_EQ(e().MemoryStats().memories, 1u);
+}
+
+// Writers, deleters and global searchers race the background indexer: no answer ever
+// misses a live memory's own vector, and once drained every live memory is in the graph.
+TEST_F(Memories, GlobalIndexUnderConcurrentWritesStaysComplete) {
+  engine_.reset();
+  EngineOptions o;
+  o.data_dir = dir_.sub("concurrent");
+  o.durability = storage::Durability::kNone;
+  o.clock = &clock_;
+  o.memory.dim = kDim;
+  o.memory.background = true;  // the real indexer thread
+  engine_ = Must(Engine::Open(o));
+  std::vector<Uuid> users;
+  for (int i = 0; i < 4; ++i) users.push_back(NewUser("c" + std::to_string(i) + "@x.com"));
+  std::atomic<bool> stop{false};
+  std::atomic<int> misses{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(100 + t);
+      for (int j = 0; j < 1500; ++j) {
+        auto v = gen_.Sample(gen_.ZipfCluster(rng), rng);
+        Uuid u = users[(t * 2 + j) % 4];
+        auto m =
+            e().UpsertMemory(Scope::Service(),
+                             Memory(u, "t" + std::to_string(t) + "-" + std::to_string(j % 700), v));
+        if (!m.ok()) continue;
+        if (j % 5 == 0) (void)e().DeleteMemory(Scope::Service(), Id(m->get()->id()));
+        if (j % 7 == 0 && j % 5 != 0) {
+          // Just written and not deleted: a global search for its vector finds it first.
+          MemoryQuery q;
+          q.vector = v;
+          q.k = 3;
+          auto hits = e().GlobalSearchMemories(Scope::Service(), q);
+          bool found = false;
+          if (hits.ok())
+            for (const auto& h : *hits) found |= Id(h.memory->id()) == Id(m->get()->id());
+          misses += !found;
+        }
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(misses.load(), 0);
+  e().DrainMemoryIndex();
+  auto stats = e().MemoryStats();
+  EXPECT_EQ(stats.global_pending, 0u);
+  EXPECT_EQ(stats.global_indexed, stats.memories) << "every live memory, and only those";
 }
 
 // ---- real MiniLM embeddings and texts (../shared/data/fiori-docs-minilm-384) ----

@@ -12,23 +12,6 @@
 namespace agentstore::testing {
 namespace {
 
-struct CtlRun {
-  int code;
-  std::string out;
-};
-
-CtlRun Agentctl(const ServerProcess& s, const std::string& key, const std::string& args) {
-  std::string cmd =
-      std::string(AGENTCTL_PATH) + " --addr " + s.addr() + " --key " + key + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
-
 std::string ReadFile(const std::string& path) {
   std::ifstream f(path);
   return std::string(std::istreambuf_iterator<char>(f), {});

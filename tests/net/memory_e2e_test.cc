@@ -196,22 +196,6 @@ TEST_F(MemoryWire, VectorsAndTouchesSurviveKill9) {
 
 // ---- agentctl memory ----
 
-struct CtlRun {
-  int code;
-  std::string out;
-};
-
-CtlRun Ctl(const ServerProcess& s, const std::string& key, const std::string& args) {
-  std::string cmd =
-      std::string(AGENTCTL_PATH) + " --addr " + s.addr() + " --key " + key + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  return {WEXITSTATUS(pclose(p)), out};
-}
-
 TEST_F(MemoryWire, Agentctl) {
   Uuid u = NewUser("ctl@x.com");
   std::string key = server_.Key("service");
@@ -220,52 +204,47 @@ TEST_F(MemoryWire, Agentctl) {
     return dir_.sub(name);
   };
   auto v1 = gen_.Sample(3, rng_), v2 = gen_.Sample(4, rng_);
-  auto r = Ctl(server_, key,
-               "memory upsert --user " + u.ToString() +
-                   " --key diet --type preference --content "
-                   "'eats no meat' --tag food --importance 0.9 --vector " +
-                   write_vec("v1.json", v1));
+  auto r = Agentctl(server_, key,
+                    "memory upsert --user " + u.ToString() +
+                        " --key diet --type preference --content "
+                        "'eats no meat' --tag food --importance 0.9 --vector " +
+                        write_vec("v1.json", v1));
   ASSERT_EQ(r.code, 0) << r.out;
-  r = Ctl(server_, key,
-          "memory upsert --user " + u.ToString() + " --key job --content 'a pilot' --vector " +
-              write_vec("v2.json", v2));
+  r = Agentctl(server_, key,
+               "memory upsert --user " + u.ToString() + " --key job --content 'a pilot' --vector " +
+                   write_vec("v2.json", v2));
   ASSERT_EQ(r.code, 0) << r.out;
   // The query vector from stdin, JSON output.
-  std::string cmd = "cat " + dir_.sub("v1.json") + " | " + AGENTCTL_PATH + " --addr " +
-                    server_.addr() + " --key " + key + " --json memory search --user " +
-                    u.ToString() + " -k 2 --vector - 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  ASSERT_EQ(WEXITSTATUS(pclose(p)), 0) << out;
-  auto hits = nlohmann::json::parse(out);
+  auto piped = RunCommand("cat " + dir_.sub("v1.json") + " | " + AGENTCTL_PATH + " --addr " +
+                          server_.addr() + " --key " + key + " --json memory search --user " +
+                          u.ToString() + " -k 2 --vector -");
+  ASSERT_EQ(piped.code, 0) << piped.out;
+  auto hits = nlohmann::json::parse(piped.out);
   ASSERT_EQ(hits.size(), 2u);
   EXPECT_EQ(hits[0]["memory"]["memory_key"], "diet");
   EXPECT_LT(hits[0]["distance"].get<double>(), 1e-5);
-  r = Ctl(server_, key,
-          "memory search --user " + u.ToString() + " --text pilot -k 1 --vector " +
-              dir_.sub("v1.json"));
+  r = Agentctl(server_, key,
+               "memory search --user " + u.ToString() + " --text pilot -k 1 --vector " +
+                   dir_.sub("v1.json"));
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("job: a pilot"), std::string::npos) << r.out;
-  r = Ctl(server_, key, "memory global -k 1 --vector " + dir_.sub("v2.json"));
+  r = Agentctl(server_, key, "memory global -k 1 --vector " + dir_.sub("v2.json"));
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("job"), std::string::npos) << r.out;
-  r = Ctl(server_, key, "memory get --user " + u.ToString() + " --key diet");
+  r = Agentctl(server_, key, "memory get --user " + u.ToString() + " --key diet");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("eats no meat"), std::string::npos) << r.out;
   // Errors exit non-zero with the server's message.
-  r = Ctl(server_, key,
-          "memory upsert --user " + u.ToString() + " --key bad --vector " +
-              write_vec("short.json", {1, 2, 3}));
+  r = Agentctl(server_, key,
+               "memory upsert --user " + u.ToString() + " --key bad --vector " +
+                   write_vec("short.json", {1, 2, 3}));
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("dimensions"), std::string::npos) << r.out;
-  r = Ctl(server_, key, "memory prune --user " + u.ToString() + " --keep 1");
+  r = Agentctl(server_, key, "memory prune --user " + u.ToString() + " --keep 1");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("removed 1"), std::string::npos) << r.out;
   EXPECT_CODE(svc().GetMemoryByKey(u, "job").get(), kNotFound) << "the less important one went";
-  r = Ctl(server_, key, "status");
+  r = Agentctl(server_, key, "status");
   EXPECT_NE(r.out.find("384-d cosine"), std::string::npos) << r.out;
 }
 

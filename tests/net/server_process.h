@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -100,5 +102,27 @@ class ServerProcess {
   uint16_t port_ = 0;
   std::string data_dir_, port_file_;
 };
+
+// A shell command's exit code and its combined stdout and stderr.
+struct CtlRun {
+  int code;
+  std::string out;
+};
+inline CtlRun RunCommand(const std::string& cmd) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+#ifdef AGENTCTL_PATH
+// agentctl against `s`, authenticated with `key`.
+inline CtlRun Agentctl(const ServerProcess& s, const std::string& key, const std::string& args) {
+  return RunCommand(std::string(AGENTCTL_PATH) + " --addr " + s.addr() + " --key " + key + " " +
+                    args);
+}
+#endif
 
 }  // namespace agentstore::testing

@@ -60,20 +60,8 @@ class UsageEndToEnd : public ::testing::Test {
     l.provider = "openai";
     return l;
   }
-  struct CtlRun {
-    int code;
-    std::string out;
-  };
   CtlRun Ctl(const std::string& role, const std::string& args) {
-    std::string cmd = std::string(AGENTCTL_PATH) + " --addr " + server_.addr() + " --key " +
-                      server_.Key(role) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-    int status = pclose(p);
-    return {WEXITSTATUS(status), out};
+    return Agentctl(server_, server_.Key(role), args);
   }
 
   TempDir dir_;

@@ -16,6 +16,9 @@
 
 namespace agentstore::index {
 
+// FNV-1a of a term or tag: stable across runs and platforms.
+uint64_t HashTerm(std::string_view s);
+
 // The distinct terms of `text` with their counts, in first-seen order.
 std::vector<std::pair<uint64_t, uint32_t>> Terms(std::string_view text);
 
