@@ -10,33 +10,13 @@
 namespace agentstore::testing {
 namespace {
 
-class EndToEnd : public ::testing::Test {
+class EndToEnd : public ServerTest {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(server_.Start(dir_.sub("data"))) << "agentstored did not start";
-    svc_.emplace(server_.Connect(server_.Key("service")));
-    admin_.emplace(server_.Connect(server_.Key("admin")));
-  }
-  Client& svc() { return *svc_; }
-  Client& admin() { return *admin_; }
-
   Row<fb::User> NewUser(const std::string& email) {
     fb::UserT u;
     u.email = email;
     return Must(svc().CreateUser(u).get());
   }
-  // A client holding a user key of `user`.
-  Client UserClient(const Uuid& user) {
-    fb::ApiKeyT k;
-    k.role = fb::KeyRole::user;
-    k.user_id = FbId(user);
-    auto key = Must(svc().CreateApiKey(k).get());
-    return server_.Connect(key.secret);
-  }
-
-  TempDir dir_;
-  ServerProcess server_;
-  std::optional<Client> svc_, admin_;
 };
 
 TEST_F(EndToEnd, EveryOperationThroughTheClient) {

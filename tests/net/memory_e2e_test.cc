@@ -15,26 +15,9 @@
 namespace agentstore::testing {
 namespace {
 
-class MemoryWire : public ::testing::Test {
+class MemoryWire : public ServerTest {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(server_.Start(dir_.sub("data"))) << "agentstored did not start";
-    svc_.emplace(server_.Connect(server_.Key("service")));
-    admin_.emplace(server_.Connect(server_.Key("admin")));
-  }
-  Client& svc() { return *svc_; }
-  Client& admin() { return *admin_; }
-  Uuid NewUser(const std::string& email) {
-    fb::UserT u;
-    u.email = email;
-    return Id(Must(svc().CreateUser(u).get())->id());
-  }
-  Client UserClient(const Uuid& user) {
-    fb::ApiKeyT k;
-    k.role = fb::KeyRole::user;
-    k.user_id = FbId(user);
-    return server_.Connect(Must(svc().CreateApiKey(k).get()).secret);
-  }
+  Uuid NewUser(const std::string& email) { return NewUserId(email); }
   fb::UserMemoryT Memory(const Uuid& user, const std::string& key, const std::vector<float>& v,
                          const std::string& content, fb::MemoryType type = fb::MemoryType::fact) {
     fb::UserMemoryT m;
@@ -46,9 +29,6 @@ class MemoryWire : public ::testing::Test {
     return m;
   }
 
-  TempDir dir_;
-  ServerProcess server_;
-  std::optional<Client> svc_, admin_;
   ClusteredVectors gen_{384, 50, 21};
   std::mt19937_64 rng_{22};
 };

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "agentstore/client.h"
+#include "test_util.h"
 
 namespace agentstore::testing {
 
@@ -101,6 +102,34 @@ class ServerProcess {
   pid_t pid_ = -1;
   uint16_t port_ = 0;
   std::string data_dir_, port_file_;
+};
+
+// A fresh agentstored per test, with a service and an admin client.
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server_.Start(dir_.sub("data"))) << "agentstored did not start";
+    svc_.emplace(server_.Connect(server_.Key("service")));
+    admin_.emplace(server_.Connect(server_.Key("admin")));
+  }
+  Client& svc() { return *svc_; }
+  Client& admin() { return *admin_; }
+  Uuid NewUserId(const std::string& email) {
+    fb::UserT u;
+    u.email = email;
+    return ToUuid(Must(svc().CreateUser(u).get())->id());
+  }
+  // A client holding a new user key of `user`.
+  Client UserClient(const Uuid& user) {
+    fb::ApiKeyT k;
+    k.role = fb::KeyRole::user;
+    k.user_id = std::make_unique<fb::Uuid>(ToFb(user));
+    return server_.Connect(Must(svc().CreateApiKey(k).get()).secret);
+  }
+
+  TempDir dir_;
+  ServerProcess server_;
+  std::optional<Client> svc_, admin_;
 };
 
 // A shell command's exit code and its combined stdout and stderr.

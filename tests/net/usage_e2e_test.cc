@@ -13,12 +13,11 @@
 namespace agentstore::testing {
 namespace {
 
-class UsageEndToEnd : public ::testing::Test {
+class UsageEndToEnd : public ServerTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(server_.Start(dir_.sub("data"))) << "agentstored did not start";
-    svc_.emplace(server_.Connect(server_.Key("service")));
-    admin_.emplace(server_.Connect(server_.Key("admin")));
+    ServerTest::SetUp();
+    if (HasFatalFailure()) return;
     fb::TenantT t;
     t.name = "Acme";
     t.slug = "acme";
@@ -40,14 +39,6 @@ class UsageEndToEnd : public ::testing::Test {
       Must(svc().CreateUserAgent(ua).get());
     }
   }
-  Client& svc() { return *svc_; }
-  Client& admin() { return *admin_; }
-  Client UserClient(const Uuid& user) {
-    fb::ApiKeyT k;
-    k.role = fb::KeyRole::user;
-    k.user_id = FbId(user);
-    return server_.Connect(Must(svc().CreateApiKey(k).get()).secret);
-  }
   fb::UsageLogT Call(const Uuid& user, int64_t in, int64_t out, int64_t cost,
                      const std::string& model = "gpt-4o") {
     fb::UsageLogT l;
@@ -64,9 +55,6 @@ class UsageEndToEnd : public ::testing::Test {
     return Agentctl(server_, server_.Key(role), args);
   }
 
-  TempDir dir_;
-  ServerProcess server_;
-  std::optional<Client> svc_, admin_;
   Uuid tenant_, ada_, bob_, agent_;
 };
 
