@@ -271,9 +271,9 @@ bool EngineState::MemoryIndexStep() {
       auto mems = shard.memories_by_user.find(job->second);
       if (mems == shard.memories_by_user.end()) return true;
       UserMemories& um = *mems->second;
-      um.graph_queued = false;
       if (um.size() < mo.exact_threshold / 2) {
         um.DropGraph();
+        um.graph_queued = false;
         return true;
       }
       um.Snapshot(&labels, &vectors);
@@ -288,8 +288,12 @@ bool EngineState::MemoryIndexStep() {
       for (size_t i = 0; i < labels.size(); ++i) (void)g->Add(labels[i], vectors.data() + i * dim);
       std::unique_lock lock(shard.mu);
       auto mems = shard.memories_by_user.find(job->second);
-      if (mems != shard.memories_by_user.end() && mems->second->size() >= mo.exact_threshold / 2)
-        mems->second->InstallGraph(std::move(g));
+      if (mems == shard.memories_by_user.end()) return true;
+      // Still queued while building, so writes meanwhile did not queue a second build;
+      // afterwards, look again (the user may have shrunk or churned during the build).
+      mems->second->graph_queued = false;
+      if (mems->second->size() >= mo.exact_threshold / 2) mems->second->InstallGraph(std::move(g));
+      QueueGraphWork(shard, job->second, *mems->second);
     }
     return true;
   }
