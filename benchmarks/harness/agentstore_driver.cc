@@ -1,15 +1,15 @@
 // agentstore through its real client library: every call returns a Pending, so a
-// Session pipelines by keeping the Pendings of its outstanding requests in order.
-//
-// Operations the client library does not have yet (memory search, track_agent_usage,
-// rate limits, usage summaries) are each ONE function below, marked "TO FILL IN":
-// they answer NotImplemented today and AgentstoreSupports() reports them unavailable,
-// so the harness skips them and says so. Filling one in = issue the client call and
-// return a waiter that checks its answer; then flip its line in AgentstoreSupports().
+// Session pipelines by keeping the Pendings of its outstanding requests in order; each
+// request's waiter checks the answer (row counts, quota rows, summary totals against
+// the dataset, top-5 size) and memory searches are sampled for recall.
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <functional>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 
 #include "agentstore/client.h"
 #include "driver.h"
@@ -37,40 +37,142 @@ Status Expect(size_t got, size_t want, const char* what) {
                             std::to_string(want));
 }
 
-Waiter NotAvailable(Op op) {
-  return [op] { return Status::NotImplemented(std::string(OpName(op)) + ": not in the client"); };
+struct NullProgress : LoadProgress {
+  void Add(uint64_t) override {}
+};
+
+// ---- usage, rate limits, memory search ----
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
-// ---- TO FILL IN when the client library has them (see the file comment) ----
+// What the dataset says a summary of [MonthStart, MonthEnd) must count: logs per user
+// and per tenant (requests made during a run are stamped now, outside that month).
+struct Expected {
+  std::vector<int64_t> user_month_logs, tenant_month_logs;
+  std::unordered_map<Uuid, uint32_t, UuidHash> memory_index;  // id -> dataset index
+};
+const Expected& ExpectedOf(const Dataset& d) {
+  static std::once_flag once;
+  static Expected e;
+  std::call_once(once, [&] {
+    e.user_month_logs.assign(d.users.size(), 0);
+    e.tenant_month_logs.assign(d.tenants.size(), 0);
+    for (const UsageLogRec& g : d.usage_logs)
+      if (g.request_ts >= d.MonthStart() && g.request_ts < d.MonthEnd()) {
+        ++e.user_month_logs[g.user];
+        ++e.tenant_month_logs[d.users[g.user].tenant];
+      }
+    e.memory_index.reserve(d.memories.size());
+    for (uint32_t i = 0; i < d.memories.size(); ++i) e.memory_index[d.memories[i].id] = i;
+  });
+  return e;
+}
+
+// Memory searches sampled for recall: (user, query, result ids); recall is computed
+// after the workload (TakeRecallSamples), outside the measured time.
+std::mutex recall_mu;
+std::vector<RecallSample> recall_samples;
+std::atomic<uint64_t> recall_counter{0};
 
 // track_agent_usage(user, agent, chat, success, tokens, costs, model, provider, type,
-// times): user_agents counters + a usage log + the tenant's quotas in one step.
+// times): user_agents counters + a usage log + the tenant's quotas in one step. The same
+// values as the peers' (postgres_driver.cc, redis_driver.cc).
 Waiter TrackAgentUsage(Client& c, const Dataset& d, const Request& r) {
-  return NotAvailable(Op::kTrackAgentUsage);
+  const UserRec& u = d.users[r.user];
+  const UserAgentRec& ua = d.user_agents[r.user_agent];
+  int model = static_cast<int>(r.seq % 4);
+  int64_t duration_ms = 300 + r.seq % 5000, now = NowMicros();
+  fb::UsageLogT t;
+  t.user_id = FbId(u.id);
+  t.agent_id = FbId(d.agents[ua.agent].id);
+  t.chat_id = FbId(d.chats[r.chat].id);
+  t.agent_type = static_cast<fb::AgentType>(r.seq % 5);
+  t.model = kModels[model];
+  t.provider = kProviders[model];
+  t.input_tokens = 200 + r.seq % 300;
+  t.output_tokens = 100 + r.seq % 700;
+  t.input_cost = 600 + r.seq % 900;
+  t.output_cost = 1200 + r.seq % 8400;
+  t.request_ts = now - duration_ms * 1000;
+  t.response_ts = now;
+  t.success = true;
+  return Wait<TrackResult>(c.TrackAgentUsage(t, 1), [](TrackResult& tr) {
+    // The tenant's tokens and api_calls quotas, as the peers' want 2 quota rows.
+    return Expect(tr.quotas.size(), 2, "track_agent_usage quotas");
+  });
 }
-// Rate-limit check: consume one request of the user's hourly limit for the agent.
+// Rate-limit check: consume one request of the user's hourly limit (a user-scope
+// requests_per_hour config of 1e9 per user, as the peers' per-user hourly counters).
 Waiter RateLimitCheck(Client& c, const Dataset& d, const Request& r) {
-  return NotAvailable(Op::kRateLimitCheck);
+  const UserRec& u = d.users[r.user];
+  const UserAgentRec& ua = d.user_agents[r.user_agent];
+  LimitCheckRequest q;
+  q.user = u.id;
+  q.agent = d.agents[ua.agent].id;
+  q.tenant = d.tenants[u.tenant].id;
+  return Wait<LimitDecision>(c.CheckLimits(q), [](LimitDecision& dec) {
+    if (!dec.allowed) return Status::Corruption("rate_limit_check: denied");
+    if (dec.remaining < 0) return Status::Corruption("rate_limit_check: no limit applied");
+    return Status::OK();
+  });
 }
 // Top-5 of the user's memories nearest d.queries[r.query].vector; `touch` bumps
-// access_count of the results (the chat-turn flow). Check the ids against
-// ExactTopK(d, user, query, 5) for recall (RecallAtK in dataset.h).
+// access_count of the results (the chat-turn flow). Checks the count; samples ids for
+// recall against ExactTopK.
 Waiter MemoryTop5(Client& c, const Dataset& d, const Request& r, bool touch) {
-  return NotAvailable(touch ? Op::kMemoryTop5Touch : Op::kMemoryTop5);
+  MemoryQuery q;
+  q.user = d.users[r.user].id;
+  q.vector = d.queries[r.query].vector;
+  q.k = 5;
+  q.touch = touch;
+  size_t want = std::min<size_t>(5, d.memory_begin[r.user + 1] - d.memory_begin[r.user]);
+  uint32_t user = r.user, query = r.query;
+  const Dataset* dp = &d;
+  return Wait<std::vector<MemoryHit>>(
+      c.SearchMemories(q), [want, user, query, dp](std::vector<MemoryHit>& hits) {
+        Status s = Expect(hits.size(), want, "memory top-5");
+        if (!s.ok() || want == 0) return s;
+        if (recall_counter.fetch_add(1, std::memory_order_relaxed) % 4 == 0) {
+          const Expected& e = ExpectedOf(*dp);
+          RecallSample rs{user, query, {}};
+          for (auto& h : hits) {
+            auto it = e.memory_index.find(ToUuid(h.memory->id()));
+            rs.got.push_back(it == e.memory_index.end() ? UINT32_MAX : it->second);
+          }
+          std::lock_guard l(recall_mu);
+          if (recall_samples.size() < 4000) recall_samples.push_back(std::move(rs));
+        }
+        return Status::OK();
+      });
 }
-// One user's usage in [d.MonthStart(), d.MonthEnd()) grouped by model.
+// One user's (kUser) or tenant's (kTenant) usage in [d.MonthStart(), d.MonthEnd())
+// grouped by model; the requests must add up to the dataset's logs in that month.
+Waiter Summary(Client& c, const Dataset& d, SummaryOwner owner, const Uuid& id, int64_t want) {
+  UsageSummaryRequest q;
+  q.owner = owner;
+  q.id = id;
+  q.from = d.MonthStart();
+  q.to = d.MonthEnd();
+  q.bucket = SummaryBucket::kTotal;
+  q.group = SummaryGroup::kModel;
+  return Wait<agentstore::UsageSummary>(c.SummarizeUsage(q), [want](agentstore::UsageSummary& s) {
+    int64_t n = 0;
+    for (auto& row : s.rows) n += row.totals.requests;
+    return Expect(static_cast<size_t>(n), static_cast<size_t>(want), "usage summary requests");
+  });
+}
 Waiter UsageSummary(Client& c, const Dataset& d, const Request& r) {
-  return NotAvailable(Op::kUsageSummary);
+  return Summary(c, d, SummaryOwner::kUser, d.users[r.user].id,
+                 ExpectedOf(d).user_month_logs[r.user]);
 }
-// One tenant's usage in [d.MonthStart(), d.MonthEnd()) grouped by model (admin key).
+// One tenant's usage in [d.MonthStart(), d.MonthEnd()) grouped by model.
 Waiter TenantUsage(Client& c, const Dataset& d, const Request& r) {
-  return NotAvailable(Op::kTenantUsage);
-}
-// Loads usage logs and memories once the client can write them (track_agent_usage or
-// an import path for logs; a memory upsert for memories). Until then agentstore holds
-// the same users, agents, user_agents, chats and messages as the peers, without these.
-Status LoadLogsAndMemories(Client& c, const Dataset& d, int connections, LoadProgress& progress) {
-  return Status::OK();
+  return Summary(c, d, SummaryOwner::kTenant, d.tenants[r.tenant].id,
+                 ExpectedOf(d).tenant_month_logs[r.tenant]);
 }
 
 // ---- available today ----
@@ -136,7 +238,7 @@ Waiter Issue(Client& c, const Dataset& d, const Request& r) {
     case Op::kCount:
       break;
   }
-  return NotAvailable(r.op);
+  return [] { return Status::InvalidArgument("not an operation"); };
 }
 
 class AgentstoreSession : public Session {
@@ -183,6 +285,76 @@ Status Pipelined(std::vector<Client>& clients, size_t n, LoadProgress& progress,
     });
   for (auto& t : threads) t.join();
   return first;
+}
+
+// Usage logs, quotas, rate-limit configs and memories: the rows the peers load too.
+// Logs go through track_agent_usage with the dataset's ids and timestamps, so the user
+// and tenant rollups are built the way production builds them (it also advances the
+// user_agent counters and chat totals, which the peers' COPY / HSET loads leave alone).
+// Quotas (tokens, api_calls; 1e12 a month per tenant, as the peers') are set after the
+// logs, so they start at zero like the peers'. Rate limits: one user-scope
+// requests_per_hour config of 1e9 per user (the peers count per user and agent type).
+// Memories through memory_upsert; then waits until the memory indexer has caught up.
+Status LoadLogsAndMemories(std::vector<Client>& clients, const Dataset& d, LoadProgress& progress) {
+  Status s = Pipelined(clients, d.usage_logs.size(), progress, [&](Client& c, size_t i) {
+    const UsageLogRec& g = d.usage_logs[i];
+    fb::UsageLogT t;
+    t.id = FbId(g.id);
+    t.user_id = FbId(d.users[g.user].id);
+    t.agent_id = FbId(d.agents[g.agent].id);
+    if (g.chat >= 0) t.chat_id = FbId(d.chats[g.chat].id);
+    t.agent_type = static_cast<fb::AgentType>(g.agent_type);
+    t.model = kModels[g.model];
+    t.provider = kProviders[g.model];
+    t.input_tokens = g.input_tokens;
+    t.output_tokens = g.output_tokens;
+    t.input_cost = g.input_cost;
+    t.output_cost = g.output_cost;
+    t.request_ts = g.request_ts;
+    t.response_ts = g.response_ts;
+    t.success = g.success;
+    return Wait(c.TrackAgentUsage(t, 1));
+  });
+  if (!s.ok()) return s;
+  NullProgress none;
+  s = Pipelined(clients, d.tenants.size() * 2, none, [&](Client& c, size_t i) {
+    fb::QuotaT q;
+    q.tenant_id = FbId(d.tenants[i / 2].id);
+    q.quota_type = i % 2 ? fb::QuotaType::api_calls : fb::QuotaType::tokens;
+    q.quota_limit = 1000000000000;
+    q.period = fb::QuotaPeriod::month;
+    return Wait(c.SetQuota(q));
+  });
+  if (!s.ok()) return s;
+  s = Pipelined(clients, d.users.size(), none, [&](Client& c, size_t i) {
+    fb::RateLimitConfigT l;
+    l.scope = fb::LimitScope::user;
+    l.scope_id = FbId(d.users[i].id);
+    l.limit_type = fb::LimitType::requests_per_hour;
+    l.limit_value = 1000000000;
+    return Wait(c.PutLimitConfig(l));
+  });
+  if (!s.ok()) return s;
+  s = Pipelined(clients, d.memories.size(), progress, [&](Client& c, size_t i) {
+    const MemoryRec& m = d.memories[i];
+    fb::UserMemoryT t;
+    t.id = FbId(m.id);
+    t.user_id = FbId(d.users[m.user].id);
+    t.memory_type = static_cast<fb::MemoryType>(m.type);
+    t.memory_key = m.key;
+    t.memory_value = m.value;
+    t.importance_score = m.importance;
+    t.embedding.assign(d.Embedding(i), d.Embedding(i) + d.spec.dim);
+    return Wait(c.UpsertMemory(t));
+  });
+  if (!s.ok()) return s;
+  for (int tries = 0; tries < 1200; ++tries) {
+    auto st = clients[0].GetStatus().get();
+    if (!st.ok()) return st.status();
+    if (st->memory_global_pending == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return Status::OK();
 }
 
 class AgentstoreDriver : public Driver {
@@ -308,7 +480,7 @@ class AgentstoreDriver : public Driver {
       });
     });
     if (!s.ok()) return s;
-    return LoadLogsAndMemories(clients[0], d, connections, progress);
+    return LoadLogsAndMemories(clients, d, progress);
   }
 
  private:
@@ -320,17 +492,12 @@ class AgentstoreDriver : public Driver {
 }  // namespace
 
 Status AgentstoreSupports(Op op) {
-  switch (op) {
-    case Op::kTrackAgentUsage:
-    case Op::kRateLimitCheck:
-    case Op::kMemoryTop5:
-    case Op::kMemoryTop5Touch:
-    case Op::kUsageSummary:
-    case Op::kTenantUsage:
-      return Status::NotImplemented("not in the client library yet (not_implemented)");
-    default:
-      return Status::OK();
-  }
+  return op == Op::kCount ? Status::InvalidArgument("not an operation") : Status::OK();
+}
+
+std::vector<RecallSample> TakeRecallSamples() {
+  std::lock_guard l(recall_mu);
+  return std::exchange(recall_samples, {});
 }
 
 std::unique_ptr<Driver> MakeAgentstoreDriver(const DriverOptions& o) {

@@ -86,6 +86,15 @@ std::unique_ptr<Driver> MakeRedisDriver(const DriverOptions& o);
 // mix comparison is like for like; see workloads.cc).
 Status AgentstoreSupports(Op op);
 
+// A memory search agentstore answered, sampled for recall: the result ids mapped to
+// dataset memory indexes (UINT32_MAX: not a dataset memory).
+struct RecallSample {
+  uint32_t user = 0, query = 0;
+  std::vector<uint32_t> got;
+};
+// The samples taken since the last call (the harness calls it after each workload).
+std::vector<RecallSample> TakeRecallSamples();
+
 // Top-5 by inner product over `n` candidates (client-side exact search for peers).
 std::vector<int> TopK(const float* query, const float* vectors, size_t n, int dim, int k);
 
