@@ -58,7 +58,7 @@ struct MemoryOptions {
   std::string metric;  // "cosine" or "l2"
   // A user's memories are searched by an exact scan up to this many, through an HNSW
   // graph above it (benchmarks/README.md: "Exact or graph" has the measurement).
-  uint32_t exact_threshold = 4000;
+  uint32_t exact_threshold = 10000;
   index::GraphParams user_graph{16, 200, 256, 100};
   index::GraphParams global_graph{16, 200, 200, 100};
   // A graph is rebuilt once its tombstones (deleted or changed vectors) pass this
