@@ -209,6 +209,8 @@ struct EngineState {
   // global partition, Ledger::mu and RateLimiter::config_mu).
   void AddTenantUsageDeletes(const Uuid& tenant, storage::WriteBatch& batch);
   void DropTenantUsage(const Uuid& tenant);
+  // Forgets the rate-limit configs of `scope` whose scope_id is `subject` (memory only).
+  void DropLimitConfigsOf(const Uuid& subject, fb::LimitScope scope);
   // A hard-deleted chat's logs keep their row with chat_id cleared.
   void AddChatUsageClears(Partition& shard, const Uuid& chat, storage::WriteBatch& batch,
                           std::vector<std::string>* rewritten);

@@ -16,19 +16,6 @@ using namespace internal;  // NOLINT
 
 namespace internal {
 
-void AddTotals(UsageTotals& a, const UsageTotals& d) {
-  a.requests += d.requests;
-  a.success_count += d.success_count;
-  a.error_count += d.error_count;
-  a.input_tokens += d.input_tokens;
-  a.output_tokens += d.output_tokens;
-  a.total_tokens += d.total_tokens;
-  a.input_cost += d.input_cost;
-  a.output_cost += d.output_cost;
-  a.total_cost += d.total_cost;
-  a.duration_ms += d.duration_ms;
-}
-
 namespace {
 
 constexpr std::string_view kAgentTypeNames[] = {"routing", "chat", "artifact", "git_mcp", "other"};
@@ -137,25 +124,29 @@ void EngineState::AddUserUsageDeletes(const Partition& shard, const Uuid& user,
         batch.Delete(RecordKey(RecordType::kRateLimitConfig, id));
 }
 
+void EngineState::DropLimitConfigsOf(const Uuid& subject, fb::LimitScope scope) {
+  auto s = limiter.by_subject.find(subject);
+  if (s == limiter.by_subject.end()) return;
+  std::vector<Uuid> keep;
+  for (const Uuid& id : s->second) {
+    if (limiter.configs.at(id).scope == static_cast<int8_t>(scope))
+      limiter.configs.erase(id);
+    else
+      keep.push_back(id);
+  }
+  if (keep.empty())
+    limiter.by_subject.erase(s);
+  else
+    s->second = std::move(keep);
+}
+
 void EngineState::DropUserUsage(Partition& shard, const Uuid& user) {
   std::vector<Uuid> ids;
   if (auto u = shard.usage_by_user.find(user); u != shard.usage_by_user.end())
     for (const auto& [ref, loc] : u->second) ids.push_back(ref.id);
   for (const Uuid& id : ids) UnindexUsageLog(shard, id);
   shard.user_rollups.erase(user);
-  if (auto s = limiter.by_subject.find(user); s != limiter.by_subject.end()) {
-    std::vector<Uuid> keep;
-    for (const Uuid& id : s->second) {
-      if (limiter.configs.at(id).scope == static_cast<int8_t>(fb::LimitScope::user))
-        limiter.configs.erase(id);
-      else
-        keep.push_back(id);
-    }
-    if (keep.empty())
-      limiter.by_subject.erase(s);
-    else
-      s->second = std::move(keep);
-  }
+  DropLimitConfigsOf(user, fb::LimitScope::user);
 }
 
 void EngineState::AddTenantUsageDeletes(const Uuid& tenant, storage::WriteBatch& batch) {
@@ -176,19 +167,7 @@ void EngineState::DropTenantUsage(const Uuid& tenant) {
   ledger.quotas.erase(ledger.quotas.lower_bound(QuotaKey{tenant, INT8_MIN, INT64_MIN}),
                       ledger.quotas.upper_bound(QuotaKey{tenant, INT8_MAX, INT64_MAX}));
   ledger.tenant_rollups.erase(tenant);
-  if (auto s = limiter.by_subject.find(tenant); s != limiter.by_subject.end()) {
-    std::vector<Uuid> keep;
-    for (const Uuid& id : s->second) {
-      if (limiter.configs.at(id).scope == static_cast<int8_t>(fb::LimitScope::tenant))
-        limiter.configs.erase(id);
-      else
-        keep.push_back(id);
-    }
-    if (keep.empty())
-      limiter.by_subject.erase(s);
-    else
-      s->second = std::move(keep);
-  }
+  DropLimitConfigsOf(tenant, fb::LimitScope::tenant);
 }
 
 void EngineState::AddChatUsageClears(Partition& shard, const Uuid& chat, storage::WriteBatch& batch,
@@ -370,7 +349,7 @@ Result<TrackResult> Engine::TrackAgentUsage(const Scope& scope, const fb::UsageL
     auto it = m.find(rk);
     UsageTotals next = it == m.end() ? UsageTotals{} : it->second;
     if (AddsOverflow(next, delta)) return Overflow("a usage rollup");
-    AddTotals(next, delta);
+    next += delta;
     rollups.push_back({&m, owner, type, next});
     return Status::OK();
   };
@@ -581,7 +560,7 @@ Result<UsageSummary> Engine::SummarizeUsage(const Scope& scope, const UsageSumma
         case SummaryGroup::kNone:
           break;
       }
-      AddTotals(acc[{period, std::move(group)}], it->second);
+      acc[{period, std::move(group)}] += it->second;
     }
   };
   if (req.owner == SummaryOwner::kUser) {

@@ -42,8 +42,6 @@ struct RollupKey {
 };
 using RollupMap = std::map<RollupKey, UsageTotals>;
 
-void AddTotals(UsageTotals& into, const UsageTotals& d);
-
 // A quota period as held in memory (packed to fb::Quota when written).
 struct QuotaRec {
   Uuid tenant;

@@ -14,19 +14,6 @@ namespace {
 
 constexpr int64_t kDay = 86'400'000'000;
 
-void internal_add(UsageTotals& a, const UsageTotals& d) {
-  a.requests += d.requests;
-  a.success_count += d.success_count;
-  a.error_count += d.error_count;
-  a.input_tokens += d.input_tokens;
-  a.output_tokens += d.output_tokens;
-  a.total_tokens += d.total_tokens;
-  a.input_cost += d.input_cost;
-  a.output_cost += d.output_cost;
-  a.total_cost += d.total_cost;
-  a.duration_ms += d.duration_ms;
-}
-
 class Usage : public EngineFixture {
  protected:
   void OpenWith(int64_t retention, bool purge, int64_t lease_ttl = 300'000'000) {
@@ -274,12 +261,12 @@ TEST_F(Usage, EverythingEqualsARecomputationFromTheLogs) {
       ASSERT_EQ(l->total_cost(), l->input_cost() + l->output_cost());
       ASSERT_EQ(l->duration_ms(), (l->response_ts() - l->request_ts()) / 1000);
       Uuid u = Id(l->user_id());
-      internal_add(per_ua[{u, Id(l->agent_id())}], d);
+      per_ua[{u, Id(l->agent_id())}] += d;
       int64_t day = l->request_ts() / kDay * kDay;
       std::string model(Str(l->model()));
-      internal_add(per_day[{0, u, day, model}], d);
-      if (l->tenant_id()) internal_add(per_day[{1, Id(l->tenant_id()), day, model}], d);
-      internal_add(per_day[{2, Uuid(), day, model}], d);
+      per_day[{0, u, day, model}] += d;
+      if (l->tenant_id()) per_day[{1, Id(l->tenant_id()), day, model}] += d;
+      per_day[{2, Uuid(), day, model}] += d;
       if (l->tenant_id()) {
         auto& q = quota_now[Id(l->tenant_id())];
         q.second += 1;

@@ -51,6 +51,19 @@ struct UsageTotals {
   int64_t input_cost = 0, output_cost = 0, total_cost = 0;
   int64_t duration_ms = 0;
   bool operator==(const UsageTotals&) const = default;
+  UsageTotals& operator+=(const UsageTotals& d) {
+    requests += d.requests;
+    success_count += d.success_count;
+    error_count += d.error_count;
+    input_tokens += d.input_tokens;
+    output_tokens += d.output_tokens;
+    total_tokens += d.total_tokens;
+    input_cost += d.input_cost;
+    output_cost += d.output_cost;
+    total_cost += d.total_cost;
+    duration_ms += d.duration_ms;
+    return *this;
+  }
 };
 
 struct UsageSummaryRow {

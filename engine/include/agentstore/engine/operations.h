@@ -58,13 +58,13 @@ enum RoleBits : uint8_t { kService = 1, kAdmin = 2, kUser = 4, kAnyRole = 7 };
   X(record_export, kRead, kService | kAdmin, true, "a page of one record type, in key order")     \
   X(record_import, kWrite, kService, true, "restore one record exactly (idempotent by id)")       \
   X(backup_create, kWrite, kService | kAdmin, true, "consistent online checkpoint on the server") \
-  X(memory_upsert, kWrite, kService | kUser, true, "write a memory by (user, memory_key)")       \
-  X(memory_get, kRead, kAnyRole, true, "a memory by id or (user, key)")                          \
-  X(memory_delete, kWrite, kService | kUser, true, "remove a memory")                            \
-  X(memory_search, kRead, kAnyRole, true, "a user's top-k memories nearest a vector")            \
-  X(memory_hybrid_search, kRead, kAnyRole, true, "vector + keyword search of memories")          \
-  X(memory_global_search, kRead, kService | kAdmin, true, "top-k across all users")              \
-  X(memory_prune, kWrite, kService | kUser, true, "keep at most N memories of a user")           \
+  X(memory_upsert, kWrite, kService | kUser, true, "write a memory by (user, memory_key)")        \
+  X(memory_get, kRead, kAnyRole, true, "a memory by id or (user, key)")                           \
+  X(memory_delete, kWrite, kService | kUser, true, "remove a memory")                             \
+  X(memory_search, kRead, kAnyRole, true, "a user's top-k memories nearest a vector")             \
+  X(memory_hybrid_search, kRead, kAnyRole, true, "vector + keyword search of memories")           \
+  X(memory_global_search, kRead, kService | kAdmin, true, "top-k across all users")               \
+  X(memory_prune, kWrite, kService | kUser, true, "keep at most N memories of a user")            \
   X(track_agent_usage, kWrite, kService | kUser, true, "atomic usage accounting for a call")      \
   X(rate_agent, kWrite, kService | kUser, true, "rate a user_agent 1-5")                          \
   X(usage_list, kRead, kAnyRole, true, "usage logs by user/agent_type/time")                      \
