@@ -77,6 +77,47 @@ static_assert(sizeof(Ack) < PIPE_BUF, "acks must be written atomically");
   _exit(0);
 }
 
+// Forks a child that runs `child(write_fd)` (which writes Acks and never returns), reads
+// its acks for `run_ms`, SIGKILLs it mid-flight and collects the acks still in the pipe.
+// Fails if the child ended on its own.
+template <typename Child>
+::testing::AssertionResult RunThenKill(Child child, int run_ms, std::vector<Ack>* acked) {
+  int fds[2];
+  if (pipe(fds) != 0) return ::testing::AssertionFailure() << "pipe failed";
+  pid_t pid = fork();
+  if (pid < 0) return ::testing::AssertionFailure() << "fork failed";
+  if (pid == 0) {
+    close(fds[0]);
+    child(fds[1]);
+    _exit(0);  // children _exit themselves; never fall back into the test
+  }
+  close(fds[1]);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(run_ms);
+  Ack a;
+  size_t got = 0;
+  auto drain = [&](int timeout_ms) {
+    pollfd p{fds[0], POLLIN, 0};
+    while (poll(&p, 1, timeout_ms) > 0) {
+      ssize_t n = read(fds[0], reinterpret_cast<char*>(&a) + got, sizeof a - got);
+      if (n <= 0) return;
+      got += n;
+      if (got == sizeof a) {
+        acked->push_back(a);
+        got = 0;
+      }
+    }
+  };
+  while (std::chrono::steady_clock::now() < deadline) drain(5);
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  drain(0);  // acks written before the kill are still in the pipe
+  close(fds[0]);
+  if (!WIFSIGNALED(status))
+    return ::testing::AssertionFailure() << "child exited early with " << WEXITSTATUS(status);
+  return ::testing::AssertionSuccess();
+}
+
 TEST(Crash, AcknowledgedWritesSurviveKill9AndNothingIsHalfApplied) {
   TempDir dir;
   std::string data = dir.sub("data");
@@ -84,38 +125,9 @@ TEST(Crash, AcknowledgedWritesSurviveKill9AndNothingIsHalfApplied) {
   std::vector<Ack> acked;
   constexpr int kCycles = 24;
   for (int cycle = 0; cycle < kCycles; ++cycle) {
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fds[0]);
-      ChildWriter(data, fds[1], cycle + 1);
-    }
-    close(fds[1]);
     // Let it write for 50-400 ms, reading acks meanwhile, then kill it mid-flight.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50 + rng() % 350);
-    Ack a;
-    size_t got = 0;
-    auto drain = [&](int timeout_ms) {
-      pollfd p{fds[0], POLLIN, 0};
-      while (poll(&p, 1, timeout_ms) > 0) {
-        ssize_t n = read(fds[0], reinterpret_cast<char*>(&a) + got, sizeof a - got);
-        if (n <= 0) return;
-        got += n;
-        if (got == sizeof a) {
-          acked.push_back(a);
-          got = 0;
-        }
-      }
-    };
-    while (std::chrono::steady_clock::now() < deadline) drain(5);
-    kill(pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    drain(0);  // acks written before the kill are still in the pipe
-    close(fds[0]);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited early with " << WEXITSTATUS(status);
+    ASSERT_TRUE(RunThenKill([&](int fd) { ChildWriter(data, fd, cycle + 1); },
+                            50 + static_cast<int>(rng() % 350), &acked));
 
     EngineOptions o;
     o.data_dir = data;
@@ -236,37 +248,8 @@ TEST(Crash, TrackAgentUsageSurvivesKill9AndEverythingAgrees) {
   std::vector<Ack> acked;
   constexpr int kCycles = 12;
   for (int cycle = 0; cycle < kCycles; ++cycle) {
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fds[0]);
-      ChildTracker(data, fds[1], cycle + 1);
-    }
-    close(fds[1]);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(80 + rng() % 300);
-    Ack a;
-    size_t got = 0;
-    auto drain = [&](int timeout_ms) {
-      pollfd p{fds[0], POLLIN, 0};
-      while (poll(&p, 1, timeout_ms) > 0) {
-        ssize_t n = read(fds[0], reinterpret_cast<char*>(&a) + got, sizeof a - got);
-        if (n <= 0) return;
-        got += n;
-        if (got == sizeof a) {
-          acked.push_back(a);
-          got = 0;
-        }
-      }
-    };
-    while (std::chrono::steady_clock::now() < deadline) drain(5);
-    kill(pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    drain(0);
-    close(fds[0]);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited early with " << WEXITSTATUS(status);
+    ASSERT_TRUE(RunThenKill([&](int fd) { ChildTracker(data, fd, cycle + 1); },
+                            80 + static_cast<int>(rng() % 300), &acked));
 
     EngineOptions o;
     o.data_dir = data;
