@@ -1,6 +1,6 @@
 // In-process engine micro-benchmarks: record encode/decode (FlatBuffers, the stored and
-// wire form), point read, last-20 messages, append_message under durability none and
-// always (many threads, group commit), create user_agent. Each benchmark names its
+// wire form), point read, last-20 messages, append_message and track_agent_usage under
+// durability none and always (many threads, group commit), create user_agent. Each benchmark names its
 // durability. Run: build/benchmarks/engine_bench
 #include <benchmark/benchmark.h>
 
@@ -82,6 +82,83 @@ void BM_AppendMessage_None(benchmark::State& s) { AppendLoop(s, storage::Durabil
 void BM_AppendMessage_Always(benchmark::State& s) { AppendLoop(s, storage::Durability::kAlways); }
 BENCHMARK(BM_AppendMessage_None)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
 BENCHMARK(BM_AppendMessage_Always)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
+
+// track_agent_usage: 256 users of one tenant with tokens and api_calls quotas, each with
+// a user_agent; threads spread over the users (so over the shards) and meet in the
+// tenant/everyone rollups and the quotas.
+struct TrackWorld {
+  std::unique_ptr<Engine> engine;
+  Uuid agent;
+  std::vector<Uuid> users;
+};
+
+TrackWorld& GetTrack(storage::Durability d) {
+  static std::mutex mu;
+  static std::unique_ptr<TrackWorld> worlds[3];
+  std::lock_guard lock(mu);
+  auto& w = worlds[static_cast<int>(d)];
+  if (!w) {
+    w = std::make_unique<TrackWorld>();
+    EngineOptions o;
+    o.data_dir = TempPath(std::string("track-") + std::string(storage::DurabilityName(d)));
+    o.durability = d;
+    w->engine = std::move(Engine::Open(o).value());
+    Engine& e = *w->engine;
+    fb::TenantT t;
+    t.name = "bench";
+    t.slug = "bench";
+    Uuid tenant = ToUuid(e.CreateTenant(Scope::Service(), t)->get()->id());
+    for (auto type : {fb::QuotaType::tokens, fb::QuotaType::api_calls}) {
+      fb::QuotaT q;
+      q.tenant_id = FbId(tenant);
+      q.quota_type = type;
+      q.quota_limit = INT64_MAX / 2;
+      q.period = fb::QuotaPeriod::month;
+      if (!e.SetQuota(Scope::Service(), q).ok()) abort();
+    }
+    fb::AgentT a;
+    a.name = "bench agent";
+    a.is_public = true;
+    w->agent = ToUuid(e.CreateAgent(Scope::Admin(), a)->get()->id());
+    for (int i = 0; i < 256; ++i) {
+      fb::UserT u;
+      u.email = "track" + std::to_string(i) + "@example.com";
+      u.tenant_id = FbId(tenant);
+      Uuid uid = ToUuid(e.CreateUser(Scope::Service(), u)->get()->id());
+      fb::UserAgentT ua;
+      ua.user_id = FbId(uid);
+      ua.agent_id = FbId(w->agent);
+      if (!e.CreateUserAgent(Scope::Service(), ua).ok()) abort();
+      w->users.push_back(uid);
+    }
+  }
+  return *w;
+}
+
+void TrackLoop(benchmark::State& state, storage::Durability d) {
+  TrackWorld& w = GetTrack(d);
+  size_t i = state.thread_index() * 37;
+  int n = 0;
+  for (auto _ : state) {
+    fb::UsageLogT l;
+    l.user_id = FbId(w.users[i++ % w.users.size()]);
+    l.agent_id = FbId(w.agent);
+    l.model = n % 2 ? "gpt-4o" : "claude-3.5";
+    l.provider = n % 2 ? "openai" : "anthropic";
+    l.input_tokens = 300;
+    l.output_tokens = 600 + n++ % 100;
+    l.input_cost = 900;
+    l.output_cost = 7200;
+    auto r = w.engine->TrackAgentUsage(Scope::Service(), l);
+    if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetLabel(std::string("durability=") + std::string(storage::DurabilityName(d)));
+}
+void BM_TrackAgentUsage_None(benchmark::State& s) { TrackLoop(s, storage::Durability::kNone); }
+void BM_TrackAgentUsage_Always(benchmark::State& s) { TrackLoop(s, storage::Durability::kAlways); }
+BENCHMARK(BM_TrackAgentUsage_None)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+BENCHMARK(BM_TrackAgentUsage_Always)->Threads(1)->Threads(8)->Threads(32)->UseRealTime();
 
 void BM_CreateUserAgent(benchmark::State& state) {
   World& w = Get(storage::Durability::kNone);

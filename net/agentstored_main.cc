@@ -95,6 +95,10 @@ int main(int argc, char** argv) {
                "also delete expired usage logs from disk");
   app.add_option("--lease-ttl-ms", lease_ttl_ms, "an unreleased concurrent-limit lease expires")
       ->capture_default_str();
+  bool recover_damaged_wal = false;
+  app.add_flag("--recover-damaged-wal", recover_damaged_wal,
+               "start even if the WAL is damaged before its end, from the last consistent "
+               "point, dropping the logged writes after the damage (the log says how many)");
   CLI11_PARSE(app, argc, argv);
   if (retention_days < 0 || lease_ttl_ms <= 0) {
     spdlog::error("--usage-retention-days must be >= 0 and --lease-ttl-ms > 0");
@@ -122,6 +126,7 @@ int main(int argc, char** argv) {
   options.usage_log_retention_micros = retention_days * 86'400'000'000;
   options.usage_log_retention_purge_store = retention_purge;
   options.lease_ttl_micros = lease_ttl_ms * 1000;
+  options.recover_damaged_wal = recover_damaged_wal;
   auto start = std::chrono::steady_clock::now();
   auto engine = agentstore::Engine::Open(options);
   if (!engine.ok()) {

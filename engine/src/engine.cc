@@ -1,5 +1,6 @@
 // Engine lifecycle: opening the store, rebuilding every table and index from RocksDB,
 // the index maintenance shared by recovery and writes, and operator statistics.
+#include <cstdio>
 #include <cstring>
 #include <random>
 
@@ -342,7 +343,13 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   storage::StoreOptions so;
   so.path = options.data_dir;
   so.durability = options.durability;
+  so.recover_damaged_wal = options.recover_damaged_wal;
+  so.faults = options.faults;
+  so.merge = MergeUsageRecord;
   AS_ASSIGN_OR_RETURN(impl->store, storage::KvStore::Open(so));
+  if (!impl->store->OpenReport().empty())
+    std::fprintf(stderr, "agentstore: %s: %s\n", options.data_dir.c_str(),
+                 impl->store->OpenReport().c_str());
   AS_RETURN_IF_ERROR(impl->OpenMemoryStore());
   AS_RETURN_IF_ERROR(impl->Recover());
   impl->StartMemoryThread();
@@ -376,10 +383,20 @@ EngineStats Engine::Stats() const {
     s.arena_dead_bytes += shard->arena.dead_bytes();
   }
   {
-    std::lock_guard lock(impl_->ledger.mu);
-    count(RecordType::kQuota, impl_->ledger.quotas.size());
-    for (const auto& [t, m] : impl_->ledger.tenant_rollups)
-      count(RecordType::kTenantUsageRollup, m.size());
+    // Tenant rollups: the union of what was on disk at open and the shards' parts.
+    std::set<std::pair<Uuid, RollupKey>> tenant_rollups;
+    {
+      std::shared_lock lock(impl_->ledger.mu);
+      count(RecordType::kQuota, impl_->ledger.quotas.size());
+      for (const auto& [t, m] : impl_->ledger.tenant_rollups)
+        for (const auto& [k, v] : m) tenant_rollups.insert({t, k});
+    }
+    for (const auto& shard : impl_->shards) {
+      std::shared_lock lock(shard->mu);
+      for (const auto& [t, m] : shard->tenant_rollup_parts)
+        for (const auto& [k, v] : m) tenant_rollups.insert({t, k});
+    }
+    count(RecordType::kTenantUsageRollup, tenant_rollups.size());
   }
   {
     std::shared_lock lock(impl_->limiter.config_mu);
@@ -404,5 +421,6 @@ void Engine::WhenDurable(uint64_t ticket, std::function<void(Status)> done) {
 
 Status Engine::Checkpoint(const std::string& dir) { return impl_->store->Checkpoint(dir); }
 storage::Durability Engine::durability() const { return impl_->store->durability(); }
+Status Engine::WriteHealth() const { return impl_->store->WriteHealth(); }
 
 }  // namespace agentstore

@@ -76,6 +76,9 @@ struct Partition {
   UsageIndex usage_by_type[5];                                   // by fb::AgentType
   std::unordered_map<Uuid, std::vector<Uuid>, UuidHash> usage_by_chat;
   std::unordered_map<Uuid, RollupMap, UuidHash> user_rollups;
+  // What this shard's users added to tenant rollups (nil: everyone) since the store
+  // opened; the rest is in Ledger::tenant_rollups (usage_state.h).
+  std::unordered_map<Uuid, RollupMap, UuidHash> tenant_rollup_parts;
 
   // --- global partition ---
   IdMap tenants;
@@ -209,6 +212,11 @@ struct EngineState {
   // global partition, Ledger::mu and RateLimiter::config_mu).
   void AddTenantUsageDeletes(const Uuid& tenant, storage::WriteBatch& batch);
   void DropTenantUsage(const Uuid& tenant);
+  // The shards' parts of a tenant's rollups (usage_state.h, Ledger): deletes into
+  // `batch`, then forgetting them. Each takes the shard locks itself, so the caller may
+  // hold the global partition but not Ledger::mu.
+  void AddTenantRollupPartDeletes(const Uuid& tenant, storage::WriteBatch& batch);
+  void DropTenantRollupParts(const Uuid& tenant);
   // Forgets the rate-limit configs of `scope` whose scope_id is `subject` (memory only).
   void DropLimitConfigsOf(const Uuid& subject, fb::LimitScope scope);
   // A hard-deleted chat's logs keep their row with chat_id cleared.
@@ -246,6 +254,12 @@ struct GlobalAndShardLock {
   std::unique_lock<std::shared_mutex> global;
   std::unique_lock<std::shared_mutex> shard;
 };
+
+// The store's merge (StoreOptions::merge) for the records that concurrent calls add to:
+// tenant/everyone rollups (totals add up) and quota periods (usage adds up, the rest
+// from the earlier value). usage.cc.
+bool MergeUsageRecord(std::string_view key, const std::string_view* existing,
+                      std::string_view operand, std::string* out);
 
 Status ParsePatch(std::string_view text, Json* out);
 // RocksDB hands out values at any address; FlatBuffers reads scalars in place and needs

@@ -163,12 +163,12 @@ Result<std::vector<Row<fb::Quota>>> Engine::GetQuotas(const Scope& scope, const 
   if (type && static_cast<uint8_t>(*type) > static_cast<uint8_t>(fb::QuotaType::MAX))
     return Status::InvalidArgument("unknown quota_type");
   std::vector<Row<fb::Quota>> out;
-  std::lock_guard lock(impl_->ledger.mu);
+  std::shared_lock lock(impl_->ledger.mu);
   int64_t now = impl_->Now();
   auto& quotas = impl_->ledger.quotas;
   for (auto it = quotas.lower_bound(QuotaKey{tenant, INT8_MIN, INT64_MIN});
        it != quotas.end() && std::get<0>(it->first) == tenant; ++it) {
-    const QuotaRec& q = it->second;
+    const QuotaRec q = QuotaSnapshot(it->second);
     if (type && q.type != static_cast<int8_t>(*type)) continue;
     auto next = std::next(it);
     bool last = next == quotas.end() || std::get<0>(next->first) != tenant ||

@@ -163,6 +163,23 @@ void EngineState::AddTenantUsageDeletes(const Uuid& tenant, storage::WriteBatch&
         batch.Delete(RecordKey(RecordType::kRateLimitConfig, id));
 }
 
+void EngineState::AddTenantRollupPartDeletes(const Uuid& tenant, storage::WriteBatch& batch) {
+  for (const auto& sp : shards) {
+    std::shared_lock lock(sp->mu);
+    if (auto r = sp->tenant_rollup_parts.find(tenant); r != sp->tenant_rollup_parts.end())
+      for (const auto& [k, t] : r->second)
+        batch.Delete(RollupKeyOf(RecordType::kTenantUsageRollup, tenant, k.day, k.agent_type,
+                                 k.provider, k.model));
+  }
+}
+
+void EngineState::DropTenantRollupParts(const Uuid& tenant) {
+  for (const auto& sp : shards) {
+    std::unique_lock lock(sp->mu);
+    sp->tenant_rollup_parts.erase(tenant);
+  }
+}
+
 void EngineState::DropTenantUsage(const Uuid& tenant) {
   ledger.quotas.erase(ledger.quotas.lower_bound(QuotaKey{tenant, INT8_MIN, INT64_MIN}),
                       ledger.quotas.upper_bound(QuotaKey{tenant, INT8_MAX, INT64_MAX}));
@@ -264,10 +281,10 @@ Result<TrackResult> Engine::TrackAgentUsage(const Scope& scope, const fb::UsageL
     if (ToUuid(View<fb::UsageLog>(shard, it->second)->user_id()) != user)
       return Status::AlreadyExists("usage log id is in use");
     TrackResult r = answer(it->second);
-    std::lock_guard ledger(impl_->ledger.mu);
+    std::shared_lock ledger(impl_->ledger.mu);
     for (int8_t t : {int8_t{0}, int8_t{1}})
       if (QuotaRec* q = CurrentQuota(impl_->ledger, tenant, t))
-        r.quotas.push_back(Row<fb::Quota>(PackQuota(*q)));
+        r.quotas.push_back(Row<fb::Quota>(PackQuota(QuotaSnapshot(*q))));
     return r;
   }
 
@@ -325,8 +342,9 @@ Result<TrackResult> Engine::TrackAgentUsage(const Scope& scope, const fb::UsageL
   delta.duration_ms = log.duration_ms;
   RollupKey rk{DayOf(log.request_ts), static_cast<int8_t>(log.agent_type), log.provider, log.model};
 
-  // The shard's records are packed before the ledger lock: every tracked call in the
-  // store passes through that lock, so it covers only the rollups, quotas and the log write.
+  // The shard's records, and the user's rollup, go in as full records: the shard lock
+  // orders them. The tenant and everyone rollups and the quotas are shared by every
+  // shard: they go in as merges of this call's delta (usage_state.h, Ledger).
   std::string log_bytes = Pack(log);
   std::string ua_bytes = Pack(ua);
   std::string chat_bytes = log.chat_id ? Pack(chat) : std::string();
@@ -335,64 +353,107 @@ Result<TrackResult> Engine::TrackAgentUsage(const Scope& scope, const fb::UsageL
   batch.Put(RecordKey(RecordType::kUserAgent, pair->second), ua_bytes);
   if (log.chat_id) batch.Put(RecordKey(RecordType::kChat, chat_id), chat_bytes);
 
-  std::unique_lock ledger_lock(impl_->ledger.mu);
-  Ledger& ledger = impl_->ledger;
   RollupMap& user_roll = shard.user_rollups[user];
-  struct RollupWrite {
-    RollupMap* map;
-    Uuid owner;
-    RecordType type;
-    UsageTotals next;
-  };
-  std::vector<RollupWrite> rollups;
-  auto plan = [&](RollupMap& m, const Uuid& owner, RecordType type) -> Status {
-    auto it = m.find(rk);
-    UsageTotals next = it == m.end() ? UsageTotals{} : it->second;
-    if (AddsOverflow(next, delta)) return Overflow("a usage rollup");
-    next += delta;
-    rollups.push_back({&m, owner, type, next});
-    return Status::OK();
-  };
-  AS_RETURN_IF_ERROR(plan(user_roll, user, RecordType::kUserUsageRollup));
-  if (!tenant.IsNil())
-    AS_RETURN_IF_ERROR(plan(ledger.tenant_rollups[tenant], tenant, RecordType::kTenantUsageRollup));
-  AS_RETURN_IF_ERROR(plan(ledger.tenant_rollups[Uuid()], Uuid(), RecordType::kTenantUsageRollup));
+  UsageTotals user_next;
+  if (auto it = user_roll.find(rk); it != user_roll.end()) user_next = it->second;
+  if (AddsOverflow(user_next, delta)) return Overflow("a usage rollup");
+  user_next += delta;
+  batch.Put(RollupKeyOf(RecordType::kUserUsageRollup, user, rk.day, rk.agent_type, rk.provider,
+                        rk.model),
+            PackRollup(user, rk, user_next));
+  std::vector<Uuid> owners;
+  if (!tenant.IsNil()) owners.push_back(tenant);
+  owners.push_back(Uuid());  // everyone
+  for (const Uuid& owner : owners) {
+    auto part = shard.tenant_rollup_parts.find(owner);
+    if (part != shard.tenant_rollup_parts.end()) {
+      auto it = part->second.find(rk);
+      if (it != part->second.end() && AddsOverflow(it->second, delta))
+        return Overflow("a usage rollup");
+    }
+    batch.Merge(RollupKeyOf(RecordType::kTenantUsageRollup, owner, rk.day, rk.agent_type,
+                            rk.provider, rk.model),
+                PackRollup(owner, rk, delta));
+  }
 
   // Quotas: tokens += total_tokens, api_calls += 1; a period that ended starts anew.
-  std::vector<QuotaRec> quotas;
+  Ledger& ledger = impl_->ledger;
+  const int8_t kQuotaTypes[] = {static_cast<int8_t>(fb::QuotaType::tokens),
+                                static_cast<int8_t>(fb::QuotaType::api_calls)};
+  std::shared_lock ledger_lock(ledger.mu, std::defer_lock);
   if (!tenant.IsNil()) {
-    for (int8_t t : {static_cast<int8_t>(fb::QuotaType::tokens),
-                     static_cast<int8_t>(fb::QuotaType::api_calls)}) {
-      QuotaRec* cur = CurrentQuota(ledger, tenant, t);
-      if (!cur) continue;
-      QuotaRec q = *cur;
-      if (q.period_end != 0 && now >= q.period_end) {
+    // Start new periods first (exclusively, rarely), then advance under the shared lock.
+    while (true) {
+      ledger_lock.lock();
+      bool ended = false;
+      for (int8_t t : kQuotaTypes) {
+        QuotaRec* cur = CurrentQuota(ledger, tenant, t);
+        ended |= cur && cur->period_end != 0 && now >= cur->period_end;
+      }
+      if (!ended) break;
+      ledger_lock.unlock();
+      std::unique_lock excl(ledger.mu);
+      for (int8_t t : kQuotaTypes) {
+        QuotaRec* cur = CurrentQuota(ledger, tenant, t);
+        if (!cur || cur->period_end == 0 || now < cur->period_end) continue;
+        QuotaRec q = *cur;
         q.period_start = PeriodStart(q.period, now);
         q.period_end = PeriodEnd(q.period, q.period_start);
         q.usage = 0;
+        q.updated_at = now;
+        // In memory now; on disk with the first merge into it (which carries the fields).
+        ledger.quotas.emplace(QuotaKey{q.tenant, q.type, q.period_start}, q);
       }
-      int64_t add = t == static_cast<int8_t>(fb::QuotaType::tokens) ? log.total_tokens : 1;
-      if (__builtin_add_overflow(q.usage, add, &q.usage)) return Overflow("a quota");
-      q.exceeded = q.usage > q.limit;
-      q.updated_at = now;
-      quotas.push_back(q);
     }
   }
-
-  for (const auto& w : rollups)
-    batch.Put(RollupKeyOf(w.type, w.owner, rk.day, rk.agent_type, rk.provider, rk.model),
-              PackRollup(w.owner, rk, w.next));
+  struct Advance {
+    QuotaRec* quota;
+    int64_t add;
+  };
+  std::vector<Advance> advanced;
+  auto undo = [&] {
+    for (const auto& a : advanced) QuotaUsage(*a.quota).fetch_sub(a.add);
+  };
   std::vector<std::string> quota_bytes;
-  for (const auto& q : quotas) {
-    quota_bytes.push_back(PackQuota(q));
-    batch.Put(QuotaKeyOf(q.tenant, q.type, q.period_start), quota_bytes.back());
+  if (!tenant.IsNil()) {
+    for (int8_t t : kQuotaTypes) {
+      QuotaRec* cur = CurrentQuota(ledger, tenant, t);
+      if (!cur) continue;
+      int64_t add = t == static_cast<int8_t>(fb::QuotaType::tokens) ? log.total_tokens : 1;
+      auto usage = QuotaUsage(*cur);
+      int64_t before = usage.load(), after;
+      do {
+        if (__builtin_add_overflow(before, add, &after)) {
+          undo();
+          return Overflow("a quota");
+        }
+      } while (!usage.compare_exchange_weak(before, after));
+      advanced.push_back({cur, add});
+      std::atomic_ref<int64_t> updated(cur->updated_at);
+      for (int64_t u = updated.load(); u < now && !updated.compare_exchange_weak(u, now);) {
+      }
+      QuotaRec q = QuotaSnapshot(*cur);
+      q.usage = after;  // the usage right after this call's addition
+      q.exceeded = q.usage > q.limit;
+      q.updated_at = now;
+      quota_bytes.push_back(PackQuota(q));
+      QuotaRec operand = q;  // the addition, with the period's fields for a new period
+      operand.usage = add;
+      operand.exceeded = operand.usage > operand.limit;
+      batch.Merge(QuotaKeyOf(q.tenant, q.type, q.period_start), PackQuota(operand));
+    }
   }
-  AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
+  auto ticket_or = impl_->Log(batch);
+  if (!ticket_or.ok()) {
+    undo();
+    return ticket_or.status();
+  }
+  uint64_t ticket = *ticket_or;
+  if (ledger_lock.owns_lock()) ledger_lock.unlock();
 
   // Apply.
-  for (const auto& w : rollups) (*w.map)[rk] = w.next;
-  for (const auto& q : quotas) ledger.quotas[QuotaKey{q.tenant, q.type, q.period_start}] = q;
-  ledger_lock.unlock();
+  user_roll[rk] = user_next;
+  for (const Uuid& owner : owners) shard.tenant_rollup_parts[owner][rk] += delta;
   impl_->IndexUsageLog(shard, shard.arena.Append(log_bytes));
   shard.arena.Free(ua_loc);
   shard.user_agents[pair->second] = shard.arena.Append(ua_bytes);
@@ -570,10 +631,18 @@ Result<UsageSummary> Engine::SummarizeUsage(const Scope& scope, const UsageSumma
     if (auto it = shard.user_rollups.find(req.id); it != shard.user_rollups.end()) fold(it->second);
   } else {
     Uuid owner = req.owner == SummaryOwner::kTenant ? req.id : Uuid();
-    std::lock_guard lock(impl_->ledger.mu);
-    if (auto it = impl_->ledger.tenant_rollups.find(owner);
-        it != impl_->ledger.tenant_rollups.end())
-      fold(it->second);
+    // What was on disk at open, then each shard's part since (never both locks at once).
+    {
+      std::shared_lock lock(impl_->ledger.mu);
+      if (auto it = impl_->ledger.tenant_rollups.find(owner);
+          it != impl_->ledger.tenant_rollups.end())
+        fold(it->second);
+    }
+    for (const auto& sp : impl_->shards) {
+      std::shared_lock lock(sp->mu);
+      if (auto it = sp->tenant_rollup_parts.find(owner); it != sp->tenant_rollup_parts.end())
+        fold(it->second);
+    }
   }
   UsageSummary out;
   for (auto& [k, t] : acc) out.rows.push_back({k.first, k.second, t});
@@ -613,6 +682,77 @@ Result<uint64_t> Engine::ExpireUsageLogs(const Scope& scope) {
 }
 
 namespace internal {
+
+namespace {
+
+int64_t SaturatingAdd(int64_t a, int64_t b) {
+  int64_t r;
+  if (!__builtin_add_overflow(a, b, &r)) return r;
+  return b > 0 ? INT64_MAX : INT64_MIN;
+}
+
+// A verified, aligned view of one record (RocksDB hands out values at any address).
+template <typename T>
+const T* VerifiedRoot(std::string_view v, std::vector<uint64_t>& buf) {
+  buf.resize((v.size() + 7) / 8);
+  std::memcpy(buf.data(), v.data(), v.size());
+  flatbuffers::Verifier ver(reinterpret_cast<const uint8_t*>(buf.data()), v.size());
+  if (!ver.VerifyBuffer<T>(nullptr)) return nullptr;
+  return flatbuffers::GetRoot<T>(buf.data());
+}
+
+}  // namespace
+
+bool MergeUsageRecord(std::string_view key, const std::string_view* existing,
+                      std::string_view operand, std::string* out) {
+  if (key.empty()) return false;
+  std::vector<uint64_t> a, b;
+  switch (static_cast<RecordType>(key[0])) {
+    case RecordType::kTenantUsageRollup: {
+      const auto* add = VerifiedRoot<fb::UsageRollup>(operand, b);
+      if (!add) return false;
+      if (!existing) {
+        out->assign(operand);
+        return true;
+      }
+      const auto* have = VerifiedRoot<fb::UsageRollup>(*existing, a);
+      if (!have) return false;
+      fb::UsageRollupT r;
+      have->UnPackTo(&r);
+      // Sums saturate rather than wrap (the in-memory check refuses a call first).
+      r.requests = SaturatingAdd(r.requests, add->requests());
+      r.success_count = SaturatingAdd(r.success_count, add->success_count());
+      r.error_count = SaturatingAdd(r.error_count, add->error_count());
+      r.input_tokens = SaturatingAdd(r.input_tokens, add->input_tokens());
+      r.output_tokens = SaturatingAdd(r.output_tokens, add->output_tokens());
+      r.total_tokens = SaturatingAdd(r.total_tokens, add->total_tokens());
+      r.input_cost = SaturatingAdd(r.input_cost, add->input_cost());
+      r.output_cost = SaturatingAdd(r.output_cost, add->output_cost());
+      r.total_cost = SaturatingAdd(r.total_cost, add->total_cost());
+      r.duration_ms = SaturatingAdd(r.duration_ms, add->duration_ms());
+      *out = Pack(r);
+      return true;
+    }
+    case RecordType::kQuota: {
+      const auto* add = VerifiedRoot<fb::Quota>(operand, b);
+      if (!add) return false;
+      if (!existing) {
+        out->assign(operand);
+        return true;
+      }
+      const auto* have = VerifiedRoot<fb::Quota>(*existing, a);
+      if (!have) return false;
+      QuotaRec q = QuotaFromRecord(have);
+      q.usage = SaturatingAdd(q.usage, add->current_usage());
+      q.updated_at = std::max(q.updated_at, add->updated_at());
+      q.exceeded = q.usage > q.limit;
+      *out = PackQuota(q);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
 
 Status EngineState::RecoverUsage() {
   auto scan = [&](RecordType t, auto&& fn) {
@@ -747,8 +887,25 @@ Status EngineState::ImportUsageRecord(RecordType type, std::string_view json, ui
         if (!shard.users.count(owner)) return Status::InvalidArgument("owner_id names no user");
         return apply(shard.user_rollups[owner]);
       }
-      std::lock_guard lock(ledger.mu);
-      return apply(ledger.tenant_rollups[owner]);
+      // A tenant rollup is what was on disk plus the shards' parts (Ledger).
+      UsageTotals parts;
+      bool in_parts = false;
+      for (const auto& sp : shards) {
+        std::shared_lock slock(sp->mu);
+        auto o = sp->tenant_rollup_parts.find(owner);
+        if (o == sp->tenant_rollup_parts.end()) continue;
+        if (auto it = o->second.find(key); it != o->second.end()) {
+          parts += it->second;
+          in_parts = true;
+        }
+      }
+      std::unique_lock lock(ledger.mu);
+      RollupMap& base = ledger.tenant_rollups[owner];
+      if (in_parts) {
+        if (auto it = base.find(key); it != base.end()) parts += it->second;
+        return parts == t ? Status::OK() : Status::AlreadyExists("a different rollup exists");
+      }
+      return apply(base);
     }
     case RecordType::kQuota: {
       fb::QuotaT q;
@@ -759,7 +916,7 @@ Status EngineState::ImportUsageRecord(RecordType type, std::string_view json, ui
       std::shared_lock glock(global.mu);
       if (!global.tenants.count(rec.tenant))
         return Status::InvalidArgument("tenant_id names no tenant");
-      std::lock_guard lock(ledger.mu);
+      std::unique_lock lock(ledger.mu);
       QuotaKey key{rec.tenant, rec.type, rec.period_start};
       if (auto it = ledger.quotas.find(key); it != ledger.quotas.end())
         return same(PackQuota(it->second), PackQuota(rec));

@@ -2,11 +2,12 @@
 // ledger (tenant rollups, the everyone rollup and quotas) and the rate limiter.
 //
 // Locks: partition locks (global, then shard) come before Ledger::mu and before
-// RateLimiter::config_mu; a LimitState::mu is taken only under config_mu (shared), in
+// RateLimiter::config_mu; nothing takes a partition lock while holding Ledger::mu; a LimitState::mu is taken only under config_mu (shared), in
 // config-id order. Rate-limit windows and leases live only in memory: a restart forgets
 // them (configs are durable; quotas, logs and rollups are always durable).
 #pragma once
 
+#include <atomic>
 #include <compare>
 #include <map>
 #include <memory>
@@ -54,13 +55,36 @@ struct QuotaRec {
 // (tenant, quota_type, period_start): every period; the last of a (tenant, type) is current.
 using QuotaKey = std::tuple<Uuid, int8_t, int64_t>;
 
-// Tenant-level accounting. One mutex: every track_agent_usage advances the everyone
-// rollup, so it is one short critical section (map updates plus the WAL append).
+// Tenant-level accounting, which every track_agent_usage advances, without a store-wide
+// serial section:
+// - Tenant and everyone rollups: each shard keeps what its users added since the store
+//   opened (Partition::tenant_rollup_parts, under the shard lock the tracked call holds
+//   anyway); `tenant_rollups` holds what was on disk at open (or imported). A read adds
+//   them up. On disk a call adds its delta with a RocksDB merge (MergeUsageRecord), so
+//   calls from different shards need no order among their log writes.
+// - Quotas: the map of periods changes only under `mu` held exclusively (set_quota, a
+//   new period, a purge). A tracked call holds `mu` shared across its log write, adds
+//   to the current periods' usage atomically (QuotaUsage) and logs the addition as a
+//   merge. Usage stays exact: each call's addition is counted once in memory and once
+//   on disk, the value a call returns is the usage right after its own addition, and
+//   a failed log write takes its addition back. (Holding `mu` shared across the write
+//   orders set_quota's full record against the additions.)
 struct Ledger {
-  std::mutex mu;
+  std::shared_mutex mu;
   std::unordered_map<Uuid, RollupMap, UuidHash> tenant_rollups;  // nil tenant: everyone
   std::map<QuotaKey, QuotaRec> quotas;
 };
+
+// A period's usage, advanced by tracked calls holding Ledger::mu shared.
+inline std::atomic_ref<int64_t> QuotaUsage(QuotaRec& q) { return std::atomic_ref<int64_t>(q.usage); }
+// A copy safe to take under Ledger::mu shared (usage read atomically; `exceeded` from it).
+inline QuotaRec QuotaSnapshot(const QuotaRec& q) {
+  QuotaRec r = q;
+  r.usage = std::atomic_ref<int64_t>(const_cast<int64_t&>(q.usage)).load();
+  r.updated_at = std::atomic_ref<int64_t>(const_cast<int64_t&>(q.updated_at)).load();
+  r.exceeded = r.usage > r.limit;
+  return r;
+}
 
 // One rate-limit config in memory, with its window or leases.
 struct LimitState {

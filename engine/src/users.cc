@@ -145,9 +145,12 @@ Status Engine::DeleteTenant(const Scope& scope, const Uuid& id, DeleteMode mode)
     batch.Delete(RecordKey(RecordType::kTenant, id));
   }
   // A purge takes the tenant's quotas, usage rollups and tenant-scoped limit configs.
-  std::unique_lock<std::mutex> ledger;
+  std::unique_lock<std::shared_mutex> ledger;
   std::unique_lock<std::shared_mutex> limits;
   if (mode == DeleteMode::kHard) {
+    // The tenant has no users (checked above, under the global lock), so no tracked
+    // call can add to its rollup parts meanwhile.
+    impl_->AddTenantRollupPartDeletes(id, batch);
     ledger = std::unique_lock(impl_->ledger.mu);
     limits = std::unique_lock(impl_->limiter.config_mu);
     impl_->AddTenantUsageDeletes(id, batch);
@@ -157,6 +160,7 @@ Status Engine::DeleteTenant(const Scope& scope, const Uuid& id, DeleteMode mode)
     impl_->DropTenantUsage(id);
     limits.unlock();
     ledger.unlock();
+    impl_->DropTenantRollupParts(id);
   }
   g.arena.Free(it->second);
   if (mode == DeleteMode::kSoft) {

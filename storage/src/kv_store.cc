@@ -1,18 +1,29 @@
-// KvStore over RocksDB: WAL-backed atomic batches, explicit durability with group
-// commit, the format-version check and checkpoints.
+// KvStore over RocksDB: WAL-backed atomic batches, the log pipeline (group commit on one
+// log thread), write-failure recovery, the WAL check on open, the format-version check
+// and checkpoints.
 #include "agentstore/storage/kv_store.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/merge_operator.h>
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <map>
 #include <mutex>
 #include <thread>
+#include <vector>
+
+#include "fault_fs.h"
+#include "wal_check.h"
 
 namespace agentstore::storage {
 namespace {
@@ -72,90 +83,192 @@ void WriteBatch::Put(std::string_view key, std::string_view value) {
   rep_->batch.Put(ToSlice(key), ToSlice(value));
 }
 void WriteBatch::Delete(std::string_view key) { rep_->batch.Delete(ToSlice(key)); }
+void WriteBatch::Merge(std::string_view key, std::string_view operand) {
+  rep_->batch.Merge(ToSlice(key), ToSlice(operand));
+}
 int WriteBatch::Count() const { return static_cast<int>(rep_->batch.Count()); }
 void WriteBatch::Clear() { rep_->batch.Clear(); }
 
+namespace {
+
+// RocksDB's merge operator over StoreOptions::merge.
+class MergeAdapter : public rocksdb::AssociativeMergeOperator {
+ public:
+  explicit MergeAdapter(decltype(StoreOptions::merge) fn) : fn_(std::move(fn)) {}
+  bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing,
+             const rocksdb::Slice& value, std::string* new_value,
+             rocksdb::Logger* /*logger*/) const override {
+    std::string_view have;
+    if (existing) have = std::string_view(existing->data(), existing->size());
+    return fn_(std::string_view(key.data(), key.size()), existing ? &have : nullptr,
+               std::string_view(value.data(), value.size()), new_value);
+  }
+  const char* Name() const override { return "agentstore.merge"; }
+
+ private:
+  decltype(StoreOptions::merge) fn_;
+};
+
+Status WriteError(const rocksdb::Status& s) {
+  if (s.IsNoSpace()) {
+    return Status::ResourceExhausted(
+        "disk full: the store refuses writes until space is freed (reads keep working; "
+        "writes resume by themselves): " +
+        s.ToString());
+  }
+  return FromRocks(s, "write");
+}
+
+}  // namespace
+
 struct KvStore::Impl {
   StoreOptions options;
+  std::unique_ptr<rocksdb::Env> env;  // only with faults: an Env over the fault file system
   std::unique_ptr<rocksdb::DB> db;
+  bool manual_flush = false;  // kAlways: Write appends to the log buffer only
+  std::string open_report;
 
-  // Group commit: `written` counts batches that have reached the OS; `synced` is the
-  // highest count an fsync is known to cover. A waiter whose ticket is not yet covered
-  // either becomes the one thread that syncs (covering everything written so far) or
-  // waits for the sync in progress.
+  // The log pipeline. `written` counts batches appended to the log (tickets are handed
+  // out after the append, so a flush+sync that starts after reading the count covers
+  // them); `synced` is the highest count a completed sync covers. One log thread runs
+  // every sync: it takes everything written so far as one group, syncs it while new
+  // writes keep appending (they form the next group), then completes that group's
+  // waiters in ticket order.
   std::atomic<uint64_t> written{0};
-  std::mutex sync_mu;
-  std::condition_variable sync_cv;
-  uint64_t synced = 0;        // guarded by sync_mu
-  bool sync_running = false;  // guarded by sync_mu
-  Status sync_error;          // guarded by sync_mu; sticky once a sync fails
+  mutable std::mutex mu;
+  std::condition_variable log_cv;   // wakes the log thread
+  std::condition_variable done_cv;  // wakes blocking AwaitDurable callers
+  uint64_t synced = 0;              // guarded by mu
   std::atomic<uint64_t> sync_count{0};
+  std::multimap<uint64_t, std::function<void(Status)>> waiters;  // guarded by mu
+  bool stopping = false;                                         // guarded by mu
 
-  // kBatch: a background thread syncs every interval. kAlways: a background thread syncs
-  // whenever asynchronous waiters are pending, then completes them.
-  std::thread sync_thread;
-  bool stopping = false;                                                  // guarded by sync_mu
-  std::vector<std::pair<uint64_t, std::function<void(Status)>>> waiters;  // guarded by sync_mu
+  // Write failures: once a log write fails, RocksDB holds the error and refuses writes;
+  // a sync then must not touch the failed log file (RocksDB asserts), so the log thread
+  // stops syncing, fails the waiters, and retries Resume() until it succeeds.
+  std::atomic<bool> failed{false};
+  Status fail_status;  // guarded by mu
+  std::chrono::steady_clock::time_point failed_at;
+  std::string last_resume_error;  // log thread only
+  std::thread log_thread;
 
-  Status SyncUpTo(uint64_t ticket) {
-    std::unique_lock lock(sync_mu);
-    while (synced < ticket) {
-      if (!sync_error.ok()) return sync_error;
-      if (sync_running) {
-        sync_cv.wait(lock);
+  void Fail(const rocksdb::Status& s) {  // caller holds mu
+    if (failed.load()) return;
+    fail_status = WriteError(s);
+    failed_at = std::chrono::steady_clock::now();
+    failed.store(true);
+    std::fprintf(stderr, "agentstore storage: writes stopped: %s\n",
+                 fail_status.ToString().c_str());
+    log_cv.notify_all();
+  }
+
+  // Runs callbacks outside the lock, in ticket (= log) order.
+  void Complete(std::unique_lock<std::mutex>& lock, uint64_t upto, Status s) {
+    std::vector<std::function<void(Status)>> ready;
+    auto end = s.ok() ? waiters.upper_bound(upto) : waiters.end();
+    for (auto it = waiters.begin(); it != end; ++it) ready.push_back(std::move(it->second));
+    waiters.erase(waiters.begin(), end);
+    done_cv.notify_all();
+    if (ready.empty()) return;
+    lock.unlock();
+    for (auto& done : ready) done(s);
+    lock.lock();
+  }
+
+  rocksdb::Status SyncNow() {
+    // kAlways writes only reached the log buffer; FlushWAL(true) writes it, then syncs.
+    return manual_flush ? db->FlushWAL(/*sync=*/true) : db->SyncWAL();
+  }
+
+  // Enough room to flush a full memtable, roll the WAL and write the MANIFEST.
+  bool RoomToResume() {
+    uint64_t free = 0;
+    rocksdb::Env* e = env ? env.get() : rocksdb::Env::Default();
+    if (!e->GetFreeSpace(options.path, &free).ok()) return true;  // unknown: try
+    return free >= kResumeFreeBytes;
+  }
+  static constexpr uint64_t kResumeFreeBytes = 96ull << 20;
+
+  void TryResume(std::unique_lock<std::mutex>& lock) {
+    lock.unlock();
+    // RocksDB's Resume() on a disk that is still full fails its flush, and such a failed
+    // recovery can leave the error unrecoverable; so wait for room first.
+    if (!RoomToResume()) {
+      lock.lock();
+      return;
+    }
+    rocksdb::Status s = db->Resume();
+    lock.lock();
+    if (!s.ok()) {
+      // Said once per distinct reason, not every retry.
+      if (s.ToString() != last_resume_error) {
+        last_resume_error = s.ToString();
+        std::fprintf(stderr, "agentstore storage: writes still stopped (retrying): %s\n",
+                     last_resume_error.c_str());
+      }
+      return;
+    }
+    last_resume_error.clear();
+    // Resume flushed the memtables (everything written so far) into synced tables.
+    synced = std::max(synced, written.load());
+    failed.store(false);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - failed_at).count();
+    std::fprintf(stderr, "agentstore storage: writes resumed after %.1f s (was: %s)\n", secs,
+                 fail_status.ToString().c_str());
+    fail_status = Status::OK();
+  }
+
+  void LogLoop() {
+    std::unique_lock lock(mu);
+    auto interval = std::chrono::milliseconds(options.batch_sync_interval_ms);
+    auto next_batch_sync = std::chrono::steady_clock::now() + interval;
+    while (true) {
+      if (failed.load()) {
+        Complete(lock, 0, fail_status);
+        if (stopping) break;
+        log_cv.wait_for(lock, std::chrono::milliseconds(options.resume_interval_ms));
+        if (stopping) continue;
+        TryResume(lock);
         continue;
       }
-      sync_running = true;
       uint64_t target = written.load(std::memory_order_acquire);
-      lock.unlock();
-      rocksdb::Status s = db->SyncWAL();
-      sync_count.fetch_add(1, std::memory_order_relaxed);
-      lock.lock();
-      sync_running = false;
-      if (!s.ok())
-        sync_error = FromRocks(s, "WAL sync");
-      else if (target > synced)
-        synced = target;
-      sync_cv.notify_all();
-    }
-    return Status::OK();
-  }
-
-  void AsyncLoop() {
-    std::unique_lock lock(sync_mu);
-    while (true) {
-      sync_cv.wait(lock, [&] { return stopping || !waiters.empty(); });
-      if (stopping && waiters.empty()) break;
-      uint64_t target = 0;
-      for (const auto& w : waiters) target = std::max(target, w.first);
-      lock.unlock();
-      Status s = SyncUpTo(target);
-      lock.lock();
-      std::vector<std::pair<uint64_t, std::function<void(Status)>>> ready;
-      for (auto it = waiters.begin(); it != waiters.end();) {
-        if (!s.ok() || it->first <= synced) {
-          ready.push_back(std::move(*it));
-          it = waiters.erase(it);
+      bool due = false;
+      switch (options.durability) {
+        case Durability::kAlways:
+          // Sync whatever is written, awaited or not, so no write lingers in the buffer.
+          due = target > synced;
+          break;
+        case Durability::kBatch:
+          if (std::chrono::steady_clock::now() >= next_batch_sync) {
+            next_batch_sync = std::chrono::steady_clock::now() + interval;
+            due = target > synced;
+          }
+          break;
+        case Durability::kNone:
+          break;
+      }
+      if (!due) {
+        if (stopping) break;
+        if (options.durability == Durability::kBatch) {
+          log_cv.wait_until(lock, next_batch_sync);
+        } else if (options.durability == Durability::kAlways) {
+          // Writes nobody awaits still reach the disk within a tick.
+          log_cv.wait_for(lock, std::chrono::milliseconds(5));
         } else {
-          ++it;
+          log_cv.wait(lock);
         }
+        continue;
       }
       lock.unlock();
-      for (auto& [ticket, done] : ready) done(s);
+      rocksdb::Status s = SyncNow();
+      sync_count.fetch_add(1, std::memory_order_relaxed);
       lock.lock();
-    }
-  }
-
-  void BatchLoop() {
-    std::unique_lock lock(sync_mu);
-    while (!stopping) {
-      sync_cv.wait_for(lock, std::chrono::milliseconds(options.batch_sync_interval_ms));
-      if (stopping) break;
-      uint64_t target = written.load(std::memory_order_acquire);
-      if (target <= synced) continue;
-      lock.unlock();
-      SyncUpTo(target);
-      lock.lock();
+      if (!s.ok()) {
+        Fail(s);
+        continue;
+      }
+      synced = std::max(synced, target);
+      Complete(lock, synced, Status::OK());
     }
   }
 };
@@ -164,16 +277,17 @@ KvStore::KvStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 KvStore::~KvStore() {
   if (!impl_) return;
-  if (impl_->sync_thread.joinable()) {
+  if (impl_->log_thread.joinable()) {
     {
-      std::lock_guard lock(impl_->sync_mu);
+      std::lock_guard lock(impl_->mu);
       impl_->stopping = true;
     }
-    impl_->sync_cv.notify_all();
-    impl_->sync_thread.join();
+    impl_->log_cv.notify_all();
+    impl_->log_thread.join();
   }
   if (impl_->db) {
-    impl_->db->SyncWAL();
+    // After a failed log write RocksDB must not be asked to sync the failed file.
+    if (!impl_->failed.load()) impl_->SyncNow();
     impl_->db->Close();
   }
 }
@@ -195,10 +309,43 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
   // instead of a skiplist insert, which was half of the write path's CPU.
   ro.memtable_factory.reset(new rocksdb::VectorRepFactory());
   ro.allow_concurrent_memtable_write = false;  // required by the vector memtable
+  // On 2 cores, writers spinning for the write-group leader burn the CPU the leader needs.
+  ro.enable_write_thread_adaptive_yield = false;
+  // kAlways: appends go to the log buffer; the log thread writes and syncs each group.
+  impl->manual_flush = options.durability == Durability::kAlways;
+  ro.manual_wal_flush = impl->manual_flush;
+  if (options.merge) ro.merge_operator = std::make_shared<MergeAdapter>(options.merge);
+  if (options.faults) {
+    impl->env = rocksdb::NewCompositeEnv(NewFaultFileSystem(options.faults));
+    ro.env = impl->env.get();
+  }
   // Records are read back only on open (a full scan), so favour scan and write speed.
   rocksdb::BlockBasedTableOptions table;
   table.block_size = 16 << 10;
   ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  // The WAL, checked before RocksDB replays it (wal_check.h).
+  WalScan scan = ScanWal(options.path);
+  ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  if (!scan.damage.empty()) {
+    const WalDamage& d = scan.damage.front();
+    std::string where = "WAL file " + d.file + " is damaged at byte offset " +
+                        std::to_string(d.offset) + ", and " + std::to_string(d.dropped) +
+                        " logged write(s) follow the damage";
+    if (!options.recover_damaged_wal) {
+      return Status::Corruption(where +
+                                "; refusing to start. To start anyway from the last consistent "
+                                "point (dropping those writes), restart with "
+                                "--recover-damaged-wal");
+    }
+    impl->open_report = where + "; started from the last consistent point (--recover-damaged-wal), "
+                                "dropping those " +
+                        std::to_string(d.dropped) + " write(s)";
+    ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  } else if (scan.torn_tail) {
+    impl->open_report = "the WAL ends in a record cut short (a crash during a write that was "
+                        "never acknowledged); ignored";
+  }
 
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(ro, options.path, &raw);
@@ -216,9 +363,8 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
                                      " holds data but no agentstore format version; refusing "
                                      "to open a directory that is not an agentstore store");
     }
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    s = impl->db->Put(wo, ToSlice(kFormatKey), options.format_version);
+    s = impl->db->Put(rocksdb::WriteOptions(), ToSlice(kFormatKey), options.format_version);
+    if (s.ok()) s = impl->SyncNow();
     if (!s.ok()) return FromRocks(s, "writing format version");
   } else if (!s.ok()) {
     return FromRocks(s, "reading format version");
@@ -228,36 +374,48 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
   }
 
   Impl* p = impl.get();
-  if (options.durability == Durability::kBatch) {
-    impl->sync_thread = std::thread([p] { p->BatchLoop(); });
-  } else if (options.durability == Durability::kAlways) {
-    impl->sync_thread = std::thread([p] { p->AsyncLoop(); });
-  }
+  impl->log_thread = std::thread([p] { p->LogLoop(); });
   return std::unique_ptr<KvStore>(new KvStore(std::move(impl)));
 }
 
 Result<uint64_t> KvStore::Write(WriteBatch& batch) {
+  if (impl_->failed.load(std::memory_order_acquire)) {
+    std::lock_guard lock(impl_->mu);
+    if (!impl_->fail_status.ok()) return impl_->fail_status;
+  }
   rocksdb::WriteOptions wo;
-  wo.sync = false;  // syncing is AwaitDurable's job, so that writers can share fsyncs
+  wo.sync = false;  // syncing is the log thread's job, so that writers share fsyncs
   rocksdb::Status s = impl_->db->Write(wo, &batch.rep_->batch);
-  if (!s.ok()) return FromRocks(s, "write");
-  // Counted only after the batch reached the OS: a sync that starts after reading this
-  // count covers this batch.
+  if (!s.ok()) {
+    std::lock_guard lock(impl_->mu);
+    if (s.IsIOError() || s.IsNoSpace()) impl_->Fail(s);
+    return impl_->fail_status.ok() ? FromRocks(s, "write") : impl_->fail_status;
+  }
+  // The log thread learns of it from the waiter (AwaitDurable*), which notifies under the
+  // lock, or within its idle tick.
   return impl_->written.fetch_add(1, std::memory_order_acq_rel) + 1;
 }
 
 Status KvStore::AwaitDurable(uint64_t ticket) {
   if (impl_->options.durability != Durability::kAlways) return Status::OK();
-  return impl_->SyncUpTo(ticket);
+  std::unique_lock lock(impl_->mu);
+  if (impl_->synced < ticket) impl_->log_cv.notify_one();
+  while (impl_->synced < ticket) {
+    if (impl_->failed.load()) return impl_->fail_status;
+    impl_->done_cv.wait(lock);
+  }
+  return Status::OK();
 }
 
 void KvStore::AwaitDurableAsync(uint64_t ticket, std::function<void(Status)> done) {
   if (impl_->options.durability != Durability::kAlways) return done(Status::OK());
   {
-    std::lock_guard lock(impl_->sync_mu);
+    std::lock_guard lock(impl_->mu);
     if (impl_->synced < ticket) {
-      impl_->waiters.emplace_back(ticket, std::move(done));
-      impl_->sync_cv.notify_all();
+      // The log thread completes it after the sync covering it (or fails it if writes
+      // have stopped).
+      impl_->waiters.emplace(ticket, std::move(done));
+      impl_->log_cv.notify_one();
       return;
     }
   }
@@ -296,12 +454,19 @@ Status KvStore::Checkpoint(const std::string& dir) {
 }
 
 Status KvStore::Flush() {
+  if (impl_->failed.load()) return WriteHealth();
   AS_RETURN_IF_ERROR(FromRocks(impl_->db->Flush(rocksdb::FlushOptions()), "flush"));
-  return FromRocks(impl_->db->SyncWAL(), "WAL sync");
+  return FromRocks(impl_->SyncNow(), "WAL sync");
 }
 
 Durability KvStore::durability() const { return impl_->options.durability; }
 const std::string& KvStore::path() const { return impl_->options.path; }
 uint64_t KvStore::SyncCount() const { return impl_->sync_count.load(); }
+Status KvStore::WriteHealth() const {
+  if (!impl_->failed.load()) return Status::OK();
+  std::lock_guard lock(impl_->mu);
+  return impl_->fail_status;
+}
+const std::string& KvStore::OpenReport() const { return impl_->open_report; }
 
 }  // namespace agentstore::storage

@@ -175,7 +175,10 @@ TEST(Crash, AcknowledgedWritesSurviveKill9AndNothingIsHalfApplied) {
 const Uuid kCrashTenant = *Uuid::Parse("0190f3a2-7b1c-7def-8123-000000000001");
 const Uuid kCrashAgent = *Uuid::Parse("0190f3a2-7b1c-7def-8123-000000000002");
 
-[[noreturn]] void ChildTracker(const std::string& dir, int fd, uint64_t seed) {
+// `users` users of one tenant (one per thread when users == threads, so that calls run
+// in different shards and meet only in the tenant/everyone rollups and the quotas).
+[[noreturn]] void ChildTracker(const std::string& dir, int fd, uint64_t seed, int users = 1,
+                               int threads_n = 4) {
   EngineOptions o;
   o.data_dir = dir;
   o.durability = storage::Durability::kAlways;
@@ -201,29 +204,36 @@ const Uuid kCrashAgent = *Uuid::Parse("0190f3a2-7b1c-7def-8123-000000000002");
     q.period = fb::QuotaPeriod::none;
     if (!e.SetQuota(Scope::Service(), q).ok()) _exit(4);
   }
-  fb::UserT u;
-  u.email = "track" + std::to_string(seed) + "@x.com";
-  u.tenant_id = std::make_unique<fb::Uuid>(ToFb(kCrashTenant));
-  auto user = e.CreateUser(Scope::Service(), u);
-  if (!user.ok()) _exit(4);
-  Uuid uid = ToUuid(user->get()->id());
-  fb::UserAgentT ua;
-  ua.user_id = std::make_unique<fb::Uuid>(ToFb(uid));
-  ua.agent_id = std::make_unique<fb::Uuid>(ToFb(kCrashAgent));
-  if (!e.CreateUserAgent(Scope::Service(), ua).ok()) _exit(4);
-  fb::ChatT c;
-  c.user_id = std::make_unique<fb::Uuid>(ToFb(uid));
-  auto chat = e.CreateChat(Scope::Service(), c);
-  if (!chat.ok()) _exit(4);
+  std::vector<Uuid> uids, chats;
+  for (int n = 0; n < users; ++n) {
+    fb::UserT u;
+    u.email = "track" + std::to_string(seed) + "-" + std::to_string(n) + "@x.com";
+    u.tenant_id = std::make_unique<fb::Uuid>(ToFb(kCrashTenant));
+    auto user = e.CreateUser(Scope::Service(), u);
+    if (!user.ok()) _exit(4);
+    Uuid uid = ToUuid(user->get()->id());
+    fb::UserAgentT ua;
+    ua.user_id = std::make_unique<fb::Uuid>(ToFb(uid));
+    ua.agent_id = std::make_unique<fb::Uuid>(ToFb(kCrashAgent));
+    if (!e.CreateUserAgent(Scope::Service(), ua).ok()) _exit(4);
+    fb::ChatT c;
+    c.user_id = std::make_unique<fb::Uuid>(ToFb(uid));
+    auto chat = e.CreateChat(Scope::Service(), c);
+    if (!chat.ok()) _exit(4);
+    uids.push_back(uid);
+    chats.push_back(ToUuid(chat->get()->id()));
+  }
   std::vector<std::thread> threads;
-  for (int th = 0; th < 4; ++th) {
+  for (int th = 0; th < threads_n; ++th) {
     threads.emplace_back([&, th] {
       std::mt19937_64 rng(seed * 31 + th);
+      const Uuid& uid = uids[th % users];
+      const Uuid& chat_id = chats[th % users];
       for (;;) {
         fb::UsageLogT l;
         l.user_id = std::make_unique<fb::Uuid>(ToFb(uid));
         l.agent_id = std::make_unique<fb::Uuid>(ToFb(kCrashAgent));
-        if (rng() % 2) l.chat_id = std::make_unique<fb::Uuid>(ToFb(ToUuid(chat->get()->id())));
+        if (rng() % 2) l.chat_id = std::make_unique<fb::Uuid>(ToFb(chat_id));
         l.model = rng() % 2 ? "gpt-4o" : "claude";
         l.input_tokens = static_cast<int64_t>(rng() % 1000);
         l.output_tokens = static_cast<int64_t>(rng() % 1000);
@@ -241,15 +251,16 @@ const Uuid kCrashAgent = *Uuid::Parse("0190f3a2-7b1c-7def-8123-000000000002");
   _exit(0);
 }
 
-TEST(Crash, TrackAgentUsageSurvivesKill9AndEverythingAgrees) {
+// Each cycle runs `min_ms` plus up to 300 ms (the child first sets up its users).
+void TrackUnderKill9(int users, int threads, int cycles, uint32_t seed, int min_ms) {
   TempDir dir;
   std::string data = dir.sub("data");
-  std::mt19937 rng(20261124);
+  std::mt19937 rng(seed);
   std::vector<Ack> acked;
-  constexpr int kCycles = 12;
+  const int kCycles = cycles;
   for (int cycle = 0; cycle < kCycles; ++cycle) {
-    ASSERT_TRUE(RunThenKill([&](int fd) { ChildTracker(data, fd, cycle + 1); },
-                            80 + static_cast<int>(rng() % 300), &acked));
+    ASSERT_TRUE(RunThenKill([&](int fd) { ChildTracker(data, fd, cycle + 1, users, threads); },
+                            min_ms + static_cast<int>(rng() % 300), &acked));
 
     EngineOptions o;
     o.data_dir = data;
@@ -324,8 +335,21 @@ TEST(Crash, TrackAgentUsageSurvivesKill9AndEverythingAgrees) {
     }
   }
   EXPECT_GT(acked.size(), static_cast<size_t>(kCycles * 10)) << "the child should have written";
-  std::cout << "[ crash ] " << kCycles << " kill -9 cycles, " << acked.size()
+  std::cout << "[ crash ] " << kCycles << " kill -9 cycles, " << users << " user(s), " << threads
+            << " threads, " << acked.size()
             << " acknowledged track_agent_usage calls verified\n";
+}
+
+TEST(Crash, TrackAgentUsageSurvivesKill9AndEverythingAgrees) {
+  TrackUnderKill9(1, 4, 12, 20261124, 80);
+}
+
+// The ledger's concurrent path: calls in 8 shards at once meet only in the tenant and
+// everyone rollups and the quotas, which they advance with merges; after every kill the
+// merged values equal what the surviving logs add up to, across restarts (what was on
+// disk at open plus each shard's part).
+TEST(Crash, ConcurrentTrackAcrossShardsSurvivesKill9AndLedgerAgrees) {
+  TrackUnderKill9(8, 8, 10, 20261127, 500);
 }
 
 }  // namespace

@@ -89,6 +89,12 @@ struct EngineOptions {
   bool usage_log_retention_purge_store = false;
   // A concurrent-limit lease never released expires this long after it was taken.
   int64_t lease_ttl_micros = 300'000'000;
+  // Open even when the WAL is damaged before its end, from the last consistent point
+  // (dropping the writes after the damage; agentstored --recover-damaged-wal). Without
+  // it such a store refuses to open with an error naming the file and offset.
+  bool recover_damaged_wal = false;
+  // Tests: makes the store's file writes fail as a full disk does.
+  std::shared_ptr<storage::StorageFaults> faults;
 };
 
 // A new API key: the secret is shown once, only its hash is stored.
@@ -331,6 +337,9 @@ class Engine {
   // A consistent online copy of the data directory (RocksDB checkpoint) in `dir`.
   Status Checkpoint(const std::string& dir);
   storage::Durability durability() const;
+  // OK while the store accepts writes; else the error writes get (a full disk:
+  // resource_exhausted) until they recover by themselves.
+  Status WriteHealth() const;
 
  private:
   explicit Engine(std::unique_ptr<internal::EngineState> impl);

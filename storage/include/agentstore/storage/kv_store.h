@@ -4,13 +4,21 @@
 // module; its failures come back as Status.
 //
 // Durability (the loss window on a machine crash; a process crash such as kill -9
-// loses nothing that was acknowledged in any mode, because every batch has reached
-// the OS before Write returns):
-//   kNone   - WAL written, never fsynced by us; the OS flushes when it likes.
-//   kBatch  - WAL fsynced by a background thread every `batch_sync_interval_ms`;
+// loses nothing that was acknowledged in any mode):
+//   kNone   - WAL written to the OS by Write, never fsynced by us.
+//   kBatch  - as kNone, and a background thread fsyncs every `batch_sync_interval_ms`;
 //             a power loss may lose that last interval.
-//   kAlways - AwaitDurable returns only after an fsync covers the write; concurrent
-//             writers share fsyncs (group commit). Nothing acknowledged is ever lost.
+//   kAlways - group commit, in the style of a database log: Write only appends the
+//             batch to the in-memory log buffer, in log order (cheap, no syscall); the
+//             store's log thread writes and fsyncs everything appended so far in one
+//             go while the next group forms, then releases the waiters in log order.
+//             A write is acknowledged only after an fsync covers it.
+//
+// Faults: a failed log write (e.g. a full disk) stops writes with a clear error
+// (resource_exhausted for no space, io_error otherwise) while reads keep working; the
+// log thread retries RocksDB's Resume() until writes work again and says so on stderr.
+// A WAL damaged in the middle (not just a torn tail) refuses to open unless
+// `recover_damaged_wal` is set (see wal_check.h).
 //
 // Thread-safety: all methods may be called concurrently.
 #pragma once
@@ -23,6 +31,7 @@
 #include <string_view>
 
 #include "agentstore/common/status.h"
+#include "agentstore/storage/faults.h"
 
 namespace agentstore::storage {
 
@@ -37,6 +46,20 @@ struct StoreOptions {
   // Written on creation, compared on every open; a mismatch refuses to open.
   std::string format_version = "agentstore-format-1";
   bool create_if_missing = true;
+  // Open a store whose WAL is damaged before its end anyway, from the last consistent
+  // point (dropping the writes after the damage; OpenReport() says how many).
+  bool recover_damaged_wal = false;
+  // How often a store whose writes failed retries them (RocksDB's Resume()).
+  int resume_interval_ms = 200;
+  // Tests: fails file writes as a full disk does (faults.h).
+  std::shared_ptr<StorageFaults> faults;
+  // Combines the values written with WriteBatch::Merge under `key`: `existing` is the
+  // current value (nullptr when the key has none), `operand` the merged one, both in the
+  // value's own format. Must be associative; false only on malformed input. Required to
+  // use Merge.
+  std::function<bool(std::string_view key, const std::string_view* existing,
+                     std::string_view operand, std::string* out)>
+      merge;
 };
 
 // A set of changes applied atomically by KvStore::Write.
@@ -49,6 +72,9 @@ class WriteBatch {
 
   void Put(std::string_view key, std::string_view value);
   void Delete(std::string_view key);
+  // Combines `operand` into the key's value with StoreOptions::merge (commutative
+  // updates that concurrent writers need not order among themselves).
+  void Merge(std::string_view key, std::string_view operand);
   int Count() const;
   void Clear();
 
@@ -95,6 +121,12 @@ class KvStore {
   const std::string& path() const;
   // Number of WAL fsyncs issued so far (observes group commit).
   uint64_t SyncCount() const;
+  // OK while writes are accepted; else the error they get (until writes recover).
+  Status WriteHealth() const;
+  // What opening found in the WAL worth an operator's attention (a torn tail ignored,
+  // damage skipped under recover_damaged_wal and how many writes that dropped); empty
+  // when the log was clean.
+  const std::string& OpenReport() const;
 
  private:
   struct Impl;
