@@ -341,7 +341,7 @@ void TrackUnderKill9(int users, int threads, int cycles, uint32_t seed, int min_
 }
 
 TEST(Crash, TrackAgentUsageSurvivesKill9AndEverythingAgrees) {
-  TrackUnderKill9(1, 4, 12, 20261124, 80);
+  TrackUnderKill9(1, 4, 12, 20261124, 150);
 }
 
 // The ledger's concurrent path: calls in 8 shards at once meet only in the tenant and
