@@ -37,11 +37,11 @@ Status CheckName(std::string_view what, std::string_view n) {
 
 std::optional<FieldType> TypeFromName(std::string_view n) {
   static const std::pair<std::string_view, FieldType> kTypes[] = {
-      {"string", FieldType::kString},     {"integer", FieldType::kInteger},
-      {"decimal", FieldType::kDecimal},   {"real", FieldType::kReal},
-      {"bool", FieldType::kBool},         {"timestamp", FieldType::kTimestamp},
-      {"uuid", FieldType::kUuid},         {"enum", FieldType::kEnum},
-      {"json", FieldType::kJson},         {"string_list", FieldType::kStringList}};
+      {"string", FieldType::kString},   {"integer", FieldType::kInteger},
+      {"decimal", FieldType::kDecimal}, {"real", FieldType::kReal},
+      {"bool", FieldType::kBool},       {"timestamp", FieldType::kTimestamp},
+      {"uuid", FieldType::kUuid},       {"enum", FieldType::kEnum},
+      {"json", FieldType::kJson},       {"string_list", FieldType::kStringList}};
   for (const auto& [name, t] : kTypes)
     if (name == n) return t;
   return std::nullopt;
@@ -131,8 +131,8 @@ FieldSpec System(std::string name, FieldType t) {
 
 Result<FieldSpec> ParseField(const Schema& s, const Json& j) {
   if (!j.is_object()) return Bad("each field must be an object");
-  static const std::set<std::string> kKeys = {"name", "type",      "required", "default", "max_length",
-                                              "min",  "max",       "scale",    "values",  "max_items"};
+  static const std::set<std::string> kKeys = {"name", "type", "required", "default", "max_length",
+                                              "min",  "max",  "scale",    "values",  "max_items"};
   for (const auto& [k, v] : j.items())
     if (!kKeys.count(k)) return Bad("unknown field property '" + k + "'");
   FieldSpec f;
@@ -234,8 +234,8 @@ Json FieldToJson(const FieldSpec& f) {
 }  // namespace
 
 std::string_view FieldTypeName(FieldType t) {
-  static const char* kNames[] = {"string", "integer", "decimal", "real",        "bool",
-                                 "timestamp", "uuid", "enum",    "json", "string_list"};
+  static const char* kNames[] = {"string",    "integer", "decimal", "real", "bool",
+                                 "timestamp", "uuid",    "enum",    "json", "string_list"};
   return kNames[static_cast<int>(t)];
 }
 
@@ -274,8 +274,8 @@ Status ParseIndexes(Schema& s, const Json& list) {
 
 Result<Schema> ParseDeclaration(const Json& j, size_t max_json_bytes) {
   if (!j.is_object()) return Bad("a declaration is a JSON object");
-  static const std::set<std::string> kKeys = {"name", "owner", "key", "ttl_field", "fields",
-                                              "indexes"};
+  static const std::set<std::string> kKeys = {"name",      "owner",  "key",
+                                              "ttl_field", "fields", "indexes"};
   for (const auto& [k, v] : j.items())
     if (!kKeys.count(k)) return Bad("unknown declaration property '" + k + "'");
   Schema s;
@@ -283,9 +283,9 @@ Result<Schema> ParseDeclaration(const Json& j, size_t max_json_bytes) {
   if (!j.contains("name") || !j["name"].is_string()) return Bad("a collection needs a name");
   s.name = j["name"].get<std::string>();
   AS_RETURN_IF_ERROR(CheckName("collection name", s.name));
-  for (auto f : {System("id", FieldType::kUuid), System("created_at", FieldType::kTimestamp),
-                 System("updated_at", FieldType::kTimestamp),
-                 System("deleted_at", FieldType::kTimestamp)}) {
+  for (auto f :
+       {System("id", FieldType::kUuid), System("created_at", FieldType::kTimestamp),
+        System("updated_at", FieldType::kTimestamp), System("deleted_at", FieldType::kTimestamp)}) {
     s.by_name[f.name] = static_cast<int>(s.fields.size());
     s.fields.push_back(std::move(f));
   }
@@ -354,7 +354,8 @@ Json Schema::ToJson() const {
   if (ttl_field >= 0) j["ttl_field"] = fields[ttl_field].name;
   Json fs = Json::array();
   for (size_t i = 0; i < fields.size(); ++i)
-    if (!fields[i].system && static_cast<int>(i) != owner_field) fs.push_back(FieldToJson(fields[i]));
+    if (!fields[i].system && static_cast<int>(i) != owner_field)
+      fs.push_back(FieldToJson(fields[i]));
   j["fields"] = fs;
   Json is = Json::array();
   for (const auto& idx : indexes) {
@@ -592,12 +593,15 @@ Json ToApi(const Schema& s, const Json& record) {
   Json out = Json::object();
   for (const auto& f : s.fields) {
     auto it = record.find(f.name);
-    const Json* v = it != record.end() ? &*it : f.default_value.is_null() ? nullptr : &f.default_value;
+    const Json* v = it != record.end()          ? &*it
+                    : f.default_value.is_null() ? nullptr
+                                                : &f.default_value;
     if (!v) {
       if (&f - s.fields.data() == kDeletedAtField) out[f.name] = nullptr;
       continue;
     }
-    out[f.name] = f.type == FieldType::kDecimal ? Json(DecimalText(v->get<int64_t>(), f.scale)) : *v;
+    out[f.name] =
+        f.type == FieldType::kDecimal ? Json(DecimalText(v->get<int64_t>(), f.scale)) : *v;
   }
   return out;
 }

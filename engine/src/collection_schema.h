@@ -8,9 +8,8 @@
 // and lets recovery read single fields in place. JSON is only the wire/API form.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,10 +40,10 @@ struct FieldSpec {
   std::string name;
   FieldType type = FieldType::kString;
   bool required = false;
-  bool system = false;  // id, created_at, updated_at, deleted_at: the store sets them
-  Json default_value;   // canonical form; null when none
-  uint32_t max_length = 0;  // string / list items: code points; json: bytes (0: default cap)
-  uint32_t max_items = 0;   // string_list (0: 1000)
+  bool system = false;             // id, created_at, updated_at, deleted_at: the store sets them
+  Json default_value;              // canonical form; null when none
+  uint32_t max_length = 0;         // string / list items: code points; json: bytes (0: default cap)
+  uint32_t max_items = 0;          // string_list (0: 1000)
   std::optional<double> min, max;  // integer, decimal (in units of the value), real, timestamp
   int scale = 0;                   // decimal
   std::vector<std::string> values;  // enum
@@ -61,7 +60,7 @@ enum class OwnerKind : uint8_t { kNone, kUser, kTenant };
 struct Schema {
   std::string name;
   OwnerKind owner = OwnerKind::kNone;
-  int owner_field = -1;  // user_id or tenant_id
+  int owner_field = -1;           // user_id or tenant_id
   std::vector<FieldSpec> fields;  // system fields first
   std::unordered_map<std::string, int> by_name;
   std::vector<int> key;  // primary key fields; ["id"] unless declared

@@ -128,7 +128,8 @@ Status CheckUnique(const Collection& c, const std::string& pk, const Json& rec) 
 }
 
 Status ParseJsonText(std::string_view what, std::string_view text, Json* out) {
-  if (text.size() > (4u << 20)) return Status::InvalidArgument(std::string(what) + " is over 4 MiB");
+  if (text.size() > (4u << 20))
+    return Status::InvalidArgument(std::string(what) + " is over 4 MiB");
   AS_RETURN_IF_ERROR(CheckJsonDepth(what, text));
   *out = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (out->is_discarded()) return Status::InvalidArgument(std::string(what) + " is not valid JSON");
@@ -164,7 +165,7 @@ Status PrimaryKey(const Schema& s, std::string_view text, std::string* pk) {
 // Who a scope may see in a collection, decided once per call before any collection lock.
 struct Viewer {
   enum Kind { kAll, kOwner, kNothing, kTenantOfOwner } kind = kAll;
-  Uuid owner;  // kOwner: the one owner whose records are visible
+  Uuid owner;   // kOwner: the one owner whose records are visible
   Uuid tenant;  // kTenantOfOwner
 };
 
@@ -224,8 +225,7 @@ Status CheckWriter(const Scope& scope, const Schema& s) {
       return Status::PermissionDenied("admin keys do not write user-owned collections");
     return Status::OK();
   }
-  if (scope.is_user())
-    return Status::PermissionDenied("users may not write collection " + s.name);
+  if (scope.is_user()) return Status::PermissionDenied("users may not write collection " + s.name);
   if (s.owner == OwnerKind::kNone && scope.tenant())
     return Status::PermissionDenied("tenant-scoped keys may not write unowned collections");
   return Status::OK();
@@ -266,9 +266,9 @@ Status PatchRecord(const Schema& s, const Json& patch, JsonMode mode, Json* rec)
     int fi = s.Field(k);
     if (fi < 0) return Status::InvalidArgument("unknown field " + k + " in collection " + s.name);
     const FieldSpec& f = s.fields[fi];
-    if (f.system || fi == s.owner_field ||
-        std::find(s.key.begin(), s.key.end(), fi) != s.key.end())
-      return Status::InvalidArgument("field " + k + " cannot be patched (store-maintained, key "
+    if (f.system || fi == s.owner_field || std::find(s.key.begin(), s.key.end(), fi) != s.key.end())
+      return Status::InvalidArgument("field " + k +
+                                     " cannot be patched (store-maintained, key "
                                      "or owner)");
     if (v.is_null()) {
       if (f.required) return Status::InvalidArgument("field " + k + " is required");
@@ -300,7 +300,8 @@ Status PlanRange(const Schema& s, const Viewer& viewer, const CollectionQuery& q
   std::vector<int> fields = s.key;
   if (!q.index.empty() && q.index != "primary") {
     r->index = s.Index(q.index);
-    if (!r->index) return Status::InvalidArgument("collection " + s.name + " has no index " + q.index);
+    if (!r->index)
+      return Status::InvalidArgument("collection " + s.name + " has no index " + q.index);
     r->index_pos = static_cast<size_t>(r->index - s.indexes.data());
     fields = r->index->fields;
   }
@@ -357,11 +358,13 @@ Status PlanRange(const Schema& s, const Viewer& viewer, const CollectionQuery& q
   if (used != where.size())
     return Status::InvalidArgument(
         "where may hold equality on a prefix of the index's fields, then one range; " +
-        std::string(q.index.empty() ? "primary" : q.index) + " is (" + [&] {
+        std::string(q.index.empty() ? "primary" : q.index) + " is (" +
+        [&] {
           std::string n;
           for (int fi : fields) n += (n.empty() ? "" : ", ") + s.fields[fi].name;
           return n;
-        }() + ")");
+        }() +
+        ")");
   if (ranged) {
     r->lower = lower;
     r->upper = upper;
@@ -420,18 +423,16 @@ void Collect(const Collection& c, const Map& m, PkOf pk_of, const Range& r, bool
 Status EngineState::RecoverCollections() {
   collections = std::make_shared<CollectionStore>();
   std::vector<std::shared_ptr<const Schema>> schemas;
-  AS_RETURN_IF_ERROR(store->Scan(std::string(1, kCollectionDefPrefix),
-                                 [&](std::string_view k, std::string_view v) {
-                                   Json j = Json::parse(v, nullptr, false);
-                                   if (j.is_discarded())
-                                     return Status::Corruption("collection declaration is not JSON");
-                                   auto s = coll::ParseDeclaration(j, options.max_json_bytes);
-                                   if (!s.ok())
-                                     return Status::Corruption("collection declaration: " +
-                                                               std::string(s.status().message()));
-                                   schemas.push_back(std::make_shared<const Schema>(*s));
-                                   return Status::OK();
-                                 }));
+  AS_RETURN_IF_ERROR(store->Scan(
+      std::string(1, kCollectionDefPrefix), [&](std::string_view k, std::string_view v) {
+        Json j = Json::parse(v, nullptr, false);
+        if (j.is_discarded()) return Status::Corruption("collection declaration is not JSON");
+        auto s = coll::ParseDeclaration(j, options.max_json_bytes);
+        if (!s.ok())
+          return Status::Corruption("collection declaration: " + std::string(s.status().message()));
+        schemas.push_back(std::make_shared<const Schema>(*s));
+        return Status::OK();
+      }));
   for (auto& s : schemas) {
     auto c = NewCollection(s);
     std::string prefix = RecPrefix(s->name);
@@ -601,14 +602,14 @@ Result<std::string> Engine::AlterCollection(const Scope& scope, std::string_view
           for (auto e = m.lower_bound(prefix);
                !has_null && e != m.end() && e->first.compare(0, prefix.size(), prefix) == 0; ++e)
             if (e->second != pks[k])
-              failed = Status::InvalidArgument("unique index " + idx.name +
-                                               " refused: existing records share the values " +
-                                               [&] {
-                                                 Json vals = Json::array();
-                                                 for (int fi : idx.fields)
-                                                   vals.push_back(rec.value(s.fields[fi].name, Json()));
-                                                 return vals.dump();
-                                               }());
+              failed =
+                  Status::InvalidArgument("unique index " + idx.name +
+                                          " refused: existing records share the values " + [&] {
+                                            Json vals = Json::array();
+                                            for (int fi : idx.fields)
+                                              vals.push_back(rec.value(s.fields[fi].name, Json()));
+                                            return vals.dump();
+                                          }());
         }
         c->indexes[i].emplace(prefix + pks[k], pks[k]);
       }
@@ -662,8 +663,7 @@ Result<std::string> Engine::PutRecord(const Scope& scope, std::string_view colle
   if (schema->owner == OwnerKind::kUser) {
     internal::Partition& shard = impl_->ShardOf(owner);
     shard_lock = std::shared_lock(shard.mu);
-    if (!impl_->UserLive(shard, owner))
-      return Status::InvalidArgument("user_id names no user");
+    if (!impl_->UserLive(shard, owner)) return Status::InvalidArgument("user_id names no user");
     if (scope.tenant()) {
       const auto* u = internal::View<fb::User>(shard, shard.users.at(owner));
       if (!u->tenant_id() || ToUuid(u->tenant_id()) != *scope.tenant())
@@ -727,7 +727,8 @@ Result<std::string> Engine::GetRecord(const Scope& scope, std::string_view colle
     copy = it->second;
     schema = c->schema;
   }
-  if (!internal::FinalVisible(*impl_, viewer, copy.owner)) return Status::NotFound("record not found");
+  if (!internal::FinalVisible(*impl_, viewer, copy.owner))
+    return Status::NotFound("record not found");
   return internal::ApiText(*schema, copy.bytes);
 }
 
@@ -857,13 +858,14 @@ Status RunQuery(internal::EngineState& impl, const Scope& scope, const Collectio
       if (range.index && c->building[range.index_pos])
         return Status::Unavailable("index " + q.index + " is still being built; retry");
       if (range.index) {
-        internal::Collect(*c, c->indexes[range.index_pos],
-                          [](const auto& e) -> const std::string& { return e.second; }, range,
-                          q.desc, cursor, viewer, q.include_deleted, now, batch, &cands, &more);
+        internal::Collect(
+            *c, c->indexes[range.index_pos],
+            [](const auto& e) -> const std::string& { return e.second; }, range, q.desc, cursor,
+            viewer, q.include_deleted, now, batch, &cands, &more);
       } else {
-        internal::Collect(*c, c->records,
-                          [](const auto& e) -> const std::string& { return e.first; }, range,
-                          q.desc, cursor, viewer, q.include_deleted, now, batch, &cands, &more);
+        internal::Collect(
+            *c, c->records, [](const auto& e) -> const std::string& { return e.first; }, range,
+            q.desc, cursor, viewer, q.include_deleted, now, batch, &cands, &more);
       }
       schema = c->schema;
     }

@@ -1,13 +1,13 @@
 // Collections: the example declarations in examples/collections (seed 004's goals,
 // journal entries and progress; seed 001's versioned documents and suggestions) driven
 // through the engine: the seeds' flows, access, cascades, TTL, bad input, alters, restart.
-#include <nlohmann/json.hpp>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -111,8 +111,10 @@ TEST_F(Collections, JournalListedByDateNewestFirstWithCursor) {
   Scope ada = Scope::ForUser(ada_);
   for (int d = 1; d <= 7; ++d)
     Put(ada, "journal_entries",
-        {{"content", "day " + std::to_string(d)}, {"entry_date", d * 86'400'000'000LL},
-         {"mood", d % 2 ? "good" : "low"}, {"tags", {"daily"}}});
+        {{"content", "day " + std::to_string(d)},
+         {"entry_date", d * 86'400'000'000LL},
+         {"mood", d % 2 ? "good" : "low"},
+         {"tags", {"daily"}}});
   Put(Scope::ForUser(bob_), "journal_entries", {{"content", "bob's"}, {"entry_date", 5}});
   CollectionQuery q;
   q.collection = "journal_entries";
@@ -201,8 +203,10 @@ TEST_F(Collections, DocumentVersionsAndSuggestions) {
   // Suggestions on version 2.
   for (int i = 0; i < 2; ++i)
     Put(ada, "suggestions",
-        {{"document_id", doc}, {"document_created_at", v2["created_at"]},
-         {"original_text", "v2"}, {"suggested_text", "v2+" + std::to_string(i)}});
+        {{"document_id", doc},
+         {"document_created_at", v2["created_at"]},
+         {"original_text", "v2"},
+         {"suggested_text", "v2+" + std::to_string(i)}});
   CollectionQuery sq;
   sq.collection = "suggestions";
   sq.index = "by_document";
@@ -221,10 +225,10 @@ TEST_F(Collections, DocumentVersionsAndSuggestions) {
   EXPECT_CODE(e().UpdateRecord(bob, "documents", key.dump(), R"({"title":"x"})"), kNotFound);
   EXPECT_CODE(e().DeleteRecord(bob, "documents", key.dump(), DeleteMode::kHard), kNotFound);
   // Bob cannot write into Ada's records, nor name her as owner.
-  EXPECT_CODE(e().PutRecord(bob, "documents", Json{{"id", doc}, {"title", "mine"},
-                                                     {"user_id", ada_.ToString()}}
-                                                    .dump()),
-              kPermissionDenied);
+  EXPECT_CODE(
+      e().PutRecord(bob, "documents",
+                    Json{{"id", doc}, {"title", "mine"}, {"user_id", ada_.ToString()}}.dump()),
+      kPermissionDenied);
   // Admin reads but does not write user-owned records.
   EXPECT_OK(e().GetRecord(Scope::Admin(), "documents", key.dump()));
   EXPECT_CODE(e().PutRecord(Scope::Admin(), "documents",
@@ -323,15 +327,19 @@ TEST_F(Collections, BadInputIsRefusedAndChangesNothing) {
       {"user_goals", {{"title", "x"}, {"progress_percentage", -1}}, "below min"},
       {"user_goals", {{"title", "x"}, {"created_at", 5}}, "store-maintained"},
       {"user_goals", {{"title", "x"}, {"target_date", 1.5}}, "timestamp not integer"},
-      {"user_progress", {{"metric_type", "sessions_completed"}, {"metric_value", "1.234"}},
+      {"user_progress",
+       {{"metric_type", "sessions_completed"}, {"metric_value", "1.234"}},
        "decimal over scale"},
-      {"journal_entries", {{"content", "c"}, {"entry_date", 1}, {"tags", {1, 2}}},
+      {"journal_entries",
+       {{"content", "c"}, {"entry_date", 1}, {"tags", {1, 2}}},
        "list of non-strings"},
       {"journal_entries",
        {{"content", "c"}, {"entry_date", 1}, {"tags", std::vector<std::string>(21, "t")}},
        "too many items"},
       {"suggestions",
-       {{"document_id", "not-a-uuid"}, {"document_created_at", 1}, {"original_text", "a"},
+       {{"document_id", "not-a-uuid"},
+        {"document_created_at", 1},
+        {"original_text", "a"},
         {"suggested_text", "b"}},
        "bad uuid"},
   };
@@ -349,11 +357,12 @@ TEST_F(Collections, BadInputIsRefusedAndChangesNothing) {
   EXPECT_CODE(e().UpdateRecord(ada, "user_goals", id, R"({"status":"x"})"), kInvalidArgument);
   EXPECT_EQ(Snapshot(), before);
   // Bad declarations.
-  for (const char* d : {R"({"name":"Bad Name"})", R"({"name":"x","fields":[{"name":"a","type":"money"}]})",
-                        R"({"name":"x","fields":[{"name":"a","type":"enum"}]})",
-                        R"({"name":"x","indexes":[{"name":"i","fields":["nope"]}]})",
-                        R"({"name":"x","ttl_field":"created_at"})", R"({"name":"x","extra":1})",
-                        R"({"name":"x","fields":[{"name":"d","type":"decimal"}]})"})
+  for (const char* d :
+       {R"({"name":"Bad Name"})", R"({"name":"x","fields":[{"name":"a","type":"money"}]})",
+        R"({"name":"x","fields":[{"name":"a","type":"enum"}]})",
+        R"({"name":"x","indexes":[{"name":"i","fields":["nope"]}]})",
+        R"({"name":"x","ttl_field":"created_at"})", R"({"name":"x","extra":1})",
+        R"({"name":"x","fields":[{"name":"d","type":"decimal"}]})"})
     EXPECT_CODE(e().DeclareCollection(Scope::Service(), d), kInvalidArgument) << d;
   EXPECT_CODE(e().DeclareCollection(Scope::ForUser(ada_), Example("goals")), kPermissionDenied);
   EXPECT_OK(e().DeclareCollection(Scope::Service(), Example("goals")));  // same: idempotent
@@ -366,13 +375,15 @@ TEST_F(Collections, AlterAddsFieldsAndIndexesOrRefusesWithReason) {
   Put(ada, "journal_entries", {{"content", "a"}, {"entry_date", 1}, {"mood", "good"}});
   Put(bob, "journal_entries", {{"content", "b"}, {"entry_date", 2}, {"mood", "good"}});
   // A required field without a default: existing records would violate it.
-  auto r = e().AlterCollection(Scope::Service(), "journal_entries",
-                               R"({"add_fields":[{"name":"word_count","type":"integer","required":true}]})");
+  auto r = e().AlterCollection(
+      Scope::Service(), "journal_entries",
+      R"({"add_fields":[{"name":"word_count","type":"integer","required":true}]})");
   EXPECT_CODE(r, kInvalidArgument);
   EXPECT_NE(TextOf(r).find("2 existing records"), std::string::npos) << TextOf(r);
   // A unique index over duplicate values.
-  r = e().AlterCollection(Scope::Service(), "journal_entries",
-                          R"({"add_indexes":[{"name":"by_mood","fields":["mood"],"unique":true}]})");
+  r = e().AlterCollection(
+      Scope::Service(), "journal_entries",
+      R"({"add_indexes":[{"name":"by_mood","fields":["mood"],"unique":true}]})");
   EXPECT_CODE(r, kInvalidArgument);
   EXPECT_NE(TextOf(r).find("good"), std::string::npos) << TextOf(r);
   CollectionQuery q;
@@ -402,9 +413,10 @@ TEST_F(Collections, AlterAddsFieldsAndIndexesOrRefusesWithReason) {
 TEST_F(Collections, RestartKeepsDeclarationsRecordsAndIndexes) {
   Scope ada = Scope::ForUser(ada_);
   for (int i = 0; i < 50; ++i)
-    Put(ada, "journal_entries", {{"content", "entry " + std::to_string(i)},
-                                 {"entry_date", (i * 7919) % 101},
-                                 {"tags", {"t" + std::to_string(i % 3)}}});
+    Put(ada, "journal_entries",
+        {{"content", "entry " + std::to_string(i)},
+         {"entry_date", (i * 7919) % 101},
+         {"tags", {"t" + std::to_string(i % 3)}}});
   Json g = Put(ada, "user_goals", {{"title", "g"}, {"metadata", {{"a", {{"b", 1}}}}}});
   ASSERT_OK(e().UpdateRecord(ada, "user_goals", g["id"].get<std::string>(),
                              R"({"metadata":{"a":{"c":2}}})"));
@@ -446,7 +458,8 @@ TEST(CollectionsCrash, KillNineLosesNoAcknowledgedRecord) {
       for (int t = 0; t < 4; ++t)
         threads.emplace_back([&, t] {
           for (int i = 0;; ++i) {
-            Json rec = {{"user_id", user.ToString()}, {"content", "v0"},
+            Json rec = {{"user_id", user.ToString()},
+                        {"content", "v0"},
                         {"entry_date", cycle * 1'000'000 + t * 10'000 + i}};
             auto r = (*e)->PutRecord(Scope::Service(), "journal_entries", rec.dump());
             if (!r.ok()) _exit(4);
