@@ -5,6 +5,7 @@
 #include <flatbuffers/flexbuffers.h>
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <set>
 
@@ -603,6 +604,103 @@ Json ToApi(const Schema& s, const Json& record) {
     out[f.name] =
         f.type == FieldType::kDecimal ? Json(DecimalText(v->get<int64_t>(), f.scale)) : *v;
   }
+  return out;
+}
+
+namespace {
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  out->push_back('"');
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(ch);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out->append(buf);
+    } else {
+      out->push_back(ch);
+    }
+  }
+  out->push_back('"');
+}
+
+void AppendDefault(const FieldSpec& f, std::string* out) {
+  if (f.type == FieldType::kDecimal)
+    AppendJsonString(DecimalText(f.default_value.get<int64_t>(), f.scale), out);
+  else
+    out->append(f.default_value.dump());
+}
+
+}  // namespace
+
+std::string ToApiText(const Schema& s, std::string_view bytes) {
+  auto map = flexbuffers::GetRoot(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())
+                 .AsMap();
+  std::string out = "{";
+  out.reserve(bytes.size() + 64);
+  bool first = true;
+  for (const auto& f : s.fields) {
+    auto v = map[f.name.c_str()];
+    bool absent = v.IsNull();
+    if (absent && f.default_value.is_null() && &f - s.fields.data() != kDeletedAtField) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    AppendJsonString(f.name, &out);
+    out.push_back(':');
+    if (absent) {
+      if (f.default_value.is_null())
+        out.append("null");
+      else
+        AppendDefault(f, &out);
+      continue;
+    }
+    switch (f.type) {
+      case FieldType::kString:
+      case FieldType::kEnum: {
+        auto str = v.AsString();
+        AppendJsonString(std::string_view(str.c_str(), str.length()), &out);
+        break;
+      }
+      case FieldType::kInteger:
+      case FieldType::kTimestamp:
+        out.append(std::to_string(v.AsInt64()));
+        break;
+      case FieldType::kDecimal:
+        AppendJsonString(DecimalText(v.AsInt64(), f.scale), &out);
+        break;
+      case FieldType::kReal:
+        out.append(Json(v.AsDouble()).dump());
+        break;
+      case FieldType::kBool:
+        out.append(v.AsBool() ? "true" : "false");
+        break;
+      case FieldType::kUuid: {
+        auto blob = v.AsBlob();
+        AppendJsonString(Uuid::FromBytes(blob.data()).ToString(), &out);
+        break;
+      }
+      case FieldType::kJson: {
+        auto str = v.AsString();
+        out.append(str.c_str(), str.length());  // stored as the JSON text itself
+        break;
+      }
+      case FieldType::kStringList: {
+        auto vec = v.AsVector();
+        out.push_back('[');
+        for (size_t j = 0; j < vec.size(); ++j) {
+          if (j) out.push_back(',');
+          auto str = vec[j].AsString();
+          AppendJsonString(std::string_view(str.c_str(), str.length()), &out);
+        }
+        out.push_back(']');
+        break;
+      }
+    }
+  }
+  out.push_back('}');
   return out;
 }
 

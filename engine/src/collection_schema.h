@@ -112,6 +112,10 @@ std::string Encode(const Schema& s, const Json& record);
 Status Decode(const Schema& s, std::string_view bytes, Json* record);
 // The API form: decimals as exact strings, defaults of fields added later filled in.
 Json ToApi(const Schema& s, const Json& record);
+// The same as JSON text, written straight from stored bytes (reads: no JSON tree is
+// built), fields in declaration order. `bytes` must come from Encode (or a verified
+// Decode at recovery).
+std::string ToApiText(const Schema& s, std::string_view bytes);
 
 // Order-preserving bytes of the fields (null sorts first); keys compare with memcmp.
 void AppendKeyPart(const FieldSpec& f, const Json& v, std::string* out);

@@ -253,9 +253,7 @@ std::shared_ptr<Collection> NewCollection(std::shared_ptr<const Schema> s) {
 
 // A record in its API form as JSON text.
 Result<std::string> ApiText(const Schema& s, std::string_view bytes) {
-  Json rec;
-  AS_RETURN_IF_ERROR(coll::Decode(s, bytes, &rec));
-  return coll::ToApi(s, rec).dump();
+  return coll::ToApiText(s, bytes);
 }
 
 // Applies an RFC 7386 merge patch to a canonical record: json fields merge recursively
@@ -696,7 +694,7 @@ Result<std::string> Engine::PutRecord(const Scope& scope, std::string_view colle
   storage::WriteBatch batch;
   batch.Put(internal::RecPrefix(s.name) + pk, bytes);
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
-  std::string out = internal::coll::ToApi(s, rec).dump();
+  std::string out = internal::coll::ToApiText(s, bytes);
   internal::ApplyRecord(*c, pk, old_rec.is_null() ? nullptr : &old_rec, &rec, std::move(bytes));
   l.unlock();
   if (shard_lock) shard_lock.unlock();
@@ -783,7 +781,7 @@ Result<std::string> Engine::UpdateRecord(const Scope& scope, std::string_view co
   storage::WriteBatch batch;
   batch.Put(internal::RecPrefix(s.name) + pk, bytes);
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
-  std::string out = internal::coll::ToApi(s, rec).dump();
+  std::string out = internal::coll::ToApiText(s, bytes);
   internal::ApplyRecord(*c, pk, &old_rec, &rec, std::move(bytes));
   l.unlock();
   AS_RETURN_IF_ERROR(impl_->Durable(ticket));

@@ -422,6 +422,13 @@ TEST_F(Collections, RestartKeepsDeclarationsRecordsAndIndexes) {
                              R"({"metadata":{"a":{"c":2}}})"));
   Json merged = Json::parse(Must(e().GetRecord(ada, "user_goals", g["id"].get<std::string>())));
   EXPECT_EQ(merged["metadata"], (Json{{"a", {{"b", 1}, {"c", 2}}}}));
+  // Text comes back exactly (quotes, backslashes, control characters, non-ASCII).
+  std::string odd = "say \"hi\"\\ \n\t\x01 \u00fc\u4e16";
+  Json j = Put(ada, "journal_entries", {{"content", odd}, {"entry_date", 1}, {"tags", {odd}}});
+  EXPECT_EQ(j["content"], odd);
+  Json back = Json::parse(Must(e().GetRecord(ada, "journal_entries", j["id"].get<std::string>())));
+  EXPECT_EQ(back["content"], odd);
+  EXPECT_EQ(back["tags"][0], odd);
   std::string before = Snapshot();
   Reopen();
   EXPECT_EQ(Snapshot(), before);
