@@ -6,6 +6,7 @@
 //
 //   node bench.mjs --system agentstore|postgres --port N [--key K] [--connections 8]
 //        [--workers 8] [--seconds 10] [--warmup 2] [--users 1000] [--workloads get_user,chat_turn]
+import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,6 +30,7 @@ const warmup = Number(args.warmup ?? 2);
 const nUsers = Number(args.users ?? 1000);
 const workloads = (args.workloads ?? 'get_user,chat_turn').split(',');
 const DIM = 384;
+const RUN = Date.now().toString(36);  // emails unique per run: several runs may share a server
 const MEMS = 20;
 const MSGS = 20;
 
@@ -43,13 +45,7 @@ const vector = () => {
   for (let i = 0; i < DIM; i++) v[i] /= n;
   return v;
 };
-const uuid = () => {
-  const h = Array.from({ length: 16 }, () => Math.floor(rnd() * 256));
-  h[6] = (h[6] & 0x0f) | 0x70;
-  h[8] = (h[8] & 0x3f) | 0x80;
-  const s = h.map((b) => b.toString(16).padStart(2, '0')).join('');
-  return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${s.slice(20)}`;
-};
+const uuid = () => randomUUID();
 const QUERIES = Array.from({ length: 64 }, vector);
 
 // ---- the PostgreSQL side: schema and statements as the C++ harness has them ----
@@ -116,7 +112,7 @@ async function setupPostgres() {
 function dataset(tenant, agent) {
   seed = 42;
   return Array.from({ length: nUsers }, (_, i) => ({
-    id: uuid(), email: `user${i}@example.com`, name: `User ${i}`, chat: uuid(),
+    id: uuid(), email: `user${i}.${RUN}@example.com`, name: `User ${i}`, chat: uuid(),
     preferences: { theme: i % 2 ? 'dark' : 'light', language: 'en' },
     messages: Array.from({ length: MSGS }, (_, k) => ({ role: k % 2 ? 'assistant' : 'user',
       parts: [{ type: 'text', text: `message ${k} of user ${i}` }] })),

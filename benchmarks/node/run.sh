@@ -4,7 +4,7 @@
 # same small dataset into each from Node, and runs get_user and the chat turn through the
 # TypeScript client and through node-postgres (bench.mjs). With --overhead it also runs
 # get_user at one connection, one call in flight, from Node and from the C++ client
-# (agentstore-bench), for the client's per-call overhead.
+# (load_bench), for the client's per-call overhead.
 #
 #   benchmarks/node/run.sh [--connections 8] [--workers 8] [--seconds 10] [--users 1000] [--overhead]
 set -euo pipefail
@@ -71,8 +71,15 @@ node benchmarks/node/bench.mjs --system postgres --port "$pg_port" "${common[@]}
 if [ -n "$overhead" ]; then
   node benchmarks/node/bench.mjs --system agentstore --port "$as_port" --key "$key" --connections 1 \
     --workers 1 --seconds "$seconds" --users "$users" --workloads get_user
-  bench=$root/build/benchmarks/agentstore-bench
-  [ -x "$bench" ] && "$bench" run --system agentstore --port "$as_port" --key "$key" --scale S \
-    --workloads get_user:c1 --connections 1 --seconds "$seconds" --warmup 2 2>&1 | grep -E "get_user|workload" || true
+  # The same workload from the C++ client (load_bench over the users loaded above).
+  lb=$root/build/benchmarks/load_bench
+  if [ -x "$lb" ]; then
+    "$lb" --addr "127.0.0.1:$as_port" --key "$key" --workload get_user --connections 1 --pipeline 1 \
+      --seconds "$seconds" --warmup 2 --existing
+    "$lb" --addr "127.0.0.1:$as_port" --key "$key" --workload get_user --connections "$connections" \
+      --pipeline 1 --seconds "$seconds" --warmup 2 --existing
+  else
+    echo "no $lb: build it for the C++ side of the overhead comparison" >&2
+  fi
 fi
 echo "load: $(uptime | sed 's/.*load average: //')"

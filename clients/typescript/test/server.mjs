@@ -57,6 +57,21 @@ export class Server {
     try { return fs.readFileSync(path.join(this.root, 'server.log'), 'utf8').slice(-2000); } catch { return ''; }
   }
 
+  // SIGSTOP, returning once every thread is stopped (kill() returns before that).
+  async pause() {
+    const pid = this.proc.pid;
+    process.kill(pid, 'SIGSTOP');
+    const stopped = () => fs.readdirSync(`/proc/${pid}/task`).every((t) => {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2)[0] === 'T';
+    });
+    for (let i = 0; i < 500 && !stopped(); i++) await sleep(2);
+  }
+
+  resume() {
+    process.kill(this.proc.pid, 'SIGCONT');
+  }
+
   async stop(signal = 'SIGTERM') {
     if (!this.proc || this.proc.exitCode !== null) return;
     const p = this.proc;
