@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { AgentstoreError, Client, Pool } from '../dist/index.js';
+import { AgentstoreError, Client, ErrorCodeNames, Pool } from '../dist/index.js';
 import { Server } from './server.mjs';
 
 const code = (c) => (e) => {
@@ -61,6 +61,12 @@ describe('one server', () => {
     } finally {
       await user.close();
     }
+    // io_error: a checkpoint the server cannot write
+    await assert.rejects(svc.backupCreate({ dir: '/proc/no/such/dir' }),
+      (e) => code('io_error')(e) && e.status === 8 && /No such file or directory/.test(e.message));
+    // unavailable (6), corruption (7) and not_implemented (9) cannot be provoked on a healthy
+    // server whose every operation is built; their names come from protocol.fbs like the rest.
+    assert.deepEqual([6, 7, 9].map((n) => ErrorCodeNames[n]), ['unavailable', 'corruption', 'not_implemented']);
     // resource_exhausted: a second server allowing one connection refuses the next one
     const small = await new Server(['--max-connections', '1']).start();
     try {
