@@ -5,7 +5,8 @@
 // Run through benchmarks/node/run.sh, which starts both servers.
 //
 //   node bench.mjs --system agentstore|postgres --port N [--key K] [--connections 8]
-//        [--workers 8] [--seconds 10] [--warmup 2] [--users 1000] [--workloads get_user,chat_turn]
+//        [--workers 8] [--seconds 10] [--warmup 2] [--users 1000]
+//        [--workloads get_user,chat_turn,chat_turn_parallel]
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -28,7 +29,7 @@ const workers = Number(args.workers ?? connections);
 const seconds = Number(args.seconds ?? 10);
 const warmup = Number(args.warmup ?? 2);
 const nUsers = Number(args.users ?? 1000);
-const workloads = (args.workloads ?? 'get_user,chat_turn').split(',');
+const workloads = (args.workloads ?? 'get_user,chat_turn,chat_turn_parallel').split(',');
 const DIM = 384;
 const RUN = Date.now().toString(36);  // emails unique per run: several runs may share a server
 const MEMS = 20;
@@ -106,6 +107,17 @@ async function setupPostgres() {
       await q('append_message', [u.chat, 'assistant', '[{"type":"text","text":"hi there"}]', 'gpt-4o', 300, 120, 2100]);
       await q('track_agent_usage', [u.id, agent, u.chat, tenant, 300, 120, 900, 1200, 'gpt-4o', 'openai', 'chat', 300 + (s % 5000)]);
     },
+    // The README's form: independent steps together (here: on several pooled connections).
+    chat_turn_parallel: async (u, qv) => {
+      const s = seq++;
+      await q('rate_limit_check', [u.id, 'chat']);
+      await Promise.all([q('get_user', [u.id]), q('get_user_agent', [u.id, agent]),
+        q('memory_top5_touch', [u.id, vec(qv)]), q('last_20_messages', [u.chat])]);
+      await Promise.all([
+        q('append_message', [u.chat, 'user', '[{"type":"text","text":"hello"}]', '', 120, 0, 0]),
+        q('append_message', [u.chat, 'assistant', '[{"type":"text","text":"hi there"}]', 'gpt-4o', 300, 120, 2100])]);
+      await q('track_agent_usage', [u.id, agent, u.chat, tenant, 300, 120, 900, 1200, 'gpt-4o', 'openai', 'chat', 300 + (s % 5000)]);
+    },
   };
 }
 
@@ -158,6 +170,23 @@ async function setupAgentstore() {
       await db.messageAppend({ chat_id: u.chat, role: 'user', parts: [{ type: 'text', text: 'hello' }], input_tokens: 120n });
       await db.messageAppend({ chat_id: u.chat, role: 'assistant', parts: [{ type: 'text', text: 'hi there' }],
         model_used: 'gpt-4o', input_tokens: 300n, output_tokens: 120n, cost: 2100n });
+      await db.trackAgentUsage({ call: { user_id: u.id, agent_id: agent, chat_id: u.chat, provider: 'openai',
+        model: 'gpt-4o', input_tokens: 300n, output_tokens: 120n, input_cost: 900n, output_cost: 1200n,
+        request_ts: started - BigInt(300 + (s % 5000)) * 1000n, response_ts: started }, messages: 2 });
+    },
+    // The README's form: independent steps together (pipelined on one connection).
+    chat_turn_parallel: async (u, qv) => {
+      const s = seq++;
+      const started = nowMicros();
+      const lim = await db.limitCheck({ user: u.id, agent });
+      if (!lim.allowed) throw new Error('rate limited');
+      const [, , hits] = await Promise.all([db.userGet({ id: u.id }), db.userAgentGet({ a: u.id, b: agent }),
+        db.memorySearch({ user: u.id, vector: qv, k: 5, touch: true }), db.messageList({ owner: u.chat, limit: 20 })]);
+      if (hits.length !== 5) throw new Error(`memory_search: ${hits.length} hits`);
+      await Promise.all([
+        db.messageAppend({ chat_id: u.chat, role: 'user', parts: [{ type: 'text', text: 'hello' }], input_tokens: 120n }),
+        db.messageAppend({ chat_id: u.chat, role: 'assistant', parts: [{ type: 'text', text: 'hi there' }],
+          model_used: 'gpt-4o', input_tokens: 300n, output_tokens: 120n, cost: 2100n })]);
       await db.trackAgentUsage({ call: { user_id: u.id, agent_id: agent, chat_id: u.chat, provider: 'openai',
         model: 'gpt-4o', input_tokens: 300n, output_tokens: 120n, input_cost: 900n, output_cost: 1200n,
         request_ts: started - BigInt(300 + (s % 5000)) * 1000n, response_ts: started }, messages: 2 });
