@@ -73,6 +73,7 @@ export class Client extends Operations {
       reconnect: options.reconnect ?? true,
       connectTimeoutMs: options.connectTimeoutMs ?? 10000,
       maxFrameBytes: options.maxFrameBytes ?? 64 << 20,
+      maxRequestBytes: options.maxRequestBytes ?? 16 << 20,
       minMs: options.backoff?.minMs ?? 50,
       maxMs: options.backoff?.maxMs ?? 5000,
     };
@@ -162,6 +163,10 @@ export class Client extends Operations {
     }
     b.finish(fb.Request.endRequest(b));
     const body = b.asUint8Array();
+    // The server would answer an oversized frame by closing the connection (and failing
+    // every call on it); refuse it here instead.
+    if (body.length > this.opts.maxRequestBytes)
+      throw invalidArgument(`${op.name}: request of ${body.length} bytes exceeds maxRequestBytes (${this.opts.maxRequestBytes})`);
     const frame = new Uint8Array(4 + body.length);
     new DataView(frame.buffer).setUint32(0, body.length, true);
     frame.set(body, 4);

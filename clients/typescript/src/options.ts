@@ -24,6 +24,8 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** Largest response frame accepted (default 64 MiB). */
   maxFrameBytes?: number;
+  /** Largest request sent (default 16 MiB, the server's default --max-frame-bytes). */
+  maxRequestBytes?: number;
 }
 
 export interface PoolOptions extends ClientOptions {

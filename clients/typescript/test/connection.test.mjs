@@ -95,6 +95,9 @@ describe('one server', () => {
     await assert.rejects(svc.userCreate({ email: 'x@y.z', bogus: 1 }), code('invalid_argument'));
     await assert.rejects(svc.chatCreate({ user_id: ada.id, visibility: 'sideways' }), code('invalid_argument'));
     await assert.rejects(svc.messageAppend({ chat_id: ada.id, input_tokens: 1.5 }), code('invalid_argument'));
+    await assert.rejects(svc.agentCreate({ name: 'x', system_prompt: 'p'.repeat(17 << 20) }),
+      (e) => code('invalid_argument')(e) && /maxRequestBytes/.test(e.message));
+    assert.equal((await svc.userGet({ id: ada.id })).id, ada.id);  // the connection is fine
   });
 
   test('a user key is confined to its own records', async () => {
