@@ -6,11 +6,15 @@
 # get_user at one connection, one call in flight, from Node and from the C++ client
 # (load_bench), for the client's per-call overhead.
 #
-#   benchmarks/node/run.sh [--connections 8] [--workers 8] [--seconds 10] [--users 1000] [--overhead]
+# --relaxed: neither waits for fsync (agentstore --durability batch, PostgreSQL
+# synchronous_commit off; both may lose the last few ms of writes on power loss).
+#
+#   benchmarks/node/run.sh [--connections 8] [--workers 8] [--seconds 10] [--users 1000]
+#                          [--overhead] [--relaxed]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
-connections=8 workers="" seconds=10 users=1000 overhead=""
+connections=8 workers="" seconds=10 users=1000 overhead="" relaxed=""
 while (($#)); do
   case $1 in
     --connections) connections=$2; shift 2 ;;
@@ -18,10 +22,14 @@ while (($#)); do
     --seconds) seconds=$2; shift 2 ;;
     --users) users=$2; shift 2 ;;
     --overhead) overhead=1; shift ;;
+    --relaxed) relaxed=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 workers=${workers:-$connections}
+pg_sync=on as_durability=always
+[ -n "$relaxed" ] && pg_sync=off as_durability=batch
+echo "durability: agentstore $as_durability, PostgreSQL synchronous_commit=$pg_sync"
 agentstored=$root/build/net/agentstored
 [ -x "$agentstored" ] && [ -f clients/typescript/dist/index.js ] || {
   echo "build first: scripts/build.sh && (cd clients/typescript && npm run build)" >&2; exit 1; }
@@ -51,7 +59,7 @@ cat >>"$tmp/pg/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $pg_port
 unix_socket_directories = '$tmp/pg'
-synchronous_commit = on
+synchronous_commit = $pg_sync
 fsync = on
 shared_buffers = 1GB
 max_connections = 200
@@ -59,7 +67,7 @@ CONF
 "${pg_as[@]}" "$pgbin/pg_ctl" -D "$tmp/pg" -l "$tmp/pg/log" -w start >/dev/null
 "${pg_as[@]}" "$pgbin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -qc "CREATE DATABASE bench" >/dev/null
 "$agentstored" --data-dir "$tmp/agentstore" --host 127.0.0.1 --port 0 --port-file "$tmp/as.port" \
-  --durability always --slow-op-us 1000000 >"$tmp/agentstored.log" 2>&1 &
+  --durability "$as_durability" --slow-op-us 1000000 >"$tmp/agentstored.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 200); do [ -s "$tmp/as.port" ] && break; sleep 0.05; done
 as_port=$(cat "$tmp/as.port")
