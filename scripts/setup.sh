@@ -29,4 +29,6 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm
 fi
-(cd "$(dirname "$0")/../clients/typescript" && npm ci --no-audit --no-fund --loglevel=error)
+# Without the registry the server still builds; only the TypeScript tests then fail.
+(cd "$(dirname "$0")/../clients/typescript" && npm ci --no-audit --no-fund --loglevel=error) ||
+  echo "setup: npm ci failed in clients/typescript (no npm registry?); its tests will fail" >&2
