@@ -26,7 +26,7 @@ for i, (u, c) in enumerate(ids):
     w('{"type":"chats","record":{"id":"%s","user_id":"%s","title":"chat %d","created_at":%d,"updated_at":%d}}\n' % (c, u, i, t0 + i, t0 + i))
 for k in range(msgs):
     u, c = ids[k % users]
-    w('{"type":"messages","record":{"id":"%s","chat_id":"%s","user_id":"%s","role":"%s","parts":"[{\\"type\\":\\"text\\",\\"text\\":\\"message %d\\"}]","input_tokens":%d,"output_tokens":%d,"cost":%d,"created_at":%d}}\n'
+    w('{"type":"messages","record":{"id":"%s","chat_id":"%s","user_id":"%s","role":"%s","parts":[{"type":"text","text":"message %d"}],"input_tokens":%d,"output_tokens":%d,"cost":%d,"created_at":%d}}\n'
       % (uid(), c, u, "user" if k % 2 == 0 else "assistant", k, k % 500, k % 700, k % 900, t0 + 1000 + k))
 PY
 build/net/agentstored --data-dir "$dir/data" --port 0 --port-file "$dir/port" \

@@ -24,6 +24,8 @@ struct SchemaState {
   SchemaState() {
     parser.opts.strict_json = true;
     parser.opts.indent_step = -1;
+    // false / 0 answers (LimitAnswer.allowed) must be printed, not left out as defaults.
+    parser.opts.output_default_scalars_in_json = true;
     if (!parser.Parse(kSchema)) {
       error = parser.error_;
       return;
