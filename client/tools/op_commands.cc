@@ -687,6 +687,14 @@ void PrintAnswer(Globals& g, const Json& answer, const std::vector<std::string>&
     if (at->is_object() && at->contains("items") && (*at)["items"].is_array() &&
         !(*at)["items"].empty())
       at = &(*at)["items"][0];
+    if (at->is_object() && !at->contains(g.get)) {
+      // An answer of several records (message_append: message, chat): the first has it.
+      for (const auto& [k, v] : at->items())
+        if (v.is_object() && v.contains(g.get)) {
+          at = &v;
+          break;
+        }
+    }
     if (!at->is_object() || !at->contains(g.get))
       Fail("the answer has no field '" + g.get + "'");
     const Json& v = (*at)[g.get];
