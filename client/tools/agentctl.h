@@ -17,9 +17,9 @@ using Json = nlohmann::ordered_json;
 // Exit statuses (README, `agentctl --help`).
 enum Exit : int {
   kOk = 0,
-  kError = 1,     // the server answered an error, or a file could not be read/written
-  kUsage = 2,     // bad command line: unknown command or flag, malformed value
-  kDenied = 3,    // answered, but the answer is "no": a limit check denied, a quota exceeded
+  kError = 1,   // the server answered an error, or a file could not be read/written
+  kUsage = 2,   // bad command line: unknown command or flag, malformed value
+  kDenied = 3,  // answered, but the answer is "no": a limit check denied, a quota exceeded
 };
 
 struct Globals {

@@ -146,8 +146,8 @@ std::vector<std::string> ShapesOf(const std::string& op) {
 // ---------------------------------------------------------------- flags
 
 bool IsUuid(const flatbuffers::Type& t) {
-  return t.base_type == flatbuffers::BASE_TYPE_STRUCT && t.struct_def &&
-         t.struct_def->fixed && t.struct_def->name == "Uuid";
+  return t.base_type == flatbuffers::BASE_TYPE_STRUCT && t.struct_def && t.struct_def->fixed &&
+         t.struct_def->name == "Uuid";
 }
 
 // One flag: a field of the argument table (or of a table nested in it, e.g.
@@ -281,8 +281,7 @@ void FixArgs(const flatbuffers::StructDef& table, Json& j) {
     const Type& t = f->value.type;
     if (IsUuid(t) && it->is_string()) {
       *it = UuidJson(it->get<std::string>(), it.key());
-    } else if (t.base_type == BASE_TYPE_VECTOR && t.element == BASE_TYPE_STRUCT &&
-               it->is_array()) {
+    } else if (t.base_type == BASE_TYPE_VECTOR && t.element == BASE_TYPE_STRUCT && it->is_array()) {
       for (auto& x : *it)
         if (x.is_string()) x = UuidJson(x.get<std::string>(), it.key());
     } else if (t.base_type == BASE_TYPE_STRING && (it->is_object() || it->is_array())) {
@@ -344,9 +343,9 @@ Json BlobJson(const Json& blob, const std::string& table) {
   std::vector<uint64_t> aligned((bytes.size() + 7) / 8);
   memcpy(aligned.data(), bytes.data(), bytes.size());
   if (!table.empty() && Table("agentstore.fb." + table) &&
-      flatbuffers::GenerateTextFromTable(
-          Schema(), flatbuffers::GetRoot<flatbuffers::Table>(aligned.data()),
-          "agentstore.fb." + table, &out)) {
+      flatbuffers::GenerateTextFromTable(Schema(),
+                                         flatbuffers::GetRoot<flatbuffers::Table>(aligned.data()),
+                                         "agentstore.fb." + table, &out)) {
     Json j = Json::parse(out, nullptr, false);
     UuidsToText(j);
     return j;
@@ -381,7 +380,8 @@ Json AnswerOf(const std::string& op, const std::string& response_json) {
       return Json{{"message", items[0]}, {"chat", items[1]}};
     bool listing = op.size() > 5 && op.substr(op.size() - 5) == "_list";
     if (!listing && items.size() == 1 && !res.contains("next_cursor")) return items[0];
-    if (res.contains("next_cursor")) return Json{{"items", items}, {"next_cursor", res["next_cursor"]}};
+    if (res.contains("next_cursor"))
+      return Json{{"items", items}, {"next_cursor", res["next_cursor"]}};
     return items;
   }
   if (type == "MemoryHits") {
@@ -695,8 +695,7 @@ void PrintAnswer(Globals& g, const Json& answer, const std::vector<std::string>&
           break;
         }
     }
-    if (!at->is_object() || !at->contains(g.get))
-      Fail("the answer has no field '" + g.get + "'");
+    if (!at->is_object() || !at->contains(g.get)) Fail("the answer has no field '" + g.get + "'");
     const Json& v = (*at)[g.get];
     std::cout << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
     return;

@@ -44,7 +44,8 @@ TEST_F(Derived, HandWrittenImportsGetTheDefaultsOfACreate) {
   clock_.Set(1'700'000'000'000'000);
   ASSERT_OK(Import(RecordType::kUser, {{"id", kUser}, {"email", "hand@x.com"}}));
   ASSERT_OK(Import(RecordType::kAgent, {{"id", kAgent}, {"name", "A"}, {"is_public", true}}));
-  ASSERT_OK(Import(RecordType::kUserAgent, {{"id", kUa}, {"user_id", kUser}, {"agent_id", kAgent}}));
+  ASSERT_OK(
+      Import(RecordType::kUserAgent, {{"id", kUa}, {"user_id", kUser}, {"agent_id", kAgent}}));
   Json ua = Get<fb::UserAgent>(RecordType::kUserAgent, kUa);
   EXPECT_EQ(ua["status"], "active");
   EXPECT_EQ(ua["settings"], Json::object());
@@ -58,13 +59,15 @@ TEST_F(Derived, HandWrittenImportsGetTheDefaultsOfACreate) {
   // Importing the same hand-written lines again later is a no-op, not a conflict.
   clock_.Set(1'700'000'100'000'000);
   EXPECT_OK(Import(RecordType::kUser, {{"id", kUser}, {"email", "hand@x.com"}}));
-  EXPECT_OK(Import(RecordType::kUserAgent, {{"id", kUa}, {"user_id", kUser}, {"agent_id", kAgent}}));
+  EXPECT_OK(
+      Import(RecordType::kUserAgent, {{"id", kUa}, {"user_id", kUser}, {"agent_id", kAgent}}));
 }
 
 TEST_F(Derived, ImportedMessagesAddUpInTheirChatAndChatsCountAsConversations) {
   ASSERT_OK(Import(RecordType::kUser, {{"id", kUser}, {"email", "c@x.com"}}));
   ASSERT_OK(Import(RecordType::kAgent, {{"id", kAgent}, {"name", "A"}, {"is_public", true}}));
-  ASSERT_OK(Import(RecordType::kUserAgent, {{"id", kUa}, {"user_id", kUser}, {"agent_id", kAgent}}));
+  ASSERT_OK(
+      Import(RecordType::kUserAgent, {{"id", kUa}, {"user_id", kUser}, {"agent_id", kAgent}}));
   // The chat claims totals its messages do not have: the records decide.
   ASSERT_OK(Import(RecordType::kChat, {{"id", kChat},
                                        {"user_id", kUser},
@@ -126,7 +129,8 @@ TEST_F(Derived, ConversationCountFollowsChatsWithTheAgent) {
   EXPECT_EQ(count(), 2);
   // Moving a chat to another agent moves its conversation.
   ASSERT_OK(e().UpdateChat(Scope::Service(), Id(c2->get()->id()),
-                           R"({"agent_id":")" + Id(b->id()).ToString() + R"("})", JsonMode::kMerge));
+                           R"({"agent_id":")" + Id(b->id()).ToString() + R"("})",
+                           JsonMode::kMerge));
   EXPECT_EQ(count(), 1);
   ASSERT_OK(e().DeleteChat(Scope::Service(), Id(c1->get()->id()), DeleteMode::kHard));
   EXPECT_EQ(count(), 0);

@@ -91,8 +91,9 @@ TEST_F(AgentctlOps, GeneratedCommandsReachWhatTheHandKeptOnesCouldNot) {
   std::string message = m["message"]["id"];
   EXPECT_EQ(Ctl("vote_put --a " + chat + " --b " + message + " --flag").code, 0);
   EXPECT_EQ(Ctl("admin_config_put --key flags --data '{\"beta\":true}'").code, 0);
-  CtlRun rated = Out(server_, svc_key(), "rate_agent --user " + user + " --agent " + agent +
-                                             " --rating 4 --get user_rating");
+  CtlRun rated =
+      Out(server_, svc_key(),
+          "rate_agent --user " + user + " --agent " + agent + " --rating 4 --get user_rating");
   EXPECT_EQ(Trim(rated.out), "4.0") << rated.out;
   EXPECT_EQ(Ctl("user_update --id " + user + " --patch '{\"job_title\":\"CTO\"}'").code, 0);
   CtlRun conv = Out(server_, svc_key(), "user_agent_get --id " + ua + " --get conversation_count");
@@ -101,9 +102,10 @@ TEST_F(AgentctlOps, GeneratedCommandsReachWhatTheHandKeptOnesCouldNot) {
   CtlRun by_email = Out(server_, svc_key(), "user_get --key ada@x.com --get id");
   EXPECT_EQ(Trim(by_email.out), user);
   // Whole arguments as JSON (UUIDs as text), and a bad enum named with its choices.
-  EXPECT_EQ(Ctl("chat_update --args '{\"id\":\"" + chat + "\",\"patch\":\"{\\\"title\\\":\\\"T\\\"}\"}'")
-                .code,
-            0);
+  EXPECT_EQ(
+      Ctl("chat_update --args '{\"id\":\"" + chat + "\",\"patch\":\"{\\\"title\\\":\\\"T\\\"}\"}'")
+          .code,
+      0);
   CtlRun bad = Ctl("chat_create --user-id " + user + " --visibility secret");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.out.find("private | public"), std::string::npos) << bad.out;
@@ -165,7 +167,8 @@ TEST_F(AgentctlOps, DeniedAndExceededExitThree) {
 
 TEST_F(AgentctlOps, JsonEverywhereAndClearBackupErrors) {
   Uuid user = NewUserId("j@x.com");
-  CtlRun prune = Out(server_, svc_key(), "memory prune --user " + user.ToString() + " --keep 1 --json");
+  CtlRun prune =
+      Out(server_, svc_key(), "memory prune --user " + user.ToString() + " --keep 1 --json");
   ASSERT_EQ(prune.code, 0) << prune.out;
   EXPECT_EQ(Json::parse(prune.out)["removed"], 0);
   CtlRun expire = Out(server_, server_.Key("admin"), "usage expire --json");
@@ -219,8 +222,8 @@ TEST_F(AgentctlOps, ReadmeWalkthroughRunsAsWritten) {
   std::filesystem::create_directory_symlink(agentctl.parent_path().parent_path(), work + "/build");
   std::filesystem::create_directory_symlink(server_.data_dir(), work + "/data");
   std::ofstream(work + "/walkthrough.sh") << "set -euo pipefail\nset -x\n" << script;
-  CtlRun r = RunCommand("cd " + work + " && AGENTSTORE_ADDR=" + server_.addr() +
-                        " bash walkthrough.sh");
+  CtlRun r =
+      RunCommand("cd " + work + " && AGENTSTORE_ADDR=" + server_.addr() + " bash walkthrough.sh");
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(std::filesystem::exists(work + "/dump.jsonl"));
   EXPECT_TRUE(std::filesystem::exists(work + "/backup-1/CURRENT"));
@@ -249,23 +252,27 @@ TEST_P(RoundTrip, ExportImportExportIsByteForByte) {
     return s;
   }() << "]";
   for (int u = 0; u < 3; ++u) {
-    std::string user = id("user_create --email u" + std::to_string(u) + "@x.com --tenant-id " + tenant);
+    std::string user =
+        id("user_create --email u" + std::to_string(u) + "@x.com --tenant-id " + tenant);
     id("user_agent_create --user-id " + user + " --agent-id " + agent);
     std::string chat = id("chat_create --user-id " + user + " --agent-id " + agent);
-    std::string msg = id("message_append --chat-id " + chat + " --role user --parts '[]' --input-tokens 2");
+    std::string msg =
+        id("message_append --chat-id " + chat + " --role user --parts '[]' --input-tokens 2");
     ASSERT_EQ(Out(a, key, "vote_put --a " + chat + " --b " + msg + " --flag").code, 0);
-    ASSERT_EQ(Out(a, key, "usage track --user " + user + " --agent " + agent + " --chat " + chat +
-                              " --model m --input-tokens 5 --output-tokens 6 --input-cost 7")
+    ASSERT_EQ(Out(a, key,
+                  "usage track --user " + user + " --agent " + agent + " --chat " + chat +
+                      " --model m --input-tokens 5 --output-tokens 6 --input-cost 7")
                   .code,
               0);
-    ASSERT_EQ(Out(a, key, "memory upsert --user " + user + " --key k --content c --vector " +
-                              dir.sub("v.json"))
-                  .code,
-              0);
-    ASSERT_EQ(Out(a, key, "memory search --user " + user + " --vector " + dir.sub("v.json") +
-                              " --touch")
-                  .code,
-              0);
+    ASSERT_EQ(
+        Out(a, key,
+            "memory upsert --user " + user + " --key k --content c --vector " + dir.sub("v.json"))
+            .code,
+        0);
+    ASSERT_EQ(
+        Out(a, key, "memory search --user " + user + " --vector " + dir.sub("v.json") + " --touch")
+            .code,
+        0);
   }
   ASSERT_EQ(Out(a, key, "quotas set --tenant " + tenant + " --type tokens --limit 100").code, 0);
   ASSERT_EQ(Out(a, key, "limits put --scope global --type requests_per_day --value 9").code, 0);
@@ -290,9 +297,9 @@ TEST_P(RoundTrip, ExportImportExportIsByteForByte) {
   }
   EXPECT_EQ(own_keys, 2u);
   EXPECT_EQ(two, one);
-  for (const char* type : {"tenants", "users", "agents", "user_agents", "chats", "messages",
-                           "votes", "user_memory", "admin_config", "usage_logs", "quotas",
-                           "rate_limit_configs"})
+  for (const char* type :
+       {"tenants", "users", "agents", "user_agents", "chats", "messages", "votes", "user_memory",
+        "admin_config", "usage_logs", "quotas", "rate_limit_configs"})
     EXPECT_NE(one.find(std::string("\"type\":\"") + type + "\""), std::string::npos) << type;
   EXPECT_NE(one.find("\"access_count\":1"), std::string::npos) << "touches are exported";
 }
