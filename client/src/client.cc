@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "agentstore/net/frame.h"
+#include "json_call.h"
 #include "protocol_generated.h"
 
 namespace agentstore {
@@ -831,6 +832,28 @@ Pending<Done> Client::CreateBackup(std::string_view dir) {
     return ArgsPair{proto::Args::BackupArgs, proto::CreateBackupArgs(fbb, d).Union()};
   });
 }
+
+Pending<std::string> Client::CallJson(std::string_view op, std::string_view args_type,
+                                      std::string_view args_json) {
+  auto fail = [this](Status s) {
+    auto state = std::make_shared<Pending<std::string>::State>();
+    state->timeout = impl_->options.timeout;
+    state->Complete(std::move(s));
+    return Pending<std::string>(state);
+  };
+  auto code = internal::OpByName(op);
+  if (!code.ok()) return fail(code.status());
+  auto args = internal::ParseJsonArgs(args_type, args_json);
+  if (!args.ok()) return fail(args.status());
+  if (args->type == proto::Args::NONE)
+    return impl_->Call<std::string>(act_as_, *code, nullptr, internal::ResponseJson);
+  const internal::JsonArgs& a = *args;
+  return impl_->Call<std::string>(
+      act_as_, *code,
+      [&a](Fbb& fbb) -> ArgsPair { return {a.type, internal::CopyJsonArgs(fbb, a)}; },
+      internal::ResponseJson);
+}
+std::string_view Client::ProtocolSchema() { return internal::ProtocolSchemaText(); }
 
 // usage accounting, quotas, rate limits
 namespace {

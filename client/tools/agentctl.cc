@@ -4,13 +4,16 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <filesystem>
+#include <deque>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "agentstore/client.h"
 #include "agentstore/common/record_json.h"
+#include "agentctl.h"
 
 namespace fs = std::filesystem;
 using agentstore::Client;
@@ -18,25 +21,48 @@ using agentstore::RecordType;
 using agentstore::Row;
 using agentstore::Status;
 using agentstore::Uuid;
-using Json = nlohmann::json;
+using Json = nlohmann::ordered_json;
 namespace fb = agentstore::fb;
+
+namespace agentctl {
+
+void Fail(const Status& s) {
+  std::cerr << "agentctl: " << s.ToString() << "\n";
+  std::exit(kError);
+}
+void Fail(const std::string& msg) {
+  std::cerr << "agentctl: " << msg << "\n";
+  std::exit(kUsage);
+}
+
+Client Connect(const Globals& g) {
+  agentstore::ClientOptions o;
+  std::string addr = g.addr;
+  if (addr.empty() && getenv("AGENTSTORE_ADDR")) addr = getenv("AGENTSTORE_ADDR");
+  if (addr.empty()) addr = "127.0.0.1:7420";
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos) Fail("address must be host:port, not " + addr);
+  o.host = addr.substr(0, colon);
+  try {
+    o.port = static_cast<uint16_t>(std::stoi(addr.substr(colon + 1)));
+  } catch (const std::exception&) {
+    Fail("address must be host:port, not " + addr);
+  }
+  o.key = g.key.empty() && getenv("AGENTSTORE_KEY") ? getenv("AGENTSTORE_KEY") : g.key;
+  if (o.key.empty()) Fail("no API key: use --key or AGENTSTORE_KEY");
+  o.timeout = std::chrono::milliseconds(120000);  // a large import batch or backup
+  auto c = Client::Connect(o);
+  if (!c.ok()) Fail(c.status());
+  return std::move(c).value();
+}
+
+}  // namespace agentctl
 
 namespace {
 
-struct Globals {
-  std::string addr;
-  std::string key;
-  bool json = false;
-};
-
-[[noreturn]] void Fail(const Status& s) {
-  std::cerr << "agentctl: " << s.ToString() << "\n";
-  std::exit(1);
-}
-[[noreturn]] void Fail(const std::string& msg) {
-  std::cerr << "agentctl: " << msg << "\n";
-  std::exit(2);
-}
+using agentctl::Connect;
+using agentctl::Fail;
+using agentctl::Globals;
 
 template <typename T>
 T Must(agentstore::Result<T> r) {
@@ -50,67 +76,46 @@ Uuid ParseId(const std::string& text, const char* what) {
   return *id;
 }
 
-Client Connect(const Globals& g) {
-  agentstore::ClientOptions o;
-  std::string addr = g.addr;
-  if (addr.empty() && getenv("AGENTSTORE_ADDR")) addr = getenv("AGENTSTORE_ADDR");
-  if (addr.empty()) addr = "127.0.0.1:7420";
-  auto colon = addr.rfind(':');
-  if (colon == std::string::npos) Fail("address must be host:port, not " + addr);
-  o.host = addr.substr(0, colon);
-  o.port = static_cast<uint16_t>(std::stoi(addr.substr(colon + 1)));
-  o.key = g.key.empty() && getenv("AGENTSTORE_KEY") ? getenv("AGENTSTORE_KEY") : g.key;
-  if (o.key.empty()) Fail("no API key: use --key or AGENTSTORE_KEY");
-  return Must(Client::Connect(o));
+template <typename T>
+Json ToJson(const Row<T>& r) {
+  return Json::parse(agentstore::RecordToJson(*r.get()));
 }
 
 // Prints records as a table of the chosen columns, or as JSON (one array).
 template <typename T>
-void Print(const Globals& g, const std::vector<Row<T>>& rows,
-           const std::vector<std::string>& cols) {
-  if (g.json) {
-    Json out = Json::array();
-    for (const auto& r : rows) out.push_back(Json::parse(agentstore::RecordToJson(*r.get())));
-    std::cout << out.dump(2) << "\n";
-    return;
-  }
-  std::vector<std::vector<std::string>> cells;
-  std::vector<size_t> width(cols.size());
-  for (size_t i = 0; i < cols.size(); ++i) width[i] = cols[i].size();
-  for (const auto& r : rows) {
-    Json j = Json::parse(agentstore::RecordToJson(*r.get()));
-    std::vector<std::string> line;
-    for (size_t i = 0; i < cols.size(); ++i) {
-      const Json& v = j[cols[i]];
-      std::string s = v.is_string() ? v.get<std::string>() : v.is_null() ? "" : v.dump();
-      if (s.size() > 60) s = s.substr(0, 57) + "...";
-      width[i] = std::max(width[i], s.size());
-      line.push_back(s);
-    }
-    cells.push_back(line);
-  }
-  auto row = [&](const std::vector<std::string>& line) {
-    for (size_t i = 0; i < line.size(); ++i)
-      std::cout << line[i] << std::string(width[i] - line[i].size() + 2, ' ');
-    std::cout << "\n";
-  };
-  std::vector<std::string> header;
-  for (auto c : cols) {
-    for (auto& ch : c) ch = static_cast<char>(toupper(ch));
-    header.push_back(c);
-  }
-  row(header);
-  for (const auto& line : cells) row(line);
+void Print(Globals& g, const std::vector<Row<T>>& rows, const std::vector<std::string>& cols) {
+  Json out = Json::array();
+  for (const auto& r : rows) out.push_back(ToJson(r));
+  agentctl::PrintAnswer(g, out, cols);
 }
 
 template <typename T>
-void Print(const Globals& g, const Row<T>& row, const std::vector<std::string>& cols) {
-  if (g.json) {
-    std::cout << Json::parse(agentstore::RecordToJson(*row.get())).dump(2) << "\n";
-    return;
-  }
-  Print(g, std::vector<Row<T>>{row}, cols);
+void Print(Globals& g, const Row<T>& row, const std::vector<std::string>& cols) {
+  agentctl::PrintAnswer(g, ToJson(row), cols);
 }
+
+// A one-line outcome: {"key": value} with --json, else the sentence.
+void Say(Globals& g, const Json& j, const std::string& sentence) {
+  if (g.json || !g.get.empty()) return agentctl::PrintAnswer(g, j);
+  std::cout << sentence << "\n";
+}
+
+// Progress on a TTY (stderr): "\r<what> <n> records [<pct>%]".
+struct Progress {
+  bool tty = isatty(STDERR_FILENO);
+  std::string what;
+  uint64_t total = 0;  // 0: unknown
+  std::chrono::steady_clock::time_point last{};
+  void Show(uint64_t n, uint64_t of_bytes = 0, bool done = false) {
+    if (!tty) return;
+    auto now = std::chrono::steady_clock::now();
+    if (!done && now - last < std::chrono::milliseconds(100)) return;
+    last = now;
+    std::cerr << "\r" << what << " " << n << " records";
+    if (total) std::cerr << " [" << (100 * of_bytes / total) << "%]";
+    std::cerr << (done ? "\n" : "") << std::flush;
+  }
+};
 
 // The export order: parents before children, so an import can follow it line by line.
 constexpr RecordType kExportOrder[] = {RecordType::kTenant,
@@ -166,17 +171,20 @@ std::string ToJsonOf(RecordType t, const std::string& bytes) {
   }
 }
 
-void Export(const Globals& g, const std::string& out_path) {
+void Export(Globals& g, const std::string& out_path) {
   Client c = Connect(g);
   std::ofstream file;
   if (out_path != "-") {
     file.open(out_path);
-    if (!file) Fail("cannot write " + out_path);
+    if (!file) Fail(Status::IoError("cannot write " + out_path));
   }
   std::ostream& out = out_path == "-" ? std::cout : file;
   uint64_t total = 0;
+  Progress progress{.what = "exported"};
+  Json counts = Json::object();
   for (RecordType t : kExportOrder) {
     std::string cursor;
+    uint64_t n = 0;
     do {
       auto chunk = Must(c.ExportRecords(t, cursor, 1000).get());
       for (const auto& bytes : chunk.records) {
@@ -184,60 +192,115 @@ void Export(const Globals& g, const std::string& out_path) {
         out << R"({"type":")" << agentstore::RecordTypeName(t) << R"(","record":)"
             << ToJsonOf(t, bytes) << "}\n";
         ++total;
+        ++n;
       }
+      progress.Show(total);
       cursor = chunk.next_cursor;
     } while (!cursor.empty());
+    if (n) counts[std::string(agentstore::RecordTypeName(t))] = n;
   }
   out.flush();
-  if (!out) Fail("write failed");
-  std::cerr << "exported " << total << " records\n";
+  if (!out) Fail(Status::IoError("write failed"));
+  progress.Show(total, 0, true);
+  if (g.json) {
+    std::cout << Json{{"exported", total}, {"by_type", counts}}.dump(2) << "\n";
+  } else {
+    std::cerr << "exported " << total << " records\n";
+  }
 }
 
-void Import(const Globals& g, const std::string& in_path) {
-  Client c = Connect(g);
+// Imports JSON Lines. Lines of one record type are independent of each other, so they
+// are pipelined over several connections (up to kWindow calls in flight): under
+// durability `always` their fsyncs are shared (group commit) instead of one per record.
+// Parents come first in an export; at each change of type the calls in flight are
+// awaited, so a child never overtakes its parent.
+void Import(Globals& g, const std::string& in_path) {
+  constexpr size_t kWindow = 2048;
+  std::vector<Client> conns;
+  for (int i = 0; i < 4; ++i) conns.push_back(Connect(g));
   std::ifstream file;
   if (in_path != "-") {
     file.open(in_path);
-    if (!file) Fail("cannot read " + in_path);
+    if (!file) Fail(Status::IoError("cannot read " + in_path));
   }
   std::istream& in = in_path == "-" ? std::cin : file;
-  uint64_t total_bytes = in_path == "-" ? 0 : fs::file_size(in_path), read_bytes = 0;
+  std::error_code ec;
+  uint64_t total_bytes = in_path == "-" ? 0 : fs::file_size(in_path, ec);
+  uint64_t read_bytes = 0;
   bool tty = isatty(STDERR_FILENO);
+  Progress progress{.what = "imported", .total = total_bytes};
   std::string line;
   uint64_t lineno = 0, ok = 0, bad = 0;
-  auto progress = [&](bool last) {
-    if (!tty || total_bytes == 0) return;
-    int pct = static_cast<int>(100 * read_bytes / total_bytes);
-    int bar = pct / 4;
-    std::cerr << "\r[" << std::string(bar, '#') << std::string(25 - bar, ' ') << "] " << pct << "% "
-              << ok << " imported, " << bad << " skipped" << (last ? "\n" : "") << std::flush;
+  struct InFlight {
+    uint64_t line;
+    agentstore::Pending<agentstore::Done> call;
   };
+  std::deque<InFlight> window;
+  auto settle_one = [&] {
+    InFlight f = std::move(window.front());
+    window.pop_front();
+    Status s = f.call.get().status();
+    if (s.ok()) {
+      ++ok;
+    } else {
+      ++bad;
+      std::cerr << (tty ? "\n" : "") << "line " << f.line << ": skipped: " << s.ToString()
+                << "\n";
+    }
+  };
+  auto drain = [&] {
+    while (!window.empty()) settle_one();
+  };
+  std::optional<RecordType> current;
+  size_t next = 0;
   while (std::getline(in, line)) {
     ++lineno;
     read_bytes += line.size() + 1;
     if (line.empty()) continue;
-    auto j = Json::parse(line, nullptr, false);
+    // An export's own line shape, {"type":"<t>","record":{...}}, is split without a
+    // parse (the server parses the record anyway); anything else is parsed.
     std::optional<RecordType> type;
-    if (!j.is_discarded() && j.is_object() && j.contains("type") && j["type"].is_string())
-      type = agentstore::RecordTypeFromName(j["type"].get<std::string>());
-    if (!type || !j.contains("record")) {
+    std::string record;
+    constexpr std::string_view kHead = R"({"type":")", kMid = R"(","record":)";
+    if (std::string_view(line).substr(0, kHead.size()) == kHead) {
+      size_t mid = line.find(kMid, kHead.size());
+      if (mid != std::string::npos && line.back() == '}') {
+        type = agentstore::RecordTypeFromName(
+            std::string_view(line).substr(kHead.size(), mid - kHead.size()));
+        record = line.substr(mid + kMid.size(), line.size() - mid - kMid.size() - 1);
+      }
+    }
+    if (!type) {
+      auto j = Json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.is_object() && j.contains("type") && j["type"].is_string() &&
+          j.contains("record")) {
+        type = agentstore::RecordTypeFromName(j["type"].get<std::string>());
+        record = j["record"].dump();
+      }
+    }
+    if (!type) {
       ++bad;
       std::cerr << (tty ? "\n" : "") << "line " << lineno
                 << ": skipped: expected {\"type\": <record type>, \"record\": {...}}\n";
       continue;
     }
-    Status s = c.ImportRecord(*type, j["record"].dump()).get().status();
-    if (!s.ok()) {
-      ++bad;
-      std::cerr << (tty ? "\n" : "") << "line " << lineno << ": skipped: " << s.ToString() << "\n";
-    } else {
-      ++ok;
+    if (type != current) {
+      drain();
+      current = type;
     }
-    if (lineno % 200 == 0) progress(false);
+    if (window.size() >= kWindow) settle_one();
+    Client& conn = conns[next++ % conns.size()];
+    window.push_back({lineno, conn.ImportRecord(*type, record)});
+    progress.Show(ok, read_bytes);
   }
-  progress(true);
-  std::cerr << "imported " << ok << " records, skipped " << bad << "\n";
-  if (bad) std::exit(1);
+  drain();
+  progress.Show(ok, read_bytes, true);
+  if (g.json) {
+    std::cout << Json{{"imported", ok}, {"skipped", bad}}.dump(2) << "\n";
+  } else {
+    std::cerr << "imported " << ok << " records, skipped " << bad << "\n";
+  }
+  if (bad) std::exit(agentctl::kError);
 }
 
 // A query or memory vector: a JSON array of numbers, or an object with "embedding" or
@@ -270,29 +333,27 @@ fb::MemoryType ParseMemoryType(const std::string& name) {
 }
 
 // Search hits: distance and score, then the memory's columns.
-void PrintHits(const Globals& g, const std::vector<agentstore::MemoryHit>& hits) {
-  if (g.json) {
-    Json out = Json::array();
-    for (const auto& h : hits)
-      out.push_back({{"distance", h.distance},
-                     {"score", h.score},
-                     {"memory", Json::parse(agentstore::RecordToJson(*h.memory.get()))}});
-    std::cout << out.dump(2) << "\n";
-    return;
-  }
-  std::printf("%-10s %-10s %-36s %-12s %-10s %s\n", "DISTANCE", "SCORE", "ID", "TYPE", "IMPORTANCE",
-              "KEY / CONTENT");
+void PrintHits(Globals& g, const std::vector<agentstore::MemoryHit>& hits) {
+  Json out = Json::array();
   for (const auto& h : hits) {
-    Json v = Json::parse(agentstore::Str(h.memory->memory_value()), nullptr, false);
-    std::string content = v.is_object() && v.contains("content") && v["content"].is_string()
-                              ? v["content"].get<std::string>()
-                              : "";
-    if (content.size() > 60) content = content.substr(0, 57) + "...";
-    std::printf("%-10.4f %-10.4f %-36s %-12s %-10.2f %s: %s\n", h.distance, h.score,
-                agentstore::ToUuid(h.memory->id()).ToString().c_str(),
-                fb::EnumNameMemoryType(h.memory->memory_type()), h.memory->importance_score(),
-                agentstore::Str(h.memory->memory_key()).data(), content.c_str());
+    Json m = ToJson(h.memory);
+    Json row = {{"distance", h.distance}, {"score", h.score}};
+    if (g.json) {
+      row["memory"] = m;
+    } else {
+      row["id"] = m["id"];
+      row["memory_type"] = m["memory_type"];
+      row["importance_score"] = m["importance_score"];
+      std::string content =
+          m["memory_value"].is_object() && m["memory_value"].contains("content") &&
+                  m["memory_value"]["content"].is_string()
+              ? m["memory_value"]["content"].get<std::string>()
+              : "";
+      row["key: content"] = m["memory_key"].get<std::string>() + ": " + content;
+    }
+    out.push_back(row);
   }
+  agentctl::PrintAnswer(g, out);
 }
 
 // Restores a backup (a RocksDB checkpoint) into a new, empty data directory. Offline:
@@ -323,30 +384,25 @@ int8_t EnumIndex(const std::string& name, std::initializer_list<const char*> nam
   Fail(std::string(what) + " must be one of: " + all);
 }
 
-void PrintQuotas(const Globals& g, const std::vector<Row<fb::Quota>>& quotas) {
+void PrintQuotas(Globals& g, const std::vector<Row<fb::Quota>>& quotas, const std::string& tenant) {
   Json out = Json::array();
   for (const auto& q : quotas) {
-    Json j = Json::parse(agentstore::RecordToJson(*q.get()));
+    Json j = ToJson(q);
     auto st = agentstore::QuotaStateOf(*q.get());
     j["used"] = st.used;
     j["limit"] = st.limit;
-    j["percent"] = st.percent;
+    j["percent"] = std::round(st.percent * 10) / 10;
     j["alert"] = st.alert;
     j["exceeded"] = st.exceeded;
     out.push_back(j);
   }
-  if (g.json) {
-    std::cout << out.dump(2) << "\n";
+  if (out.empty() && !g.json && g.get.empty()) {
+    std::cout << "tenant " << tenant << " has no quotas (set one with: agentctl quotas set)\n";
     return;
   }
-  for (const auto& j : out) {
-    char pct[32];
-    snprintf(pct, sizeof pct, "%.1f", j["percent"].get<double>());
-    std::cout << j["quota_type"].get<std::string>() << ": " << j["used"] << " / " << j["limit"]
-              << " (" << pct << "%)" << (j["alert"].get<bool>() ? " ALERT" : "")
-              << (j["exceeded"].get<bool>() ? " EXCEEDED" : "") << ", period " << j["period_start"]
-              << ".." << j["period_end"] << "\n";
-  }
+  agentctl::PrintAnswer(g, out,
+                        {"quota_type", "used", "limit", "percent", "alert", "exceeded", "period",
+                         "period_start", "period_end"});
 }
 
 void AddUsageCommands(CLI::App& app, Globals& g) {
@@ -404,20 +460,17 @@ void AddUsageCommands(CLI::App& app, Globals& g) {
     l.response_ts = now;
     l.request_ts = now - o.duration_ms * 1000;
     auto r = Must(Connect(g).TrackAgentUsage(l, o.messages).get());
-    if (g.json) {
-      Json j = {{"user_agent", Json::parse(agentstore::RecordToJson(*r.user_agent.get()))},
-                {"log", Json::parse(agentstore::RecordToJson(*r.log.get()))},
+    if (g.json || !g.get.empty()) {
+      Json j = {{"user_agent", ToJson(r.user_agent)}, {"log", ToJson(r.log)},
                 {"quotas", Json::array()}};
-      for (const auto& q : r.quotas)
-        j["quotas"].push_back(Json::parse(agentstore::RecordToJson(*q.get())));
-      std::cout << j.dump(2) << "\n";
-      return;
+      for (const auto& q : r.quotas) j["quotas"].push_back(ToJson(q));
+      return agentctl::PrintAnswer(g, j);
     }
     Print(g, r.user_agent,
           {"usage_count", "success_count", "error_count", "message_count", "total_tokens_used",
            "total_cost", "avg_response_time_ms", "quality_score"});
     Print(g, r.log, {"id", "model", "total_tokens", "total_cost", "duration_ms"});
-    PrintQuotas(g, r.quotas);
+    PrintQuotas(g, r.quotas, "of this user");
   });
   auto* ul = usage->add_subcommand("list", "usage logs, newest first");
   ul->add_option("--user", o.user);
@@ -482,17 +535,13 @@ void AddUsageCommands(CLI::App& app, Globals& g) {
                      {"total_cost", t.total_cost},
                      {"duration_ms", t.duration_ms}});
     }
-    if (g.json) {
-      std::cout << out.dump(2) << "\n";
-      return;
-    }
-    std::cout << "PERIOD_START  GROUP  REQUESTS  TOTAL_TOKENS  TOTAL_COST\n";
-    for (const auto& j : out)
-      std::cout << j["period_start"] << "  " << j["group"].get<std::string>() << "  "
-                << j["requests"] << "  " << j["total_tokens"] << "  " << j["total_cost"] << "\n";
+    agentctl::PrintAnswer(g, out,
+                          {"period_start", "group", "requests", "success_count", "error_count",
+                           "total_tokens", "total_cost", "duration_ms"});
   });
   usage->add_subcommand("expire", "drop logs past the server's retention age")->callback([&g] {
-    std::cout << Must(Connect(g).ExpireUsageLogs().get()) << " logs expired\n";
+    uint64_t n = Must(Connect(g).ExpireUsageLogs().get());
+    Say(g, Json{{"expired", n}}, std::to_string(n) + " logs expired");
   });
 
   auto* quotas = app.add_subcommand("quotas", "tenant quotas")->require_subcommand(1);
@@ -512,7 +561,7 @@ void AddUsageCommands(CLI::App& app, Globals& g) {
     q.alert_threshold_pct = o.alert_pct;
     q.period =
         static_cast<fb::QuotaPeriod>(EnumIndex(o.period, {"month", "day", "none"}, "--period"));
-    PrintQuotas(g, {Must(Connect(g).SetQuota(q).get())});
+    PrintQuotas(g, {Must(Connect(g).SetQuota(q).get())}, o.tenant);
   });
   auto* qg = quotas->add_subcommand("get", "a tenant's quotas: used / limit / percent / alert");
   qg->add_option("--tenant", o.tenant)->required();
@@ -523,8 +572,8 @@ void AddUsageCommands(CLI::App& app, Globals& g) {
     if (qg->count("--type"))
       type = static_cast<fb::QuotaType>(
           EnumIndex(o.quota_type, {"tokens", "api_calls", "storage_bytes", "users"}, "--type"));
-    PrintQuotas(g,
-                Must(Connect(g).GetQuotas(ParseId(o.tenant, "--tenant"), type, o.history).get()));
+    PrintQuotas(g, Must(Connect(g).GetQuotas(ParseId(o.tenant, "--tenant"), type, o.history).get()),
+                o.tenant);
   });
 
   const std::vector<std::string> limit_cols = {
@@ -569,12 +618,10 @@ void AddUsageCommands(CLI::App& app, Globals& g) {
     j["denied_by"] = d.denied_by ? Json(d.denied_by->ToString()) : Json(nullptr);
     j["denied_type"] = d.denied_type.empty() ? Json(nullptr) : Json(d.denied_type);
     j["lease"] = d.lease ? Json(d.lease->ToString()) : Json(nullptr);
-    if (g.json) {
-      std::cout << j.dump(2) << "\n";
-      return;
-    }
+    if (!d.allowed) g.exit_code = agentctl::kDenied;  // answered "no": exit 3
+    if (g.json || !g.get.empty()) return agentctl::PrintAnswer(g, j);
     std::cout << (d.allowed ? "allowed" : "denied") << ", remaining " << d.remaining
-              << ", resets at " << d.reset_at;
+              << ", resets at " << agentctl::IsoTime(d.reset_at);
     if (d.denied_by)
       std::cout << ", denied by " << d.denied_by->ToString() << " (" << d.denied_type << ")";
     if (d.lease) std::cout << ", lease " << d.lease->ToString();
@@ -604,6 +651,7 @@ int main(int argc, char** argv) {
   app.add_option("--addr", g.addr, "host:port (default $AGENTSTORE_ADDR or 127.0.0.1:7420)");
   app.add_option("--key", g.key, "API key (default $AGENTSTORE_KEY)");
   app.add_flag("--json", g.json, "print JSON instead of tables");
+  app.add_option("--get", g.get, "print only this field of the answer (e.g. --get id)");
 
   auto* status = app.add_subcommand("status", "server version, uptime, counts, per-op latency");
   status->callback([&] {
@@ -766,7 +814,9 @@ int main(int argc, char** argv) {
   const std::vector<std::string> memory_cols = {
       "id",           "memory_key",   "memory_type", "importance_score",
       "access_count", "memory_value", "expires_at"};
-  std::string vector_path = "-", mem_key, mem_type, mem_content, query_text;
+  std::string vector_path = "-", mem_key, mem_type, mem_content, query_text, mem_source,
+              mem_context;
+  double mem_confidence = -1;
   std::vector<std::string> mem_tags;
   double importance = 0.5;
   double min_importance = -1;
@@ -778,6 +828,9 @@ int main(int argc, char** argv) {
   mu->add_option("--key", mem_key)->required();
   mu->add_option("--type", mem_type, "preference, context, fact (default), instruction");
   mu->add_option("--content", mem_content);
+  mu->add_option("--source", mem_source, "where it came from (memory_value.source)");
+  mu->add_option("--confidence", mem_confidence, "0..1 (memory_value.confidence)");
+  mu->add_option("--context", mem_context, "JSON (memory_value.context), or plain text");
   mu->add_option("--tag", mem_tags, "a tag (repeatable)");
   mu->add_option("--importance", importance)->capture_default_str();
   mu->add_option("--expires-at", mem_expires_at, "microseconds since the epoch (0: never)");
@@ -790,6 +843,12 @@ int main(int argc, char** argv) {
     m.memory_type = mem_type.empty() ? fb::MemoryType::fact : ParseMemoryType(mem_type);
     Json value = {{"content", mem_content}};
     if (!mem_tags.empty()) value["tags"] = mem_tags;
+    if (!mem_source.empty()) value["source"] = mem_source;
+    if (mem_confidence >= 0) value["confidence"] = mem_confidence;
+    if (!mem_context.empty()) {
+      Json ctx = Json::parse(mem_context, nullptr, false);
+      value["context"] = ctx.is_discarded() ? Json(mem_context) : ctx;
+    }
     m.memory_value = value.dump();
     m.importance_score = importance;
     m.expires_at = mem_expires_at;
@@ -857,7 +916,7 @@ int main(int argc, char** argv) {
   mp->add_option("--keep", keep)->required();
   mp->callback([&] {
     auto removed = Must(Connect(g).PruneMemories(ParseId(user_id, "--user"), keep).get());
-    std::cout << "removed " << removed << " memories\n";
+    Say(g, Json{{"removed", removed}}, "removed " + std::to_string(removed) + " memories");
   });
 
   std::string path = "-";
@@ -873,8 +932,24 @@ int main(int argc, char** argv) {
   auto* bc = backup->add_subcommand("create", "consistent online backup on the server's machine");
   bc->add_option("--dir", dir, "a new directory on the server's machine")->required();
   bc->callback([&] {
-    Must(Connect(g).CreateBackup(fs::absolute(dir).string()).get());
-    std::cout << "backup written to " << fs::absolute(dir).string() << "\n";
+    std::string target = fs::absolute(dir).lexically_normal().string();
+    // The server checks too (it may run elsewhere); this names the problem early.
+    if (fs::path parent = fs::path(target).parent_path(); !fs::is_directory(parent))
+      Fail(Status::InvalidArgument("cannot back up into " + target + ": its parent directory " +
+                                   parent.string() + " does not exist"));
+    Progress progress{.what = "backing up"};
+    if (progress.tty) std::cerr << "backing up into " << target << " ..." << std::flush;
+    auto started = std::chrono::steady_clock::now();
+    Must(Connect(g).CreateBackup(target).get());
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (progress.tty) std::cerr << " done\n";
+    uint64_t bytes = 0;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(target, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+      if (it->is_regular_file(ec)) bytes += it->file_size(ec);
+    Say(g, Json{{"dir", target}, {"bytes", bytes}, {"seconds", secs}},
+        "backup written to " + target);
   });
   auto* br =
       backup->add_subcommand("restore", "copy a backup into an empty data directory (offline)");
@@ -884,6 +959,18 @@ int main(int argc, char** argv) {
 
   AddUsageCommands(app, g);
 
-  CLI11_PARSE(app, argc, argv);
-  return 0;
+  agentctl::AddOperationCommands(app, g);
+  app.footer(
+      "Exit status: 0 ok; 1 error (the server's or a file's; the message says which); 2 bad "
+      "command line; 3 answered but denied or exceeded (limits check denied, a quota "
+      "exceeded).\nEvery operation of the op table is a command of its name (agentctl "
+      "<operation> --help lists its fields, types and enum values).");
+  agentctl::CheckCommandWords(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : agentctl::kUsage;
+  }
+  return g.exit_code;
 }

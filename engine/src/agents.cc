@@ -213,7 +213,7 @@ Result<Row<fb::UserAgent>> Engine::CreateUserAgent(const Scope& scope, const fb:
   DefaultJson(ua.settings, "{}");
   DefaultJson(ua.preferences, "{}");
   DefaultJson(ua.ui_config, "{}");
-  DefaultJson(ua.notification_settings, R"({"email":true,"in_app":true})");
+  DefaultJson(ua.notification_settings, kDefaultUserAgentNotifications);
   DefaultJson(ua.metadata, "{}");
   DefaultJson(ua.source_details, "{}");
   DefaultJson(ua.share_settings, "{}");
@@ -237,6 +237,7 @@ Result<Row<fb::UserAgent>> Engine::CreateUserAgent(const Scope& scope, const fb:
         CheckAgentUsableBy(g, ToUuid(ua.original_agent_id.get()), user, "original_agent_id"));
   if (shard.user_agent_by_pair.count({user, agent}))
     return Status::AlreadyExists("this user already has this agent");
+  ua.conversation_count = CountConversations(shard, user, agent);  // chats made before it
   std::string bytes = Pack(ua);
   storage::WriteBatch batch;
   batch.Put(RecordKey(RecordType::kUserAgent, id), bytes);

@@ -65,8 +65,12 @@ Result<Row<fb::Chat>> Engine::CreateChat(const Scope& scope, const fb::ChatT& in
   std::string bytes = Pack(c);
   storage::WriteBatch batch;
   batch.Put(RecordKey(RecordType::kChat, id), bytes);
+  // A chat with an agent is one more conversation of the user's user_agent for it.
+  std::optional<UserAgentRewrite> ua;
+  if (c.agent_id) ua = AddConversation(shard, user, ToUuid(c.agent_id.get()), +1, batch);
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
   impl_->IndexChat(shard, shard.arena.Append(bytes));
+  if (ua) ApplyUserAgentRewrite(shard, *ua);
   lock.Unlock();
   AS_RETURN_IF_ERROR(impl_->Durable(ticket));
   return Row<fb::Chat>(bytes);
@@ -105,7 +109,19 @@ Result<Row<fb::Chat>> Engine::UpdateChat(const Scope& scope, const Uuid& id,
   std::string bytes = Pack(c);
   storage::WriteBatch batch;
   batch.Put(RecordKey(RecordType::kChat, id), bytes);
+  // Moving a chat to another agent moves its conversation between user_agents.
+  std::optional<UserAgentRewrite> ua_old, ua_new;
+  Uuid owner = ToUuid(c.user_id.get());
+  std::optional<Uuid> old_agent, new_agent;
+  if (cur->agent_id()) old_agent = ToUuid(cur->agent_id());
+  if (c.agent_id) new_agent = ToUuid(c.agent_id.get());
+  if (old_agent != new_agent) {
+    if (old_agent) ua_old = AddConversation(shard, owner, *old_agent, -1, batch);
+    if (new_agent) ua_new = AddConversation(shard, owner, *new_agent, +1, batch);
+  }
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
+  if (ua_old) ApplyUserAgentRewrite(shard, *ua_old);
+  if (ua_new) ApplyUserAgentRewrite(shard, *ua_new);
   shard.arena.Free(loc);
   shard.chats[id] = shard.arena.Append(bytes);
   impl_->MaybeCompact(shard);
@@ -143,7 +159,11 @@ Status Engine::DeleteChat(const Scope& scope, const Uuid& id, DeleteMode mode) {
   impl_->AddChatDeletes(shard, id, batch);
   std::vector<std::string> cleared_logs;
   impl_->AddChatUsageClears(shard, id, batch, &cleared_logs);
+  std::optional<UserAgentRewrite> ua;
+  if (cur->agent_id())
+    ua = AddConversation(shard, ToUuid(cur->user_id()), ToUuid(cur->agent_id()), -1, batch);
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
+  if (ua) ApplyUserAgentRewrite(shard, *ua);
   impl_->DropChat(shard, id);
   impl_->ApplyChatUsageClears(shard, id, cleared_logs);
   impl_->MaybeCompact(shard);

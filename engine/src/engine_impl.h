@@ -323,6 +323,44 @@ inline Status CheckAgentUsableBy(const Partition& g, const Uuid& agent, const Uu
   return Status::OK();
 }
 
+// ---- derived values (derived.cc): kept consistent by every write and by import ----
+
+// A user_agent re-encoded with a changed derived counter; Apply once the batch holding
+// it is logged (caller holds the shard lock).
+struct UserAgentRewrite {
+  Uuid id;
+  std::string bytes;
+};
+// conversation_count: the number of the user's chats (soft-deleted included, hard-deleted
+// not) whose agent_id is the user_agent's agent. Adds `delta` to the count of the
+// user's user_agent for `agent` (if it has one) into `batch`.
+std::optional<UserAgentRewrite> AddConversation(Partition& shard, const Uuid& user,
+                                                const Uuid& agent, int64_t delta,
+                                                storage::WriteBatch& batch);
+void ApplyUserAgentRewrite(Partition& shard, const UserAgentRewrite& w);
+// Counts the user's chats with `agent` (caller holds the shard lock).
+int64_t CountConversations(const Partition& shard, const Uuid& user, const Uuid& agent);
+// A chat's totals as its messages and tracked usage logs add up (caller holds the
+// shard lock): message_count, total_input_tokens, total_output_tokens, total_cost.
+void ChatTotalsFromRecords(const Partition& shard, const Uuid& chat, fb::ChatT* c);
+
+// Tenant gauges read by quota_get for the `users` and `storage_bytes` quota types
+// (docs/data-model.md): live users of the tenant, and the stored bytes of their
+// messages and memories (embeddings included). Takes each shard's lock shared.
+struct TenantGauges {
+  int64_t users = 0;
+  int64_t storage_bytes = 0;
+};
+TenantGauges MeasureTenant(EngineState& st, const Uuid& tenant);
+// Whether a quota type is such a gauge, and its usage set from `g` (quotas.cc).
+bool IsGaugeQuota(int8_t type);
+void ApplyGauge(const TenantGauges& g, QuotaRec* q);
+
+// The notification_settings a create gives a user / a user_agent (import gives the same).
+inline constexpr char kDefaultUserNotifications[] =
+    R"({"email":true,"in_app":true,"weekly_digest":true})";
+inline constexpr char kDefaultUserAgentNotifications[] = R"({"email":true,"in_app":true})";
+
 // Fills an unset JSON field with its data-model default.
 inline void DefaultJson(std::string& field, std::string_view value) {
   if (field.empty()) field = value;

@@ -8,6 +8,7 @@
 // their own small key, [0x40][memory id] -> (access_count, last_accessed_at), so a touch
 // never rewrites a 1.5 KiB vector; recovery applies them over the records.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "engine_impl.h"
@@ -396,7 +397,15 @@ Status EngineState::ImportMemory(fb::UserMemoryT m, uint64_t* ticket) {
   *ticket = 0;
   if (!m.id || !m.user_id) return Status::InvalidArgument("id and user_id are required");
   if (m.memory_key.empty()) return Status::InvalidArgument("memory_key is required");
-  AS_RETURN_IF_ERROR(memory.space->Prepare(m.embedding));
+  {
+    // Checked like a create; a cosine vector already of unit length (as every exported
+    // one is, up to float rounding) is kept bit for bit rather than normalized again.
+    std::vector<float> prepared = m.embedding;
+    AS_RETURN_IF_ERROR(memory.space->Prepare(prepared));
+    double norm2 = 0;
+    for (float x : m.embedding) norm2 += double{x} * x;
+    if (std::abs(norm2 - 1.0) > 1e-5) m.embedding = std::move(prepared);
+  }
   ValueParts parts;
   AS_RETURN_IF_ERROR(ParseValue(m.memory_value, &parts));
   AS_RETURN_IF_ERROR(CheckRecord(m, Ctx()));

@@ -100,6 +100,16 @@ QuotaRec QuotaFromRecord(const fb::Quota* q) {
   return r;
 }
 
+bool IsGaugeQuota(int8_t type) {
+  return type == static_cast<int8_t>(fb::QuotaType::users) ||
+         type == static_cast<int8_t>(fb::QuotaType::storage_bytes);
+}
+
+void ApplyGauge(const TenantGauges& g, QuotaRec* q) {
+  q->usage = q->type == static_cast<int8_t>(fb::QuotaType::users) ? g.users : g.storage_bytes;
+  q->exceeded = q->usage > q->limit;
+}
+
 QuotaRec* CurrentQuota(Ledger& ledger, const Uuid& tenant, int8_t type) {
   auto it = ledger.quotas.upper_bound(QuotaKey{tenant, type, INT64_MAX});
   if (it == ledger.quotas.begin()) return nullptr;
@@ -121,9 +131,13 @@ Result<Row<fb::Quota>> Engine::SetQuota(const Scope& scope, const fb::QuotaT& in
   auto t = g.tenants.find(tenant);
   if (t == g.tenants.end() || View<fb::Tenant>(g, t->second)->deleted_at())
     return Status::InvalidArgument("tenant_id names no tenant");
+  // users / storage_bytes are gauges measured from the records (before Ledger::mu: the
+  // shard locks come first).
+  auto type = static_cast<int8_t>(in.quota_type);
+  std::optional<TenantGauges> gauges;
+  if (IsGaugeQuota(type)) gauges = MeasureTenant(*impl_, tenant);
   std::unique_lock lock(impl_->ledger.mu);
   int64_t now = impl_->Now();
-  auto type = static_cast<int8_t>(in.quota_type);
   auto period = static_cast<int8_t>(in.period);
   QuotaRec q;
   QuotaRec* cur = CurrentQuota(impl_->ledger, tenant, type);
@@ -143,6 +157,7 @@ Result<Row<fb::Quota>> Engine::SetQuota(const Scope& scope, const fb::QuotaT& in
   }
   q.limit = in.quota_limit;
   q.alert_pct = in.alert_threshold_pct;
+  if (gauges) ApplyGauge(*gauges, &q);
   q.exceeded = q.usage > q.limit;
   q.updated_at = now;
   std::string bytes = PackQuota(q);
@@ -163,9 +178,20 @@ Result<std::vector<Row<fb::Quota>>> Engine::GetQuotas(const Scope& scope, const 
   if (type && static_cast<uint8_t>(*type) > static_cast<uint8_t>(fb::QuotaType::MAX))
     return Status::InvalidArgument("unknown quota_type");
   std::vector<Row<fb::Quota>> out;
+  auto& quotas = impl_->ledger.quotas;
+  // Measure the users / storage_bytes gauges (outside Ledger::mu) only if asked for.
+  bool want_gauges = false;
+  {
+    std::shared_lock lock(impl_->ledger.mu);
+    for (auto it = quotas.lower_bound(QuotaKey{tenant, INT8_MIN, INT64_MIN});
+         it != quotas.end() && std::get<0>(it->first) == tenant; ++it)
+      if (IsGaugeQuota(it->second.type) && (!type || it->second.type == static_cast<int8_t>(*type)))
+        want_gauges = true;
+  }
+  std::optional<TenantGauges> gauges;
+  if (want_gauges) gauges = MeasureTenant(*impl_, tenant);
   std::shared_lock lock(impl_->ledger.mu);
   int64_t now = impl_->Now();
-  auto& quotas = impl_->ledger.quotas;
   for (auto it = quotas.lower_bound(QuotaKey{tenant, INT8_MIN, INT64_MIN});
        it != quotas.end() && std::get<0>(it->first) == tenant; ++it) {
     const QuotaRec q = QuotaSnapshot(it->second);
@@ -173,9 +199,16 @@ Result<std::vector<Row<fb::Quota>>> Engine::GetQuotas(const Scope& scope, const 
     auto next = std::next(it);
     bool last = next == quotas.end() || std::get<0>(next->first) != tenant ||
                 std::get<1>(next->first) != q.type;
-    if (history) out.push_back(Row<fb::Quota>(PackQuota(q)));
+    if (!last || !gauges || !IsGaugeQuota(q.type)) {
+      if (history) out.push_back(Row<fb::Quota>(PackQuota(q)));
+    }
     if (!last) continue;
-    if (q.period_end != 0 && now >= q.period_end) {
+    if (gauges && IsGaugeQuota(q.type)) {
+      // A gauge is what the records hold now; a new period does not reset it.
+      QuotaRec g = q;
+      ApplyGauge(*gauges, &g);
+      out.push_back(Row<fb::Quota>(PackQuota(g)));
+    } else if (q.period_end != 0 && now >= q.period_end) {
       // The period ended: the current one reads as a fresh period at zero.
       QuotaRec fresh = q;
       fresh.period_start = PeriodStart(q.period, now);

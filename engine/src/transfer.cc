@@ -8,6 +8,31 @@ namespace agentstore {
 
 using namespace internal;  // NOLINT
 
+namespace {
+
+// A memory as RocksDB holds it, with what searches' touches recorded since (kept in
+// memory and under the memory's touch key): access_count and last_accessed_at.
+std::string WithTouches(EngineState& st, std::string_view stored) {
+  std::string_view v = AlignedCopy(stored);
+  const auto* rec = flatbuffers::GetRoot<fb::UserMemory>(v.data());
+  if (!rec->id() || !rec->user_id()) return std::string(stored);
+  Partition& shard = st.ShardOf(ToUuid(rec->user_id()));
+  std::shared_lock lock(shard.mu);
+  auto it = shard.memories.find(ToUuid(rec->id()));
+  if (it == shard.memories.end()) return std::string(stored);
+  const auto* live = View<fb::UserMemory>(shard, it->second);
+  if (live->access_count() == rec->access_count() &&
+      live->last_accessed_at() == rec->last_accessed_at())
+    return std::string(stored);
+  fb::UserMemoryT m;
+  rec->UnPackTo(&m);
+  m.access_count = live->access_count();
+  m.last_accessed_at = live->last_accessed_at();
+  return Pack(m);
+}
+
+}  // namespace
+
 Result<Engine::ExportPage> Engine::ExportRecords(const Scope& scope, RecordType type,
                                                  std::string_view cursor, uint32_t limit) {
   if (scope.is_user()) return Status::PermissionDenied("export needs a service or admin key");
@@ -39,7 +64,11 @@ Result<Engine::ExportPage> Engine::ExportRecords(const Scope& scope, RecordType 
           more = true;
           return Status::Unavailable("page full");  // stops the scan
         }
-        page.records.emplace_back(v);
+        if (type == RecordType::kUserMemory) {
+          page.records.push_back(WithTouches(*impl_, v));
+        } else {
+          page.records.emplace_back(v);
+        }
         last.assign(k);
         return Status::OK();
       },
@@ -60,14 +89,16 @@ namespace {
 // Writes `bytes` under `key` unless an identical record is there; reports whether the
 // caller must index it.
 Status PutIfNew(EngineState& st, const std::string& key, const std::string& bytes,
-                std::optional<std::string_view> existing, bool* fresh, uint64_t* ticket) {
+                std::optional<std::string_view> existing, bool* fresh, uint64_t* ticket,
+                storage::WriteBatch* batch_in = nullptr) {
   *fresh = false;
   *ticket = 0;
   if (existing) {
     if (*existing == bytes) return Status::OK();
     return Status::AlreadyExists("a different record with this id exists");
   }
-  storage::WriteBatch batch;
+  storage::WriteBatch local;
+  storage::WriteBatch& batch = batch_in ? *batch_in : local;
   batch.Put(key, bytes);
   AS_ASSIGN_OR_RETURN(*ticket, st.Log(batch));
   *fresh = true;
@@ -75,16 +106,46 @@ Status PutIfNew(EngineState& st, const std::string& key, const std::string& byte
 }
 
 template <typename T>
-Status Parse(std::string_view json, typename T::NativeTableType* out, std::string* bytes) {
-  AS_RETURN_IF_ERROR(RecordFromJson<T>(json, out));
-  *bytes = Pack(*out);
-  return Status::OK();
+Status Parse(std::string_view json, typename T::NativeTableType* out) {
+  return RecordFromJson<T>(json, out);
 }
 
 std::optional<std::string_view> At(const Partition& p, const IdMap& m, const Uuid& id) {
   auto it = m.find(id);
   if (it == m.end()) return std::nullopt;
   return p.arena.Get(it->second);
+}
+
+// A hand-written record gets what a create would give it: store-maintained times the
+// record lacks come from the stored copy (so re-importing the same file is a no-op) or
+// are set to now; updated_at defaults to created_at.
+template <typename NT>
+void DefaultTimes(NT& r, std::optional<std::string_view> existing, int64_t now) {
+  using T = typename NT::TableType;
+  const T* have = existing ? flatbuffers::GetRoot<T>(existing->data()) : nullptr;
+  if constexpr (requires { r.created_at; }) {
+    if (r.created_at == 0) r.created_at = have ? have->created_at() : now;
+  }
+  if constexpr (requires { r.added_at; }) {
+    if (r.added_at == 0) r.added_at = have ? have->added_at() : r.created_at;
+  }
+  if constexpr (requires { r.updated_at; }) {
+    if (r.updated_at == 0) {
+      if constexpr (requires { r.created_at; })
+        r.updated_at = have ? have->updated_at() : r.created_at;
+      else
+        r.updated_at = have ? have->updated_at() : now;
+    }
+  }
+}
+
+Status AddTotals(fb::ChatT& c, int64_t messages, int64_t in, int64_t out, int64_t cost) {
+  if (__builtin_add_overflow(c.message_count, messages, &c.message_count) ||
+      __builtin_add_overflow(c.total_input_tokens, in, &c.total_input_tokens) ||
+      __builtin_add_overflow(c.total_output_tokens, out, &c.total_output_tokens) ||
+      __builtin_add_overflow(c.total_cost, cost, &c.total_cost))
+    return Status::InvalidArgument("the chat's totals would overflow");
+  return Status::OK();
 }
 
 }  // namespace
@@ -96,6 +157,8 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
   bool fresh = false;
   uint64_t ticket = 0;
   std::string bytes;
+  int64_t now = st.Now();
+  const FieldContext ctx = st.Ctx();
   auto need_id = [](const auto& ptr, const char* what) -> Status {
     if (!ptr) return Status::InvalidArgument(std::string(what) + " is required");
     return Status::OK();
@@ -103,22 +166,27 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
   switch (type) {
     case RecordType::kTenant: {
       fb::TenantT t;
-      AS_RETURN_IF_ERROR(Parse<fb::Tenant>(json, &t, &bytes));
+      AS_RETURN_IF_ERROR(Parse<fb::Tenant>(json, &t));
       AS_RETURN_IF_ERROR(need_id(t.id, "id"));
       Uuid id = ToUuid(t.id.get());
       std::unique_lock lock(g.mu);
       if (!g.tenants.count(id) && g.tenant_by_slug.count(t.slug))
         return Status::AlreadyExists("slug is taken");
-      AS_RETURN_IF_ERROR(
-          PutIfNew(st, RecordKey(type, id), bytes, At(g, g.tenants, id), &fresh, &ticket));
+      auto existing = At(g, g.tenants, id);
+      DefaultTimes(t, existing, now);
+      AS_RETURN_IF_ERROR(CheckRecord(t, ctx));
+      bytes = Pack(t);
+      AS_RETURN_IF_ERROR(PutIfNew(st, RecordKey(type, id), bytes, existing, &fresh, &ticket));
       if (fresh) st.IndexTenant(g.arena.Append(bytes));
       break;
     }
     case RecordType::kUser: {
       fb::UserT u;
-      AS_RETURN_IF_ERROR(Parse<fb::User>(json, &u, &bytes));
+      AS_RETURN_IF_ERROR(Parse<fb::User>(json, &u));
       AS_RETURN_IF_ERROR(need_id(u.id, "id"));
       AS_RETURN_IF_ERROR(CheckEmail(u.email));
+      DefaultJson(u.preferences, "{}");
+      DefaultJson(u.notification_settings, kDefaultUserNotifications);
       Uuid id = ToUuid(u.id.get());
       Partition& shard = st.ShardOf(id);
       GlobalAndShardLock lock(g, shard);
@@ -127,27 +195,43 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
         return Status::AlreadyExists("email is taken");
       if (u.tenant_id && !g.tenants.count(ToUuid(u.tenant_id.get())))
         return Status::InvalidArgument("tenant_id names no tenant");
+      DefaultTimes(u, existing, now);
+      AS_RETURN_IF_ERROR(CheckRecord(u, ctx));
+      bytes = Pack(u);
       AS_RETURN_IF_ERROR(PutIfNew(st, RecordKey(type, id), bytes, existing, &fresh, &ticket));
       if (fresh) st.IndexUser(shard, shard.arena.Append(bytes));
       break;
     }
     case RecordType::kAgent: {
       fb::AgentT a;
-      AS_RETURN_IF_ERROR(Parse<fb::Agent>(json, &a, &bytes));
+      AS_RETURN_IF_ERROR(Parse<fb::Agent>(json, &a));
       AS_RETURN_IF_ERROR(need_id(a.id, "id"));
+      DefaultJson(a.capabilities, "{}");
       Uuid id = ToUuid(a.id.get());
       std::unique_lock lock(g.mu);
-      AS_RETURN_IF_ERROR(
-          PutIfNew(st, RecordKey(type, id), bytes, At(g, g.agents, id), &fresh, &ticket));
+      auto existing = At(g, g.agents, id);
+      DefaultTimes(a, existing, now);
+      AS_RETURN_IF_ERROR(CheckRecord(a, ctx));
+      bytes = Pack(a);
+      AS_RETURN_IF_ERROR(PutIfNew(st, RecordKey(type, id), bytes, existing, &fresh, &ticket));
       if (fresh) st.IndexAgent(g.arena.Append(bytes));
       break;
     }
     case RecordType::kUserAgent: {
       fb::UserAgentT ua;
-      AS_RETURN_IF_ERROR(Parse<fb::UserAgent>(json, &ua, &bytes));
+      AS_RETURN_IF_ERROR(Parse<fb::UserAgent>(json, &ua));
       AS_RETURN_IF_ERROR(need_id(ua.id, "id"));
       AS_RETURN_IF_ERROR(need_id(ua.user_id, "user_id"));
       AS_RETURN_IF_ERROR(need_id(ua.agent_id, "agent_id"));
+      // The defaults of user_agent_create.
+      if (ua.status.empty()) ua.status = "active";
+      DefaultJson(ua.settings, "{}");
+      DefaultJson(ua.preferences, "{}");
+      DefaultJson(ua.ui_config, "{}");
+      DefaultJson(ua.notification_settings, kDefaultUserAgentNotifications);
+      DefaultJson(ua.metadata, "{}");
+      DefaultJson(ua.source_details, "{}");
+      DefaultJson(ua.share_settings, "{}");
       Uuid id = ToUuid(ua.id.get()), user = ToUuid(ua.user_id.get()),
            agent = ToUuid(ua.agent_id.get());
       Partition& shard = st.ShardOf(user);
@@ -160,13 +244,19 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
       auto existing = At(shard, shard.user_agents, id);
       if (!existing && shard.user_agent_by_pair.count({user, agent}))
         return Status::AlreadyExists("this user already has this agent");
+      // Derived: the chats with this agent that are in the store (chats import after
+      // user_agents, and each adds one).
+      ua.conversation_count = CountConversations(shard, user, agent);
+      DefaultTimes(ua, existing, now);
+      AS_RETURN_IF_ERROR(CheckRecord(ua, ctx));
+      bytes = Pack(ua);
       AS_RETURN_IF_ERROR(PutIfNew(st, RecordKey(type, id), bytes, existing, &fresh, &ticket));
       if (fresh) st.IndexUserAgent(shard, shard.arena.Append(bytes));
       break;
     }
     case RecordType::kChat: {
       fb::ChatT c;
-      AS_RETURN_IF_ERROR(Parse<fb::Chat>(json, &c, &bytes));
+      AS_RETURN_IF_ERROR(Parse<fb::Chat>(json, &c));
       AS_RETURN_IF_ERROR(need_id(c.id, "id"));
       AS_RETURN_IF_ERROR(need_id(c.user_id, "user_id"));
       Uuid id = ToUuid(c.id.get()), user = ToUuid(c.user_id.get());
@@ -176,17 +266,32 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
         return Status::AlreadyExists("chat id is in use");
       std::unique_lock lock(shard.mu);
       if (!shard.users.count(user)) return Status::InvalidArgument("user_id names no user");
+      auto existing = At(shard, shard.chats, id);
+      // Derived: the totals are what the chat's messages and usage logs in the store add
+      // up to (messages and logs import after their chat, and each adds itself).
+      ChatTotalsFromRecords(shard, id, &c);
+      DefaultTimes(c, existing, now);
+      AS_RETURN_IF_ERROR(CheckRecord(c, ctx));
+      bytes = Pack(c);
+      storage::WriteBatch batch;
+      std::optional<UserAgentRewrite> ua;
+      if (!existing && c.agent_id)
+        ua = AddConversation(shard, user, ToUuid(c.agent_id.get()), +1, batch);
       AS_RETURN_IF_ERROR(
-          PutIfNew(st, RecordKey(type, id), bytes, At(shard, shard.chats, id), &fresh, &ticket));
-      if (fresh) st.IndexChat(shard, shard.arena.Append(bytes));
+          PutIfNew(st, RecordKey(type, id), bytes, existing, &fresh, &ticket, &batch));
+      if (fresh) {
+        st.IndexChat(shard, shard.arena.Append(bytes));
+        if (ua) ApplyUserAgentRewrite(shard, *ua);
+      }
       break;
     }
     case RecordType::kMessage: {
       fb::MessageT m;
-      AS_RETURN_IF_ERROR(Parse<fb::Message>(json, &m, &bytes));
+      AS_RETURN_IF_ERROR(Parse<fb::Message>(json, &m));
       AS_RETURN_IF_ERROR(need_id(m.id, "id"));
       AS_RETURN_IF_ERROR(need_id(m.chat_id, "chat_id"));
       AS_RETURN_IF_ERROR(need_id(m.user_id, "user_id"));
+      DefaultJson(m.parts, "[]");
       Uuid id = ToUuid(m.id.get()), chat = ToUuid(m.chat_id.get());
       Partition& shard = st.ShardOf(ToUuid(m.user_id.get()));
       auto claim = st.ClaimId(id, true);
@@ -197,14 +302,32 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
       if (c == shard.chats.end() ||
           ToUuid(View<fb::Chat>(shard, c->second)->user_id()) != ToUuid(m.user_id.get()))
         return Status::InvalidArgument("chat_id names no chat of this user");
+      auto existing = At(shard, shard.messages, id);
+      DefaultTimes(m, existing, now);
+      AS_RETURN_IF_ERROR(CheckRecord(m, ctx));
+      bytes = Pack(m);
+      // A new message adds itself to its chat's totals in the same batch.
+      fb::ChatT totals;
+      std::string chat_bytes;
+      storage::WriteBatch batch;
+      if (!existing) {
+        View<fb::Chat>(shard, c->second)->UnPackTo(&totals);
+        AS_RETURN_IF_ERROR(AddTotals(totals, 1, m.input_tokens, m.output_tokens, m.cost));
+        chat_bytes = Pack(totals);
+        batch.Put(RecordKey(RecordType::kChat, chat), chat_bytes);
+      }
       AS_RETURN_IF_ERROR(
-          PutIfNew(st, RecordKey(type, id), bytes, At(shard, shard.messages, id), &fresh, &ticket));
-      if (fresh) st.IndexMessage(shard, shard.arena.Append(bytes), /*keep_sorted=*/true);
+          PutIfNew(st, RecordKey(type, id), bytes, existing, &fresh, &ticket, &batch));
+      if (fresh) {
+        st.IndexMessage(shard, shard.arena.Append(bytes), /*keep_sorted=*/true);
+        shard.arena.Free(c->second);
+        c->second = shard.arena.Append(chat_bytes);
+      }
       break;
     }
     case RecordType::kVote: {
       fb::VoteT v;
-      AS_RETURN_IF_ERROR(Parse<fb::Vote>(json, &v, &bytes));
+      AS_RETURN_IF_ERROR(Parse<fb::Vote>(json, &v));
       AS_RETURN_IF_ERROR(need_id(v.chat_id, "chat_id"));
       AS_RETURN_IF_ERROR(need_id(v.message_id, "message_id"));
       AS_RETURN_IF_ERROR(need_id(v.user_id, "user_id"));
@@ -218,18 +341,25 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
       auto& votes = shard.chat_index[chat].votes;
       std::optional<std::string_view> existing;
       if (auto it = votes.find(msg); it != votes.end()) existing = shard.arena.Get(it->second);
+      DefaultTimes(v, existing, now);
+      AS_RETURN_IF_ERROR(CheckRecord(v, ctx));
+      bytes = Pack(v);
       AS_RETURN_IF_ERROR(PutIfNew(st, VoteKey(chat, msg), bytes, existing, &fresh, &ticket));
       if (fresh) st.IndexVote(shard, shard.arena.Append(bytes));
       break;
     }
     case RecordType::kAdminConfig: {
       fb::AdminConfigT c;
-      AS_RETURN_IF_ERROR(Parse<fb::AdminConfig>(json, &c, &bytes));
+      AS_RETURN_IF_ERROR(Parse<fb::AdminConfig>(json, &c));
       if (c.config_key.empty()) return Status::InvalidArgument("config_key is required");
+      DefaultJson(c.config_data, "{}");
       std::unique_lock lock(g.mu);
       std::optional<std::string_view> existing;
       if (auto it = g.admin_config.find(c.config_key); it != g.admin_config.end())
         existing = g.arena.Get(it->second);
+      DefaultTimes(c, existing, now);
+      AS_RETURN_IF_ERROR(CheckRecord(c, ctx));
+      bytes = Pack(c);
       AS_RETURN_IF_ERROR(
           PutIfNew(st, AdminConfigKey(c.config_key), bytes, existing, &fresh, &ticket));
       if (fresh) g.admin_config[c.config_key] = g.arena.Append(bytes);
@@ -237,7 +367,7 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
     }
     case RecordType::kApiKey: {
       fb::ApiKeyT k;
-      AS_RETURN_IF_ERROR(Parse<fb::ApiKey>(json, &k, &bytes));
+      AS_RETURN_IF_ERROR(Parse<fb::ApiKey>(json, &k));
       AS_RETURN_IF_ERROR(need_id(k.id, "id"));
       if (k.secret_hash.size() != 32)
         return Status::InvalidArgument("secret_hash must be 32 bytes");
@@ -249,8 +379,11 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
         if (!shard.users.count(ToUuid(k.user_id.get())))
           return Status::InvalidArgument("user_id names no user");
       }
-      AS_RETURN_IF_ERROR(
-          PutIfNew(st, RecordKey(type, id), bytes, At(g, g.api_keys, id), &fresh, &ticket));
+      auto existing = At(g, g.api_keys, id);
+      DefaultTimes(k, existing, now);
+      AS_RETURN_IF_ERROR(CheckRecord(k, ctx));
+      bytes = Pack(k);
+      AS_RETURN_IF_ERROR(PutIfNew(st, RecordKey(type, id), bytes, existing, &fresh, &ticket));
       if (fresh) st.IndexApiKey(g.arena.Append(bytes));
       break;
     }
@@ -260,10 +393,42 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
     case RecordType::kQuota:
     case RecordType::kRateLimitConfig:
       AS_RETURN_IF_ERROR(st.ImportUsageRecord(type, json, &ticket));
+      if (type == RecordType::kUsageLog) {
+        // A tracked call counts in its chat's totals: recompute them (idempotent, so a
+        // re-import also repairs a crash between the two writes).
+        AS_RETURN_IF_ERROR(st.Durable(ticket));
+        ticket = 0;
+        fb::UsageLogT l;
+        AS_RETURN_IF_ERROR(RecordFromJson<fb::UsageLog>(json, &l));
+        if (!l.chat_id || !l.user_id) break;
+        Uuid chat = ToUuid(l.chat_id.get());
+        Partition& shard = st.ShardOf(ToUuid(l.user_id.get()));
+        std::unique_lock lock(shard.mu);
+        auto c = shard.chats.find(chat);
+        if (c == shard.chats.end()) break;
+        fb::ChatT cur;
+        View<fb::Chat>(shard, c->second)->UnPackTo(&cur);
+        fb::ChatT next = cur;
+        ChatTotalsFromRecords(shard, chat, &next);
+        if (next.message_count == cur.message_count &&
+            next.total_input_tokens == cur.total_input_tokens &&
+            next.total_output_tokens == cur.total_output_tokens &&
+            next.total_cost == cur.total_cost)
+          break;
+        std::string chat_bytes = Pack(next);
+        storage::WriteBatch batch;
+        batch.Put(RecordKey(RecordType::kChat, chat), chat_bytes);
+        AS_ASSIGN_OR_RETURN(ticket, st.Log(batch));
+        shard.arena.Free(c->second);
+        c->second = shard.arena.Append(chat_bytes);
+      }
       break;
     case RecordType::kUserMemory: {
       fb::UserMemoryT m;
       AS_RETURN_IF_ERROR(RecordFromJson<fb::UserMemory>(json, &m));
+      if (m.memory_value.empty()) m.memory_value = "{}";
+      if (m.created_at == 0) m.created_at = now;
+      if (m.updated_at == 0) m.updated_at = m.created_at;
       AS_RETURN_IF_ERROR(st.ImportMemory(m, &ticket));
       break;
     }

@@ -20,8 +20,6 @@ Status CheckSlug(const std::string& slug) {
   return Status::OK();
 }
 
-constexpr char kDefaultNotifications[] = R"({"email":true,"in_app":true,"weekly_digest":true})";
-
 }  // namespace
 
 // ---------------------------------------------------------------- tenants
@@ -208,7 +206,7 @@ Result<Row<fb::User>> Engine::CreateUser(const Scope& scope, const fb::UserT& in
   AS_RETURN_IF_ERROR(CheckEmail(u.email));
   // The seeds' handle_new_user: every default in one step.
   DefaultJson(u.preferences, "{}");
-  DefaultJson(u.notification_settings, kDefaultNotifications);
+  DefaultJson(u.notification_settings, kDefaultUserNotifications);
   int64_t now = impl_->Now();
   u.created_at = u.updated_at = now;
   u.deleted_at = 0;

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "protocol_generated.h"
@@ -514,6 +515,15 @@ Status Handle<Op::backup_create>(Call& c) {
   if (c.scope.is_user()) return Status::PermissionDenied("backups need a service or admin key");
   const auto* a = c.Args<proto::BackupArgs>();
   if (!a || !a->dir() || a->dir()->size() == 0) return ArgsError(c, "BackupArgs with a dir");
+  // Named here rather than as RocksDB's mkdir error (issue 13).
+  std::filesystem::path dir(a->dir()->str());
+  std::error_code ec;
+  if (!dir.is_absolute()) return Status::InvalidArgument("backup dir must be an absolute path");
+  if (!std::filesystem::is_directory(dir.parent_path(), ec))
+    return Status::InvalidArgument("cannot back up into " + dir.string() +
+                                   ": its parent directory does not exist");
+  if (std::filesystem::exists(dir, ec))
+    return Status::AlreadyExists("cannot back up into " + dir.string() + ": it exists already");
   return c.engine.Checkpoint(a->dir()->str());
 }
 

@@ -258,6 +258,16 @@ class Client {
   // A consistent, online copy of the store into `dir` on the server's machine.
   Pending<Done> CreateBackup(std::string_view dir);
 
+  // Any operation of the op table by its name, for tools that follow the table rather
+  // than typed calls (agentctl). `args_type` names a member of the protocol's Args union
+  // ("IdArgs", "agentstore.fb.User"; empty: none) and `args_json` is its value in
+  // FlatBuffers JSON over net/schema/protocol.fbs (a Uuid is {"b":[16 bytes]}). Answers
+  // the Response as FlatBuffers JSON; an error answer is the Status, as for typed calls.
+  Pending<std::string> CallJson(std::string_view op, std::string_view args_type,
+                                std::string_view args_json);
+  // The schema CallJson follows: records.fbs, ops.fbs and protocol.fbs as one text.
+  static std::string_view ProtocolSchema();
+
   struct Impl;
 
  private:

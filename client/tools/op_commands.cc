@@ -1,0 +1,751 @@
+// agentctl's generated half: one command per operation of the op table, named as the
+// operation (`agentctl tenant_create`, `agentctl user_agent_list`), whose flags, types,
+// enum values and help come from the operation's argument table in the protocol schema
+// (read at run time from the schema the client embeds). An operation added to the op
+// table and protocol.fbs appears here with no CLI edit; only operations whose argument
+// shape does not follow the naming convention need a line in kShapes.
+#include <flatbuffers/idl.h>
+#include <time.h>
+
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+
+#include "agentctl.h"
+#include "agentstore/common/record_json.h"
+#include "agentstore/engine/operations.h"
+
+namespace agentctl {
+
+using agentstore::Client;
+namespace fb = agentstore::fb;
+
+namespace {
+
+// ---------------------------------------------------------------- the schema
+
+const flatbuffers::Parser& Schema() {
+  static flatbuffers::Parser* p = [] {
+    auto* parser = new flatbuffers::Parser();
+    parser->opts.strict_json = true;  // records printed through the schema are JSON
+    parser->opts.indent_step = -1;
+    std::string text(Client::ProtocolSchema());
+    if (!parser->Parse(text.c_str())) {
+      std::cerr << "agentctl: the embedded protocol schema does not parse: " << parser->error_
+                << "\n";
+      std::exit(kError);
+    }
+    return parser;
+  }();
+  return *p;
+}
+
+const flatbuffers::StructDef* Table(const std::string& name) {
+  std::string full = name.find('.') == std::string::npos ? "agentstore.proto." + name : name;
+  return Schema().structs_.Lookup(full);
+}
+
+std::string Camel(const std::string& snake) {
+  std::string out;
+  bool up = true;
+  for (char c : snake) {
+    if (c == '_') {
+      up = true;
+      continue;
+    }
+    out.push_back(up ? static_cast<char>(toupper(c)) : c);
+    up = false;
+  }
+  return out;
+}
+
+// The argument shapes and answered record types of operations whose names do not say
+// them. Everything else follows the convention in ShapesOf / RecordTypeOf.
+struct OpShape {
+  const char* op;
+  std::vector<const char*> args;  // Args union members, first match wins
+  const char* records;            // record table of the answer's blobs
+};
+const std::vector<OpShape>& Shapes() {
+  static const std::vector<OpShape> kShapes = {
+      {"status", {}, nullptr},
+      {"tenant_get", {"IdArgs", "KeyArgs"}, "Tenant"},
+      {"user_get", {"IdArgs", "KeyArgs"}, "User"},
+      {"user_agent_get", {"IdArgs", "PairArgs"}, "UserAgent"},
+      {"user_agent_list", {"UserAgentListArgs"}, "UserAgent"},
+      {"message_append", {"agentstore.fb.Message"}, "Message"},
+      {"vote_put", {"PairArgs"}, "Vote"},
+      {"vote_list", {"IdArgs"}, "Vote"},
+      {"admin_config_put", {"ConfigArgs"}, "AdminConfig"},
+      {"admin_config_get", {"KeyArgs"}, "AdminConfig"},
+      {"admin_config_list", {}, "AdminConfig"},
+      {"admin_config_delete", {"KeyArgs"}, nullptr},
+      {"key_create", {"agentstore.fb.ApiKey"}, "ApiKey"},
+      {"key_list", {}, "ApiKey"},
+      {"key_revoke", {"IdArgs"}, nullptr},
+      {"record_export", {"ExportArgs"}, nullptr},
+      {"record_import", {"ImportArgs"}, nullptr},
+      {"backup_create", {"BackupArgs"}, nullptr},
+      {"memory_upsert", {"agentstore.fb.UserMemory"}, "UserMemory"},
+      {"memory_get", {"MemoryGetArgs"}, "UserMemory"},
+      {"memory_delete", {"IdArgs"}, nullptr},
+      {"memory_search", {"MemorySearchArgs"}, "UserMemory"},
+      {"memory_hybrid_search", {"MemorySearchArgs"}, "UserMemory"},
+      {"memory_global_search", {"MemorySearchArgs"}, "UserMemory"},
+      {"memory_prune", {"MemoryPruneArgs"}, nullptr},
+      {"track_agent_usage", {"TrackUsageArgs"}, nullptr},
+      {"rate_agent", {"RateAgentArgs"}, "UserAgent"},
+      {"usage_list", {"UsageListArgs"}, "UsageLog"},
+      {"usage_summary", {"UsageSummaryArgs"}, nullptr},
+      {"usage_expire", {}, nullptr},
+      {"quota_set", {"agentstore.fb.Quota"}, "Quota"},
+      {"quota_get", {"QuotaGetArgs"}, "Quota"},
+      {"limit_config_put", {"agentstore.fb.RateLimitConfig"}, "RateLimitConfig"},
+      {"limit_config_list", {}, "RateLimitConfig"},
+      {"limit_check", {"LimitCheckArgs"}, nullptr},
+      {"limit_release", {"IdArgs"}, nullptr},
+      {"limit_config_delete", {"IdArgs"}, nullptr},
+  };
+  return kShapes;
+}
+
+const OpShape* ShapeEntry(const std::string& op) {
+  for (const auto& s : Shapes())
+    if (op == s.op) return &s;
+  return nullptr;
+}
+
+// The record table an operation is about: the longest prefix of its name that names a
+// record table (user_agent_create -> UserAgent).
+std::string RecordTableOf(const std::string& op) {
+  if (const OpShape* s = ShapeEntry(op)) return s->records ? s->records : "";
+  std::string best;
+  for (size_t i = op.find('_'); i != std::string::npos; i = op.find('_', i + 1)) {
+    std::string name = Camel(op.substr(0, i));
+    if (Table("agentstore.fb." + name)) best = name;
+  }
+  return best;
+}
+
+// The argument shapes of an operation: kShapes, else <Op>Args if the protocol has it,
+// else for X_get / X_delete IdArgs, X_update PatchArgs, X_list PageArgs, and for any
+// other verb of record X (create, put, upsert, set) the record table itself.
+std::vector<std::string> ShapesOf(const std::string& op) {
+  if (const OpShape* s = ShapeEntry(op)) return {s->args.begin(), s->args.end()};
+  if (Table(Camel(op) + "Args")) return {Camel(op) + "Args"};
+  std::string verb = op.substr(op.rfind('_') + 1);
+  if (verb == "get" || verb == "delete") return {"IdArgs"};
+  if (verb == "update") return {"PatchArgs"};
+  if (verb == "list") return {"PageArgs"};
+  std::string rec = RecordTableOf(op);
+  if (!rec.empty()) return {"agentstore.fb." + rec};
+  return {};
+}
+
+// ---------------------------------------------------------------- flags
+
+bool IsUuid(const flatbuffers::Type& t) {
+  return t.base_type == flatbuffers::BASE_TYPE_STRUCT && t.struct_def && t.struct_def->fixed &&
+         t.struct_def->name == "Uuid";
+}
+
+// One flag: a field of the argument table (or of a table nested in it, e.g.
+// TrackUsageArgs.call), how to read it and where it goes.
+struct Flag {
+  std::string shape;  // which argument table
+  std::vector<std::string> path;
+  const flatbuffers::FieldDef* field;
+  std::vector<std::string> values;  // as given
+  CLI::Option* option = nullptr;
+};
+
+std::string TypeText(const flatbuffers::Type& t) {
+  using namespace flatbuffers;  // NOLINT
+  if (IsUuid(t)) return "uuid";
+  if (t.enum_def && t.base_type != BASE_TYPE_UNION && t.base_type != BASE_TYPE_UTYPE &&
+      t.base_type != BASE_TYPE_VECTOR) {
+    std::string s = "enum:";
+    for (const auto* v : t.enum_def->Vals()) s += (s.back() == ':' ? " " : " | ") + v->name;
+    return s;
+  }
+  switch (t.base_type) {
+    case BASE_TYPE_BOOL:
+      return "bool";
+    case BASE_TYPE_FLOAT:
+    case BASE_TYPE_DOUBLE:
+      return "number";
+    case BASE_TYPE_STRING:
+      return "string";
+    case BASE_TYPE_VECTOR:
+      if (t.element == BASE_TYPE_STRING) return "string, repeatable";
+      if (t.element == BASE_TYPE_STRUCT && t.struct_def && t.struct_def->name == "Uuid")
+        return "uuid, repeatable";
+      if (t.element == BASE_TYPE_FLOAT) return "vector: JSON array of numbers, or @FILE";
+      return "JSON array";
+    default:
+      if (!IsInteger(t.base_type)) return "value";
+      return t.base_type == BASE_TYPE_LONG || t.base_type == BASE_TYPE_ULONG ? "integer (64-bit)"
+                                                                             : "integer";
+  }
+}
+
+bool Flaggable(const flatbuffers::Type& t) {
+  using namespace flatbuffers;  // NOLINT
+  if (t.base_type == BASE_TYPE_UNION || t.base_type == BASE_TYPE_UTYPE) return false;
+  if (t.base_type == BASE_TYPE_STRUCT) return IsUuid(t);
+  return true;
+}
+
+std::string FlagName(const std::string& field) {
+  std::string s = field;
+  for (auto& c : s)
+    if (c == '_') c = '-';
+  return s;
+}
+
+Json UuidJson(const std::string& text, const std::string& flag) {
+  auto id = agentstore::Uuid::Parse(text);
+  if (!id) Fail("--" + flag + " is not a UUID: '" + text + "'");
+  Json b = Json::array();
+  for (uint8_t x : id->bytes) b.push_back(static_cast<int>(x));
+  return Json{{"b", b}};
+}
+
+std::string ReadArg(const std::string& v) {
+  if (v.empty() || v[0] != '@') return v;
+  std::string path = v.substr(1);
+  std::ifstream f(path);
+  if (path == "-") return std::string(std::istreambuf_iterator<char>(std::cin), {});
+  if (!f) Fail("cannot read " + path);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// A flag's value in FlatBuffers JSON.
+Json FlagValue(const Flag& f) {
+  using namespace flatbuffers;  // NOLINT
+  const Type& t = f.field->value.type;
+  std::string name = FlagName(f.field->name);
+  const std::string& v = f.values.empty() ? std::string() : f.values.back();
+  if (IsUuid(t)) return UuidJson(v, name);
+  if (t.base_type == BASE_TYPE_VECTOR) {
+    Json arr = Json::array();
+    if (t.element == BASE_TYPE_STRING) {
+      for (const auto& x : f.values) arr.push_back(x);
+    } else if (t.element == BASE_TYPE_STRUCT) {
+      for (const auto& x : f.values) arr.push_back(UuidJson(x, name));
+    } else {
+      Json j = Json::parse(ReadArg(v), nullptr, false);
+      if (!j.is_discarded() && j.is_object())
+        j = j.contains("embedding") ? j["embedding"] : j.contains("vector") ? j["vector"] : Json();
+      if (j.is_discarded() || !j.is_array())
+        Fail("--" + name + ": expected a JSON array (or @FILE holding one)");
+      arr = j;
+    }
+    return arr;
+  }
+  if (t.base_type == BASE_TYPE_BOOL) {
+    if (v.empty() || v == "true" || v == "1") return true;
+    if (v == "false" || v == "0") return false;
+    Fail("--" + name + " takes true or false, not '" + v + "'");
+  }
+  if (t.enum_def) {
+    for (const auto* e : t.enum_def->Vals())
+      if (e->name == v) return v;
+    Fail("--" + name + " must be one of:" + TypeText(t).substr(5) + " (not '" + v + "')");
+  }
+  if (t.base_type == BASE_TYPE_STRING) return ReadArg(v);
+  // numbers: checked here so the message names the flag
+  try {
+    size_t used = 0;
+    if (IsFloat(t.base_type)) {
+      double d = std::stod(v, &used);
+      if (used == v.size()) return d;
+    } else {
+      long long n = std::stoll(v, &used);
+      if (used == v.size()) return n;
+    }
+  } catch (const std::exception&) {
+  }
+  Fail("--" + name + " takes a number, not '" + v + "'");
+}
+
+// Converts a user's --args JSON into the schema's form: UUID text to Uuid structs, JSON
+// objects given for string (JSON-typed) fields to their text.
+void FixArgs(const flatbuffers::StructDef& table, Json& j) {
+  using namespace flatbuffers;  // NOLINT
+  if (!j.is_object()) return;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const FieldDef* f = table.fields.Lookup(it.key());
+    if (!f) continue;
+    const Type& t = f->value.type;
+    if (IsUuid(t) && it->is_string()) {
+      *it = UuidJson(it->get<std::string>(), it.key());
+    } else if (t.base_type == BASE_TYPE_VECTOR && t.element == BASE_TYPE_STRUCT && it->is_array()) {
+      for (auto& x : *it)
+        if (x.is_string()) x = UuidJson(x.get<std::string>(), it.key());
+    } else if (t.base_type == BASE_TYPE_STRING && (it->is_object() || it->is_array())) {
+      *it = it->dump();
+    } else if (t.base_type == BASE_TYPE_STRUCT && t.struct_def && !t.struct_def->fixed) {
+      FixArgs(*t.struct_def, *it);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- answers
+
+// {"b":[16 bytes]} -> UUID text, everywhere in `j`.
+void UuidsToText(Json& j) {
+  if (j.is_object()) {
+    if (j.size() == 1 && j.contains("b") && j["b"].is_array() && j["b"].size() == 16) {
+      uint8_t bytes[16];
+      for (size_t i = 0; i < 16; ++i) bytes[i] = j["b"][i].get<uint8_t>();
+      j = agentstore::Uuid::FromBytes(bytes).ToString();
+      return;
+    }
+    for (auto& [k, v] : j.items()) UuidsToText(v);
+  } else if (j.is_array()) {
+    for (auto& v : j) UuidsToText(v);
+  }
+}
+
+template <typename T>
+std::optional<std::string> As(const std::string& bytes) {
+  flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (!v.VerifyBuffer<T>(nullptr)) return std::nullopt;
+  return agentstore::RecordToJson(*flatbuffers::GetRoot<T>(bytes.data()));
+}
+
+// A record blob as the data model's JSON (the record field tables), or through the
+// schema for a record type agentctl has no field table for.
+Json BlobJson(const Json& blob, const std::string& table) {
+  std::string bytes;
+  if (blob.is_object() && blob.contains("data"))
+    for (const auto& b : blob["data"]) bytes.push_back(static_cast<char>(b.get<int>()));
+  std::optional<std::string> text;
+  if (table == "Tenant") text = As<fb::Tenant>(bytes);
+  if (table == "User") text = As<fb::User>(bytes);
+  if (table == "Agent") text = As<fb::Agent>(bytes);
+  if (table == "UserAgent") text = As<fb::UserAgent>(bytes);
+  if (table == "Chat") text = As<fb::Chat>(bytes);
+  if (table == "Message") text = As<fb::Message>(bytes);
+  if (table == "Vote") text = As<fb::Vote>(bytes);
+  if (table == "AdminConfig") text = As<fb::AdminConfig>(bytes);
+  if (table == "ApiKey") text = As<fb::ApiKey>(bytes);
+  if (table == "UserMemory") text = As<fb::UserMemory>(bytes);
+  if (table == "UsageLog") text = As<fb::UsageLog>(bytes);
+  if (table == "RateLimitConfig") text = As<fb::RateLimitConfig>(bytes);
+  if (table == "Quota") text = As<fb::Quota>(bytes);
+  if (table == "UsageRollup") text = As<fb::UsageRollup>(bytes);
+  if (text) return Json::parse(*text);
+  std::string out;
+  // 8-aligned copy: FlatBuffers reads scalars in place.
+  std::vector<uint64_t> aligned((bytes.size() + 7) / 8);
+  memcpy(aligned.data(), bytes.data(), bytes.size());
+  if (!table.empty() && Table("agentstore.fb." + table) &&
+      flatbuffers::GenerateTextFromTable(Schema(),
+                                         flatbuffers::GetRoot<flatbuffers::Table>(aligned.data()),
+                                         "agentstore.fb." + table, &out)) {
+    Json j = Json::parse(out, nullptr, false);
+    UuidsToText(j);
+    return j;
+  }
+  return Json{{"bytes", bytes.size()}};
+}
+
+// A response (FlatBuffers JSON) as what agentctl prints: records decoded, UUIDs as text.
+Json AnswerOf(const std::string& op, const std::string& response_json) {
+  Json r = Json::parse(response_json, nullptr, false);
+  if (r.is_discarded()) Fail(agentstore::Status::Corruption("unreadable answer"));
+  std::string type = r.value("result_type", "NONE");
+  Json res = r.contains("result") ? r["result"] : Json::object();
+  std::string table = RecordTableOf(op);
+  if (type == "Records") {
+    Json items = Json::array();
+    const Json& blobs = res.contains("items") ? res["items"] : Json::array();
+    // Operations that answer several record types (message_append: message, chat;
+    // track_agent_usage: user_agent, log, quotas) say so here.
+    for (size_t i = 0; i < blobs.size(); ++i) {
+      std::string t = table;
+      if (op == "message_append" && i == 1) t = "Chat";
+      if (op == "track_agent_usage") t = i == 0 ? "UserAgent" : i == 1 ? "UsageLog" : "Quota";
+      items.push_back(BlobJson(blobs[i], t));
+    }
+    if (op == "track_agent_usage" && items.size() >= 2) {
+      Json out = {{"user_agent", items[0]}, {"log", items[1]}, {"quotas", Json::array()}};
+      for (size_t i = 2; i < items.size(); ++i) out["quotas"].push_back(items[i]);
+      return out;
+    }
+    if (op == "message_append" && items.size() == 2)
+      return Json{{"message", items[0]}, {"chat", items[1]}};
+    bool listing = op.size() > 5 && op.substr(op.size() - 5) == "_list";
+    if (!listing && items.size() == 1 && !res.contains("next_cursor")) return items[0];
+    if (res.contains("next_cursor"))
+      return Json{{"items", items}, {"next_cursor", res["next_cursor"]}};
+    return items;
+  }
+  if (type == "MemoryHits") {
+    Json hits = Json::array();
+    const Json& blobs = res.contains("items") ? res["items"] : Json::array();
+    for (size_t i = 0; i < blobs.size(); ++i) {
+      Json h = {{"distance", res["distances"][i]}, {"score", res["scores"][i]}};
+      h["memory"] = BlobJson(blobs[i], "UserMemory");
+      hits.push_back(h);
+    }
+    return hits;
+  }
+  if (type == "NewKey") {
+    Json k = BlobJson(res["key"], "ApiKey");
+    k["secret"] = res["secret"];
+    return k;
+  }
+  UuidsToText(res);
+  if (type == "NONE") return Json{{"ok", true}};
+  return res;
+}
+
+// ---------------------------------------------------------------- commands
+
+struct OpCommand {
+  std::string op;
+  std::vector<std::string> shapes;
+  std::vector<Flag> flags;
+  std::string args_json;  // --args
+};
+
+void AddFlags(CLI::App* sub, OpCommand& cmd, const std::string& shape,
+              const flatbuffers::StructDef& table, std::vector<std::string> path) {
+  for (const auto* f : table.fields.vec) {
+    if (f->deprecated) continue;
+    const auto& t = f->value.type;
+    if (t.base_type == flatbuffers::BASE_TYPE_STRUCT && t.struct_def && !t.struct_def->fixed &&
+        path.empty()) {
+      auto sub_path = path;
+      sub_path.push_back(f->name);
+      AddFlags(sub, cmd, shape, *t.struct_def, sub_path);  // e.g. TrackUsageArgs.call
+      continue;
+    }
+    if (!Flaggable(t)) continue;
+    // Shapes of one operation share a flag of the same name (tenant_get: IdArgs.id).
+    bool shared = false;
+    for (auto& other : cmd.flags)
+      if (other.field->name == f->name) shared = true;
+    Flag flag{shape, path, f, {}, nullptr};
+    if (shared) {
+      cmd.flags.push_back(flag);
+      continue;
+    }
+    std::string dash = FlagName(f->name);
+    std::string names = "--" + dash;
+    if (dash != f->name) names += ",--" + f->name;
+    std::string desc = TypeText(t);
+    if (!f->value.constant.empty() && f->value.constant != "0" && IsScalar(t.base_type) &&
+        !f->IsOptional())
+      desc += ", default " + f->value.constant;
+    if (!f->doc_comment.empty()) desc += " -" + f->doc_comment[0];
+    cmd.flags.push_back(flag);
+    cmd.flags.back().option = sub->add_option(names)->description(desc);
+    if (t.base_type == flatbuffers::BASE_TYPE_BOOL) cmd.flags.back().option->expected(0, 1);
+  }
+}
+
+void Run(Globals& g, OpCommand& cmd) {
+  // Each flag's value (options are shared across shapes by name).
+  std::map<std::string, std::vector<std::string>> given;
+  std::map<std::string, bool> seen;
+  for (auto& f : cmd.flags) {
+    if (!f.option) continue;
+    if (f.option->count() == 0) continue;
+    seen[f.field->name] = true;
+    auto res = f.option->results();
+    given[f.field->name] = res.empty() ? std::vector<std::string>{""} : res;
+  }
+  // The first shape holding every given flag.
+  std::string shape;
+  for (const auto& s : cmd.shapes) {
+    bool all = true;
+    for (const auto& [name, _] : seen) {
+      bool has = false;
+      for (const auto& f : cmd.flags)
+        if (f.shape == s && f.field->name == name) has = true;
+      all = all && has;
+    }
+    if (all) {
+      shape = s;
+      break;
+    }
+  }
+  if (shape.empty() && !cmd.shapes.empty()) {
+    if (!seen.empty()) Fail("these flags do not go together; see agentctl " + cmd.op + " --help");
+    shape = cmd.shapes[0];
+  }
+  Json args = Json::object();
+  if (!cmd.args_json.empty()) {
+    args = Json::parse(ReadArg(cmd.args_json), nullptr, false);
+    if (args.is_discarded() || !args.is_object()) Fail("--args takes a JSON object (or @FILE)");
+    if (const auto* t = Table(shape)) FixArgs(*t, args);
+  }
+  for (auto& f : cmd.flags) {
+    if (f.shape != shape || !given.count(f.field->name)) continue;
+    f.values = given[f.field->name];
+    Json* at = &args;
+    for (const auto& p : f.path) at = &(*at)[p];
+    (*at)[f.field->name] = FlagValue(f);
+  }
+  Client c = Connect(g);
+  auto r = c.CallJson(cmd.op, shape, shape.empty() ? "" : args.dump()).get();
+  if (!r.ok()) Fail(r.status());
+  PrintAnswer(g, AnswerOf(cmd.op, *r));
+}
+
+}  // namespace
+
+void AddOperationCommands(CLI::App& app, Globals& g) {
+  auto* group_name = "Operations (one per op-table entry; flags from its argument table)";
+  for (const agentstore::OperationInfo& info : agentstore::Operations()) {
+    std::string op(info.name);
+    if (op == "authenticate") continue;  // every connection does it
+    // A hand-kept command of the same name wins (status).
+    bool taken = false;
+    for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; }))
+      if (sub->get_name() == op) taken = true;
+    if (taken) continue;
+    auto* cmd = new OpCommand{op, ShapesOf(op), {}, {}};  // lives as long as the process
+    std::string summary(info.summary);
+    std::string roles;
+    if (info.roles & agentstore::kService) roles += " service";
+    if (info.roles & agentstore::kAdmin) roles += " admin";
+    if (info.roles & agentstore::kUser) roles += " user";
+    if (!info.implemented) summary += " (not implemented yet)";
+    auto* sub = app.add_subcommand(op, summary);
+    sub->group(group_name);
+    std::string dashed = FlagName(op);
+    if (dashed != op) sub->alias(dashed);
+    std::string shapes;
+    for (const auto& s : cmd->shapes) {
+      shapes += (shapes.empty() ? "" : " or ") + s;
+      if (const auto* t = Table(s)) AddFlags(sub, *cmd, s, *t, {});
+    }
+    sub->add_option("--args", cmd->args_json,
+                    "the arguments as one JSON object" +
+                        (shapes.empty() ? std::string() : " (" + shapes + ")") +
+                        ", or @FILE; flags override its fields");
+    sub->footer(std::string(info.kind == agentstore::OpKind::kWrite ? "A write" : "A read") +
+                "; keys:" + roles + ". Takes " +
+                (shapes.empty() ? std::string("no arguments") : shapes) +
+                " (net/schema/protocol.fbs). Times are microseconds since the epoch, money "
+                "micro-USD; JSON-typed fields take JSON text.");
+    sub->callback([&g, cmd] { Run(g, *cmd); });
+  }
+}
+
+// ---------------------------------------------------------------- printing
+
+std::string IsoTime(int64_t micros) {
+  if (micros == 0) return "";
+  time_t secs = static_cast<time_t>(micros / 1000000);
+  int64_t frac = micros % 1000000;
+  if (frac < 0) {
+    frac += 1000000;
+    --secs;
+  }
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, sizeof buf - n, ".%06lldZ", static_cast<long long>(frac));
+  return buf;
+}
+
+bool IsTimeField(const std::string& name) {
+  auto ends = [&](const char* s) {
+    size_t n = strlen(s);
+    return name.size() >= n && name.compare(name.size() - n, n, s) == 0;
+  };
+  return ends("_at") || ends("_ts") || name == "period_start" || name == "period_end";
+}
+
+namespace {
+
+std::string Cell(const std::string& key, const Json& v, size_t max = 60) {
+  std::string s;
+  if (v.is_null()) return "";
+  if (v.is_number_integer() && IsTimeField(key))
+    s = IsoTime(v.get<int64_t>());
+  else if (v.is_string())
+    s = v.get<std::string>();
+  else
+    s = v.dump();
+  if (s.size() > max) s = s.substr(0, max - 3) + "...";
+  return s;
+}
+
+// Columns worth a table: short scalar fields, at most 8; ids first.
+std::vector<std::string> ChooseColumns(const Json& rows) {
+  std::vector<std::string> cols;
+  if (rows.empty() || !rows[0].is_object()) return cols;
+  // id first, then other fields, then times; created_at closes the row.
+  std::vector<std::string> keys;
+  if (rows[0].contains("id")) keys.push_back("id");
+  for (const auto& [k, v] : rows[0].items())
+    if (k != "id" && !IsTimeField(k)) keys.push_back(k);
+  if (rows[0].contains("created_at")) keys.push_back("created_at");
+  for (const auto& k : keys) {
+    if (cols.size() == (rows[0].contains("created_at") ? 7u : 8u) && k != "created_at") continue;
+    bool useful = false;
+    for (const auto& r : rows) {
+      const Json& x = r.contains(k) ? r[k] : Json();
+      if (x.is_object() || x.is_array()) {
+        useful = false;
+        break;
+      }
+      if (!x.is_null() && !(x.is_string() && x.get<std::string>().empty())) useful = true;
+    }
+    if (useful) cols.push_back(k);
+  }
+  return cols;
+}
+
+void PrintTable(const Json& rows, std::vector<std::string> cols) {
+  if (rows.empty()) {
+    std::cout << "(none)\n";
+    return;
+  }
+  if (cols.empty()) cols = ChooseColumns(rows);
+  std::vector<std::vector<std::string>> cells;
+  std::vector<size_t> width;
+  std::vector<std::string> header;
+  for (auto c : cols) {
+    for (auto& ch : c) ch = static_cast<char>(toupper(ch));
+    header.push_back(c);
+    width.push_back(c.size());
+  }
+  for (const auto& r : rows) {
+    std::vector<std::string> line;
+    for (size_t i = 0; i < cols.size(); ++i) {
+      std::string s = Cell(cols[i], r.is_object() && r.contains(cols[i]) ? r[cols[i]] : Json());
+      width[i] = std::max(width[i], s.size());
+      line.push_back(s);
+    }
+    cells.push_back(line);
+  }
+  auto row = [&](const std::vector<std::string>& line) {
+    std::string out;
+    for (size_t i = 0; i < line.size(); ++i) {
+      out += line[i];
+      if (i + 1 < line.size()) out += std::string(width[i] - line[i].size() + 2, ' ');
+    }
+    std::cout << out << "\n";
+  };
+  row(header);
+  for (const auto& line : cells) row(line);
+}
+
+void PrintObject(const Json& obj, const std::string& indent = "") {
+  size_t w = 0;
+  for (const auto& [k, v] : obj.items()) w = std::max(w, k.size());
+  for (const auto& [k, v] : obj.items()) {
+    if (v.is_array() && !v.empty() && v[0].is_object()) {
+      std::cout << indent << k << ":\n";
+      PrintTable(v, {});
+      continue;
+    }
+    if (v.is_object() && !v.empty()) {
+      std::cout << indent << k << ":\n";
+      PrintObject(v, indent + "  ");
+      continue;
+    }
+    std::cout << indent << k << std::string(w - k.size() + 2, ' ') << Cell(k, v, 200) << "\n";
+  }
+}
+
+bool DeniedOrExceeded(const Json& j) {
+  if (j.is_object()) {
+    if (j.contains("allowed") && j["allowed"].is_boolean() && !j["allowed"].get<bool>())
+      return true;
+    if (j.contains("is_exceeded") && j["is_exceeded"].is_boolean() && j["is_exceeded"].get<bool>())
+      return true;
+    for (const auto& [k, v] : j.items())
+      if (DeniedOrExceeded(v)) return true;
+  } else if (j.is_array()) {
+    for (const auto& v : j)
+      if (DeniedOrExceeded(v)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void PrintAnswer(Globals& g, const Json& answer, const std::vector<std::string>& cols) {
+  if (DeniedOrExceeded(answer)) g.exit_code = kDenied;
+  if (!g.get.empty()) {
+    const Json* at = &answer;
+    if (at->is_array()) {
+      if (at->empty()) Fail(agentstore::Status::NotFound("no record to --get " + g.get + " from"));
+      at = &(*at)[0];
+    }
+    if (at->is_object() && at->contains("items") && (*at)["items"].is_array() &&
+        !(*at)["items"].empty())
+      at = &(*at)["items"][0];
+    if (at->is_object() && !at->contains(g.get)) {
+      // An answer of several records (message_append: message, chat): the first has it.
+      for (const auto& [k, v] : at->items())
+        if (v.is_object() && v.contains(g.get)) {
+          at = &v;
+          break;
+        }
+    }
+    if (!at->is_object() || !at->contains(g.get)) Fail("the answer has no field '" + g.get + "'");
+    const Json& v = (*at)[g.get];
+    std::cout << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
+    return;
+  }
+  if (g.json) {
+    std::cout << answer.dump(2) << "\n";
+    return;
+  }
+  if (answer.is_array()) return PrintTable(answer, cols);
+  if (answer.is_object() && answer.contains("items") && answer["items"].is_array()) {
+    PrintTable(answer["items"], cols);
+    if (answer.contains("next_cursor") && answer["next_cursor"].is_string())
+      std::cout << "next cursor: " << answer["next_cursor"].get<std::string>() << "\n";
+    return;
+  }
+  if (answer.is_object()) return PrintObject(answer);
+  std::cout << answer.dump() << "\n";
+}
+
+void CheckCommandWords(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* at = &app;
+  std::string path = "agentctl";
+  for (int i = 1; i < argc; ++i) {
+    std::string w = argv[i];
+    if (w == "--") return;
+    if (!w.empty() && w[0] == '-') {
+      // An option of this level: skip its value when it takes one.
+      if (w.find('=') != std::string::npos) continue;
+      const CLI::Option* o = nullptr;
+      try {
+        o = at->get_option_no_throw(w);
+        if (!o) o = app.get_option_no_throw(w);
+      } catch (...) {
+      }
+      if (o && o->get_type_size() != 0 && o->get_expected_min() > 0) ++i;
+      continue;
+    }
+    auto subs = at->get_subcommands([](const CLI::App*) { return true; });
+    if (subs.empty()) return;  // this level takes positionals
+    const CLI::App* next = nullptr;
+    for (const auto* s : subs)
+      if (s->check_name(w)) next = s;
+    if (!next) {
+      std::cerr << "agentctl: unknown command '" << w << "'"
+                << (at == &app ? "" : " for '" + path + "'") << " (see " << path << " --help)\n";
+      std::exit(kUsage);
+    }
+    at = next;
+    path += " " + w;
+  }
+}
+
+}  // namespace agentctl
