@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
                  "connections not yet authenticated; beyond it the oldest is closed")
       ->capture_default_str();
   app.add_option("--max-auth-failures", net.max_auth_failures,
-                 "requests refused for want of authentication before the connection closes")
+                 "failed authenticate requests before the connection closes")
       ->capture_default_str();
   app.add_option("--slow-op-us", net.slow_op_us, "log operations slower than this")
       ->capture_default_str();

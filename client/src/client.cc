@@ -51,7 +51,8 @@ struct Link : internal::CallWaiter {
   int fd = -1;  // sock's descriptor, in blocking mode with a receive timeout
   uint32_t max_frame_bytes = 0;
   std::mutex mu;  // guards everything below but the reader's buffer
-  std::condition_variable cv;
+  std::condition_variable cv;         // callers waiting for the reader role or an answer
+  std::condition_variable helper_cv;  // the helper: a callback is due and nobody reads
   std::unordered_map<uint64_t, Done> pending;
   std::vector<uint8_t> out;  // requests not yet written
   bool flushing = false;     // a thread is writing `out`
@@ -80,6 +81,7 @@ struct Link : internal::CallWaiter {
       failure = why;
       if (fd >= 0) ::shutdown(fd, SHUT_RDWR);  // wakes a blocked reader; the fd stays valid
     }
+    helper_cv.notify_all();
     if (pending.empty()) {
       cv.notify_all();
       return;
@@ -163,7 +165,7 @@ struct Link : internal::CallWaiter {
     if (!s.ok()) Die(lock, s);
     callbacks_wanted -= static_cast<int64_t>(run.size());
     if (callbacks_wanted < 0) callbacks_wanted = 0;
-    cv.notify_all();
+    ReleasedRole();
     if (!run.empty()) {
       lock.unlock();
       for (auto& f : run) f();
@@ -192,13 +194,21 @@ struct Link : internal::CallWaiter {
   void WantCallback() override {
     std::lock_guard lock(mu);
     ++callbacks_wanted;
+    if (!reading) helper_cv.notify_one();
+  }
+
+  // The reader role is free: a waiting caller may take it, or the helper if a callback
+  // is due. (Separate condition variables: waking the helper on every answer would cost
+  // a futex call and a context switch per request.)
+  void ReleasedRole() {
     cv.notify_all();
+    if (callbacks_wanted > 0) helper_cv.notify_one();
   }
 
   void HelperLoop() {
     std::unique_lock lock(mu);
     while (!dead) {
-      cv.wait(lock,
+      helper_cv.wait(lock,
               [&] { return dead || (callbacks_wanted > 0 && !reading && !pending.empty()); });
       if (dead) break;
       ReadOnce(lock);
@@ -243,7 +253,7 @@ struct Link : internal::CallWaiter {
             callbacks_wanted -= static_cast<int64_t>(later.size() - before);
             if (callbacks_wanted < 0) callbacks_wanted = 0;
             if (!s.ok()) Die(lock, s);
-            cv.notify_all();
+            ReleasedRole();
             lock.unlock();
           }
           continue;
@@ -450,7 +460,7 @@ class Connection {
           ++it;
           continue;
         }
-        l.cv.notify_all();
+        l.helper_cv.notify_all();
       }
       if (l.helper.joinable()) {
         if (l.helper.get_id() == std::this_thread::get_id())

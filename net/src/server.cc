@@ -110,7 +110,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     else if (writing_ && now - write_started_ >= ms(o.idle_timeout_ms))
       why = "not reading its answers";  // a stuck client holds its answers and a slot
     if (!why) return true;
-    spdlog::info("closing a connection: {}", why);
+    // Debug level: under an attack these come by the thousand.
+    spdlog::debug("closing a connection: {}", why);
     Close();
     return false;
   }
@@ -118,7 +119,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool authenticated() const { return authenticated_; }
   Clock::time_point accepted_at() const { return accepted_at_; }
   void Evict(const char* why) {
-    spdlog::info("closing a connection: {}", why);
+    spdlog::debug("closing a connection: {}", why);
     Close();
   }
 
@@ -208,7 +209,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         authenticated_ = true;
         --worker_->unauthenticated;
         server_->unauthenticated.fetch_sub(1);
-      } else if (++auth_failures_ >= server_->options.max_auth_failures) {
+      } else if (IsAuthAttemptOrGarbage(data, len) &&
+                 ++auth_failures_ >= server_->options.max_auth_failures) {
         // A key-guessing or flooding client: answer this one, then close.
         read_done_ = true;
       }
@@ -219,6 +221,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
       Park(ticket);
     }
     if (fbb_.GetSize() > kBuilderKeepBytes) fbb_.Reset();  // let a huge answer's memory go
+  }
+
+  // A failed authenticate, or a frame that is no Request at all (checked again only for
+  // connections not yet authenticated). Other requests before authenticate are merely
+  // refused: they cost no key check, and the auth deadline bounds them.
+  static bool IsAuthAttemptOrGarbage(const uint8_t* data, uint32_t len) {
+    if (len == 0) return true;
+    flatbuffers::Verifier v(data, len, 32, 1000);
+    if (!v.VerifyBuffer<proto::Request>(nullptr)) return true;
+    return flatbuffers::GetRoot<proto::Request>(data)->op() == proto::Op::authenticate;
   }
 
   // Encodes one finished Response as a frame at the end of the output buffer.

@@ -42,9 +42,9 @@ struct ServerOptions {
   // room by closing the oldest unauthenticated one, so they never hold the slots of
   // authenticated clients.
   uint32_t max_unauthenticated = 128;
-  // Requests refused for want of authentication (bad keys included) before the
-  // connection is closed.
-  uint32_t max_auth_failures = 3;
+  // Failed authenticate requests (or frames that are no request) on a connection not
+  // yet authenticated; the last is answered, then the connection is closed.
+  uint32_t max_auth_failures = 5;
 };
 
 class Server {
