@@ -50,7 +50,7 @@ struct Link : internal::CallWaiter {
   std::unique_ptr<tcp::socket> sock;
   int fd = -1;  // sock's descriptor, in blocking mode with a receive timeout
   uint32_t max_frame_bytes = 0;
-  std::mutex mu;  // guards everything below but the reader's buffer
+  std::mutex mu;                      // guards everything below but the reader's buffer
   std::condition_variable cv;         // callers waiting for the reader role or an answer
   std::condition_variable helper_cv;  // the helper: a callback is due and nobody reads
   std::unordered_map<uint64_t, Done> pending;
@@ -208,8 +208,8 @@ struct Link : internal::CallWaiter {
   void HelperLoop() {
     std::unique_lock lock(mu);
     while (!dead) {
-      helper_cv.wait(lock,
-              [&] { return dead || (callbacks_wanted > 0 && !reading && !pending.empty()); });
+      helper_cv.wait(
+          lock, [&] { return dead || (callbacks_wanted > 0 && !reading && !pending.empty()); });
       if (dead) break;
       ReadOnce(lock);
     }
@@ -509,13 +509,13 @@ struct Client::Impl {
     static std::atomic<uint64_t> next_thread{0};
     thread_local uint64_t thread_slot = next_thread.fetch_add(1);
     Connection& c = *conns[thread_slot % conns.size()];
-    auto link = c.Send(id, frame.data(), frame.size(),
-                       [state, decode](Status s, const proto::Response* r) {
-                         if (!s.ok()) return state->Settle(std::move(s));
-                         Status code = FromResponse(r);
-                         if (!code.ok()) return state->Settle(std::move(code));
-                         return state->Settle(decode(r));
-                       });
+    auto link =
+        c.Send(id, frame.data(), frame.size(), [state, decode](Status s, const proto::Response* r) {
+          if (!s.ok()) return state->Settle(std::move(s));
+          Status code = FromResponse(r);
+          if (!code.ok()) return state->Settle(std::move(code));
+          return state->Settle(decode(r));
+        });
     // get() reads from this link. (Set after the write: an answer read meanwhile by
     // another thread just finds the call ready.)
     if (link) {

@@ -47,8 +47,9 @@ struct Server::Impl {
   ServerCounters counters;
   std::unique_ptr<Dispatcher> dispatcher;
   std::vector<std::unique_ptr<Worker>> workers;
-  std::unique_ptr<tcp::acceptor> acceptor;  // on workers[0]
-  size_t next_worker = 0;                   // acceptor's thread only
+  std::unique_ptr<tcp::acceptor> acceptor;           // on workers[0]
+  std::unique_ptr<asio::steady_timer> accept_retry;  // on workers[0]
+  size_t next_worker = 0;                            // acceptor's thread only
   std::atomic<bool> stopping{false};
   bool stopped = false;
   // Writes whose durability callback has not run yet; it posts to an io_context, so
@@ -245,8 +246,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // A write's answer waits for durability; the engine's callback brings it back here.
   void Park(uint64_t ticket) {
     ++parked_;
-    auto frame = std::make_shared<Buffer>(fbb_.GetBufferPointer(),
-                                          fbb_.GetBufferPointer() + fbb_.GetSize());
+    auto frame =
+        std::make_shared<Buffer>(fbb_.GetBufferPointer(), fbb_.GetBufferPointer() + fbb_.GetSize());
     uint64_t id = flatbuffers::GetRoot<proto::Response>(frame->data())->id();
     Server::Impl* server = server_;
     server->durable_waits.fetch_add(1);
@@ -298,10 +299,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     queued_count_ = 0;
     writing_ = true;
     write_started_ = Clock::now();
-    asio::async_write(socket_, asio::buffer(wbuf_),
-                      [self = shared_from_this()](boost::system::error_code ec, size_t) {
-                        self->OnWritten(ec);
-                      });
+    asio::async_write(
+        socket_, asio::buffer(wbuf_),
+        [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnWritten(ec); });
   }
 
   void OnWritten(boost::system::error_code ec) {
@@ -386,8 +386,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 };
 
 Clock::duration Server::Impl::SweepInterval() const {
-  uint32_t shortest = std::min({options.auth_timeout_ms, options.frame_timeout_ms,
-                                options.idle_timeout_ms});
+  uint32_t shortest =
+      std::min({options.auth_timeout_ms, options.frame_timeout_ms, options.idle_timeout_ms});
   return std::chrono::milliseconds(std::clamp<uint32_t>(shortest / 4, 5, 1000));
 }
 
@@ -449,7 +449,15 @@ void Server::Impl::Accept() {
       }
     } else if (ec != asio::error::operation_aborted) {
       spdlog::warn("accept failed: {}", ec.message());
-      if (ec == asio::error::no_descriptors) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (ec == asio::error::no_descriptors && !stopping) {
+        // Out of descriptors: the pending connection stays queued and accept would fail
+        // again at once; retry shortly instead of spinning (this thread serves clients).
+        accept_retry->expires_after(std::chrono::milliseconds(10));
+        accept_retry->async_wait([this](boost::system::error_code e) {
+          if (!e && !stopping) Accept();
+        });
+        return;
+      }
     }
     if (!stopping) Accept();
   });
@@ -460,8 +468,7 @@ Server::~Server() { Stop(); }
 
 Result<std::unique_ptr<Server>> Server::Start(Engine* engine, const ServerOptions& options) {
   if (options.io_threads < 1) return Status::InvalidArgument("io_threads must be >= 1");
-  if (options.max_response_bytes < 4096 ||
-      options.max_response_bytes > options.max_frame_bytes)
+  if (options.max_response_bytes < 4096 || options.max_response_bytes > options.max_frame_bytes)
     return Status::InvalidArgument("max_response_bytes must be in [4096, max_frame_bytes]");
   auto impl = std::make_unique<Impl>();
   impl->engine = engine;
@@ -472,6 +479,7 @@ Result<std::unique_ptr<Server>> Server::Start(Engine* engine, const ServerOption
   try {
     tcp::endpoint ep(asio::ip::make_address(options.host), options.port);
     impl->acceptor = std::make_unique<tcp::acceptor>(impl->workers[0]->ioc);
+    impl->accept_retry = std::make_unique<asio::steady_timer>(impl->workers[0]->ioc);
     impl->acceptor->open(ep.protocol());
     impl->acceptor->set_option(tcp::acceptor::reuse_address(true));
     impl->acceptor->bind(ep);
@@ -505,6 +513,7 @@ void Server::Stop() {
   asio::post(impl_->workers[0]->ioc, [p = impl_.get()] {
     boost::system::error_code ec;
     p->acceptor->close(ec);
+    p->accept_retry->cancel();
   });
   for (auto& w : impl_->workers)
     asio::post(w->ioc, [w = w.get()] {

@@ -109,8 +109,8 @@ TEST(RequestPathAllocations, GetUserAllocatesNothingPerRequestInSteadyState) {
   {
     flatbuffers::FlatBufferBuilder fbb;
     auto args = proto::CreateAuthArgs(fbb, fbb.CreateString(secret));
-    fbb.Finish(proto::CreateRequest(fbb, 1, proto::Op::authenticate, nullptr,
-                                    proto::Args::AuthArgs, args.Union()));
+    fbb.Finish(proto::CreateRequest(fbb, 1, proto::Op::authenticate, nullptr, proto::Args::AuthArgs,
+                                    args.Union()));
     auto f = Frame(fbb);
     ASSERT_TRUE(WriteAll(fd, f.data(), f.size()));
     ASSERT_TRUE(ReadAnswers(fd, buf, 1));

@@ -116,8 +116,8 @@ std::vector<uint8_t> Frame(const flatbuffers::FlatBufferBuilder& fbb) {
 std::vector<uint8_t> AuthFrame(const std::string& key, uint64_t id = 1) {
   flatbuffers::FlatBufferBuilder fbb;
   auto args = proto::CreateAuthArgs(fbb, fbb.CreateString(key));
-  fbb.Finish(proto::CreateRequest(fbb, id, proto::Op::authenticate, nullptr,
-                                  proto::Args::AuthArgs, args.Union()));
+  fbb.Finish(proto::CreateRequest(fbb, id, proto::Op::authenticate, nullptr, proto::Args::AuthArgs,
+                                  args.Union()));
   return Frame(fbb);
 }
 const proto::Response* AsResponse(const std::vector<uint8_t>& body) {
@@ -157,7 +157,8 @@ TEST(RequestPath, ClientDestroyedWithCallsInFlight) {
   std::vector<Pending<Row<fb::User>>> waiting;
   std::atomic<int> callbacks{0};
   for (int i = 0; i < 300; ++i) waiting.push_back(client->GetUser(id));
-  for (int i = 0; i < 50; ++i) client->GetUser(id).then([&](Result<Row<fb::User>>) { ++callbacks; });
+  for (int i = 0; i < 50; ++i)
+    client->GetUser(id).then([&](Result<Row<fb::User>>) { ++callbacks; });
   client.reset();  // with all of that in flight
   auto start = Clock::now();
   for (auto& p : waiting) {
@@ -300,8 +301,7 @@ TEST(RequestPath, SlowReadingConnectionDoesNotSlowOthers) {
     auto t0 = Clock::now();
     ASSERT_TRUE(client.GetUser(id).get().ok());
     worst_us = std::max<int64_t>(
-        worst_us,
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+        worst_us, std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
   }
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
   EXPECT_LT(worst_us, 200'000) << "no call waits on the connection that does not read";
@@ -314,9 +314,8 @@ std::string BigParts(size_t bytes) { return "[\"" + std::string(bytes, 'x') + "\
 TEST(Attacks, OneAnswerAndQueuedAnswersAreBounded) {
   TempDir dir;
   ServerProcess server;
-  ASSERT_TRUE(server.Start(dir.sub("data"), {"--max-response-bytes", "262144",
-                                             "--max-queued-bytes", "1048576",
-                                             "--durability", "none"}));
+  ASSERT_TRUE(server.Start(dir.sub("data"), {"--max-response-bytes", "262144", "--max-queued-bytes",
+                                             "1048576", "--durability", "none"}));
   std::string key = server.Key("service");
   Client client = server.Connect(key);
   fb::UserT u;
@@ -369,8 +368,8 @@ TEST(Attacks, OneAnswerAndQueuedAnswersAreBounded) {
   flatbuffers::FlatBufferBuilder fbb;
   fb::Uuid cid = ToFb(chat);
   auto args = proto::CreatePageArgs(fbb, &cid, 1000, 0, false, true);
-  fbb.Finish(proto::CreateRequest(fbb, 7, proto::Op::message_list, nullptr,
-                                  proto::Args::PageArgs, args.Union()));
+  fbb.Finish(proto::CreateRequest(fbb, 7, proto::Op::message_list, nullptr, proto::Args::PageArgs,
+                                  args.Union()));
   std::vector<uint8_t> one = Frame(fbb), many;
   for (int i = 0; i < 2000; ++i) many.insert(many.end(), one.begin(), one.end());
   greedy.SendSome(many);
@@ -385,9 +384,9 @@ TEST(Attacks, OneAnswerAndQueuedAnswersAreBounded) {
 TEST(Attacks, UnauthenticatedConnectionsCannotLockOutClients) {
   TempDir dir;
   ServerProcess server;
-  ASSERT_TRUE(server.Start(dir.sub("data"), {"--max-connections", "48", "--max-unauthenticated",
-                                             "8", "--auth-timeout-ms", "1000",
-                                             "--frame-timeout-ms", "1000"}));
+  ASSERT_TRUE(
+      server.Start(dir.sub("data"), {"--max-connections", "48", "--max-unauthenticated", "8",
+                                     "--auth-timeout-ms", "1000", "--frame-timeout-ms", "1000"}));
   std::string key = server.Key("service");
   // Trickling connections: each announces a frame and sends one byte of it.
   std::vector<std::unique_ptr<RawConn>> trickle;
