@@ -9,12 +9,15 @@
 #                         [--workloads LIST] [--out DIR] [--durability always|batch|none]
 #                         [--no-tarantool]
 #   benchmarks/compare.sh --replot DIR   # the report and charts again from DIR/*.json
+#   benchmarks/compare.sh --collections only|also [--seconds N] [--connections N]
+#       # the journal_entries collection vs the same PostgreSQL table (collections_bench);
+#       # "only" skips the other workloads
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 scale=S seconds=5 warmup=1 connections=8 durability=always out=build/compare
-workloads="" replot="" tarantool=1
+workloads="" replot="" collections="" tarantool=1
 while (($#)); do
   case $1 in
     --scale) scale=$2; shift 2 ;;
@@ -24,6 +27,7 @@ while (($#)); do
     --workloads) workloads=$2; shift 2 ;;
     --durability) durability=$2; shift 2 ;;
     --replot) replot=$2; shift 2 ;;
+    --collections) collections=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-tarantool) tarantool=0; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -63,7 +67,7 @@ if [ -n "$replot" ]; then
   echo "report: $out/comparison.md, $out/throughput.png, $out/p99.png"
   exit 0
 fi
-[ -x "$bench" ] && [ -x "$agentstored" ] || {
+{ [ -x "$bench" ] || [ "$collections" = only ]; } && [ -x "$agentstored" ] || {
   echo "build first: cmake -S . -B build && cmake --build build --target agentstore-bench agentstored" >&2
   exit 1
 }
@@ -147,6 +151,13 @@ for _ in $(seq 200); do [ -s "$tmp/as.port" ] && redis-cli -p "$redis_port" ping
 as_port=$(cat "$tmp/as.port")
 key=$(awk '/^service/{print $2}' "$tmp/agentstore/initial-keys")
 
+if [ -n "$collections" ]; then
+  echo "== collections: journal_entries, agentstore (durability $durability) vs postgres =="
+  "$root/build/benchmarks/collections_bench" --port "$as_port" --key "$key" --pg-port "$pg_port" \
+    --pg-user postgres --pg-database bench --seconds "$seconds" --connections "$connections" \
+    --declaration "$root/examples/collections/journal_entries.json" | tee "$out/collections.md"
+  [ "$collections" = only ] && exit 0
+fi
 common=(--scale "$scale" --seconds "$seconds" --warmup "$warmup" --connections "$connections")
 [ -n "$workloads" ] && common+=(--workloads "$workloads")
 echo "== agentstore (durability $durability) =="
