@@ -7,6 +7,7 @@
 #
 #   benchmarks/compare.sh [--scale S|M] [--seconds N] [--warmup N] [--connections N]
 #                         [--workloads LIST] [--out DIR] [--durability always|batch|none]
+#                         [--no-tarantool]
 #   benchmarks/compare.sh --replot DIR   # the report and charts again from DIR/*.json
 #   benchmarks/compare.sh --collections only|also [--seconds N] [--connections N]
 #       # the journal_entries collection vs the same PostgreSQL table (collections_bench);
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 scale=S seconds=5 warmup=1 connections=8 durability=always out=build/compare
-workloads="" replot="" collections=""
+workloads="" replot="" collections="" tarantool=1
 while (($#)); do
   case $1 in
     --scale) scale=$2; shift 2 ;;
@@ -28,6 +29,7 @@ while (($#)); do
     --replot) replot=$2; shift 2 ;;
     --collections) collections=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --no-tarantool) tarantool=0; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -196,8 +198,37 @@ if [ -n "$durable_rows" ]; then
   sed -i 's/"system": *"redis"/"system": "redis-always"/' "$out/redis-always.json"
 fi
 
+# Tarantool 2.6's select through its own client (net.box), in its benchmark's shapes, beside
+# agentstore's get_user in the same shapes (get_user:p16:c4 = 64 in flight over 4
+# connections, get_user:p16:c1 = 16 on 1). Skipped with --no-tarantool.
+if [ "$tarantool" = 1 ]; then
+  echo "== tarantool (select, net.box) =="
+  "$root/benchmarks/tarantool/run.sh" --seconds "$seconds" --ops select --wal fsync \
+    >"$out/tarantool.jsonl"
+  cat "$out/tarantool.jsonl"
+fi
+
 cmdline="benchmarks/compare.sh --scale $scale --seconds $seconds --warmup $warmup --connections $connections --durability $durability${workloads:+ --workloads $workloads}"
 report "$cmdline"
+if [ -s "$out/tarantool.jsonl" ]; then
+  python3 - "$out" >>"$out/comparison.md" <<'PY'
+import json, sys
+out = sys.argv[1]
+rows = {r["workload"]: r for r in json.load(open(f"{out}/agentstore.json"))["results"]}
+print("\n## get_user against Tarantool 2.6 select (net.box), same shapes, same run\n")
+print("| shape | agentstore get_user ops/s, p50 ms | Tarantool select ops/s, p50 ms | ratio |")
+print("|---|---|---|---|")
+for line in open(f"{out}/tarantool.jsonl"):
+    t = json.loads(line)
+    name = f"get_user:p16:c{t['connections']}" if t["in_flight"] == 16 * t["connections"] else None
+    a = rows.get(name)
+    if not a or a.get("status") != "ok":
+        continue
+    print(f"| {t['in_flight']} in flight on {t['connections']} connection(s) | "
+          f"{a['throughput']:.0f}, {a['p50_us'] / 1000:.2f} | {t['ops_per_sec']}, {t['p50_ms']:.2f} | "
+          f"{a['throughput'] / max(t['ops_per_sec'], 1):.2f}x |")
+PY
+fi
 cat "$out/comparison.md"
 echo
 echo "report: $out/comparison.md, $out/comparison.json, $out/throughput.png, $out/p99.png"

@@ -21,6 +21,7 @@ DatasetSpec DatasetSpec::ForScale(const std::string& scale, uint64_t seed) {
     s.agents = 200;
     s.heavy_memory_users = 5;
     s.queries = 5000;
+    s.messages_per_chat = 10;
   }
   return s;
 }

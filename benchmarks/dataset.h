@@ -20,7 +20,9 @@ struct DatasetSpec {
   int agents = 50;  // platform agents
   int user_agents_per_user = 10;
   int chats_per_user = 1;
-  int messages_per_chat = 10;
+  // At least 20 at scale S, so last_20_messages reads 20 rows (M keeps targets.md's 1M
+  // messages in 100k chats).
+  int messages_per_chat = 24;
   int usage_logs_per_user = 50;
   // Memories: a fraction of users hold memories (log-normal count, median ~55), plus a
   // few heavy users with 5-10k; ~250k in all at scale M.

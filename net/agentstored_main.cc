@@ -68,6 +68,24 @@ int main(int argc, char** argv) {
                  "unanswered requests per connection before reading pauses")
       ->capture_default_str();
   app.add_option("--idle-timeout-ms", net.idle_timeout_ms)->capture_default_str();
+  app.add_option("--max-queued-bytes", net.max_queued_bytes,
+                 "bytes of unsent answers per connection before reading pauses")
+      ->capture_default_str();
+  app.add_option("--max-response-bytes", net.max_response_bytes,
+                 "bytes of records one answer may hold; a longer page is cut short with a cursor")
+      ->capture_default_str();
+  app.add_option("--auth-timeout-ms", net.auth_timeout_ms,
+                 "a connection must authenticate within this")
+      ->capture_default_str();
+  app.add_option("--frame-timeout-ms", net.frame_timeout_ms,
+                 "a frame, once begun, must arrive whole within this")
+      ->capture_default_str();
+  app.add_option("--max-unauthenticated", net.max_unauthenticated,
+                 "connections not yet authenticated; beyond it the oldest is closed")
+      ->capture_default_str();
+  app.add_option("--max-auth-failures", net.max_auth_failures,
+                 "failed authenticate requests before the connection closes")
+      ->capture_default_str();
   app.add_option("--slow-op-us", net.slow_op_us, "log operations slower than this")
       ->capture_default_str();
   agentstore::MemoryOptions memory;

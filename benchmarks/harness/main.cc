@@ -725,7 +725,9 @@ int main(int argc, char** argv) {
   for (const auto& w : Table()) {
     all += (all.empty() ? "" : ",") + w.name;
     // targets.md's rows: 8 clients (PostgreSQL) and 50 (Redis), pipeline 1 and 16.
-    if (w.name == "get_user") all += ",get_user:p16,get_user:c50,get_user:p16:c50";
+    // And Tarantool's net.box shapes: 64 in flight over 4 connections, 16 on 1.
+    if (w.name == "get_user")
+      all += ",get_user:p16,get_user:c50,get_user:p16:c50,get_user:p16:c4,get_user:p16:c1";
     if (w.name == "append_message") all += ",append_message:p16";
   }
   workloads_csv = all;

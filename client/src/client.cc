@@ -1,10 +1,16 @@
-// Client internals: connections (one reader thread each, responses matched to calls by
-// request id), dialing with back-off and re-authentication, request encoding and
-// response decoding (every response and every record in it is verified before use).
+// Client internals: connections (the calling thread writes its request and, in get(),
+// reads the answers; responses matched to calls by request id), dialing with back-off
+// and re-authentication, request encoding and response decoding (every response and
+// every record in it is verified before use).
 #include "agentstore/client.h"
+
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <boost/asio.hpp>
+#include <cerrno>
+#include <cstring>
 #include <thread>
 #include <unordered_map>
 
@@ -28,132 +34,245 @@ Status FromResponse(const proto::Response* r) {
 
 }  // namespace
 
-// One socket generation: its calls in flight, its output buffer, its reader and writer
-// threads. A reconnect makes a new Link; a dead Link fails only its own calls. The
-// threads hold the Link (not the Connection), so a Connection may be destroyed from a
-// callback running on a reader thread.
-struct Link {
-  using Done = std::function<void(Status, const proto::Response*)>;
+// One socket generation: its calls in flight and its output buffer. A reconnect makes
+// a new Link; a dead Link fails only its own calls. There is no reader thread on the
+// request path: a caller waiting in get() takes the reader role (one at a time) and
+// reads whatever answers arrived, completing every call they answer; the others wait
+// for it and take over if their own answer was not among them. Writes are made by the
+// calling thread (or by whichever thread is already writing: calls issued meanwhile join
+// its next write). A background thread reads only while then() callbacks are waiting
+// and nobody else reads. Answers are decoded under the reader role and callbacks run
+// after it is released, so a callback may make calls and wait for them.
+struct Link : internal::CallWaiter {
+  // Decodes and stores the answer (or failure); returns a callback to run, if any.
+  using Done = std::function<std::function<void()>(Status, const proto::Response*)>;
 
-  asio::io_context io;  // the link's own, so a Link may outlive its Connection
-  std::shared_ptr<tcp::socket> sock;
+  asio::io_context io;  // dialing only
+  std::unique_ptr<tcp::socket> sock;
+  int fd = -1;  // sock's descriptor, in blocking mode with a receive timeout
   uint32_t max_frame_bytes = 0;
-  std::mutex mu;  // guards everything below
-  std::condition_variable cv;
+  std::mutex mu;                      // guards everything below but the reader's buffer
+  std::condition_variable cv;         // callers waiting for the reader role or an answer
+  std::condition_variable helper_cv;  // the helper: a callback is due and nobody reads
   std::unordered_map<uint64_t, Done> pending;
-  std::vector<uint8_t> out;
-  bool flushing = false;  // a thread is writing `out`
-  bool dead = false;      // the socket failed or was shut down; no new calls
-  std::thread reader, writer;
-  std::atomic<int> threads_running{2};  // reader + writer; 0 once both have returned
+  std::vector<uint8_t> out;  // requests not yet written
+  bool flushing = false;     // a thread is writing `out`
+  bool reading = false;      // a thread holds the reader role
+  bool dead = false;         // the socket failed or was shut down; no new calls
+  Status failure;            // why it died
+  int64_t callbacks_wanted = 0;
+  std::thread helper;  // reads for callbacks when nobody waits in get()
+  // The reader role's own: bytes read, [rstart, rend) not yet handled.
+  std::vector<uint8_t> rbuf = std::vector<uint8_t>(64 << 10);
+  size_t rstart = 0, rend = 0;
+  std::vector<uint64_t> aligned;  // 8-aligned copy for frames at odd offsets
 
-  // The Link whose reader is running on this thread: calls made from its response
-  // callbacks are handed to its writer instead of written inline, so the reader never
-  // blocks on a write (a server that stopped reading until we read would deadlock).
-  static thread_local Link* current_reader;
+  ~Link() override {
+    if (sock) {
+      boost::system::error_code ec;
+      sock->close(ec);
+    }
+  }
 
-  void Kill() {  // caller holds mu
-    if (dead) return;
-    dead = true;
-    boost::system::error_code ec;
-    sock->shutdown(tcp::socket::shutdown_both, ec);  // wakes the reader; the fd stays valid
+  // Marks the link dead and fails every call still waiting on it. Caller holds `lock`;
+  // it is released while the calls' callbacks run, and held again on return.
+  void Die(std::unique_lock<std::mutex>& lock, const Status& why) {
+    if (!dead) {
+      dead = true;
+      failure = why;
+      if (fd >= 0) ::shutdown(fd, SHUT_RDWR);  // wakes a blocked reader; the fd stays valid
+    }
+    helper_cv.notify_all();
+    if (pending.empty()) {
+      cv.notify_all();
+      return;
+    }
+    std::unordered_map<uint64_t, Done> orphans;
+    orphans.swap(pending);
+    Status s = failure.ok() ? Status::Unavailable("connection lost") : failure;
+    lock.unlock();
+    std::vector<std::function<void()>> run;
+    for (auto& [id, d] : orphans)
+      if (auto f = d(s, nullptr)) run.push_back(std::move(f));
+    orphans.clear();
+    for (auto& f : run) f();
+    lock.lock();
     cv.notify_all();
   }
 
+  // Holding the reader role (and not `mu`): one receive, then every complete answer in
+  // the buffer is decoded and stored; callbacks to run are appended to `run`. Returns
+  // the failure that kills the link, if one did.
+  Status ReadBatch(std::vector<std::function<void()>>& run) {
+    if (rstart > 0) {
+      std::memmove(rbuf.data(), rbuf.data() + rstart, rend - rstart);
+      rend -= rstart;
+      rstart = 0;
+    }
+    if (rend == rbuf.size()) rbuf.resize(rbuf.size() * 2);
+    ssize_t n = ::recv(fd, rbuf.data() + rend, rbuf.size() - rend, 0);
+    if (n == 0) return Status::Unavailable("connection lost: closed by the server");
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Status::OK();
+      return Status::Unavailable(std::string("connection lost: ") + std::strerror(errno));
+    }
+    rend += static_cast<size_t>(n);
+    while (rend - rstart >= net::kFrameHeaderBytes) {
+      uint32_t len = net::DecodeFrameLength(rbuf.data() + rstart);
+      if (len > max_frame_bytes) return Status::ResourceExhausted("response frame too large");
+      if (rend - rstart < net::kFrameHeaderBytes + len) {
+        if (rbuf.size() - rstart < net::kFrameHeaderBytes + len)
+          rbuf.resize(rstart + net::kFrameHeaderBytes + len);
+        break;
+      }
+      const uint8_t* data = rbuf.data() + rstart + net::kFrameHeaderBytes;
+      if (reinterpret_cast<uintptr_t>(data) % 8) {
+        aligned.resize((len + 7) / 8 + 1);
+        if (len > 0) std::memcpy(aligned.data(), data, len);
+        data = reinterpret_cast<const uint8_t*>(aligned.data());
+      }
+      rstart += net::kFrameHeaderBytes + len;
+      flatbuffers::Verifier v(data, len, 32, 1'000'000);
+      if (!v.VerifyBuffer<proto::Response>(nullptr))
+        return Status::Corruption("malformed response from server");
+      const auto* r = flatbuffers::GetRoot<proto::Response>(data);
+      if (r->id() == 0)  // about the connection, not a call: it is unusable now
+        return FromResponse(r);
+      Done d;
+      {
+        std::lock_guard lock(mu);
+        auto it = pending.find(r->id());
+        if (it == pending.end()) continue;  // the caller gave up waiting
+        d = std::move(it->second);
+        pending.erase(it);
+      }
+      if (auto f = d(Status::OK(), r)) run.push_back(std::move(f));
+    }
+    if (rstart == rend) {
+      rstart = rend = 0;
+      if (rbuf.size() > (1u << 20)) std::vector<uint8_t>(64 << 10).swap(rbuf);
+    }
+    return Status::OK();
+  }
+
+  // Takes the reader role for one receive. Caller holds `lock` and saw !reading.
+  void ReadOnce(std::unique_lock<std::mutex>& lock) {
+    reading = true;
+    lock.unlock();
+    std::vector<std::function<void()>> run;  // allocates only when callbacks are due
+    Status s = ReadBatch(run);
+    lock.lock();
+    reading = false;
+    if (!s.ok()) Die(lock, s);
+    callbacks_wanted -= static_cast<int64_t>(run.size());
+    if (callbacks_wanted < 0) callbacks_wanted = 0;
+    ReleasedRole();
+    if (!run.empty()) {
+      lock.unlock();
+      for (auto& f : run) f();
+      lock.lock();
+    }
+  }
+
+  void Await(const std::atomic<bool>& ready,
+             std::chrono::steady_clock::time_point deadline) override {
+    std::unique_lock lock(mu);
+    while (!ready.load(std::memory_order_acquire)) {
+      if (dead) {
+        Die(lock, failure);  // fails whatever is left (ours included)
+        return;
+      }
+      auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return;
+      if (!reading) {
+        ReadOnce(lock);
+      } else {
+        cv.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds(100)));
+      }
+    }
+  }
+
+  void WantCallback() override {
+    std::lock_guard lock(mu);
+    ++callbacks_wanted;
+    if (!reading) helper_cv.notify_one();
+  }
+
+  // The reader role is free: a waiting caller may take it, or the helper if a callback
+  // is due. (Separate condition variables: waking the helper on every answer would cost
+  // a futex call and a context switch per request.)
+  void ReleasedRole() {
+    cv.notify_all();
+    if (callbacks_wanted > 0) helper_cv.notify_one();
+  }
+
+  void HelperLoop() {
+    std::unique_lock lock(mu);
+    while (!dead) {
+      helper_cv.wait(
+          lock, [&] { return dead || (callbacks_wanted > 0 && !reading && !pending.empty()); });
+      if (dead) break;
+      ReadOnce(lock);
+    }
+    Die(lock, failure);
+  }
+
   // Writes `out` until empty; other threads append meanwhile. Holds `lock` on entry and
-  // exit, not while writing.
-  void Flush(std::unique_lock<std::mutex>& lock) {
+  // exit, not while writing. When the socket takes no more (the server stopped reading
+  // until its answers are read) this thread reads answers meanwhile, so a caller that
+  // pipelines many calls before reading cannot deadlock against the server.
+  // Callbacks of answers read meanwhile are appended to `later`, for the caller to run
+  // once it holds no lock (a callback's own calls must not wait behind this write).
+  void Flush(std::unique_lock<std::mutex>& lock, std::vector<std::function<void()>>& later) {
     flushing = true;
+    std::vector<uint8_t> buf;
     while (!out.empty() && !dead) {
-      std::vector<uint8_t> buf;
       buf.swap(out);
       lock.unlock();
-      boost::system::error_code ec;
-      asio::write(*sock, asio::buffer(buf), ec);
+      size_t off = 0;
+      Status err;
+      while (off < buf.size()) {
+        ssize_t n = ::send(fd, buf.data() + off, buf.size() - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+          off += static_cast<size_t>(n);
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+          lock.lock();
+          bool dead_now = dead, can_read = !reading && !dead;
+          if (can_read) reading = true;
+          lock.unlock();
+          if (dead_now) break;
+          pollfd p{fd, static_cast<short>(POLLOUT | (can_read ? POLLIN : 0)), 0};
+          ::poll(&p, 1, 100);
+          if (can_read) {
+            size_t before = later.size();
+            Status s = (p.revents & POLLIN) ? ReadBatch(later) : Status::OK();
+            lock.lock();
+            reading = false;
+            callbacks_wanted -= static_cast<int64_t>(later.size() - before);
+            if (callbacks_wanted < 0) callbacks_wanted = 0;
+            if (!s.ok()) Die(lock, s);
+            ReleasedRole();
+            lock.unlock();
+          }
+          continue;
+        }
+        err = Status::Unavailable(std::string("connection lost: ") + std::strerror(errno));
+        break;
+      }
       lock.lock();
-      if (ec) Kill();  // the reader fails every pending call of this link
+      if (!err.ok()) Die(lock, err);
+      buf.clear();
+      // Keep the larger buffer for the next batch: steady pipelining allocates nothing.
+      if (out.empty() && buf.capacity() > out.capacity() && buf.capacity() <= (1u << 20))
+        buf.swap(out);
     }
     flushing = false;
     cv.notify_all();
   }
-
-  void WriterLoop() {
-    std::unique_lock lock(mu);
-    while (!dead) {
-      cv.wait(lock, [&] { return dead || (!out.empty() && !flushing); });
-      if (!dead) Flush(lock);
-    }
-    threads_running.fetch_sub(1);
-  }
-
-  void ReaderLoop() {
-    current_reader = this;
-    Status failure;
-    std::vector<uint8_t> buf(64 << 10);
-    std::vector<uint64_t> aligned;  // 8-aligned copy for frames at odd offsets
-    size_t start = 0, end = 0;
-    while (failure.ok()) {
-      if (start > 0) {
-        std::memmove(buf.data(), buf.data() + start, end - start);
-        end -= start;
-        start = 0;
-      }
-      if (end == buf.size()) buf.resize(buf.size() * 2);
-      boost::system::error_code ec;
-      size_t n = sock->read_some(asio::buffer(buf.data() + end, buf.size() - end), ec);
-      if (ec) {
-        failure = Status::Unavailable("connection lost: " + ec.message());
-        break;
-      }
-      end += n;
-      while (end - start >= net::kFrameHeaderBytes) {
-        uint32_t len = net::DecodeFrameLength(buf.data() + start);
-        if (len > max_frame_bytes) {
-          failure = Status::ResourceExhausted("response frame too large");
-          break;
-        }
-        if (end - start < net::kFrameHeaderBytes + len) break;
-        const uint8_t* data = buf.data() + start + net::kFrameHeaderBytes;
-        if (reinterpret_cast<uintptr_t>(data) % 8) {
-          aligned.resize((len + 7) / 8);
-          std::memcpy(aligned.data(), data, len);
-          data = reinterpret_cast<const uint8_t*>(aligned.data());
-        }
-        start += net::kFrameHeaderBytes + len;
-        flatbuffers::Verifier v(data, len, 32, 1'000'000);
-        if (!v.VerifyBuffer<proto::Response>(nullptr)) {
-          failure = Status::Corruption("malformed response from server");
-          break;
-        }
-        const auto* r = flatbuffers::GetRoot<proto::Response>(data);
-        if (r->id() == 0) {  // about the connection, not a call: it is unusable now
-          failure = FromResponse(r);
-          break;
-        }
-        Done d;
-        {
-          std::lock_guard lock(mu);
-          auto it = pending.find(r->id());
-          if (it == pending.end()) continue;  // the caller gave up waiting
-          d = std::move(it->second);
-          pending.erase(it);
-        }
-        d(Status::OK(), r);
-      }
-    }
-    current_reader = nullptr;
-    std::unordered_map<uint64_t, Done> orphans;
-    {
-      std::lock_guard lock(mu);
-      Kill();
-      orphans.swap(pending);
-    }
-    for (auto& [id, d] : orphans) d(failure, nullptr);
-    threads_running.fetch_sub(1);
-  }
 };
-
-thread_local Link* Link::current_reader = nullptr;
 
 // A connection to the server that re-dials (and re-authenticates) when its socket
 // fails. Thread-safe: requests from any thread are appended to the link's output buffer
@@ -173,16 +292,14 @@ class Connection {
     }
     for (auto& l : links) {
       {
-        std::lock_guard lock(l->mu);
-        l->Kill();
+        std::unique_lock lock(l->mu);
+        l->Die(lock, Status::Unavailable("client is closed"));
       }
-      for (std::thread* t : {&l->reader, &l->writer}) {
-        if (!t->joinable()) continue;
-        if (t->get_id() == std::this_thread::get_id())
-          t->detach();  // destroyed from a callback
-        else
-          t->join();
-      }
+      if (!l->helper.joinable()) continue;
+      if (l->helper.get_id() == std::this_thread::get_id())
+        l->helper.detach();  // destroyed from a callback on the helper thread
+      else
+        l->helper.join();
     }
   }
 
@@ -216,23 +333,30 @@ class Connection {
                                std::to_string(options_.port) + ": " + last.message());
   }
 
-  void Send(uint64_t id, const uint8_t* frame, size_t size, Done done) {
+  // Registers the call and writes its frame (now, or as part of the write in progress).
+  // Returns the link that reads its answer; null if the call already failed.
+  std::shared_ptr<Link> Send(uint64_t id, const uint8_t* frame, size_t size, Done done) {
     auto link = LiveLink();
-    if (!link.ok()) return done(link.status(), nullptr);
+    if (!link.ok()) {
+      if (auto f = done(link.status(), nullptr)) f();
+      return nullptr;
+    }
     Link& l = **link;
     std::unique_lock lock(l.mu);
     if (l.dead) {
       lock.unlock();
-      return done(Status::Unavailable("connection lost"), nullptr);
+      if (auto f = done(Status::Unavailable("connection lost"), nullptr)) f();
+      return nullptr;
     }
     l.pending[id] = std::move(done);
     l.out.insert(l.out.end(), frame, frame + size);
-    if (l.flushing) return;  // the thread writing now sends it too
-    if (Link::current_reader == &l) {
-      l.cv.notify_all();  // the writer thread sends it; a reader must not block on writes
-      return;
+    if (!l.flushing) {
+      std::vector<std::function<void()>> later;
+      l.Flush(lock, later);
+      lock.unlock();
+      for (auto& f : later) f();
     }
-    l.Flush(lock);
+    return *link;
   }
 
   const std::string& role() const { return role_; }
@@ -242,7 +366,7 @@ class Connection {
     try {
       auto link = std::make_shared<Link>();
       link->max_frame_bytes = options_.max_frame_bytes;
-      link->sock = std::make_shared<tcp::socket>(link->io);
+      link->sock = std::make_unique<tcp::socket>(link->io);
       tcp::socket& sock = *link->sock;
       tcp::resolver resolver(link->io);
       auto endpoints = resolver.resolve(options_.host, std::to_string(options_.port));
@@ -313,25 +437,38 @@ class Connection {
       // The role is the key's: it cannot change across reconnects, so it is set once.
       if (const auto* auth = r->result_as_Authenticated(); auth && auth->role() && role_.empty())
         role_ = auth->role()->str();
-      link->reader = std::thread([link] { link->ReaderLoop(); });
-      link->writer = std::thread([link] { link->WriterLoop(); });
+      // From here on the link is read and written with plain blocking calls on the
+      // descriptor (the receive timeout lets a waiting reader check its deadline).
+      sock.native_non_blocking(false);
+      link->fd = sock.native_handle();
+      timeval tv{0, 100'000};
+      ::setsockopt(link->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      link->helper = std::thread([link] { link->HelperLoop(); });  // holds it: see ~Connection
       return link;
     } catch (const std::exception& e) {
       return Status::Unavailable(e.what());
     }
   }
 
-  // Forgets dead links whose threads have both returned (joining them cannot block, so
-  // this is safe under mu_); the rest are joined by the destructor.
+  // Forgets dead links, joining their helper threads (a dead link's helper returns at
+  // once; calls still holding the link keep it alive).
   void Reap() {
     for (auto it = links_.begin(); it != links_.end();) {
       Link& l = **it;
-      if (l.threads_running.load() != 0) {
-        ++it;
-        continue;
+      {
+        std::unique_lock lock(l.mu);
+        if (!l.dead) {
+          ++it;
+          continue;
+        }
+        l.helper_cv.notify_all();
       }
-      l.reader.join();
-      l.writer.join();
+      if (l.helper.joinable()) {
+        if (l.helper.get_id() == std::this_thread::get_id())
+          l.helper.detach();
+        else
+          l.helper.join();
+      }
       it = links_.erase(it);
     }
   }
@@ -347,7 +484,6 @@ struct Client::Impl {
   ClientOptions options;
   std::vector<std::unique_ptr<Connection>> conns;
   std::atomic<uint64_t> next_id{1};
-  std::atomic<uint64_t> next_conn{0};
 
   using Build = std::function<std::pair<proto::Args, flatbuffers::Offset<void>>(
       flatbuffers::FlatBufferBuilder&)>;
@@ -370,13 +506,23 @@ struct Client::Impl {
     frame.resize(net::kFrameHeaderBytes + fbb.GetSize());
     net::EncodeFrameLength(fbb.GetSize(), frame.data());
     std::memcpy(frame.data() + net::kFrameHeaderBytes, fbb.GetBufferPointer(), fbb.GetSize());
-    Connection& c = *conns[next_conn.fetch_add(1) % conns.size()];
-    c.Send(id, frame.data(), frame.size(), [state, decode](Status s, const proto::Response* r) {
-      if (!s.ok()) return state->Complete(std::move(s));
-      Status code = FromResponse(r);
-      if (!code.ok()) return state->Complete(std::move(code));
-      state->Complete(decode(r));
-    });
+    // The pool: each thread keeps to one connection, so app threads do not share one.
+    static std::atomic<uint64_t> next_thread{0};
+    thread_local uint64_t thread_slot = next_thread.fetch_add(1);
+    Connection& c = *conns[thread_slot % conns.size()];
+    auto link =
+        c.Send(id, frame.data(), frame.size(), [state, decode](Status s, const proto::Response* r) {
+          if (!s.ok()) return state->Settle(std::move(s));
+          Status code = FromResponse(r);
+          if (!code.ok()) return state->Settle(std::move(code));
+          return state->Settle(decode(r));
+        });
+    // get() reads from this link. (Set after the write: an answer read meanwhile by
+    // another thread just finds the call ready.)
+    if (link) {
+      std::lock_guard lock(state->mu);
+      state->waiter = std::move(link);
+    }
     return Pending<T>(state);
   }
 };

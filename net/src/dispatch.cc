@@ -47,8 +47,9 @@ struct Call {
   }
   template <typename Rows>
   void SetRecords(const Rows& rows, std::string_view next_cursor = {}) {
-    std::vector<flatbuffers::Offset<proto::Blob>> items;
-    items.reserve(rows.size());
+    // Reused per thread: answering a read allocates nothing here in steady state.
+    thread_local std::vector<flatbuffers::Offset<proto::Blob>> items;
+    items.clear();
     for (const auto& r : rows) items.push_back(Blob(r.bytes()));
     auto vec = fbb.CreateVector(items);
     auto cursor = next_cursor.empty() ? 0 : fbb.CreateString(next_cursor);
@@ -56,7 +57,9 @@ struct Call {
   }
   template <typename T>
   void SetRecord(const Row<T>& row) {
-    SetRecords(std::vector<Row<T>>{row});
+    auto item = Blob(row.bytes());
+    auto vec = fbb.CreateVector(&item, 1);
+    SetResult(proto::Result::Records, proto::CreateRecords(fbb, vec).Union());
   }
 };
 
@@ -81,6 +84,34 @@ PageRequest ToPage(const proto::PageArgs* a) {
 
 DeleteMode ToMode(proto::DeleteMode m) {
   return m == proto::DeleteMode::hard ? DeleteMode::kHard : DeleteMode::kSoft;
+}
+
+// ---- answers within the byte budget ----
+
+// How many of `rows` fit the answer budget, counted from the front (from the back for a
+// page read from the end, whose rows come oldest first). At least 1.
+template <typename Rows>
+size_t RowsWithinBudget(const Rows& rows, size_t budget, bool from_back) {
+  size_t total = 0, n = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    total += rows[from_back ? rows.size() - 1 - i : i].bytes().size() + 16;  // blob overhead
+    if (total > budget) break;
+    ++n;
+  }
+  return std::max<size_t>(n, 1);
+}
+
+// Runs `fetch(limit)` and, when its rows would not fit one answer, again with a limit
+// that fits: the page is cut short and the engine's own cursor continues after it (a
+// client asking for 1000 large messages gets as many as fit, never an unbounded answer).
+template <typename Fetch>
+auto FetchWithinBudget(const Call& c, uint32_t limit, bool from_end, Fetch fetch)
+    -> decltype(fetch(limit)) {
+  auto r = fetch(limit);
+  if (!r.ok()) return r;
+  size_t fit = RowsWithinBudget(r->rows, c.dispatcher->max_response_bytes(), from_end);
+  if (fit < r->rows.size()) r = fetch(static_cast<uint32_t>(fit));
+  return r;
 }
 
 // ---- generic handler shapes ----
@@ -142,7 +173,10 @@ template <typename Rec>
 Status DoList(Call& c, ListFn<Rec> fn) {
   const auto* a = c.Args<proto::PageArgs>();
   PageRequest page = a ? ToPage(a) : PageRequest{};
-  auto r = (c.engine.*fn)(c.scope, page);
+  auto r = FetchWithinBudget(c, page.limit, false, [&](uint32_t limit) {
+    page.limit = limit;
+    return (c.engine.*fn)(c.scope, page);
+  });
   if (!r.ok()) return r.status();
   c.SetRecords(r->rows, r->next_cursor);
   return Status::OK();
@@ -371,7 +405,11 @@ Status Handle<Op::chat_list>(Call& c) {
   const auto* a = c.Args<proto::PageArgs>();
   if (!a) return ArgsError(c, "PageArgs");
   AS_RETURN_IF_ERROR(NeedId(a->owner(), "owner (the user)"));
-  auto r = c.engine.ListChats(c.scope, ToUuid(a->owner()), ToPage(a));
+  PageRequest page = ToPage(a);
+  auto r = FetchWithinBudget(c, page.limit, false, [&](uint32_t limit) {
+    page.limit = limit;
+    return c.engine.ListChats(c.scope, ToUuid(a->owner()), page);
+  });
   if (!r.ok()) return r.status();
   c.SetRecords(r->rows, r->next_cursor);
   return Status::OK();
@@ -405,7 +443,10 @@ Status Handle<Op::message_list>(Call& c) {
   p.limit = a->limit();
   p.cursor = a->cursor() ? a->cursor()->str() : "";
   p.from_end = a->from_end();
-  auto r = c.engine.ListMessages(c.scope, ToUuid(a->owner()), p);
+  auto r = FetchWithinBudget(c, p.limit, p.from_end, [&](uint32_t limit) {
+    p.limit = limit;
+    return c.engine.ListMessages(c.scope, ToUuid(a->owner()), p);
+  });
   if (!r.ok()) return r.status();
   c.SetRecords(r->rows, r->next_cursor);
   return Status::OK();
@@ -571,7 +612,10 @@ Status Handle<Op::usage_list>(Call& c) {
   q.to = a->to();
   q.limit = a->limit();
   if (a->cursor()) q.cursor = a->cursor()->str();
-  auto r = c.engine.ListUsage(c.scope, q);
+  auto r = FetchWithinBudget(c, q.limit, false, [&](uint32_t limit) {
+    q.limit = limit;
+    return c.engine.ListUsage(c.scope, q);
+  });
   if (!r.ok()) return r.status();
   c.SetRecords(r->rows, r->next_cursor);
   return Status::OK();

@@ -48,10 +48,16 @@ class Dispatcher {
 
   const OpCounters& counters(Op op) const { return ops_[static_cast<size_t>(op)]; }
 
+  // The most bytes of records one answer may hold: a longer page is cut short and its
+  // cursor continues after the last row it holds.
+  void set_max_response_bytes(size_t n) { max_response_bytes_ = n; }
+  size_t max_response_bytes() const { return max_response_bytes_; }
+
  private:
   Engine* engine_;
   ServerCounters* server_;
   uint32_t slow_op_us_;
+  size_t max_response_bytes_ = 4u << 20;
   OpCounters ops_[kOperationCount];
 };
 

@@ -1,18 +1,23 @@
-// The Asio front end. Each connection runs on its own strand: it reads frames one after
-// another (pipelining), hands each to the Dispatcher, and queues the response; a write
-// response waits for its durability ticket off the I/O threads and is queued when the
-// store's sync thread reports it. Responses are written in batches (one gathered write
-// for everything queued). Reading pauses while max_inflight requests are unanswered, so
-// a client that never reads cannot make the server buffer without bound.
+// The Asio front end, one event loop per I/O thread. A connection is bound to one
+// thread at accept and everything about it (reads, dispatch, writes, deadlines) runs on
+// that thread, so the read -> engine -> write path of a read has no lock, no strand and
+// no cross-thread hop. A read hands every complete frame it got to the Dispatcher, which
+// encodes each answer into the connection's own builder; the answer is appended to the
+// connection's output buffer, and once the batch is handled the buffer goes out in one
+// non-blocking write (an asynchronous write only for what the socket did not take).
+// Buffers are reused, so a read costs no heap allocation in steady state. A write's
+// answer is parked until Engine::WhenDurable reports, whose callback posts it back to the
+// owning thread. Reading pauses while too many answers or too many bytes are owed, so a
+// client that never reads cannot grow the server; a per-thread sweep enforces the
+// authentication, frame, idle and write-stall deadlines.
 #include "agentstore/net/server.h"
 
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
 #include <deque>
-#include <mutex>
+#include <list>
 #include <thread>
-#include <unordered_map>
 
 #include "agentstore/net/frame.h"
 #include "dispatch.h"
@@ -22,59 +27,102 @@ namespace agentstore::net {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
 
 class Connection;
+
+// One I/O thread: its event loop and the connections it owns (touched only on it).
+struct Worker {
+  asio::io_context ioc{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  asio::steady_timer sweep{ioc};
+  std::list<std::shared_ptr<Connection>> conns;  // in accept order
+  uint32_t unauthenticated = 0;
+  std::thread thread;
+};
 
 struct Server::Impl {
   Engine* engine = nullptr;
   ServerOptions options;
   ServerCounters counters;
   std::unique_ptr<Dispatcher> dispatcher;
-  asio::io_context ioc;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
-  std::unique_ptr<tcp::acceptor> acceptor;
-  std::vector<std::thread> threads;
-  std::mutex conns_mu;
-  std::unordered_map<Connection*, std::weak_ptr<Connection>> conns;  // guarded by conns_mu
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::unique_ptr<tcp::acceptor> acceptor;           // on workers[0]
+  std::unique_ptr<asio::steady_timer> accept_retry;  // on workers[0]
+  size_t next_worker = 0;                            // acceptor's thread only
   std::atomic<bool> stopping{false};
   bool stopped = false;
-  // Writes whose durability callback has not run yet; it posts to the io_context, so
-  // Stop must not let the io_context go before they are done.
+  // Writes whose durability callback has not run yet; it posts to an io_context, so
+  // Stop must not let the io_contexts go before they are done.
   std::atomic<uint64_t> durable_waits{0};
+  std::atomic<uint64_t> unauthenticated{0};
 
   void Accept();
+  void Sweep(Worker* w);
+  Clock::duration SweepInterval() const;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(Server::Impl* server, tcp::socket socket)
-      : server_(server),
-        socket_(std::move(socket)),
-        strand_(asio::make_strand(server->ioc)),
-        idle_timer_(strand_) {}
+  Connection(Server::Impl* server, Worker* worker, tcp::socket socket)
+      : server_(server), worker_(worker), socket_(std::move(socket)) {
+    fbb_.Clear();
+  }
 
-  void Start() {
+  // On the owning thread.
+  void Start(std::list<std::shared_ptr<Connection>>::iterator self_in_list) {
+    self_in_list_ = self_in_list;
     boost::system::error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);
-    auto self = shared_from_this();
-    asio::post(strand_, [self] {
-      self->ArmIdleTimer();
-      self->ReadMore();
-    });
+    socket_.non_blocking(true, ec);  // inline writes must never park the thread
+    ++worker_->unauthenticated;
+    ReadMore();
   }
 
-  // Stop reading; close once every accepted request is answered.
+  // Stop reading; close once every accepted request is answered. On the owning thread.
   void Drain() {
-    auto self = shared_from_this();
-    asio::post(strand_, [self] {
-      self->draining_ = true;
-      boost::system::error_code ec;
-      self->socket_.shutdown(tcp::socket::shutdown_receive, ec);
-      self->MaybeClose();
-    });
+    draining_ = true;
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_receive, ec);
+    MaybeClose();
   }
 
-  ~Connection() { server_->counters.connections_open.fetch_sub(1); }
+  // Server-initiated frames (the change feed): appends one finished Response and sends
+  // it with whatever else is queued. Must run on the owning thread (post to executor()).
+  void Push(const flatbuffers::FlatBufferBuilder& fbb) {
+    if (closing_) return;
+    Append(fbb);
+    Flush();
+  }
+  asio::io_context::executor_type executor() { return worker_->ioc.get_executor(); }
+
+  // Deadlines, from the owning worker's sweep. Returns false if it closed.
+  bool CheckDeadlines(Clock::time_point now) {
+    const ServerOptions& o = server_->options;
+    auto ms = [](uint32_t v) { return std::chrono::milliseconds(v); };
+    const char* why = nullptr;
+    if (!authenticated_ && now - accepted_at_ >= ms(o.auth_timeout_ms))
+      why = "did not authenticate in time";
+    else if (rend_ > rstart_ && !paused_ && now - frame_started_ >= ms(o.frame_timeout_ms))
+      why = "did not send a whole frame in time";
+    else if (parked_ == 0 && out_.empty() && !writing_ &&
+             now - last_activity_ >= ms(o.idle_timeout_ms))
+      why = "idle";
+    else if (writing_ && now - write_started_ >= ms(o.idle_timeout_ms))
+      why = "not reading its answers";  // a stuck client holds its answers and a slot
+    if (!why) return true;
+    // Debug level: under an attack these come by the thousand.
+    spdlog::debug("closing a connection: {}", why);
+    Close();
+    return false;
+  }
+
+  bool authenticated() const { return authenticated_; }
+  Clock::time_point accepted_at() const { return accepted_at_; }
+  void Evict(const char* why) {
+    spdlog::debug("closing a connection: {}", why);
+    Close();
+  }
 
  private:
   using Buffer = std::vector<uint8_t>;
@@ -82,7 +130,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Reads whatever the socket has into rbuf_ and handles every complete frame in it, so a
   // pipelining client costs one read per batch of requests, not two per request.
   void ReadMore() {
-    if (draining_ || closing_ || read_done_ || reading_) return;
+    if (draining_ || closing_ || read_done_ || reading_ || paused_) return;
     if (rstart_ > 0) {  // keep the partial frame, drop what was handled
       std::memmove(rbuf_.data(), rbuf_.data() + rstart_, rend_ - rstart_);
       rend_ -= rstart_;
@@ -90,32 +138,42 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     if (rend_ == rbuf_.size()) rbuf_.resize(rbuf_.size() * 2);
     reading_ = true;
-    auto self = shared_from_this();
-    socket_.async_read_some(
-        asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_),
-        asio::bind_executor(strand_, [self](boost::system::error_code ec, size_t n) {
-          self->reading_ = false;
-          if (ec) return self->OnReadEnd();
-          self->rend_ += n;
-          self->last_activity_ = std::chrono::steady_clock::now();
-          self->HandleFrames();
-        }));
+    socket_.async_read_some(asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_),
+                            [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                              self->reading_ = false;
+                              if (ec) return self->OnReadEnd();
+                              if (self->rend_ == self->rstart_) self->frame_started_ = Clock::now();
+                              self->rend_ += n;
+                              self->last_activity_ = Clock::now();
+                              self->HandleFrames();
+                            });
   }
+
+  bool OverLimits() const {
+    const ServerOptions& o = server_->options;
+    return parked_ + queued_count_ >= o.max_inflight_per_connection ||
+           QueuedBytes() >= o.max_queued_bytes;
+  }
+  size_t QueuedBytes() const { return out_.size() + wbuf_.size(); }
 
   void HandleFrames() {
     while (!draining_ && !closing_ && !read_done_) {
-      if (inflight_ >= server_->options.max_inflight_per_connection) {
-        read_paused_ = true;  // resumed by OnWritten
-        return;
+      if (OverLimits()) {
+        Flush();
+        if (OverLimits()) {
+          paused_ = true;  // resumed by OnWritten / a parked answer leaving
+          break;
+        }
       }
       size_t avail = rend_ - rstart_;
       if (avail < kFrameHeaderBytes) break;
       uint32_t len = DecodeFrameLength(rbuf_.data() + rstart_);
       if (len > server_->options.max_frame_bytes) {
         // The rest of the stream cannot be trusted to be framed: answer and close.
-        return Reject(Status::ResourceExhausted("frame of " + std::to_string(len) +
-                                                " bytes exceeds the limit of " +
-                                                std::to_string(server_->options.max_frame_bytes)));
+        Reject(Status::ResourceExhausted("frame of " + std::to_string(len) +
+                                         " bytes exceeds the limit of " +
+                                         std::to_string(server_->options.max_frame_bytes)));
+        break;
       }
       if (avail < kFrameHeaderBytes + len) {
         if (rbuf_.size() - rstart_ < kFrameHeaderBytes + len)
@@ -124,42 +182,145 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       HandleFrame(rbuf_.data() + rstart_ + kFrameHeaderBytes, len);
       rstart_ += kFrameHeaderBytes + len;
+      if (rend_ > rstart_) frame_started_ = last_activity_;
     }
-    if (rstart_ == rend_) rstart_ = rend_ = 0;
+    if (rstart_ == rend_) {
+      rstart_ = rend_ = 0;
+      // A huge frame grew the buffer; an idle connection should not keep it.
+      if (rbuf_.size() > kReadBufferBytes * 4) Buffer(kReadBufferBytes).swap(rbuf_);
+    }
+    Flush();  // one write for every answer of the batch
     ReadMore();
     MaybeClose();  // draining with nothing owed: nobody else would close it
   }
 
   void HandleFrame(const uint8_t* data, uint32_t len) {
-    // FlatBuffers reads scalars in place; give it an 8-aligned copy when needed.
-    if (reinterpret_cast<uintptr_t>(data) % 8 != 0) {
+    // FlatBuffers reads scalars in place; give it an 8-aligned copy when needed. (An
+    // empty frame is handed over as is: the verifier rejects it without reading.)
+    if (len > 0 && reinterpret_cast<uintptr_t>(data) % 8 != 0) {
       aligned_.resize((len + 7) / 8);
       std::memcpy(aligned_.data(), data, len);
       data = reinterpret_cast<const uint8_t*>(aligned_.data());
     }
-    ++inflight_;
-    // The engine call runs here, on the strand: reads take microseconds, and writes do
-    // not wait for fsync (the response waits instead, below).
+    // The engine call runs here, on this connection's thread: reads take microseconds,
+    // and writes do not wait for fsync (the answer waits instead, below).
     uint64_t ticket = server_->dispatcher->Handle(session_, data, len, fbb_);
-    Buffer frame = Frame(fbb_);
-    if (ticket == 0) return Enqueue(std::move(frame));
-    uint64_t id = RequestIdOf(frame);
-    auto self = shared_from_this();
-    server_->durable_waits.fetch_add(1);
-    server_->engine->WhenDurable(ticket, [self, id, frame = std::move(frame)](Status s) mutable {
-      Server::Impl* server = self->server_;
-      asio::post(self->strand_, [self, id, s, frame = std::move(frame)]() mutable {
+    if (!authenticated_) {
+      if (session_.scope) {
+        authenticated_ = true;
+        --worker_->unauthenticated;
+        server_->unauthenticated.fetch_sub(1);
+      } else if (IsAuthAttemptOrGarbage(data, len) &&
+                 ++auth_failures_ >= server_->options.max_auth_failures) {
+        // A key-guessing or flooding client: answer this one, then close.
+        read_done_ = true;
+      }
+    }
+    if (ticket == 0) {
+      Append(fbb_);
+    } else {
+      Park(ticket);
+    }
+    if (fbb_.GetSize() > kBuilderKeepBytes) fbb_.Reset();  // let a huge answer's memory go
+  }
+
+  // A failed authenticate, or a frame that is no Request at all (checked again only for
+  // connections not yet authenticated). Other requests before authenticate are merely
+  // refused: they cost no key check, and the auth deadline bounds them.
+  static bool IsAuthAttemptOrGarbage(const uint8_t* data, uint32_t len) {
+    if (len == 0) return true;
+    flatbuffers::Verifier v(data, len, 32, 1000);
+    if (!v.VerifyBuffer<proto::Request>(nullptr)) return true;
+    return flatbuffers::GetRoot<proto::Request>(data)->op() == proto::Op::authenticate;
+  }
+
+  // Encodes one finished Response as a frame at the end of the output buffer.
+  void Append(const flatbuffers::FlatBufferBuilder& fbb) {
+    size_t at = out_.size();
+    out_.resize(at + kFrameHeaderBytes + fbb.GetSize());
+    EncodeFrameLength(static_cast<uint32_t>(fbb.GetSize()), out_.data() + at);
+    std::memcpy(out_.data() + at + kFrameHeaderBytes, fbb.GetBufferPointer(), fbb.GetSize());
+    ++queued_count_;
+  }
+
+  // A write's answer waits for durability; the engine's callback brings it back here.
+  void Park(uint64_t ticket) {
+    ++parked_;
+    auto frame =
+        std::make_shared<Buffer>(fbb_.GetBufferPointer(), fbb_.GetBufferPointer() + fbb_.GetSize());
+    uint64_t id = flatbuffers::GetRoot<proto::Response>(frame->data())->id();
+    Server::Impl* server = server_;
+    server->durable_waits.fetch_add(1);
+    server->engine->WhenDurable(ticket, [self = shared_from_this(), id, frame,
+                                         server](Status s) mutable {
+      asio::post(self->worker_->ioc, [self, id, s, frame = std::move(frame)] {
+        --self->parked_;
+        if (self->closing_) return;
         if (!s.ok()) {
           // Applied in memory but not durable: the client must not take it as done.
           flatbuffers::FlatBufferBuilder fbb;
           Dispatcher::EncodeError(id, Status::IoError("write not durable: " + s.message()), fbb);
-          frame = Frame(fbb);
+          self->Append(fbb);
+        } else {
+          size_t at = self->out_.size();
+          self->out_.resize(at + kFrameHeaderBytes + frame->size());
+          EncodeFrameLength(static_cast<uint32_t>(frame->size()), self->out_.data() + at);
+          std::memcpy(self->out_.data() + at + kFrameHeaderBytes, frame->data(), frame->size());
+          ++self->queued_count_;
         }
-        self->Enqueue(std::move(frame));
+        self->Flush();
+        self->MaybeResume();
+        self->MaybeClose();
       });
       self.reset();
-      server->durable_waits.fetch_sub(1);  // Stop waits for this before the io_context goes
+      server->durable_waits.fetch_sub(1);  // Stop waits for this before the loops go
     });
+  }
+
+  // Writes the output buffer now if the socket takes it; what it does not take goes out
+  // asynchronously (the buffer keeps collecting meanwhile).
+  void Flush() {
+    if (writing_ || out_.empty() || closing_) return;
+    boost::system::error_code ec;
+    size_t n = socket_.write_some(asio::buffer(out_), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      n = 0;
+    } else if (ec) {
+      return Close();
+    }
+    if (n == out_.size()) {
+      out_.clear();
+      queued_count_ = 0;
+      return;
+    }
+    wbuf_.assign(out_.begin() + static_cast<ptrdiff_t>(n), out_.end());
+    out_.clear();
+    wbuf_count_ = queued_count_;
+    queued_count_ = 0;
+    writing_ = true;
+    write_started_ = Clock::now();
+    asio::async_write(
+        socket_, asio::buffer(wbuf_),
+        [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnWritten(ec); });
+  }
+
+  void OnWritten(boost::system::error_code ec) {
+    writing_ = false;
+    wbuf_.clear();
+    wbuf_count_ = 0;
+    if (wbuf_.capacity() > server_->options.max_queued_bytes) Buffer().swap(wbuf_);
+    if (ec) return Close();
+    Flush();
+    MaybeResume();
+    MaybeClose();
+  }
+
+  void MaybeResume() {
+    if (paused_ && !OverLimits() && !closing_) {
+      paused_ = false;
+      frame_started_ = Clock::now();  // the frame waited for us, not for the client
+      HandleFrames();
+    }
   }
 
   void OnReadEnd() {
@@ -170,64 +331,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Reject(const Status& status) {
     flatbuffers::FlatBufferBuilder fbb;
     Dispatcher::EncodeError(0, status, fbb);
-    ++inflight_;
     // Read nothing more, but close only once every earlier request is answered too:
     // a write waiting for its fsync must still get its acknowledgement.
     read_done_ = true;
-    Enqueue(Frame(fbb));
-  }
-
-  static Buffer Frame(const flatbuffers::FlatBufferBuilder& fbb) {
-    Buffer out(kFrameHeaderBytes + fbb.GetSize());
-    EncodeFrameLength(static_cast<uint32_t>(fbb.GetSize()), out.data());
-    std::memcpy(out.data() + kFrameHeaderBytes, fbb.GetBufferPointer(), fbb.GetSize());
-    return out;
-  }
-
-  static uint64_t RequestIdOf(const Buffer& frame) {
-    return flatbuffers::GetRoot<proto::Response>(frame.data() + kFrameHeaderBytes)->id();
-  }
-
-  void Enqueue(Buffer frame) {
-    queue_.push_back(std::move(frame));
-    if (!writing_) WriteQueued();
-  }
-
-  void WriteQueued() {
-    if (queue_.empty() || closing_) return;
-    writing_ = true;
-    batch_.clear();
-    std::swap(batch_, queue_);
-    std::vector<asio::const_buffer> bufs;
-    bufs.reserve(batch_.size());
-    for (const auto& b : batch_) bufs.emplace_back(asio::buffer(b));
-    write_started_ = std::chrono::steady_clock::now();
-    auto self = shared_from_this();
-    asio::async_write(socket_, bufs,
-                      asio::bind_executor(strand_, [self](boost::system::error_code ec, size_t) {
-                        self->OnWritten(ec);
-                      }));
-  }
-
-  void OnWritten(boost::system::error_code ec) {
-    writing_ = false;
-    inflight_ -= batch_.size();
-    batch_.clear();
-    if (ec) {
-      closing_ = true;
-      return Close();
-    }
-    WriteQueued();
-    if (read_paused_ && inflight_ < server_->options.max_inflight_per_connection) {
-      read_paused_ = false;
-      HandleFrames();
-    }
-    MaybeClose();
+    Append(fbb);
   }
 
   // Closes once the peer stopped sending (or we are draining) and nothing is owed.
   void MaybeClose() {
-    if ((read_done_ || draining_) && inflight_ == 0 && !writing_ && !reading_) Close();
+    if ((read_done_ || draining_) && parked_ == 0 && out_.empty() && !writing_ && !reading_)
+      Close();
   }
 
   void Close() {
@@ -235,64 +348,77 @@ class Connection : public std::enable_shared_from_this<Connection> {
     closed_ = true;
     closing_ = true;
     boost::system::error_code ec;
-    idle_timer_.cancel();
     socket_.shutdown(tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
-    std::lock_guard lock(server_->conns_mu);
-    server_->conns.erase(this);
+    socket_.close(ec);  // the descriptor goes now, not when the last handler lets go
+    // The slot is free now (handlers still queued may hold the object a little longer).
+    server_->counters.connections_open.fetch_sub(1);
+    if (!authenticated_) {
+      --worker_->unauthenticated;
+      server_->unauthenticated.fetch_sub(1);
+    }
+    worker_->conns.erase(self_in_list_);  // may drop the last reference but one (ours)
   }
 
-  void ArmIdleTimer() {
-    auto self = shared_from_this();
-    idle_timer_.expires_after(std::chrono::milliseconds(server_->options.idle_timeout_ms));
-    idle_timer_.async_wait([self](boost::system::error_code ec) {
-      if (ec || self->closed_) return;
-      auto idle = std::chrono::steady_clock::now() - self->last_activity_;
-      auto limit = std::chrono::milliseconds(self->server_->options.idle_timeout_ms);
-      if (self->inflight_ == 0 && idle >= limit) {
-        spdlog::info("closing a connection idle for {} ms", self->server_->options.idle_timeout_ms);
-        return self->Close();
-      }
-      // A client that stopped reading holds its responses (and a connection slot)
-      // forever; one write outstanding this long means it is gone or stuck.
-      if (self->writing_ && std::chrono::steady_clock::now() - self->write_started_ >= limit) {
-        spdlog::warn("closing a connection that has not read its responses for {} ms",
-                     self->server_->options.idle_timeout_ms);
-        return self->Close();
-      }
-      self->ArmIdleTimer();
-    });
-  }
+  static constexpr size_t kReadBufferBytes = 64 << 10;
+  static constexpr size_t kBuilderKeepBytes = 1 << 20;
 
   Server::Impl* server_;
+  Worker* worker_;
   tcp::socket socket_;
-  asio::strand<asio::io_context::executor_type> strand_;
-  asio::steady_timer idle_timer_;
+  std::list<std::shared_ptr<Connection>>::iterator self_in_list_;
   Session session_;
-  Buffer rbuf_ = Buffer(64 << 10);  // bytes read, [rstart_, rend_) not yet handled
+  Buffer rbuf_ = Buffer(kReadBufferBytes);  // bytes read, [rstart_, rend_) not yet handled
   size_t rstart_ = 0, rend_ = 0;
   std::vector<uint64_t> aligned_;  // 8-aligned scratch for misaligned frames
   flatbuffers::FlatBufferBuilder fbb_{4096};
-  std::vector<Buffer> queue_, batch_;
-  uint64_t inflight_ = 0;  // requests read whose response is not yet written
-  bool reading_ = false, writing_ = false, read_paused_ = false, read_done_ = false;
+  Buffer out_;   // answers not yet handed to the socket (queued_count_ of them)
+  Buffer wbuf_;  // answers being written asynchronously (wbuf_count_ of them)
+  uint64_t queued_count_ = 0, wbuf_count_ = 0;
+  uint64_t parked_ = 0;  // writes waiting for durability
+  uint32_t auth_failures_ = 0;
+  bool authenticated_ = false;
+  bool reading_ = false, writing_ = false, paused_ = false, read_done_ = false;
   bool draining_ = false, closing_ = false, closed_ = false;
-  std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point write_started_;
+  Clock::time_point accepted_at_ = Clock::now();
+  Clock::time_point last_activity_ = accepted_at_;
+  Clock::time_point frame_started_ = accepted_at_;
+  Clock::time_point write_started_;
 };
 
+Clock::duration Server::Impl::SweepInterval() const {
+  uint32_t shortest =
+      std::min({options.auth_timeout_ms, options.frame_timeout_ms, options.idle_timeout_ms});
+  return std::chrono::milliseconds(std::clamp<uint32_t>(shortest / 4, 5, 1000));
+}
+
+void Server::Impl::Sweep(Worker* w) {
+  w->sweep.expires_after(SweepInterval());
+  w->sweep.async_wait([this, w](boost::system::error_code ec) {
+    if (ec) return;
+    auto now = Clock::now();
+    for (auto it = w->conns.begin(); it != w->conns.end();) {
+      auto conn = *it++;  // CheckDeadlines may erase it from the list
+      conn->CheckDeadlines(now);
+    }
+    Sweep(w);
+  });
+}
+
 void Server::Impl::Accept() {
-  acceptor->async_accept([this](boost::system::error_code ec, tcp::socket socket) {
+  Worker* w = workers[next_worker++ % workers.size()].get();
+  acceptor->async_accept(w->ioc, [this, w](boost::system::error_code ec, tcp::socket socket) {
     if (stopping) return;
     if (!ec) {
       counters.connections_total.fetch_add(1);
-      if (counters.connections_open.load() >= options.max_connections) {
-        // Over the limit: say why, then close.
+      if (counters.connections_open.load() >= options.max_connections &&
+          unauthenticated.load() == 0) {
+        // Every slot is held by an authenticated client: say why, then close.
         flatbuffers::FlatBufferBuilder fbb;
         Dispatcher::EncodeError(0, Status::ResourceExhausted("too many connections"), fbb);
         uint8_t len[4];
         EncodeFrameLength(static_cast<uint32_t>(fbb.GetSize()), len);
         boost::system::error_code wec;
+        socket.non_blocking(true, wec);
         asio::write(socket,
                     std::array<asio::const_buffer, 2>{
                         asio::buffer(len), asio::buffer(fbb.GetBufferPointer(), fbb.GetSize())},
@@ -300,18 +426,38 @@ void Server::Impl::Accept() {
         socket.close(wec);
       } else {
         counters.connections_open.fetch_add(1);
-        auto conn = std::make_shared<Connection>(this, std::move(socket));
-        bool late;
-        {
-          std::lock_guard lock(conns_mu);
-          late = stopping;  // Stop already took its list of connections to drain
-          conns[conn.get()] = conn;
-        }
-        conn->Start();
-        if (late) conn->Drain();
+        unauthenticated.fetch_add(1);
+        auto conn = std::make_shared<Connection>(this, w, std::move(socket));
+        asio::post(w->ioc, [this, w, conn] {
+          w->conns.push_back(conn);
+          conn->Start(std::prev(w->conns.end()));
+          if (stopping) return conn->Drain();
+          // Over a cap: the oldest unauthenticated connection of this thread makes room
+          // (possibly this one). Authenticated clients are never closed for this.
+          size_t per_worker = std::max<size_t>(1, options.max_unauthenticated / workers.size());
+          while (w->unauthenticated > per_worker ||
+                 (counters.connections_open.load() > options.max_connections &&
+                  w->unauthenticated > 0)) {
+            std::shared_ptr<Connection> oldest;
+            for (auto& c : w->conns)
+              if (!c->authenticated() && (!oldest || c->accepted_at() < oldest->accepted_at()))
+                oldest = c;
+            if (!oldest) break;
+            oldest->Evict("unauthenticated, making room");
+          }
+        });
       }
     } else if (ec != asio::error::operation_aborted) {
       spdlog::warn("accept failed: {}", ec.message());
+      if (ec == asio::error::no_descriptors && !stopping) {
+        // Out of descriptors: the pending connection stays queued and accept would fail
+        // again at once; retry shortly instead of spinning (this thread serves clients).
+        accept_retry->expires_after(std::chrono::milliseconds(10));
+        accept_retry->async_wait([this](boost::system::error_code e) {
+          if (!e && !stopping) Accept();
+        });
+        return;
+      }
     }
     if (!stopping) Accept();
   });
@@ -322,13 +468,18 @@ Server::~Server() { Stop(); }
 
 Result<std::unique_ptr<Server>> Server::Start(Engine* engine, const ServerOptions& options) {
   if (options.io_threads < 1) return Status::InvalidArgument("io_threads must be >= 1");
+  if (options.max_response_bytes < 4096 || options.max_response_bytes > options.max_frame_bytes)
+    return Status::InvalidArgument("max_response_bytes must be in [4096, max_frame_bytes]");
   auto impl = std::make_unique<Impl>();
   impl->engine = engine;
   impl->options = options;
   impl->dispatcher = std::make_unique<Dispatcher>(engine, &impl->counters, options.slow_op_us);
+  impl->dispatcher->set_max_response_bytes(options.max_response_bytes);
+  for (int i = 0; i < options.io_threads; ++i) impl->workers.push_back(std::make_unique<Worker>());
   try {
     tcp::endpoint ep(asio::ip::make_address(options.host), options.port);
-    impl->acceptor = std::make_unique<tcp::acceptor>(impl->ioc);
+    impl->acceptor = std::make_unique<tcp::acceptor>(impl->workers[0]->ioc);
+    impl->accept_retry = std::make_unique<asio::steady_timer>(impl->workers[0]->ioc);
     impl->acceptor->open(ep.protocol());
     impl->acceptor->set_option(tcp::acceptor::reuse_address(true));
     impl->acceptor->bind(ep);
@@ -337,13 +488,14 @@ Result<std::unique_ptr<Server>> Server::Start(Engine* engine, const ServerOption
     return Status::Unavailable("cannot listen on " + options.host + ":" +
                                std::to_string(options.port) + ": " + e.what());
   }
-  impl->work.emplace(asio::make_work_guard(impl->ioc));
   impl->Accept();
   Impl* p = impl.get();
-  for (int i = 0; i < options.io_threads; ++i) {
-    impl->threads.emplace_back([p] {
+  for (auto& w : impl->workers) {
+    w->work.emplace(asio::make_work_guard(w->ioc));
+    p->Sweep(w.get());
+    w->thread = std::thread([w = w.get()] {
       try {
-        p->ioc.run();
+        w->ioc.run();
       } catch (const std::exception& e) {
         spdlog::critical("I/O thread stopped: {}", e.what());
       }
@@ -357,38 +509,45 @@ uint16_t Server::port() const { return impl_->acceptor->local_endpoint().port();
 void Server::Stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
-  {
-    std::lock_guard lock(impl_->conns_mu);
-    impl_->stopping = true;
-  }
-  asio::post(impl_->ioc, [p = impl_.get()] {
+  impl_->stopping = true;
+  asio::post(impl_->workers[0]->ioc, [p = impl_.get()] {
     boost::system::error_code ec;
     p->acceptor->close(ec);
+    p->accept_retry->cancel();
   });
-  std::vector<std::shared_ptr<Connection>> conns;
-  {
-    std::lock_guard lock(impl_->conns_mu);
-    for (auto& [ptr, weak] : impl_->conns)
-      if (auto c = weak.lock()) conns.push_back(std::move(c));
-  }
-  for (auto& c : conns) c->Drain();
-  conns.clear();
+  for (auto& w : impl_->workers)
+    asio::post(w->ioc, [w = w.get()] {
+      for (auto it = w->conns.begin(); it != w->conns.end();) {
+        auto conn = *it++;  // Drain may close it, erasing it from the list
+        conn->Drain();
+      }
+    });
   // In-flight requests finish and their responses go out (durable writes included).
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (std::chrono::steady_clock::now() < deadline) {
-    {
-      std::lock_guard lock(impl_->conns_mu);
-      if (impl_->conns.empty()) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (Clock::now() < deadline && impl_->counters.connections_open.load() > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   // A write still waiting for its fsync will post its answer; let it, then stop.
   for (int i = 0; i < 60'000 && impl_->durable_waits.load() > 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  impl_->work.reset();
-  impl_->ioc.stop();
-  for (auto& t : impl_->threads) t.join();
-  impl_->threads.clear();
+  for (auto& w : impl_->workers) {
+    asio::post(w->ioc, [w = w.get()] {
+      w->sweep.cancel();
+      // Whatever is left (a stuck client) is closed now.
+      for (auto it = w->conns.begin(); it != w->conns.end();) {
+        auto conn = *it++;
+        conn->Evict("server stopping");
+      }
+    });
+    w->work.reset();
+  }
+  for (auto& w : impl_->workers) {
+    w->thread.join();
+  }
+  // Handlers still queued (their connections closed) go with the loops.
+  for (auto& w : impl_->workers) {
+    w->ioc.restart();
+    w->ioc.poll();
+  }
 }
 
 }  // namespace agentstore::net

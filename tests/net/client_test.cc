@@ -65,7 +65,7 @@ TEST(ClientStress, ClientDestroyedFromItsOwnCallback) {
   u.email = "d@x.com";
   Uuid id = Id(Must((*holder)->CreateUser(u).get())->id());
   std::atomic<bool> done{false};
-  // The callback drops the last Client handle while it runs on the client's reader thread.
+  // The callback drops the last Client handle while it runs on the client's helper thread.
   (*holder)->GetUser(id).then([holder, &done](Result<Row<fb::User>> r) {
     EXPECT_TRUE(r.ok());
     holder->reset();
@@ -78,8 +78,9 @@ TEST(ClientStress, ClientDestroyedFromItsOwnCallback) {
 }
 
 // A guard, not a reproduction: on loopback the socket buffers absorbed the fan-out even
-// with the old client, whose reader wrote callbacks' calls itself. Now the reader never
-// writes (the link's writer does), so a full buffer cannot stall response reading.
+// with the first client. Now callbacks run after the reader role is released, and a
+// write the socket does not take makes the writing thread read answers meanwhile, so a
+// full buffer cannot stall response reading.
 TEST(ClientStress, LargeCallbackFanOutUnderBackPressureCompletes) {
   TempDir dir;
   ServerProcess server;
@@ -91,7 +92,7 @@ TEST(ClientStress, LargeCallbackFanOutUnderBackPressureCompletes) {
   Uuid id = Id(Must(client.CreateUser(u).get())->id());
   constexpr int kFanOut = 50000;
   std::atomic<int> answered{0};
-  // From a callback on the reader thread, issue many calls at once.
+  // From a callback, issue many calls at once.
   client.GetUser(id).then([&](Result<Row<fb::User>>) {
     for (int i = 0; i < kFanOut; ++i)
       client.GetUser(id).then([&](Result<Row<fb::User>> r) { answered += r.ok(); });

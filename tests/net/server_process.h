@@ -87,6 +87,7 @@ class ServerProcess {
   }
 
   uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   const std::string& data_dir() const { return data_dir_; }
   std::string addr() const { return "127.0.0.1:" + std::to_string(port_); }
 

@@ -6,14 +6,17 @@
 //   auto client = agentstore::Client::Connect(o);   // Result<Client>
 //   auto user = client->GetUser(id).get();          // Result<Row<fb::User>>
 //
-// Every call returns at once with a Pending<T>; get() waits for the answer (up to the
-// call timeout) and then() registers a callback instead. Issuing many calls before
-// waiting pipelines them over the connection(s). Errors are Status values with the
+// Every call returns at once with a Pending<T> (the request is written by the calling
+// thread); get() waits for the answer (up to the call timeout), reading it on the
+// calling thread, and then() registers a callback instead. Issuing many calls before
+// waiting pipelines them over the connection; concurrent callers on one connection share
+// its reads (whoever waits reads for everyone). Errors are Status values with the
 // server's code and message; nothing throws. A Client is a cheap handle: copies share
 // the connections, and all methods are thread-safe. Broken connections are re-dialed
 // (with back-off, re-authenticating) by the next call.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -38,6 +41,8 @@ struct ClientOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 7420;
   std::string key;  // API key secret; every connection authenticates with it
+  // A pool: each calling thread keeps to one of these connections (thread i uses
+  // connection i mod N), so with N >= the app's threads each thread has its own.
   int connections = 1;
   std::chrono::milliseconds timeout{10000};         // per call, for get()
   std::chrono::milliseconds connect_timeout{5000};  // dialing, including retries
@@ -46,6 +51,22 @@ struct ClientOptions {
 
 // The value of operations that answer nothing but success.
 using Done = std::monostate;
+
+namespace internal {
+// What a pending call waits on: the connection that reads its answer. get() asks it to
+// read on the calling thread (the waiting caller reads for everyone on that connection,
+// as libpq and hiredis do: no reader thread hands the answer over); then() asks it to
+// have answers read for callbacks even when nobody waits.
+class CallWaiter {
+ public:
+  virtual ~CallWaiter() = default;
+  // Returns once `ready` is set or `deadline` has passed.
+  virtual void Await(const std::atomic<bool>& ready,
+                     std::chrono::steady_clock::time_point deadline) = 0;
+  // A callback was registered on a call of this connection that is not answered yet.
+  virtual void WantCallback() = 0;
+};
+}  // namespace internal
 
 // The answer of a call that has not necessarily arrived yet.
 template <typename T>
@@ -57,33 +78,44 @@ class Pending {
     std::optional<Result<T>> result;
     std::function<void(Result<T>)> callback;
     std::chrono::milliseconds timeout{10000};
-    void Complete(Result<T> r) {
-      std::function<void(Result<T>)> cb;
-      {
-        std::lock_guard lock(mu);
-        if (result) return;
-        if (callback)
-          cb = std::move(callback);
-        else
-          result.emplace(std::move(r));
+    std::atomic<bool> ready{false};  // result set or callback handed its answer
+    std::shared_ptr<internal::CallWaiter> waiter;  // reads the answer; may be null
+
+    // Stores the answer, or, when a callback is registered, returns the callback bound to
+    // it for the caller to run once it holds no lock of its own.
+    std::function<void()> Settle(Result<T> r) {
+      std::lock_guard lock(mu);
+      if (ready.load(std::memory_order_relaxed)) return nullptr;
+      if (callback) {
+        ready.store(true, std::memory_order_release);
+        return [cb = std::move(callback), r = std::move(r)]() mutable { cb(std::move(r)); };
       }
-      if (cb)
-        cb(std::move(r));
-      else
-        cv.notify_all();
+      result.emplace(std::move(r));
+      ready.store(true, std::memory_order_release);
+      cv.notify_all();
+      return nullptr;
+    }
+    void Complete(Result<T> r) {
+      if (auto run = Settle(std::move(r))) run();
     }
   };
   explicit Pending(std::shared_ptr<State> s) : s_(std::move(s)) {}
 
-  // Waits for the answer; unavailable after the call timeout.
+  // Waits for the answer (reading it on this thread when nobody else is reading that
+  // connection); unavailable after the call timeout.
   Result<T> get() {
+    auto deadline = std::chrono::steady_clock::now() + s_->timeout;
+    if (s_->waiter && !s_->ready.load(std::memory_order_acquire))
+      s_->waiter->Await(s_->ready, deadline);
     std::unique_lock lock(s_->mu);
-    if (!s_->cv.wait_for(lock, s_->timeout, [&] { return s_->result.has_value(); }))
+    if (!s_->cv.wait_until(lock, deadline, [&] { return s_->result.has_value(); }))
       return Status::Unavailable("no answer within the call timeout");
     return std::move(*s_->result);
   }
-  // Calls `cb` with the answer (at once if it is already here), on the client's reader
-  // thread; `cb` must not block. Use either then() or get(), once.
+  // Calls `cb` with the answer (at once if it is already here) on the thread that reads
+  // it: a caller waiting in get() on the same connection, or the connection's background
+  // reader. `cb` must not block for long; it may make calls. Use either then() or get(),
+  // once.
   void then(std::function<void(Result<T>)> cb) {
     std::unique_lock lock(s_->mu);
     if (s_->result) {
@@ -93,6 +125,9 @@ class Pending {
       return;
     }
     s_->callback = std::move(cb);
+    auto waiter = s_->waiter;
+    lock.unlock();
+    if (waiter) waiter->WantCallback();
   }
 
  private:

@@ -2,8 +2,10 @@
 // prefixed FlatBuffers requests (pipelined: many in flight per connection, answered as
 // they complete, tagged with their ids), checks each with the FlatBuffers verifier,
 // authenticates, dispatches to the Engine through the operation table, and writes
-// responses. Writes are acknowledged only once durable; their fsyncs are shared
-// (group commit) without parking an I/O thread.
+// responses. Each I/O thread owns its connections (one event loop per thread): a read is
+// answered on the thread that read it, straight into the connection's output buffer.
+// Writes are acknowledged only once durable; their fsyncs are shared (group commit)
+// without parking an I/O thread.
 //
 // Thread-safety: Start and Stop from one thread. Counters are reported by the status
 // operation.
@@ -27,6 +29,22 @@ struct ServerOptions {
   uint32_t max_inflight_per_connection = 256;  // reading pauses at this many unanswered requests
   uint32_t idle_timeout_ms = 300'000;          // a silent connection is closed after this
   uint32_t slow_op_us = 10'000;                // operations slower than this are logged
+  // Bytes of answers a connection may have queued (not yet taken by the kernel) before
+  // the server stops reading it; a client that never reads cannot grow the server.
+  uint32_t max_queued_bytes = 8u << 20;
+  // Bytes one answer's records may hold: a longer page is cut short with a cursor.
+  uint32_t max_response_bytes = 4u << 20;
+  // A connection must authenticate within this, and a frame, once begun, must arrive
+  // whole within frame_timeout_ms; otherwise it is closed.
+  uint32_t auth_timeout_ms = 10'000;
+  uint32_t frame_timeout_ms = 10'000;
+  // Connections not yet authenticated beyond this many (or beyond max_connections) make
+  // room by closing the oldest unauthenticated one, so they never hold the slots of
+  // authenticated clients.
+  uint32_t max_unauthenticated = 128;
+  // Failed authenticate requests (or frames that are no request) on a connection not
+  // yet authenticated; the last is answered, then the connection is closed.
+  uint32_t max_auth_failures = 5;
 };
 
 class Server {
