@@ -303,5 +303,6 @@ Status KvStore::Flush() {
 Durability KvStore::durability() const { return impl_->options.durability; }
 const std::string& KvStore::path() const { return impl_->options.path; }
 uint64_t KvStore::SyncCount() const { return impl_->sync_count.load(); }
+uint64_t KvStore::LatestSequence() const { return impl_->db->GetLatestSequenceNumber(); }
 
 }  // namespace agentstore::storage

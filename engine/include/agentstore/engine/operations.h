@@ -76,7 +76,8 @@ enum RoleBits : uint8_t { kService = 1, kAdmin = 2, kUser = 4, kAnyRole = 7 };
   X(limit_check, kWrite, kService | kUser, true, "check and consume every applicable limit")      \
   X(limit_release, kWrite, kService | kUser, true, "release a concurrent-limit lease")            \
   X(limit_config_delete, kWrite, kService | kAdmin, true, "remove a rate-limit config")           \
-  X(usage_expire, kWrite, kService | kAdmin, true, "drop usage logs past the retention age")
+  X(usage_expire, kWrite, kService | kAdmin, true, "drop usage logs past the retention age")    \
+  X(memory_graphs_save, kWrite, kService | kAdmin, true, "save the vector graphs to disk now")
 
 enum class Op : uint16_t {
 #define AS_OP_ENUM(name, kind, roles, implemented, summary) name,

@@ -95,6 +95,9 @@ class KvStore {
   const std::string& path() const;
   // Number of WAL fsyncs issued so far (observes group commit).
   uint64_t SyncCount() const;
+  // RocksDB's latest sequence number (stamped on derived state saved beside the store,
+  // e.g. saved vector graphs, to say which writes it covers).
+  uint64_t LatestSequence() const;
 
  private:
   struct Impl;
