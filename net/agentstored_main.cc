@@ -103,6 +103,10 @@ int main(int argc, char** argv) {
   app.add_option("--memory-sweep-ms", memory.sweep_interval_ms,
                  "how often expired memories are removed (0: never)")
       ->capture_default_str();
+  app.add_option("--memory-graph-save-ms", memory.graph_save_interval_ms,
+                 "how often changed HNSW graphs are saved to the data directory (0: only on a "
+                 "clean stop and memory_graphs_save)")
+      ->capture_default_str();
   int64_t retention_days = 0, lease_ttl_ms = 300000;
   bool retention_purge = false;
   app.add_option("--usage-retention-days", retention_days,

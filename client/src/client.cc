@@ -1090,6 +1090,9 @@ Pending<UsageSummary> Client::SummarizeUsage(const UsageSummaryRequest& req) {
 Pending<uint64_t> Client::ExpireUsageLogs() {
   return AS_CALL_NOARGS(uint64_t, usage_expire, DecodeCount);
 }
+Pending<Done> Client::SaveMemoryGraphs() {
+  return AS_CALL_NOARGS(Done, memory_graphs_save, DecodeDone);
+}
 Pending<Row<fb::Quota>> Client::SetQuota(const fb::QuotaT& q) {
   return AS_CALL(Row<fb::Quota>, quota_set, DecodeRow<fb::Quota>, return RecordArgs(fbb, q););
 }

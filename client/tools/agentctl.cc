@@ -918,6 +918,11 @@ int main(int argc, char** argv) {
     auto removed = Must(Connect(g).PruneMemories(ParseId(user_id, "--user"), keep).get());
     Say(g, Json{{"removed", removed}}, "removed " + std::to_string(removed) + " memories");
   });
+  memory->add_subcommand("save-graphs", "save the vector graphs now (also periodic and on stop)")
+      ->callback([&] {
+        Must(Connect(g).SaveMemoryGraphs().get());
+        std::cout << "vector graphs saved\n";
+      });
 
   std::string path = "-";
   auto* ex = app.add_subcommand("export", "every record as JSON Lines, parents first");

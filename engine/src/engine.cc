@@ -286,6 +286,7 @@ Status EngineState::Recover() {
     return Status::OK();
   }));
   AS_RETURN_IF_ERROR(RecoverMemories());
+  FinishMemoryRecovery();
   return RecoverUsage();
 }
 
@@ -329,6 +330,8 @@ Status DecodeTimeCursor(std::string_view cursor, TimeKey* out) {
 Engine::Engine(std::unique_ptr<EngineState> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() {
   if (impl_) impl_->StopMemoryThread();
+  // A failed save leaves the previous saved graphs, which the next open checks anyway.
+  if (impl_ && impl_->store && impl_->memory.global) (void)impl_->SaveMemoryGraphs();
   if (impl_ && impl_->store) impl_->store->Flush();
 }
 

@@ -132,6 +132,14 @@ struct MemoryState {
   std::condition_variable wake;
   bool stopping = false;
   std::thread thread;
+  // Saved graphs (graph_file.h): where, one saver at a time, and what the last open
+  // reused (elements of the global graph, users' graphs).
+  std::string graph_dir;
+  std::mutex save_mu;
+  bool recovering = false;
+  bool trimmed = false;  // malloc_trim done since the indexer last worked
+  uint64_t global_loaded = 0;
+  uint64_t user_graphs_loaded = 0;
 };
 
 struct EngineState {
@@ -255,9 +263,17 @@ struct EngineState {
   void QueueGraphWork(Partition& shard, const Uuid& user, UserMemories& mems);
   Result<uint64_t> SweepExpired();
   Status RecoverMemories();
+  // After RecoverMemories: trims growth slack and attaches (or queues) the graphs.
+  void FinishMemoryRecovery();
   // Restores one exported memory exactly (ids, times, counters); identical -> OK.
   Status ImportMemory(fb::UserMemoryT m, uint64_t* ticket);
   bool MemoryIndexStep();
+  bool NeedsGraphWork(const UserMemories& mems) const;
+  // Loads the saved graphs after recovery, keeping only elements whose memory RocksDB
+  // still holds with the same vector; anything else is rebuilt.
+  void LoadSavedGraphs();
+  // Saves every graph changed since its last save (graph_file.h).
+  Status SaveMemoryGraphs();
   void StartMemoryThread();
   void StopMemoryThread();
 };

@@ -7,11 +7,16 @@
 // lives once in the user's UserMemories block (and in graphs). Touches are logged under
 // their own small key, [0x40][memory id] -> (access_count, last_accessed_at), so a touch
 // never rewrites a 1.5 KiB vector; recovery applies them over the records.
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <unordered_set>
 
 #include "engine_impl.h"
+#include "graph_file.h"
 
 namespace agentstore {
 
@@ -173,6 +178,7 @@ Status EngineState::OpenMemoryStore() {
     AS_RETURN_IF_ERROR(store->AwaitDurable(ticket));
   }
   memory.global = std::make_unique<GlobalMemoryIndex>(memory.space, mo.global_graph);
+  memory.graph_dir = options.data_dir + "/graphs";
   return Status::OK();
 }
 
@@ -194,7 +200,10 @@ void EngineState::IndexMemory(Partition& shard, Loc loc, const float* vec) {
   slot->Put(MetaOf(m, loc, label, std::move(parts.tags)), std::string(Str(m->memory_key())), vec,
             parts.content, old_content);
   shard.memories[id] = loc;
-  memory.global->Put(label, {user, id, m->memory_type(), m->expires_at()}, vec);
+  if (memory.recovering)
+    memory.global->PutRecovered(label, {user, id, m->memory_type(), m->expires_at()});
+  else
+    memory.global->Put(label, {user, id, m->memory_type(), m->expires_at()}, vec);
   QueueGraphWork(shard, user, *slot);
 }
 
@@ -236,13 +245,16 @@ void EngineState::DropUserMemories(Partition& shard, const Uuid& user) {
   for (const Uuid& id : ids) UnindexMemory(shard, id);
 }
 
-void EngineState::QueueGraphWork(Partition& shard, const Uuid& user, UserMemories& mems) {
+bool EngineState::NeedsGraphWork(const UserMemories& mems) const {
   const MemoryOptions& mo = options.memory;
   const index::HnswGraph* g = mems.graph();
-  bool needed = g ? (g->tombstones() > mo.rebuild_tombstone_fraction * (g->live() + 1) ||
-                     mems.size() < mo.exact_threshold / 2)
-                  : mems.size() > mo.exact_threshold;
-  if (!needed || mems.graph_queued) return;
+  return g ? (g->tombstones() > mo.rebuild_tombstone_fraction * (g->live() + 1) ||
+              mems.size() < mo.exact_threshold / 2)
+           : mems.size() > mo.exact_threshold;
+}
+
+void EngineState::QueueGraphWork(Partition& shard, const Uuid& user, UserMemories& mems) {
+  if (!NeedsGraphWork(mems) || mems.graph_queued) return;
   mems.graph_queued = true;
   {
     std::lock_guard lock(memory.queue_mu);
@@ -272,6 +284,10 @@ bool EngineState::MemoryIndexStep() {
       auto mems = shard.memories_by_user.find(job->second);
       if (mems == shard.memories_by_user.end()) return true;
       UserMemories& um = *mems->second;
+      if (!NeedsGraphWork(um)) {  // e.g. a graph loaded at open since this was queued
+        um.graph_queued = false;
+        return true;
+      }
       if (um.size() < mo.exact_threshold / 2) {
         um.DropGraph();
         um.graph_queued = false;
@@ -298,13 +314,26 @@ bool EngineState::MemoryIndexStep() {
     }
     return true;
   }
-  return memory.global->Step(256, mo.rebuild_tombstone_fraction);
+  if (memory.global->Step(256, mo.rebuild_tombstone_fraction)) {
+    memory.trimmed = false;
+    return true;
+  }
+  if (!memory.trimmed) {
+    // The indexer just caught up: the vector copies it queued (1.5 KiB each at 384-d,
+    // up to every vector after a burst of writes) are freed, but glibc keeps freed
+    // chunks inside its heap; give their pages back to the OS once per idle period.
+    malloc_trim(0);
+    memory.trimmed = true;
+  }
+  return false;
 }
 
 void EngineState::StartMemoryThread() {
   if (!options.memory.background) return;
   memory.thread = std::thread([this] {
     auto next_sweep = std::chrono::steady_clock::now();
+    auto next_save = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(options.memory.graph_save_interval_ms);
     std::unique_lock lock(memory.thread_mu);
     while (!memory.stopping) {
       lock.unlock();
@@ -314,6 +343,13 @@ void EngineState::StartMemoryThread() {
                      std::chrono::milliseconds(options.memory.sweep_interval_ms);
         // Sweep failures (a full disk) are retried at the next interval.
         (void)SweepExpired();
+      }
+      if (options.memory.save_graphs && options.memory.graph_save_interval_ms > 0 &&
+          std::chrono::steady_clock::now() >= next_save) {
+        next_save = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(options.memory.graph_save_interval_ms);
+        // A failed save (a full disk) leaves the previous one; retried next interval.
+        (void)SaveMemoryGraphs();
       }
       lock.lock();
       if (!busy) memory.wake.wait_for(lock, std::chrono::milliseconds(20));
@@ -360,6 +396,7 @@ Result<uint64_t> EngineState::SweepExpired() {
 
 Status EngineState::RecoverMemories() {
   const uint32_t dim = memory.space->dim();
+  memory.recovering = true;
   AS_RETURN_IF_ERROR(store->Scan(
       KeyPrefix(RecordType::kUserMemory), [&](std::string_view k, std::string_view raw) {
         std::string_view v = AlignedCopy(raw);
@@ -391,6 +428,128 @@ Status EngineState::RecoverMemories() {
     }
     return Status::OK();
   });
+}
+
+void EngineState::FinishMemoryRecovery() {
+  for (auto& shard : shards)
+    for (auto& [user, mems] : shard->memories_by_user) mems->ShrinkToFit();
+  LoadSavedGraphs();
+  memory.recovering = false;
+}
+
+namespace {
+
+// A saved graph element's new label: the label recovery gave its memory, when RocksDB
+// still holds that memory with exactly the vector the element was built from.
+std::optional<uint64_t> CheckedLabel(const UserMemories& mems, const GraphElementKey& key,
+                                     const float* vec, uint32_t dim,
+                                     std::unordered_set<uint64_t>* used) {
+  auto slot = mems.SlotOfId(key.id);
+  if (!slot || std::memcmp(mems.vector(*slot), vec, dim * sizeof(float)) != 0) return std::nullopt;
+  uint64_t label = mems.meta(*slot).label;
+  if (!used->insert(label).second) return std::nullopt;  // named twice: keep one
+  return label;
+}
+
+std::string UserGraphBase(const std::string& dir, const Uuid& user) {
+  return dir + "/users/" + user.ToString();
+}
+
+}  // namespace
+
+void EngineState::LoadSavedGraphs() {
+  const MemoryOptions& mo = options.memory;
+  const uint32_t dim = memory.space->dim();
+  auto mems_of = [&](const Uuid& user) -> const UserMemories* {
+    Partition& shard = ShardOf(user);
+    auto it = shard.memories_by_user.find(user);
+    return it == shard.memories_by_user.end() ? nullptr : it->second.get();
+  };
+  std::unique_ptr<index::HnswGraph> global;
+  if (mo.save_graphs) {
+    // Anything unreadable, torn, foreign or stale is simply not used: every vector the
+    // graph lacks is queued for the indexer, as on a first start.
+    auto saved = LoadGraphFile(memory.graph_dir + "/global", memory.space, mo.global_graph);
+    if (saved.ok()) {
+      std::unordered_set<uint64_t> used;
+      SavedGraph& sg = *saved;
+      sg.graph->Relabel([&](size_t i) -> std::optional<uint64_t> {
+        const UserMemories* mems = mems_of(sg.keys[i].user);
+        if (!mems) return std::nullopt;
+        return CheckedLabel(*mems, sg.keys[i], sg.graph->VectorAt(i), dim, &used);
+      });
+      memory.global_loaded = sg.graph->live();
+      global = std::move(sg.graph);
+    }
+  }
+  memory.global->AttachRecovered(std::move(global),
+                                 [&](const GlobalMemoryIndex::Entry& e) -> const float* {
+                                   const UserMemories* mems = mems_of(e.user);
+                                   auto slot = mems ? mems->SlotOfId(e.id) : std::nullopt;
+                                   return slot ? mems->vector(*slot) : nullptr;
+                                 });
+  if (!mo.save_graphs) return;
+  for (auto& shard : shards)
+    for (auto& [user, mems] : shard->memories_by_user) {
+      if (mems->size() < mo.exact_threshold / 2) continue;
+      auto saved =
+          LoadGraphFile(UserGraphBase(memory.graph_dir, user), memory.space, mo.user_graph);
+      if (!saved.ok()) continue;
+      std::unordered_set<uint64_t> used;
+      SavedGraph& sg = *saved;
+      sg.graph->Relabel([&](size_t i) -> std::optional<uint64_t> {
+        if (sg.keys[i].user != user) return std::nullopt;
+        return CheckedLabel(*mems, sg.keys[i], sg.graph->VectorAt(i), dim, &used);
+      });
+      mems->InstallGraph(std::move(sg.graph));
+      mems->saved_graph_changes = mems->graph_changes();
+      ++memory.user_graphs_loaded;
+    }
+}
+
+Status EngineState::SaveMemoryGraphs() {
+  if (!options.memory.save_graphs) return Status::OK();
+  std::lock_guard lock(memory.save_mu);
+  // The sequence before naming the elements: the graph covers at least these writes.
+  const uint64_t sequence = store->LatestSequence();
+  AS_RETURN_IF_ERROR(memory.global->Save(memory.graph_dir + "/global", sequence));
+  std::unordered_set<std::string> keep;
+  for (auto& shard_ptr : shards) {
+    Partition& shard = *shard_ptr;
+    // Shared: readers go on; writers to this shard wait for one user's graph at a time.
+    std::vector<Uuid> users;
+    {
+      std::shared_lock slock(shard.mu);
+      for (const auto& [user, mems] : shard.memories_by_user)
+        if (mems->graph()) users.push_back(user);
+    }
+    for (const Uuid& user : users) {
+      std::shared_lock slock(shard.mu);
+      auto it = shard.memories_by_user.find(user);
+      if (it == shard.memories_by_user.end() || !it->second->graph()) continue;
+      UserMemories& mems = *it->second;
+      std::string base = UserGraphBase(memory.graph_dir, user);
+      keep.insert(user.ToString());
+      if (mems.saved_graph_changes == mems.graph_changes()) continue;
+      const index::HnswGraph& g = *mems.graph();
+      std::vector<GraphElementKey> keys(g.elements());
+      for (size_t i = 0; i < keys.size(); ++i) {
+        if (g.DeletedAt(i)) continue;
+        if (auto slot = mems.SlotOfLabel(g.LabelAt(i))) keys[i] = {user, mems.meta(*slot).id};
+      }
+      AS_RETURN_IF_ERROR(SaveGraphFile(base, g, keys, sequence));
+      mems.saved_graph_changes = mems.graph_changes();
+    }
+  }
+  // Graphs of users who no longer have one.
+  std::error_code ec;
+  std::filesystem::directory_iterator it(memory.graph_dir + "/users", ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    std::string stem = name.substr(0, name.find('.'));
+    if (!keep.count(stem)) std::filesystem::remove(it->path(), ec);
+  }
+  return Status::OK();
 }
 
 Status EngineState::ImportMemory(fb::UserMemoryT m, uint64_t* ticket) {
@@ -759,7 +918,15 @@ Engine::MemoryIndexStats Engine::MemoryStats() const {
   }
   s.global_indexed = st.memory.global->indexed();
   s.global_pending = st.memory.global->pending();
+  s.global_loaded = st.memory.global_loaded;
+  s.user_graphs_loaded = st.memory.user_graphs_loaded;
   return s;
+}
+
+Status Engine::SaveMemoryGraphs(const Scope& scope) {
+  if (!scope.is_service() && !scope.is_admin())
+    return Status::PermissionDenied("saving the vector graphs needs a service or admin key");
+  return impl_->SaveMemoryGraphs();
 }
 
 }  // namespace agentstore

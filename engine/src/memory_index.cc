@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "graph_file.h"
+
 namespace agentstore::internal {
 
 uint64_t TagHash(std::string_view tag) {
@@ -49,7 +51,10 @@ void UserMemories::Put(MemoryMeta meta, const std::string& key, const float* vec
     uint64_t old_label = meta_[slot].label;
     slot_of_label_.erase(old_label);
     text_.Remove(old_label, old_content);
-    if (graph_) graph_->Remove(old_label);
+    if (graph_) {
+      graph_->Remove(old_label);
+      ++graph_changes_;
+    }
     meta_[slot] = std::move(meta);
     std::memcpy(vectors_.data() + size_t{slot} * dim_, vec, dim_ * sizeof(float));
   } else {
@@ -64,7 +69,10 @@ void UserMemories::Put(MemoryMeta meta, const std::string& key, const float* vec
   text_.Add(m.label, content);
   // A failed graph insert (out of memory) leaves the label out of the graph; searches
   // notice through live() < size() and scan exactly instead.
-  if (graph_) (void)graph_->Add(m.label, vec);
+  if (graph_) {
+    (void)graph_->Add(m.label, vec);
+    ++graph_changes_;
+  }
 }
 
 void UserMemories::Erase(const Uuid& id, const std::string& key, std::string_view content) {
@@ -72,7 +80,10 @@ void UserMemories::Erase(const Uuid& id, const std::string& key, std::string_vie
   if (!s) return;
   uint32_t slot = *s, last = static_cast<uint32_t>(meta_.size() - 1);
   uint64_t label = meta_[slot].label;
-  if (graph_) graph_->Remove(label);
+  if (graph_) {
+    graph_->Remove(label);
+    ++graph_changes_;
+  }
   text_.Remove(label, content);
   slot_of_label_.erase(label);
   slot_of_id_.erase(id);
@@ -151,6 +162,7 @@ void UserMemories::InstallGraph(std::unique_ptr<index::HnswGraph> g) {
   for (const auto& [label, slot] : slot_of_label_)
     if (!g->Contains(label)) (void)g->Add(label, vector(slot));
   graph_ = std::move(g);
+  ++graph_changes_;
 }
 
 void UserMemories::Snapshot(std::vector<uint64_t>* labels, std::vector<float>* vectors) const {
@@ -168,16 +180,56 @@ void GlobalMemoryIndex::Put(uint64_t label, const Entry& e, const float* vec) {
 }
 
 void GlobalMemoryIndex::Remove(uint64_t label) {
-  {
-    std::unique_lock lock(meta_mu_);
-    if (!entries_.erase(label)) return;
-    // Still pending: never reached the graph, or the indexer is inserting it right now
-    // and will see it is gone (Step).
-    if (pending_.erase(label)) return;
-    if (rebuilding_) removed_while_rebuilding_.push_back(label);
+  std::unique_lock lock(meta_mu_);
+  if (!entries_.erase(label)) return;
+  // Still pending: never reached the graph, or the indexer is inserting it right now
+  // and will see it is gone (Step).
+  if (pending_.erase(label)) return;
+  tombstones_.push_back(label);
+}
+
+void GlobalMemoryIndex::PutRecovered(uint64_t label, const Entry& e) {
+  std::unique_lock lock(meta_mu_);
+  entries_[label] = e;
+}
+
+void GlobalMemoryIndex::AttachRecovered(
+    std::unique_ptr<index::HnswGraph> graph,
+    const std::function<const float*(const Entry&)>& vector_of) {
+  std::unique_lock glock(graph_mu_);
+  std::unique_lock mlock(meta_mu_);
+  graph_ = std::move(graph);
+  for (const auto& [label, e] : entries_) {
+    if (graph_ && graph_->Contains(label)) continue;
+    const float* v = vector_of(e);
+    if (v) pending_[label].assign(v, v + space_->dim());
   }
-  std::unique_lock lock(graph_mu_);
-  if (graph_) graph_->Remove(label);
+  // A loaded graph equals its file until it changes.
+  changes_ = saved_changes_ = 0;
+  if (graph_ && !pending_.empty()) ++changes_;
+}
+
+Status GlobalMemoryIndex::Save(const std::string& base, uint64_t sequence) {
+  std::shared_lock glock(graph_mu_);
+  if (!graph_) {
+    RemoveGraphFile(base);
+    return Status::OK();
+  }
+  if (changes_ == saved_changes_) return Status::OK();
+  std::vector<GraphElementKey> keys(graph_->elements());
+  {
+    std::shared_lock mlock(meta_mu_);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (graph_->DeletedAt(i)) continue;
+      auto e = entries_.find(graph_->LabelAt(i));
+      if (e != entries_.end()) keys[i] = {e->second.user, e->second.id};
+    }
+  }
+  uint64_t at = changes_;
+  AS_RETURN_IF_ERROR(SaveGraphFile(base, *graph_, keys, sequence));
+  // Step changes the graph only under the exclusive lock, so nothing changed meanwhile.
+  saved_changes_ = at;
+  return Status::OK();
 }
 
 std::vector<std::pair<index::Hit, GlobalMemoryIndex::Entry>> GlobalMemoryIndex::Search(
@@ -221,9 +273,19 @@ std::vector<std::pair<index::Hit, GlobalMemoryIndex::Entry>> GlobalMemoryIndex::
 }
 
 bool GlobalMemoryIndex::Step(size_t max, double rebuild_fraction) {
-  // Rebuild when tombstones dominate: copy the live vectors, build outside every lock
-  // (this can take minutes for a large store), then install and replay the removals
-  // made meanwhile. Only the indexer calls Step, so nothing else inserts meanwhile.
+  // Only the indexer calls Step, so nothing else changes the graph meanwhile.
+  // Tombstones first: removals queued by writers.
+  std::vector<uint64_t> dead;
+  {
+    std::unique_lock lock(meta_mu_);
+    dead.swap(tombstones_);
+  }
+  if (!dead.empty()) {
+    std::unique_lock lock(graph_mu_);
+    if (graph_)
+      for (uint64_t l : dead) graph_->Remove(l);
+    ++changes_;
+  }
   bool rebuild = false;
   {
     std::shared_lock lock(graph_mu_);
@@ -231,11 +293,9 @@ bool GlobalMemoryIndex::Step(size_t max, double rebuild_fraction) {
               graph_->tombstones() > rebuild_fraction * static_cast<double>(graph_->live());
   }
   if (rebuild) {
-    {
-      std::unique_lock lock(meta_mu_);
-      rebuilding_ = true;
-      removed_while_rebuilding_.clear();
-    }
+    // Tombstones dominate: copy the live vectors, build outside every lock (this can take
+    // minutes for a large store), then install. Removals made meanwhile stay queued in tombstones_
+    // and reach the new graph below.
     std::vector<uint64_t> labels;
     std::vector<float> vectors;
     {
@@ -251,11 +311,8 @@ bool GlobalMemoryIndex::Step(size_t max, double rebuild_fraction) {
     for (size_t i = 0; i < labels.size(); ++i)
       (void)fresh->Add(labels[i], vectors.data() + i * space_->dim());
     std::unique_lock glock(graph_mu_);
-    std::unique_lock mlock(meta_mu_);
-    for (uint64_t l : removed_while_rebuilding_) fresh->Remove(l);
-    removed_while_rebuilding_.clear();
-    rebuilding_ = false;
     graph_ = std::move(fresh);
+    ++changes_;
     return true;
   }
   // Insert a batch of pending vectors, one graph insertion per exclusive hold of the
@@ -274,6 +331,7 @@ bool GlobalMemoryIndex::Step(size_t max, double rebuild_fraction) {
       std::unique_lock lock(graph_mu_);
       if (!graph_) graph_ = std::make_unique<index::HnswGraph>(space_, params_, 4096);
       if (!graph_->Add(label, vec.data()).ok()) break;
+      ++changes_;
     }
     bool live;
     {
@@ -288,7 +346,7 @@ bool GlobalMemoryIndex::Step(size_t max, double rebuild_fraction) {
     }
     ++done;
   }
-  return done > 0;
+  return done > 0 || !dead.empty();
 }
 
 size_t GlobalMemoryIndex::pending() const {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <shared_mutex>
 #include <string>
@@ -94,10 +95,21 @@ class UserMemories {
   // The graph, once the user has one (built by the indexer).
   const index::HnswGraph* graph() const { return graph_.get(); }
   bool graph_queued = false;
-  // Installs a graph built from an earlier copy, adding what was put since and
-  // tombstoning what was removed since.
+  // Installs a graph built from an earlier copy (or loaded from a saved graph), adding
+  // what was put since and tombstoning what was removed since.
   void InstallGraph(std::unique_ptr<index::HnswGraph> g);
-  void DropGraph() { graph_.reset(); }
+  void DropGraph() {
+    graph_.reset();
+    ++graph_changes_;
+  }
+  // Counts changes to the graph; the graph saver compares it with what it last saved.
+  uint64_t graph_changes() const { return graph_changes_; }
+  uint64_t saved_graph_changes = ~uint64_t{0};  // only the saver touches this
+  // Returns the slack of growth (after recovery).
+  void ShrinkToFit() {
+    meta_.shrink_to_fit();
+    vectors_.shrink_to_fit();
+  }
   // Copies of every (label, vector), for building a graph outside the lock.
   void Snapshot(std::vector<uint64_t>* labels, std::vector<float>* vectors) const;
 
@@ -109,6 +121,7 @@ class UserMemories {
   std::unordered_map<uint64_t, uint32_t> slot_of_label_;
   std::unordered_map<std::string, Uuid> id_of_key_;
   std::unique_ptr<index::HnswGraph> graph_;
+  uint64_t graph_changes_ = 0;
   index::TextIndex text_;  // labelled by memory label
 };
 
@@ -128,7 +141,21 @@ class GlobalMemoryIndex {
       : space_(std::move(space)), params_(params) {}
 
   void Put(uint64_t label, const Entry& e, const float* vec);
+  // Removes at once from answers; the graph's tombstone is left to the indexer (Step),
+  // so a writer never waits for the graph lock (held shared while the graph is saved).
   void Remove(uint64_t label);
+
+  // Recovery: entries first (no vector copies), then AttachRecovered with the saved graph
+  // (already relabelled and checked against the store) or null; every entry the graph
+  // lacks is queued for the indexer with its vector from `vector_of`.
+  void PutRecovered(uint64_t label, const Entry& e);
+  void AttachRecovered(std::unique_ptr<index::HnswGraph> graph,
+                       const std::function<const float*(const Entry&)>& vector_of);
+
+  // Writes the graph to `base` (graph_file.h) unless it has not changed since the last
+  // save. Holds the graph lock shared (searches go on; the indexer waits) and the entry
+  // lock shared only while naming the elements.
+  Status Save(const std::string& base, uint64_t sequence);
 
   // Top-k over every memory passing the type filter and not expired.
   std::vector<std::pair<index::Hit, Entry>> Search(const float* q, size_t k,
@@ -156,9 +183,11 @@ class GlobalMemoryIndex {
   // into the graph, then erases it here; a search skips pending labels the graph already
   // has, so a vector is never missing from an answer and never counted twice.
   std::unordered_map<uint64_t, std::vector<float>> pending_;
-  // Labels removed while a rebuild was running (tombstoned in the new graph on install).
-  bool rebuilding_ = false;
-  std::vector<uint64_t> removed_while_rebuilding_;
+  // Labels removed from entries_ that the graph may hold: tombstoned by the indexer.
+  std::vector<uint64_t> tombstones_;
+  // Graph changes (guarded by graph_mu_), and how many there were at the last save.
+  uint64_t changes_ = 0;
+  uint64_t saved_changes_ = 0;
 };
 
 }  // namespace agentstore::internal

@@ -152,6 +152,36 @@ std::vector<float> HnswGraph::VectorOf(uint64_t label) const {
   }
 }
 
+const Space& HnswGraph::space() const { return *impl_->space; }
+size_t HnswGraph::elements() const { return impl_->hnsw->cur_element_count; }
+uint64_t HnswGraph::LabelAt(size_t i) const {
+  return impl_->hnsw->getExternalLabel(static_cast<hnswlib::tableint>(i));
+}
+bool HnswGraph::DeletedAt(size_t i) const {
+  return impl_->hnsw->isMarkedDeleted(static_cast<hnswlib::tableint>(i));
+}
+const float* HnswGraph::VectorAt(size_t i) const {
+  return reinterpret_cast<const float*>(
+      impl_->hnsw->getDataByInternalId(static_cast<hnswlib::tableint>(i)));
+}
+
+void HnswGraph::Relabel(const std::function<std::optional<uint64_t>(size_t)>& relabel) {
+  auto& h = *impl_->hnsw;
+  h.label_lookup_.clear();
+  for (size_t i = 0; i < h.cur_element_count; ++i) {
+    auto id = static_cast<hnswlib::tableint>(i);
+    std::optional<uint64_t> label;
+    if (!h.isMarkedDeleted(id)) label = relabel(i);
+    if (!label) {
+      h.markDeletedInternal(id);
+      // A label no caller uses (they stay below 2^63), unique per element.
+      label = (uint64_t{1} << 63) | i;
+    }
+    h.setExternalLabel(id, *label);
+    h.label_lookup_[*label] = id;
+  }
+}
+
 Status HnswGraph::Save(const std::string& path) const {
   try {
     impl_->hnsw->saveIndex(path);
@@ -181,7 +211,11 @@ Result<std::unique_ptr<HnswGraph>> HnswGraph::Load(std::shared_ptr<const Space> 
   h.num_deleted_ = 0;
   for (size_t i = 0; i < h.cur_element_count; ++i) h.num_deleted_ += h.isMarkedDeleted(i);
   impl->hnsw->setEf(params.ef_search);
-  return std::unique_ptr<HnswGraph>(new HnswGraph(std::move(impl), params));
+  // The snapshot's own construction parameters (the caller's search breadth).
+  GraphParams actual = params;
+  actual.M = h.M_;
+  actual.ef_construction = h.ef_construction_;
+  return std::unique_ptr<HnswGraph>(new HnswGraph(std::move(impl), actual));
 }
 
 }  // namespace agentstore::index

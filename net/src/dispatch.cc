@@ -737,6 +737,7 @@ Status Handle<Op::usage_expire>(Call& c) {
 }
 
 // user_memory
+Status Handle<Op::memory_graphs_save>(Call& c) { return c.engine.SaveMemoryGraphs(c.scope); }
 Status SetHits(Call& c, Result<std::vector<MemoryHit>> r) {
   if (!r.ok()) return r.status();
   std::vector<flatbuffers::Offset<proto::Blob>> items;

@@ -468,5 +468,6 @@ Status KvStore::WriteHealth() const {
   return impl_->fail_status;
 }
 const std::string& KvStore::OpenReport() const { return impl_->open_report; }
+uint64_t KvStore::LatestSequence() const { return impl_->db->GetLatestSequenceNumber(); }
 
 }  // namespace agentstore::storage

@@ -259,6 +259,8 @@ class Client {
   Pending<Page<fb::UsageLog>> ListUsage(const UsageQuery& query = {});
   Pending<UsageSummary> SummarizeUsage(const UsageSummaryRequest& request);
   Pending<uint64_t> ExpireUsageLogs();
+  // Saves the server's vector graphs now (service/admin), so a restart loads them.
+  Pending<Done> SaveMemoryGraphs();
   Pending<Row<fb::Quota>> SetQuota(const fb::QuotaT& quota);
   Pending<std::vector<Row<fb::Quota>>> GetQuotas(const Uuid& tenant,
                                                  std::optional<fb::QuotaType> type = std::nullopt,

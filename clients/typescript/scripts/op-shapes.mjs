@@ -44,6 +44,7 @@ const OVERRIDES = {
   limit_check: [['LimitCheckArgs'], 'limit'],
   limit_release: [['IdArgs'], 'none'],
   usage_expire: [[], 'count'],
+  memory_graphs_save: [[], 'none'],
 };
 
 const snake = (s) => s.replace(/[A-Z]/g, (c, i) => (i ? '_' : '') + c.toLowerCase());

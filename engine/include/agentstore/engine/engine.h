@@ -70,6 +70,12 @@ struct MemoryOptions {
   // SweepExpiredMemories.
   bool background = true;
   int sweep_interval_ms = 1000;
+  // The HNSW graphs are saved to <data_dir>/graphs (when changed) this often by the
+  // background thread, on a clean stop and on SaveMemoryGraphs, so a restart loads them
+  // instead of rebuilding; 0: only on a clean stop and on demand.
+  int graph_save_interval_ms = 60000;
+  // Off: never load or save graphs (every start rebuilds them).
+  bool save_graphs = true;
 };
 
 struct EngineOptions {
@@ -252,8 +258,14 @@ class Engine {
     uint64_t global_indexed = 0;
     uint64_t global_pending = 0;
     uint64_t users_on_graph = 0;
+    // Reused from saved graphs at the last open (the rest was rebuilt).
+    uint64_t global_loaded = 0;
+    uint64_t user_graphs_loaded = 0;
   };
   MemoryIndexStats MemoryStats() const;
+  // Saves the vector graphs changed since their last save now (service or admin; also
+  // done periodically and on a clean stop: MemoryOptions::graph_save_interval_ms).
+  Status SaveMemoryGraphs(const Scope& scope);
   // ---- usage accounting, quotas, rate limits ----
   // The seeds' agent usage tracking flow in one atomic, durable write. `call` carries
   // user_id, agent_id, chat_id (optional), agent_type, provider, model, tokens, costs,

@@ -8,7 +8,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,10 +48,21 @@ class HnswGraph {
   size_t live() const;
   size_t tombstones() const;
   const GraphParams& params() const { return params_; }
+  const Space& space() const;
   // Every live label.
   std::vector<uint64_t> Labels() const;
   // The stored vector of a live label (empty if absent).
   std::vector<float> VectorOf(uint64_t label) const;
+
+  // The graph's elements by position (live and tombstoned), for persistence: a saved
+  // graph's elements are matched against the store position by position on load.
+  size_t elements() const;
+  uint64_t LabelAt(size_t i) const;
+  bool DeletedAt(size_t i) const;
+  const float* VectorAt(size_t i) const;
+  // Gives element i the label relabel(i) returns, or tombstones it (nullopt). The labels
+  // returned must be distinct and below 2^63 (tombstoned elements get labels above).
+  void Relabel(const std::function<std::optional<uint64_t>(size_t)>& relabel);
 
   // Whole-graph snapshot to a file, and back.
   Status Save(const std::string& path) const;

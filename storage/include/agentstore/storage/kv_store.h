@@ -127,6 +127,9 @@ class KvStore {
   // damage skipped under recover_damaged_wal and how many writes that dropped); empty
   // when the log was clean.
   const std::string& OpenReport() const;
+  // RocksDB's latest sequence number (stamped on derived state saved beside the store,
+  // e.g. saved vector graphs, to say which writes it covers).
+  uint64_t LatestSequence() const;
 
  private:
   struct Impl;
