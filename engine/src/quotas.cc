@@ -119,8 +119,9 @@ Result<Row<fb::Quota>> Engine::SetQuota(const Scope& scope, const fb::QuotaT& in
   Partition& g = impl_->global;
   std::shared_lock glock(g.mu);
   auto t = g.tenants.find(tenant);
-  if (t == g.tenants.end() || View<fb::Tenant>(g, t->second)->deleted_at())
-    return Status::InvalidArgument("tenant_id names no tenant");
+  if (t == g.tenants.end() || View<fb::Tenant>(g, t->second)->deleted_at() ||
+      !EngineState::SeesTenant(scope, tenant))
+    return MissingRef("tenant_id", "tenant");
   std::unique_lock lock(impl_->ledger.mu);
   int64_t now = impl_->Now();
   auto type = static_cast<int8_t>(in.quota_type);
@@ -163,6 +164,8 @@ Result<std::vector<Row<fb::Quota>>> Engine::GetQuotas(const Scope& scope, const 
   if (type && static_cast<uint8_t>(*type) > static_cast<uint8_t>(fb::QuotaType::MAX))
     return Status::InvalidArgument("unknown quota_type");
   std::vector<Row<fb::Quota>> out;
+  // Another tenant's quotas read as a tenant without quotas.
+  if (!EngineState::SeesTenant(scope, tenant)) return out;
   std::lock_guard lock(impl_->ledger.mu);
   int64_t now = impl_->Now();
   auto& quotas = impl_->ledger.quotas;
