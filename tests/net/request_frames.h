@@ -17,6 +17,10 @@ namespace agentstore::testing {
 // The records the frames name.
 struct FrameIds {
   Uuid tenant, user, agent, user_agent, chat, message, memory, limit, key;
+  // Optional targets for the destructive operations (deletes, revoke), so a fuzzer's
+  // seeds do not delete the records the other seeds name; nil: the ones above.
+  Uuid doomed_tenant, doomed_user, doomed_agent, doomed_user_agent, doomed_chat, doomed_memory,
+      doomed_key;
   std::string secret;  // for authenticate
   std::string slug = "t", email = "u@x.example";
   uint32_t dim = 8;    // the store's vector dimension
@@ -43,6 +47,7 @@ using ArgsPair = std::pair<proto::Args, flatbuffers::Offset<void>>;
 // The arguments a valid `op` request carries.
 inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameIds& ids) {
   using A = proto::Args;
+  auto pick = [](const Uuid& doomed, const Uuid& normal) { return doomed.IsNil() ? normal : doomed; };
   const std::string name(OperationOf(op).name);
   auto id = [&](const Uuid& u) { return ToFb(u); };
   auto idargs = [&](const Uuid& u, proto::DeleteMode m = proto::DeleteMode::soft) {
@@ -82,7 +87,7 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
   }
   if (name == "tenant_get") return idargs(ids.tenant);
   if (name == "tenant_update") return patch(ids.tenant, R"({"plan":"pro"})");
-  if (name == "tenant_delete") return idargs(ids.tenant);
+  if (name == "tenant_delete") return idargs(pick(ids.doomed_tenant, ids.tenant));
   if (name == "tenant_list" || name == "user_list" || name == "agent_list") return page(nullptr);
   if (name == "user_create") {
     fb::UserT u;
@@ -92,7 +97,7 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
   }
   if (name == "user_get") return idargs(ids.user);
   if (name == "user_update") return patch(ids.user, R"({"full_name":"Ada","role":"admin"})");
-  if (name == "user_delete") return idargs(ids.user);
+  if (name == "user_delete") return idargs(pick(ids.doomed_user, ids.user));
   if (name == "agent_create") {
     fb::AgentT a;
     a.name = "A";
@@ -101,7 +106,8 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
   }
   if (name == "agent_get") return idargs(ids.agent);
   if (name == "agent_update") return patch(ids.agent, R"({"name":"B"})");
-  if (name == "agent_delete") return idargs(ids.agent, proto::DeleteMode::hard);
+  if (name == "agent_delete")
+    return idargs(pick(ids.doomed_agent, ids.agent), proto::DeleteMode::hard);
   if (name == "user_agent_create") {
     fb::UserAgentT ua;
     ua.user_id = uid(ids.user);
@@ -113,7 +119,7 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
     return {A::PairArgs, proto::CreatePairArgs(fbb, &a, &b).Union()};
   }
   if (name == "user_agent_update") return patch(ids.user_agent, R"({"is_pinned":true})");
-  if (name == "user_agent_delete") return idargs(ids.user_agent);
+  if (name == "user_agent_delete") return idargs(pick(ids.doomed_user_agent, ids.user_agent));
   if (name == "user_agent_list") {
     fb::Uuid u = id(ids.user);
     return {A::UserAgentListArgs, proto::CreateUserAgentListArgs(fbb, &u).Union()};
@@ -126,7 +132,7 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
   }
   if (name == "chat_get") return idargs(ids.chat);
   if (name == "chat_update") return patch(ids.chat, R"({"title":"t2"})");
-  if (name == "chat_delete") return idargs(ids.chat, proto::DeleteMode::hard);
+  if (name == "chat_delete") return idargs(pick(ids.doomed_chat, ids.chat), proto::DeleteMode::hard);
   if (name == "chat_list") return page(&ids.user);
   if (name == "message_append") {
     fb::MessageT m;
@@ -152,7 +158,7 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
     k.user_id = uid(ids.user);
     return {A::agentstore_fb_ApiKey, fb::ApiKey::Pack(fbb, &k).Union()};
   }
-  if (name == "key_revoke") return idargs(ids.key);
+  if (name == "key_revoke") return idargs(pick(ids.doomed_key, ids.key));
   if (name == "record_export")
     return {A::ExportArgs, proto::CreateExportArgsDirect(fbb, "users", nullptr, 10).Union()};
   if (name == "record_import")
@@ -173,7 +179,7 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
     fb::Uuid m = id(ids.memory);
     return {A::MemoryGetArgs, proto::CreateMemoryGetArgsDirect(fbb, &m).Union()};
   }
-  if (name == "memory_delete") return idargs(ids.memory);
+  if (name == "memory_delete") return idargs(pick(ids.doomed_memory, ids.memory));
   if (name == "memory_search" || name == "memory_global_search") return search(nullptr);
   if (name == "memory_hybrid_search") return search("hello");
   if (name == "memory_prune") {
