@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 scripts/build.sh "$@"
 ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 600
+# The TypeScript client: generated from this build, tested against its agentstored.
+(cd clients/typescript && AGENTSTORE_BUILD_DIR="$PWD/../../build" npm run --silent build &&
+  AGENTSTORED="$PWD/../../build/net/agentstored" npm test)
 echo "test.sh: release suite done after $(( $(date +%s) - start )) s"
 
 if [[ "${AGENTSTORE_SANITIZERS:-1}" != 0 ]]; then

@@ -405,6 +405,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   TightenFiles(options.data_dir);
   AS_RETURN_IF_ERROR(impl->OpenMemoryStore());
   AS_RETURN_IF_ERROR(impl->Recover());
+  AS_RETURN_IF_ERROR(impl->RecoverCollections());
   impl->StartMemoryThread();
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "agentstore/engine/engine.h"
 #include "agentstore/engine/operations.h"
 #include "test_util.h"
@@ -960,6 +962,12 @@ class TenantScopeTest : public agentstore::testing::EngineFixture {
     k.user_id = FbId(victim_);
     their_key_ = Id(Must(e().CreateApiKey(svc, k)).key->id());
     ASSERT_OK(e().PutAdminConfig(svc, "site", R"({"banner":"hi"})").status());
+    ASSERT_OK(e().DeclareCollection(svc, R"({"name":"goals","owner":"user","fields":[
+        {"name":"title","type":"string","required":true,"max_length":200}],
+        "indexes":[{"name":"by_title","fields":["title"]}]})"));
+    auto goal = Must(e().PutRecord(
+        svc, "goals", R"({"user_id":")" + victim_.ToString() + R"(","title":"secret goal"})"));
+    their_goal_ = nlohmann::json::parse(goal)["id"];
     baseline_ = Capture();
   }
 
@@ -991,6 +999,13 @@ class TenantScopeTest : public agentstore::testing::EngineFixture {
     w["limits"] = BytesOf(e().ListLimitConfigs(svc));
     w["keys"] = BytesOf(e().ListApiKeys(svc));
     w["admin_config"] = BytesOf(e().ListAdminConfig(svc));
+    CollectionQuery cq;
+    cq.collection = "goals";
+    cq.include_deleted = true;
+    auto goals = e().QueryRecords(svc, cq);
+    for (const auto& r : goals.ok() ? goals->records : std::vector<std::string>{})
+      w["goals"] += r + "\n";
+    w["collections"] = BytesOf(e().ListCollections(svc));
     w["stats"] = Describe(e().Stats());
     return w;
   }
@@ -1026,6 +1041,7 @@ class TenantScopeTest : public agentstore::testing::EngineFixture {
   Uuid mine_, theirs_, me_, victim_, platform_, their_agent_, their_public_, their_ua_,
       their_chat_, their_msg_, their_memory_, their_limit_, global_limit_, their_lease_,
       their_key_;
+  std::string their_goal_;  // a collection record (user-owned collection "goals")
   std::map<std::string, std::string> baseline_;
 };
 
@@ -1323,6 +1339,51 @@ TEST_F(TenantScopeTest, EveryOperationIsConfinedToTheKeysTenant) {
       Refused(e().ReleaseLimit(s, their_lease_), "limit_release");
     };
     cases["usage_expire"] = [&] { Refused(e().ExpireUsageLogs(s), "usage_expire"); };
+    // Collections (issue 16) follow the same rule: records of another tenant's users.
+    cases["coll_declare"] = [&] {
+      Refused(e().DeclareCollection(s, R"({"name":"x","owner":"user","fields":[]})"),
+              "coll_declare");
+    };
+    cases["coll_alter"] = [&] {
+      Refused(e().AlterCollection(s, "goals", R"({"add_fields":[{"name":"n","type":"integer"}]})"),
+              "coll_alter");
+    };
+    cases["coll_sweep"] = [&] { Refused(e().SweepExpiredRecords(s), "coll_sweep"); };
+    // Declarations are platform-wide schema, not tenant data.
+    cases["coll_describe"] = [&] { EXPECT_OK(e().DescribeCollection(s, "goals")); };
+    cases["coll_list"] = [&] { EXPECT_OK(e().ListCollections(s)); };
+    cases["coll_put"] = [&] {
+      Refused(e().PutRecord(s, "goals",
+                            R"({"user_id":")" + victim_.ToString() + R"(","title":"x"})"),
+              "coll_put for their user");
+      Refused(e().PutRecord(s, "goals",
+                            R"({"id":")" + their_goal_ + R"(","user_id":")" + me_.ToString() +
+                                R"(","title":"stolen"})"),
+              "coll_put over their record");
+    };
+    cases["coll_get"] = [&] {
+      LooksMissing(e().GetRecord(s, "goals", their_goal_),
+                   e().GetRecord(s, "goals", missing.ToString()), "coll_get");
+    };
+    cases["coll_update"] = [&] {
+      Refused(e().UpdateRecord(s, "goals", their_goal_, R"({"title":"x"})"), "coll_update");
+    };
+    cases["coll_delete"] = [&] {
+      Refused(e().DeleteRecord(s, "goals", their_goal_, DeleteMode::kHard), "coll_delete");
+    };
+    cases["coll_query"] = [&] {
+      CollectionQuery q;
+      q.collection = "goals";
+      q.include_deleted = true;
+      EXPECT_TRUE(Must(e().QueryRecords(s, q)).records.empty());
+      q.index = "by_title";
+      EXPECT_TRUE(Must(e().QueryRecords(s, q)).records.empty());
+    };
+    cases["coll_count"] = [&] {
+      CollectionQuery q;
+      q.collection = "goals";
+      EXPECT_EQ(Must(e().CountRecords(s, q)), 0u);
+    };
 
     for (const OperationInfo& op : Operations()) {
       auto it = cases.find(std::string(op.name));
