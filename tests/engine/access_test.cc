@@ -1005,7 +1005,8 @@ class TenantScopeTest : public agentstore::testing::EngineFixture {
     auto goals = e().QueryRecords(svc, cq);
     for (const auto& r : goals.ok() ? goals->records : std::vector<std::string>{})
       w["goals"] += r + "\n";
-    w["collections"] = BytesOf(e().ListCollections(svc));
+    auto decls = e().ListCollections(svc);
+    for (const auto& d : decls.ok() ? *decls : std::vector<std::string>{}) w["collections"] += d;
     w["stats"] = Describe(e().Stats());
     return w;
   }
