@@ -47,6 +47,9 @@ agentstore::Status WriteInitialKeys(agentstore::Engine& engine, const std::strin
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Everything the server creates (store files, RocksDB's LOG, backups, the port file) is
+  // owner-only: the data is every user's.
+  ::umask(077);
   CLI::App app{"agentstored - the agentstore server"};
   app.set_config("--config", "", "read options from a TOML/INI file");
   std::string data_dir = "./data";

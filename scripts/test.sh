@@ -1,9 +1,33 @@
 #!/usr/bin/env bash
-# Builds and runs every test through CTest (benchmarks are built but never run here).
+# Builds and runs every test through CTest (benchmarks are built but never run here), then
+# the same suite and a bounded fuzz pass of the request path under AddressSanitizer +
+# UndefinedBehaviorSanitizer (build-asan, benchmarks off; ccache shares objects). Any
+# sanitizer finding fails the run; the fuzzer prints the failing input (hex) and writes
+# it to build-asan/dispatch-fuzz-crash.bin (replay: build-asan/tests/dispatch_fuzz FILE).
+#   AGENTSTORE_SANITIZERS=0      skip the sanitizer stage (quick local runs)
+#   AGENTSTORE_FUZZ_SECONDS=N    fuzz time budget (default 120)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$(date +%s)
 scripts/build.sh "$@"
 ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 600
 # The TypeScript client: generated from this build, tested against its agentstored.
 (cd clients/typescript && AGENTSTORE_BUILD_DIR="$PWD/../../build" npm run --silent build &&
   AGENTSTORED="$PWD/../../build/net/agentstored" npm test)
+echo "test.sh: release suite done after $(( $(date +%s) - start )) s"
+
+if [[ "${AGENTSTORE_SANITIZERS:-1}" != 0 ]]; then
+  launcher=()
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DAGENTSTORE_SANITIZE=address,undefined -DAGENTSTORE_BUILD_BENCHMARKS=OFF \
+    "${launcher[@]}" >/dev/null
+  cmake --build build-asan -j"$(nproc)"
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+  ctest --test-dir build-asan --output-on-failure -j"$(nproc)" --timeout 900
+  echo "test.sh: sanitizer suite done after $(( $(date +%s) - start )) s"
+  build-asan/tests/dispatch_fuzz --seconds "${AGENTSTORE_FUZZ_SECONDS:-120}" --seed "$(date +%s)" \
+    --crash-file build-asan/dispatch-fuzz-crash.bin
+  echo "test.sh: fuzzing done after $(( $(date +%s) - start )) s"
+fi

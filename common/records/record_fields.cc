@@ -1,5 +1,7 @@
 // The field tables of every record type, and the per-kind rules (text, JSON, numbers,
-// enums, ids, lists) they are built from. Caps are in bytes; times are microseconds.
+// enums, ids, lists) they are built from. Text caps count characters (code points);
+// times are microseconds in [0, kMaxTimeMicros]; client-supplied numbers keep the seeds'
+// column ranges (INTEGER tokens, DECIMAL(10,6) costs in micro-USD).
 #include "record_fields.h"
 
 #include <cmath>
@@ -24,6 +26,15 @@ constexpr int64_t kMinI32 = std::numeric_limits<int32_t>::min();
 
 Status TypeError(const char* field, const char* want) {
   return Status::InvalidArgument(std::string(field) + " must be " + want);
+}
+// Integer ranges are printed exactly (a %g would print 9999999999 as 1e+10).
+Status RangeError(const char* field, int64_t lo, int64_t hi) {
+  std::string unit = hi == kMaxMicroUsd     ? " micro-USD (DECIMAL(10,6): at most 9999.999999 USD)"
+                     : hi == kMaxTimeMicros ? " (microseconds since 1970, up to year 9999)"
+                     : hi == kMaxInt32      ? " (INTEGER)"
+                                            : "";
+  return Status::InvalidArgument(std::string(field) + " must be between " + std::to_string(lo) +
+                                 " and " + std::to_string(hi) + unit);
 }
 Status RangeError(const char* field, double lo, double hi) {
   char buf[160];
@@ -123,15 +134,15 @@ FieldDef<T> Int(const char* name, Writable w, int64_t lo, int64_t hi) {
   f.from_json = [](T& r, const Json& v, const FieldDef<T>& d, const FieldContext&) -> Status {
     if (!v.is_number_integer()) return TypeError(d.name, "an integer");
     if (v.is_number_unsigned() && v.template get<uint64_t>() > static_cast<uint64_t>(kMaxI64))
-      return RangeError(d.name, double(d.lo), double(d.hi));
+      return RangeError(d.name, d.lo, d.hi);
     int64_t x = v.template get<int64_t>();
-    if (x < d.lo || x > d.hi) return RangeError(d.name, double(d.lo), double(d.hi));
+    if (x < d.lo || x > d.hi) return RangeError(d.name, d.lo, d.hi);
     r.*M = static_cast<V>(x);
     return Status::OK();
   };
   f.check = [](const T& r, const FieldDef<T>& d, const FieldContext&) -> Status {
     int64_t x = static_cast<int64_t>(r.*M);
-    if (x < d.lo || x > d.hi) return RangeError(d.name, double(d.lo), double(d.hi));
+    if (x < d.lo || x > d.hi) return RangeError(d.name, d.lo, d.hi);
     return Status::OK();
   };
   return f;
@@ -139,7 +150,7 @@ FieldDef<T> Int(const char* name, Writable w, int64_t lo, int64_t hi) {
 
 template <auto M, typename T = typename MemberOf<M>::Class>
 FieldDef<T> Time(const char* name, Writable w) {
-  return Int<M>(name, w, 0, kMaxI64);
+  return Int<M>(name, w, 0, kMaxTimeMicros);
 }
 
 // flatbuffers::Optional<int32_t> members.
@@ -163,14 +174,14 @@ FieldDef<T> OptInt(const char* name, Writable w, int64_t lo, int64_t hi) {
     int64_t x = v.is_number_unsigned() && v.template get<uint64_t>() > uint64_t(kMaxI64)
                     ? kMaxI64
                     : v.template get<int64_t>();
-    if (x < d.lo || x > d.hi) return RangeError(d.name, double(d.lo), double(d.hi));
+    if (x < d.lo || x > d.hi) return RangeError(d.name, d.lo, d.hi);
     r.*M = static_cast<int32_t>(x);
     return Status::OK();
   };
   f.check = [](const T& r, const FieldDef<T>& d, const FieldContext&) -> Status {
     if (!(r.*M).has_value()) return Status::OK();
     int64_t x = (r.*M).value();
-    if (x < d.lo || x > d.hi) return RangeError(d.name, double(d.lo), double(d.hi));
+    if (x < d.lo || x > d.hi) return RangeError(d.name, d.lo, d.hi);
     return Status::OK();
   };
   return f;
@@ -566,9 +577,9 @@ AS_FIELDS(MessageT, Ref<&MessageT::id>("id", N), Ref<&MessageT::chat_id>("chat_i
           JsonDoc<&MessageT::parts>("parts", N, JsonShape::kArray),
           JsonDoc<&MessageT::attachments>("attachments", N, JsonShape::kArray),
           Text<&MessageT::model_used>("model_used", N, kName),
-          Int<&MessageT::input_tokens>("input_tokens", N, 0, kMaxI64),
-          Int<&MessageT::output_tokens>("output_tokens", N, 0, kMaxI64),
-          Int<&MessageT::cost>("cost", N, 0, kMaxI64), Time<&MessageT::created_at>("created_at", N))
+          Int<&MessageT::input_tokens>("input_tokens", N, 0, kMaxInt32),
+          Int<&MessageT::output_tokens>("output_tokens", N, 0, kMaxInt32),
+          Int<&MessageT::cost>("cost", N, 0, kMaxMicroUsd), Time<&MessageT::created_at>("created_at", N))
 
 AS_FIELDS(VoteT, Ref<&VoteT::chat_id>("chat_id", N), Ref<&VoteT::message_id>("message_id", N),
           Ref<&VoteT::user_id>("user_id", N), Bool<&VoteT::is_upvoted>("is_upvoted", O),
@@ -604,15 +615,15 @@ AS_FIELDS(UsageLogT, Ref<&UsageLogT::id>("id", N), Ref<&UsageLogT::user_id>("use
           Enum<&UsageLogT::agent_type>("agent_type", N, kAgentTypes),
           Text<&UsageLogT::provider>("provider", N, kShort),
           Text<&UsageLogT::model>("model", N, kName),
-          Int<&UsageLogT::input_tokens>("input_tokens", N, 0, kMaxI64),
-          Int<&UsageLogT::output_tokens>("output_tokens", N, 0, kMaxI64),
-          Int<&UsageLogT::total_tokens>("total_tokens", N, 0, kMaxI64),
-          Int<&UsageLogT::input_cost>("input_cost", N, 0, kMaxI64),
-          Int<&UsageLogT::output_cost>("output_cost", N, 0, kMaxI64),
-          Int<&UsageLogT::total_cost>("total_cost", N, 0, kMaxI64),
+          Int<&UsageLogT::input_tokens>("input_tokens", N, 0, kMaxInt32),
+          Int<&UsageLogT::output_tokens>("output_tokens", N, 0, kMaxInt32),
+          Int<&UsageLogT::total_tokens>("total_tokens", N, 0, kMaxInt32),
+          Int<&UsageLogT::input_cost>("input_cost", N, 0, kMaxMicroUsd),
+          Int<&UsageLogT::output_cost>("output_cost", N, 0, kMaxMicroUsd),
+          Int<&UsageLogT::total_cost>("total_cost", N, 0, kMaxMicroUsd),
           Time<&UsageLogT::request_ts>("request_ts", N),
           Time<&UsageLogT::response_ts>("response_ts", N),
-          Int<&UsageLogT::duration_ms>("duration_ms", N, 0, kMaxI64),
+          Int<&UsageLogT::duration_ms>("duration_ms", N, 0, kMaxInt32),
           Bool<&UsageLogT::success>("success", N),
           JsonDoc<&UsageLogT::metadata>("metadata", N, JsonShape::kObject))
 
@@ -620,7 +631,7 @@ AS_FIELDS(RateLimitConfigT, Ref<&RateLimitConfigT::id>("id", N),
           Enum<&RateLimitConfigT::scope>("scope", N, kLimitScopes),
           Ref<&RateLimitConfigT::scope_id>("scope_id", N),
           Enum<&RateLimitConfigT::limit_type>("limit_type", N, kLimitTypes),
-          Int<&RateLimitConfigT::limit_value>("limit_value", O, 0, kMaxI64),
+          Int<&RateLimitConfigT::limit_value>("limit_value", O, 0, kMaxInt32),
           Bool<&RateLimitConfigT::is_active>("is_active", O),
           Time<&RateLimitConfigT::created_at>("created_at", N),
           Time<&RateLimitConfigT::updated_at>("updated_at", N))

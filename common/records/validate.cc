@@ -40,14 +40,23 @@ bool IsValidUtf8(std::string_view s) {
   return true;
 }
 
-Status CheckText(std::string_view field, std::string_view value, size_t max_bytes) {
-  if (value.size() > max_bytes) {
+size_t CodePoints(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;  // every byte but continuations
+  return n;
+}
+
+Status CheckText(std::string_view field, std::string_view value, size_t max_chars) {
+  auto too_long = [&] {
     return Status::InvalidArgument(std::string(field) + " is longer than " +
-                                   std::to_string(max_bytes) + " bytes");
-  }
+                                   std::to_string(max_chars) + " characters");
+  };
+  // A code point takes at most 4 bytes: past that no decoding is needed to refuse.
+  if (value.size() > 4 * max_chars) return too_long();
   if (!IsValidUtf8(value)) {
     return Status::InvalidArgument(std::string(field) + " is not valid UTF-8");
   }
+  if (value.size() > max_chars && CodePoints(value) > max_chars) return too_long();
   return Status::OK();
 }
 

@@ -11,8 +11,23 @@ using namespace internal;  // NOLINT
 namespace {
 
 bool AgentWritableBy(const Scope& scope, const fb::Agent* a) {
+  // A tenant-scoped key writes its tenant's agents, not the platform's.
+  if (scope.confined()) return ToUuid(a->tenant_id()) == *scope.tenant();
   if (!scope.is_user()) return true;  // service and admin write agents
   return a->creator_id() && ToUuid(a->creator_id()) == scope.user();
+}
+
+// What a public agent reveals of its creator: creator_id only to callers who may see that
+// user (the creator itself; service and admin keys of the creator's tenant or of every
+// tenant). Everyone else gets the agent with creator_id left out (docs/protocol.md).
+Row<fb::Agent> AgentRowFor(const EngineState& st, const Scope& scope, const Partition& g,
+                           Loc loc) {
+  const auto* a = View<fb::Agent>(g, loc);
+  if (!a->creator_id() || st.Sees(scope, ToUuid(a->creator_id()))) return RowAt<fb::Agent>(g, loc);
+  fb::AgentT copy;
+  a->UnPackTo(&copy);
+  copy.creator_id.reset();
+  return Row<fb::Agent>(Pack(copy));
 }
 
 }  // namespace
@@ -29,6 +44,10 @@ Result<Row<fb::Agent>> Engine::CreateAgent(const Scope& scope, const fb::AgentT&
     if (a.tenant_id) return Status::PermissionDenied("a user may not set an agent's tenant_id");
     a.creator_id = FbId(scope.user());
   }
+  if (scope.confined()) {
+    if (!a.tenant_id) a.tenant_id = FbId(*scope.tenant());
+    if (ToUuid(a.tenant_id.get()) != *scope.tenant()) return MissingRef("tenant_id", "tenant");
+  }
   if (a.name.empty()) return Status::InvalidArgument("name is required");
   DefaultJson(a.capabilities, "{}");
   a.created_at = a.updated_at = impl_->Now();
@@ -40,19 +59,19 @@ Result<Row<fb::Agent>> Engine::CreateAgent(const Scope& scope, const fb::AgentT&
   if (auto it = g.agents.find(id); it != g.agents.end()) {
     if (!AgentVisibleTo(scope, View<fb::Agent>(g, it->second)))
       return Status::AlreadyExists("agent id is in use");
-    return RowAt<fb::Agent>(g, it->second);
+    return AgentRowFor(*impl_, scope, g, it->second);
   }
   if (a.tenant_id) {
     auto t = g.tenants.find(ToUuid(a.tenant_id.get()));
     if (t == g.tenants.end() || View<fb::Tenant>(g, t->second)->deleted_at())
-      return Status::InvalidArgument("tenant_id names no tenant");
+      return MissingRef("tenant_id", "tenant");
   }
   if (a.creator_id && !scope.is_user()) {
     Uuid creator = ToUuid(a.creator_id.get());
     Partition& shard = impl_->ShardOf(creator);
     std::shared_lock slock(shard.mu);
-    if (!impl_->UserLive(shard, creator))
-      return Status::InvalidArgument("creator_id names no user");
+    if (!impl_->UserLive(shard, creator) || !impl_->Sees(scope, creator))
+      return MissingRef("creator_id", "user");
   }
   std::string bytes = Pack(a);
   storage::WriteBatch batch;
@@ -70,7 +89,7 @@ Result<Row<fb::Agent>> Engine::GetAgent(const Scope& scope, const Uuid& id) {
   auto it = g.agents.find(id);
   if (it == g.agents.end() || !AgentVisibleTo(scope, View<fb::Agent>(g, it->second)))
     return NotFound("agent");
-  return RowAt<fb::Agent>(g, it->second);
+  return AgentRowFor(*impl_, scope, g, it->second);
 }
 
 Result<Row<fb::Agent>> Engine::UpdateAgent(const Scope& scope, const Uuid& id,
@@ -88,10 +107,14 @@ Result<Row<fb::Agent>> Engine::UpdateAgent(const Scope& scope, const Uuid& id,
   View<fb::Agent>(g, it->second)->UnPackTo(&a);
   AS_RETURN_IF_ERROR(ApplyPatch(a, patch, /*privileged=*/!scope.is_user(), impl_->Ctx(mode)));
   if (a.name.empty()) return Status::InvalidArgument("name is required");
+  if (patch.contains("tenant_id") && scope.confined() && !a.tenant_id)
+    return Status::PermissionDenied("a tenant-scoped key may not take an agent out of its tenant");
   if (a.tenant_id && patch.contains("tenant_id")) {
-    auto t = g.tenants.find(ToUuid(a.tenant_id.get()));
-    if (t == g.tenants.end() || View<fb::Tenant>(g, t->second)->deleted_at())
-      return Status::InvalidArgument("tenant_id names no tenant");
+    Uuid tenant = ToUuid(a.tenant_id.get());
+    auto t = g.tenants.find(tenant);
+    if (t == g.tenants.end() || View<fb::Tenant>(g, t->second)->deleted_at() ||
+        !EngineState::SeesTenant(scope, tenant))
+      return MissingRef("tenant_id", "tenant");
   }
   a.updated_at = impl_->Now();
   std::string bytes = Pack(a);
@@ -103,6 +126,10 @@ Result<Row<fb::Agent>> Engine::UpdateAgent(const Scope& scope, const Uuid& id,
   impl_->MaybeCompact(g);
   lock.unlock();
   AS_RETURN_IF_ERROR(impl_->Durable(ticket));
+  if (a.creator_id && !impl_->Sees(scope, ToUuid(a.creator_id.get()))) {
+    a.creator_id.reset();
+    return Row<fb::Agent>(Pack(a));
+  }
   return Row<fb::Agent>(bytes);
 }
 
@@ -169,14 +196,16 @@ Result<Page<fb::Agent>> Engine::ListAgents(const Scope& scope, const PageRequest
   for (; it != g.agent_order.end(); ++it) {
     Loc loc = g.agents.at(it->second);
     const auto* a = View<fb::Agent>(g, loc);
-    bool visible = AgentVisibleTo(scope, a) || (deleted_too && a->deleted_at());
+    bool visible =
+        AgentVisibleTo(scope, a) || (deleted_too && a->deleted_at() &&
+                                     EngineState::SeesTenant(scope, ToUuid(a->tenant_id())));
     if (!visible) continue;
     if (page.rows.size() == req.limit) {
       const auto* last = page.rows.back().get();
       page.next_cursor = EncodeTimeCursor({last->created_at(), ToUuid(last->id())});
       break;
     }
-    page.rows.push_back(RowAt<fb::Agent>(g, loc));
+    page.rows.push_back(AgentRowFor(*impl_, scope, g, loc));
   }
   return page;
 }
@@ -193,6 +222,7 @@ Result<Row<fb::UserAgent>> Engine::CreateUserAgent(const Scope& scope, const fb:
   Uuid user = ToUuid(ua.user_id.get());
   if (scope.is_user() && user != scope.user())
     return Status::PermissionDenied("a user adds agents only to its own list");
+  if (!impl_->Sees(scope, user)) return MissingRef("user_id", "user");
   if (!ua.agent_id) return Status::InvalidArgument("agent_id is required");
   Uuid agent = ToUuid(ua.agent_id.get());
   bool id_given = ua.id != nullptr;
@@ -230,7 +260,7 @@ Result<Row<fb::UserAgent>> Engine::CreateUserAgent(const Scope& scope, const fb:
       return Status::AlreadyExists("user_agent id is in use");
     return RowAt<fb::UserAgent>(shard, it->second);
   }
-  if (!impl_->UserLive(shard, user)) return Status::InvalidArgument("user_id names no user");
+  if (!impl_->UserLive(shard, user)) return MissingRef("user_id", "user");
   AS_RETURN_IF_ERROR(CheckAgentUsableBy(g, agent, user, "agent_id"));
   if (ua.original_agent_id)
     AS_RETURN_IF_ERROR(
@@ -257,14 +287,14 @@ Result<Row<fb::UserAgent>> Engine::GetUserAgent(const Scope& scope, const Uuid& 
   if (it == shard.user_agents.end()) return NotFound("user_agent");
   const auto* ua = View<fb::UserAgent>(shard, it->second);
   Uuid owner = ToUuid(ua->user_id());
-  if (!scope.MayRead(owner) || ua->deleted_at() || !impl_->UserLive(shard, owner))
+  if (!impl_->Sees(scope, owner) || ua->deleted_at() || !impl_->UserLive(shard, owner))
     return NotFound("user_agent");
   return RowAt<fb::UserAgent>(shard, it->second);
 }
 
 Result<Row<fb::UserAgent>> Engine::GetUserAgentFor(const Scope& scope, const Uuid& user,
                                                    const Uuid& agent) {
-  if (!scope.MayRead(user)) return NotFound("user_agent");
+  if (!impl_->Sees(scope, user)) return NotFound("user_agent");
   Partition& shard = impl_->ShardOf(user);
   std::shared_lock lock(shard.mu);
   auto it = shard.user_agent_by_pair.find({user, agent});
@@ -288,7 +318,7 @@ Result<Row<fb::UserAgent>> Engine::UpdateUserAgent(const Scope& scope, const Uui
   if (it == shard.user_agents.end()) return NotFound("user_agent");
   const auto* cur = View<fb::UserAgent>(shard, it->second);
   Uuid owner = ToUuid(cur->user_id());
-  if (!scope.MayRead(owner) || cur->deleted_at() || !impl_->UserLive(shard, owner))
+  if (!impl_->Sees(scope, owner) || cur->deleted_at() || !impl_->UserLive(shard, owner))
     return NotFound("user_agent");
   fb::UserAgentT ua;
   cur->UnPackTo(&ua);
@@ -318,7 +348,7 @@ Status Engine::DeleteUserAgent(const Scope& scope, const Uuid& id, DeleteMode mo
   auto it = shard.user_agents.find(id);
   if (it == shard.user_agents.end()) return NotFound("user_agent");
   const auto* cur = View<fb::UserAgent>(shard, it->second);
-  if (!scope.MayRead(ToUuid(cur->user_id())) || (mode == DeleteMode::kSoft && cur->deleted_at()))
+  if (!impl_->Sees(scope, ToUuid(cur->user_id())) || (mode == DeleteMode::kSoft && cur->deleted_at()))
     return NotFound("user_agent");
   storage::WriteBatch batch;
   if (mode == DeleteMode::kSoft) {
@@ -343,7 +373,7 @@ Status Engine::DeleteUserAgent(const Scope& scope, const Uuid& id, DeleteMode mo
 Result<std::vector<Row<fb::UserAgent>>> Engine::ListUserAgents(const Scope& scope, const Uuid& user,
                                                                const UserAgentFilter& filter) {
   std::vector<Row<fb::UserAgent>> out;
-  if (!scope.MayRead(user)) return out;  // another user's list looks empty, as a missing one
+  if (!impl_->Sees(scope, user)) return out;  // another user's list looks empty, as a missing one
   Partition& shard = impl_->ShardOf(user);
   std::shared_lock lock(shard.mu);
   if (!impl_->UserLive(shard, user)) return out;

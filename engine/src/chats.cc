@@ -17,7 +17,7 @@ const fb::Chat* VisibleChat(const EngineState& impl, const Partition& shard, con
   if (it == shard.chats.end()) return nullptr;
   const auto* c = View<fb::Chat>(shard, it->second);
   Uuid owner = ToUuid(c->user_id());
-  if (!scope.MayRead(owner) || c->deleted_at() || !impl.UserLive(shard, owner)) return nullptr;
+  if (!impl.Sees(scope, owner) || c->deleted_at() || !impl.UserLive(shard, owner)) return nullptr;
   if (loc_out) *loc_out = it->second;
   return c;
 }
@@ -40,6 +40,7 @@ Result<Row<fb::Chat>> Engine::CreateChat(const Scope& scope, const fb::ChatT& in
   Uuid user = ToUuid(c.user_id.get());
   if (scope.is_user() && user != scope.user())
     return Status::PermissionDenied("a user creates chats only for itself");
+  if (!impl_->Sees(scope, user)) return MissingRef("user_id", "user");
   bool id_given = c.id != nullptr;
   Uuid id = id_given ? ToUuid(c.id.get()) : impl_->NewId();
   c.id = FbId(id);
@@ -59,7 +60,7 @@ Result<Row<fb::Chat>> Engine::CreateChat(const Scope& scope, const fb::ChatT& in
       return Status::AlreadyExists("chat id is in use");
     return RowAt<fb::Chat>(shard, it->second);
   }
-  if (!impl_->UserLive(shard, user)) return Status::InvalidArgument("user_id names no user");
+  if (!impl_->UserLive(shard, user)) return MissingRef("user_id", "user");
   if (c.agent_id)
     AS_RETURN_IF_ERROR(CheckAgentUsableBy(g, ToUuid(c.agent_id.get()), user, "agent_id"));
   std::string bytes = Pack(c);
@@ -139,7 +140,7 @@ Status Engine::DeleteChat(const Scope& scope, const Uuid& id, DeleteMode mode) {
   auto it = shard.chats.find(id);
   if (it == shard.chats.end()) return NotFound("chat");
   const auto* cur = View<fb::Chat>(shard, it->second);
-  if (!scope.MayRead(ToUuid(cur->user_id())) || (mode == DeleteMode::kSoft && cur->deleted_at()))
+  if (!impl_->Sees(scope, ToUuid(cur->user_id())) || (mode == DeleteMode::kSoft && cur->deleted_at()))
     return NotFound("chat");
   storage::WriteBatch batch;
   if (mode == DeleteMode::kSoft) {
@@ -177,7 +178,7 @@ Result<Page<fb::Chat>> Engine::ListChats(const Scope& scope, const Uuid& user,
   TimeKey before{INT64_MAX, Uuid()};
   if (!req.cursor.empty()) AS_RETURN_IF_ERROR(DecodeTimeCursor(req.cursor, &before));
   Page<fb::Chat> page;
-  if (!scope.MayRead(user)) return page;
+  if (!impl_->Sees(scope, user)) return page;
   bool deleted_too = req.include_deleted && !scope.is_user();
   Partition& shard = impl_->ShardOf(user);
   std::shared_lock lock(shard.mu);
@@ -220,7 +221,7 @@ Result<Row<fb::Message>> Engine::AppendMessage(const Scope& scope, const fb::Mes
   AS_RETURN_IF_ERROR(CheckRecord(m, impl_->Ctx()));
 
   int s = ShardFor(*impl_, scope, &Partition::chats, chat_id);
-  if (s < 0) return NotFound("chat");
+  if (s < 0) return MissingRef("chat_id", "chat");
   Partition& shard = *impl_->shards[s];
   auto claim = impl_->ClaimId(id, id_given);
   if (id_given && impl_->InOtherShard(&Partition::messages, id, s))
@@ -228,7 +229,7 @@ Result<Row<fb::Message>> Engine::AppendMessage(const Scope& scope, const fb::Mes
   std::unique_lock lock(shard.mu);
   Loc chat_loc;
   const fb::Chat* chat = VisibleChat(*impl_, shard, scope, chat_id, &chat_loc);
-  if (!chat) return NotFound("chat");
+  if (!chat) return MissingRef("chat_id", "chat");
   if (auto it = shard.messages.find(id); it != shard.messages.end()) {
     // A retried append with the same id: answer the stored message, change nothing.
     if (ToUuid(View<fb::Message>(shard, it->second)->chat_id()) != chat_id)

@@ -1,7 +1,12 @@
 // Engine lifecycle: opening the store, rebuilding every table and index from RocksDB,
 // the index maintenance shared by recovery and writes, and operator statistics.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "engine_impl.h"
@@ -55,6 +60,10 @@ void EngineState::IndexUser(Partition& shard, Loc loc) {
   const auto* u = View<fb::User>(shard, loc);
   Uuid id = ToUuid(u->id());
   shard.users[id] = loc;
+  {
+    std::unique_lock lock(user_tenant_mu);
+    user_tenant[id] = ToUuid(u->tenant_id());
+  }
   global.user_ids.insert(id);
   global.user_by_email[LowerAscii(Str(u->email()))] = id;
 }
@@ -64,6 +73,10 @@ void EngineState::UnindexUser(Partition& shard, const Uuid& id) {
   if (it == shard.users.end()) return;
   global.user_by_email.erase(LowerAscii(Str(View<fb::User>(shard, it->second)->email())));
   global.user_ids.erase(id);
+  {
+    std::unique_lock lock(user_tenant_mu);
+    user_tenant.erase(id);
+  }
   shard.arena.Free(it->second);
   shard.users.erase(it);
 }
@@ -335,6 +348,51 @@ Engine::~Engine() {
   if (impl_ && impl_->store) impl_->store->Flush();
 }
 
+namespace {
+
+// The data directory holds every tenant's records: it is created 0700, an existing one
+// that group or others may write is refused (they could swap files under us), and one
+// that others may read or enter is tightened to 0700. The directory is what keeps others
+// out; RocksDB creates files with the process umask (agentstored sets 077), and every
+// file is made 0600 at open (TightenFiles) and in backups.
+Status SecureDataDir(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT)
+      return Status::IoError("data directory " + dir + ": " + std::strerror(errno));
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Status::IoError("cannot create data directory " + dir + ": " + ec.message());
+    if (::chmod(dir.c_str(), 0700) != 0)
+      return Status::IoError("cannot chmod 0700 data directory " + dir);
+    return Status::OK();
+  }
+  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(dir + " is not a directory");
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Status::InvalidArgument("data directory " + dir + " is writable by group or others (mode " +
+                                   mode + "); chmod 0700 it");
+  }
+  if ((st.st_mode & 077) && ::chmod(dir.c_str(), 0700) != 0)
+    return Status::IoError("cannot chmod 0700 data directory " + dir);
+  return Status::OK();
+}
+
+// Files others may read become 0600 (directories 0700): those of older versions, and
+// RocksDB's info LOG, which it opens with fopen (mode 0666 less the umask).
+void TightenFiles(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    struct stat fst;
+    if (::lstat(entry.path().c_str(), &fst) != 0) continue;
+    if (S_ISREG(fst.st_mode) && (fst.st_mode & 077)) ::chmod(entry.path().c_str(), 0600);
+    if (S_ISDIR(fst.st_mode) && (fst.st_mode & 077)) ::chmod(entry.path().c_str(), 0700);
+  }
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   if (options.shards < 1 || options.shards > 1024)
     return Status::InvalidArgument("shards must be 1..1024");
@@ -343,6 +401,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   impl->id_seed =
       options.random_seed ? options.random_seed : std::random_device{}() * 0x100000001ull;
   for (int i = 0; i < options.shards; ++i) impl->shards.push_back(std::make_unique<Partition>());
+  AS_RETURN_IF_ERROR(SecureDataDir(options.data_dir));
   storage::StoreOptions so;
   so.path = options.data_dir;
   so.durability = options.durability;
@@ -353,6 +412,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   if (!impl->store->OpenReport().empty())
     std::fprintf(stderr, "agentstore: %s: %s\n", options.data_dir.c_str(),
                  impl->store->OpenReport().c_str());
+  TightenFiles(options.data_dir);
   AS_RETURN_IF_ERROR(impl->OpenMemoryStore());
   AS_RETURN_IF_ERROR(impl->Recover());
   AS_RETURN_IF_ERROR(impl->RecoverCollections());
@@ -423,7 +483,13 @@ void Engine::WhenDurable(uint64_t ticket, std::function<void(Status)> done) {
   impl_->store->AwaitDurableAsync(ticket, std::move(done));
 }
 
-Status Engine::Checkpoint(const std::string& dir) { return impl_->store->Checkpoint(dir); }
+Status Engine::Checkpoint(const std::string& dir) {
+  AS_RETURN_IF_ERROR(impl_->store->Checkpoint(dir));
+  // A backup holds everything the data directory does: owner-only too.
+  ::chmod(dir.c_str(), 0700);
+  TightenFiles(dir);
+  return Status::OK();
+}
 storage::Durability Engine::durability() const { return impl_->store->durability(); }
 Status Engine::WriteHealth() const { return impl_->store->WriteHealth(); }
 

@@ -155,6 +155,35 @@ struct EngineState {
   uint64_t id_seed = 0;
 
   int64_t Now() const { return options.clock->NowMicros(); }
+  // Who belongs to which tenant, for tenant-confined scopes (Sees). Kept by IndexUser /
+  // UnindexUser. A leaf lock: nothing else is taken while it is held, so it may be read
+  // under any partition lock.
+  mutable std::shared_mutex user_tenant_mu;
+  std::unordered_map<Uuid, Uuid, UuidHash> user_tenant;  // nil: the user has no tenant
+  // Bumped after any change that may take rights from a key (revoke; a user's deletion,
+  // role, activity or tenant; a tenant's deletion). Open sessions revalidate their key
+  // when it moved, so the request path pays one atomic load.
+  std::atomic<uint64_t> auth_epoch{1};
+  void BumpAuthEpoch() { auth_epoch.fetch_add(1, std::memory_order_release); }
+
+  Uuid TenantOfUser(const Uuid& user) const {
+    std::shared_lock lock(user_tenant_mu);
+    auto it = user_tenant.find(user);
+    return it == user_tenant.end() ? Uuid() : it->second;
+  }
+  // The access rule for records owned by a user: a user scope sees its own, a confined
+  // service/admin scope the users of its tenant, an unconfined one everyone.
+  bool Sees(const Scope& scope, const Uuid& owner) const {
+    if (scope.is_user()) return owner == scope.user();
+    if (!scope.confined()) return true;
+    return TenantOfUser(owner) == *scope.tenant();
+  }
+  // For records that carry their own tenant_id (nil: none): a confined scope sees only
+  // its tenant's.
+  static bool SeesTenant(const Scope& scope, const Uuid& tenant) {
+    return !scope.confined() || tenant == *scope.tenant();
+  }
+
   Uuid NewId();
   size_t ShardIndex(const Uuid& user) const { return UuidHash()(user) % shards.size(); }
   Partition& ShardOf(const Uuid& user) { return *shards[ShardIndex(user)]; }
@@ -323,19 +352,31 @@ struct ReadGlobalWriteShard {
 };
 
 // Whether `scope` may see agent `a` (public or its own for users; deleted never).
+// A confined service/admin scope sees its tenant's agents and the public platform agents
+// (no tenant); another tenant's agents answer as missing.
 inline bool AgentVisibleTo(const Scope& scope, const fb::Agent* a) {
   if (a->deleted_at()) return false;
+  if (scope.confined()) {
+    Uuid tenant = ToUuid(a->tenant_id());
+    return tenant == *scope.tenant() || (tenant.IsNil() && a->is_public());
+  }
   if (!scope.is_user()) return true;
   return a->is_public() || ToUuid(a->creator_id()) == scope.user();
 }
 
-// invalid_argument unless `agent` exists and user `owner` may use it (caller holds the
+// The one rule for references (docs/protocol.md, "Errors"): a field naming a record that
+// does not exist, or that the caller may not see, is not_found naming the field.
+inline Status MissingRef(std::string_view field, std::string_view what) {
+  return Status::NotFound(std::string(field) + " names no " + std::string(what));
+}
+
+// not_found (naming `field`) unless `agent` exists and user `owner` may use it (caller holds the
 // global partition).
 inline Status CheckAgentUsableBy(const Partition& g, const Uuid& agent, const Uuid& owner,
                                  const char* field) {
   auto a = g.agents.find(agent);
   if (a == g.agents.end() || !AgentVisibleTo(Scope::ForUser(owner), View<fb::Agent>(g, a->second)))
-    return Status::InvalidArgument(std::string(field) + " names no agent this user may use");
+    return MissingRef(field, "agent this user may use");
   return Status::OK();
 }
 
@@ -385,5 +426,6 @@ inline void DefaultJson(std::string& field, std::string_view value) {
 inline Status NotFound(std::string_view what) {
   return Status::NotFound(std::string(what) + " not found");
 }
+
 
 }  // namespace agentstore::internal

@@ -574,7 +574,7 @@ Status EngineState::ImportMemory(fb::UserMemoryT m, uint64_t* ticket) {
   if (InOtherShard(&Partition::memories, id, ShardIndex(user)))
     return Status::AlreadyExists("memory id is in use");
   std::unique_lock lock(shard.mu);
-  if (!shard.users.count(user)) return Status::InvalidArgument("user_id names no user");
+  if (!shard.users.count(user)) return MissingRef("user_id", "user");
   std::string full = Pack(m);
   const auto* view = flatbuffers::GetRoot<fb::UserMemory>(full.data());
   std::string bytes = PackMemory(*view, nullptr, memory.space->dim());
@@ -607,6 +607,7 @@ Result<Row<fb::UserMemory>> Engine::UpsertMemory(const Scope& scope, const fb::U
   Uuid user = ToUuid(m.user_id.get());
   if (scope.is_user() && user != scope.user())
     return Status::PermissionDenied("a user writes only its own memories");
+  if (!st.Sees(scope, user)) return MissingRef("user_id", "user");
   if (m.memory_key.empty()) return Status::InvalidArgument("memory_key is required");
   if (m.embedding.empty()) return Status::InvalidArgument("embedding is required");
   AS_RETURN_IF_ERROR(st.memory.space->Prepare(m.embedding));
@@ -625,7 +626,7 @@ Result<Row<fb::UserMemory>> Engine::UpsertMemory(const Scope& scope, const fb::U
   if (id_given && st.InOtherShard(&Partition::memories, ToUuid(m.id.get()), st.ShardIndex(user)))
     return Status::AlreadyExists("memory id is in use");
   std::unique_lock lock(shard.mu);
-  if (!st.UserLive(shard, user)) return Status::InvalidArgument("user_id names no user");
+  if (!st.UserLive(shard, user)) return MissingRef("user_id", "user");
   // An existing key updates that memory: its identity, counters and created_at stay.
   std::optional<Uuid> existing;
   if (auto mems = shard.memories_by_user.find(user); mems != shard.memories_by_user.end())
@@ -673,7 +674,7 @@ Status Engine::DeleteMemory(const Scope& scope, const Uuid& id) {
   std::unique_lock lock(shard.mu);
   auto it = shard.memories.find(id);
   if (it == shard.memories.end() ||
-      !scope.MayRead(ToUuid(View<fb::UserMemory>(shard, it->second)->user_id())))
+      !st.Sees(scope, ToUuid(View<fb::UserMemory>(shard, it->second)->user_id())))
     return NotFound("memory");
   storage::WriteBatch batch;
   batch.Delete(RecordKey(RecordType::kUserMemory, id));
@@ -687,7 +688,7 @@ Status Engine::DeleteMemory(const Scope& scope, const Uuid& id) {
 
 Result<uint64_t> Engine::PruneMemories(const Scope& scope, const Uuid& user, uint32_t keep) {
   if (scope.is_admin()) return Status::PermissionDenied("admin keys do not write memories");
-  if (!scope.MayRead(user)) return NotFound("user");
+  if (!impl_->Sees(scope, user)) return NotFound("user");
   EngineState& st = *impl_;
   Partition& shard = st.ShardOf(user);
   std::unique_lock lock(shard.mu);
@@ -749,7 +750,7 @@ Row<fb::UserMemory> MemoryRow(const EngineState& st, const Partition& shard,
 Status VisibleMemories(const EngineState& st, const Partition& shard, const Scope& scope,
                        const Uuid& user, const UserMemories** out) {
   *out = nullptr;
-  if (!scope.MayRead(user) || !st.UserLive(shard, user)) return NotFound("user");
+  if (!st.Sees(scope, user) || !st.UserLive(shard, user)) return NotFound("user");
   auto it = shard.memories_by_user.find(user);
   if (it != shard.memories_by_user.end()) *out = it->second.get();
   return Status::OK();
@@ -878,6 +879,10 @@ Result<std::vector<MemoryHit>> Engine::GlobalSearchMemories(const Scope& scope,
                                                             const MemoryQuery& q) {
   if (scope.is_user())
     return Status::PermissionDenied("global search needs a service or admin key");
+  // The global graph spans every tenant; filtering it afterwards would shorten answers.
+  if (scope.confined())
+    return Status::PermissionDenied(
+        "global search spans every tenant: a tenant-scoped key searches per user");
   EngineState& st = *impl_;
   AS_RETURN_IF_ERROR(CheckK(q.k));
   if (q.min_importance || !q.tags.empty() || q.touch)

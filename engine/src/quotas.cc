@@ -129,8 +129,9 @@ Result<Row<fb::Quota>> Engine::SetQuota(const Scope& scope, const fb::QuotaT& in
   Partition& g = impl_->global;
   std::shared_lock glock(g.mu);
   auto t = g.tenants.find(tenant);
-  if (t == g.tenants.end() || View<fb::Tenant>(g, t->second)->deleted_at())
-    return Status::InvalidArgument("tenant_id names no tenant");
+  if (t == g.tenants.end() || View<fb::Tenant>(g, t->second)->deleted_at() ||
+      !EngineState::SeesTenant(scope, tenant))
+    return MissingRef("tenant_id", "tenant");
   // users / storage_bytes are gauges measured from the records (before Ledger::mu: the
   // shard locks come first).
   auto type = static_cast<int8_t>(in.quota_type);
@@ -178,6 +179,8 @@ Result<std::vector<Row<fb::Quota>>> Engine::GetQuotas(const Scope& scope, const 
   if (type && static_cast<uint8_t>(*type) > static_cast<uint8_t>(fb::QuotaType::MAX))
     return Status::InvalidArgument("unknown quota_type");
   std::vector<Row<fb::Quota>> out;
+  // Another tenant's quotas read as a tenant without quotas.
+  if (!EngineState::SeesTenant(scope, tenant)) return out;
   auto& quotas = impl_->ledger.quotas;
   // Measure the users / storage_bytes gauges (outside Ledger::mu) only if asked for.
   bool want_gauges = false;

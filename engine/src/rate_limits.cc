@@ -54,6 +54,26 @@ int64_t FloorTo(int64_t t, int64_t w) {
   return q * w;
 }
 
+// Whether `scope` sees a config of `kind` on `subject`: a tenant-scoped key sees its
+// tenant's, its users' and its agents' configs, never the global ones (caller holds the
+// global partition, for the agent's tenant).
+bool ConfigVisible(const EngineState& st, const Scope& scope, int8_t kind, const Uuid& subject) {
+  if (!scope.confined()) return true;
+  switch (static_cast<fb::LimitScope>(kind)) {
+    case fb::LimitScope::tenant:
+      return subject == *scope.tenant();
+    case fb::LimitScope::user:
+      return st.Sees(scope, subject);
+    case fb::LimitScope::agent: {
+      auto a = st.global.agents.find(subject);
+      return a != st.global.agents.end() &&
+             ToUuid(View<fb::Agent>(st.global, a->second)->tenant_id()) == *scope.tenant();
+    }
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 Result<Row<fb::RateLimitConfig>> Engine::PutLimitConfig(const Scope& scope,
@@ -68,20 +88,24 @@ Result<Row<fb::RateLimitConfig>> Engine::PutLimitConfig(const Scope& scope,
     return Status::InvalidArgument("a global limit takes no scope_id");
   if (!global_scope && subject.IsNil())
     return Status::InvalidArgument("scope_id is required for tenant, user and agent limits");
+  if (global_scope && scope.confined())
+    return Status::PermissionDenied("a tenant-scoped key may not set global limits");
   Partition& g = impl_->global;
   std::shared_lock glock(g.mu);
+  if (!global_scope && !ConfigVisible(*impl_, scope, static_cast<int8_t>(in.scope), subject))
+    return MissingRef("scope_id", fb::EnumNameLimitScope(in.scope));
   switch (in.scope) {
     case fb::LimitScope::tenant:
-      if (!g.tenants.count(subject)) return Status::InvalidArgument("scope_id names no tenant");
+      if (!g.tenants.count(subject)) return MissingRef("scope_id", "tenant");
       break;
     case fb::LimitScope::agent:
-      if (!g.agents.count(subject)) return Status::InvalidArgument("scope_id names no agent");
+      if (!g.agents.count(subject)) return MissingRef("scope_id", "agent");
       break;
     case fb::LimitScope::user: {
       Partition& shard = impl_->ShardOf(subject);
       std::shared_lock slock(shard.mu);
       if (!impl_->UserLive(shard, subject))
-        return Status::InvalidArgument("scope_id names no user");
+        return MissingRef("scope_id", "user");
       break;
     }
     default:
@@ -146,9 +170,11 @@ Result<std::vector<Row<fb::RateLimitConfig>>> Engine::ListLimitConfigs(const Sco
   if (scope.is_user())
     return Status::PermissionDenied("only service and admin keys read rate-limit configs");
   std::vector<Row<fb::RateLimitConfig>> out;
+  std::shared_lock glock(impl_->global.mu);
   std::shared_lock lock(impl_->limiter.config_mu);
   for (const auto& [id, c] : impl_->limiter.configs)
-    out.push_back(Row<fb::RateLimitConfig>(PackConfig(c)));
+    if (ConfigVisible(*impl_, scope, c.scope, c.scope_id))
+      out.push_back(Row<fb::RateLimitConfig>(PackConfig(c)));
   return out;
 }
 
@@ -156,9 +182,12 @@ Status Engine::DeleteLimitConfig(const Scope& scope, const Uuid& id) {
   if (scope.is_user())
     return Status::PermissionDenied("only service and admin keys manage rate limits");
   RateLimiter& rl = impl_->limiter;
+  std::shared_lock glock(impl_->global.mu);
   std::unique_lock lock(rl.config_mu);
   auto it = rl.configs.find(id);
-  if (it == rl.configs.end()) return NotFound("rate-limit config");
+  if (it == rl.configs.end() ||
+      !ConfigVisible(*impl_, scope, it->second.scope, it->second.scope_id))
+    return NotFound("rate-limit config");
   storage::WriteBatch batch;
   batch.Delete(RecordKey(RecordType::kRateLimitConfig, id));
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
@@ -167,6 +196,7 @@ Status Engine::DeleteLimitConfig(const Scope& scope, const Uuid& id) {
   if (list.empty()) rl.by_subject.erase(it->second.scope_id);
   rl.configs.erase(it);
   lock.unlock();
+  glock.unlock();
   return impl_->Durable(ticket);
 }
 
@@ -175,6 +205,9 @@ Result<LimitDecision> Engine::CheckLimits(const Scope& scope, const LimitCheckRe
   if (req.user.IsNil()) return Status::InvalidArgument("user is required");
   if (scope.is_user() && req.user != scope.user())
     return Status::PermissionDenied("a user checks only its own limits");
+  if (!impl_->Sees(scope, req.user)) return NotFound("user");
+  if (scope.confined() && req.tenant && *req.tenant != *scope.tenant())
+    return MissingRef("tenant", "tenant");
   Uuid tenant;
   if (req.tenant && !scope.is_user()) {
     tenant = *req.tenant;
@@ -296,7 +329,7 @@ Status Engine::ReleaseLimit(const Scope& scope, const Uuid& lease) {
   {
     std::lock_guard lock(rl.lease_mu);
     auto it = rl.leases.find(lease);
-    if (it == rl.leases.end() || !scope.MayRead(it->second.user)) return NotFound("lease");
+    if (it == rl.leases.end() || !impl_->Sees(scope, it->second.user)) return NotFound("lease");
     states = std::move(it->second.states);
     rl.leases.erase(it);
   }

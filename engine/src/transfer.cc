@@ -36,6 +36,9 @@ std::string WithTouches(EngineState& st, std::string_view stored) {
 Result<Engine::ExportPage> Engine::ExportRecords(const Scope& scope, RecordType type,
                                                  std::string_view cursor, uint32_t limit) {
   if (scope.is_user()) return Status::PermissionDenied("export needs a service or admin key");
+  // Export and import move whole stores (every tenant); a tenant-scoped key may do neither.
+  if (scope.confined())
+    return Status::PermissionDenied("export covers every tenant: not for tenant-scoped keys");
   AS_RETURN_IF_ERROR(CheckLimit(limit));
   std::string prefix = KeyPrefix(type);
   std::string after;
@@ -152,6 +155,8 @@ Status AddTotals(fb::ChatT& c, int64_t messages, int64_t in, int64_t out, int64_
 
 Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_view json) {
   if (!scope.is_service()) return Status::PermissionDenied("import needs a service key");
+  if (scope.confined())
+    return Status::PermissionDenied("import restores whole stores: not for tenant-scoped keys");
   EngineState& st = *impl_;
   Partition& g = st.global;
   bool fresh = false;
@@ -194,7 +199,7 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
       if (!existing && g.user_by_email.count(LowerAscii(u.email)))
         return Status::AlreadyExists("email is taken");
       if (u.tenant_id && !g.tenants.count(ToUuid(u.tenant_id.get())))
-        return Status::InvalidArgument("tenant_id names no tenant");
+        return MissingRef("tenant_id", "tenant");
       DefaultTimes(u, existing, now);
       AS_RETURN_IF_ERROR(CheckRecord(u, ctx));
       bytes = Pack(u);
@@ -239,8 +244,8 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
       if (st.InOtherShard(&Partition::user_agents, id, st.ShardIndex(user)))
         return Status::AlreadyExists("user_agent id is in use");
       ReadGlobalWriteShard lock(g, shard);
-      if (!shard.users.count(user)) return Status::InvalidArgument("user_id names no user");
-      if (!g.agents.count(agent)) return Status::InvalidArgument("agent_id names no agent");
+      if (!shard.users.count(user)) return MissingRef("user_id", "user");
+      if (!g.agents.count(agent)) return MissingRef("agent_id", "agent");
       auto existing = At(shard, shard.user_agents, id);
       if (!existing && shard.user_agent_by_pair.count({user, agent}))
         return Status::AlreadyExists("this user already has this agent");
@@ -265,7 +270,7 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
       if (st.InOtherShard(&Partition::chats, id, st.ShardIndex(user)))
         return Status::AlreadyExists("chat id is in use");
       std::unique_lock lock(shard.mu);
-      if (!shard.users.count(user)) return Status::InvalidArgument("user_id names no user");
+      if (!shard.users.count(user)) return MissingRef("user_id", "user");
       auto existing = At(shard, shard.chats, id);
       // Derived: the totals are what the chat's messages and usage logs in the store add
       // up to (messages and logs import after their chat, and each adds itself).
@@ -301,7 +306,7 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
       auto c = shard.chats.find(chat);
       if (c == shard.chats.end() ||
           ToUuid(View<fb::Chat>(shard, c->second)->user_id()) != ToUuid(m.user_id.get()))
-        return Status::InvalidArgument("chat_id names no chat of this user");
+        return MissingRef("chat_id", "chat of this user");
       auto existing = At(shard, shard.messages, id);
       DefaultTimes(m, existing, now);
       AS_RETURN_IF_ERROR(CheckRecord(m, ctx));
@@ -337,7 +342,7 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
       auto m = shard.messages.find(msg);
       if (!shard.chats.count(chat) || m == shard.messages.end() ||
           ToUuid(View<fb::Message>(shard, m->second)->chat_id()) != chat)
-        return Status::InvalidArgument("vote names no message of this chat");
+        return MissingRef("vote", "message of this chat");
       auto& votes = shard.chat_index[chat].votes;
       std::optional<std::string_view> existing;
       if (auto it = votes.find(msg); it != votes.end()) existing = shard.arena.Get(it->second);
@@ -377,7 +382,7 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
         Partition& shard = st.ShardOf(ToUuid(k.user_id.get()));
         std::shared_lock slock(shard.mu);
         if (!shard.users.count(ToUuid(k.user_id.get())))
-          return Status::InvalidArgument("user_id names no user");
+          return MissingRef("user_id", "user");
       }
       auto existing = At(g, g.api_keys, id);
       DefaultTimes(k, existing, now);

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "agentstore/common/record_json.h"
+#include "decimal.h"
 #include "engine_impl.h"
 
 namespace agentstore {
@@ -56,18 +57,13 @@ std::string PackRollup(const Uuid& owner, const RollupKey& k, const UsageTotals&
 //   success_rate = success_count / usage_count
 //   rated:   0.7 * success_rate + 0.3 * (user_rating - 1) / 4
 //   unrated: success_rate
+// Exact decimal (decimal.h): NUMERIC(3,2) as PostgreSQL computes it.
 std::optional<double> QualityScore(const fb::UserAgentT& ua) {
-  if (ua.usage_count <= 0 && !ua.user_rating) return std::nullopt;
-  double score;
-  double success = ua.usage_count > 0
-                       ? static_cast<double>(ua.success_count) / static_cast<double>(ua.usage_count)
-                       : 1.0;
-  if (ua.user_rating)
-    score = (ua.usage_count > 0 ? 0.7 * success : 0.0) +
-            (ua.usage_count > 0 ? 0.3 : 1.0) * (*ua.user_rating - 1.0) / 4.0;
-  else
-    score = success;
-  return std::round(std::clamp(score, 0.0, 1.0) * 100.0) / 100.0;
+  std::optional<int64_t> rating;
+  if (ua.user_rating) rating = std::llround(*ua.user_rating * 100.0);  // already hundredths
+  auto q = QualityHundredths(ua.success_count, ua.usage_count, rating);
+  if (!q) return std::nullopt;
+  return static_cast<double>(*q) / 100.0;
 }
 
 Status Overflow(const char* what) {
@@ -225,6 +221,7 @@ Result<TrackResult> Engine::TrackAgentUsage(const Scope& scope, const fb::UsageL
   Uuid user = ToUuid(log.user_id.get());
   if (scope.is_user() && user != scope.user())
     return Status::PermissionDenied("a user tracks only its own usage");
+  if (!impl_->Sees(scope, user)) return MissingRef("user_id", "user");
   if (!log.agent_id) return Status::InvalidArgument("agent_id is required");
   Uuid agent = ToUuid(log.agent_id.get());
   if (messages < 0) return Status::InvalidArgument("messages must be >= 0");
@@ -262,7 +259,7 @@ Result<TrackResult> Engine::TrackAgentUsage(const Scope& scope, const fb::UsageL
   std::unique_lock lock(shard.mu);
   auto u = shard.users.find(user);
   if (u == shard.users.end() || View<fb::User>(shard, u->second)->deleted_at())
-    return Status::InvalidArgument("user_id names no user");
+    return MissingRef("user_id", "user");
   Uuid tenant = ToUuid(View<fb::User>(shard, u->second)->tenant_id());
   auto pair = shard.user_agent_by_pair.find({user, agent});
   if (pair == shard.user_agent_by_pair.end()) return NotFound("user_agent for (user, agent)");
@@ -296,7 +293,7 @@ Result<TrackResult> Engine::TrackAgentUsage(const Scope& scope, const fb::UsageL
     auto c = shard.chats.find(chat_id);
     if (c == shard.chats.end() || ToUuid(View<fb::Chat>(shard, c->second)->user_id()) != user ||
         View<fb::Chat>(shard, c->second)->deleted_at())
-      return Status::InvalidArgument("chat_id names no chat of this user");
+      return MissingRef("chat_id", "chat of this user");
     chat_loc = c->second;
     View<fb::Chat>(shard, chat_loc)->UnPackTo(&chat);
     if (__builtin_add_overflow(chat.total_input_tokens, log.input_tokens,
@@ -478,7 +475,7 @@ Result<Row<fb::UserAgent>> Engine::RateAgent(const Scope& scope, const Uuid& use
   if (!std::isfinite(rating) || rating < 1.0 || rating > 5.0)
     return Status::InvalidArgument("rating must be between 1 and 5");
   AS_RETURN_IF_ERROR(CheckText("review", review, 10000));
-  if (!scope.MayRead(user)) return NotFound("user_agent");
+  if (!impl_->Sees(scope, user)) return NotFound("user_agent");
   Partition& shard = impl_->ShardOf(user);
   std::unique_lock lock(shard.mu);
   auto pair = shard.user_agent_by_pair.find({user, agent});
@@ -490,7 +487,8 @@ Result<Row<fb::UserAgent>> Engine::RateAgent(const Scope& scope, const Uuid& use
   fb::UserAgentT ua;
   cur->UnPackTo(&ua);
   int64_t now = impl_->Now();
-  ua.user_rating = std::round(rating * 100.0) / 100.0;
+  // NUMERIC(3,2): the rating as the decimal the client wrote, rounded half away from zero.
+  ua.user_rating = static_cast<double>(*Hundredths(rating)) / 100.0;
   ua.last_rating_at = now;
   ua.quality_score = QualityScore(ua);
   ua.updated_at = std::max(now, ua.updated_at);
@@ -536,6 +534,9 @@ Result<Page<fb::UsageLog>> Engine::ListUsage(const Scope& scope, const UsageQuer
   if (q.agent_type &&
       static_cast<uint8_t>(*q.agent_type) > static_cast<uint8_t>(fb::AgentType::MAX))
     return Status::InvalidArgument("unknown agent_type");
+  // Times outside the stored range [0, kMaxTimeMicros] are clamped into it (every stored
+  // time lies there), so INT64_MIN / INT64_MAX mean "from the start" / "to the end".
+  const int64_t from = std::clamp<int64_t>(q.from, 0, kMaxTimeMicros);
   if (q.from > q.to) return Status::InvalidArgument("from is after to");
   UsageRef before{q.to, Uuid()};
   if (!q.cursor.empty()) {
@@ -548,6 +549,8 @@ Result<Page<fb::UsageLog>> Engine::ListUsage(const Scope& scope, const UsageQuer
     if (user && *user != scope.user()) return Page<fb::UsageLog>{};
     user = scope.user();
   }
+  // Another tenant's user's logs read as a user without logs.
+  if (user && !impl_->Sees(scope, *user)) return Page<fb::UsageLog>{};
   std::vector<std::pair<UsageRef, Row<fb::UsageLog>>> hits;
   size_t want = q.limit + 1;
   if (user) {
@@ -556,13 +559,13 @@ Result<Page<fb::UsageLog>> Engine::ListUsage(const Scope& scope, const UsageQuer
     auto it = shard.usage_by_user.find(*user);
     if (it != shard.usage_by_user.end()) {
       if (!q.agent_type) {
-        TakeNewest(shard, it->second, before, q.from, want, hits);
+        TakeNewest(shard, it->second, before, from, want, hits);
       } else {
         // Walk the user's logs, keeping one agent_type.
         auto pos = it->second.lower_bound(before);
         while (pos != it->second.begin() && hits.size() < want) {
           --pos;
-          if (pos->first.ts < q.from) break;
+          if (pos->first.ts < from) break;
           const auto* l = View<fb::UsageLog>(shard, pos->second);
           if (l->agent_type() == *q.agent_type)
             hits.emplace_back(pos->first, RowAt<fb::UsageLog>(shard, pos->second));
@@ -574,7 +577,21 @@ Result<Page<fb::UsageLog>> Engine::ListUsage(const Scope& scope, const UsageQuer
       std::shared_lock lock(sp->mu);
       for (size_t t = 0; t < std::size(sp->usage_by_type); ++t) {
         if (q.agent_type && t != static_cast<size_t>(*q.agent_type)) continue;
-        TakeNewest(*sp, sp->usage_by_type[t], before, q.from, want, hits);
+        if (!scope.confined()) {
+          TakeNewest(*sp, sp->usage_by_type[t], before, from, want, hits);
+          continue;
+        }
+        // A tenant-scoped key lists its tenant's logs only (each log carries tenant_id).
+        const UsageIndex& index = sp->usage_by_type[t];
+        size_t n = 0;
+        for (auto pos = index.lower_bound(before); pos != index.begin() && n < want;) {
+          --pos;
+          if (pos->first.ts < from) break;
+          if (ToUuid(View<fb::UsageLog>(*sp, pos->second)->tenant_id()) != *scope.tenant())
+            continue;
+          hits.emplace_back(pos->first, RowAt<fb::UsageLog>(*sp, pos->second));
+          ++n;
+        }
       }
     }
   }
@@ -599,7 +616,15 @@ Result<UsageSummary> Engine::SummarizeUsage(const Scope& scope, const UsageSumma
   if (req.from >= req.to) return Status::InvalidArgument("from must be before to");
   if (req.owner != SummaryOwner::kUser && scope.is_user())
     return Status::PermissionDenied("a user summarizes only its own usage");
-  int64_t first_day = DayOf(req.from), last_day = DayOf(req.to - 1);
+  if (req.owner == SummaryOwner::kEveryone && scope.confined())
+    return Status::PermissionDenied("a tenant-scoped key summarizes its tenant, not everyone");
+  if (req.owner == SummaryOwner::kTenant && !EngineState::SeesTenant(scope, req.id))
+    return UsageSummary{};  // another tenant reads as a tenant without usage
+  // Clamped to the stored range [0, kMaxTimeMicros] (DayOf(INT64_MIN) would overflow).
+  const int64_t from = std::clamp<int64_t>(req.from, 0, kMaxTimeMicros);
+  const int64_t to = std::clamp<int64_t>(req.to, 1, kMaxTimeMicros);
+  if (from >= to) return UsageSummary{};
+  int64_t first_day = DayOf(from), last_day = DayOf(to - 1);
   std::map<std::pair<int64_t, std::string>, UsageTotals> acc;
   auto fold = [&](const RollupMap& m) {
     for (auto it = m.lower_bound(RollupKey{first_day, INT8_MIN, "", ""});
@@ -625,7 +650,7 @@ Result<UsageSummary> Engine::SummarizeUsage(const Scope& scope, const UsageSumma
     }
   };
   if (req.owner == SummaryOwner::kUser) {
-    if (!scope.MayRead(req.id)) return UsageSummary{};
+    if (!impl_->Sees(scope, req.id)) return UsageSummary{};
     Partition& shard = impl_->ShardOf(req.id);
     std::shared_lock lock(shard.mu);
     if (auto it = shard.user_rollups.find(req.id); it != shard.user_rollups.end()) fold(it->second);
@@ -657,6 +682,8 @@ Result<UsageSummary> Engine::SummarizeUsage(const Scope& scope, const UsageSumma
 
 Result<uint64_t> Engine::ExpireUsageLogs(const Scope& scope) {
   if (scope.is_user()) return Status::PermissionDenied("only service and admin keys expire logs");
+  if (scope.confined())
+    return Status::PermissionDenied("usage_expire spans every tenant: not for tenant-scoped keys");
   if (impl_->options.usage_log_retention_micros <= 0) return uint64_t{0};
   int64_t cutoff = impl_->Now() - impl_->options.usage_log_retention_micros;
   uint64_t dropped = 0, ticket = 0;
@@ -854,7 +881,7 @@ Status EngineState::ImportUsageRecord(RecordType type, std::string_view json, ui
       Uuid id = ToUuid(l.id.get()), user = ToUuid(l.user_id.get());
       Partition& shard = ShardOf(user);
       std::unique_lock lock(shard.mu);
-      if (!shard.users.count(user)) return Status::InvalidArgument("user_id names no user");
+      if (!shard.users.count(user)) return MissingRef("user_id", "user");
       if (auto it = shard.usage_logs.find(id); it != shard.usage_logs.end())
         return same(shard.arena.Get(it->second), bytes);
       AS_RETURN_IF_ERROR(put(RecordKey(type, id), bytes));
@@ -884,7 +911,7 @@ Status EngineState::ImportUsageRecord(RecordType type, std::string_view json, ui
       if (user_rollup) {
         Partition& shard = ShardOf(owner);
         std::unique_lock lock(shard.mu);
-        if (!shard.users.count(owner)) return Status::InvalidArgument("owner_id names no user");
+        if (!shard.users.count(owner)) return MissingRef("owner_id", "user");
         return apply(shard.user_rollups[owner]);
       }
       // A tenant rollup is what was on disk plus the shards' parts (Ledger).
@@ -915,7 +942,7 @@ Status EngineState::ImportUsageRecord(RecordType type, std::string_view json, ui
       QuotaRec rec = QuotaFromRecord(flatbuffers::GetRoot<fb::Quota>(bytes.data()));
       std::shared_lock glock(global.mu);
       if (!global.tenants.count(rec.tenant))
-        return Status::InvalidArgument("tenant_id names no tenant");
+        return MissingRef("tenant_id", "tenant");
       std::unique_lock lock(ledger.mu);
       QuotaKey key{rec.tenant, rec.type, rec.period_start};
       if (auto it = ledger.quotas.find(key); it != ledger.quotas.end())

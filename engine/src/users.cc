@@ -27,6 +27,8 @@ Status CheckSlug(const std::string& slug) {
 Result<Row<fb::Tenant>> Engine::CreateTenant(const Scope& scope, const fb::TenantT& in) {
   if (scope.is_user())
     return Status::PermissionDenied("only service and admin keys create tenants");
+  if (scope.confined())
+    return Status::PermissionDenied("a tenant-scoped key may not create tenants");
   fb::TenantT t = in;
   Uuid id = t.id ? ToUuid(t.id.get()) : impl_->NewId();
   t.id = FbId(id);
@@ -53,6 +55,7 @@ Result<Row<fb::Tenant>> Engine::CreateTenant(const Scope& scope, const fb::Tenan
 }
 
 Result<Row<fb::Tenant>> Engine::GetTenant(const Scope& scope, const Uuid& id) {
+  if (!EngineState::SeesTenant(scope, id)) return NotFound("tenant");
   Partition& g = impl_->global;
   std::shared_lock lock(g.mu);
   auto it = g.tenants.find(id);
@@ -84,6 +87,7 @@ Result<Row<fb::Tenant>> Engine::UpdateTenant(const Scope& scope, const Uuid& id,
                                              std::string_view patch_text, JsonMode mode) {
   if (scope.is_user())
     return Status::PermissionDenied("only service and admin keys change tenants");
+  if (!EngineState::SeesTenant(scope, id)) return NotFound("tenant");
   Json patch;
   AS_RETURN_IF_ERROR(ParsePatch(patch_text, &patch));
   Partition& g = impl_->global;
@@ -115,6 +119,7 @@ Result<Row<fb::Tenant>> Engine::UpdateTenant(const Scope& scope, const Uuid& id,
 Status Engine::DeleteTenant(const Scope& scope, const Uuid& id, DeleteMode mode) {
   if (scope.is_user())
     return Status::PermissionDenied("only service and admin keys delete tenants");
+  if (!EngineState::SeesTenant(scope, id)) return NotFound("tenant");
   Partition& g = impl_->global;
   std::unique_lock lock(g.mu);
   auto it = g.tenants.find(id);
@@ -169,6 +174,7 @@ Status Engine::DeleteTenant(const Scope& scope, const Uuid& id, DeleteMode mode)
     g.tenants.erase(it);
   }
   lock.unlock();
+  impl_->BumpAuthEpoch();
   return impl_->Durable(ticket);
 }
 
@@ -185,6 +191,7 @@ Result<Page<fb::Tenant>> Engine::ListTenants(const Scope& scope, const PageReque
   Page<fb::Tenant> page;
   auto it = after ? g.tenant_ids.upper_bound(*after) : g.tenant_ids.begin();
   for (; it != g.tenant_ids.end(); ++it) {
+    if (!EngineState::SeesTenant(scope, *it)) continue;
     Loc loc = g.tenants.at(*it);
     if (View<fb::Tenant>(g, loc)->deleted_at() && !req.include_deleted) continue;
     if (page.rows.size() == req.limit) {
@@ -201,6 +208,11 @@ Result<Page<fb::Tenant>> Engine::ListTenants(const Scope& scope, const PageReque
 Result<Row<fb::User>> Engine::CreateUser(const Scope& scope, const fb::UserT& in) {
   if (!scope.is_service()) return Status::PermissionDenied("only a service key creates users");
   fb::UserT u = in;
+  if (scope.confined()) {
+    // A tenant-scoped service creates users in its tenant; another tenant is invisible.
+    if (!u.tenant_id) u.tenant_id = FbId(*scope.tenant());
+    if (ToUuid(u.tenant_id.get()) != *scope.tenant()) return MissingRef("tenant_id", "tenant");
+  }
   Uuid id = u.id ? ToUuid(u.id.get()) : impl_->NewId();
   u.id = FbId(id);
   AS_RETURN_IF_ERROR(CheckEmail(u.email));
@@ -223,7 +235,7 @@ Result<Row<fb::User>> Engine::CreateUser(const Scope& scope, const fb::UserT& in
   if (u.tenant_id) {
     auto t = g.tenants.find(ToUuid(u.tenant_id.get()));
     if (t == g.tenants.end() || View<fb::Tenant>(g, t->second)->deleted_at())
-      return Status::InvalidArgument("tenant_id names no tenant");
+      return MissingRef("tenant_id", "tenant");
   }
   std::string bytes = Pack(u);
   storage::WriteBatch batch;
@@ -237,7 +249,7 @@ Result<Row<fb::User>> Engine::CreateUser(const Scope& scope, const fb::UserT& in
 }
 
 Result<Row<fb::User>> Engine::GetUser(const Scope& scope, const Uuid& id) {
-  if (!scope.MayRead(id)) return NotFound("user");
+  if (!impl_->Sees(scope, id)) return NotFound("user");
   Partition& shard = impl_->ShardOf(id);
   std::shared_lock lock(shard.mu);
   auto it = shard.users.find(id);
@@ -260,7 +272,7 @@ Result<Row<fb::User>> Engine::GetUserByEmail(const Scope& scope, std::string_vie
 Result<Row<fb::User>> Engine::UpdateUser(const Scope& scope, const Uuid& id,
                                          std::string_view patch_text, JsonMode mode) {
   if (scope.is_admin()) return Status::PermissionDenied("admin keys do not change users");
-  if (!scope.MayRead(id)) return NotFound("user");
+  if (!impl_->Sees(scope, id)) return NotFound("user");
   Json patch;
   AS_RETURN_IF_ERROR(ParsePatch(patch_text, &patch));
   Partition& g = impl_->global;
@@ -277,11 +289,18 @@ Result<Row<fb::User>> Engine::UpdateUser(const Scope& scope, const Uuid& id,
   std::string new_email = LowerAscii(u.email);
   if (new_email != old_email && g.user_by_email.count(new_email))
     return Status::AlreadyExists("a user with email '" + u.email + "' exists");
+  if (patch.contains("tenant_id") && scope.confined() && !u.tenant_id)
+    return Status::PermissionDenied("a tenant-scoped key may not take a user out of its tenant");
   if (u.tenant_id && patch.contains("tenant_id")) {
-    auto t = g.tenants.find(ToUuid(u.tenant_id.get()));
-    if (t == g.tenants.end() || View<fb::Tenant>(g, t->second)->deleted_at())
-      return Status::InvalidArgument("tenant_id names no tenant");
+    Uuid tenant = ToUuid(u.tenant_id.get());
+    auto t = g.tenants.find(tenant);
+    if (t == g.tenants.end() || View<fb::Tenant>(g, t->second)->deleted_at() ||
+        !EngineState::SeesTenant(scope, tenant))
+      return MissingRef("tenant_id", "tenant");
   }
+  // The user's keys may lose rights: open sessions recheck them.
+  bool rights_change =
+      patch.contains("role") || patch.contains("tenant_id") || patch.contains("is_active");
   u.updated_at = impl_->Now();
   std::string bytes = Pack(u);
   storage::WriteBatch batch;
@@ -292,13 +311,14 @@ Result<Row<fb::User>> Engine::UpdateUser(const Scope& scope, const Uuid& id,
   impl_->MaybeCompact(shard);
   lock.shard.unlock();
   lock.global.unlock();
+  if (rights_change) impl_->BumpAuthEpoch();
   AS_RETURN_IF_ERROR(impl_->Durable(ticket));
   return Row<fb::User>(bytes);
 }
 
 Status Engine::DeleteUser(const Scope& scope, const Uuid& id, DeleteMode mode) {
   if (scope.is_admin()) return Status::PermissionDenied("admin keys do not delete users");
-  if (!scope.MayRead(id)) return NotFound("user");
+  if (!impl_->Sees(scope, id)) return NotFound("user");
   Partition& g = impl_->global;
   Partition& shard = impl_->ShardOf(id);
   GlobalAndShardLock lock(g, shard);
@@ -320,6 +340,7 @@ Status Engine::DeleteUser(const Scope& scope, const Uuid& id, DeleteMode mode) {
     it->second = shard.arena.Append(bytes);
     lock.shard.unlock();
     lock.global.unlock();
+    impl_->BumpAuthEpoch();  // the user's keys stop working on open connections too
     return impl_->Durable(ticket);
   }
   // Hard delete: the seed's cascade. Everything the user owns lives in this shard,
@@ -360,6 +381,7 @@ Status Engine::DeleteUser(const Scope& scope, const Uuid& id, DeleteMode mode) {
   impl_->MaybeCompact(shard);
   lock.shard.unlock();
   lock.global.unlock();
+  impl_->BumpAuthEpoch();
   return impl_->Durable(ticket);
 }
 
@@ -382,6 +404,7 @@ Result<Page<fb::User>> Engine::ListUsers(const Scope& scope, const PageRequest& 
   }
   Page<fb::User> page;
   for (const Uuid& id : ids) {
+    if (!impl_->Sees(scope, id)) continue;
     Partition& shard = impl_->ShardOf(id);
     std::shared_lock lock(shard.mu);
     auto it = shard.users.find(id);
@@ -393,8 +416,10 @@ Result<Page<fb::User>> Engine::ListUsers(const Scope& scope, const PageRequest& 
     }
     page.rows.push_back(RowAt<fb::User>(shard, it->second));
   }
-  if (page.next_cursor.empty() && ids.size() == 4u * req.limit + 16 && !page.rows.empty())
-    page.next_cursor = ToUuid(page.rows.back()->id()).ToString();
+  // A full window that did not fill the page (hidden, deleted or another tenant's users)
+  // continues after the last id looked at.
+  if (page.next_cursor.empty() && ids.size() == 4u * req.limit + 16)
+    page.next_cursor = ids.back().ToString();
   return page;
 }
 
@@ -402,7 +427,8 @@ Result<Page<fb::User>> Engine::ListUsers(const Scope& scope, const PageRequest& 
 
 Result<Row<fb::AdminConfig>> Engine::PutAdminConfig(const Scope& scope, std::string_view key,
                                                     std::string_view config_json) {
-  if (scope.is_user()) return Status::PermissionDenied("users may not change admin_config");
+  if (scope.is_user() || scope.confined())
+    return Status::PermissionDenied("admin_config is platform-wide: not for user or tenant keys");
   fb::AdminConfigT c;
   c.config_key = std::string(key);
   c.config_data = std::string(config_json);
@@ -425,7 +451,7 @@ Result<Row<fb::AdminConfig>> Engine::PutAdminConfig(const Scope& scope, std::str
 }
 
 Result<Row<fb::AdminConfig>> Engine::GetAdminConfig(const Scope& scope, std::string_view key) {
-  if (scope.is_user()) return NotFound("admin_config");
+  if (scope.is_user() || scope.confined()) return NotFound("admin_config");
   Partition& g = impl_->global;
   std::shared_lock lock(g.mu);
   auto it = g.admin_config.find(std::string(key));
@@ -434,7 +460,8 @@ Result<Row<fb::AdminConfig>> Engine::GetAdminConfig(const Scope& scope, std::str
 }
 
 Result<std::vector<Row<fb::AdminConfig>>> Engine::ListAdminConfig(const Scope& scope) {
-  if (scope.is_user()) return Status::PermissionDenied("users may not read admin_config");
+  if (scope.is_user() || scope.confined())
+    return Status::PermissionDenied("admin_config is platform-wide: not for user or tenant keys");
   Partition& g = impl_->global;
   std::shared_lock lock(g.mu);
   std::vector<Row<fb::AdminConfig>> out;
@@ -443,7 +470,8 @@ Result<std::vector<Row<fb::AdminConfig>>> Engine::ListAdminConfig(const Scope& s
 }
 
 Status Engine::DeleteAdminConfig(const Scope& scope, std::string_view key) {
-  if (scope.is_user()) return Status::PermissionDenied("users may not change admin_config");
+  if (scope.is_user() || scope.confined())
+    return Status::PermissionDenied("admin_config is platform-wide: not for user or tenant keys");
   Partition& g = impl_->global;
   std::unique_lock lock(g.mu);
   auto it = g.admin_config.find(std::string(key));
@@ -497,6 +525,13 @@ Result<NewApiKey> Engine::CreateApiKey(const Scope& scope, const fb::ApiKeyT& in
   if (scope.is_admin() && in.role == fb::KeyRole::service)
     return Status::PermissionDenied("only a service key may create service keys");
   fb::ApiKeyT k = in;
+  // A key mints keys only within its own scope: a tenant-scoped key's keys are scoped to
+  // the same tenant (and its user keys to that tenant's users, checked below).
+  if (scope.confined()) {
+    if (!k.tenant_id) k.tenant_id = FbId(*scope.tenant());
+    if (ToUuid(k.tenant_id.get()) != *scope.tenant())
+      return Status::PermissionDenied("a tenant-scoped key mints keys only for its own tenant");
+  }
   Uuid id = impl_->NewId();  // never client-given: the id is part of the secret
   k.id = FbId(id);
   if (k.role == fb::KeyRole::user && !k.user_id)
@@ -521,14 +556,14 @@ Result<NewApiKey> Engine::CreateApiKey(const Scope& scope, const fb::ApiKeyT& in
     Uuid user = ToUuid(k.user_id.get());
     Partition& shard = impl_->ShardOf(user);
     both = std::make_unique<GlobalAndShardLock>(g, shard);
-    if (!impl_->UserLive(shard, user)) return Status::InvalidArgument("user_id names no user");
+    if (!impl_->UserLive(shard, user) || !impl_->Sees(scope, user)) return MissingRef("user_id", "user");
   } else {
     only_global = std::unique_lock(g.mu);
   }
   if (k.tenant_id) {
     auto t = g.tenants.find(ToUuid(k.tenant_id.get()));
     if (t == g.tenants.end() || View<fb::Tenant>(g, t->second)->deleted_at())
-      return Status::InvalidArgument("tenant_id names no tenant");
+      return MissingRef("tenant_id", "tenant");
   }
   std::string bytes = Pack(k);
   storage::WriteBatch batch;
@@ -541,6 +576,17 @@ Result<NewApiKey> Engine::CreateApiKey(const Scope& scope, const fb::ApiKeyT& in
   return NewApiKey{Row<fb::ApiKey>(bytes), secret};
 }
 
+namespace {
+// Keys a scope may see: a user its own; a tenant-scoped key those of its tenant (scoped
+// to it, or belonging to one of its users); an unscoped service or admin every key.
+bool KeyVisibleTo(const EngineState& st, const Scope& scope, const fb::ApiKey* k) {
+  if (scope.is_user()) return k->user_id() && ToUuid(k->user_id()) == scope.user();
+  if (!scope.confined()) return true;
+  if (ToUuid(k->tenant_id()) == *scope.tenant()) return true;
+  return k->user_id() && st.Sees(scope, ToUuid(k->user_id()));
+}
+}  // namespace
+
 Result<std::vector<Row<fb::ApiKey>>> Engine::ListApiKeys(const Scope& scope) {
   Partition& g = impl_->global;
   std::shared_lock lock(g.mu);
@@ -551,7 +597,9 @@ Result<std::vector<Row<fb::ApiKey>>> Engine::ListApiKeys(const Scope& scope) {
       for (const Uuid& id : it->second) out.push_back(RowAt<fb::ApiKey>(g, g.api_keys.at(id)));
     return out;
   }
-  for (const auto& [id, loc] : g.api_keys) out.push_back(RowAt<fb::ApiKey>(g, loc));
+  for (const auto& [id, loc] : g.api_keys)
+    if (KeyVisibleTo(*impl_, scope, View<fb::ApiKey>(g, loc)))
+      out.push_back(RowAt<fb::ApiKey>(g, loc));
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return ToUuid(a->id()) < ToUuid(b->id()); });
   return out;
@@ -561,11 +609,10 @@ Status Engine::RevokeApiKey(const Scope& scope, const Uuid& id) {
   Partition& g = impl_->global;
   std::unique_lock lock(g.mu);
   auto it = g.api_keys.find(id);
-  if (it == g.api_keys.end()) return NotFound("api key");
+  if (it == g.api_keys.end() || !KeyVisibleTo(*impl_, scope, View<fb::ApiKey>(g, it->second)))
+    return NotFound("api key");
   fb::ApiKeyT k;
   View<fb::ApiKey>(g, it->second)->UnPackTo(&k);
-  if (scope.is_user() && (!k.user_id || ToUuid(k.user_id.get()) != scope.user()))
-    return NotFound("api key");
   if (scope.is_admin() && k.role == fb::KeyRole::service)
     return Status::PermissionDenied("only a service key may revoke service keys");
   if (k.revoked_at) return Status::OK();  // revoking twice changes nothing
@@ -577,14 +624,31 @@ Status Engine::RevokeApiKey(const Scope& scope, const Uuid& id) {
   g.arena.Free(it->second);
   it->second = g.arena.Append(bytes);
   lock.unlock();
+  impl_->BumpAuthEpoch();  // open connections with this key fail at their next request
   return impl_->Durable(ticket);
 }
 
 Result<Scope> Engine::Authenticate(std::string_view secret) {
+  AS_ASSIGN_OR_RETURN(AuthenticatedKey a, AuthenticateKey(secret));
+  return a.scope;
+}
+
+Result<AuthenticatedKey> Engine::AuthenticateKey(std::string_view secret) {
   const Status denied = Status::PermissionDenied("invalid API key");
   auto id = KeyIdOfSecret(secret);
   if (!id) return denied;
   std::vector<uint8_t> hash = Sha256(secret);
+  return CheckKey(*id, &hash);
+}
+
+Result<AuthenticatedKey> Engine::RecheckKey(const Uuid& key_id) { return CheckKey(key_id, nullptr); }
+
+Result<AuthenticatedKey> Engine::CheckKey(const Uuid& key_id, const std::vector<uint8_t>* hash) {
+  const Status denied = Status::PermissionDenied("invalid API key");
+  // Read before the checks: a change that lands during them moves the epoch past this
+  // value, so the session checks again at its next request.
+  uint64_t epoch = impl_->auth_epoch.load(std::memory_order_acquire);
+  const Uuid* id = &key_id;
   Partition& g = impl_->global;
   fb::ApiKeyT k;
   {
@@ -592,16 +656,21 @@ Result<Scope> Engine::Authenticate(std::string_view secret) {
     auto it = g.api_keys.find(*id);
     if (it == g.api_keys.end()) return denied;
     View<fb::ApiKey>(g, it->second)->UnPackTo(&k);
+    // A key scoped to a tenant that is gone grants nothing.
+    if (k.tenant_id) {
+      auto t = g.tenants.find(ToUuid(k.tenant_id.get()));
+      if (t == g.tenants.end() || View<fb::Tenant>(g, t->second)->deleted_at()) return denied;
+    }
   }
-  if (k.secret_hash.size() != hash.size() ||
-      CRYPTO_memcmp(k.secret_hash.data(), hash.data(), hash.size()) != 0)
+  if (hash && (k.secret_hash.size() != hash->size() ||
+               CRYPTO_memcmp(k.secret_hash.data(), hash->data(), hash->size()) != 0))
     return denied;
   int64_t now = impl_->Now();
   if (k.revoked_at || (k.expires_at && k.expires_at <= now)) return denied;
   std::optional<Uuid> tenant;
   if (k.tenant_id) tenant = ToUuid(k.tenant_id.get());
-  Scope scope = Scope::Service();
-  if (k.role == fb::KeyRole::admin) scope = Scope::Admin();
+  Scope scope = Scope::Service(tenant);
+  if (k.role == fb::KeyRole::admin) scope = Scope::Admin(tenant);
   if (k.role == fb::KeyRole::user) {
     Uuid user = ToUuid(k.user_id.get());
     Partition& shard = impl_->ShardOf(user);
@@ -611,7 +680,7 @@ Result<Scope> Engine::Authenticate(std::string_view secret) {
   }
   // last_used_at is advisory: recorded at most once a minute per key, so that
   // authentication does not become a write per connection.
-  if (now - k.last_used_at > 60'000'000) {
+  if (hash && now - k.last_used_at > 60'000'000) {
     std::unique_lock lock(g.mu);
     auto it = g.api_keys.find(*id);
     if (it != g.api_keys.end()) {
@@ -627,7 +696,18 @@ Result<Scope> Engine::Authenticate(std::string_view secret) {
       }
     }
   }
-  return scope;
+  return AuthenticatedKey{scope, key_id, k.expires_at, epoch};
+}
+
+const std::atomic<uint64_t>& Engine::auth_epoch() const { return impl_->auth_epoch; }
+
+int64_t Engine::NowMicros() const { return impl_->Now(); }
+
+Result<Scope> Engine::ActAs(const Scope& scope, const Uuid& user) {
+  AS_ASSIGN_OR_RETURN(Scope as, scope.ActAs(user));
+  // A tenant-scoped service acts only as its tenant's users; others look missing.
+  if (scope.confined() && !impl_->Sees(scope, user)) return NotFound("act_as user");
+  return as;
 }
 
 }  // namespace agentstore

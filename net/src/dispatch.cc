@@ -200,9 +200,13 @@ template <>
 Status Handle<Op::authenticate>(Call& c) {
   const auto* a = c.Args<proto::AuthArgs>();
   if (!a || !a->key()) return ArgsError(c, "AuthArgs with a key");
-  auto scope = c.engine.Authenticate(a->key()->string_view());
-  if (!scope.ok()) return scope.status();
-  c.session.scope = *scope;
+  auto key = c.engine.AuthenticateKey(a->key()->string_view());
+  if (!key.ok()) return key.status();
+  c.session.scope = key->scope;
+  c.session.key_id = key->key_id;
+  c.session.expires_at = key->expires_at;
+  c.session.auth_epoch = key->epoch;
+  const Scope* scope = &key->scope;
   const char* role = scope->is_service() ? "service" : scope->is_admin() ? "admin" : "user";
   auto role_off = c.fbb.CreateString(role);
   fb::Uuid user = ToFb(scope->user());
@@ -221,6 +225,8 @@ uint64_t RssBytes() {
 
 template <>
 Status Handle<Op::status>(Call& c) {
+  if (c.scope.confined())
+    return Status::PermissionDenied("status counts every tenant: not for tenant-scoped keys");
   EngineStats s = c.engine.Stats();
   auto& fbb = c.fbb;
   std::vector<flatbuffers::Offset<proto::Counter>> records;
@@ -554,6 +560,9 @@ Status Handle<Op::record_import>(Call& c) {
 template <>
 Status Handle<Op::backup_create>(Call& c) {
   if (c.scope.is_user()) return Status::PermissionDenied("backups need a service or admin key");
+  // A checkpoint copies every tenant's data: never for a tenant-scoped key.
+  if (c.scope.confined())
+    return Status::PermissionDenied("a backup holds every tenant: not for tenant-scoped keys");
   const auto* a = c.Args<proto::BackupArgs>();
   if (!a || !a->dir() || a->dir()->size() == 0) return ArgsError(c, "BackupArgs with a dir");
   // Named here rather than as RocksDB's mkdir error (issue 13).
@@ -962,7 +971,10 @@ bool RoleAllowed(const OperationInfo& info, const Scope& scope) {
 }  // namespace
 
 Dispatcher::Dispatcher(Engine* engine, ServerCounters* counters, uint32_t slow_op_us)
-    : engine_(engine), server_(counters), slow_op_us_(slow_op_us) {}
+    : engine_(engine),
+      auth_epoch_(&engine->auth_epoch()),
+      server_(counters),
+      slow_op_us_(slow_op_us) {}
 
 void Dispatcher::EncodeError(uint64_t id, const Status& status,
                              flatbuffers::FlatBufferBuilder& out) {
@@ -997,10 +1009,28 @@ uint64_t Dispatcher::Handle(Session& session, const uint8_t* data, size_t size,
   out.Clear();
   proto::Result result_type = proto::Result::NONE;
   FbbOffset result;
-  if (info.op != Op::authenticate && !session.scope) {
+  if (info.op != Op::authenticate && session.scope &&
+      (auth_epoch_->load(std::memory_order_acquire) != session.auth_epoch ||
+       (session.expires_at != 0 && engine_->NowMicros() >= session.expires_at))) {
+    // Rights may have changed since the key was checked: check it again. Costs one atomic
+    // load per request while nothing changes (and a clock read for expiring keys).
+    auto again = engine_->RecheckKey(session.key_id);
+    if (again.ok()) {
+      session.scope = again->scope;
+      session.expires_at = again->expires_at;
+      session.auth_epoch = again->epoch;
+    } else {
+      session.scope.reset();
+      status = Status::PermissionDenied(
+          "the API key was revoked or expired, or its user deleted: authenticate again");
+    }
+  }
+  if (!status.ok()) {
+    // the session just lost its key
+  } else if (info.op != Op::authenticate && !session.scope) {
     status = Status::PermissionDenied("authenticate first");
   } else if (info.op != Op::authenticate && req->act_as()) {
-    auto as = session.scope->ActAs(ToUuid(req->act_as()));
+    auto as = engine_->ActAs(*session.scope, ToUuid(req->act_as()));
     if (as.ok())
       acting = *as;
     else

@@ -18,6 +18,12 @@ namespace agentstore::net {
 // What one connection knows about its caller.
 struct Session {
   std::optional<Scope> scope;  // set by a successful authenticate
+  // What revalidation needs: the key, its expiry (0: never) and the engine's auth epoch
+  // when the key was last checked. A request whose epoch differs (a key was revoked, a
+  // user deleted or changed, ...) or that comes after expires_at rechecks the key first.
+  Uuid key_id;
+  int64_t expires_at = 0;
+  uint64_t auth_epoch = 0;
 };
 
 // Counters the status operation reports.
@@ -55,6 +61,7 @@ class Dispatcher {
 
  private:
   Engine* engine_;
+  const std::atomic<uint64_t>* auth_epoch_;  // engine_->auth_epoch(), read per request
   ServerCounters* server_;
   uint32_t slow_op_us_;
   size_t max_response_bytes_ = 4u << 20;

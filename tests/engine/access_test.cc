@@ -9,11 +9,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "agentstore/engine/engine.h"
+#include "agentstore/engine/operations.h"
 #include "test_util.h"
 
 namespace agentstore {
@@ -413,7 +417,7 @@ TEST_F(AccessTest, UserCannotCreateRecordsOwnedByAnotherUser) {
   hidden.agent_id = FbId(far_.private_agent_id());
   missing.agent_id = FbId(Missing());
   auto h = e().CreateUserAgent(me, hidden);
-  EXPECT_CODE(h, kInvalidArgument);
+  EXPECT_CODE(h, kNotFound);
   EXPECT_EQ(TextOf(h), TextOf(e().CreateUserAgent(me, missing)));
   ExpectUnchanged("CreateUserAgent with another user's private agent");
 }
@@ -824,14 +828,14 @@ TEST_F(AccessTest, ChatCannotNameAnotherUsersPrivateAgent) {
   missing.agent_id = FbId(Missing());
   missing.title = "probe";
   auto h = e().CreateChat(me, hidden);
-  EXPECT_CODE(h, kInvalidArgument);
+  EXPECT_CODE(h, kNotFound);
   EXPECT_EQ(TextOf(h), TextOf(e().CreateChat(me, missing)));
   ExpectUnchanged("CreateChat naming another user's private agent");
 
   const std::string patch = R"({"agent_id":")" + far_.private_agent_id().ToString() + "\"}";
   const std::string missing_patch = R"({"agent_id":")" + Missing().ToString() + "\"}";
   auto u = e().UpdateChat(me, alice_.chat_id(), patch);
-  EXPECT_CODE(u, kInvalidArgument);
+  EXPECT_CODE(u, kNotFound);
   EXPECT_EQ(TextOf(u), TextOf(e().UpdateChat(me, alice_.chat_id(), missing_patch)));
   ExpectUnchanged("UpdateChat naming another user's private agent");
   // Its own private agent and public agents are fine.
@@ -859,6 +863,568 @@ TEST_F(AccessTest, UserHardDeletingItsAgentDoesNotTouchOtherUsersLists) {
       e().DeleteAgent(Scope::ForUser(alice_.id), alice_.public_agent_id(), DeleteMode::kSoft));
   EXPECT_EQ(BytesOf(e().GetUserAgent(Scope::ForUser(far_.id), Id(far_copy.value()->id()))),
             std::string(far_copy.value().bytes()));
+}
+
+}  // namespace
+}  // namespace agentstore
+
+// ------------------------------------------------------------------ tenant-scoped keys
+//
+// Issue 12: a service or admin key created with tenant_id T sees and changes only T. Every
+// operation of the op table is tried by keys scoped to tenant "mine" against a user, agent
+// and the records of tenant "theirs": reads answer exactly as for a missing record, lists
+// leave the other tenant out, writes are refused and change nothing (the other tenant's
+// whole world is re-read byte for byte after each). The cases are keyed by operation name
+// and the test walks the op table, so a new operation without a case fails it.
+
+namespace agentstore {
+namespace {
+
+using ::agentstore::testing::Must;
+
+std::vector<float> Vec(float x) {
+  std::vector<float> v(384, 0.01f);
+  v[0] = x;
+  return v;
+}
+
+class TenantScopeTest : public agentstore::testing::EngineFixture {
+ protected:
+  void SetUp() override {
+    EngineFixture::SetUp();
+    mine_ = MakeTenant("mine");
+    theirs_ = MakeTenant("theirs");
+    me_ = Id(MakeUser("me@mine.example", mine_)->id());
+    victim_ = Id(MakeUser("victim@theirs.example", theirs_)->id());
+    platform_ = Id(MakeAgent("platform", true)->id());
+    Scope svc = Scope::Service();
+    fb::AgentT a;
+    a.name = "theirs-agent";
+    a.tenant_id = FbId(theirs_);
+    a.creator_id = FbId(victim_);
+    a.is_public = false;
+    their_agent_ = Id(Must(e().CreateAgent(svc, a))->id());
+    fb::AgentT pub;
+    pub.name = "victim's public agent";
+    pub.is_public = true;
+    their_public_ = Id(Must(e().CreateAgent(Scope::ForUser(victim_), pub))->id());
+    for (Uuid u : {me_, victim_}) {
+      fb::UserAgentT ua;
+      ua.user_id = FbId(u);
+      ua.agent_id = FbId(platform_);
+      Uuid id = Id(Must(e().CreateUserAgent(svc, ua))->id());
+      if (u == victim_) their_ua_ = id;
+    }
+    their_chat_ = Id(MakeChat(victim_, "their chat")->id());
+    their_msg_ = Id(Must(Append(svc, their_chat_, "secret", 1, 2, 3))->id());
+    ASSERT_OK(e().Vote(svc, their_chat_, their_msg_, true).status());
+    fb::UserMemoryT m;
+    m.user_id = FbId(victim_);
+    m.memory_key = "diet";
+    m.memory_value = R"({"content":"vegetarian"})";
+    m.importance_score = 0.5;
+    m.embedding = Vec(0.5f);
+    their_memory_ = Id(Must(e().UpsertMemory(svc, m))->id());
+    fb::UsageLogT call;
+    call.user_id = FbId(victim_);
+    call.agent_id = FbId(platform_);
+    call.model = "gpt-4o";
+    call.provider = "openai";
+    call.input_tokens = 10;
+    call.output_tokens = 20;
+    call.success = true;
+    ASSERT_OK(e().TrackAgentUsage(svc, call).status());
+    fb::QuotaT q;
+    q.tenant_id = FbId(theirs_);
+    q.quota_type = fb::QuotaType::tokens;
+    q.quota_limit = 1000;
+    ASSERT_OK(e().SetQuota(svc, q).status());
+    auto limit = [&](fb::LimitScope s, std::optional<Uuid> subject, fb::LimitType t) {
+      fb::RateLimitConfigT c;
+      c.scope = s;
+      if (subject) c.scope_id = FbId(*subject);
+      c.limit_type = t;
+      c.limit_value = 5;
+      c.is_active = true;
+      return Id(Must(e().PutLimitConfig(svc, c))->id());
+    };
+    their_limit_ = limit(fb::LimitScope::tenant, theirs_, fb::LimitType::requests_per_minute);
+    limit(fb::LimitScope::user, victim_, fb::LimitType::concurrent);
+    limit(fb::LimitScope::agent, their_agent_, fb::LimitType::requests_per_hour);
+    global_limit_ = limit(fb::LimitScope::global, std::nullopt, fb::LimitType::requests_per_day);
+    LimitCheckRequest lr;
+    lr.user = victim_;
+    auto decision = Must(e().CheckLimits(svc, lr));
+    ASSERT_TRUE(decision.lease.has_value());
+    their_lease_ = *decision.lease;
+    fb::ApiKeyT k;
+    k.role = fb::KeyRole::user;
+    k.user_id = FbId(victim_);
+    their_key_ = Id(Must(e().CreateApiKey(svc, k)).key->id());
+    ASSERT_OK(e().PutAdminConfig(svc, "site", R"({"banner":"hi"})").status());
+    ASSERT_OK(e().DeclareCollection(svc, R"({"name":"goals","owner":"user","fields":[
+        {"name":"title","type":"string","required":true,"max_length":200}],
+        "indexes":[{"name":"by_title","fields":["title"]}]})"));
+    auto goal = Must(e().PutRecord(
+        svc, "goals", R"({"user_id":")" + victim_.ToString() + R"(","title":"secret goal"})"));
+    their_goal_ = nlohmann::json::parse(goal)["id"];
+    baseline_ = Capture();
+  }
+
+  Uuid MakeTenant(const std::string& slug) {
+    fb::TenantT t;
+    t.name = slug;
+    t.slug = slug;
+    return Id(Must(e().CreateTenant(Scope::Service(), t))->id());
+  }
+
+  // Everything tenant "theirs" holds (and the platform-wide records), through an
+  // unscoped service key, plus the engine's record and write counters.
+  std::map<std::string, std::string> Capture() {
+    Scope svc = Scope::Service();
+    std::map<std::string, std::string> w;
+    w["tenant"] = BytesOf(e().GetTenant(svc, theirs_));
+    w["tenants"] = BytesOf(e().ListTenants(svc, PageRequest{1000, "", true}));
+    w["users"] = BytesOf(e().ListUsers(svc, PageRequest{1000, "", true}));
+    w["agents"] = BytesOf(e().ListAgents(svc, PageRequest{1000, "", true}));
+    w["user_agents"] = BytesOf(e().ListUserAgents(svc, victim_, {}));
+    w["chats"] = BytesOf(e().ListChats(svc, victim_, PageRequest{1000, "", true}));
+    w["messages"] = BytesOf(e().ListMessages(svc, their_chat_, {1000, "", true}));
+    w["votes"] = BytesOf(e().ListVotes(svc, their_chat_));
+    w["memory"] = BytesOf(e().GetMemory(svc, their_memory_));
+    UsageQuery uq;
+    uq.user = victim_;
+    w["usage"] = BytesOf(e().ListUsage(svc, uq));
+    w["quotas"] = BytesOf(e().GetQuotas(svc, theirs_, std::nullopt, true));
+    w["limits"] = BytesOf(e().ListLimitConfigs(svc));
+    w["keys"] = BytesOf(e().ListApiKeys(svc));
+    w["admin_config"] = BytesOf(e().ListAdminConfig(svc));
+    CollectionQuery cq;
+    cq.collection = "goals";
+    cq.include_deleted = true;
+    auto goals = e().QueryRecords(svc, cq);
+    for (const auto& r : goals.ok() ? goals->records : std::vector<std::string>{})
+      w["goals"] += r + "\n";
+    auto decls = e().ListCollections(svc);
+    for (const auto& d : decls.ok() ? *decls : std::vector<std::string>{}) w["collections"] += d;
+    w["stats"] = Describe(e().Stats());
+    return w;
+  }
+  void ExpectUnchanged(const std::string& what) {
+    auto now = Capture();
+    for (const auto& [name, bytes] : baseline_)
+      EXPECT_TRUE(now[name] == bytes) << name << " changed after " << what;
+  }
+  // A refused write: not_found (the target is invisible) or permission_denied (the kind
+  // of write is not for this key), and nothing changed.
+  template <typename R>
+  void Refused(const R& r, const std::string& what) {
+    StatusCode c = ::agentstore::testing::CodeOf(r);
+    EXPECT_TRUE(c == StatusCode::kNotFound || c == StatusCode::kPermissionDenied)
+        << what << " -> " << ::agentstore::testing::TextOf(r);
+    ExpectUnchanged(what);
+  }
+  template <typename R, typename M>
+  void LooksMissing(const R& hidden, const M& missing, const std::string& what) {
+    EXPECT_CODE(hidden, kNotFound) << what;
+    EXPECT_EQ(::agentstore::testing::TextOf(hidden), ::agentstore::testing::TextOf(missing))
+        << what << " answers differently from a missing record";
+  }
+  // No id of the other tenant's records anywhere in `bytes`.
+  void NoneOfTheirs(const std::string& bytes, const std::string& what) {
+    for (const Uuid& id : {theirs_, victim_, their_agent_, their_ua_, their_chat_, their_msg_,
+                           their_memory_, their_limit_, global_limit_, their_key_}) {
+      std::string raw(reinterpret_cast<const char*>(id.bytes.data()), 16);
+      EXPECT_EQ(bytes.find(raw), std::string::npos) << what << " reveals " << id.ToString();
+    }
+  }
+
+  Uuid mine_, theirs_, me_, victim_, platform_, their_agent_, their_public_, their_ua_,
+      their_chat_, their_msg_, their_memory_, their_limit_, global_limit_, their_lease_,
+      their_key_;
+  std::string their_goal_;  // a collection record (user-owned collection "goals")
+  std::map<std::string, std::string> baseline_;
+};
+
+TEST_F(TenantScopeTest, EveryOperationIsConfinedToTheKeysTenant) {
+  const Uuid missing = Missing();
+  for (Scope s : {Scope::Admin(mine_), Scope::Service(mine_)}) {
+    SCOPED_TRACE(s.is_admin() ? "tenant-scoped admin" : "tenant-scoped service");
+    auto patch = [&](auto fn, const Uuid& id, const char* p, const std::string& what) {
+      Refused((e().*fn)(s, id, p, JsonMode::kMerge), what);
+    };
+    std::map<std::string, std::function<void()>> cases;
+    cases["authenticate"] = [&] {
+      fb::ApiKeyT k;
+      k.role = s.is_admin() ? fb::KeyRole::admin : fb::KeyRole::service;
+      auto key = Must(e().CreateApiKey(Scope::Service(), [&] {
+        k.tenant_id = FbId(mine_);
+        return k;
+      }()));
+      auto got = Must(e().Authenticate(key.secret));
+      EXPECT_TRUE(got.confined());
+      EXPECT_EQ(*got.tenant(), mine_);
+      EXPECT_EQ(got.kind(), s.kind());
+      baseline_ = Capture();
+    };
+    // status and backup_create are refused by the dispatcher (they have no engine scope):
+    // tests/net/wire_test.cc TenantScopedKeysGetNoStoreWideOperations.
+    cases["status"] = [] {};
+    cases["backup_create"] = [] {};
+    cases["tenant_create"] = [&] {
+      fb::TenantT t;
+      t.name = "new";
+      t.slug = "new";
+      Refused(e().CreateTenant(s, t), "tenant_create");
+    };
+    cases["tenant_get"] = [&] {
+      LooksMissing(e().GetTenant(s, theirs_), e().GetTenant(s, missing), "tenant_get");
+      LooksMissing(e().GetTenantBySlug(s, "theirs"), e().GetTenantBySlug(s, "nope"),
+                   "tenant_get by slug");
+      EXPECT_OK(e().GetTenant(s, mine_));
+    };
+    cases["tenant_update"] = [&] {
+      patch(&Engine::UpdateTenant, theirs_, R"({"name":"x"})", "tenant_update");
+    };
+    cases["tenant_delete"] = [&] {
+      Refused(e().DeleteTenant(s, theirs_, DeleteMode::kSoft), "tenant_delete soft");
+      Refused(e().DeleteTenant(s, theirs_, DeleteMode::kHard), "tenant_delete hard");
+    };
+    cases["tenant_list"] = [&] {
+      auto page = Must(e().ListTenants(s, PageRequest{1000, "", true}));
+      ASSERT_EQ(page.rows.size(), 1u);
+      EXPECT_EQ(Id(page.rows[0]->id()), mine_);
+    };
+    cases["user_create"] = [&] {
+      fb::UserT u;
+      u.email = "new@theirs.example";
+      u.tenant_id = FbId(theirs_);
+      Refused(e().CreateUser(s, u), "user_create in their tenant");
+    };
+    cases["user_get"] = [&] {
+      LooksMissing(e().GetUser(s, victim_), e().GetUser(s, missing), "user_get");
+      LooksMissing(e().GetUserByEmail(s, "victim@theirs.example"),
+                   e().GetUserByEmail(s, "nobody@x.example"), "user_get by email");
+      EXPECT_OK(e().GetUser(s, me_));
+    };
+    cases["user_update"] = [&] {
+      patch(&Engine::UpdateUser, victim_, R"({"full_name":"x"})", "user_update");
+      std::string move = R"({"tenant_id":")" + theirs_.ToString() + R"("})";
+      patch(&Engine::UpdateUser, me_, move.c_str(), "user_update moving into their tenant");
+    };
+    cases["user_delete"] = [&] {
+      Refused(e().DeleteUser(s, victim_, DeleteMode::kSoft), "user_delete soft");
+      Refused(e().DeleteUser(s, victim_, DeleteMode::kHard), "user_delete hard");
+    };
+    cases["user_list"] = [&] {
+      auto page = Must(e().ListUsers(s, PageRequest{1000, "", true}));
+      ASSERT_EQ(page.rows.size(), 1u);
+      EXPECT_EQ(Id(page.rows[0]->id()), me_);
+    };
+    cases["agent_create"] = [&] {
+      fb::AgentT a;
+      a.name = "x";
+      a.tenant_id = FbId(theirs_);
+      Refused(e().CreateAgent(s, a), "agent_create in their tenant");
+      fb::AgentT b;
+      b.name = "y";
+      b.creator_id = FbId(victim_);
+      Refused(e().CreateAgent(s, b), "agent_create naming their user");
+    };
+    cases["agent_get"] = [&] {
+      LooksMissing(e().GetAgent(s, their_agent_), e().GetAgent(s, missing), "agent_get");
+      // A public agent stays readable, without its creator (another tenant's user).
+      auto pub = Must(e().GetAgent(s, their_public_));
+      EXPECT_EQ(pub->creator_id(), nullptr);
+    };
+    cases["agent_update"] = [&] {
+      patch(&Engine::UpdateAgent, their_agent_, R"({"name":"x"})", "agent_update");
+      patch(&Engine::UpdateAgent, their_public_, R"({"name":"x"})", "agent_update public");
+      patch(&Engine::UpdateAgent, platform_, R"({"name":"x"})", "agent_update platform");
+    };
+    cases["agent_delete"] = [&] {
+      for (Uuid a : {their_agent_, their_public_, platform_})
+        for (DeleteMode m : {DeleteMode::kSoft, DeleteMode::kHard})
+          Refused(e().DeleteAgent(s, a, m), "agent_delete");
+    };
+    cases["agent_list"] = [&] {
+      NoneOfTheirs(BytesOf(e().ListAgents(s, PageRequest{1000, "", true})), "agent_list");
+    };
+    cases["user_agent_create"] = [&] {
+      fb::UserAgentT ua;
+      ua.user_id = FbId(victim_);
+      ua.agent_id = FbId(their_public_);
+      Refused(e().CreateUserAgent(s, ua), "user_agent_create");
+    };
+    cases["user_agent_get"] = [&] {
+      LooksMissing(e().GetUserAgent(s, their_ua_), e().GetUserAgent(s, missing), "user_agent_get");
+      LooksMissing(e().GetUserAgentFor(s, victim_, platform_),
+                   e().GetUserAgentFor(s, missing, platform_), "user_agent_get by pair");
+    };
+    cases["user_agent_update"] = [&] {
+      patch(&Engine::UpdateUserAgent, their_ua_, R"({"notes":"x"})", "user_agent_update");
+    };
+    cases["user_agent_delete"] = [&] {
+      Refused(e().DeleteUserAgent(s, their_ua_, DeleteMode::kHard), "user_agent_delete");
+    };
+    cases["user_agent_list"] = [&] {
+      EXPECT_EQ(BytesOf(e().ListUserAgents(s, victim_, {})), "[0]");
+    };
+    cases["chat_create"] = [&] {
+      fb::ChatT c;
+      c.user_id = FbId(victim_);
+      Refused(e().CreateChat(s, c), "chat_create");
+    };
+    cases["chat_get"] = [&] {
+      LooksMissing(e().GetChat(s, their_chat_), e().GetChat(s, missing), "chat_get");
+    };
+    cases["chat_update"] = [&] {
+      patch(&Engine::UpdateChat, their_chat_, R"({"title":"x"})", "chat_update");
+    };
+    cases["chat_delete"] = [&] {
+      Refused(e().DeleteChat(s, their_chat_, DeleteMode::kHard), "chat_delete");
+    };
+    cases["chat_list"] = [&] {
+      EXPECT_EQ(BytesOf(e().ListChats(s, victim_, {})), BytesOf(e().ListChats(s, missing, {})));
+    };
+    cases["message_append"] = [&] {
+      Refused(Append(s, their_chat_, "x"), "message_append");
+    };
+    cases["message_get"] = [&] {
+      LooksMissing(e().GetMessage(s, their_msg_), e().GetMessage(s, missing), "message_get");
+    };
+    cases["message_list"] = [&] {
+      EXPECT_EQ(BytesOf(e().ListMessages(s, their_chat_, {})),
+                BytesOf(e().ListMessages(s, missing, {})));
+    };
+    cases["vote_put"] = [&] { Refused(e().Vote(s, their_chat_, their_msg_, false), "vote_put"); };
+    cases["vote_list"] = [&] {
+      LooksMissing(e().ListVotes(s, their_chat_), e().ListVotes(s, missing), "vote_list");
+    };
+    cases["admin_config_put"] = [&] {
+      Refused(e().PutAdminConfig(s, "site", "{}"), "admin_config_put");
+    };
+    cases["admin_config_get"] = [&] { EXPECT_CODE(e().GetAdminConfig(s, "site"), kNotFound); };
+    cases["admin_config_list"] = [&] {
+      EXPECT_CODE(e().ListAdminConfig(s), kPermissionDenied);
+    };
+    cases["admin_config_delete"] = [&] {
+      Refused(e().DeleteAdminConfig(s, "site"), "admin_config_delete");
+    };
+    cases["key_create"] = [&] {
+      fb::ApiKeyT k;
+      k.role = fb::KeyRole::admin;
+      k.tenant_id = FbId(theirs_);
+      Refused(e().CreateApiKey(s, k), "key_create for their tenant");
+      fb::ApiKeyT u;
+      u.role = fb::KeyRole::user;
+      u.user_id = FbId(victim_);
+      Refused(e().CreateApiKey(s, u), "key_create for their user");
+      if (s.is_admin()) {
+        fb::ApiKeyT svc;
+        svc.role = fb::KeyRole::service;
+        Refused(e().CreateApiKey(s, svc), "key_create service by an admin");
+      }
+      // A key with no tenant named is scoped to the creator's tenant, never unscoped.
+      fb::ApiKeyT plain;
+      plain.role = fb::KeyRole::admin;
+      auto made = Must(e().CreateApiKey(s, plain));
+      EXPECT_EQ(Id(made.key->tenant_id()), mine_);
+      EXPECT_EQ(*Must(e().Authenticate(made.secret)).tenant(), mine_);
+      baseline_ = Capture();
+    };
+    cases["key_list"] = [&] { NoneOfTheirs(BytesOf(e().ListApiKeys(s)), "key_list"); };
+    cases["key_revoke"] = [&] {
+      LooksMissing(e().RevokeApiKey(s, their_key_), e().RevokeApiKey(s, missing), "key_revoke");
+      ExpectUnchanged("key_revoke");
+    };
+    cases["record_export"] = [&] {
+      EXPECT_CODE(e().ExportRecords(s, RecordType::kUser, "", 100), kPermissionDenied);
+    };
+    cases["record_import"] = [&] {
+      Refused(e().ImportRecord(s, RecordType::kTenant, R"({"name":"x","slug":"x"})"),
+              "record_import");
+    };
+    cases["memory_upsert"] = [&] {
+      fb::UserMemoryT m;
+      m.user_id = FbId(victim_);
+      m.memory_key = "diet";
+      m.embedding = Vec(0.1f);
+      Refused(e().UpsertMemory(s, m), "memory_upsert");
+    };
+    cases["memory_get"] = [&] {
+      LooksMissing(e().GetMemory(s, their_memory_), e().GetMemory(s, missing), "memory_get");
+      LooksMissing(e().GetMemoryByKey(s, victim_, "diet"), e().GetMemoryByKey(s, missing, "diet"),
+                   "memory_get by key");
+    };
+    cases["memory_delete"] = [&] { Refused(e().DeleteMemory(s, their_memory_), "memory_delete"); };
+    auto query = [&](const Uuid& user) {
+      MemoryQuery q;
+      q.user = user;
+      q.vector = Vec(0.5f);
+      q.text = "vegetarian";
+      return q;
+    };
+    cases["memory_search"] = [&] {
+      LooksMissing(e().SearchMemories(s, query(victim_)), e().SearchMemories(s, query(missing)),
+                   "memory_search");
+    };
+    cases["memory_hybrid_search"] = [&] {
+      LooksMissing(e().HybridSearchMemories(s, query(victim_)),
+                   e().HybridSearchMemories(s, query(missing)), "memory_hybrid_search");
+    };
+    cases["memory_global_search"] = [&] {
+      EXPECT_CODE(e().GlobalSearchMemories(s, query(Uuid())), kPermissionDenied);
+    };
+    cases["memory_prune"] = [&] { Refused(e().PruneMemories(s, victim_, 0), "memory_prune"); };
+    cases["track_agent_usage"] = [&] {
+      fb::UsageLogT call;
+      call.user_id = FbId(victim_);
+      call.agent_id = FbId(platform_);
+      call.input_tokens = 1;
+      Refused(e().TrackAgentUsage(s, call), "track_agent_usage");
+    };
+    cases["rate_agent"] = [&] { Refused(e().RateAgent(s, victim_, platform_, 1.0), "rate_agent"); };
+    cases["usage_list"] = [&] {
+      UsageQuery q;
+      q.user = victim_;
+      EXPECT_EQ(BytesOf(e().ListUsage(s, q)), "[0]cursor=");
+      NoneOfTheirs(BytesOf(e().ListUsage(s, UsageQuery{})), "usage_list of everyone");
+    };
+    cases["usage_summary"] = [&] {
+      UsageSummaryRequest r;
+      r.id = victim_;
+      EXPECT_TRUE(Must(e().SummarizeUsage(s, r)).rows.empty());
+      r.owner = SummaryOwner::kTenant;
+      r.id = theirs_;
+      EXPECT_TRUE(Must(e().SummarizeUsage(s, r)).rows.empty());
+      r.owner = SummaryOwner::kEveryone;
+      EXPECT_CODE(e().SummarizeUsage(s, r), kPermissionDenied);
+    };
+    cases["quota_set"] = [&] {
+      fb::QuotaT q;
+      q.tenant_id = FbId(theirs_);
+      q.quota_limit = 1;
+      Refused(e().SetQuota(s, q), "quota_set");
+    };
+    cases["quota_get"] = [&] { EXPECT_EQ(BytesOf(e().GetQuotas(s, theirs_)), "[0]"); };
+    cases["limit_config_put"] = [&] {
+      auto put = [&](fb::LimitScope scope, std::optional<Uuid> subject) {
+        fb::RateLimitConfigT c;
+        c.scope = scope;
+        if (subject) c.scope_id = FbId(*subject);
+        c.limit_type = fb::LimitType::requests_per_minute;
+        c.limit_value = 1;
+        c.is_active = true;
+        Refused(e().PutLimitConfig(s, c), "limit_config_put");
+      };
+      put(fb::LimitScope::tenant, theirs_);
+      put(fb::LimitScope::user, victim_);
+      put(fb::LimitScope::agent, their_agent_);
+      put(fb::LimitScope::global, std::nullopt);
+    };
+    cases["limit_config_list"] = [&] {
+      NoneOfTheirs(BytesOf(e().ListLimitConfigs(s)), "limit_config_list");
+    };
+    cases["limit_config_delete"] = [&] {
+      LooksMissing(e().DeleteLimitConfig(s, their_limit_), e().DeleteLimitConfig(s, missing),
+                   "limit_config_delete");
+      Refused(e().DeleteLimitConfig(s, global_limit_), "limit_config_delete global");
+    };
+    cases["limit_check"] = [&] {
+      LimitCheckRequest r;
+      r.user = victim_;
+      Refused(e().CheckLimits(s, r), "limit_check");
+    };
+    cases["limit_release"] = [&] {
+      Refused(e().ReleaseLimit(s, their_lease_), "limit_release");
+    };
+    cases["usage_expire"] = [&] { Refused(e().ExpireUsageLogs(s), "usage_expire"); };
+    // Collections (issue 16) follow the same rule: records of another tenant's users.
+    cases["coll_declare"] = [&] {
+      Refused(e().DeclareCollection(s, R"({"name":"x","owner":"user","fields":[]})"),
+              "coll_declare");
+    };
+    cases["coll_alter"] = [&] {
+      Refused(e().AlterCollection(s, "goals", R"({"add_fields":[{"name":"n","type":"integer"}]})"),
+              "coll_alter");
+    };
+    cases["coll_sweep"] = [&] { Refused(e().SweepExpiredRecords(s), "coll_sweep"); };
+    // Declarations are platform-wide schema, not tenant data.
+    cases["coll_describe"] = [&] { EXPECT_OK(e().DescribeCollection(s, "goals")); };
+    cases["coll_list"] = [&] { EXPECT_OK(e().ListCollections(s)); };
+    cases["coll_put"] = [&] {
+      Refused(e().PutRecord(s, "goals",
+                            R"({"user_id":")" + victim_.ToString() + R"(","title":"x"})"),
+              "coll_put for their user");
+      Refused(e().PutRecord(s, "goals",
+                            R"({"id":")" + their_goal_ + R"(","user_id":")" + me_.ToString() +
+                                R"(","title":"stolen"})"),
+              "coll_put over their record");
+    };
+    cases["coll_get"] = [&] {
+      LooksMissing(e().GetRecord(s, "goals", their_goal_),
+                   e().GetRecord(s, "goals", missing.ToString()), "coll_get");
+    };
+    cases["coll_update"] = [&] {
+      Refused(e().UpdateRecord(s, "goals", their_goal_, R"({"title":"x"})"), "coll_update");
+    };
+    cases["coll_delete"] = [&] {
+      Refused(e().DeleteRecord(s, "goals", their_goal_, DeleteMode::kHard), "coll_delete");
+    };
+    cases["coll_query"] = [&] {
+      CollectionQuery q;
+      q.collection = "goals";
+      q.include_deleted = true;
+      EXPECT_TRUE(Must(e().QueryRecords(s, q)).records.empty());
+      q.index = "by_title";
+      EXPECT_TRUE(Must(e().QueryRecords(s, q)).records.empty());
+    };
+    cases["coll_count"] = [&] {
+      CollectionQuery q;
+      q.collection = "goals";
+      EXPECT_EQ(Must(e().CountRecords(s, q)), 0u);
+    };
+
+    for (const OperationInfo& op : Operations()) {
+      auto it = cases.find(std::string(op.name));
+      ASSERT_NE(it, cases.end()) << "no tenant-scope case for operation " << op.name;
+      SCOPED_TRACE(std::string(op.name));
+      it->second();
+    }
+    EXPECT_EQ(cases.size(), Operations().size()) << "a case names no operation";
+  }
+}
+
+// A tenant-scoped key still works on its own tenant (the confinement is not a refusal of
+// everything).
+TEST_F(TenantScopeTest, TenantScopedKeysWorkOnTheirOwnTenant) {
+  Scope admin = Scope::Admin(mine_);
+  Scope svc = Scope::Service(mine_);
+  EXPECT_OK(e().UpdateTenant(admin, mine_, R"({"plan":"pro"})"));
+  fb::UserT u;
+  u.email = "new@mine.example";
+  auto made = Must(e().CreateUser(svc, u));
+  EXPECT_EQ(Id(made->tenant_id()), mine_) << "users created by a tenant key join its tenant";
+  fb::AgentT a;
+  a.name = "ours";
+  auto agent = Must(e().CreateAgent(admin, a));
+  EXPECT_EQ(Id(agent->tenant_id()), mine_);
+  EXPECT_OK(e().UpdateAgent(admin, Id(agent->id()), R"({"name":"ours2"})"));
+  fb::ChatT c;
+  c.user_id = FbId(me_);
+  EXPECT_OK(e().CreateChat(svc, c));
+  fb::QuotaT q;
+  q.tenant_id = FbId(mine_);
+  q.quota_limit = 10;
+  EXPECT_OK(e().SetQuota(admin, q));
+  EXPECT_EQ(Must(e().GetQuotas(admin, mine_)).size(), 1u);
+  fb::ApiKeyT k;
+  k.role = fb::KeyRole::user;
+  k.user_id = FbId(me_);
+  EXPECT_OK(e().CreateApiKey(admin, k));
+  EXPECT_OK(e().ActAs(svc, me_));
+  EXPECT_CODE(e().ActAs(svc, victim_), kNotFound);
 }
 
 }  // namespace

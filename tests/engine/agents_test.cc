@@ -67,7 +67,7 @@ TEST_F(Agents, UserAgentIsUniquePerUserAndAgent) {
   EXPECT_EQ(ua->added_at(), clock_.NowMicros());
   // A private agent of someone else cannot be added.
   auto priv = MakeAgent("secret", false);
-  EXPECT_CODE(AddAgent(Id(u->id()), Id(priv->id())), kInvalidArgument);
+  EXPECT_CODE(AddAgent(Id(u->id()), Id(priv->id())), kNotFound);  // as a missing agent
 }
 
 TEST_F(Agents, UsageCountersAreNotPlainUpdatable) {

@@ -185,11 +185,11 @@ TEST_F(Chats, HardDeleteTakesMessagesAndVotesSoftDeleteHides) {
 TEST_F(Chats, ChatNeedsALiveUserAndRealAgent) {
   fb::ChatT c;
   c.user_id = FbId(MakeUuidV7(1, 1, 1));
-  EXPECT_CODE(e().CreateChat(Scope::Service(), c), kInvalidArgument);
+  EXPECT_CODE(e().CreateChat(Scope::Service(), c), kNotFound);  // user_id names no user
   auto u = MakeUser("h@x.com");
   c.user_id = FbId(Id(u->id()));
   c.agent_id = FbId(MakeUuidV7(1, 2, 2));
-  EXPECT_CODE(e().CreateChat(Scope::Service(), c), kInvalidArgument);
+  EXPECT_CODE(e().CreateChat(Scope::Service(), c), kNotFound);  // agent_id names no agent
   c.agent_id = FbId(Id(MakeAgent("a")->id()));
   c.visibility = fb::ChatVisibility::public_;
   auto ok = e().CreateChat(Scope::Service(), c);

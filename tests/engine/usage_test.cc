@@ -168,7 +168,7 @@ TEST_F(Usage, BadInputChangesNothing) {
   EXPECT_CODE(bad(Call(user, agent, INT64_MAX - 1, 0, 0, 0)), kInvalidArgument) << "total overflow";
   auto no_chat = Call(user, agent, 1, 1, 1, 1);
   no_chat.chat_id = FbId(Uuid::Parse("0190f3a2-7b1c-7def-8123-456789abcdef").value());
-  EXPECT_CODE(bad(no_chat), kInvalidArgument);
+  EXPECT_CODE(bad(no_chat), kNotFound) << "chat_id names no chat";
   auto bad_meta = Call(user, agent, 1, 1, 1, 1);
   bad_meta.metadata = "{not json";
   EXPECT_CODE(bad(bad_meta), kInvalidArgument);
@@ -193,13 +193,13 @@ TEST_F(Usage, BadInputChangesNothing) {
   EXPECT_CODE(e().SetQuota(Scope::Admin(), q), kInvalidArgument);
   q.quota_type = fb::QuotaType::tokens;
   q.tenant_id = FbId(user);
-  EXPECT_CODE(e().SetQuota(Scope::Admin(), q), kInvalidArgument) << "no such tenant";
+  EXPECT_CODE(e().SetQuota(Scope::Admin(), q), kNotFound) << "no such tenant";
   EXPECT_CODE(Limit(fb::LimitScope::global, std::nullopt, fb::LimitType::concurrent, -1),
               kInvalidArgument);
   EXPECT_CODE(Limit(fb::LimitScope::user, std::nullopt, fb::LimitType::concurrent, 1),
               kInvalidArgument);
   EXPECT_CODE(Limit(fb::LimitScope::global, user, fb::LimitType::concurrent, 1), kInvalidArgument);
-  EXPECT_CODE(Limit(fb::LimitScope::user, agent, fb::LimitType::concurrent, 1), kInvalidArgument);
+  EXPECT_CODE(Limit(fb::LimitScope::user, agent, fb::LimitType::concurrent, 1), kNotFound);
   EXPECT_CODE(Limit(fb::LimitScope::user, user, static_cast<fb::LimitType>(8), 1),
               kInvalidArgument);
   EXPECT_CODE(Limit(static_cast<fb::LimitScope>(8), user, fb::LimitType::concurrent, 1),

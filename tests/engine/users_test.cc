@@ -189,7 +189,7 @@ TEST_F(Tenants, SlugIsUniqueAndUsersReferenceRealTenants) {
   fb::UserT u;
   u.email = "x@acme.com";
   u.tenant_id = std::make_unique<fb::Uuid>(ToFb(MakeUuidV7(1, 2, 3)));
-  EXPECT_CODE(e().CreateUser(Scope::Service(), u), kInvalidArgument);
+  EXPECT_CODE(e().CreateUser(Scope::Service(), u), kNotFound);  // tenant_id names no tenant
   auto member = MakeUser("y@acme.com", Id(acme->get()->id()));
   // A member sees its tenant; purging a tenant with members is refused.
   EXPECT_OK(e().GetTenant(Scope::ForUser(Id(member->id())), Id(acme->get()->id())));

@@ -307,45 +307,47 @@ TEST_F(ValidationTest, InvalidUuidTextInPatchesIsRejected) {
                         "shared_with");
 }
 
+// The one error rule (docs/protocol.md): a reference to a missing record is not_found
+// naming the field.
 TEST_F(ValidationTest, ReferencesToMissingRecordsAreRejected) {
   Scope svc = Scope::Service();
   const std::string missing = Quoted(Missing().ToString());
-  EXPECT_REJECTED(e().UpdateChat(svc, chat_, Patch("agent_id", missing)), kInvalidArgument);
-  EXPECT_REJECTED(e().UpdateUser(svc, ada_, Patch("tenant_id", missing)), kInvalidArgument);
-  EXPECT_REJECTED(e().UpdateAgent(svc, agent_, Patch("tenant_id", missing)), kInvalidArgument);
+  EXPECT_REJECTED(e().UpdateChat(svc, chat_, Patch("agent_id", missing)), kNotFound);
+  EXPECT_REJECTED(e().UpdateUser(svc, ada_, Patch("tenant_id", missing)), kNotFound);
+  EXPECT_REJECTED(e().UpdateAgent(svc, agent_, Patch("tenant_id", missing)), kNotFound);
 
   fb::UserT u;
   u.email = "carol@example.com";
   u.tenant_id = FbId(Missing());
-  EXPECT_REJECTED(e().CreateUser(svc, u), kInvalidArgument);
+  EXPECT_REJECTED(e().CreateUser(svc, u), kNotFound);
   fb::ChatT c;
   c.user_id = FbId(Missing());
   c.title = "orphan";
-  EXPECT_REJECTED(e().CreateChat(svc, c), kInvalidArgument);
+  EXPECT_REJECTED(e().CreateChat(svc, c), kNotFound);
   fb::ChatT c2;
   c2.user_id = FbId(ada_);
   c2.agent_id = FbId(Missing());
-  EXPECT_REJECTED(e().CreateChat(svc, c2), kInvalidArgument);
+  EXPECT_REJECTED(e().CreateChat(svc, c2), kNotFound);
   fb::UserAgentT ua;
   ua.user_id = FbId(Missing());
   ua.agent_id = FbId(agent2_);
-  EXPECT_REJECTED(e().CreateUserAgent(svc, ua), kInvalidArgument);
+  EXPECT_REJECTED(e().CreateUserAgent(svc, ua), kNotFound);
   fb::UserAgentT ua2;
   ua2.user_id = FbId(ada_);
   ua2.agent_id = FbId(Missing());
-  EXPECT_REJECTED(e().CreateUserAgent(svc, ua2), kInvalidArgument);
+  EXPECT_REJECTED(e().CreateUserAgent(svc, ua2), kNotFound);
   fb::AgentT a;
   a.name = "orphan";
   a.creator_id = FbId(Missing());
-  EXPECT_REJECTED(e().CreateAgent(Scope::Admin(), a), kInvalidArgument);
+  EXPECT_REJECTED(e().CreateAgent(Scope::Admin(), a), kNotFound);
   fb::AgentT a2;
   a2.name = "orphan";
   a2.tenant_id = FbId(Missing());
-  EXPECT_REJECTED(e().CreateAgent(Scope::Admin(), a2), kInvalidArgument);
+  EXPECT_REJECTED(e().CreateAgent(Scope::Admin(), a2), kNotFound);
   fb::ApiKeyT k;
   k.role = fb::KeyRole::user;
   k.user_id = FbId(Missing());
-  EXPECT_REJECTED(e().CreateApiKey(svc, k), kInvalidArgument);
+  EXPECT_REJECTED(e().CreateApiKey(svc, k), kNotFound);
   // Messages and votes need an existing chat/message.
   fb::MessageT m = Message(R"([{"type":"text","text":"x"}])");
   m.chat_id = FbId(Missing());
@@ -469,17 +471,21 @@ TEST_F(ValidationTest, ValuesOfTheWrongJsonTypeAreRejected) {
 
 TEST_F(ValidationTest, OverLongStringsAreRejectedAtTheCap) {
   Scope svc = Scope::Service(), ada = Scope::ForUser(ada_);
-  // full_name: 200 bytes.
+  // full_name: 200 characters.
   const std::string huge = Xs(10'000);
   EXPECT_INVALID_NAMING(e().UpdateUser(svc, ada_, Patch("full_name", Quoted(huge))), "full_name");
   EXPECT_INVALID_NAMING(e().UpdateUser(ada, ada_, Patch("full_name", Quoted(huge))), "full_name");
   EXPECT_INVALID_NAMING(e().UpdateUser(ada, ada_, Patch("full_name", Quoted(Xs(201)))),
                         "full_name");
-  // Caps count bytes, not characters: 100 two-byte characters fit, one more byte does not.
+  // Caps count characters (code points, as varchar(n)), not bytes: 200 two-byte
+  // characters fit, one more character does not.
   std::string e_acute;
-  for (int i = 0; i < 100; ++i) e_acute += "\xC3\xA9";
+  for (int i = 0; i < 200; ++i) e_acute += "\xC3\xA9";
   EXPECT_INVALID_NAMING(e().UpdateUser(ada, ada_, Patch("full_name", Quoted(e_acute + "x"))),
                         "full_name");
+  EXPECT_OK(e().UpdateUser(ada, ada_, Patch("full_name", Quoted(e_acute))));
+  EXPECT_OK(e().UpdateUser(ada, ada_, Patch("full_name", Quoted("Ada"))));
+  Baseline();
   fb::UserT u;
   u.email = "carol@example.com";
   u.full_name = huge;
@@ -842,18 +848,21 @@ TEST_F(ValidationTest, NegativeTokensOrCostAreRejected) {
   EXPECT_INVALID_NAMING(Append(svc, chat_, "x", 5, 5, -5), "cost");
 }
 
-TEST_F(ValidationTest, ChatTotalsThatWouldOverflowAreRejected) {
+// Seed 001: message tokens are INTEGER, cost DECIMAL(10,6) (micro-USD here). A message
+// past either range is refused naming the field; the chat's int64 totals still refuse to
+// overflow, which no realistic number of messages in range can reach.
+TEST_F(ValidationTest, MessageTokensAndCostKeepTheSeedRanges) {
   const int64_t max = std::numeric_limits<int64_t>::max();
-  // The chat already holds 10 input tokens, 20 output tokens and a cost of 30.
-  EXPECT_INVALID_NAMING(Append(Scope::Service(), chat_, "x", max, 0, 0), "total_input_tokens");
-  EXPECT_INVALID_NAMING(Append(Scope::Service(), chat_, "x", 0, max, 0), "total_output_tokens");
-  EXPECT_INVALID_NAMING(Append(Scope::Service(), chat_, "x", 0, 0, max), "total_cost");
-  // Up to the limit is fine.
+  EXPECT_INVALID_NAMING(Append(Scope::Service(), chat_, "x", max, 0, 0), "input_tokens");
+  EXPECT_INVALID_NAMING(Append(Scope::Service(), chat_, "x", 0, 2147483648, 0), "output_tokens");
+  EXPECT_INVALID_NAMING(Append(Scope::Service(), chat_, "x", 0, 0, 10'000'000'000), "cost");
+  // The largest values of the ranges are fine. The chat already holds 10 input tokens.
   Row<fb::Chat> chat;
   fb::MessageT m = Message("[]");
-  m.input_tokens = max - 10;
+  m.input_tokens = 2147483647;
+  m.cost = 9'999'999'999;
   ASSERT_OK(e().AppendMessage(Scope::Service(), m, &chat).status());
-  EXPECT_EQ(chat->total_input_tokens(), max);
+  EXPECT_EQ(chat->total_input_tokens(), 10 + 2147483647LL);
   EXPECT_EQ(chat->message_count(), 2);
 }
 
@@ -991,18 +1000,18 @@ TEST_F(ValidationTest, OriginalAgentIdMustNameAnAgent) {
   const std::string missing = Quoted(Missing().ToString());
   EXPECT_REJECTED(
       e().UpdateUserAgent(Scope::ForUser(ada_), ua_, Patch("original_agent_id", missing)),
-      kInvalidArgument);
+      kNotFound);
   fb::UserAgentT ua;
   ua.agent_id = FbId(agent2_);
   ua.original_agent_id = FbId(Missing());
-  EXPECT_REJECTED(e().CreateUserAgent(Scope::ForUser(ada_), ua), kInvalidArgument);
+  EXPECT_REJECTED(e().CreateUserAgent(Scope::ForUser(ada_), ua), kNotFound);
 }
 
 TEST_F(ValidationTest, ApiKeyTenantMustNameATenant) {
   fb::ApiKeyT k;
   k.role = fb::KeyRole::admin;
   k.tenant_id = FbId(Missing());
-  EXPECT_REJECTED(e().CreateApiKey(Scope::Service(), k), kInvalidArgument);
+  EXPECT_REJECTED(e().CreateApiKey(Scope::Service(), k), kNotFound);
 }
 
 }  // namespace

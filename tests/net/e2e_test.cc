@@ -1,7 +1,9 @@
 // End to end: a real agentstored process, the client library over loopback, every
 // operation, and every access rule as the server enforces it.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "server_process.h"
@@ -191,6 +193,24 @@ namespace {
 
 // docs/protocol.md's operation table is generated from the operation table; a changed
 // operation without a regenerated document fails here.
+// Issue 12: the server's data directory is 0700 and every file it writes 0600 (its umask
+// is 077), so no other local user can read a record.
+TEST_F(EndToEnd, DataDirectoryAndFilesAreOwnerOnly) {
+  NewUser("p@x.example");
+  ASSERT_OK(admin().CreateBackup(dir_.sub("backup")).get());
+  struct stat st;
+  ASSERT_EQ(::stat(server_.data_dir().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  int files = 0;
+  for (const auto& dir : {server_.data_dir(), dir_.sub("backup")})
+    for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {
+      ASSERT_EQ(::stat(f.path().c_str(), &st), 0);
+      EXPECT_EQ(st.st_mode & 077, 0u) << f.path() << " is open to group or others";
+      ++files;
+    }
+  EXPECT_GT(files, 3);
+}
+
 TEST(ProtocolDoc, OperationTableMatchesTheCode) {
   std::ifstream f(std::string(AGENTSTORE_SOURCE_DIR) + "/docs/protocol.md");
   std::string doc((std::istreambuf_iterator<char>(f)), {});

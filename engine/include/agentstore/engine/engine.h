@@ -24,6 +24,7 @@
 // privileged callers may change (a user's role) is permission_denied for others.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -108,6 +109,14 @@ struct EngineOptions {
 struct NewApiKey {
   Row<fb::ApiKey> key;
   std::string secret;
+};
+
+// What a successful authentication grants, and what a session needs to recheck it.
+struct AuthenticatedKey {
+  Scope scope;
+  Uuid key_id;
+  int64_t expires_at = 0;  // 0: never
+  uint64_t epoch = 0;      // Engine::auth_epoch() when the key was checked
 };
 
 struct EngineStats {
@@ -320,6 +329,20 @@ class Engine {
   // Checks a secret and returns the scope it grants; permission_denied for unknown,
   // revoked or expired keys (one message for all, so nothing leaks). Records last_used_at.
   Result<Scope> Authenticate(std::string_view secret);
+  // The same, with what an open session needs to revalidate the key later.
+  Result<AuthenticatedKey> AuthenticateKey(std::string_view secret);
+  // Checks again a key authenticated before (revoked, expired, its user deleted, its
+  // tenant gone: permission_denied), for a session whose auth_epoch() moved.
+  Result<AuthenticatedKey> RecheckKey(const Uuid& key_id);
+  // Moves whenever a key may have lost rights (key_revoke; a user's deletion, role,
+  // is_active or tenant change; a tenant's deletion). A session compares it with the
+  // epoch it authenticated at: one atomic load per request.
+  const std::atomic<uint64_t>& auth_epoch() const;
+  // The engine's clock (key expiry is judged by it).
+  int64_t NowMicros() const;
+  // `scope` acting as `user` (Scope::ActAs), refused when a tenant-scoped service names
+  // a user outside its tenant (not_found, as for a missing user).
+  Result<Scope> ActAs(const Scope& scope, const Uuid& user);
 
   // Calls `done` once every write up to `ticket` (from DeferDurability) is durable; at
   // once when it already is. `done` runs on this thread or the store's sync thread and
@@ -387,6 +410,7 @@ class Engine {
 
  private:
   explicit Engine(std::unique_ptr<internal::EngineState> impl);
+  Result<AuthenticatedKey> CheckKey(const Uuid& key_id, const std::vector<uint8_t>* hash);
   std::unique_ptr<internal::EngineState> impl_;
 };
 

@@ -29,7 +29,7 @@ enum RoleBits : uint8_t { kService = 1, kAdmin = 2, kUser = 4, kAnyRole = 7 };
   X(user_delete, kWrite, kService | kUser, true, "soft delete, or hard delete with cascade")      \
   X(user_list, kRead, kService | kAdmin, true, "users by id")                                     \
   X(agent_create, kWrite, kAnyRole, true, "create an agent")                                      \
-  X(agent_get, kRead, kAnyRole, true, "an agent (public or own for users)")                       \
+  X(agent_get, kRead, kAnyRole, true, "an agent (public or own; others' creator_id hidden)")      \
   X(agent_update, kWrite, kAnyRole, true, "merge-patch an agent")                                 \
   X(agent_delete, kWrite, kAnyRole, true, "soft or hard delete an agent")                         \
   X(agent_list, kRead, kAnyRole, true, "agents the caller may see")                               \

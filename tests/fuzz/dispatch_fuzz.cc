@@ -1,0 +1,365 @@
+// Fuzz target for the request path: frame bytes -> FlatBuffers verifier -> dispatch ->
+// engine, on a real engine (temp dir) with sessions of every key scope (service, admin,
+// user, tenant-scoped admin and service, unauthenticated). An input is one byte choosing
+// the session, then one request frame body.
+//
+// Two ways to run it:
+//  - built with clang and -DAGENTSTORE_LIBFUZZER (-fsanitize=fuzzer): libFuzzer drives
+//    LLVMFuzzerTestOneInput;
+//  - otherwise (gcc, CI): this file's own seeded mutation driver. It starts from a valid
+//    frame of every operation for every session, mutates (bit flips, interesting
+//    integers, inserted/erased/duplicated bytes, splices) for --seconds or --runs, and
+//    checks every answer is one verified Response. Built with ASan+UBSan, any memory or
+//    undefined-behaviour error aborts the run; the input is printed (hex) first, and
+//    written to --crash-file, so CI fails and shows the input. A crash file given as an
+//    argument is replayed.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dispatch.h"
+#include "request_frames.h"
+#include "test_util.h"
+
+// Present when a sanitizer runtime is linked (weak: the plain build runs without it).
+extern "C" void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+
+namespace agentstore::fuzz {
+namespace {
+
+using testing::FrameIds;
+
+struct World {
+  testing::TempDir dir;
+  ManualClock clock{1'700'000'000'000'000};
+  std::unique_ptr<Engine> engine;
+  net::ServerCounters counters;
+  std::unique_ptr<net::Dispatcher> dispatcher;
+  std::vector<net::Session> sessions;  // logged in once; a run works on a copy
+  FrameIds ids;
+  std::vector<std::vector<uint8_t>> seeds;  // session byte + frame
+};
+
+// The input being run, for the crash report.
+const uint8_t* g_input = nullptr;
+size_t g_input_size = 0;
+std::string g_crash_file = "dispatch-fuzz-crash.bin";
+uint64_t g_answered_ok = 0;  // inputs answered ok: the seeds and mutations reach the engine
+
+void ReportInput() {
+  if (!g_input) return;
+  static const char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (size_t i = 0; i < g_input_size; ++i) {
+    hex.push_back(kHex[g_input[i] >> 4]);
+    hex.push_back(kHex[g_input[i] & 15]);
+  }
+  fprintf(stderr, "\n==dispatch_fuzz== failing input (%zu bytes, session %d): %s\n", g_input_size,
+          g_input_size ? g_input[0] : -1, hex.c_str());
+  if (FILE* f = fopen(g_crash_file.c_str(), "wb")) {
+    fwrite(g_input, 1, g_input_size, f);
+    fclose(f);
+    fprintf(stderr, "==dispatch_fuzz== written to %s\n", g_crash_file.c_str());
+  }
+}
+
+void OnSignal(int sig) {
+  ReportInput();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+World& TheWorld() {
+  static World* w = [] {
+    auto* w = new World;
+    // backup_create with a mutated relative directory lands in the temp dir.
+    if (chdir(w->dir.path().c_str()) != 0) abort();
+    EngineOptions o;
+    o.data_dir = w->dir.sub("data");
+    o.durability = storage::Durability::kNone;
+    o.clock = &w->clock;
+    o.shards = 2;
+    o.random_seed = 42;
+    o.memory.dim = 8;
+    o.memory.background = false;
+    w->engine = testing::Must(Engine::Open(o));
+    Engine& e = *w->engine;
+    Scope svc = Scope::Service();
+    fb::TenantT t;
+    t.name = "T";
+    t.slug = "t";
+    w->ids.tenant = ToUuid(testing::Must(e.CreateTenant(svc, t))->id());
+    fb::TenantT t2;
+    t2.name = "O";
+    t2.slug = "o";
+    Uuid other = ToUuid(testing::Must(e.CreateTenant(svc, t2))->id());
+    fb::UserT u;
+    u.email = "u@x.example";
+    u.tenant_id = testing::FbId(w->ids.tenant);
+    w->ids.user = ToUuid(testing::Must(e.CreateUser(svc, u))->id());
+    fb::UserT v;
+    v.email = "v@x.example";
+    v.tenant_id = testing::FbId(other);
+    Uuid victim = ToUuid(testing::Must(e.CreateUser(svc, v))->id());
+    fb::AgentT a;
+    a.name = "A";
+    a.is_public = true;
+    w->ids.agent = ToUuid(testing::Must(e.CreateAgent(svc, a))->id());
+    fb::UserAgentT ua;
+    ua.user_id = testing::FbId(w->ids.user);
+    ua.agent_id = testing::FbId(w->ids.agent);
+    w->ids.user_agent = ToUuid(testing::Must(e.CreateUserAgent(svc, ua))->id());
+    fb::ChatT c;
+    c.user_id = testing::FbId(w->ids.user);
+    w->ids.chat = ToUuid(testing::Must(e.CreateChat(svc, c))->id());
+    fb::MessageT m;
+    m.chat_id = testing::FbId(w->ids.chat);
+    m.parts = R"([{"type":"text","text":"hi"}])";
+    w->ids.message = ToUuid(testing::Must(e.AppendMessage(svc, m))->id());
+    fb::UserMemoryT mem;
+    mem.user_id = testing::FbId(w->ids.user);
+    mem.memory_key = "k0";
+    mem.memory_value = R"({"content":"hello"})";
+    mem.embedding = std::vector<float>(8, 0.5f);
+    w->ids.memory = ToUuid(testing::Must(e.UpsertMemory(svc, mem))->id());
+    fb::RateLimitConfigT rl;
+    rl.scope = fb::LimitScope::user;
+    rl.scope_id = testing::FbId(w->ids.user);
+    rl.limit_type = fb::LimitType::requests_per_minute;
+    rl.limit_value = 1000000;
+    rl.is_active = true;
+    w->ids.limit = ToUuid(testing::Must(e.PutLimitConfig(svc, rl))->id());
+    // Targets for the destructive seeds, so the others keep finding their records.
+    fb::TenantT dt;
+    dt.name = "D";
+    dt.slug = "d";
+    w->ids.doomed_tenant = ToUuid(testing::Must(e.CreateTenant(svc, dt))->id());
+    fb::UserT du;
+    du.email = "doomed@x.example";
+    du.tenant_id = testing::FbId(w->ids.tenant);
+    w->ids.doomed_user = ToUuid(testing::Must(e.CreateUser(svc, du))->id());
+    fb::AgentT da;
+    da.name = "D";
+    w->ids.doomed_agent = ToUuid(testing::Must(e.CreateAgent(svc, da))->id());
+    fb::UserAgentT dua;
+    dua.user_id = testing::FbId(w->ids.doomed_user);
+    dua.agent_id = testing::FbId(w->ids.agent);
+    w->ids.doomed_user_agent = ToUuid(testing::Must(e.CreateUserAgent(svc, dua))->id());
+    fb::ChatT dc;
+    dc.user_id = testing::FbId(w->ids.user);
+    w->ids.doomed_chat = ToUuid(testing::Must(e.CreateChat(svc, dc))->id());
+    mem.memory_key = "doomed";
+    mem.id.reset();
+    w->ids.doomed_memory = ToUuid(testing::Must(e.UpsertMemory(svc, mem))->id());
+    fb::ApiKeyT dk;
+    dk.role = fb::KeyRole::admin;
+    dk.tenant_id = testing::FbId(w->ids.tenant);
+    w->ids.doomed_key = ToUuid(testing::Must(e.CreateApiKey(svc, dk)).key->id());
+    w->dispatcher = std::make_unique<net::Dispatcher>(&e, &w->counters, 1u << 30);
+    // One session per key scope, plus an unauthenticated one.
+    auto key = [&](fb::KeyRole role, std::optional<Uuid> tenant, const Uuid* user) {
+      fb::ApiKeyT k;
+      k.role = role;
+      if (tenant) k.tenant_id = testing::FbId(*tenant);
+      if (user) k.user_id = testing::FbId(*user);
+      return testing::Must(e.CreateApiKey(svc, k));
+    };
+    std::vector<NewApiKey> keys = {
+        key(fb::KeyRole::service, std::nullopt, nullptr),
+        key(fb::KeyRole::admin, std::nullopt, nullptr),
+        key(fb::KeyRole::user, std::nullopt, &w->ids.user),
+        key(fb::KeyRole::user, std::nullopt, &victim),
+        key(fb::KeyRole::admin, w->ids.tenant, nullptr),
+        key(fb::KeyRole::service, w->ids.tenant, nullptr),
+    };
+    w->ids.key = ToUuid(keys[3].key->id());
+    for (const auto& k : keys) {
+      net::Session s;
+      FrameIds ids;
+      ids.secret = k.secret;
+      auto frame = testing::FrameFor(Op::authenticate, ids);
+      flatbuffers::FlatBufferBuilder out;
+      w->dispatcher->Handle(s, frame.data(), frame.size(), out);
+      if (!s.scope) {
+        fprintf(stderr, "fuzz setup: a key did not authenticate\n");
+        abort();
+      }
+      w->sessions.push_back(s);
+    }
+    w->sessions.push_back(net::Session{});  // unauthenticated
+    w->ids.secret = keys[2].secret;
+    // Seeds: every operation, on every session, with and without act_as.
+    for (size_t s = 0; s < w->sessions.size(); ++s)
+      for (const auto& info : Operations())
+        for (const Uuid* as : std::initializer_list<const Uuid*>{nullptr, &w->ids.user}) {
+          std::vector<uint8_t> seed{static_cast<uint8_t>(s)};
+          auto frame = testing::FrameFor(info.op, w->ids, 11, as);
+          seed.insert(seed.end(), frame.begin(), frame.end());
+          w->seeds.push_back(std::move(seed));
+        }
+    return w;
+  }();
+  return *w;
+}
+
+// Runs one input; aborts (with the input reported) when the answer is not one verified
+// Response.
+void RunOne(const uint8_t* data, size_t size) {
+  if (size < 1) return;
+  World& w = TheWorld();
+  g_input = data;
+  g_input_size = size;
+  net::Session session = w.sessions[data[0] % w.sessions.size()];
+  flatbuffers::FlatBufferBuilder out;
+  w.dispatcher->Handle(session, data + 1, size - 1, out);
+  flatbuffers::Verifier v(out.GetBufferPointer(), out.GetSize());
+  if (!v.VerifyBuffer<proto::Response>(nullptr)) {
+    fprintf(stderr, "==dispatch_fuzz== the answer is not a valid Response\n");
+    ReportInput();
+    abort();
+  }
+  const auto* resp = flatbuffers::GetRoot<proto::Response>(out.GetBufferPointer());
+  g_answered_ok += resp->code() == proto::ErrorCode::ok;
+  if (getenv("DISPATCH_FUZZ_VERBOSE"))
+    fprintf(stderr, "session %d: %s %s\n", data[0], proto::EnumNameErrorCode(resp->code()),
+            resp->message() ? resp->message()->c_str() : "");
+  g_input = nullptr;
+}
+
+// ---- the mutation driver ----
+
+void Mutate(std::vector<uint8_t>& in, std::mt19937_64& rng, const World& w) {
+  static const int64_t kInteresting[] = {0, 1, -1, 0x7f, 0x80, 0xff, 0x7fff, 0xffff,
+                                         INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, 1000, 1001};
+  auto pos = [&](size_t n) { return n ? rng() % n : 0; };
+  int steps = 1 + static_cast<int>(rng() % 4);
+  for (int s = 0; s < steps; ++s) {
+    switch (rng() % 8) {
+      case 0:  // flip a bit
+        if (in.size() > 1) in[1 + pos(in.size() - 1)] ^= static_cast<uint8_t>(1u << (rng() % 8));
+        break;
+      case 1:  // a random byte
+        if (in.size() > 1) in[1 + pos(in.size() - 1)] = static_cast<uint8_t>(rng());
+        break;
+      case 2: {  // an interesting integer, 1/2/4/8 bytes, little-endian
+        if (in.size() < 9) break;
+        int64_t x = kInteresting[rng() % std::size(kInteresting)];
+        size_t width = size_t{1} << (rng() % 4);
+        size_t at = 1 + pos(in.size() - width);
+        std::memcpy(&in[at], &x, width);
+        break;
+      }
+      case 3:  // insert bytes
+        in.insert(in.begin() + static_cast<long>(1 + pos(in.size())), 1 + rng() % 8,
+                  static_cast<uint8_t>(rng()));
+        break;
+      case 4:  // erase bytes
+        if (in.size() > 2) {
+          size_t at = 1 + pos(in.size() - 1);
+          size_t n = std::min<size_t>(1 + rng() % 8, in.size() - at);
+          in.erase(in.begin() + static_cast<long>(at), in.begin() + static_cast<long>(at + n));
+        }
+        break;
+      case 5: {  // duplicate a chunk
+        if (in.size() < 3) break;
+        size_t at = 1 + pos(in.size() - 1);
+        size_t n = std::min<size_t>(1 + rng() % 16, in.size() - at);
+        std::vector<uint8_t> chunk(in.begin() + static_cast<long>(at),
+                                   in.begin() + static_cast<long>(at + n));
+        in.insert(in.begin() + static_cast<long>(1 + pos(in.size())), chunk.begin(), chunk.end());
+        break;
+      }
+      case 6: {  // splice the tail of another seed
+        const auto& other = w.seeds[rng() % w.seeds.size()];
+        size_t cut = 1 + pos(in.size());
+        size_t from = 1 + pos(other.size() - 1);
+        in.resize(cut);
+        in.insert(in.end(), other.begin() + static_cast<long>(from), other.end());
+        break;
+      }
+      case 7:  // another session
+        in[0] = static_cast<uint8_t>(rng());
+        break;
+    }
+    if (in.size() > (1u << 16)) in.resize(1u << 16);
+  }
+}
+
+int Main(int argc, char** argv) {
+  double seconds = 10;
+  uint64_t runs = 0, seed = 1;
+  std::vector<std::string> replay;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+    if (a == "--seconds")
+      seconds = std::stod(value());
+    else if (a == "--runs")
+      runs = std::stoull(value());
+    else if (a == "--seed")
+      seed = std::stoull(value());
+    else if (a == "--crash-file")
+      g_crash_file = value();
+    else
+      replay.push_back(a);
+  }
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, OnSignal);
+  if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(ReportInput);
+  World& w = TheWorld();
+  if (!replay.empty()) {
+    for (const auto& path : replay) {
+      std::ifstream f(path, std::ios::binary);
+      std::vector<uint8_t> in((std::istreambuf_iterator<char>(f)), {});
+      RunOne(in.data(), in.size());
+      printf("replayed %s: ok\n", path.c_str());
+    }
+    return 0;
+  }
+  for (const auto& s : w.seeds) RunOne(s.data(), s.size());
+  printf("dispatch_fuzz: %zu seeds, %llu answered ok\n", w.seeds.size(),
+         static_cast<unsigned long long>(g_answered_ok));
+  std::mt19937_64 rng(seed);
+  auto start = std::chrono::steady_clock::now();
+  uint64_t n = 0;
+  while (true) {
+    if (runs ? n >= runs
+             : std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >=
+                   seconds)
+      break;
+    std::vector<uint8_t> in = w.seeds[rng() % w.seeds.size()];
+    Mutate(in, rng, w);
+    RunOne(in.data(), in.size());
+    ++n;
+  }
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::string dir = w.dir.path();
+  w.dispatcher.reset();
+  w.engine.reset();
+  std::error_code ec;
+  if (chdir("/") == 0) std::filesystem::remove_all(dir, ec);
+  printf("dispatch_fuzz: %llu mutated inputs in %.1f s (seed %llu), %llu answered ok in all, "
+         "no finding\n",
+         static_cast<unsigned long long>(n), took, static_cast<unsigned long long>(seed),
+         static_cast<unsigned long long>(g_answered_ok));
+  return 0;
+}
+
+}  // namespace
+}  // namespace agentstore::fuzz
+
+#ifdef AGENTSTORE_LIBFUZZER
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  agentstore::fuzz::RunOne(data, size);
+  return 0;
+}
+#else
+int main(int argc, char** argv) { return agentstore::fuzz::Main(argc, argv); }
+#endif
