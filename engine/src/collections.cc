@@ -661,17 +661,17 @@ Result<std::string> Engine::PutRecord(const Scope& scope, std::string_view colle
   if (schema->owner == OwnerKind::kUser) {
     internal::Partition& shard = impl_->ShardOf(owner);
     shard_lock = std::shared_lock(shard.mu);
-    if (!impl_->UserLive(shard, owner)) return Status::InvalidArgument("user_id names no user");
+    if (!impl_->UserLive(shard, owner)) return internal::MissingRef("user_id", "user");
     if (scope.tenant()) {
       const auto* u = internal::View<fb::User>(shard, shard.users.at(owner));
       if (!u->tenant_id() || ToUuid(u->tenant_id()) != *scope.tenant())
-        return Status::InvalidArgument("user_id names no user");
+        return internal::MissingRef("user_id", "user");
     }
   } else if (schema->owner == OwnerKind::kTenant) {
     global_lock = std::shared_lock(g.mu);
     auto t = g.tenants.find(owner);
     if (t == g.tenants.end() || internal::View<fb::Tenant>(g, t->second)->deleted_at())
-      return Status::InvalidArgument("tenant_id names no tenant");
+      return internal::MissingRef("tenant_id", "tenant");
   }
   std::unique_lock l(c->mu);
   const Schema& s = *c->schema;  // may be newer than `schema` (an alter added fields)
@@ -683,8 +683,17 @@ Result<std::string> Engine::PutRecord(const Scope& scope, std::string_view colle
   auto old = c->records.find(pk);
   Json old_rec;
   if (old != c->records.end()) {
-    if (old->second.owner != owner && !scope.is_service())
-      return Status::AlreadyExists("a record with this key exists");
+    // Only an unconfined service key may move a record to another owner; a tenant-scoped
+    // one may not even touch a record of another tenant's owner.
+    if (old->second.owner != owner) {
+      bool sees_old = schema->owner == OwnerKind::kUser     ? impl_->Sees(scope, old->second.owner)
+                      : schema->owner == OwnerKind::kTenant ? internal::EngineState::SeesTenant(
+                                                                  scope, old->second.owner)
+                                                            : !scope.confined();
+      if (!scope.is_service() || !sees_old)
+        return sees_old ? Status::AlreadyExists("a record with this key exists")
+                        : Status::PermissionDenied("a record with this key belongs to another owner");
+    }
     AS_RETURN_IF_ERROR(internal::coll::Decode(s, old->second.bytes, &old_rec));
     rec["created_at"] = old_rec["created_at"];  // a replace keeps the record's creation
   }

@@ -768,7 +768,9 @@ Status Touch(EngineState& st, Partition& shard, const UserMemories& mems,
     m->mutate_last_accessed_at(now);
     batch.Put(TouchKey(mems.meta(slot).id), TouchValue(m->access_count(), now));
   }
-  return st.Log(batch).status();
+  // Not awaited for fsync, but handed to the OS before the answer: kill -9 loses none.
+  AS_RETURN_IF_ERROR(st.Log(batch).status());
+  return st.store->HandToOs();
 }
 
 }  // namespace
@@ -931,6 +933,9 @@ Engine::MemoryIndexStats Engine::MemoryStats() const {
 Status Engine::SaveMemoryGraphs(const Scope& scope) {
   if (!scope.is_service() && !scope.is_admin())
     return Status::PermissionDenied("saving the vector graphs needs a service or admin key");
+  // The graphs hold every tenant's vectors: a store-wide act, like a backup.
+  if (scope.confined())
+    return Status::PermissionDenied("a tenant-scoped key may not save the store's graphs");
   return impl_->SaveMemoryGraphs();
 }
 

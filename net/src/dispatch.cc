@@ -746,6 +746,7 @@ Status Handle<Op::usage_expire>(Call& c) {
 }
 
 // user_memory
+template <>
 Status Handle<Op::memory_graphs_save>(Call& c) { return c.engine.SaveMemoryGraphs(c.scope); }
 Status SetHits(Call& c, Result<std::vector<MemoryHit>> r) {
   if (!r.ok()) return r.status();

@@ -396,6 +396,12 @@ Result<uint64_t> KvStore::Write(WriteBatch& batch) {
   return impl_->written.fetch_add(1, std::memory_order_acq_rel) + 1;
 }
 
+Status KvStore::HandToOs() {
+  if (!impl_->manual_flush) return Status::OK();  // none / batch: Write already did
+  rocksdb::Status s = impl_->db->FlushWAL(/*sync=*/false);
+  return s.ok() ? Status::OK() : FromRocks(s, "flush log");
+}
+
 Status KvStore::AwaitDurable(uint64_t ticket) {
   if (impl_->options.durability != Durability::kAlways) return Status::OK();
   std::unique_lock lock(impl_->mu);

@@ -37,7 +37,7 @@ TEST(BenchDataset, ScaleSCounts) {
   EXPECT_EQ(d.users.size(), 1000u);
   EXPECT_EQ(d.user_agents.size(), 10000u);
   EXPECT_EQ(d.chats.size(), 1000u);
-  EXPECT_EQ(d.messages.size(), 10000u);
+  EXPECT_EQ(d.messages.size(), 24000u);  // 24 a chat, so last_20_messages reads 20
   EXPECT_EQ(d.usage_logs.size(), 50000u);
   EXPECT_EQ(d.ua_begin.size(), d.users.size() + 1);
   EXPECT_EQ(d.message_begin.back(), d.messages.size());

@@ -1385,6 +1385,10 @@ TEST_F(TenantScopeTest, EveryOperationIsConfinedToTheKeysTenant) {
       q.collection = "goals";
       EXPECT_EQ(Must(e().CountRecords(s, q)), 0u);
     };
+    // The saved graphs hold every tenant's vectors: store-wide, like a backup.
+    cases["memory_graphs_save"] = [&] {
+      EXPECT_CODE(e().SaveMemoryGraphs(s), kPermissionDenied);
+    };
 
     for (const OperationInfo& op : Operations()) {
       auto it = cases.find(std::string(op.name));

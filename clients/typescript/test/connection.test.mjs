@@ -61,9 +61,13 @@ describe('one server', () => {
     } finally {
       await user.close();
     }
-    // io_error: a checkpoint the server cannot write
+    // io_error: a checkpoint the server cannot write (the parent exists, so the request is
+    // valid; /proc refuses the new directory)
+    await assert.rejects(svc.backupCreate({ dir: '/proc/agentstore-backup' }),
+      (e) => code('io_error')(e) && e.status === 8);
+    // invalid_argument for a backup whose parent directory is missing
     await assert.rejects(svc.backupCreate({ dir: '/proc/no/such/dir' }),
-      (e) => code('io_error')(e) && e.status === 8 && /No such file or directory/.test(e.message));
+      (e) => code('invalid_argument')(e) && e.status === 2);
     // unavailable (6), corruption (7) and not_implemented (9) cannot be provoked on a healthy
     // server whose every operation is built; their names come from protocol.fbs like the rest.
     assert.deepEqual([6, 7, 9].map((n) => ErrorCodeNames[n]), ['unavailable', 'corruption', 'not_implemented']);

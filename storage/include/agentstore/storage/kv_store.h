@@ -95,6 +95,10 @@ class KvStore {
   // Appends `batch` atomically to the WAL and memtable. The returned ticket is passed to
   // AwaitDurable before the write is acknowledged to anyone.
   Result<uint64_t> Write(WriteBatch& batch);
+  // Hands every write made so far to the OS without syncing, for a write nobody awaits
+  // (e.g. memory touches): under kAlways Write only fills RocksDB's log buffer, and a
+  // process crash would lose what the log thread had not flushed yet.
+  Status HandToOs();
   // Blocks until the write with `ticket` is as durable as the store's mode promises.
   Status AwaitDurable(uint64_t ticket);
   // Calls `done` once the write with `ticket` is durable: at once (on this thread) when
