@@ -1,7 +1,7 @@
 // In-process engine micro-benchmarks: record encode/decode (FlatBuffers, the stored and
 // wire form), point read, last-20 messages, append_message and track_agent_usage under
-// durability none and always (many threads, group commit), create user_agent. Each benchmark names its
-// durability. Run: build/benchmarks/engine_bench
+// durability none and always (many threads, group commit), create user_agent. Each benchmark names
+// its durability. Run: build/benchmarks/engine_bench
 #include <benchmark/benchmark.h>
 
 #include <atomic>

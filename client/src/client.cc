@@ -996,7 +996,9 @@ Pending<std::string> Client::CallJson(std::string_view op, std::string_view args
   const internal::JsonArgs& a = *args;
   return impl_->Call<std::string>(
       act_as_, *code,
-      [&a](Fbb& fbb) -> ArgsPair { return {a.type, internal::CopyJsonArgs(fbb, a)}; },
+      [&a](Fbb& fbb) -> ArgsPair {
+        return {a.type, internal::CopyJsonArgs(fbb, a)};
+      },
       internal::ResponseJson);
 }
 std::string_view Client::ProtocolSchema() { return internal::ProtocolSchemaText(); }
@@ -1191,14 +1193,13 @@ Pending<std::string> Client::PutRecord(std::string_view collection, std::string_
   return AS_CALL(std::string, coll_put, DecodeJsonOne, return CollArgs(fbb, collection, record););
 }
 Pending<std::string> Client::GetRecord(std::string_view collection, std::string_view key) {
-  return AS_CALL(std::string, coll_get, DecodeJsonOne,
-                 return CollArgs(fbb, collection, {}, key););
+  return AS_CALL(std::string, coll_get, DecodeJsonOne, return CollArgs(fbb, collection, {}, key););
 }
 Pending<std::string> Client::UpdateRecord(std::string_view collection, std::string_view key,
                                           std::string_view patch, JsonMode mode) {
-  return AS_CALL(std::string, coll_update, DecodeJsonOne,
-                 return CollArgs(fbb, collection, patch, key, DeleteMode::kSoft,
-                                 mode == JsonMode::kReplace););
+  return AS_CALL(
+      std::string, coll_update, DecodeJsonOne,
+      return CollArgs(fbb, collection, patch, key, DeleteMode::kSoft, mode == JsonMode::kReplace););
 }
 Pending<Done> Client::DeleteRecord(std::string_view collection, std::string_view key,
                                    DeleteMode mode) {

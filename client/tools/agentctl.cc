@@ -1,19 +1,20 @@
 // agentctl: the operators' CLI. Talks to agentstored with the client library (address
 // and key from flags or AGENTSTORE_ADDR / AGENTSTORE_KEY), prints tables for people and
 // JSON with --json, and exits non-zero with the error's message when a call fails.
+#include "agentctl.h"
+
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cmath>
-#include <filesystem>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "agentstore/client.h"
 #include "agentstore/common/record_json.h"
-#include "agentctl.h"
 
 namespace fs = std::filesystem;
 using agentstore::Client;
@@ -244,8 +245,7 @@ void Import(Globals& g, const std::string& in_path) {
       ++ok;
     } else {
       ++bad;
-      std::cerr << (tty ? "\n" : "") << "line " << f.line << ": skipped: " << s.ToString()
-                << "\n";
+      std::cerr << (tty ? "\n" : "") << "line " << f.line << ": skipped: " << s.ToString() << "\n";
     }
   };
   auto drain = [&] {
@@ -344,11 +344,11 @@ void PrintHits(Globals& g, const std::vector<agentstore::MemoryHit>& hits) {
       row["id"] = m["id"];
       row["memory_type"] = m["memory_type"];
       row["importance_score"] = m["importance_score"];
-      std::string content =
-          m["memory_value"].is_object() && m["memory_value"].contains("content") &&
-                  m["memory_value"]["content"].is_string()
-              ? m["memory_value"]["content"].get<std::string>()
-              : "";
+      std::string content = m["memory_value"].is_object() &&
+                                    m["memory_value"].contains("content") &&
+                                    m["memory_value"]["content"].is_string()
+                                ? m["memory_value"]["content"].get<std::string>()
+                                : "";
       row["key: content"] = m["memory_key"].get<std::string>() + ": " + content;
     }
     out.push_back(row);
@@ -461,8 +461,8 @@ void AddUsageCommands(CLI::App& app, Globals& g) {
     l.request_ts = now - o.duration_ms * 1000;
     auto r = Must(Connect(g).TrackAgentUsage(l, o.messages).get());
     if (g.json || !g.get.empty()) {
-      Json j = {{"user_agent", ToJson(r.user_agent)}, {"log", ToJson(r.log)},
-                {"quotas", Json::array()}};
+      Json j = {
+          {"user_agent", ToJson(r.user_agent)}, {"log", ToJson(r.log)}, {"quotas", Json::array()}};
       for (const auto& q : r.quotas) j["quotas"].push_back(ToJson(q));
       return agentctl::PrintAnswer(g, j);
     }

@@ -579,7 +579,8 @@ AS_FIELDS(MessageT, Ref<&MessageT::id>("id", N), Ref<&MessageT::chat_id>("chat_i
           Text<&MessageT::model_used>("model_used", N, kName),
           Int<&MessageT::input_tokens>("input_tokens", N, 0, kMaxInt32),
           Int<&MessageT::output_tokens>("output_tokens", N, 0, kMaxInt32),
-          Int<&MessageT::cost>("cost", N, 0, kMaxMicroUsd), Time<&MessageT::created_at>("created_at", N))
+          Int<&MessageT::cost>("cost", N, 0, kMaxMicroUsd),
+          Time<&MessageT::created_at>("created_at", N))
 
 AS_FIELDS(VoteT, Ref<&VoteT::chat_id>("chat_id", N), Ref<&VoteT::message_id>("message_id", N),
           Ref<&VoteT::user_id>("user_id", N), Bool<&VoteT::is_upvoted>("is_upvoted", O),

@@ -15,8 +15,8 @@ namespace agentstore::internal {
 inline constexpr int64_t kMaxTimeMicros = 253402300799999999;
 
 // The seeds' column ranges (000/001 schemas) for values a client supplies.
-inline constexpr int64_t kMaxInt32 = 2147483647;          // INTEGER: token counts
-inline constexpr int64_t kMaxMicroUsd = 9'999'999'999;    // DECIMAL(10,6): 9999.999999 USD
+inline constexpr int64_t kMaxInt32 = 2147483647;        // INTEGER: token counts
+inline constexpr int64_t kMaxMicroUsd = 9'999'999'999;  // DECIMAL(10,6): 9999.999999 USD
 
 // True when `s` is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
 bool IsValidUtf8(std::string_view s);

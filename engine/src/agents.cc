@@ -20,8 +20,7 @@ bool AgentWritableBy(const Scope& scope, const fb::Agent* a) {
 // What a public agent reveals of its creator: creator_id only to callers who may see that
 // user (the creator itself; service and admin keys of the creator's tenant or of every
 // tenant). Everyone else gets the agent with creator_id left out (docs/protocol.md).
-Row<fb::Agent> AgentRowFor(const EngineState& st, const Scope& scope, const Partition& g,
-                           Loc loc) {
+Row<fb::Agent> AgentRowFor(const EngineState& st, const Scope& scope, const Partition& g, Loc loc) {
   const auto* a = View<fb::Agent>(g, loc);
   if (!a->creator_id() || st.Sees(scope, ToUuid(a->creator_id()))) return RowAt<fb::Agent>(g, loc);
   fb::AgentT copy;
@@ -197,8 +196,8 @@ Result<Page<fb::Agent>> Engine::ListAgents(const Scope& scope, const PageRequest
     Loc loc = g.agents.at(it->second);
     const auto* a = View<fb::Agent>(g, loc);
     bool visible =
-        AgentVisibleTo(scope, a) || (deleted_too && a->deleted_at() &&
-                                     EngineState::SeesTenant(scope, ToUuid(a->tenant_id())));
+        AgentVisibleTo(scope, a) ||
+        (deleted_too && a->deleted_at() && EngineState::SeesTenant(scope, ToUuid(a->tenant_id())));
     if (!visible) continue;
     if (page.rows.size() == req.limit) {
       const auto* last = page.rows.back().get();
@@ -348,7 +347,8 @@ Status Engine::DeleteUserAgent(const Scope& scope, const Uuid& id, DeleteMode mo
   auto it = shard.user_agents.find(id);
   if (it == shard.user_agents.end()) return NotFound("user_agent");
   const auto* cur = View<fb::UserAgent>(shard, it->second);
-  if (!impl_->Sees(scope, ToUuid(cur->user_id())) || (mode == DeleteMode::kSoft && cur->deleted_at()))
+  if (!impl_->Sees(scope, ToUuid(cur->user_id())) ||
+      (mode == DeleteMode::kSoft && cur->deleted_at()))
     return NotFound("user_agent");
   storage::WriteBatch batch;
   if (mode == DeleteMode::kSoft) {

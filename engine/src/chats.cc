@@ -140,7 +140,8 @@ Status Engine::DeleteChat(const Scope& scope, const Uuid& id, DeleteMode mode) {
   auto it = shard.chats.find(id);
   if (it == shard.chats.end()) return NotFound("chat");
   const auto* cur = View<fb::Chat>(shard, it->second);
-  if (!impl_->Sees(scope, ToUuid(cur->user_id())) || (mode == DeleteMode::kSoft && cur->deleted_at()))
+  if (!impl_->Sees(scope, ToUuid(cur->user_id())) ||
+      (mode == DeleteMode::kSoft && cur->deleted_at()))
     return NotFound("chat");
   storage::WriteBatch batch;
   if (mode == DeleteMode::kSoft) {

@@ -637,8 +637,8 @@ void AppendDefault(const FieldSpec& f, std::string* out) {
 }  // namespace
 
 std::string ToApiText(const Schema& s, std::string_view bytes) {
-  auto map = flexbuffers::GetRoot(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())
-                 .AsMap();
+  auto map =
+      flexbuffers::GetRoot(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()).AsMap();
   std::string out = "{";
   out.reserve(bytes.size() + 64);
   bool first = true;

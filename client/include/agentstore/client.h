@@ -78,7 +78,7 @@ class Pending {
     std::optional<Result<T>> result;
     std::function<void(Result<T>)> callback;
     std::chrono::milliseconds timeout{10000};
-    std::atomic<bool> ready{false};  // result set or callback handed its answer
+    std::atomic<bool> ready{false};                // result set or callback handed its answer
     std::shared_ptr<internal::CallWaiter> waiter;  // reads the answer; may be null
 
     // Stores the answer, or, when a callback is registered, returns the callback bound to
