@@ -2,13 +2,16 @@
 // own FaultInjectionTestFS is not part of its installed library, hence this small one.
 #include "fault_fs.h"
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 namespace agentstore::storage {
 namespace {
 
 rocksdb::IOStatus NoSpace(StorageFaults& f) {
   f.CountFailure();
+  if (uint32_t ms = f.fail_delay_ms()) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return rocksdb::IOStatus::NoSpace("No space left on device (injected by StorageFaults)");
 }
 

@@ -5,8 +5,9 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
-#include <rocksdb/merge_operator.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/memtablerep.h>
+#include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
@@ -19,6 +20,7 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -30,6 +32,8 @@ namespace {
 
 // Meta keys live under a 0x00 prefix that record keys never use.
 constexpr std::string_view kFormatKey("\x00meta/format", 12);
+// Put (without the WAL) into every new memtable; see Impl::PutMemtableMarker.
+constexpr std::string_view kMemtableMarkerKey("\x00meta/memtable", 14);
 
 Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status::OK();
@@ -95,9 +99,8 @@ namespace {
 class MergeAdapter : public rocksdb::AssociativeMergeOperator {
  public:
   explicit MergeAdapter(decltype(StoreOptions::merge) fn) : fn_(std::move(fn)) {}
-  bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing,
-             const rocksdb::Slice& value, std::string* new_value,
-             rocksdb::Logger* /*logger*/) const override {
+  bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+             std::string* new_value, rocksdb::Logger* /*logger*/) const override {
     std::string_view have;
     if (existing) have = std::string_view(existing->data(), existing->size());
     return fn_(std::string_view(key.data(), key.size()), existing ? &have : nullptr,
@@ -107,6 +110,24 @@ class MergeAdapter : public rocksdb::AssociativeMergeOperator {
 
  private:
   decltype(StoreOptions::merge) fn_;
+};
+
+// Turns RocksDB's own recovery from background errors off (its SstFileManager thread
+// would otherwise run Resume() at a moment of its choosing, concurrently with writes
+// and WAL syncs; see "The WAL gate" below) and tells the log thread, which resumes
+// under the gate instead.
+class NoAutoRecovery : public rocksdb::EventListener {
+ public:
+  explicit NoAutoRecovery(std::atomic<bool>* flag) : flag_(flag) {}
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason*/, rocksdb::Status /*bg_error*/,
+                            bool* auto_recovery) override {
+    if (auto_recovery) *auto_recovery = false;
+    flag_->store(true, std::memory_order_release);
+  }
+  const char* Name() const override { return "agentstore.no_auto_recovery"; }
+
+ private:
+  std::atomic<bool>* flag_;
 };
 
 Status WriteError(const rocksdb::Status& s) {
@@ -143,11 +164,70 @@ struct KvStore::Impl {
   std::multimap<uint64_t, std::function<void(Status)>> waiters;  // guarded by mu
   bool stopping = false;                                         // guarded by mu
 
+  // The WAL gate. RocksDB 7.8 aborts the process (assert `sync_without_flush_called_`
+  // in WritableFileWriter, live in Debian's build) when a WAL file writer that saw a
+  // failed write is touched again: by a Write's Append, or by SyncWAL. Its own guard,
+  // the background error, is set only after the failing call returns, so concurrent
+  // callers slip past it. The race that aborted under a full disk: the log thread's
+  // FlushWAL fails (ENOSPC) while holding RocksDB's log_write_mutex_; a Write leader
+  // that had passed the background-error check is waiting on that mutex and appends to
+  // the failed writer as soon as it gets it. So every RocksDB call that can fail a WAL
+  // write runs with no other one in flight:
+  //  - Writes hold `gate` shared. Under kAlways a Write only appends to the log
+  //    buffer, which cannot fail as long as the buffer has room: writes count their
+  //    bytes in `unflushed`, and one that would exceed kSharedWriteBudget (well below
+  //    the 1 MiB buffer, so the buffer never flushes itself) takes the exclusive path.
+  //    (kNone/kBatch: each Write writes the log itself; RocksDB's write thread orders
+  //    those, and records a failure before the next write group starts.)
+  //  - WAL flushes (FlushWAL(false)), memtable switches, Resume(), Flush, Checkpoint
+  //    and (kBatch) SyncWAL hold `gate` exclusively, and a failure marks the store
+  //    failed before the gate is released, so no later Write reaches the failed writer.
+  //  - Under kAlways the log thread's SyncWAL runs outside the gate, so the next group
+  //    appends while one syncs; it holds `sync_mu` and sets `syncing`, and exclusive
+  //    work that finds `syncing` waits for the sync to end (SyncWAL entered on a writer
+  //    failed meanwhile would abort). Memtable switches, which flush the log buffer
+  //    and so can fail, are made by the log thread under the gate before the memtable
+  //    fills (kSwitchMemtableBytes), never by a Write.
+  //  - Resume() abandons a failed log file only if it has a memtable to flush (it then
+  //    switches to a new log); with an empty memtable it clears the error and keeps the
+  //    failed file, and the next Write aborts (e.g. the first write after a resume
+  //    fails). So every memtable gets a WAL-less marker as soon as it is made (at open
+  //    and after each switch, all of which happen under the gate).
+  // Lock order: sync_mu, then gate, then mu.
+  std::shared_mutex gate;
+  std::mutex sync_mu;
+  std::atomic<bool> syncing{false};
+  std::atomic<uint64_t> unflushed{0};  // kAlways: bytes appended since the last WAL flush
+  uint64_t appended_since_check = 0;   // guarded by gate (exclusive)
+  // Bytes Writes may append under the shared gate before one takes the exclusive path:
+  // under kAlways, until the log thread flushes the buffer (record headers add < 50%);
+  // else, until a write checks the memtable's size.
+  static constexpr uint64_t kSharedWriteBudget = 512 << 10;
+  static constexpr uint64_t kUnbufferedCheckBytes = 4 << 20;
+  uint64_t SharedBudget() const {
+    return manual_flush ? kSharedWriteBudget : kUnbufferedCheckBytes;
+  }
+  static constexpr uint64_t kWriteBufferBytes = 64 << 20;
+  static constexpr uint64_t kSwitchMemtableBytes = kWriteBufferBytes / 2;
+
+  // Runs `io` holding the gate exclusively, with no WAL sync in progress.
+  template <class F>
+  auto Exclusive(F&& io) {
+    std::unique_lock g(gate);
+    if (syncing.load(std::memory_order_acquire)) {
+      g.unlock();
+      std::lock_guard s(sync_mu);
+      g.lock();
+    }
+    return io();
+  }
+
   // Write failures: once a log write fails, RocksDB holds the error and refuses writes;
   // a sync then must not touch the failed log file (RocksDB asserts), so the log thread
   // stops syncing, fails the waiters, and retries Resume() until it succeeds.
   std::atomic<bool> failed{false};
-  Status fail_status;  // guarded by mu
+  std::atomic<bool> rocks_error{false};  // RocksDB reported a background error
+  Status fail_status;                    // guarded by mu
   std::chrono::steady_clock::time_point failed_at;
   std::string last_resume_error;  // log thread only
   std::thread log_thread;
@@ -175,9 +255,35 @@ struct KvStore::Impl {
     lock.lock();
   }
 
+  // Caller holds the gate exclusively with no sync in progress (or is alone).
   rocksdb::Status SyncNow() {
     // kAlways writes only reached the log buffer; FlushWAL(true) writes it, then syncs.
+    if (manual_flush) appended_since_check += unflushed.exchange(0);
     return manual_flush ? db->FlushWAL(/*sync=*/true) : db->SyncWAL();
+  }
+
+  // Caller holds the gate exclusively (or is alone): see the gate's last point.
+  rocksdb::Status PutMemtableMarker() {
+    rocksdb::WriteOptions wo;
+    wo.disableWAL = true;
+    return db->Put(wo, ToSlice(kMemtableMarkerKey), rocksdb::Slice());
+  }
+
+  // Caller holds the gate exclusively: switches to a new memtable (and WAL) well
+  // before the memtable fills, so that a Write never does (see the gate).
+  rocksdb::Status MaybeSwitchMemtable() {
+    if (appended_since_check < kSwitchMemtableBytes / 16) return rocksdb::Status::OK();
+    appended_since_check = 0;
+    uint64_t size = 0;
+    if (!db->GetIntProperty("rocksdb.cur-size-active-mem-table", &size) ||
+        size < kSwitchMemtableBytes) {
+      return rocksdb::Status::OK();
+    }
+    rocksdb::FlushOptions fo;
+    fo.wait = false;  // switch now, write the table in the background
+    fo.allow_write_stall = true;
+    rocksdb::Status s = db->Flush(fo);
+    return s.ok() ? PutMemtableMarker() : s;
   }
 
   // Enough room to flush a full memtable, roll the WAL and write the MANIFEST.
@@ -197,7 +303,10 @@ struct KvStore::Impl {
       lock.lock();
       return;
     }
-    rocksdb::Status s = db->Resume();
+    rocksdb::Status s = Exclusive([&] {
+      rocksdb::Status r = db->Resume();
+      return r.ok() ? PutMemtableMarker() : r;
+    });
     lock.lock();
     if (!s.ok()) {
       // Said once per distinct reason, not every retry.
@@ -209,25 +318,75 @@ struct KvStore::Impl {
       return;
     }
     last_resume_error.clear();
+    rocks_error.store(false);
+    if (!failed.load()) return;  // a background error that had not stopped writes
     // Resume flushed the memtables (everything written so far) into synced tables.
     synced = std::max(synced, written.load());
     failed.store(false);
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - failed_at).count();
+    double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - failed_at).count();
     std::fprintf(stderr, "agentstore storage: writes resumed after %.1f s (was: %s)\n", secs,
                  fail_status.ToString().c_str());
     fail_status = Status::OK();
+  }
+
+  void FailNow(const rocksdb::Status& s) {
+    std::lock_guard l(mu);
+    Fail(s);
+  }
+
+  // Makes everything written so far (`*target` writes) durable: kAlways flushes the log
+  // buffer under the gate, then syncs outside it while the next group appends; kBatch
+  // syncs under the gate. Marks the store failed (before releasing the gate) on error.
+  rocksdb::Status SyncGroup(uint64_t* target) {
+    std::lock_guard s(sync_mu);
+    std::unique_lock g(gate);
+    if (failed.load()) return rocksdb::Status::Aborted("writes stopped");
+    *target = written.load(std::memory_order_acquire);
+    rocksdb::Status st;
+    if (!manual_flush) {
+      st = db->SyncWAL();
+      sync_count.fetch_add(1, std::memory_order_relaxed);
+      if (!st.ok()) FailNow(st);
+      return st;
+    }
+    appended_since_check += unflushed.exchange(0);
+    st = MaybeSwitchMemtable();
+    if (st.ok()) st = db->FlushWAL(/*sync=*/false);
+    if (!st.ok()) {
+      FailNow(st);
+      return st;
+    }
+    syncing.store(true, std::memory_order_release);
+    g.unlock();
+    st = db->SyncWAL();
+    syncing.store(false, std::memory_order_release);
+    sync_count.fetch_add(1, std::memory_order_relaxed);
+    // A failed SyncWAL leaves the writer in a state RocksDB tolerates (it records that
+    // the error came from a sync), so marking the store failed after the gate is safe.
+    if (!st.ok()) FailNow(st);
+    return st;
   }
 
   void LogLoop() {
     std::unique_lock lock(mu);
     auto interval = std::chrono::milliseconds(options.batch_sync_interval_ms);
     auto next_batch_sync = std::chrono::steady_clock::now() + interval;
+    auto next_resume = std::chrono::steady_clock::now();
     while (true) {
       if (failed.load()) {
         Complete(lock, 0, fail_status);
         if (stopping) break;
         log_cv.wait_for(lock, std::chrono::milliseconds(options.resume_interval_ms));
         if (stopping) continue;
+        TryResume(lock);
+        continue;
+      }
+      if (rocks_error.load() && std::chrono::steady_clock::now() >= next_resume) {
+        // RocksDB reported a background error (e.g. a failed table write) that has not
+        // stopped writes yet; it no longer recovers by itself (NoAutoRecovery).
+        next_resume = std::chrono::steady_clock::now() +
+                      std::chrono::milliseconds(options.resume_interval_ms);
         TryResume(lock);
         continue;
       }
@@ -260,13 +419,9 @@ struct KvStore::Impl {
         continue;
       }
       lock.unlock();
-      rocksdb::Status s = SyncNow();
-      sync_count.fetch_add(1, std::memory_order_relaxed);
+      rocksdb::Status s = SyncGroup(&target);
       lock.lock();
-      if (!s.ok()) {
-        Fail(s);
-        continue;
-      }
+      if (!s.ok()) continue;  // the store is failed now: the loop's top handles it
       synced = std::max(synced, target);
       Complete(lock, synced, Status::OK());
     }
@@ -299,7 +454,14 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
   rocksdb::Options ro;
   ro.create_if_missing = options.create_if_missing;
   ro.IncreaseParallelism(2);
-  ro.write_buffer_size = 64 << 20;
+  ro.write_buffer_size = Impl::kWriteBufferBytes;
+  // The WAL buffer a kAlways Write appends to; the gate's budget stays far below it.
+  ro.writable_file_max_buffer_size = 1 << 20;
+  static_assert(Impl::kSharedWriteBudget * 3 / 2 < (1 << 20));
+  ro.listeners.push_back(std::make_shared<NoAutoRecovery>(&impl->rocks_error));
+  // The memtable marker is written without the WAL, which would make Close() flush the
+  // memtables; it needs no keeping (the WAL holds everything else).
+  ro.avoid_flush_during_shutdown = true;
   ro.max_write_buffer_number = 3;
   ro.compression = rocksdb::kLZ4Compression;
   ro.bottommost_compression = rocksdb::kZSTD;
@@ -338,13 +500,15 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
                                 "point (dropping those writes), restart with "
                                 "--recover-damaged-wal");
     }
-    impl->open_report = where + "; started from the last consistent point (--recover-damaged-wal), "
-                                "dropping those " +
+    impl->open_report = where +
+                        "; started from the last consistent point (--recover-damaged-wal), "
+                        "dropping those " +
                         std::to_string(d.dropped) + " write(s)";
     ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   } else if (scan.torn_tail) {
-    impl->open_report = "the WAL ends in a record cut short (a crash during a write that was "
-                        "never acknowledged); ignored";
+    impl->open_report =
+        "the WAL ends in a record cut short (a crash during a write that was "
+        "never acknowledged); ignored";
   }
 
   rocksdb::DB* raw = nullptr;
@@ -373,33 +537,74 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
                                    "', this build reads '" + options.format_version + "'");
   }
 
+  s = impl->PutMemtableMarker();
+  if (!s.ok()) return FromRocks(s, "opening " + options.path);
   Impl* p = impl.get();
   impl->log_thread = std::thread([p] { p->LogLoop(); });
   return std::unique_ptr<KvStore>(new KvStore(std::move(impl)));
 }
 
 Result<uint64_t> KvStore::Write(WriteBatch& batch) {
-  if (impl_->failed.load(std::memory_order_acquire)) {
-    std::lock_guard lock(impl_->mu);
-    if (!impl_->fail_status.ok()) return impl_->fail_status;
+  Impl& m = *impl_;
+  // Fails fast while writes are stopped (also while the log thread resumes them).
+  if (m.failed.load(std::memory_order_acquire)) {
+    std::lock_guard lock(m.mu);
+    if (!m.fail_status.ok()) return m.fail_status;
   }
-  rocksdb::WriteOptions wo;
-  wo.sync = false;  // syncing is the log thread's job, so that writers share fsyncs
-  rocksdb::Status s = impl_->db->Write(wo, &batch.rep_->batch);
-  if (!s.ok()) {
-    std::lock_guard lock(impl_->mu);
-    if (s.IsIOError() || s.IsNoSpace()) impl_->Fail(s);
-    return impl_->fail_status.ok() ? FromRocks(s, "write") : impl_->fail_status;
+  uint64_t bytes = batch.rep_->batch.GetDataSize();
+  // Runs under the gate (shared or, with `alone`, exclusive; see Impl).
+  auto write = [&](bool alone) -> Result<uint64_t> {
+    if (m.failed.load(std::memory_order_acquire)) {
+      std::lock_guard lock(m.mu);
+      if (!m.fail_status.ok()) return m.fail_status;
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = false;  // syncing is the log thread's job, so that writers share fsyncs
+    rocksdb::Status s = m.db->Write(wo, &batch.rep_->batch);
+    if (!s.ok()) {
+      std::lock_guard lock(m.mu);
+      if (s.IsIOError() || s.IsNoSpace()) m.Fail(s);
+      return m.fail_status.ok() ? FromRocks(s, "write") : m.fail_status;
+    }
+    // The log thread learns of it from the waiter (AwaitDurable*), which notifies under
+    // the lock, or within its idle tick.
+    uint64_t ticket = m.written.fetch_add(1, std::memory_order_acq_rel) + 1;
+    if (alone) {
+      // A big write may have filled the memtable: switch it now, while still alone,
+      // rather than in the next (concurrent) Write. A failure fails this write's wait.
+      m.appended_since_check += m.manual_flush ? bytes : m.unflushed.exchange(0);
+      rocksdb::Status sw = m.MaybeSwitchMemtable();
+      if (!sw.ok()) m.FailNow(sw);
+    }
+    return ticket;
+  };
+  {
+    std::shared_lock g(m.gate);
+    if (m.unflushed.fetch_add(bytes, std::memory_order_relaxed) + bytes <= m.SharedBudget()) {
+      return write(false);  // kAlways: fits in the log buffer, an append that cannot fail
+    }
   }
-  // The log thread learns of it from the waiter (AwaitDurable*), which notifies under the
-  // lock, or within its idle tick.
-  return impl_->written.fetch_add(1, std::memory_order_acq_rel) + 1;
+  // May make RocksDB write its log buffer out, or switch the memtable (and fail):
+  // alone under the gate.
+  return m.Exclusive([&] { return write(true); });
 }
 
 Status KvStore::HandToOs() {
-  if (!impl_->manual_flush) return Status::OK();  // none / batch: Write already did
-  rocksdb::Status s = impl_->db->FlushWAL(/*sync=*/false);
-  return s.ok() ? Status::OK() : FromRocks(s, "flush log");
+  Impl& m = *impl_;
+  if (!m.manual_flush) return Status::OK();  // none / batch: Write already did
+  // Writes add to `unflushed` and append under the gate, and the log thread zeroes it
+  // when it flushes under the gate: zero means every write so far reached the OS.
+  if (m.unflushed.load(std::memory_order_acquire) == 0) return Status::OK();
+  return m.Exclusive([&]() -> Status {
+    if (m.failed.load()) return WriteHealth();
+    m.appended_since_check += m.unflushed.exchange(0);
+    rocksdb::Status s = m.db->FlushWAL(/*sync=*/false);
+    if (!s.ok()) {
+      m.FailNow(s);
+      return WriteHealth();
+    }
+    return Status::OK();
+  });
 }
 
 Status KvStore::AwaitDurable(uint64_t ticket) {
@@ -456,13 +661,30 @@ Status KvStore::Checkpoint(const std::string& dir) {
   rocksdb::Checkpoint* raw = nullptr;
   AS_RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(impl_->db.get(), &raw), "checkpoint"));
   std::unique_ptr<rocksdb::Checkpoint> cp(raw);
-  return FromRocks(cp->CreateCheckpoint(dir), "checkpoint to " + dir);
+  // It flushes the memtable and the log buffer, so it may fail a log write: alone under
+  // the gate (writes wait for it). A log write it fails leaves RocksDB's background error
+  // set before it returns, so the next Write is refused (and stops the store) without
+  // touching the log; a failure to write `dir` itself does not stop writes.
+  return impl_->Exclusive([&]() -> Status {
+    if (impl_->failed.load()) return WriteHealth();
+    Status s = FromRocks(cp->CreateCheckpoint(dir), "checkpoint to " + dir);
+    impl_->PutMemtableMarker();  // it may have switched the memtable; harmless if not
+    return s;
+  });
 }
 
 Status KvStore::Flush() {
-  if (impl_->failed.load()) return WriteHealth();
-  AS_RETURN_IF_ERROR(FromRocks(impl_->db->Flush(rocksdb::FlushOptions()), "flush"));
-  return FromRocks(impl_->SyncNow(), "WAL sync");
+  return impl_->Exclusive([&]() -> Status {
+    if (impl_->failed.load()) return WriteHealth();
+    rocksdb::Status s = impl_->db->Flush(rocksdb::FlushOptions());
+    if (s.ok()) s = impl_->PutMemtableMarker();
+    if (s.ok()) s = impl_->SyncNow();
+    if (!s.ok()) {
+      if (s.IsIOError() || s.IsNoSpace()) impl_->FailNow(s);
+      return FromRocks(s, "flush");
+    }
+    return Status::OK();
+  });
 }
 
 Durability KvStore::durability() const { return impl_->options.durability; }

@@ -1,6 +1,8 @@
 // KvStore under faults: a full disk (StorageFaults), writes recovering once space is
 // back, a WAL damaged mid-log (refused, with file and offset; the explicit recovery
 // flag), and a torn tail (accepted).
+#include "agentstore/storage/faults.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -9,7 +11,6 @@
 #include <random>
 #include <thread>
 
-#include "agentstore/storage/faults.h"
 #include "agentstore/storage/kv_store.h"
 #include "test_util.h"
 
@@ -98,11 +99,10 @@ TEST(StorageFaults, DiskFullUnderNoneRefusesWritesAndRecovers) {
   DiskFullThenRecovers(Durability::kNone);
 }
 
-// DISABLED: it still aborts intermittently inside RocksDB (`sync_without_flush_called_`
-// in WritableFileWriter) when many writers hit a full disk at once: a race left in the
-// failure path of the new commit pipeline (issue 11 stays open for it). Run it with
-// --gtest_also_run_disabled_tests while fixing that.
-TEST(StorageFaults, DISABLED_DiskFullWithManyConcurrentWritersNeverAborts) {
+// Many writers hit a full disk at once, three times over, while it fills and frees.
+// This aborted inside RocksDB (`sync_without_flush_called_`) before the WAL gate in
+// kv_store.cc; it must refuse with resource_exhausted, recover, and never abort.
+TEST(StorageFaults, DiskFullWithManyConcurrentWritersNeverAborts) {
   TempDir dir;
   auto faults = std::make_shared<StorageFaults>();
   auto kv = OpenStore(dir.path(), Durability::kAlways, faults);
@@ -138,6 +138,105 @@ TEST(StorageFaults, DISABLED_DiskFullWithManyConcurrentWritersNeverAborts) {
   EXPECT_TRUE((*kv)->WriteHealth().ok());
   EXPECT_GT(refused.load(), 0);
   EXPECT_GT(ok.load(), before);  // writing again after the last recovery
+}
+
+// The sequence that aborted: the log thread's flush of the WAL buffer fails slowly (a
+// full, slow device) while writers, HandToOs callers (memory touches) and writes too big
+// for the log buffer queue behind it inside RocksDB. Without the gate, the first writer
+// to get RocksDB's log mutex after the failure appends to the failed log file before
+// RocksDB records the error, and RocksDB aborts the process.
+TEST(StorageFaults, WritesQueuedBehindAFailingLogFlushNeverAbort) {
+  TempDir dir;
+  auto faults = std::make_shared<StorageFaults>();
+  faults->SetFailDelayMs(20);
+  auto kv = OpenStore(dir.path(), Durability::kAlways, faults);
+  ASSERT_TRUE(kv.ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, refused{0};
+  std::vector<std::thread> threads;
+  auto check = [&](const Status& s) {
+    if (s.ok()) {
+      ++ok;
+    } else {
+      EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+      ++refused;
+    }
+  };
+  for (int w = 0; w < 6; ++w)
+    threads.emplace_back([&, w] {
+      for (int i = 0; !stop; ++i) check(PutDurable(**kv, w * 1000000 + i));
+    });
+  // Writes nobody awaits, handed to the OS (as memory touches are).
+  threads.emplace_back([&] {
+    for (int i = 0; !stop; ++i) {
+      WriteBatch b;
+      b.Put(Key(7000000 + i), "touch");
+      if ((*kv)->Write(b).ok()) check((*kv)->HandToOs());
+    }
+  });
+  // Writes bigger than the log buffer's shared budget: they may flush it themselves.
+  threads.emplace_back([&] {
+    for (int i = 0; !stop; ++i) {
+      WriteBatch b;
+      b.Put(Key(8000000 + i), std::string(300 << 10, 'b'));
+      auto t = (*kv)->Write(b);
+      check(t.ok() ? (*kv)->AwaitDurable(*t) : t.status());
+    }
+  });
+  for (int round = 0; round < 4; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    faults->SetDiskFull(true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    faults->SetDiskFull(false);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!(*kv)->WriteHealth().ok() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  int before = ok;
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  stop = true;
+  for (auto& t : threads) t.join();
+  EXPECT_TRUE((*kv)->WriteHealth().ok()) << (*kv)->WriteHealth().ToString();
+  EXPECT_GT(refused.load(), 0);
+  EXPECT_GT(ok.load(), before);
+}
+
+// kBatch syncs from the log thread while writers write the WAL file themselves: a sync
+// entered on a log file a writer just failed aborted the same way.
+TEST(StorageFaults, DiskFullUnderBatchWithConcurrentWritersNeverAborts) {
+  TempDir dir;
+  auto faults = std::make_shared<StorageFaults>();
+  faults->SetFailDelayMs(5);
+  StoreOptions o;
+  o.path = dir.path();
+  o.durability = Durability::kBatch;
+  o.batch_sync_interval_ms = 1;
+  o.faults = faults;
+  o.resume_interval_ms = 20;
+  auto kv = KvStore::Open(o);
+  ASSERT_TRUE(kv.ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> refused{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 6; ++w)
+    writers.emplace_back([&, w] {
+      for (int i = 0; !stop; ++i)
+        if (!PutDurable(**kv, w * 1000000 + i).ok()) ++refused;
+    });
+  for (int round = 0; round < 3; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    faults->SetDiskFull(true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    faults->SetDiskFull(false);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!(*kv)->WriteHealth().ok() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  stop = true;
+  for (auto& t : writers) t.join();
+  EXPECT_TRUE((*kv)->WriteHealth().ok()) << (*kv)->WriteHealth().ToString();
+  EXPECT_GT(refused.load(), 0);
+  EXPECT_TRUE(PutDurable(**kv, 9999999).ok());
 }
 
 TEST(StorageFaults, ClosingWhileTheDiskIsFullLosesNothingAcknowledged) {

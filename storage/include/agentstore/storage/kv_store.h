@@ -17,6 +17,9 @@
 // Faults: a failed log write (e.g. a full disk) stops writes with a clear error
 // (resource_exhausted for no space, io_error otherwise) while reads keep working; the
 // log thread retries RocksDB's Resume() until writes work again and says so on stderr.
+// Never an abort: RocksDB 7.8 aborts when a failed WAL file is touched again, so every
+// call that can fail a log write runs alone (the WAL gate in kv_store.cc); writes that
+// may make RocksDB write the log themselves (> 512 KiB in the log buffer) wait for it.
 // A WAL damaged in the middle (not just a torn tail) refuses to open unless
 // `recover_damaged_wal` is set (see wal_check.h).
 //
