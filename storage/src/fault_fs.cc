@@ -2,16 +2,22 @@
 // own FaultInjectionTestFS is not part of its installed library, hence this small one.
 #include "fault_fs.h"
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
 
+#include "agentstore/storage/fault_delay.h"
+
 namespace agentstore::storage {
 namespace {
 
+std::atomic<uint32_t> g_fail_delay_ms{0};  // fault_delay.h
+
 rocksdb::IOStatus NoSpace(StorageFaults& f) {
   f.CountFailure();
-  if (uint32_t ms = f.fail_delay_ms()) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  if (uint32_t ms = g_fail_delay_ms.load(std::memory_order_acquire))
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return rocksdb::IOStatus::NoSpace("No space left on device (injected by StorageFaults)");
 }
 
@@ -88,6 +94,10 @@ class FaultFs : public rocksdb::FileSystemWrapper {
 };
 
 }  // namespace
+
+void SetInjectedFailureDelayMs(uint32_t ms) {
+  g_fail_delay_ms.store(ms, std::memory_order_release);
+}
 
 std::shared_ptr<rocksdb::FileSystem> NewFaultFileSystem(std::shared_ptr<StorageFaults> faults) {
   return std::make_shared<FaultFs>(std::move(faults));

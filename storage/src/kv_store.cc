@@ -572,8 +572,11 @@ Result<uint64_t> KvStore::Write(WriteBatch& batch) {
     if (alone) {
       // A big write may have filled the memtable: switch it now, while still alone,
       // rather than in the next (concurrent) Write. A failure fails this write's wait.
-      m.appended_since_check += m.manual_flush ? bytes : m.unflushed.exchange(0);
-      rocksdb::Status sw = m.MaybeSwitchMemtable();
+      // kAlways: also hand the log buffer to the OS (no sync is running), so that the
+      // writes after this one fit in it again and need not come here too.
+      m.appended_since_check += m.unflushed.exchange(0);
+      rocksdb::Status sw = m.manual_flush ? m.db->FlushWAL(/*sync=*/false) : rocksdb::Status::OK();
+      if (sw.ok()) sw = m.MaybeSwitchMemtable();
       if (!sw.ok()) m.FailNow(sw);
     }
     return ticket;

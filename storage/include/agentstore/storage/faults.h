@@ -13,11 +13,6 @@ class StorageFaults {
   // While set, every append to or creation of a store file fails with "no space".
   void SetDiskFull(bool full) { disk_full_.store(full, std::memory_order_release); }
   bool disk_full() const { return disk_full_.load(std::memory_order_acquire); }
-  // Makes each injected failure take this long before it returns, as a write to a
-  // slow, full device does; widens the window in which other threads race the failing
-  // call (tests of the WAL gate in kv_store.cc).
-  void SetFailDelayMs(uint32_t ms) { fail_delay_ms_.store(ms, std::memory_order_release); }
-  uint32_t fail_delay_ms() const { return fail_delay_ms_.load(std::memory_order_acquire); }
   // How many file operations failed because of the switch.
   uint64_t failed_ops() const { return failed_ops_.load(std::memory_order_relaxed); }
   void CountFailure() { failed_ops_.fetch_add(1, std::memory_order_relaxed); }
@@ -25,7 +20,6 @@ class StorageFaults {
  private:
   std::atomic<bool> disk_full_{false};
   std::atomic<uint64_t> failed_ops_{0};
-  std::atomic<uint32_t> fail_delay_ms_{0};
 };
 
 }  // namespace agentstore::storage
