@@ -3,6 +3,7 @@
 #include <cstring>
 #include <random>
 
+#include "change_feed.h"
 #include "engine_impl.h"
 
 namespace agentstore {
@@ -143,6 +144,8 @@ void EngineState::IndexApiKey(Loc loc) {
 
 void EngineState::AddChatDeletes(const Partition& shard, const Uuid& chat_id,
                                  storage::WriteBatch& batch) {
+  if (auto c = shard.chats.find(chat_id); c != shard.chats.end())  // the feed's owner
+    batch.Note(OwnerNote(ToUuid(View<fb::Chat>(shard, c->second)->user_id())));
   batch.Delete(RecordKey(RecordType::kChat, chat_id));
   auto ci = shard.chat_index.find(chat_id);
   if (ci == shard.chat_index.end()) return;
@@ -327,6 +330,7 @@ Status DecodeTimeCursor(std::string_view cursor, TimeKey* out) {
 
 Engine::Engine(std::unique_ptr<EngineState> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() {
+  if (impl_ && impl_->feed) impl_->feed->Stop();
   if (impl_) impl_->StopMemoryThread();
   if (impl_ && impl_->store) impl_->store->Flush();
 }
@@ -342,10 +346,13 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   storage::StoreOptions so;
   so.path = options.data_dir;
   so.durability = options.durability;
+  so.log_retention_seconds = options.feed_retention_seconds;
+  so.log_retention_mb = options.feed_retention_mb;
   AS_ASSIGN_OR_RETURN(impl->store, storage::KvStore::Open(so));
   AS_RETURN_IF_ERROR(impl->OpenMemoryStore());
   AS_RETURN_IF_ERROR(impl->Recover());
   impl->StartMemoryThread();
+  impl->StartFeed();
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 

@@ -6,13 +6,16 @@
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/transaction_log.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace agentstore::storage {
 namespace {
@@ -74,6 +77,7 @@ void WriteBatch::Put(std::string_view key, std::string_view value) {
 void WriteBatch::Delete(std::string_view key) { rep_->batch.Delete(ToSlice(key)); }
 int WriteBatch::Count() const { return static_cast<int>(rep_->batch.Count()); }
 void WriteBatch::Clear() { rep_->batch.Clear(); }
+void WriteBatch::Note(std::string_view blob) { rep_->batch.PutLogData(ToSlice(blob)); }
 
 struct KvStore::Impl {
   StoreOptions options;
@@ -90,6 +94,9 @@ struct KvStore::Impl {
   bool sync_running = false;  // guarded by sync_mu
   Status sync_error;          // guarded by sync_mu; sticky once a sync fails
   std::atomic<uint64_t> sync_count{0};
+  // The highest RocksDB sequence an fsync covers (kAlways, kBatch); see DurableSequence.
+  std::atomic<uint64_t> synced_sequence{0};
+  std::function<void(uint64_t)> durable_listener;  // set once before concurrent use
 
   // kBatch: a background thread syncs every interval. kAlways: a background thread syncs
   // whenever asynchronous waiters are pending, then completes them.
@@ -107,16 +114,30 @@ struct KvStore::Impl {
       }
       sync_running = true;
       uint64_t target = written.load(std::memory_order_acquire);
+      // A sequence is published only after its batch reached the WAL, so this sync
+      // covers every change up to it.
+      uint64_t target_seq = db->GetLatestSequenceNumber();
       lock.unlock();
       rocksdb::Status s = db->SyncWAL();
       sync_count.fetch_add(1, std::memory_order_relaxed);
       lock.lock();
       sync_running = false;
-      if (!s.ok())
+      bool advanced = false;
+      if (!s.ok()) {
         sync_error = FromRocks(s, "WAL sync");
-      else if (target > synced)
-        synced = target;
+      } else {
+        if (target > synced) synced = target;
+        if (target_seq > synced_sequence.load(std::memory_order_relaxed)) {
+          synced_sequence.store(target_seq, std::memory_order_release);
+          advanced = true;
+        }
+      }
       sync_cv.notify_all();
+      if (advanced && durable_listener) {
+        lock.unlock();
+        durable_listener(target_seq);
+        lock.lock();
+      }
     }
     return Status::OK();
   }
@@ -190,6 +211,9 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
   ro.compression = rocksdb::kLZ4Compression;
   ro.bottommost_compression = rocksdb::kZSTD;
   ro.paranoid_checks = true;
+  // The change feed reads the WAL back (ReadLog); keep it past recovery for a while.
+  ro.WAL_ttl_seconds = options.log_retention_seconds;
+  ro.WAL_size_limit_MB = options.log_retention_mb;
   // agentstore reads RocksDB only when it opens (a full scan); at run time the memtable
   // is write-only. A vector memtable makes each insert an append (sorted once, at flush)
   // instead of a skiplist insert, which was half of the write path's CPU.
@@ -200,6 +224,11 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
   table.block_size = 16 << 10;
   ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 
+  if (options.log_retention_seconds == 0 && options.log_retention_mb == 0) {
+    // RocksDB never purges an archive once retention is off; honour "keep nothing".
+    std::error_code ec;
+    std::filesystem::remove_all(std::filesystem::path(options.path) / "archive", ec);
+  }
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(ro, options.path, &raw);
   if (!s.ok()) return FromRocks(s, "opening " + options.path);
@@ -227,6 +256,7 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
                                    "', this build reads '" + options.format_version + "'");
   }
 
+  impl->synced_sequence.store(impl->db->GetLatestSequenceNumber());
   Impl* p = impl.get();
   if (options.durability == Durability::kBatch) {
     impl->sync_thread = std::thread([p] { p->BatchLoop(); });
@@ -243,7 +273,10 @@ Result<uint64_t> KvStore::Write(WriteBatch& batch) {
   if (!s.ok()) return FromRocks(s, "write");
   // Counted only after the batch reached the OS: a sync that starts after reading this
   // count covers this batch.
-  return impl_->written.fetch_add(1, std::memory_order_acq_rel) + 1;
+  uint64_t ticket = impl_->written.fetch_add(1, std::memory_order_acq_rel) + 1;
+  if (impl_->options.durability == Durability::kNone && impl_->durable_listener)
+    impl_->durable_listener(impl_->db->GetLatestSequenceNumber());
+  return ticket;
 }
 
 Status KvStore::AwaitDurable(uint64_t ticket) {
@@ -262,6 +295,117 @@ void KvStore::AwaitDurableAsync(uint64_t ticket, std::function<void(Status)> don
     }
   }
   done(Status::OK());
+}
+
+uint64_t KvStore::DurableSequence() const {
+  if (impl_->options.durability == Durability::kNone) return impl_->db->GetLatestSequenceNumber();
+  return impl_->synced_sequence.load(std::memory_order_acquire);
+}
+
+uint64_t KvStore::LatestSequence() const { return impl_->db->GetLatestSequenceNumber(); }
+
+void KvStore::SetDurableListener(std::function<void(uint64_t)> listener) {
+  impl_->durable_listener = std::move(listener);
+}
+
+Result<uint64_t> KvStore::OldestLogSequence() {
+  rocksdb::VectorLogPtr files;
+  AS_RETURN_IF_ERROR(FromRocks(impl_->db->GetSortedWalFiles(files), "listing WAL files"));
+  // An empty file (just created) reports no start; the next non-empty one is the oldest.
+  for (const auto& f : files) {
+    if (f->StartSequence() > 0 && f->SizeFileBytes() > 0) return uint64_t{f->StartSequence()};
+  }
+  return impl_->db->GetLatestSequenceNumber() + 1;
+}
+
+namespace {
+
+// Walks one WAL batch: each Put/Delete takes the next sequence; notes (LogData) travel
+// with the changes after them.
+class LogHandler : public rocksdb::WriteBatch::Handler {
+ public:
+  std::vector<LogEntry> entries;
+  std::string_view note;
+  std::string_view batch_note;
+  uint64_t seq = 0;
+
+  rocksdb::Status PutCF(uint32_t, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+    Add(false, key, value);
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status DeleteCF(uint32_t, const rocksdb::Slice& key) override {
+    Add(true, key, rocksdb::Slice());
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status SingleDeleteCF(uint32_t, const rocksdb::Slice& key) override {
+    Add(true, key, rocksdb::Slice());
+    return rocksdb::Status::OK();
+  }
+  void LogData(const rocksdb::Slice& blob) override {
+    std::string_view b(blob.data(), blob.size());
+    if (!b.empty() && b[0] == 'T')
+      batch_note = b;
+    else
+      note = b;
+  }
+
+ private:
+  void Add(bool del, const rocksdb::Slice& key, const rocksdb::Slice& value) {
+    LogEntry e;
+    e.sequence = seq++;
+    e.is_delete = del;
+    e.key = std::string_view(key.data(), key.size());
+    e.value = std::string_view(value.data(), value.size());
+    e.note = note;
+    entries.push_back(e);
+  }
+};
+
+}  // namespace
+
+Result<uint64_t> KvStore::ReadLog(uint64_t from, uint64_t to, size_t max_entries,
+                                  const std::function<Status(const LogEntry&)>& visit) {
+  if (from == 0) from = 1;
+  uint64_t last = from - 1;
+  if (from > to || max_entries == 0) return last;
+  AS_ASSIGN_OR_RETURN(uint64_t oldest, OldestLogSequence());
+  if (from < oldest) {
+    return Status::OutOfRange("sequence " + std::to_string(from) +
+                              " is no longer kept; the oldest kept is " + std::to_string(oldest));
+  }
+  std::unique_ptr<rocksdb::TransactionLogIterator> it;
+  rocksdb::Status rs = impl_->db->GetUpdatesSince(from, &it);
+  if (!rs.ok()) {
+    // A file purged between the check and the read: report it as out of range.
+    auto o = OldestLogSequence();
+    if (o.ok() && from < *o)
+      return Status::OutOfRange("sequence " + std::to_string(from) +
+                                " is no longer kept; the oldest kept is " + std::to_string(*o));
+    return FromRocks(rs, "reading the change log");
+  }
+  size_t visited = 0;
+  for (; it->Valid(); it->Next()) {
+    rocksdb::BatchResult batch = it->GetBatch();
+    if (batch.sequence > to) break;
+    LogHandler h;
+    h.seq = batch.sequence;
+    AS_RETURN_IF_ERROR(FromRocks(batch.writeBatchPtr->Iterate(&h), "decoding the change log"));
+    for (LogEntry& e : h.entries) {
+      if (e.sequence < from) continue;
+      if (e.sequence > to) return last;
+      e.batch_note = h.batch_note;
+      AS_RETURN_IF_ERROR(visit(e));
+      last = e.sequence;
+      if (++visited >= max_entries) return last;
+    }
+  }
+  rs = it->status();
+  if (!rs.ok() && last < to) {
+    // The live WAL's end may be mid-write; what was read stands.
+    if (last >= from) return last;
+    return FromRocks(rs, "reading the change log");
+  }
+  return last;
 }
 
 Status KvStore::Get(std::string_view key, std::string* value) {

@@ -76,7 +76,9 @@ enum RoleBits : uint8_t { kService = 1, kAdmin = 2, kUser = 4, kAnyRole = 7 };
   X(limit_check, kWrite, kService | kUser, true, "check and consume every applicable limit")      \
   X(limit_release, kWrite, kService | kUser, true, "release a concurrent-limit lease")            \
   X(limit_config_delete, kWrite, kService | kAdmin, true, "remove a rate-limit config")           \
-  X(usage_expire, kWrite, kService | kAdmin, true, "drop usage logs past the retention age")
+  X(usage_expire, kWrite, kService | kAdmin, true, "drop usage logs past the retention age")    \
+  X(subscribe, kRead, kAnyRole, true, "follow changes after a sequence as push frames")          \
+  X(unsubscribe, kRead, kAnyRole, true, "end a subscription; its end frame has the resume point")
 
 enum class Op : uint16_t {
 #define AS_OP_ENUM(name, kind, roles, implemented, summary) name,
