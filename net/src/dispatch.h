@@ -7,7 +7,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <optional>
+#include <vector>
 
 #include "agentstore/common/latency_histogram.h"
 #include "agentstore/engine/engine.h"
@@ -18,6 +21,12 @@ namespace agentstore::net {
 // What one connection knows about its caller.
 struct Session {
   std::optional<Scope> scope;  // set by a successful authenticate
+  // Change feed: the key the connection authenticated with (revoking it ends its
+  // subscriptions), how the feed wakes the connection to push (unset: no pushes on this
+  // transport), and its subscriptions by the id of their subscribe request.
+  std::optional<Uuid> key_id;
+  std::function<void()> feed_wake;
+  std::vector<std::pair<uint64_t, std::shared_ptr<Subscription>>> subscriptions;
 };
 
 // Counters the status operation reports.

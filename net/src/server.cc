@@ -16,6 +16,7 @@
 
 #include "agentstore/net/frame.h"
 #include "dispatch.h"
+#include "feed_push.h"
 #include "protocol_generated.h"
 
 namespace agentstore::net {
@@ -57,6 +58,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     boost::system::error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);
     auto self = shared_from_this();
+    // The change feed wakes the connection (from its thread) to push events.
+    session_.feed_wake = [weak = weak_from_this(), strand = strand_] {
+      asio::post(strand, [weak] {
+        if (auto c = weak.lock()) c->PushFeeds();
+      });
+    };
     asio::post(strand_, [self] {
       self->ArmIdleTimer();
       self->ReadMore();
@@ -162,6 +169,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
     });
   }
 
+  // Change-feed pushes (feed_push.cc), on the strand. At most a few frames wait in the
+  // write queue: a subscriber that does not read leaves its events in its bounded
+  // subscription buffer, which ends the subscription when full, never here.
+  void PushFeeds() {
+    if (closing_ || session_.subscriptions.empty()) return;
+    constexpr size_t kMaxQueuedPushes = 8;
+    if (pushes_queued_ >= kMaxQueuedPushes) return;  // OnWritten calls again
+    DrainSubscriptions(session_, kMaxQueuedPushes - pushes_queued_,
+                       [&](flatbuffers::FlatBufferBuilder& fbb) {
+                         queue_.push_back(Frame(fbb));
+                         ++pushes_queued_;
+                       });
+    if (!writing_) WriteQueued();
+  }
+
   void OnReadEnd() {
     read_done_ = true;
     MaybeClose();
@@ -198,6 +220,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     writing_ = true;
     batch_.clear();
     std::swap(batch_, queue_);
+    pushes_in_batch_ = pushes_queued_;
+    pushes_queued_ = 0;
     std::vector<asio::const_buffer> bufs;
     bufs.reserve(batch_.size());
     for (const auto& b : batch_) bufs.emplace_back(asio::buffer(b));
@@ -211,12 +235,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnWritten(boost::system::error_code ec) {
     writing_ = false;
-    inflight_ -= batch_.size();
+    inflight_ -= batch_.size() - pushes_in_batch_;  // pushes answer no request
+    pushes_in_batch_ = 0;
     batch_.clear();
     if (ec) {
       closing_ = true;
       return Close();
     }
+    PushFeeds();
     WriteQueued();
     if (read_paused_ && inflight_ < server_->options.max_inflight_per_connection) {
       read_paused_ = false;
@@ -235,6 +261,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     closed_ = true;
     closing_ = true;
     boost::system::error_code ec;
+    CancelSubscriptions(session_);
     idle_timer_.cancel();
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
@@ -249,7 +276,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (ec || self->closed_) return;
       auto idle = std::chrono::steady_clock::now() - self->last_activity_;
       auto limit = std::chrono::milliseconds(self->server_->options.idle_timeout_ms);
-      if (self->inflight_ == 0 && idle >= limit) {
+      if (self->inflight_ == 0 && idle >= limit && self->session_.subscriptions.empty()) {
         spdlog::info("closing a connection idle for {} ms", self->server_->options.idle_timeout_ms);
         return self->Close();
       }
@@ -275,6 +302,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   flatbuffers::FlatBufferBuilder fbb_{4096};
   std::vector<Buffer> queue_, batch_;
   uint64_t inflight_ = 0;  // requests read whose response is not yet written
+  size_t pushes_queued_ = 0, pushes_in_batch_ = 0;  // push frames in queue_ / batch_
   bool reading_ = false, writing_ = false, read_paused_ = false, read_done_ = false;
   bool draining_ = false, closing_ = false, closed_ = false;
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();

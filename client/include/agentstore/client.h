@@ -30,6 +30,7 @@
 #include "agentstore/common/status.h"
 #include "agentstore/common/usage.h"
 #include "agentstore/common/uuid.h"
+#include "agentstore/feed_client.h"
 
 namespace agentstore {
 
@@ -239,6 +240,14 @@ class Client {
   Pending<Done> ImportRecord(RecordType type, std::string_view json);
   // A consistent, online copy of the store into `dir` on the server's machine.
   Pending<Done> CreateBackup(std::string_view dir);
+
+  // Change feed (feed_client.h): calls `on_change` for every change after sequence
+  // `after` (nullopt: from now) that passes `filter`, in commit order, once each, on a
+  // connection and thread of its own; resumes by itself across reconnects.
+  Result<std::unique_ptr<FeedSubscription>> Subscribe(const SubscribeFilter& filter,
+                                                      std::optional<uint64_t> after,
+                                                      FeedSubscription::Callback on_change,
+                                                      FeedSubscription::EndCallback on_end = nullptr);
 
   struct Impl;
 
