@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
     auto subs = SubscribeEach(c, s, subscribers, [&](const FeedChange& ch) {
       int64_t d = WallMicros() - ch.commit_time;
       std::lock_guard l(mu);
-      lat.push_back(d * 1000);
+      lat.push_back(d);
       got.fetch_add(1);
     });
     // One writer, one message at a time, to a random subscriber's user.

@@ -3,6 +3,8 @@
 // drops or the server cuts it off (see feed_client.h).
 #include "agentstore/feed_client.h"
 
+#include <sys/socket.h>
+
 #include <boost/asio.hpp>
 #include <condition_variable>
 #include <future>
@@ -54,9 +56,9 @@ struct FeedSubscription::Impl {
   EndCallback on_end;
 
   std::mutex mu;
-  bool stopping = false;               // guarded by mu
-  std::shared_ptr<tcp::socket> sock;   // guarded by mu: the live connection, to shut down
-  Status final_status;                 // guarded by mu
+  bool stopping = false;              // guarded by mu
+  std::shared_ptr<tcp::socket> sock;  // guarded by mu: the live connection, to shut down
+  Status final_status;                // guarded by mu
   std::thread thread;
 
   std::optional<std::promise<Status>> started;  // the first subscribe's answer
@@ -79,6 +81,15 @@ struct FeedSubscription::Impl {
   Status RunOnce(std::optional<uint64_t> after) {
     asio::io_context io;
     auto sock = std::make_shared<tcp::socket>(io);
+    // Stop may shut the socket down from another thread until this returns; the socket
+    // must go before its io_context does.
+    struct Forget {
+      Impl* impl;
+      ~Forget() {
+        std::lock_guard lock(impl->mu);
+        impl->sock.reset();
+      }
+    } forget{this};
     try {
       tcp::resolver resolver(io);
       asio::connect(*sock, resolver.resolve(options.host, std::to_string(options.port)));
@@ -91,13 +102,15 @@ struct FeedSubscription::Impl {
       flatbuffers::FlatBufferBuilder fbb;
       auto key = fbb.CreateString(options.key);
       fbb.Finish(proto::CreateRequest(fbb, kAuthId, proto::Op::authenticate, nullptr,
-                                      proto::Args::AuthArgs, proto::CreateAuthArgs(fbb, key).Union()));
+                                      proto::Args::AuthArgs,
+                                      proto::CreateAuthArgs(fbb, key).Union()));
       WriteFrame(*sock, fbb);
       fbb.Clear();
       std::vector<uint8_t> types;
       for (RecordType t : filter.types) types.push_back(static_cast<uint8_t>(t));
       auto types_off = types.empty() ? 0 : fbb.CreateVector(types);
-      fb::Uuid user = ToFb(filter.user.value_or(Uuid())), tenant = ToFb(filter.tenant.value_or(Uuid()));
+      fb::Uuid user = ToFb(filter.user.value_or(Uuid())),
+               tenant = ToFb(filter.tenant.value_or(Uuid()));
       auto args = proto::CreateSubscribeArgs(fbb, types_off, filter.user ? &user : nullptr,
                                              filter.tenant ? &tenant : nullptr, after.value_or(0),
                                              !after.has_value());
@@ -183,7 +196,6 @@ struct FeedSubscription::Impl {
       Status s = RunOnce(first ? after : std::optional<uint64_t>(owner->last_.load()));
       {
         std::lock_guard lock(mu);
-        sock.reset();
         if (stopping) break;
       }
       if (Terminal(s) || (first && started)) {
@@ -247,10 +259,9 @@ void FeedSubscription::Stop() {
   {
     std::lock_guard lock(impl_->mu);
     impl_->stopping = true;
-    if (impl_->sock) {
-      boost::system::error_code ec;
-      impl_->sock->shutdown(tcp::socket::shutdown_both, ec);
-    }
+    // The reader is blocked in a read on this socket: shut the descriptor down (a
+    // system call, no asio state touched) to wake it.
+    if (impl_->sock) ::shutdown(impl_->sock->native_handle(), SHUT_RDWR);
   }
   if (impl_->thread.joinable()) impl_->thread.join();
   running_.store(false);
