@@ -8,12 +8,15 @@
 #   benchmarks/compare.sh [--scale S|M] [--seconds N] [--warmup N] [--connections N]
 #                         [--workloads LIST] [--out DIR] [--durability always|batch|none]
 #   benchmarks/compare.sh --replot DIR   # the report and charts again from DIR/*.json
+#   benchmarks/compare.sh --collections only|also [--seconds N] [--connections N]
+#       # the journal_entries collection vs the same PostgreSQL table (collections_bench);
+#       # "only" skips the other workloads
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 scale=S seconds=5 warmup=1 connections=8 durability=always out=build/compare
-workloads="" replot=""
+workloads="" replot="" collections=""
 while (($#)); do
   case $1 in
     --scale) scale=$2; shift 2 ;;
@@ -23,6 +26,7 @@ while (($#)); do
     --workloads) workloads=$2; shift 2 ;;
     --durability) durability=$2; shift 2 ;;
     --replot) replot=$2; shift 2 ;;
+    --collections) collections=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -61,7 +65,7 @@ if [ -n "$replot" ]; then
   echo "report: $out/comparison.md, $out/throughput.png, $out/p99.png"
   exit 0
 fi
-[ -x "$bench" ] && [ -x "$agentstored" ] || {
+{ [ -x "$bench" ] || [ "$collections" = only ]; } && [ -x "$agentstored" ] || {
   echo "build first: cmake -S . -B build && cmake --build build --target agentstore-bench agentstored" >&2
   exit 1
 }
@@ -145,6 +149,13 @@ for _ in $(seq 200); do [ -s "$tmp/as.port" ] && redis-cli -p "$redis_port" ping
 as_port=$(cat "$tmp/as.port")
 key=$(awk '/^service/{print $2}' "$tmp/agentstore/initial-keys")
 
+if [ -n "$collections" ]; then
+  echo "== collections: journal_entries, agentstore (durability $durability) vs postgres =="
+  "$root/build/benchmarks/collections_bench" --port "$as_port" --key "$key" --pg-port "$pg_port" \
+    --pg-user postgres --pg-database bench --seconds "$seconds" --connections "$connections" \
+    --declaration "$root/examples/collections/journal_entries.json" | tee "$out/collections.md"
+  [ "$collections" = only ] && exit 0
+fi
 common=(--scale "$scale" --seconds "$seconds" --warmup "$warmup" --connections "$connections")
 [ -n "$workloads" ] && common+=(--workloads "$workloads")
 echo "== agentstore (durability $durability) =="

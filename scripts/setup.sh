@@ -20,3 +20,15 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
 fi
+
+# The TypeScript client (clients/typescript): Node.js and npm from Debian if missing,
+# then the package's pinned dependencies from the npm registry.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: installing nodejs npm"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm
+fi
+# Without the registry the server still builds; only the TypeScript tests then fail.
+(cd "$(dirname "$0")/../clients/typescript" && npm ci --no-audit --no-fund --loglevel=error) ||
+  echo "setup: npm ci failed in clients/typescript (no npm registry?); its tests will fail" >&2

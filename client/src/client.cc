@@ -960,6 +960,88 @@ Pending<Done> Client::ReleaseLimit(const Uuid& lease) {
   return AS_CALL(Done, limit_release, DecodeDone, return IdArgs(fbb, lease););
 }
 
+namespace {
+Result<CollectionPage> DecodeJsonPage(const proto::Response* r) {
+  const auto* j = r->result_as_JsonRecords();
+  if (!j) return Status::Corruption("answer without JSON records");
+  CollectionPage page;
+  if (j->items())
+    for (const auto* s : *j->items()) page.records.push_back(s->str());
+  if (j->next_cursor()) page.next_cursor = j->next_cursor()->str();
+  return page;
+}
+Result<std::vector<std::string>> DecodeJsonList(const proto::Response* r) {
+  AS_ASSIGN_OR_RETURN(auto page, DecodeJsonPage(r));
+  return std::move(page.records);
+}
+Result<std::string> DecodeJsonOne(const proto::Response* r) {
+  AS_ASSIGN_OR_RETURN(auto page, DecodeJsonPage(r));
+  if (page.records.size() != 1) return Status::Corruption("expected one JSON record");
+  return std::move(page.records[0]);
+}
+ArgsPair CollArgs(Fbb& fbb, std::string_view collection, std::string_view json,
+                  std::string_view key = {}, DeleteMode mode = DeleteMode::kSoft,
+                  bool replace_json = false) {
+  auto c = collection.empty() ? 0 : fbb.CreateString(collection);
+  auto j = json.empty() ? 0 : fbb.CreateString(json);
+  auto k = key.empty() ? 0 : fbb.CreateString(key);
+  return {proto::Args::CollectionArgs,
+          proto::CreateCollectionArgs(
+              fbb, c, j, k,
+              mode == DeleteMode::kHard ? proto::DeleteMode::hard : proto::DeleteMode::soft,
+              replace_json)
+              .Union()};
+}
+ArgsPair CollQueryArgs(Fbb& fbb, const CollectionQuery& q) {
+  auto c = fbb.CreateString(q.collection);
+  auto i = q.index.empty() ? 0 : fbb.CreateString(q.index);
+  auto w = fbb.CreateString(q.where);
+  auto cur = q.cursor.empty() ? 0 : fbb.CreateString(q.cursor);
+  return {proto::Args::CollectionQueryArgs,
+          proto::CreateCollectionQueryArgs(fbb, c, i, w, q.desc, q.limit, cur, q.include_deleted)
+              .Union()};
+}
+}  // namespace
+
+Pending<std::string> Client::DeclareCollection(std::string_view declaration) {
+  return AS_CALL(std::string, coll_declare, DecodeJsonOne, return CollArgs(fbb, {}, declaration););
+}
+Pending<std::string> Client::AlterCollection(std::string_view name, std::string_view change) {
+  return AS_CALL(std::string, coll_alter, DecodeJsonOne, return CollArgs(fbb, name, change););
+}
+Pending<std::string> Client::DescribeCollection(std::string_view name) {
+  return AS_CALL(std::string, coll_describe, DecodeJsonOne, return CollArgs(fbb, name, {}););
+}
+Pending<std::vector<std::string>> Client::ListCollections() {
+  return AS_CALL_NOARGS(std::vector<std::string>, coll_list, DecodeJsonList);
+}
+Pending<std::string> Client::PutRecord(std::string_view collection, std::string_view record) {
+  return AS_CALL(std::string, coll_put, DecodeJsonOne, return CollArgs(fbb, collection, record););
+}
+Pending<std::string> Client::GetRecord(std::string_view collection, std::string_view key) {
+  return AS_CALL(std::string, coll_get, DecodeJsonOne,
+                 return CollArgs(fbb, collection, {}, key););
+}
+Pending<std::string> Client::UpdateRecord(std::string_view collection, std::string_view key,
+                                          std::string_view patch, JsonMode mode) {
+  return AS_CALL(std::string, coll_update, DecodeJsonOne,
+                 return CollArgs(fbb, collection, patch, key, DeleteMode::kSoft,
+                                 mode == JsonMode::kReplace););
+}
+Pending<Done> Client::DeleteRecord(std::string_view collection, std::string_view key,
+                                   DeleteMode mode) {
+  return AS_CALL(Done, coll_delete, DecodeDone, return CollArgs(fbb, collection, {}, key, mode););
+}
+Pending<CollectionPage> Client::QueryRecords(const CollectionQuery& q) {
+  return AS_CALL(CollectionPage, coll_query, DecodeJsonPage, return CollQueryArgs(fbb, q););
+}
+Pending<uint64_t> Client::CountRecords(const CollectionQuery& q) {
+  return AS_CALL(uint64_t, coll_count, DecodeCount, return CollQueryArgs(fbb, q););
+}
+Pending<uint64_t> Client::SweepExpiredRecords() {
+  return AS_CALL_NOARGS(uint64_t, coll_sweep, DecodeCount);
+}
+
 #undef AS_CALL
 #undef AS_CALL_NOARGS
 

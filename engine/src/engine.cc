@@ -351,6 +351,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   AS_ASSIGN_OR_RETURN(impl->store, storage::KvStore::Open(so));
   AS_RETURN_IF_ERROR(impl->OpenMemoryStore());
   AS_RETURN_IF_ERROR(impl->Recover());
+  AS_RETURN_IF_ERROR(impl->RecoverCollections());
   impl->StartMemoryThread();
   impl->StartFeed();
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));

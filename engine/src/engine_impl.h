@@ -25,6 +25,8 @@
 
 namespace agentstore::internal {
 
+struct CollectionStore;    // collections.h
+struct CollectionCascade;  // collections.h
 class ChangeFeed;  // change_feed.h
 
 using IdMap = std::unordered_map<Uuid, Loc, UuidHash>;
@@ -228,6 +230,17 @@ struct EngineState {
 
   Status Recover();
   void MaybeCompact(Partition& p);
+
+  // Collections (collections.cc): run-time declared record types, kept behind their own
+  // module. RecoverCollections creates the store and loads it at open.
+  std::shared_ptr<CollectionStore> collections;
+  Status RecoverCollections();
+  // DeleteUser's cascade into every user-owned collection (caller holds the global and
+  // shard locks): soft-deletes or removes the user's records into `batch`, holding each
+  // collection's lock until ApplyCollectionChanges applies them after the batch is logged.
+  std::shared_ptr<CollectionCascade> AddUserCollectionChanges(const Uuid& user, bool soft,
+                                                              storage::WriteBatch& batch);
+  void ApplyCollectionChanges(std::shared_ptr<CollectionCascade>& cascade);
 
   // user_memory (memories.cc). Caller holds the shard lock exclusively.
   Status OpenMemoryStore();

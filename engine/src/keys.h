@@ -4,6 +4,8 @@
 //   [AdminConfig][config_key bytes]   admin_config
 //   [Quota][tenant_id:16][quota_type] quotas
 // Type 0 is reserved for the store's meta keys (format version).
+// Other first bytes in use: 0x40 memory touches (memories.cc); 0x70 / 0x71 collection
+// declarations / records (collections.h).
 #pragma once
 
 #include <string>

@@ -311,7 +311,9 @@ Status Engine::DeleteUser(const Scope& scope, const Uuid& id, DeleteMode mode) {
     u.deleted_at = u.updated_at = impl_->Now();
     std::string bytes = Pack(u);
     batch.Put(RecordKey(RecordType::kUser, id), bytes);
+    auto collection_changes = impl_->AddUserCollectionChanges(id, /*soft=*/true, batch);
     AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
+    impl_->ApplyCollectionChanges(collection_changes);
     shard.arena.Free(it->second);
     it->second = shard.arena.Append(bytes);
     lock.shard.unlock();
@@ -337,7 +339,9 @@ Status Engine::DeleteUser(const Scope& scope, const Uuid& id, DeleteMode mode) {
   for (const Uuid& key : key_ids) batch.Delete(RecordKey(RecordType::kApiKey, key));
   for (const Uuid& chat : chat_ids) impl_->AddChatDeletes(shard, chat, batch);
   impl_->AddUserMemoryDeletes(shard, id, batch);
+  auto collection_changes = impl_->AddUserCollectionChanges(id, /*soft=*/false, batch);
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
+  impl_->ApplyCollectionChanges(collection_changes);
   impl_->DropUserMemories(shard, id);
   for (const Uuid& chat : chat_ids) impl_->DropChat(shard, chat);
   impl_->DropUserUsage(shard, id);

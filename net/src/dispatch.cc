@@ -842,6 +842,116 @@ Status Handle<Op::memory_prune>(Call& c) {
   c.SetResult(proto::Result::CountResult, proto::CreateCountResult(c.fbb, *r).Union());
   return Status::OK();
 }
+// ---- collections: records and declarations travel as JSON text ----
+
+std::string_view Text(const flatbuffers::String* s) { return s ? s->string_view() : ""; }
+
+Status SetJson(Call& c, const std::vector<std::string>& items, std::string_view next_cursor = {}) {
+  auto vec = c.fbb.CreateVectorOfStrings(items);
+  auto cursor = next_cursor.empty() ? 0 : c.fbb.CreateString(next_cursor);
+  c.SetResult(proto::Result::JsonRecords, proto::CreateJsonRecords(c.fbb, vec, cursor).Union());
+  return Status::OK();
+}
+Status SetJson(Call& c, Result<std::string> r) {
+  if (!r.ok()) return r.status();
+  return SetJson(c, std::vector<std::string>{std::move(r).value()});
+}
+Status CollArgs(const Call& c, const proto::CollectionArgs** a, bool need_collection = true) {
+  *a = c.Args<proto::CollectionArgs>();
+  if (!*a) return ArgsError(c, "CollectionArgs");
+  if (need_collection && !(*a)->collection())
+    return Status::InvalidArgument("collection is required");
+  return Status::OK();
+}
+Status CollQuery(const Call& c, CollectionQuery* q) {
+  const auto* a = c.Args<proto::CollectionQueryArgs>();
+  if (!a) return ArgsError(c, "CollectionQueryArgs");
+  if (!a->collection()) return Status::InvalidArgument("collection is required");
+  q->collection = a->collection()->str();
+  q->index = Text(a->index());
+  q->where = a->where() ? a->where()->str() : "{}";
+  q->desc = a->desc();
+  q->limit = a->limit();
+  q->cursor = Text(a->cursor());
+  q->include_deleted = a->include_deleted();
+  return Status::OK();
+}
+
+template <>
+Status Handle<Op::coll_declare>(Call& c) {
+  const proto::CollectionArgs* a;
+  AS_RETURN_IF_ERROR(CollArgs(c, &a, /*need_collection=*/false));
+  return SetJson(c, c.engine.DeclareCollection(c.scope, Text(a->json())));
+}
+template <>
+Status Handle<Op::coll_alter>(Call& c) {
+  const proto::CollectionArgs* a;
+  AS_RETURN_IF_ERROR(CollArgs(c, &a));
+  return SetJson(c, c.engine.AlterCollection(c.scope, Text(a->collection()), Text(a->json())));
+}
+template <>
+Status Handle<Op::coll_describe>(Call& c) {
+  const proto::CollectionArgs* a;
+  AS_RETURN_IF_ERROR(CollArgs(c, &a));
+  return SetJson(c, c.engine.DescribeCollection(c.scope, Text(a->collection())));
+}
+template <>
+Status Handle<Op::coll_list>(Call& c) {
+  auto r = c.engine.ListCollections(c.scope);
+  if (!r.ok()) return r.status();
+  return SetJson(c, *r);
+}
+template <>
+Status Handle<Op::coll_put>(Call& c) {
+  const proto::CollectionArgs* a;
+  AS_RETURN_IF_ERROR(CollArgs(c, &a));
+  return SetJson(c, c.engine.PutRecord(c.scope, Text(a->collection()), Text(a->json())));
+}
+template <>
+Status Handle<Op::coll_get>(Call& c) {
+  const proto::CollectionArgs* a;
+  AS_RETURN_IF_ERROR(CollArgs(c, &a));
+  return SetJson(c, c.engine.GetRecord(c.scope, Text(a->collection()), Text(a->key())));
+}
+template <>
+Status Handle<Op::coll_update>(Call& c) {
+  const proto::CollectionArgs* a;
+  AS_RETURN_IF_ERROR(CollArgs(c, &a));
+  return SetJson(c, c.engine.UpdateRecord(c.scope, Text(a->collection()), Text(a->key()),
+                                          Text(a->json()),
+                                          a->replace_json() ? JsonMode::kReplace : JsonMode::kMerge));
+}
+template <>
+Status Handle<Op::coll_delete>(Call& c) {
+  const proto::CollectionArgs* a;
+  AS_RETURN_IF_ERROR(CollArgs(c, &a));
+  return c.engine.DeleteRecord(c.scope, Text(a->collection()), Text(a->key()), ToMode(a->mode()));
+}
+template <>
+Status Handle<Op::coll_query>(Call& c) {
+  CollectionQuery q;
+  AS_RETURN_IF_ERROR(CollQuery(c, &q));
+  auto r = c.engine.QueryRecords(c.scope, q);
+  if (!r.ok()) return r.status();
+  return SetJson(c, r->records, r->next_cursor);
+}
+template <>
+Status Handle<Op::coll_count>(Call& c) {
+  CollectionQuery q;
+  AS_RETURN_IF_ERROR(CollQuery(c, &q));
+  auto r = c.engine.CountRecords(c.scope, q);
+  if (!r.ok()) return r.status();
+  c.SetResult(proto::Result::CountResult, proto::CreateCountResult(c.fbb, *r).Union());
+  return Status::OK();
+}
+template <>
+Status Handle<Op::coll_sweep>(Call& c) {
+  auto r = c.engine.SweepExpiredRecords(c.scope);
+  if (!r.ok()) return r.status();
+  c.SetResult(proto::Result::CountResult, proto::CreateCountResult(c.fbb, *r).Union());
+  return Status::OK();
+}
+
 using HandlerFn = Status (*)(Call&);
 constexpr HandlerFn kHandlers[] = {
 #define AS_HANDLER(name, kind, roles, implemented, summary) &Handle<Op::name>,

@@ -24,6 +24,7 @@
 #include <variant>
 #include <vector>
 
+#include "agentstore/common/collection_query.h"
 #include "agentstore/common/memory_query.h"
 #include "agentstore/common/query.h"
 #include "agentstore/common/row.h"
@@ -233,6 +234,23 @@ class Client {
   Pending<Done> DeleteLimitConfig(const Uuid& id);
   Pending<LimitDecision> CheckLimits(const LimitCheckRequest& request);
   Pending<Done> ReleaseLimit(const Uuid& lease);
+
+  // collections: declarations, records and patches as JSON text (Engine::DeclareCollection
+  // and the calls after it have the contract; docs/protocol.md, Collections)
+  Pending<std::string> DeclareCollection(std::string_view declaration);
+  Pending<std::string> AlterCollection(std::string_view name, std::string_view change);
+  Pending<std::string> DescribeCollection(std::string_view name);
+  Pending<std::vector<std::string>> ListCollections();
+  Pending<std::string> PutRecord(std::string_view collection, std::string_view record);
+  // `key`: {"id": ...[, more key fields]} or a bare id.
+  Pending<std::string> GetRecord(std::string_view collection, std::string_view key);
+  Pending<std::string> UpdateRecord(std::string_view collection, std::string_view key,
+                                    std::string_view patch, JsonMode mode = JsonMode::kMerge);
+  Pending<Done> DeleteRecord(std::string_view collection, std::string_view key,
+                             DeleteMode mode = DeleteMode::kSoft);
+  Pending<CollectionPage> QueryRecords(const CollectionQuery& query);
+  Pending<uint64_t> CountRecords(const CollectionQuery& query);
+  Pending<uint64_t> SweepExpiredRecords();
 
   // operators
   Pending<ExportChunk> ExportRecords(RecordType type, std::string_view cursor = {},

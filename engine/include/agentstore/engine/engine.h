@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "agentstore/common/clock.h"
+#include "agentstore/common/collection_query.h"
 #include "agentstore/common/memory_query.h"
 #include "agentstore/common/query.h"
 #include "agentstore/common/row.h"
@@ -332,6 +333,36 @@ class Engine {
   // rollups and counters that agree with its logs).
   Status ImportRecord(const Scope& scope, RecordType type, std::string_view json);
 
+  // ---- collections: record types declared at run time (docs/data-model.md, Collections) ----
+  // Declarations are JSON (engine/src/collection_schema.h has the format); records go in
+  // and come out as JSON objects. Access follows the owner: a user-owned collection's
+  // records are its user's (service: anyone's; admin: read only), tenant-owned ones are
+  // written by service/admin and read by the tenant's users, unowned ones are readable by
+  // all and written by service/admin. Writes are durable like every other record.
+  // Declares a collection (service, admin). Declaring the same declaration again is OK.
+  Result<std::string> DeclareCollection(const Scope& scope, std::string_view declaration);
+  // Adds fields and indexes ({"add_fields": [...], "add_indexes": [...]}). Writes continue
+  // while a new index is built; a change existing records violate (a required field
+  // without a default, a unique index over duplicates) is refused with the reason.
+  Result<std::string> AlterCollection(const Scope& scope, std::string_view name,
+                                      std::string_view change);
+  Result<std::string> DescribeCollection(const Scope& scope, std::string_view name);
+  Result<std::vector<std::string>> ListCollections(const Scope& scope);
+  // Creates or replaces the record with the record's key (id generated when absent).
+  Result<std::string> PutRecord(const Scope& scope, std::string_view collection,
+                                std::string_view record);
+  // `key`: {"id": ...[, other key fields]} or, for collections keyed by id, the bare id.
+  Result<std::string> GetRecord(const Scope& scope, std::string_view collection,
+                                std::string_view key);
+  Result<std::string> UpdateRecord(const Scope& scope, std::string_view collection,
+                                   std::string_view key, std::string_view patch,
+                                   JsonMode mode = JsonMode::kMerge);
+  Status DeleteRecord(const Scope& scope, std::string_view collection, std::string_view key,
+                      DeleteMode mode);
+  Result<CollectionPage> QueryRecords(const Scope& scope, const CollectionQuery& query);
+  Result<uint64_t> CountRecords(const Scope& scope, const CollectionQuery& query);
+  // Removes every record whose TTL field has passed (reads already hide them).
+  Result<uint64_t> SweepExpiredRecords(const Scope& scope);
   // ---- change feed (feed.h) ----
   // Opens a subscription to the changes after sequence `after` (nullopt: from now) that
   // pass `filter`, narrowed by the scope: a user scope sees only its own records (naming

@@ -76,7 +76,18 @@ enum RoleBits : uint8_t { kService = 1, kAdmin = 2, kUser = 4, kAnyRole = 7 };
   X(limit_check, kWrite, kService | kUser, true, "check and consume every applicable limit")      \
   X(limit_release, kWrite, kService | kUser, true, "release a concurrent-limit lease")            \
   X(limit_config_delete, kWrite, kService | kAdmin, true, "remove a rate-limit config")           \
-  X(usage_expire, kWrite, kService | kAdmin, true, "drop usage logs past the retention age")    \
+  X(usage_expire, kWrite, kService | kAdmin, true, "drop usage logs past the retention age")      \
+  X(coll_declare, kWrite, kService | kAdmin, true, "declare a collection: fields, owner, indexes") \
+  X(coll_alter, kWrite, kService | kAdmin, true, "add fields or indexes to a collection")          \
+  X(coll_describe, kRead, kAnyRole, true, "a collection's declaration")                           \
+  X(coll_list, kRead, kAnyRole, true, "every collection's declaration")                           \
+  X(coll_put, kWrite, kAnyRole, true, "create or replace a collection record")                    \
+  X(coll_get, kRead, kAnyRole, true, "a collection record by key")                                \
+  X(coll_update, kWrite, kAnyRole, true, "merge-patch a collection record")                       \
+  X(coll_delete, kWrite, kAnyRole, true, "soft or hard delete a collection record")               \
+  X(coll_query, kRead, kAnyRole, true, "collection records by an index: where, order, cursor")    \
+  X(coll_count, kRead, kAnyRole, true, "how many collection records a query matches")             \
+  X(coll_sweep, kWrite, kService | kAdmin, true, "remove collection records past their TTL")   \
   X(subscribe, kRead, kAnyRole, true, "follow changes after a sequence as push frames")          \
   X(unsubscribe, kRead, kAnyRole, true, "end a subscription; its end frame has the resume point")
 

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Issue 17's Node.js benchmark: starts agentstored and PostgreSQL 15 (temp dirs, free
+# loopback ports, both durable: --durability always / synchronous_commit on), loads the
+# same small dataset into each from Node, and runs get_user and the chat turn through the
+# TypeScript client and through node-postgres (bench.mjs). With --overhead it also runs
+# get_user at one connection, one call in flight, from Node and from the C++ client
+# (load_bench), for the client's per-call overhead.
+#
+# --relaxed: neither waits for fsync (agentstore --durability batch, PostgreSQL
+# synchronous_commit off; both may lose the last few ms of writes on power loss).
+#
+#   benchmarks/node/run.sh [--connections 8] [--workers 8] [--seconds 10] [--users 1000]
+#                          [--overhead] [--relaxed]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+connections=8 workers="" seconds=10 users=1000 overhead="" relaxed=""
+while (($#)); do
+  case $1 in
+    --connections) connections=$2; shift 2 ;;
+    --workers) workers=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --users) users=$2; shift 2 ;;
+    --overhead) overhead=1; shift ;;
+    --relaxed) relaxed=1; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+workers=${workers:-$connections}
+pg_sync=on as_durability=always
+[ -n "$relaxed" ] && pg_sync=off as_durability=batch
+echo "durability: agentstore $as_durability, PostgreSQL synchronous_commit=$pg_sync"
+agentstored=$root/build/net/agentstored
+[ -x "$agentstored" ] && [ -f clients/typescript/dist/index.js ] || {
+  echo "build first: scripts/build.sh && (cd clients/typescript && npm run build)" >&2; exit 1; }
+pgbin=/usr/lib/postgresql/15/bin
+tmp=$(mktemp -d /tmp/agentstore-node-bench.XXXXXX)
+chmod 755 "$tmp"
+pids=() pg_as=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$tmp/pg/postmaster.pid" ] && "${pg_as[@]}" "$pgbin/pg_ctl" -D "$tmp/pg" -m fast stop >/dev/null 2>&1 || true
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+if [ "$(id -u)" -eq 0 ]; then pg_as=(runuser -u postgres --); fi
+pg_port=$(free_port)
+mkdir -p "$tmp/pg" && { [ "$(id -u)" -ne 0 ] || chown postgres "$tmp/pg"; }
+"${pg_as[@]}" "$pgbin/initdb" -D "$tmp/pg" -U postgres -A trust >"$tmp/initdb.log" 2>&1
+cat >>"$tmp/pg/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = '$tmp/pg'
+synchronous_commit = $pg_sync
+fsync = on
+shared_buffers = 1GB
+max_connections = 200
+CONF
+"${pg_as[@]}" "$pgbin/pg_ctl" -D "$tmp/pg" -l "$tmp/pg/log" -w start >/dev/null
+"${pg_as[@]}" "$pgbin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -qc "CREATE DATABASE bench" >/dev/null
+"$agentstored" --data-dir "$tmp/agentstore" --host 127.0.0.1 --port 0 --port-file "$tmp/as.port" \
+  --durability "$as_durability" --slow-op-us 1000000 >"$tmp/agentstored.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do [ -s "$tmp/as.port" ] && break; sleep 0.05; done
+as_port=$(cat "$tmp/as.port")
+key=$(awk '/^service/{print $2}' "$tmp/agentstore/initial-keys")
+echo "load: $(uptime | sed 's/.*load average: //')"
+common=(--connections "$connections" --workers "$workers" --seconds "$seconds" --users "$users")
+node benchmarks/node/bench.mjs --system agentstore --port "$as_port" --key "$key" "${common[@]}"
+node benchmarks/node/bench.mjs --system postgres --port "$pg_port" "${common[@]}"
+if [ -n "$overhead" ]; then
+  node benchmarks/node/bench.mjs --system agentstore --port "$as_port" --key "$key" --connections 1 \
+    --workers 1 --seconds "$seconds" --users "$users" --workloads get_user
+  # The same workload from the C++ client (load_bench over the users loaded above).
+  lb=$root/build/benchmarks/load_bench
+  if [ -x "$lb" ]; then
+    "$lb" --addr "127.0.0.1:$as_port" --key "$key" --workload get_user --connections 1 --pipeline 1 \
+      --seconds "$seconds" --warmup 2 --existing
+    "$lb" --addr "127.0.0.1:$as_port" --key "$key" --workload get_user --connections "$connections" \
+      --pipeline 1 --seconds "$seconds" --warmup 2 --existing
+  else
+    echo "no $lb: build it for the C++ side of the overhead comparison" >&2
+  fi
+fi
+echo "load: $(uptime | sed 's/.*load average: //')"

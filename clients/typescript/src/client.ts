@@ -1,0 +1,372 @@
+// One connection to agentstored: frames (4-byte LE length + a FlatBuffers Request /
+// Response, docs/protocol.md), any number of calls in flight matched by request id,
+// API-key authentication, reconnect with back-off and re-authentication, per-call
+// timeout and AbortSignal. Encoding and decoding are the generated codecs.
+import net from 'node:net';
+
+import * as flatbuffers from 'flatbuffers';
+
+import { AgentstoreError, invalidArgument } from './errors.js';
+import { argShapes, ErrorCodeNames, recordReaders, resultTags } from './generated/codec.js';
+import type { OperationInfo } from './generated/ops.js';
+import { Operations, operations } from './generated/ops.js';
+import * as fb from './generated/fb/all.js';
+import { uuidStruct } from './codec-runtime.js';
+import { decodeResult } from './results.js';
+import type { CallOptions, ClientOptions } from './options.js';
+
+interface Call {
+  id: number;
+  op: OperationInfo;
+  frame: Uint8Array;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  timer?: NodeJS.Timeout;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+  settled: boolean;
+}
+
+const AUTHENTICATE = operations.find((o) => o.name === 'authenticate')!;
+
+export class Client extends Operations {
+  /** Connects and authenticates; rejects if either fails. */
+  static async connect(options: ClientOptions): Promise<Client> {
+    const c = new Client(options);
+    await c.ready;
+    return c;
+  }
+
+  /** The key's role ('service' | 'admin' | 'user') and, for a user key, its user id. */
+  role: string | null = null;
+  userId: string | null = null;
+
+  private readonly opts: Required<Omit<ClientOptions, 'backoff'>> & { minMs: number; maxMs: number };
+  private socket: net.Socket | null = null;
+  private authed = false;
+  private closed = false;
+  private closeError: AgentstoreError | null = null;
+  private nextId = 1;
+  private readonly inflight = new Map<number, Call>();
+  private waiting: Call[] = [];          // issued while (re)connecting
+  private out: Uint8Array[] = [];
+  private flushQueued = false;
+  private readBuf: Buffer = Buffer.alloc(0);
+  private delay: number;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly builder = new flatbuffers.Builder(1024);
+  private readonly ready: Promise<void>;
+  private readyResolve!: () => void;
+  private readyReject!: (e: unknown) => void;
+  private everReady = false;
+  /** Reconnects done after a lost connection (for tests and metrics). */
+  reconnects = 0;
+
+  private constructor(options: ClientOptions) {
+    super();
+    if (!options || typeof options.key !== 'string') throw invalidArgument('ClientOptions.key is required');
+    this.opts = {
+      host: options.host ?? '127.0.0.1',
+      port: options.port ?? 7420,
+      key: options.key,
+      timeoutMs: options.timeoutMs ?? 30000,
+      reconnect: options.reconnect ?? true,
+      connectTimeoutMs: options.connectTimeoutMs ?? 10000,
+      maxFrameBytes: options.maxFrameBytes ?? 64 << 20,
+      maxRequestBytes: options.maxRequestBytes ?? 16 << 20,
+      minMs: options.backoff?.minMs ?? 50,
+      maxMs: options.backoff?.maxMs ?? 5000,
+    };
+    this.delay = this.opts.minMs;
+    this.ready = new Promise((res, rej) => {
+      this.readyResolve = res;
+      this.readyReject = rej;
+    });
+    this.ready.catch(() => {});
+    this.open();
+  }
+
+  /** Calls sent or waiting for an answer. */
+  get pendingCalls(): number {
+    return this.inflight.size + this.waiting.length;
+  }
+
+  /** Closes the connection; calls still pending fail with code 'closed'. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeError = new AgentstoreError('closed', 'client closed');
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.failAll(this.closeError, true);
+    const s = this.socket;
+    this.socket = null;
+    if (s && !s.destroyed) {
+      await new Promise<void>((res) => {
+        s.once('close', () => res());
+        s.end();
+        setTimeout(() => s.destroy(), 1000).unref();
+      });
+    }
+  }
+
+  protected invoke(op: OperationInfo, args: unknown, opts: CallOptions = {}): Promise<unknown> {
+    if (this.closed) return Promise.reject(this.closeError);
+    let frame: Uint8Array;
+    const id = this.nextId++;
+    try {
+      frame = this.encode(id, op, args, opts.actAs);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise((resolve, reject) => {
+      const call: Call = { id, op, frame, resolve, reject, settled: false };
+      const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs;
+      if (timeoutMs > 0)
+        call.timer = setTimeout(() => this.settle(call, new AgentstoreError('timeout',
+          `no answer within ${timeoutMs} ms`, { op: op.name })), timeoutMs);
+      if (opts.signal) {
+        if (opts.signal.aborted) {
+          this.settle(call, new AgentstoreError('aborted', 'aborted by the caller', { op: op.name }));
+          return;
+        }
+        call.signal = opts.signal;
+        call.onAbort = () => this.settle(call, new AgentstoreError('aborted', 'aborted by the caller', { op: op.name }));
+        opts.signal.addEventListener('abort', call.onAbort, { once: true });
+      }
+      if (this.authed) this.send(call);
+      else this.waiting.push(call);
+    });
+  }
+
+  // ---- encoding ----
+
+  private encode(id: number, op: OperationInfo, args: unknown, actAs?: string): Uint8Array {
+    const b = this.builder;
+    b.clear();
+    let tag = 0;
+    let argsOff = 0;
+    if (op.args.length) {
+      if (args === undefined) args = {};
+      const shape = pickShape(op, args);
+      argsOff = argShapes[shape].encode(b, args);
+      tag = argShapes[shape].tag;
+    } else if (args !== undefined) {
+      throw invalidArgument(`${op.name} takes no arguments`);
+    }
+    fb.Request.startRequest(b);
+    fb.Request.addId(b, BigInt(id));
+    fb.Request.addOp(b, op.op);
+    if (actAs !== undefined) fb.Request.addActAs(b, uuidStruct(b, actAs, 'actAs'));
+    if (tag) {
+      fb.Request.addArgsType(b, tag);
+      fb.Request.addArgs(b, argsOff);
+    }
+    b.finish(fb.Request.endRequest(b));
+    const body = b.asUint8Array();
+    // The server would answer an oversized frame by closing the connection (and failing
+    // every call on it); refuse it here instead.
+    if (body.length > this.opts.maxRequestBytes)
+      throw invalidArgument(`${op.name}: request of ${body.length} bytes exceeds maxRequestBytes (${this.opts.maxRequestBytes})`);
+    const frame = new Uint8Array(4 + body.length);
+    new DataView(frame.buffer).setUint32(0, body.length, true);
+    frame.set(body, 4);
+    return frame;
+  }
+
+  // ---- connection ----
+
+  private open(): void {
+    const s = net.connect({ host: this.opts.host, port: this.opts.port });
+    this.socket = s;
+    s.setNoDelay(true);
+    const connectTimer = setTimeout(() => s.destroy(new Error('connect timeout')), this.opts.connectTimeoutMs);
+    let lastError: Error | null = null;
+    s.on('connect', () => {
+      clearTimeout(connectTimer);
+      this.sendAuthentication(s);
+    });
+    s.on('data', (chunk: Buffer) => this.onData(s, chunk));
+    s.on('error', (e) => { lastError = e; });
+    s.on('close', () => {
+      clearTimeout(connectTimer);
+      this.onClose(s, lastError);
+    });
+  }
+
+  private sendAuthentication(s: net.Socket): void {
+    const id = this.nextId++;
+    const call: Call = {
+      id, op: AUTHENTICATE, frame: this.encode(id, AUTHENTICATE, { key: this.opts.key }), settled: false,
+      resolve: (v) => {
+        const a = v as { role: string; user_id: string | null };
+        this.role = a.role;
+        this.userId = a.user_id;
+        this.authed = true;
+        this.delay = this.opts.minMs;
+        this.everReady = true;
+        this.readyResolve();
+        const waiting = this.waiting;
+        this.waiting = [];
+        for (const c of waiting) if (!c.settled) this.send(c);
+      },
+      reject: (e) => {
+        // A refused key will not get better by retrying: fail everything and stop.
+        this.closed = true;
+        this.closeError = e as AgentstoreError;
+        this.failAll(this.closeError, true);
+        this.readyReject(e);
+        s.destroy();
+      },
+    };
+    this.inflight.set(id, call);
+    this.write(s, call.frame);
+  }
+
+  private send(call: Call): void {
+    this.inflight.set(call.id, call);
+    if (this.socket) this.write(this.socket, call.frame);
+  }
+
+  // Frames written in one tick leave in one write: pipelined calls cost one syscall.
+  private write(s: net.Socket, frame: Uint8Array): void {
+    this.out.push(frame);
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      const frames = this.out;
+      this.out = [];
+      if (s !== this.socket || s.destroyed) return;
+      s.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
+    });
+  }
+
+  private onData(s: net.Socket, chunk: Buffer): void {
+    if (s !== this.socket) return;
+    let buf = this.readBuf.length ? Buffer.concat([this.readBuf, chunk]) : chunk;
+    let at = 0;
+    while (buf.length - at >= 4) {
+      const len = buf.readUInt32LE(at);
+      if (len > this.opts.maxFrameBytes) {
+        s.destroy(new Error(`response frame of ${len} bytes exceeds maxFrameBytes`));
+        return;
+      }
+      if (buf.length - at - 4 < len) break;
+      // A fresh copy: 8-aligned for the record blobs inside, and independent of the chunk.
+      const frame = new Uint8Array(len);
+      frame.set(buf.subarray(at + 4, at + 4 + len));
+      at += 4 + len;
+      this.onFrame(s, frame);
+    }
+    this.readBuf = at === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(at));
+  }
+
+  private onFrame(s: net.Socket, frame: Uint8Array): void {
+    let r: fb.Response;
+    let id: number;
+    try {
+      r = fb.Response.getRootAsResponse(new flatbuffers.ByteBuffer(frame));
+      id = Number(r.id());
+    } catch {
+      s.destroy(new Error('unreadable response frame'));
+      return;
+    }
+    if (id === 0) {
+      // About the connection (oversized frame, too many connections): the server closes next.
+      this.connError = new AgentstoreError(codeName(r.code()), (r.message() as string) ?? '', { status: r.code() });
+      return;
+    }
+    const call = this.inflight.get(id);
+    if (!call) return;  // timed out or aborted earlier
+    this.inflight.delete(id);
+    const code = r.code();
+    if (code !== 0) {
+      this.settle(call, new AgentstoreError(codeName(code), (r.message() as string) ?? '', { status: code, op: call.op.name }));
+      return;
+    }
+    let value: unknown;
+    try {
+      value = decodeResult(call.op, r);
+    } catch (e) {
+      this.settle(call, e instanceof AgentstoreError ? e
+        : new AgentstoreError('protocol', `cannot read the answer: ${(e as Error).message}`, { op: call.op.name }));
+      return;
+    }
+    this.settle(call, null, value);
+  }
+
+  private connError: AgentstoreError | null = null;
+
+  private onClose(s: net.Socket, err: Error | null): void {
+    if (s !== this.socket && this.socket !== null) return;
+    this.socket = null;
+    this.authed = false;
+    this.readBuf = Buffer.alloc(0);
+    this.out = [];
+    const why = this.connError ?? new AgentstoreError('disconnected',
+      `connection to ${this.opts.host}:${this.opts.port} lost${err ? ` (${err.message})` : ''}; ` +
+      'a call in flight may or may not have been applied');
+    this.connError = null;
+    // Sent calls cannot be known to have run or not; they fail. Waiting ones stay queued.
+    this.failAll(why, false);
+    if (this.closed) return;
+    if (!this.everReady) {
+      this.closed = true;
+      this.closeError = why;
+      this.failAll(why, true);
+      this.readyReject(why);
+      return;
+    }
+    if (!this.opts.reconnect) {
+      this.closed = true;
+      this.closeError = why;
+      this.failAll(why, true);
+      return;
+    }
+    const wait = this.delay * (0.5 + Math.random() / 2);
+    this.delay = Math.min(this.delay * 2, this.opts.maxMs);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.closed) return;
+      this.reconnects++;
+      this.open();
+    }, wait);
+  }
+
+  private failAll(err: AgentstoreError, includingWaiting: boolean): void {
+    const sent = [...this.inflight.values()];
+    this.inflight.clear();
+    for (const c of sent) this.settle(c, err);
+    if (includingWaiting) {
+      const w = this.waiting;
+      this.waiting = [];
+      for (const c of w) this.settle(c, err);
+    }
+  }
+
+  private settle(call: Call, err: unknown, value?: unknown): void {
+    if (call.settled) return;
+    call.settled = true;
+    this.inflight.delete(call.id);
+    if (call.timer) clearTimeout(call.timer);
+    if (call.signal && call.onAbort) call.signal.removeEventListener('abort', call.onAbort);
+    if (err) call.reject(err);
+    else call.resolve(value);
+  }
+}
+
+function codeName(code: number): AgentstoreError['code'] {
+  return (ErrorCodeNames[code] ?? 'protocol') as AgentstoreError['code'];
+}
+
+// An operation taking several argument shapes (user_get: IdArgs or KeyArgs) gets the
+// first one whose fields include every field given.
+function pickShape(op: OperationInfo, args: unknown): string {
+  if (typeof args !== 'object' || args === null) throw invalidArgument(`${op.name}: arguments must be an object`);
+  if (op.args.length === 1) return op.args[0];
+  const given = Object.keys(args).filter((k) => (args as Record<string, unknown>)[k] !== undefined);
+  for (const a of op.args) if (given.every((k) => argShapes[a].keys.has(k))) return a;
+  throw invalidArgument(`${op.name} takes ${op.args.join(' or ')}; no shape has the fields ${given.join(', ')}`);
+}
+
+export { recordReaders, resultTags };

@@ -1,0 +1,108 @@
+// Turns a Response's result union into what an operation's method promises (the
+// operation's `result` shape from the generated op list), using the generated decoders.
+import { AgentstoreError } from './errors.js';
+import {
+  decodeAuthenticated, decodeCountResult, decodeLimitAnswer, decodeStatusInfo,
+  decodeUsageSummaryResult, recordReaders, resultTags,
+} from './generated/codec.js';
+import * as fb from './generated/fb/all.js';
+import type { OperationInfo } from './generated/ops.js';
+
+const blob = new fb.Blob();
+
+function want(op: OperationInfo, r: fb.Response, tag: string): void {
+  if (r.resultType() !== resultTags[tag])
+    throw new AgentstoreError('protocol', `expected a ${tag} answer, got result type ${r.resultType()}`, { op: op.name });
+}
+
+function reader(op: OperationInfo, type: string): (b: Uint8Array) => unknown {
+  const f = recordReaders[type];
+  if (!f) throw new AgentstoreError('protocol', `no reader for record type ${type}`, { op: op.name });
+  return f;
+}
+
+function blobs(list: { itemsLength(): number; items(i: number, o?: fb.Blob): fb.Blob | null }): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const n = list.itemsLength();
+  for (let i = 0; i < n; i++) out.push(list.items(i, blob)!.dataArray() ?? new Uint8Array(0));
+  return out;
+}
+
+function records(op: OperationInfo, r: fb.Response): { items: Uint8Array[]; next_cursor: string | null } {
+  want(op, r, 'Records');
+  const rec = r.result(new fb.Records()) as fb.Records;
+  return { items: blobs(rec), next_cursor: (rec.nextCursor() as string | null) ?? null };
+}
+
+export function decodeResult(op: OperationInfo, r: fb.Response): unknown {
+  const [kind, type] = op.result.split(':');
+  switch (kind) {
+    case 'none':
+      return undefined;
+    case 'record': {
+      const { items } = records(op, r);
+      if (items.length < 1) throw new AgentstoreError('protocol', 'expected one record', { op: op.name });
+      return reader(op, type)(items[0]);
+    }
+    case 'records': {
+      const read = reader(op, type);
+      return records(op, r).items.map(read);
+    }
+    case 'page': {
+      const read = reader(op, type);
+      const p = records(op, r);
+      return { items: p.items.map(read), next_cursor: p.next_cursor };
+    }
+    case 'raw': {
+      const p = records(op, r);
+      return { items: p.items.map((b) => b.slice()), next_cursor: p.next_cursor };
+    }
+    case 'message_append': {
+      const { items } = records(op, r);
+      return { message: recordReaders.Message(items[0]), chat: recordReaders.Chat(items[1]) };
+    }
+    case 'track': {
+      const { items } = records(op, r);
+      return {
+        user_agent: recordReaders.UserAgent(items[0]),
+        log: recordReaders.UsageLog(items[1]),
+        quotas: items.slice(2).map(recordReaders.Quota),
+      };
+    }
+    case 'new_key': {
+      want(op, r, 'NewKey');
+      const k = r.result(new fb.NewKey()) as fb.NewKey;
+      return { key: recordReaders.ApiKey(k.key(blob)!.dataArray()!), secret: k.secret() as string };
+    }
+    case 'hits': {
+      want(op, r, 'MemoryHits');
+      const h = r.result(new fb.MemoryHits()) as fb.MemoryHits;
+      const items = blobs(h);
+      return items.map((b, i) => ({
+        memory: recordReaders.UserMemory(b), distance: h.distances(i)!, score: h.scores(i)!,
+      }));
+    }
+    case 'status':
+      want(op, r, 'StatusInfo');
+      return decodeStatusInfo(r.result(new fb.StatusInfo()) as fb.StatusInfo);
+    case 'auth':
+      want(op, r, 'Authenticated');
+      return decodeAuthenticated(r.result(new fb.Authenticated()) as fb.Authenticated);
+    case 'summary':
+      want(op, r, 'UsageSummaryResult');
+      return decodeUsageSummaryResult(r.result(new fb.UsageSummaryResult()) as fb.UsageSummaryResult).rows;
+    case 'limit':
+      want(op, r, 'LimitAnswer');
+      return decodeLimitAnswer(r.result(new fb.LimitAnswer()) as fb.LimitAnswer);
+    case 'count':
+      want(op, r, 'CountResult');
+      return decodeCountResult(r.result(new fb.CountResult()) as fb.CountResult).value;
+    default: {
+      // An operation without a declared shape: the result union member by name, records raw.
+      const tag = Object.keys(resultTags).find((k) => resultTags[k] === r.resultType());
+      if (!tag) return undefined;
+      if (tag === 'Records') return records(op, r);
+      return { type: tag };
+    }
+  }
+}

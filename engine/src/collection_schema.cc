@@ -1,0 +1,761 @@
+// Collection declarations: parsing, record checks, the FlexBuffers encoding and the
+// ordered key bytes (see collection_schema.h for why FlexBuffers).
+#include "collection_schema.h"
+
+#include <flatbuffers/flexbuffers.h>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <set>
+
+#include "agentstore/common/uuid.h"
+#include "keys.h"
+#include "validate.h"
+
+namespace agentstore::internal::coll {
+namespace {
+
+constexpr size_t kMaxNameBytes = 64;
+constexpr size_t kMaxFields = 256;
+constexpr size_t kMaxIndexes = 32;
+constexpr uint32_t kDefaultMaxLength = 65536;
+constexpr uint32_t kDefaultMaxItems = 1000;
+
+Status Bad(std::string_view msg) { return Status::InvalidArgument(msg); }
+
+// Names are lowercase identifiers: they become RocksDB key bytes and JSON keys.
+Status CheckName(std::string_view what, std::string_view n) {
+  if (n.empty() || n.size() > kMaxNameBytes)
+    return Bad(std::string(what) + " must be 1..64 characters");
+  if (!(n[0] >= 'a' && n[0] <= 'z'))
+    return Bad(std::string(what) + " '" + std::string(n) + "' must start with a-z");
+  for (char c : n)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+      return Bad(std::string(what) + " '" + std::string(n) + "' may hold only a-z, 0-9 and _");
+  return Status::OK();
+}
+
+std::optional<FieldType> TypeFromName(std::string_view n) {
+  static const std::pair<std::string_view, FieldType> kTypes[] = {
+      {"string", FieldType::kString},   {"integer", FieldType::kInteger},
+      {"decimal", FieldType::kDecimal}, {"real", FieldType::kReal},
+      {"bool", FieldType::kBool},       {"timestamp", FieldType::kTimestamp},
+      {"uuid", FieldType::kUuid},       {"enum", FieldType::kEnum},
+      {"json", FieldType::kJson},       {"string_list", FieldType::kStringList}};
+  for (const auto& [name, t] : kTypes)
+    if (name == n) return t;
+  return std::nullopt;
+}
+
+size_t CodePoints(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+int64_t Pow10(int n) {
+  int64_t p = 1;
+  while (n-- > 0) p *= 10;
+  return p;
+}
+
+// "-12.345" with at most `scale` decimals -> units of 10^-scale, exactly.
+bool ParseDecimal(std::string_view t, int scale, int64_t* out) {
+  bool neg = false;
+  size_t i = 0;
+  if (i < t.size() && (t[i] == '-' || t[i] == '+')) neg = t[i++] == '-';
+  __int128 v = 0;
+  int digits = 0, frac = -1;
+  for (; i < t.size(); ++i) {
+    char c = t[i];
+    if (c == '.') {
+      if (frac >= 0) return false;
+      frac = 0;
+      continue;
+    }
+    if (c < '0' || c > '9') return false;
+    if (frac >= 0 && ++frac > scale) {
+      if (c != '0') return false;  // more decimals than the scale (trailing zeros are fine)
+      continue;
+    }
+    v = v * 10 + (c - '0');
+    if (v > std::numeric_limits<int64_t>::max()) return false;
+    ++digits;
+  }
+  if (digits == 0) return false;
+  for (int k = frac < 0 ? 0 : frac; k < scale; ++k) {
+    v *= 10;
+    if (v > std::numeric_limits<int64_t>::max()) return false;
+  }
+  *out = static_cast<int64_t>(neg ? -v : v);
+  return true;
+}
+
+std::string DecimalText(int64_t units, int scale) {
+  if (scale == 0) return std::to_string(units);
+  bool neg = units < 0;
+  unsigned __int128 u = neg ? -static_cast<__int128>(units) : units;
+  std::string digits;
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(u % 10)));
+    u /= 10;
+  } while (u);
+  while (digits.size() <= static_cast<size_t>(scale)) digits.insert(digits.begin(), '0');
+  digits.insert(digits.end() - scale, '.');
+  return (neg ? "-" : "") + digits;
+}
+
+Status CheckRange(const FieldSpec& f, double v) {
+  if (f.min && v < *f.min)
+    return Bad("field " + f.name + " is below its minimum " + Json(*f.min).dump());
+  if (f.max && v > *f.max)
+    return Bad("field " + f.name + " is above its maximum " + Json(*f.max).dump());
+  return Status::OK();
+}
+
+Status CheckString(const FieldSpec& f, const std::string& s) {
+  if (!IsValidUtf8(s)) return Bad("field " + f.name + " is not valid UTF-8");
+  uint32_t cap = f.max_length ? f.max_length : kDefaultMaxLength;
+  if (s.size() > 4ull * kDefaultMaxLength || CodePoints(s) > cap)
+    return Bad("field " + f.name + " is longer than " + std::to_string(cap) + " characters");
+  return Status::OK();
+}
+
+FieldSpec System(std::string name, FieldType t) {
+  FieldSpec f;
+  f.name = std::move(name);
+  f.type = t;
+  f.system = true;
+  return f;
+}
+
+Result<FieldSpec> ParseField(const Schema& s, const Json& j) {
+  if (!j.is_object()) return Bad("each field must be an object");
+  static const std::set<std::string> kKeys = {"name", "type", "required", "default", "max_length",
+                                              "min",  "max",  "scale",    "values",  "max_items"};
+  for (const auto& [k, v] : j.items())
+    if (!kKeys.count(k)) return Bad("unknown field property '" + k + "'");
+  FieldSpec f;
+  if (!j.contains("name") || !j["name"].is_string()) return Bad("a field needs a name");
+  f.name = j["name"].get<std::string>();
+  AS_RETURN_IF_ERROR(CheckName("field name", f.name));
+  if (!j.contains("type") || !j["type"].is_string())
+    return Bad("field " + f.name + " needs a type");
+  auto t = TypeFromName(j["type"].get<std::string>());
+  if (!t)
+    return Bad("field " + f.name + " has unknown type '" + j["type"].get<std::string>() +
+               "' (string, integer, decimal, real, bool, timestamp, uuid, enum, json, "
+               "string_list)");
+  f.type = *t;
+  if (j.contains("required")) {
+    if (!j["required"].is_boolean()) return Bad("field " + f.name + ": required is a bool");
+    f.required = j["required"].get<bool>();
+  }
+  auto u32 = [&](const char* key, uint32_t* out) -> Status {
+    if (!j.contains(key)) return Status::OK();
+    const Json& v = j[key];
+    if (!v.is_number_unsigned() || v.get<uint64_t>() == 0 || v.get<uint64_t>() > (1u << 24))
+      return Bad("field " + f.name + ": " + key + " must be an integer 1.." +
+                 std::to_string(1u << 24));
+    *out = static_cast<uint32_t>(v.get<uint64_t>());
+    return Status::OK();
+  };
+  AS_RETURN_IF_ERROR(u32("max_length", &f.max_length));
+  AS_RETURN_IF_ERROR(u32("max_items", &f.max_items));
+  for (const char* key : {"min", "max"}) {
+    if (!j.contains(key)) continue;
+    if (!j[key].is_number()) return Bad("field " + f.name + ": " + key + " must be a number");
+    (std::string_view(key) == "min" ? f.min : f.max) = j[key].get<double>();
+  }
+  if (f.type == FieldType::kDecimal) {
+    if (!j.contains("scale") || !j["scale"].is_number_unsigned() || j["scale"].get<int>() > 18)
+      return Bad("decimal field " + f.name + " needs a scale 0..18");
+    f.scale = j["scale"].get<int>();
+  } else if (j.contains("scale")) {
+    return Bad("field " + f.name + ": only decimals have a scale");
+  }
+  if (f.type == FieldType::kEnum) {
+    if (!j.contains("values") || !j["values"].is_array() || j["values"].empty())
+      return Bad("enum field " + f.name + " needs a non-empty list of values");
+    std::set<std::string> seen;
+    for (const auto& v : j["values"]) {
+      if (!v.is_string()) return Bad("enum field " + f.name + ": values are strings");
+      AS_RETURN_IF_ERROR(CheckText("enum value", v.get<std::string>(), 256));
+      if (!seen.insert(v.get<std::string>()).second)
+        return Bad("enum field " + f.name + " lists a value twice");
+      f.values.push_back(v.get<std::string>());
+    }
+  } else if (j.contains("values")) {
+    return Bad("field " + f.name + ": only enums have values");
+  }
+  if (f.min && f.max && *f.min > *f.max) return Bad("field " + f.name + ": min is above max");
+  if (j.contains("default") && !j["default"].is_null()) {
+    Json canon;
+    Status st = Canonical(s, f, j["default"], &canon);
+    if (!st.ok()) return Bad("default of " + std::string(st.message()));
+    f.default_value = std::move(canon);
+  }
+  return f;
+}
+
+Status ParseFieldList(Schema& s, const Json& list) {
+  if (!list.is_array()) return Bad("fields must be a list");
+  for (const auto& fj : list) {
+    AS_ASSIGN_OR_RETURN(FieldSpec f, ParseField(s, fj));
+    if (s.by_name.count(f.name))
+      return Bad("field " + f.name + " is declared twice (or is a system field)");
+    if (s.fields.size() >= kMaxFields) return Bad("a collection has at most 256 fields");
+    s.by_name[f.name] = static_cast<int>(s.fields.size());
+    s.fields.push_back(std::move(f));
+  }
+  return Status::OK();
+}
+
+bool Orderable(FieldType t) { return t != FieldType::kJson && t != FieldType::kStringList; }
+
+Json FieldToJson(const FieldSpec& f) {
+  Json j = {{"name", f.name}, {"type", FieldTypeName(f.type)}};
+  if (f.system) j["system"] = true;
+  if (f.required) j["required"] = true;
+  if (!f.default_value.is_null()) {
+    j["default"] = f.type == FieldType::kDecimal
+                       ? Json(DecimalText(f.default_value.get<int64_t>(), f.scale))
+                       : f.default_value;
+  }
+  if (f.max_length) j["max_length"] = f.max_length;
+  if (f.max_items) j["max_items"] = f.max_items;
+  if (f.min) j["min"] = *f.min;
+  if (f.max) j["max"] = *f.max;
+  if (f.type == FieldType::kDecimal) j["scale"] = f.scale;
+  if (!f.values.empty()) j["values"] = f.values;
+  return j;
+}
+
+}  // namespace
+
+std::string_view FieldTypeName(FieldType t) {
+  static const char* kNames[] = {"string",    "integer", "decimal", "real", "bool",
+                                 "timestamp", "uuid",    "enum",    "json", "string_list"};
+  return kNames[static_cast<int>(t)];
+}
+
+Status ParseIndexes(Schema& s, const Json& list) {
+  if (!list.is_array()) return Bad("indexes must be a list");
+  for (const auto& ij : list) {
+    if (!ij.is_object()) return Bad("each index must be an object");
+    for (const auto& [k, v] : ij.items())
+      if (k != "name" && k != "fields" && k != "unique")
+        return Bad("unknown index property '" + k + "'");
+    IndexSpec idx;
+    if (!ij.contains("name") || !ij["name"].is_string()) return Bad("an index needs a name");
+    idx.name = ij["name"].get<std::string>();
+    AS_RETURN_IF_ERROR(CheckName("index name", idx.name));
+    if (idx.name == "primary" || s.Index(idx.name))
+      return Bad("index " + idx.name + " is declared twice (or is the reserved 'primary')");
+    if (!ij.contains("fields") || !ij["fields"].is_array() || ij["fields"].empty() ||
+        ij["fields"].size() > 8)
+      return Bad("index " + idx.name + " needs 1..8 fields");
+    for (const auto& fn : ij["fields"]) {
+      int fi = fn.is_string() ? s.Field(fn.get<std::string>()) : -1;
+      if (fi < 0) return Bad("index " + idx.name + " names an unknown field " + fn.dump());
+      if (!Orderable(s.fields[fi].type))
+        return Bad("index " + idx.name + ": json and string_list fields cannot be indexed");
+      idx.fields.push_back(fi);
+    }
+    if (ij.contains("unique")) {
+      if (!ij["unique"].is_boolean()) return Bad("index " + idx.name + ": unique is a bool");
+      idx.unique = ij["unique"].get<bool>();
+    }
+    if (s.indexes.size() >= kMaxIndexes) return Bad("a collection has at most 32 indexes");
+    s.indexes.push_back(std::move(idx));
+  }
+  return Status::OK();
+}
+
+Result<Schema> ParseDeclaration(const Json& j, size_t max_json_bytes) {
+  if (!j.is_object()) return Bad("a declaration is a JSON object");
+  static const std::set<std::string> kKeys = {"name",      "owner",  "key",
+                                              "ttl_field", "fields", "indexes"};
+  for (const auto& [k, v] : j.items())
+    if (!kKeys.count(k)) return Bad("unknown declaration property '" + k + "'");
+  Schema s;
+  s.max_json_bytes = max_json_bytes;
+  if (!j.contains("name") || !j["name"].is_string()) return Bad("a collection needs a name");
+  s.name = j["name"].get<std::string>();
+  AS_RETURN_IF_ERROR(CheckName("collection name", s.name));
+  for (auto f :
+       {System("id", FieldType::kUuid), System("created_at", FieldType::kTimestamp),
+        System("updated_at", FieldType::kTimestamp), System("deleted_at", FieldType::kTimestamp)}) {
+    s.by_name[f.name] = static_cast<int>(s.fields.size());
+    s.fields.push_back(std::move(f));
+  }
+  std::string owner = "none";
+  if (j.contains("owner")) {
+    if (!j["owner"].is_string()) return Bad("owner is \"user\", \"tenant\" or \"none\"");
+    owner = j["owner"].get<std::string>();
+  }
+  if (owner == "user" || owner == "tenant") {
+    s.owner = owner == "user" ? OwnerKind::kUser : OwnerKind::kTenant;
+    FieldSpec f = System(owner + "_id", FieldType::kUuid);
+    f.system = false;  // the client names it (a user scope's own id by default)
+    f.required = true;
+    s.owner_field = static_cast<int>(s.fields.size());
+    s.by_name[f.name] = s.owner_field;
+    s.fields.push_back(std::move(f));
+  } else if (owner != "none") {
+    return Bad("owner is \"user\", \"tenant\" or \"none\"");
+  }
+  if (j.contains("fields")) AS_RETURN_IF_ERROR(ParseFieldList(s, j["fields"]));
+  s.key = {kIdField};
+  if (j.contains("key")) {
+    const Json& k = j["key"];
+    if (!k.is_array() || k.empty() || k.size() > 4)
+      return Bad("key must list 1..4 fields, the first being id");
+    s.key.clear();
+    for (const auto& fn : k) {
+      int fi = fn.is_string() ? s.Field(fn.get<std::string>()) : -1;
+      if (fi < 0) return Bad("key names an unknown field " + fn.dump());
+      if (!Orderable(s.fields[fi].type)) return Bad("json and list fields cannot be in a key");
+      if (fi == kUpdatedAtField || fi == kDeletedAtField)
+        return Bad("updated_at and deleted_at change; they cannot be in a key");
+      s.key.push_back(fi);
+    }
+    if (s.key[0] != kIdField) return Bad("key must start with id");
+    for (int fi : s.key)
+      if (!s.fields[fi].system) s.fields[fi].required = true;
+  }
+  if (j.contains("ttl_field")) {
+    int fi = j["ttl_field"].is_string() ? s.Field(j["ttl_field"].get<std::string>()) : -1;
+    if (fi < 0 || s.fields[fi].type != FieldType::kTimestamp || s.fields[fi].system)
+      return Bad("ttl_field must name a declared timestamp field");
+    s.ttl_field = fi;
+  }
+  if (j.contains("indexes")) AS_RETURN_IF_ERROR(ParseIndexes(s, j["indexes"]));
+  return s;
+}
+
+Result<Schema> ParseAlter(const Schema& schema, const Json& change) {
+  if (!change.is_object()) return Bad("a change is a JSON object");
+  for (const auto& [k, v] : change.items())
+    if (k != "add_fields" && k != "add_indexes")
+      return Bad("unknown change '" + k + "' (add_fields, add_indexes)");
+  Schema s = schema;
+  if (change.contains("add_fields")) AS_RETURN_IF_ERROR(ParseFieldList(s, change["add_fields"]));
+  if (change.contains("add_indexes")) AS_RETURN_IF_ERROR(ParseIndexes(s, change["add_indexes"]));
+  return s;
+}
+
+Json Schema::ToJson() const {
+  Json j = {{"name", name}};
+  j["owner"] = owner == OwnerKind::kUser ? "user" : owner == OwnerKind::kTenant ? "tenant" : "none";
+  Json k = Json::array();
+  for (int fi : key) k.push_back(fields[fi].name);
+  j["key"] = k;
+  if (ttl_field >= 0) j["ttl_field"] = fields[ttl_field].name;
+  Json fs = Json::array();
+  for (size_t i = 0; i < fields.size(); ++i)
+    if (!fields[i].system && static_cast<int>(i) != owner_field)
+      fs.push_back(FieldToJson(fields[i]));
+  j["fields"] = fs;
+  Json is = Json::array();
+  for (const auto& idx : indexes) {
+    Json f = Json::array();
+    for (int fi : idx.fields) f.push_back(fields[fi].name);
+    is.push_back({{"name", idx.name}, {"fields", f}, {"unique", idx.unique}});
+  }
+  j["indexes"] = is;
+  return j;
+}
+
+Status Canonical(const Schema& s, const FieldSpec& f, const Json& v, Json* out) {
+  auto wrong = [&](const char* want) {
+    return Bad("field " + f.name + " must be " + want + ", not " + v.type_name());
+  };
+  switch (f.type) {
+    case FieldType::kString: {
+      if (!v.is_string()) return wrong("a string");
+      AS_RETURN_IF_ERROR(CheckString(f, v.get_ref<const std::string&>()));
+      *out = v;
+      return Status::OK();
+    }
+    case FieldType::kInteger:
+    case FieldType::kTimestamp: {
+      if (!v.is_number_integer()) return wrong("an integer");
+      if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))
+        return Bad("field " + f.name + " is out of the int64 range");
+      int64_t n = v.get<int64_t>();
+      AS_RETURN_IF_ERROR(CheckRange(f, static_cast<double>(n)));
+      *out = n;
+      return Status::OK();
+    }
+    case FieldType::kDecimal: {
+      int64_t units;
+      std::string text;
+      if (v.is_string())
+        text = v.get<std::string>();
+      else if (v.is_number())
+        text = v.dump();  // shortest round-trip text of the number the client wrote
+      else
+        return wrong("a decimal (number or string)");
+      if (!ParseDecimal(text, f.scale, &units))
+        return Bad("field " + f.name + " must be a decimal with at most " +
+                   std::to_string(f.scale) + " decimals within the int64 range, not " + text);
+      AS_RETURN_IF_ERROR(CheckRange(f, static_cast<double>(units) / Pow10(f.scale)));
+      *out = units;
+      return Status::OK();
+    }
+    case FieldType::kReal: {
+      if (!v.is_number()) return wrong("a number");
+      double d = v.get<double>();
+      if (!std::isfinite(d)) return Bad("field " + f.name + " must be finite");
+      AS_RETURN_IF_ERROR(CheckRange(f, d));
+      *out = d;
+      return Status::OK();
+    }
+    case FieldType::kBool:
+      if (!v.is_boolean()) return wrong("true or false");
+      *out = v;
+      return Status::OK();
+    case FieldType::kUuid: {
+      if (!v.is_string()) return wrong("a uuid string");
+      auto u = Uuid::Parse(v.get<std::string>());
+      if (!u) return Bad("field " + f.name + " is not a uuid (8-4-4-4-12 hex)");
+      *out = u->ToString();
+      return Status::OK();
+    }
+    case FieldType::kEnum: {
+      if (!v.is_string()) return wrong("a string");
+      for (const auto& e : f.values)
+        if (e == v.get_ref<const std::string&>()) {
+          *out = v;
+          return Status::OK();
+        }
+      return Bad("field " + f.name + " must be one of " + Json(f.values).dump() + ", not " +
+                 v.dump());
+    }
+    case FieldType::kJson: {
+      std::string text = v.dump();
+      size_t cap = f.max_length ? f.max_length : s.max_json_bytes;
+      if (text.size() > cap)
+        return Bad("field " + f.name + " is larger than " + std::to_string(cap) + " bytes");
+      AS_RETURN_IF_ERROR(CheckJsonDepth(f.name, text));
+      *out = v;
+      return Status::OK();
+    }
+    case FieldType::kStringList: {
+      if (!v.is_array()) return wrong("a list of strings");
+      uint32_t cap = f.max_items ? f.max_items : kDefaultMaxItems;
+      if (v.size() > cap)
+        return Bad("field " + f.name + " has more than " + std::to_string(cap) + " items");
+      for (const auto& e : v) {
+        if (!e.is_string()) return Bad("field " + f.name + " must hold only strings");
+        AS_RETURN_IF_ERROR(CheckString(f, e.get_ref<const std::string&>()));
+      }
+      *out = v;
+      return Status::OK();
+    }
+  }
+  return Bad("unknown field type");
+}
+
+Status CanonicalRecord(const Schema& s, const Json& in, Json* out) {
+  if (!in.is_object()) return Bad("a record is a JSON object");
+  bool created_in_key = false;
+  for (int fi : s.key) created_in_key |= fi == kCreatedAtField;
+  Json rec = Json::object();
+  for (const auto& [k, v] : in.items()) {
+    int fi = s.Field(k);
+    if (fi < 0) return Bad("unknown field " + k + " in collection " + s.name);
+    const FieldSpec& f = s.fields[fi];
+    if (fi == kUpdatedAtField || fi == kDeletedAtField ||
+        (fi == kCreatedAtField && !created_in_key))
+      return Bad("field " + k + " is maintained by the store");
+    if (v.is_null()) continue;
+    Json c;
+    AS_RETURN_IF_ERROR(Canonical(s, f, v, &c));
+    rec[k] = std::move(c);
+  }
+  for (const auto& f : s.fields) {
+    if (f.system || rec.contains(f.name)) continue;
+    if (!f.default_value.is_null())
+      rec[f.name] = f.default_value;
+    else if (f.required && static_cast<int>(&f - s.fields.data()) != s.owner_field)
+      return Bad("field " + f.name + " is required");
+  }
+  *out = std::move(rec);
+  return Status::OK();
+}
+
+std::string Encode(const Schema& s, const Json& record) {
+  thread_local flexbuffers::Builder b(512);
+  b.Clear();
+  b.Map([&] {
+    for (const auto& [k, v] : record.items()) {
+      int fi = s.Field(k);
+      if (fi < 0) continue;
+      const char* key = k.c_str();
+      switch (s.fields[fi].type) {
+        case FieldType::kString:
+        case FieldType::kEnum:
+          b.String(key, v.get_ref<const std::string&>());
+          break;
+        case FieldType::kInteger:
+        case FieldType::kTimestamp:
+        case FieldType::kDecimal:
+          b.Int(key, v.get<int64_t>());
+          break;
+        case FieldType::kReal:
+          b.Double(key, v.get<double>());
+          break;
+        case FieldType::kBool:
+          b.Bool(key, v.get<bool>());
+          break;
+        case FieldType::kUuid: {
+          auto u = Uuid::Parse(v.get<std::string>());
+          b.Key(key);
+          b.Blob(u->bytes.data(), 16);
+          break;
+        }
+        case FieldType::kJson:
+          b.String(key, v.dump());
+          break;
+        case FieldType::kStringList:
+          b.Vector(key, [&] {
+            for (const auto& e : v) b.String(e.get_ref<const std::string&>());
+          });
+          break;
+      }
+    }
+  });
+  b.Finish();
+  const auto& buf = b.GetBuffer();
+  return std::string(reinterpret_cast<const char*>(buf.data()), buf.size());
+}
+
+Status Decode(const Schema& s, std::string_view bytes, Json* record) {
+  auto data = reinterpret_cast<const uint8_t*>(bytes.data());
+  if (!flexbuffers::VerifyBuffer(data, bytes.size()))
+    return Status::Corruption("collection " + s.name + ": a stored record fails verification");
+  auto root = flexbuffers::GetRoot(data, bytes.size());
+  if (!root.IsMap()) return Status::Corruption("collection " + s.name + ": record is not a map");
+  auto map = root.AsMap();
+  auto keys = map.Keys();
+  auto vals = map.Values();
+  Json rec = Json::object();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    std::string k = keys[i].AsKey();
+    int fi = s.Field(k);
+    if (fi < 0) return Status::Corruption("collection " + s.name + ": unknown stored field " + k);
+    auto v = vals[i];
+    switch (s.fields[fi].type) {
+      case FieldType::kString:
+      case FieldType::kEnum:
+        rec[k] = v.AsString().str();
+        break;
+      case FieldType::kInteger:
+      case FieldType::kTimestamp:
+      case FieldType::kDecimal:
+        rec[k] = v.AsInt64();
+        break;
+      case FieldType::kReal:
+        rec[k] = v.AsDouble();
+        break;
+      case FieldType::kBool:
+        rec[k] = v.AsBool();
+        break;
+      case FieldType::kUuid: {
+        auto blob = v.AsBlob();
+        if (blob.size() != 16) return Status::Corruption("collection " + s.name + ": bad uuid");
+        rec[k] = Uuid::FromBytes(blob.data()).ToString();
+        break;
+      }
+      case FieldType::kJson: {
+        Json parsed = Json::parse(v.AsString().str(), nullptr, false);
+        if (parsed.is_discarded())
+          return Status::Corruption("collection " + s.name + ": bad json in " + k);
+        rec[k] = std::move(parsed);
+        break;
+      }
+      case FieldType::kStringList: {
+        Json list = Json::array();
+        auto vec = v.AsVector();
+        for (size_t j = 0; j < vec.size(); ++j) list.push_back(vec[j].AsString().str());
+        rec[k] = std::move(list);
+        break;
+      }
+    }
+  }
+  *record = std::move(rec);
+  return Status::OK();
+}
+
+Json ToApi(const Schema& s, const Json& record) {
+  Json out = Json::object();
+  for (const auto& f : s.fields) {
+    auto it = record.find(f.name);
+    const Json* v = it != record.end()          ? &*it
+                    : f.default_value.is_null() ? nullptr
+                                                : &f.default_value;
+    if (!v) {
+      if (&f - s.fields.data() == kDeletedAtField) out[f.name] = nullptr;
+      continue;
+    }
+    out[f.name] =
+        f.type == FieldType::kDecimal ? Json(DecimalText(v->get<int64_t>(), f.scale)) : *v;
+  }
+  return out;
+}
+
+namespace {
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  out->push_back('"');
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(ch);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out->append(buf);
+    } else {
+      out->push_back(ch);
+    }
+  }
+  out->push_back('"');
+}
+
+void AppendDefault(const FieldSpec& f, std::string* out) {
+  if (f.type == FieldType::kDecimal)
+    AppendJsonString(DecimalText(f.default_value.get<int64_t>(), f.scale), out);
+  else
+    out->append(f.default_value.dump());
+}
+
+}  // namespace
+
+std::string ToApiText(const Schema& s, std::string_view bytes) {
+  auto map = flexbuffers::GetRoot(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())
+                 .AsMap();
+  std::string out = "{";
+  out.reserve(bytes.size() + 64);
+  bool first = true;
+  for (const auto& f : s.fields) {
+    auto v = map[f.name.c_str()];
+    bool absent = v.IsNull();
+    if (absent && f.default_value.is_null() && &f - s.fields.data() != kDeletedAtField) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    AppendJsonString(f.name, &out);
+    out.push_back(':');
+    if (absent) {
+      if (f.default_value.is_null())
+        out.append("null");
+      else
+        AppendDefault(f, &out);
+      continue;
+    }
+    switch (f.type) {
+      case FieldType::kString:
+      case FieldType::kEnum: {
+        auto str = v.AsString();
+        AppendJsonString(std::string_view(str.c_str(), str.length()), &out);
+        break;
+      }
+      case FieldType::kInteger:
+      case FieldType::kTimestamp:
+        out.append(std::to_string(v.AsInt64()));
+        break;
+      case FieldType::kDecimal:
+        AppendJsonString(DecimalText(v.AsInt64(), f.scale), &out);
+        break;
+      case FieldType::kReal:
+        out.append(Json(v.AsDouble()).dump());
+        break;
+      case FieldType::kBool:
+        out.append(v.AsBool() ? "true" : "false");
+        break;
+      case FieldType::kUuid: {
+        auto blob = v.AsBlob();
+        AppendJsonString(Uuid::FromBytes(blob.data()).ToString(), &out);
+        break;
+      }
+      case FieldType::kJson: {
+        auto str = v.AsString();
+        out.append(str.c_str(), str.length());  // stored as the JSON text itself
+        break;
+      }
+      case FieldType::kStringList: {
+        auto vec = v.AsVector();
+        out.push_back('[');
+        for (size_t j = 0; j < vec.size(); ++j) {
+          if (j) out.push_back(',');
+          auto str = vec[j].AsString();
+          AppendJsonString(std::string_view(str.c_str(), str.length()), &out);
+        }
+        out.push_back(']');
+        break;
+      }
+    }
+  }
+  out.push_back('}');
+  return out;
+}
+
+void AppendKeyPart(const FieldSpec& f, const Json& v, std::string* out) {
+  if (v.is_null()) {
+    out->push_back('\0');
+    return;
+  }
+  out->push_back('\1');
+  switch (f.type) {
+    case FieldType::kInteger:
+    case FieldType::kTimestamp:
+    case FieldType::kDecimal:
+      AppendOrdered64(*out, v.get<int64_t>());
+      return;
+    case FieldType::kReal: {
+      double d = v.get<double>();
+      if (d == 0) d = 0;  // -0 and 0 are one key
+      uint64_t u;
+      std::memcpy(&u, &d, 8);
+      u = (u & (uint64_t{1} << 63)) ? ~u : u | (uint64_t{1} << 63);
+      for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>((u >> (8 * i)) & 0xFF));
+      return;
+    }
+    case FieldType::kBool:
+      out->push_back(v.get<bool>() ? '\1' : '\0');
+      return;
+    case FieldType::kUuid: {
+      auto u = Uuid::Parse(v.get<std::string>());
+      out->append(reinterpret_cast<const char*>(u->bytes.data()), 16);
+      return;
+    }
+    default: {
+      // Strings: 0x00 escaped as 00 FF, terminated by 00 00, so a prefix sorts first.
+      for (char c : v.get_ref<const std::string&>()) {
+        out->push_back(c);
+        if (c == '\0') out->push_back('\xFF');
+      }
+      out->push_back('\0');
+      out->push_back('\0');
+      return;
+    }
+  }
+}
+
+std::string KeyOf(const Schema& s, const std::vector<int>& fields, const Json& record) {
+  static const Json kNull;
+  std::string k;
+  for (int fi : fields) {
+    const FieldSpec& f = s.fields[fi];
+    auto it = record.find(f.name);
+    const Json& v = it != record.end() ? *it : f.default_value.is_null() ? kNull : f.default_value;
+    AppendKeyPart(f, v, &k);
+  }
+  return k;
+}
+
+}  // namespace agentstore::internal::coll
