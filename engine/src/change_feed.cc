@@ -11,8 +11,8 @@ namespace agentstore {
 
 bool FeedCarries(RecordType type) {
   switch (type) {
-    case RecordType::kApiKey:             // secret hashes never leave the store
-    case RecordType::kUserUsageRollup:    // derived sums, rewritten on every usage call
+    case RecordType::kApiKey:           // secret hashes never leave the store
+    case RecordType::kUserUsageRollup:  // derived sums, rewritten on every usage call
     case RecordType::kTenantUsageRollup:
       return false;
     default:
@@ -648,7 +648,8 @@ void ChangeFeed::Run() {
     wake_cv_.wait(w, [&] {
       return stopping_.load() || kicked_.exchange(false) ||
              (has_subs_.load(std::memory_order_relaxed) &&
-              durable_.load(std::memory_order_acquire) > published_.load(std::memory_order_relaxed));
+              durable_.load(std::memory_order_acquire) >
+                  published_.load(std::memory_order_relaxed));
     });
   }
 }

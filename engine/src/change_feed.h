@@ -87,7 +87,7 @@ class ChangeFeed {
   std::atomic<bool> kicked_{false};
 
   mutable std::mutex mu_;
-  uint64_t next_id_ = 1;  // guarded by mu_
+  uint64_t next_id_ = 1;                           // guarded by mu_
   std::map<uint64_t, std::shared_ptr<Sub>> subs_;  // guarded by mu_
   // Live subscriptions by the user they filter on, and those without a user filter.
   std::unordered_map<Uuid, std::vector<Sub*>, UuidHash> live_by_user_;  // guarded by mu_

@@ -58,12 +58,9 @@ class FeedSubscription {
 
   // Dials, subscribes and waits for the server's answer; a refusal (out_of_range, ...) is
   // returned here. `act_as`: a service key following one user's records by its rules.
-  static Result<std::unique_ptr<FeedSubscription>> Start(const ClientOptions& options,
-                                                         const SubscribeFilter& filter,
-                                                         std::optional<uint64_t> after,
-                                                         Callback on_change,
-                                                         EndCallback on_end = nullptr,
-                                                         std::optional<Uuid> act_as = {});
+  static Result<std::unique_ptr<FeedSubscription>> Start(
+      const ClientOptions& options, const SubscribeFilter& filter, std::optional<uint64_t> after,
+      Callback on_change, EndCallback on_end = nullptr, std::optional<Uuid> act_as = {});
   // Stops (unsubscribes, closes, joins). Not from inside the callback.
   ~FeedSubscription();
   void Stop();

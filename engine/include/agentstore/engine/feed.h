@@ -35,9 +35,9 @@ struct ChangeEvent {
   int64_t commit_time = 0;  // engine clock (micros) when the change was logged
   ChangeOp op = ChangeOp::kCreate;
   RecordType type = RecordType::kUser;
-  Uuid id;      // the record's id (a vote: its message; admin_config: nil, see key)
-  Uuid user;    // the owning user, nil when the record has none
-  Uuid tenant;  // the owning tenant, nil when none or unknown
+  Uuid id;            // the record's id (a vote: its message; admin_config: nil, see key)
+  Uuid user;          // the owning user, nil when the record has none
+  Uuid tenant;        // the owning tenant, nil when none or unknown
   std::string key;    // the record's storage key (type byte + key), identifies deletes
   std::string bytes;  // the record's FlatBuffers bytes after the change; empty for delete
 };
@@ -91,11 +91,11 @@ class Subscription {
   uint64_t id_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Event> queue_;  // guarded by mu_
-  size_t queued_bytes_ = 0;  // guarded by mu_
-  bool ended_ = false;       // guarded by mu_
-  Status end_status_;        // guarded by mu_
-  uint64_t resume_point_ = 0;  // guarded by mu_: the last sequence passed to the queue
+  std::deque<Event> queue_;     // guarded by mu_
+  size_t queued_bytes_ = 0;     // guarded by mu_
+  bool ended_ = false;          // guarded by mu_
+  Status end_status_;           // guarded by mu_
+  uint64_t resume_point_ = 0;   // guarded by mu_: the last sequence passed to the queue
   std::function<void()> wake_;  // called (outside mu_) when events arrive or it ends
   internal::ChangeFeed* feed_ = nullptr;
 };
