@@ -9,7 +9,9 @@
 // answer is parked until Engine::WhenDurable reports, whose callback posts it back to the
 // owning thread. Reading pauses while too many answers or too many bytes are owed, so a
 // client that never reads cannot grow the server; a per-thread sweep enforces the
-// authentication, frame, idle and write-stall deadlines.
+// authentication, frame, idle and write-stall deadlines. Change-feed push frames
+// (feed_push.cc) are produced on the owning thread too: the feed wakes the connection by
+// posting to its executor, and at most a few push frames wait in the output at a time.
 #include "agentstore/net/server.h"
 
 #include <spdlog/spdlog.h>
@@ -21,6 +23,7 @@
 
 #include "agentstore/net/frame.h"
 #include "dispatch.h"
+#include "feed_push.h"
 #include "protocol_generated.h"
 
 namespace agentstore::net {
@@ -76,6 +79,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     socket_.set_option(tcp::no_delay(true), ec);
     socket_.non_blocking(true, ec);  // inline writes must never park the thread
     ++worker_->unauthenticated;
+    // The change feed wakes the connection from any thread; the push runs on its own.
+    session_.feed_wake = [weak = weak_from_this(), ex = executor()] {
+      asio::post(ex, [weak] {
+        if (auto c = weak.lock()) c->PushFeeds();
+      });
+    };
     ReadMore();
   }
 
@@ -96,6 +105,31 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   asio::io_context::executor_type executor() { return worker_->ioc.get_executor(); }
 
+  // Change-feed pushes, on the owning thread. At most kMaxQueuedPushes frames wait in the
+  // output (written without blocking, Flush): a subscriber that does not read leaves its
+  // events in its bounded subscription buffer, which ends the subscription when full,
+  // never here. Push frames answer no request, so they do not count as owed answers.
+  void PushFeeds() {
+    if (closing_ || session_.subscriptions.empty()) return;
+    constexpr size_t kMaxQueuedPushes = 8;
+    size_t queued = pushes_out_ + pushes_wbuf_;
+    if (queued >= kMaxQueuedPushes) return;  // OnWritten calls again
+    size_t budget = kMaxQueuedPushes - queued;
+    size_t pushed = DrainSubscriptions(session_, budget, [&](flatbuffers::FlatBufferBuilder& fbb) {
+      Append(fbb);
+      --queued_count_;
+      ++pushes_out_;
+    });
+    Flush();
+    // The socket took it all and more may wait: go on after the thread's other work (a
+    // long backlog must not hold the thread); a write still pending resumes in OnWritten.
+    if (pushed == budget && !writing_ && !closing_) {
+      asio::post(executor(), [weak = weak_from_this()] {
+        if (auto c = weak.lock()) c->PushFeeds();
+      });
+    }
+  }
+
   // Deadlines, from the owning worker's sweep. Returns false if it closed.
   bool CheckDeadlines(Clock::time_point now) {
     const ServerOptions& o = server_->options;
@@ -105,7 +139,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       why = "did not authenticate in time";
     else if (rend_ > rstart_ && !paused_ && now - frame_started_ >= ms(o.frame_timeout_ms))
       why = "did not send a whole frame in time";
-    else if (parked_ == 0 && out_.empty() && !writing_ &&
+    else if (parked_ == 0 && out_.empty() && !writing_ && session_.subscriptions.empty() &&
              now - last_activity_ >= ms(o.idle_timeout_ms))
       why = "idle";
     else if (writing_ && now - write_started_ >= ms(o.idle_timeout_ms))
@@ -291,12 +325,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (n == out_.size()) {
       out_.clear();
       queued_count_ = 0;
+      pushes_out_ = 0;
       return;
     }
     wbuf_.assign(out_.begin() + static_cast<ptrdiff_t>(n), out_.end());
     out_.clear();
     wbuf_count_ = queued_count_;
     queued_count_ = 0;
+    pushes_wbuf_ = pushes_out_;
+    pushes_out_ = 0;
     writing_ = true;
     write_started_ = Clock::now();
     asio::async_write(
@@ -308,9 +345,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     writing_ = false;
     wbuf_.clear();
     wbuf_count_ = 0;
+    pushes_wbuf_ = 0;
     if (wbuf_.capacity() > server_->options.max_queued_bytes) Buffer().swap(wbuf_);
     if (ec) return Close();
     Flush();
+    PushFeeds();
     MaybeResume();
     MaybeClose();
   }
@@ -350,6 +389,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     boost::system::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);  // the descriptor goes now, not when the last handler lets go
+    CancelSubscriptions(session_);
     // The slot is free now (handlers still queued may hold the object a little longer).
     server_->counters.connections_open.fetch_sub(1);
     if (!authenticated_) {
@@ -375,6 +415,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Buffer wbuf_;  // answers being written asynchronously (wbuf_count_ of them)
   uint64_t queued_count_ = 0, wbuf_count_ = 0;
   uint64_t parked_ = 0;  // writes waiting for durability
+  size_t pushes_out_ = 0, pushes_wbuf_ = 0;  // change-feed push frames in out_ / wbuf_
   uint32_t auth_failures_ = 0;
   bool authenticated_ = false;
   bool reading_ = false, writing_ = false, paused_ = false, read_done_ = false;
