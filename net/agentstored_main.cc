@@ -2,7 +2,6 @@
 // binary protocol, and on SIGTERM/SIGINT stops accepting, finishes in-flight requests,
 // flushes and closes the store. On first start of an empty store it creates a service
 // key and an admin key and writes them to <data-dir>/initial-keys (mode 0600).
-#include <algorithm>
 #include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -10,6 +9,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>

@@ -7,10 +7,10 @@
 
 #include <CLI/CLI.hpp>
 #include <cmath>
+#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <fstream>
-#include <condition_variable>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -657,19 +657,32 @@ Json RecordJsonOf(const std::string& bytes) {
 Json ChangeRecordJson(const agentstore::FeedChange& c) {
   if (c.record.empty()) return nullptr;
   switch (c.type) {
-    case RecordType::kTenant: return RecordJsonOf<fb::Tenant>(c.record);
-    case RecordType::kUser: return RecordJsonOf<fb::User>(c.record);
-    case RecordType::kAgent: return RecordJsonOf<fb::Agent>(c.record);
-    case RecordType::kUserAgent: return RecordJsonOf<fb::UserAgent>(c.record);
-    case RecordType::kChat: return RecordJsonOf<fb::Chat>(c.record);
-    case RecordType::kMessage: return RecordJsonOf<fb::Message>(c.record);
-    case RecordType::kVote: return RecordJsonOf<fb::Vote>(c.record);
-    case RecordType::kAdminConfig: return RecordJsonOf<fb::AdminConfig>(c.record);
-    case RecordType::kUserMemory: return RecordJsonOf<fb::UserMemory>(c.record);
-    case RecordType::kUsageLog: return RecordJsonOf<fb::UsageLog>(c.record);
-    case RecordType::kRateLimitConfig: return RecordJsonOf<fb::RateLimitConfig>(c.record);
-    case RecordType::kQuota: return RecordJsonOf<fb::Quota>(c.record);
-    default: return nullptr;
+    case RecordType::kTenant:
+      return RecordJsonOf<fb::Tenant>(c.record);
+    case RecordType::kUser:
+      return RecordJsonOf<fb::User>(c.record);
+    case RecordType::kAgent:
+      return RecordJsonOf<fb::Agent>(c.record);
+    case RecordType::kUserAgent:
+      return RecordJsonOf<fb::UserAgent>(c.record);
+    case RecordType::kChat:
+      return RecordJsonOf<fb::Chat>(c.record);
+    case RecordType::kMessage:
+      return RecordJsonOf<fb::Message>(c.record);
+    case RecordType::kVote:
+      return RecordJsonOf<fb::Vote>(c.record);
+    case RecordType::kAdminConfig:
+      return RecordJsonOf<fb::AdminConfig>(c.record);
+    case RecordType::kUserMemory:
+      return RecordJsonOf<fb::UserMemory>(c.record);
+    case RecordType::kUsageLog:
+      return RecordJsonOf<fb::UsageLog>(c.record);
+    case RecordType::kRateLimitConfig:
+      return RecordJsonOf<fb::RateLimitConfig>(c.record);
+    case RecordType::kQuota:
+      return RecordJsonOf<fb::Quota>(c.record);
+    default:
+      return nullptr;
   }
 }
 

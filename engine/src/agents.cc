@@ -174,7 +174,8 @@ Status Engine::DeleteAgent(const Scope& scope, const Uuid& id, DeleteMode mode) 
   batch.Note(OwnerNote(ToUuid(View<fb::Agent>(g, it->second)->creator_id())));
   batch.Delete(RecordKey(RecordType::kAgent, id));
   for (const auto& [shard, ua] : copies) {
-    batch.Note(OwnerNote(ToUuid(View<fb::UserAgent>(*shard, shard->user_agents.at(ua))->user_id())));
+    batch.Note(
+        OwnerNote(ToUuid(View<fb::UserAgent>(*shard, shard->user_agents.at(ua))->user_id())));
     batch.Delete(RecordKey(RecordType::kUserAgent, ua));
   }
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));

@@ -414,7 +414,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Buffer out_;   // answers not yet handed to the socket (queued_count_ of them)
   Buffer wbuf_;  // answers being written asynchronously (wbuf_count_ of them)
   uint64_t queued_count_ = 0, wbuf_count_ = 0;
-  uint64_t parked_ = 0;  // writes waiting for durability
+  uint64_t parked_ = 0;                      // writes waiting for durability
   size_t pushes_out_ = 0, pushes_wbuf_ = 0;  // change-feed push frames in out_ / wbuf_
   uint32_t auth_failures_ = 0;
   bool authenticated_ = false;

@@ -161,7 +161,8 @@ TEST_F(FeedE2E, UserKeySeesOnlyItsOwnRecordsAndRevocationEndsIt) {
 // subscription still pushing. The server must stop cleanly (exit 0) and in time.
 TEST_F(FeedE2E, PushesRacingClosesAndAStopWithLiveSubscribersEndCleanly) {
   std::vector<Uuid> chats;
-  for (int u = 0; u < 4; ++u) chats.push_back(MakeChat(svc(), NewUserId("race" + std::to_string(u) + "@x.com")));
+  for (int u = 0; u < 4; ++u)
+    chats.push_back(MakeChat(svc(), NewUserId("race" + std::to_string(u) + "@x.com")));
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> acked{0};
   std::vector<std::thread> writers;

@@ -309,10 +309,9 @@ class Client {
   // Change feed (feed_client.h): calls `on_change` for every change after sequence
   // `after` (nullopt: from now) that passes `filter`, in commit order, once each, on a
   // connection and thread of its own; resumes by itself across reconnects.
-  Result<std::unique_ptr<FeedSubscription>> Subscribe(const SubscribeFilter& filter,
-                                                      std::optional<uint64_t> after,
-                                                      FeedSubscription::Callback on_change,
-                                                      FeedSubscription::EndCallback on_end = nullptr);
+  Result<std::unique_ptr<FeedSubscription>> Subscribe(
+      const SubscribeFilter& filter, std::optional<uint64_t> after,
+      FeedSubscription::Callback on_change, FeedSubscription::EndCallback on_end = nullptr);
 
   struct Impl;
 

@@ -75,9 +75,9 @@ struct LogEntry {
   uint64_t sequence = 0;
   bool is_delete = false;
   std::string_view key;
-  std::string_view value;        // empty for a delete
-  std::string_view note;         // the last Note before this change in its batch
-  std::string_view batch_note;   // the batch's last note whose first byte is 'T' (or empty)
+  std::string_view value;       // empty for a delete
+  std::string_view note;        // the last Note before this change in its batch
+  std::string_view batch_note;  // the batch's last note whose first byte is 'T' (or empty)
 };
 
 // A set of changes applied atomically by KvStore::Write.
