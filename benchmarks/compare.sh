@@ -186,7 +186,7 @@ echo "== redis =="
 "$bench" run --system redis --port "$redis_port" "${common[@]}" \
   --json "$out/redis.json" --csv "$out/redis.csv"
 # Durable write rows only (what appendfsync changes), labelled redis-always.
-durable_rows="append_message,append_message:p16,track_agent_usage,chat_turn"
+durable_rows="append_message,append_message:p16,append_message:p16:c4,append_message:p16:c1,track_agent_usage,chat_turn"
 if [ -n "$workloads" ]; then
   durable_rows=$(tr ',' '\n' <<<"$workloads" | grep -E '^(append_message|track_agent_usage|chat_turn)' | paste -sd, || true)
 fi
@@ -198,12 +198,13 @@ if [ -n "$durable_rows" ]; then
   sed -i 's/"system": *"redis"/"system": "redis-always"/' "$out/redis-always.json"
 fi
 
-# Tarantool 2.6's select through its own client (net.box), in its benchmark's shapes, beside
-# agentstore's get_user in the same shapes (get_user:p16:c4 = 64 in flight over 4
-# connections, get_user:p16:c1 = 16 on 1). Skipped with --no-tarantool.
+# Tarantool 2.6 through its own client (net.box), in its benchmark's shapes: select beside
+# agentstore's get_user and replace with wal_mode=fsync beside durable append_message, in
+# the same shapes (:p16:c4 = 64 in flight over 4 connections, :p16:c1 = 16 on 1). Skipped
+# with --no-tarantool.
 if [ "$tarantool" = 1 ]; then
-  echo "== tarantool (select, net.box) =="
-  "$root/benchmarks/tarantool/run.sh" --seconds "$seconds" --ops select --wal fsync \
+  echo "== tarantool (select and replace, wal fsync, net.box) =="
+  "$root/benchmarks/tarantool/run.sh" --seconds "$seconds" --ops "select replace" --wal fsync \
     >"$out/tarantool.jsonl"
   cat "$out/tarantool.jsonl"
 fi
@@ -215,17 +216,23 @@ if [ -s "$out/tarantool.jsonl" ]; then
 import json, sys
 out = sys.argv[1]
 rows = {r["workload"]: r for r in json.load(open(f"{out}/agentstore.json"))["results"]}
-print("\n## get_user against Tarantool 2.6 select (net.box), same shapes, same run\n")
-print("| shape | agentstore get_user ops/s, p50 ms | Tarantool select ops/s, p50 ms | ratio |")
-print("|---|---|---|---|")
+print("\n## Against Tarantool 2.6 (net.box, wal_mode=fsync), same shapes, same run\n")
+print("get_user beside select by primary key; durable append_message beside replace of a")
+print("15-field tuple (both acknowledged only after the fsync covering them).\n")
+print("| agentstore workload | shape | agentstore ops/s, p50 ms | Tarantool op | Tarantool ops/s, p50 ms | ratio |")
+print("|---|---|---|---|---|---|")
+ours = {"select": "get_user", "replace": "append_message"}
 for line in open(f"{out}/tarantool.jsonl"):
     t = json.loads(line)
-    name = f"get_user:p16:c{t['connections']}" if t["in_flight"] == 16 * t["connections"] else None
+    if t["in_flight"] != 16 * t["connections"] or t["op"] not in ours:
+        continue
+    name = f"{ours[t['op']]}:p16:c{t['connections']}"
     a = rows.get(name)
     if not a or a.get("status") != "ok":
         continue
-    print(f"| {t['in_flight']} in flight on {t['connections']} connection(s) | "
-          f"{a['throughput']:.0f}, {a['p50_us'] / 1000:.2f} | {t['ops_per_sec']}, {t['p50_ms']:.2f} | "
+    print(f"| {name} | {t['in_flight']} in flight on {t['connections']} connection(s) | "
+          f"{a['throughput']:.0f}, {a['p50_us'] / 1000:.2f} | {t['op']} | "
+          f"{t['ops_per_sec']}, {t['p50_ms']:.2f} | "
           f"{a['throughput'] / max(t['ops_per_sec'], 1):.2f}x |")
 PY
 fi
