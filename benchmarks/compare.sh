@@ -82,59 +82,15 @@ if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
 fi
-pgbin=/usr/lib/postgresql/15/bin
-
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 tmp=$(mktemp -d /tmp/agentstore-compare.XXXXXX)
 chmod 755 "$tmp"
 pids=()
-pg_as=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ -f "$tmp/pg/postmaster.pid" ]; then
-    "${pg_as[@]}" "$pgbin/pg_ctl" -D "$tmp/pg" -m fast stop >/dev/null 2>&1 || true
-  fi
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+source "$root/benchmarks/peers.sh"
+trap peers_cleanup EXIT
 
-# A loopback port nobody listens on.
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
-
-# PostgreSQL refuses to run as root: run it as the postgres user then.
-if [ "$(id -u)" -eq 0 ]; then pg_as=(runuser -u postgres --); fi
-pg_port=$(free_port)
-mkdir -p "$tmp/pg" && [ "$(id -u)" -eq 0 ] && chown postgres "$tmp/pg"
-"${pg_as[@]}" "$pgbin/initdb" -D "$tmp/pg" -U postgres -A trust >"$tmp/initdb.log" 2>&1
-# Production-like: durable commits (synchronous_commit on, fsync on, full_page_writes on);
-# memory sized for the dataset; loopback only. Its best honest setup for durable writes
-# (issue 11): every commit still waits for its WAL fsync, but the WAL each commit writes
-# is kept small: no checkpoint during the run (checkpoint_timeout, max_wal_size), so the
-# pages a write touches need no full-page image each time, and images are lz4-compressed.
-cat >>"$tmp/pg/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
-port = $pg_port
-unix_socket_directories = '$tmp/pg'
-synchronous_commit = on
-fsync = on
-full_page_writes = on
-shared_buffers = 1GB
-max_connections = 200
-max_wal_size = 16GB
-checkpoint_timeout = 1h
-wal_compression = lz4
-wal_buffers = 64MB
-EOF
-"${pg_as[@]}" "$pgbin/pg_ctl" -D "$tmp/pg" -l "$tmp/pg/log" -w start >/dev/null
-"${pg_as[@]}" "$pgbin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -qc "CREATE DATABASE bench" >/dev/null
+start_postgres on
 
 redis_port=$(free_port)
 mkdir -p "$tmp/redis"
@@ -160,12 +116,8 @@ sed -e "s/^port .*/port $redis_always_port/" -e "s|^dir .*|dir $tmp/redis-always
 redis-server "$tmp/redis-always/redis.conf" >"$tmp/redis-always/log" 2>&1 &
 pids+=($!)
 
-"$agentstored" --data-dir "$tmp/agentstore" --host 127.0.0.1 --port 0 --port-file "$tmp/as.port" \
-  --durability "$durability" --slow-op-us 1000000 >"$tmp/agentstored.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 200); do [ -s "$tmp/as.port" ] && redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-as_port=$(cat "$tmp/as.port")
-key=$(awk '/^service/{print $2}' "$tmp/agentstore/initial-keys")
+start_agentstored "$agentstored" "$durability"
+for _ in $(seq 200); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
 
 if [ -n "$collections" ]; then
   echo "== collections: journal_entries, agentstore (durability $durability) vs postgres =="
