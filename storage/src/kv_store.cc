@@ -10,6 +10,7 @@
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/transaction_log.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
@@ -18,6 +19,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -32,7 +34,8 @@ namespace {
 
 // Meta keys live under a 0x00 prefix that record keys never use.
 constexpr std::string_view kFormatKey("\x00meta/format", 12);
-// Put (without the WAL) into every new memtable; see Impl::PutMemtableMarker.
+// Put into every new memtable; see Impl::PutMemtableMarker. The change feed skips it
+// (keys under 0x00 are not records).
 constexpr std::string_view kMemtableMarkerKey("\x00meta/memtable", 14);
 
 Status FromRocks(const rocksdb::Status& s, std::string_view what) {
@@ -92,6 +95,7 @@ void WriteBatch::Merge(std::string_view key, std::string_view operand) {
 }
 int WriteBatch::Count() const { return static_cast<int>(rep_->batch.Count()); }
 void WriteBatch::Clear() { rep_->batch.Clear(); }
+void WriteBatch::Note(std::string_view blob) { rep_->batch.PutLogData(ToSlice(blob)); }
 
 namespace {
 
@@ -161,6 +165,10 @@ struct KvStore::Impl {
   std::condition_variable done_cv;  // wakes blocking AwaitDurable callers
   uint64_t synced = 0;              // guarded by mu
   std::atomic<uint64_t> sync_count{0};
+  // The highest RocksDB sequence the last completed group sync covers (kAlways); see
+  // DurableSequence. Under kNone/kBatch the durable point is the last written sequence.
+  std::atomic<uint64_t> synced_sequence{0};
+  std::function<void(uint64_t)> durable_listener;                // set once before concurrent use
   std::multimap<uint64_t, std::function<void(Status)>> waiters;  // guarded by mu
   bool stopping = false;                                         // guarded by mu
 
@@ -191,8 +199,10 @@ struct KvStore::Impl {
   //  - Resume() abandons a failed log file only if it has a memtable to flush (it then
   //    switches to a new log); with an empty memtable it clears the error and keeps the
   //    failed file, and the next Write aborts (e.g. the first write after a resume
-  //    fails). So every memtable gets a WAL-less marker as soon as it is made (at open
-  //    and after each switch, all of which happen under the gate).
+  //    fails). So every memtable gets a marker write as soon as it is made (at open and
+  //    after each switch, all of which happen under the gate). The marker is logged
+  //    like any write: a WAL-less one would leave a gap in the sequences the change
+  //    feed reads back (ReadLog).
   // Lock order: sync_mu, then gate, then mu.
   std::shared_mutex gate;
   std::mutex sync_mu;
@@ -242,6 +252,18 @@ struct KvStore::Impl {
     log_cv.notify_all();
   }
 
+  // kAlways: publishes the sequence a completed sync covers and tells the listener
+  // (outside the lock; the log thread is the only caller, so calls stay in order).
+  void AdvanceSynced(std::unique_lock<std::mutex>& lock, uint64_t seq) {
+    if (options.durability != Durability::kAlways) return;
+    if (seq <= synced_sequence.load(std::memory_order_relaxed)) return;
+    synced_sequence.store(seq, std::memory_order_release);
+    if (!durable_listener) return;
+    lock.unlock();
+    durable_listener(seq);
+    lock.lock();
+  }
+
   // Runs callbacks outside the lock, in ticket (= log) order.
   void Complete(std::unique_lock<std::mutex>& lock, uint64_t upto, Status s) {
     std::vector<std::function<void(Status)>> ready;
@@ -264,9 +286,7 @@ struct KvStore::Impl {
 
   // Caller holds the gate exclusively (or is alone): see the gate's last point.
   rocksdb::Status PutMemtableMarker() {
-    rocksdb::WriteOptions wo;
-    wo.disableWAL = true;
-    return db->Put(wo, ToSlice(kMemtableMarkerKey), rocksdb::Slice());
+    return db->Put(rocksdb::WriteOptions(), ToSlice(kMemtableMarkerKey), rocksdb::Slice());
   }
 
   // Caller holds the gate exclusively: switches to a new memtable (and WAL) well
@@ -322,6 +342,7 @@ struct KvStore::Impl {
     if (!failed.load()) return;  // a background error that had not stopped writes
     // Resume flushed the memtables (everything written so far) into synced tables.
     synced = std::max(synced, written.load());
+    AdvanceSynced(lock, db->GetLatestSequenceNumber());
     failed.store(false);
     double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - failed_at).count();
@@ -418,11 +439,15 @@ struct KvStore::Impl {
         }
         continue;
       }
+      // A sequence is published only after its batch reached the log buffer, so this
+      // flush+sync covers every change up to it.
+      uint64_t target_seq = db->GetLatestSequenceNumber();
       lock.unlock();
       rocksdb::Status s = SyncGroup(&target);
       lock.lock();
       if (!s.ok()) continue;  // the store is failed now: the loop's top handles it
       synced = std::max(synced, target);
+      AdvanceSynced(lock, target_seq);
       Complete(lock, synced, Status::OK());
     }
   }
@@ -459,13 +484,16 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
   ro.writable_file_max_buffer_size = 1 << 20;
   static_assert(Impl::kSharedWriteBudget * 3 / 2 < (1 << 20));
   ro.listeners.push_back(std::make_shared<NoAutoRecovery>(&impl->rocks_error));
-  // The memtable marker is written without the WAL, which would make Close() flush the
-  // memtables; it needs no keeping (the WAL holds everything else).
-  ro.avoid_flush_during_shutdown = true;
   ro.max_write_buffer_number = 3;
   ro.compression = rocksdb::kLZ4Compression;
   ro.bottommost_compression = rocksdb::kZSTD;
   ro.paranoid_checks = true;
+  // Durable writes wait on the WAL's fdatasync, which shares the disk with flushes and
+  // compactions. Writing a 64 MiB table and syncing it only at the end queues a burst of
+  // writeback in front of the next WAL sync (a p99 spike); syncing every 1 MiB as it goes
+  // keeps that queue short. Compactions (never on a write's path) get idle I/O priority.
+  ro.bytes_per_sync = 1 << 20;
+  rocksdb::Env::Default()->LowerThreadPoolIOPriority(rocksdb::Env::LOW);
   // agentstore reads RocksDB only when it opens (a full scan); at run time the memtable
   // is write-only. A vector memtable makes each insert an append (sorted once, at flush)
   // instead of a skiplist insert, which was half of the write path's CPU.
@@ -485,6 +513,14 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
   rocksdb::BlockBasedTableOptions table;
   table.block_size = 16 << 10;
   ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // The change feed reads the WAL back (ReadLog); keep it past recovery for a while.
+  ro.WAL_ttl_seconds = options.log_retention_seconds;
+  ro.WAL_size_limit_MB = options.log_retention_mb;
+  if (options.log_retention_seconds == 0 && options.log_retention_mb == 0) {
+    // RocksDB never purges an archive once retention is off; honour "keep nothing".
+    std::error_code ec;
+    std::filesystem::remove_all(std::filesystem::path(options.path) / "archive", ec);
+  }
 
   // The WAL, checked before RocksDB replays it (wal_check.h).
   WalScan scan = ScanWal(options.path);
@@ -540,6 +576,7 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
   s = impl->PutMemtableMarker();
   if (!s.ok()) return FromRocks(s, "opening " + options.path);
   Impl* p = impl.get();
+  impl->synced_sequence.store(impl->db->GetLatestSequenceNumber());
   impl->log_thread = std::thread([p] { p->LogLoop(); });
   return std::unique_ptr<KvStore>(new KvStore(std::move(impl)));
 }
@@ -581,15 +618,22 @@ Result<uint64_t> KvStore::Write(WriteBatch& batch) {
     }
     return ticket;
   };
-  {
-    std::shared_lock g(m.gate);
-    if (m.unflushed.fetch_add(bytes, std::memory_order_relaxed) + bytes <= m.SharedBudget()) {
-      return write(false);  // kAlways: fits in the log buffer, an append that cannot fail
+  auto gated = [&]() -> Result<uint64_t> {
+    {
+      std::shared_lock g(m.gate);
+      if (m.unflushed.fetch_add(bytes, std::memory_order_relaxed) + bytes <= m.SharedBudget()) {
+        return write(false);  // kAlways: fits in the log buffer, an append that cannot fail
+      }
     }
-  }
-  // May make RocksDB write its log buffer out, or switch the memtable (and fail):
-  // alone under the gate.
-  return m.Exclusive([&] { return write(true); });
+    // May make RocksDB write its log buffer out, or switch the memtable (and fail):
+    // alone under the gate.
+    return m.Exclusive([&] { return write(true); });
+  };
+  Result<uint64_t> ticket = gated();
+  // kNone/kBatch acknowledge once written, so the written sequence is the durable point.
+  if (ticket.ok() && m.options.durability != Durability::kAlways && m.durable_listener)
+    m.durable_listener(m.db->GetLatestSequenceNumber());
+  return ticket;
 }
 
 Status KvStore::HandToOs() {
@@ -634,6 +678,121 @@ void KvStore::AwaitDurableAsync(uint64_t ticket, std::function<void(Status)> don
     }
   }
   done(Status::OK());
+}
+
+uint64_t KvStore::DurableSequence() const {
+  if (impl_->options.durability != Durability::kAlways) return impl_->db->GetLatestSequenceNumber();
+  return impl_->synced_sequence.load(std::memory_order_acquire);
+}
+
+void KvStore::SetDurableListener(std::function<void(uint64_t)> listener) {
+  impl_->durable_listener = std::move(listener);
+}
+
+Result<uint64_t> KvStore::OldestLogSequence() {
+  rocksdb::VectorLogPtr files;
+  AS_RETURN_IF_ERROR(FromRocks(impl_->db->GetSortedWalFiles(files), "listing WAL files"));
+  // An empty file (just created) reports no start; the next non-empty one is the oldest.
+  for (const auto& f : files) {
+    if (f->StartSequence() > 0 && f->SizeFileBytes() > 0) return uint64_t{f->StartSequence()};
+  }
+  return impl_->db->GetLatestSequenceNumber() + 1;
+}
+
+namespace {
+
+// Walks one WAL batch: each Put/Delete takes the next sequence; notes (LogData) travel
+// with the changes after them.
+class LogHandler : public rocksdb::WriteBatch::Handler {
+ public:
+  std::vector<LogEntry> entries;
+  std::string_view note;
+  std::string_view batch_note;
+  uint64_t seq = 0;
+
+  rocksdb::Status PutCF(uint32_t, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+    Add(false, key, value);
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status DeleteCF(uint32_t, const rocksdb::Slice& key) override {
+    Add(true, key, rocksdb::Slice());
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status SingleDeleteCF(uint32_t, const rocksdb::Slice& key) override {
+    Add(true, key, rocksdb::Slice());
+    return rocksdb::Status::OK();
+  }
+  // Usage counters (WriteBatch::Merge) take a sequence but are not changes the feed
+  // carries.
+  rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+    ++seq;
+    return rocksdb::Status::OK();
+  }
+  void LogData(const rocksdb::Slice& blob) override {
+    std::string_view b(blob.data(), blob.size());
+    if (!b.empty() && b[0] == 'T')
+      batch_note = b;
+    else
+      note = b;
+  }
+
+ private:
+  void Add(bool del, const rocksdb::Slice& key, const rocksdb::Slice& value) {
+    LogEntry e;
+    e.sequence = seq++;
+    e.is_delete = del;
+    e.key = std::string_view(key.data(), key.size());
+    e.value = std::string_view(value.data(), value.size());
+    e.note = note;
+    entries.push_back(e);
+  }
+};
+
+}  // namespace
+
+Result<uint64_t> KvStore::ReadLog(uint64_t from, uint64_t to, size_t max_entries,
+                                  const std::function<Status(const LogEntry&)>& visit) {
+  if (from == 0) from = 1;
+  uint64_t last = from - 1;
+  if (from > to || max_entries == 0) return last;
+  AS_ASSIGN_OR_RETURN(uint64_t oldest, OldestLogSequence());
+  if (from < oldest) {
+    return Status::OutOfRange("sequence " + std::to_string(from) +
+                              " is no longer kept; the oldest kept is " + std::to_string(oldest));
+  }
+  std::unique_ptr<rocksdb::TransactionLogIterator> it;
+  rocksdb::Status rs = impl_->db->GetUpdatesSince(from, &it);
+  if (!rs.ok()) {
+    // A file purged between the check and the read: report it as out of range.
+    auto o = OldestLogSequence();
+    if (o.ok() && from < *o)
+      return Status::OutOfRange("sequence " + std::to_string(from) +
+                                " is no longer kept; the oldest kept is " + std::to_string(*o));
+    return FromRocks(rs, "reading the change log");
+  }
+  size_t visited = 0;
+  for (; it->Valid(); it->Next()) {
+    rocksdb::BatchResult batch = it->GetBatch();
+    if (batch.sequence > to) break;
+    LogHandler h;
+    h.seq = batch.sequence;
+    AS_RETURN_IF_ERROR(FromRocks(batch.writeBatchPtr->Iterate(&h), "decoding the change log"));
+    for (LogEntry& e : h.entries) {
+      if (e.sequence < from) continue;
+      if (e.sequence > to) return last;
+      e.batch_note = h.batch_note;
+      AS_RETURN_IF_ERROR(visit(e));
+      last = e.sequence;
+      if (++visited >= max_entries) return last;
+    }
+  }
+  rs = it->status();
+  if (!rs.ok() && last < to) {
+    // The live WAL's end may be mid-write; what was read stands.
+    if (last >= from) return last;
+    return FromRocks(rs, "reading the change log");
+  }
+  return last;
 }
 
 Status KvStore::Get(std::string_view key, std::string* value) {
