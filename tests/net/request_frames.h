@@ -319,6 +319,13 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
     return query("by_user_due", R"({"user_id": ")" + ids.user.ToString() +
                                     R"(", "due": {"gte": 0, "lt": 9000000000000000}})");
   if (name == "coll_count") return query("by_status", R"({"status": "open", "score": {"gt": 1}})");
+  if (name == "subscribe") {
+    fb::Uuid u = id(ids.user);
+    return {A::SubscribeArgs,
+            proto::CreateSubscribeArgs(fbb, 0, &u, nullptr, 0, /*from_now=*/true).Union()};
+  }
+  if (name == "unsubscribe")
+    return {A::UnsubscribeArgs, proto::CreateUnsubscribeArgs(fbb, 7).Union()};
   // No arguments: status, admin_config_list, key_list, usage_expire, limit_config_list
   // (above), coll_list, coll_sweep, memory_graphs_save, and an operation this file does
   // not know yet (the fuzzer's seed check names it).
