@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Builds and runs every test through CTest (benchmarks are built but never run here), then
-# the same suite and a bounded fuzz pass of the request path under AddressSanitizer +
-# UndefinedBehaviorSanitizer (build-asan, benchmarks off; ccache shares objects). Any
+# optionally a subset or all of the suite (below) and a bounded fuzz pass of the request
+# path under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan, benchmarks off). Any
 # sanitizer finding fails the run; the fuzzer prints the failing input (hex) and writes
 # it to build-asan/dispatch-fuzz-crash.bin (replay: build-asan/tests/dispatch_fuzz FILE).
-#   AGENTSTORE_SANITIZERS=1      run the sanitizer stage too (off by default for now: the
-#                                merged second-milestone code has not yet had a full ASan
-#                                run, and a red CI lands nothing; the Release suite below
-#                                includes a bounded fuzz smoke pass of decode + dispatch)
+#   AGENTSTORE_SANITIZERS=subset the sanitizer stage below: the subset, then fuzzing
+#   AGENTSTORE_SANITIZERS=full   the whole suite under the sanitizers, then fuzzing
+#   (default 0, off, until the subset has run clean on merged main: issue 12's last part)
 #   AGENTSTORE_FUZZ_SECONDS=N    fuzz time budget (default 120)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +18,15 @@ ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 600
   AGENTSTORED="$PWD/../../build/net/agentstored" npm test)
 echo "test.sh: release suite done after $(( $(date +%s) - start )) s"
 
-if [[ "${AGENTSTORE_SANITIZERS:-0}" != 0 ]]; then
+# The sanitizer stage. "subset": the request path (dispatch_test and the timed fuzz pass,
+# which also fails when an op has no seed answered ok), the access/validation/exactness
+# suite and collections (the
+# parsers bad input reaches first), built alone so CI stays well inside its time budget.
+# "full" builds and runs the whole suite under the sanitizers (about as long as the
+# Release stage again; not yet run clean end to end).
+mode="${AGENTSTORE_SANITIZERS:-0}"
+if [[ "$mode" == 1 ]]; then mode=subset; fi
+if [[ "$mode" != 0 ]]; then
   launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
   # -O1 -g1: a sanitizer build that compiles in about the time of the Release one and
@@ -28,10 +35,19 @@ if [[ "${AGENTSTORE_SANITIZERS:-0}" != 0 ]]; then
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" \
     -DAGENTSTORE_SANITIZE=address,undefined -DAGENTSTORE_BUILD_BENCHMARKS=OFF \
     "${launcher[@]}" >/dev/null
-  cmake --build build-asan -j"$(nproc)"
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
-  ctest --test-dir build-asan --output-on-failure -j"$(nproc)" --timeout 900
+  if [[ "$mode" == full ]]; then
+    cmake --build build-asan -j"$(nproc)"
+    ctest --test-dir build-asan --output-on-failure -j"$(nproc)" --timeout 900
+  else
+    suites=(dispatch_test engine_rules_test collections_test)
+    cmake --build build-asan -j"$(nproc)" --target dispatch_fuzz "${suites[@]}"
+    for t in "${suites[@]}"; do
+      echo "test.sh: $t under ASan+UBSan"
+      build-asan/tests/"$t" --gtest_brief=1
+    done
+  fi
   echo "test.sh: sanitizer suite done after $(( $(date +%s) - start )) s"
   build-asan/tests/dispatch_fuzz --seconds "${AGENTSTORE_FUZZ_SECONDS:-120}" --seed "$(date +%s)" \
     --crash-file build-asan/dispatch-fuzz-crash.bin

@@ -52,12 +52,15 @@ class Collections : public EngineFixture {
     std::string out;
     for (const auto& d : Must(e().ListCollections(Scope::Service()))) {
       out += d + "\n";
+      // Named: a range-for over Json::parse(d)["indexes"] would iterate a destroyed
+      // temporary (ASan: heap-use-after-free).
+      const Json decl = Json::parse(d);
       CollectionQuery q;
-      q.collection = Json::parse(d)["name"];
+      q.collection = decl["name"];
       q.limit = 1000;
       q.include_deleted = true;
       for (const auto& r : Must(e().QueryRecords(Scope::Service(), q)).records) out += r + "\n";
-      for (const auto& idx : Json::parse(d)["indexes"]) {
+      for (const auto& idx : decl["indexes"]) {
         q.index = idx["name"];
         out += idx["name"].get<std::string>() + ":";
         for (const auto& r : Must(e().QueryRecords(Scope::Service(), q)).records)

@@ -23,8 +23,49 @@ struct FrameIds {
       doomed_key;
   std::string secret;  // for authenticate
   std::string slug = "t", email = "u@x.example";
-  uint32_t dim = 8;    // the store's vector dimension
+  uint32_t dim = 8;  // the store's vector dimension
+  // A collection declared with kFrameCollection and two records of `user` in it (ids as
+  // text; the second is the one coll_delete removes). Put them with FrameCollectionRecord.
+  // Optional: an agent `user` has no user_agent for (user_agent_create), a concurrent-limit
+  // lease (limit_release; nil: `limit`), where backup_create writes (default: a refused path).
+  Uuid spare_agent, lease;
+  std::string backup_dir = "/nonexistent/agentstore-fuzz";
+  std::string collection = "fz_notes";
+  std::string coll_record = "0c0ffee0-0000-4000-8000-000000000001";
+  std::string doomed_coll_record = "0c0ffee0-0000-4000-8000-000000000002";
 };
+
+// The declaration of FrameIds::collection: every field type, a TTL field, a user-owned
+// index, a composite one and a unique one, so the coll_* seeds reach all of them.
+inline constexpr const char* kFrameCollection = R"({"name": "fz_notes", "owner": "user",
+  "ttl_field": "expires_at",
+  "fields": [
+    {"name": "title", "type": "string", "required": true, "max_length": 200},
+    {"name": "status", "type": "enum", "values": ["open", "done"], "default": "open"},
+    {"name": "score", "type": "integer", "min": 0, "max": 100, "default": 0},
+    {"name": "amount", "type": "decimal", "scale": 2, "default": "0"},
+    {"name": "ratio", "type": "real"},
+    {"name": "pinned", "type": "bool", "default": false},
+    {"name": "due", "type": "timestamp"},
+    {"name": "expires_at", "type": "timestamp"},
+    {"name": "ref", "type": "uuid"},
+    {"name": "tags", "type": "string_list", "max_items": 8, "max_length": 40},
+    {"name": "meta", "type": "json", "default": {}}],
+  "indexes": [
+    {"name": "by_user_due", "fields": ["user_id", "due"]},
+    {"name": "by_status", "fields": ["status", "score"]},
+    {"name": "by_ref", "fields": ["ref"], "unique": true}]})";
+
+// A record of kFrameCollection for `user`; without `id` the store makes a new one.
+inline std::string FrameCollectionRecord(const Uuid& user, const std::string& id = "",
+                                         int64_t expires_at = INT64_MAX) {
+  std::string r = R"({"title": "note", "status": "open", "score": 42, "amount": "12.50",
+    "ratio": 0.25, "pinned": true, "due": 1700000000000000, "tags": ["a", "b"],
+    "meta": {"k": [1, {"x": null}]}, "expires_at": )" +
+                  std::to_string(expires_at) + R"(, "user_id": ")" + user.ToString() + '"';
+  if (!id.empty()) r += R"(, "id": ")" + id + '"';
+  return r + "}";
+}
 
 inline std::vector<uint8_t> BytesOfBuilder(const flatbuffers::FlatBufferBuilder& fbb) {
   return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
@@ -36,8 +77,8 @@ std::vector<uint8_t> RequestFrame(uint64_t id, Op op, const Uuid* act_as, Make m
   flatbuffers::FlatBufferBuilder fbb;
   auto [type, args] = make(fbb);
   fb::Uuid as = act_as ? ToFb(*act_as) : fb::Uuid();
-  auto req = proto::CreateRequest(fbb, id, static_cast<proto::Op>(op), act_as ? &as : nullptr,
-                                  type, args);
+  auto req =
+      proto::CreateRequest(fbb, id, static_cast<proto::Op>(op), act_as ? &as : nullptr, type, args);
   fbb.Finish(req);
   return BytesOfBuilder(fbb);
 }
@@ -47,7 +88,9 @@ using ArgsPair = std::pair<proto::Args, flatbuffers::Offset<void>>;
 // The arguments a valid `op` request carries.
 inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameIds& ids) {
   using A = proto::Args;
-  auto pick = [](const Uuid& doomed, const Uuid& normal) { return doomed.IsNil() ? normal : doomed; };
+  auto pick = [](const Uuid& doomed, const Uuid& normal) {
+    return doomed.IsNil() ? normal : doomed;
+  };
   const std::string name(OperationOf(op).name);
   auto id = [&](const Uuid& u) { return ToFb(u); };
   auto idargs = [&](const Uuid& u, proto::DeleteMode m = proto::DeleteMode::soft) {
@@ -111,7 +154,7 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
   if (name == "user_agent_create") {
     fb::UserAgentT ua;
     ua.user_id = uid(ids.user);
-    ua.agent_id = uid(ids.agent);
+    ua.agent_id = uid(pick(ids.spare_agent, ids.agent));
     return {A::agentstore_fb_UserAgent, fb::UserAgent::Pack(fbb, &ua).Union()};
   }
   if (name == "user_agent_get") {
@@ -132,7 +175,8 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
   }
   if (name == "chat_get") return idargs(ids.chat);
   if (name == "chat_update") return patch(ids.chat, R"({"title":"t2"})");
-  if (name == "chat_delete") return idargs(pick(ids.doomed_chat, ids.chat), proto::DeleteMode::hard);
+  if (name == "chat_delete")
+    return idargs(pick(ids.doomed_chat, ids.chat), proto::DeleteMode::hard);
   if (name == "chat_list") return page(&ids.user);
   if (name == "message_append") {
     fb::MessageT m;
@@ -163,9 +207,12 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
     return {A::ExportArgs, proto::CreateExportArgsDirect(fbb, "users", nullptr, 10).Union()};
   if (name == "record_import")
     return {A::ImportArgs,
-            proto::CreateImportArgsDirect(fbb, "tenants", R"({"name":"I","slug":"imp"})").Union()};
+            proto::CreateImportArgsDirect(
+                fbb, "tenants",
+                R"({"id":"0c0ffee0-0000-4000-8000-0000000000aa","name":"I","slug":"imp"})")
+                .Union()};
   if (name == "backup_create")
-    return {A::BackupArgs, proto::CreateBackupArgsDirect(fbb, "/nonexistent/agentstore-fuzz").Union()};
+    return {A::BackupArgs, proto::CreateBackupArgsDirect(fbb, ids.backup_dir.c_str()).Union()};
   if (name == "memory_upsert") {
     fb::UserMemoryT m;
     m.user_id = uid(ids.user);
@@ -209,9 +256,9 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
   }
   if (name == "usage_summary") {
     fb::Uuid u = id(ids.user);
-    return {A::UsageSummaryArgs, proto::CreateUsageSummaryArgs(fbb, proto::SummaryOwner::user, &u,
-                                                               INT64_MIN, INT64_MAX)
-                                     .Union()};
+    return {A::UsageSummaryArgs,
+            proto::CreateUsageSummaryArgs(fbb, proto::SummaryOwner::user, &u, INT64_MIN, INT64_MAX)
+                .Union()};
   }
   if (name == "quota_set") {
     fb::QuotaT q;
@@ -236,13 +283,52 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
     fb::Uuid u = id(ids.user), a = id(ids.agent);
     return {A::LimitCheckArgs, proto::CreateLimitCheckArgs(fbb, &u, &a).Union()};
   }
-  if (name == "limit_release" || name == "limit_config_delete") return idargs(ids.limit);
+  if (name == "limit_release") return idargs(pick(ids.lease, ids.limit));
+  if (name == "limit_config_delete") return idargs(ids.limit);
+  auto coll = [&](const char* json, const std::string& key,
+                  proto::DeleteMode m = proto::DeleteMode::soft) {
+    return ArgsPair{A::CollectionArgs,
+                    proto::CreateCollectionArgsDirect(fbb, ids.collection.c_str(), json,
+                                                      key.empty() ? nullptr : key.c_str(), m)
+                        .Union()};
+  };
+  auto query = [&](const char* index, const std::string& where) {
+    return ArgsPair{A::CollectionQueryArgs,
+                    proto::CreateCollectionQueryArgsDirect(fbb, ids.collection.c_str(), index,
+                                                           where.c_str(), false, 10)
+                        .Union()};
+  };
+  if (name == "coll_declare")
+    return {A::CollectionArgs,
+            proto::CreateCollectionArgsDirect(fbb, nullptr, kFrameCollection).Union()};
+  if (name == "coll_alter")
+    return coll(R"({"add_fields": [{"name": "extra", "type": "integer", "default": 1}],
+                    "add_indexes": [{"name": "by_extra", "fields": ["extra", "score"]}]})",
+                "");
+  if (name == "coll_describe") return coll(nullptr, "");
+  if (name == "coll_put") {
+    std::string r = FrameCollectionRecord(ids.user);
+    return coll(r.c_str(), "");
+  }
+  if (name == "coll_get") return coll(nullptr, ids.coll_record);
+  if (name == "coll_update")
+    return coll(R"({"title": "t2", "score": 7, "meta": {"k": null, "n": 1}, "tags": null})",
+                R"({"id": ")" + ids.coll_record + R"("})");
+  if (name == "coll_delete") return coll(nullptr, ids.doomed_coll_record);
+  if (name == "coll_query")
+    return query("by_user_due", R"({"user_id": ")" + ids.user.ToString() +
+                                    R"(", "due": {"gte": 0, "lt": 9000000000000000}})");
+  if (name == "coll_count") return query("by_status", R"({"status": "open", "score": {"gt": 1}})");
   if (name == "subscribe") {
     fb::Uuid u = id(ids.user);
     return {A::SubscribeArgs,
             proto::CreateSubscribeArgs(fbb, 0, &u, nullptr, 0, /*from_now=*/true).Union()};
   }
-  if (name == "unsubscribe") return {A::UnsubscribeArgs, proto::CreateUnsubscribeArgs(fbb, 7).Union()};
+  if (name == "unsubscribe")
+    return {A::UnsubscribeArgs, proto::CreateUnsubscribeArgs(fbb, 7).Union()};
+  // No arguments: status, admin_config_list, key_list, usage_expire, limit_config_list
+  // (above), coll_list, coll_sweep, memory_graphs_save, and an operation this file does
+  // not know yet (the fuzzer's seed check names it).
   return {A::NONE, 0};
 }
 
