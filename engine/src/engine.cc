@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <random>
 
+#include "change_feed.h"
 #include "engine_impl.h"
 
 namespace agentstore {
@@ -157,6 +158,8 @@ void EngineState::IndexApiKey(Loc loc) {
 
 void EngineState::AddChatDeletes(const Partition& shard, const Uuid& chat_id,
                                  storage::WriteBatch& batch) {
+  if (auto c = shard.chats.find(chat_id); c != shard.chats.end())  // the feed's owner
+    batch.Note(OwnerNote(ToUuid(View<fb::Chat>(shard, c->second)->user_id())));
   batch.Delete(RecordKey(RecordType::kChat, chat_id));
   auto ci = shard.chat_index.find(chat_id);
   if (ci == shard.chat_index.end()) return;
@@ -342,6 +345,7 @@ Status DecodeTimeCursor(std::string_view cursor, TimeKey* out) {
 
 Engine::Engine(std::unique_ptr<EngineState> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() {
+  if (impl_ && impl_->feed) impl_->feed->Stop();
   if (impl_) impl_->StopMemoryThread();
   // A failed save leaves the previous saved graphs, which the next open checks anyway.
   if (impl_ && impl_->store && impl_->memory.global) (void)impl_->SaveMemoryGraphs();
@@ -408,6 +412,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   so.recover_damaged_wal = options.recover_damaged_wal;
   so.faults = options.faults;
   so.merge = MergeUsageRecord;
+  so.log_retention_seconds = options.feed_retention_seconds;
+  so.log_retention_mb = options.feed_retention_mb;
   AS_ASSIGN_OR_RETURN(impl->store, storage::KvStore::Open(so));
   if (!impl->store->OpenReport().empty())
     std::fprintf(stderr, "agentstore: %s: %s\n", options.data_dir.c_str(),
@@ -417,6 +423,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   AS_RETURN_IF_ERROR(impl->Recover());
   AS_RETURN_IF_ERROR(impl->RecoverCollections());
   impl->StartMemoryThread();
+  impl->StartFeed();
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
