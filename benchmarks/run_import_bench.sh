@@ -2,12 +2,14 @@
 # agentctl import throughput (issue 13): writes a JSON Lines file of N records shaped
 # like scale M (100k users, each with one chat holding messages; default N = 1M:
 # 100k users + 100k chats + 800k messages), starts agentstored on a private port in a
-# temp dir with the given durability, and times `agentctl import` of the file.
-# Usage: benchmarks/run_import_bench.sh [durability=always] [records=1000000]
+# temp dir with the given durability, and times `agentctl import` of the file (records
+# per request: `batch`, agentctl's --batch; 1 is the one-record-per-request path).
+# Usage: benchmarks/run_import_bench.sh [durability=always] [records=1000000] [batch=1000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 durability=${1:-always}
 records=${2:-1000000}
+batch=${3:-1000}
 dir=$(mktemp -d /tmp/agentstore-importbench.XXXXXX)
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 python3 - "$records" >"$dir/import.jsonl" <<'PY'
@@ -39,9 +41,9 @@ done
 export AGENTSTORE_ADDR=127.0.0.1:$(cat "$dir/port")
 export AGENTSTORE_KEY=$(awk '/^service/{print $2}' "$dir/data/initial-keys")
 lines=$(wc -l <"$dir/import.jsonl")
-echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), durability $durability, $lines records"
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), durability $durability, $lines records, batch $batch"
 start=$(date +%s.%N)
-build/client/agentctl import "$dir/import.jsonl" </dev/null 2>"$dir/import.err" || { cat "$dir/import.err"; exit 1; }
+build/client/agentctl import --batch "$batch" "$dir/import.jsonl" </dev/null 2>"$dir/import.err" || { cat "$dir/import.err"; exit 1; }
 end=$(date +%s.%N)
 tail -1 "$dir/import.err"
 syncs=$(build/client/agentctl status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["wal_syncs"])')

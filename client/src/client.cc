@@ -972,6 +972,33 @@ Pending<Done> Client::ImportRecord(RecordType type, std::string_view json) {
     return ArgsPair{proto::Args::ImportArgs, proto::CreateImportArgs(fbb, t, j).Union()};
   });
 }
+Pending<Done> Client::ImportRecords(RecordType type, std::span<const std::string> records,
+                                    std::span<const uint64_t> lines) {
+  return AS_CALL(Done, record_import, DecodeDone, {
+    auto t = fbb.CreateString(RecordTypeName(type));
+    auto r = fbb.CreateVectorOfStrings(records.begin(), records.end());
+    auto l = lines.empty() ? 0 : fbb.CreateVector(lines.data(), lines.size());
+    return ArgsPair{proto::Args::ImportArgs, proto::CreateImportArgs(fbb, t, 0, r, l).Union()};
+  });
+}
+Pending<ExportChunk> Client::ExportCollectionRecords(std::string_view collection,
+                                                     std::string_view cursor, uint32_t limit) {
+  return AS_CALL(ExportChunk, record_export, DecodeExport, {
+    auto n = fbb.CreateString(collection);
+    auto c = cursor.empty() ? 0 : fbb.CreateString(cursor);
+    return ArgsPair{proto::Args::ExportArgs, proto::CreateExportArgs(fbb, 0, c, limit, n).Union()};
+  });
+}
+Pending<Done> Client::ImportCollectionRecords(std::string_view collection,
+                                              std::span<const std::string> records,
+                                              std::span<const uint64_t> lines) {
+  return AS_CALL(Done, record_import, DecodeDone, {
+    auto n = fbb.CreateString(collection);
+    auto r = fbb.CreateVectorOfStrings(records.begin(), records.end());
+    auto l = lines.empty() ? 0 : fbb.CreateVector(lines.data(), lines.size());
+    return ArgsPair{proto::Args::ImportArgs, proto::CreateImportArgs(fbb, 0, 0, r, l, n).Union()};
+  });
+}
 Pending<Done> Client::CreateBackup(std::string_view dir) {
   return AS_CALL(Done, backup_create, DecodeDone, {
     auto d = fbb.CreateString(dir);

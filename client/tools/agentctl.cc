@@ -202,6 +202,31 @@ void Export(Globals& g, const std::string& out_path) {
     } while (!cursor.empty());
     if (n) counts[std::string(agentstore::RecordTypeName(t))] = n;
   }
+  // Collections: their declarations, then each one's records in their stored form.
+  std::vector<std::string> names;
+  for (const auto& decl : Must(c.ListCollections().get())) {
+    out << R"({"type":"collections","record":)" << decl << "}\n";
+    names.push_back(Json::parse(decl).value("name", ""));
+    ++total;
+  }
+  if (!names.empty()) counts["collections"] = names.size();
+  for (const auto& name : names) {
+    std::string cursor;
+    uint64_t n = 0;
+    std::string head = Json{{"type", "collection_records"}, {"collection", name}}.dump();
+    head.pop_back();  // {"type":...,"collection":"<name>"  + ,"record":{...}}
+    do {
+      auto chunk = Must(c.ExportCollectionRecords(name, cursor, 1000).get());
+      for (const auto& rec : chunk.records) {
+        out << head << R"(,"record":)" << rec << "}\n";
+        ++total;
+        ++n;
+      }
+      progress.Show(total);
+      cursor = chunk.next_cursor;
+    } while (!cursor.empty());
+    if (n) counts["collection_records"][name] = n;
+  }
   out.flush();
   if (!out) Fail(Status::IoError("write failed"));
   progress.Show(total, 0, true);
@@ -212,13 +237,17 @@ void Export(Globals& g, const std::string& out_path) {
   }
 }
 
-// Imports JSON Lines. Lines of one record type are independent of each other, so they
-// are pipelined over several connections (up to kWindow calls in flight): under
-// durability `always` their fsyncs are shared (group commit) instead of one per record.
-// Parents come first in an export; at each change of type the calls in flight are
-// awaited, so a child never overtakes its parent.
-void Import(Globals& g, const std::string& in_path) {
-  constexpr size_t kWindow = 2048;
+// Imports JSON Lines. Consecutive lines of one record type go in batches (`batch`
+// records per request, one WriteBatch and one fsync each on the server, all or nothing),
+// pipelined over several connections; types without a batched form (usage records,
+// memories) go one record per request, pipelined likewise. Parents come first in an
+// export; at each change of type the calls in flight are awaited, so a child never
+// overtakes its parent. A failed batch is reported with its bad line and the lines it
+// left out; the rest goes on (import is idempotent: fix the file and run it again).
+void Import(Globals& g, const std::string& in_path, size_t batch_size) {
+  constexpr size_t kWindowRecords = 2048;  // single-record calls in flight
+  constexpr size_t kWindowBatches = 8;     // batches in flight
+  constexpr size_t kBatchBytes = 4 << 20;  // well under the server's 16 MiB frame
   std::vector<Client> conns;
   for (int i = 0; i < 4; ++i) conns.push_back(Connect(g));
   std::ifstream file;
@@ -235,66 +264,138 @@ void Import(Globals& g, const std::string& in_path) {
   std::string line;
   uint64_t lineno = 0, ok = 0, bad = 0;
   struct InFlight {
-    uint64_t line;
+    uint64_t first_line, last_line, count;
     agentstore::Pending<agentstore::Done> call;
   };
   std::deque<InFlight> window;
+  size_t batches_in_flight = 0;
   auto settle_one = [&] {
     InFlight f = std::move(window.front());
     window.pop_front();
+    if (f.count > 1) --batches_in_flight;
     Status s = f.call.get().status();
     if (s.ok()) {
-      ++ok;
-    } else {
+      ok += f.count;
+    } else if (f.count == 1) {
       ++bad;
-      std::cerr << (tty ? "\n" : "") << "line " << f.line << ": skipped: " << s.ToString() << "\n";
+      std::cerr << (tty ? "\n" : "") << "line " << f.first_line << ": skipped: " << s.ToString()
+                << "\n";
+    } else {
+      bad += f.count;
+      std::cerr << (tty ? "\n" : "") << s.ToString() << "\n  (lines " << f.first_line << "-"
+                << f.last_line << ", " << f.count << " records, not imported)\n";
     }
   };
   auto drain = [&] {
     while (!window.empty()) settle_one();
   };
-  std::optional<RecordType> current;
+  // The group of lines being batched: a built-in record type, collection declarations
+  // (one per request), or one collection's records.
+  struct Group {
+    std::optional<RecordType> type;
+    bool declarations = false;
+    std::string collection;
+    bool operator==(const Group& o) const {
+      return type.has_value() == o.type.has_value() && (!type || *type == *o.type) &&
+             declarations == o.declarations && collection == o.collection;
+    }
+  };
+  std::optional<Group> current;
+  std::vector<std::string> records;
+  std::vector<uint64_t> lines;
+  size_t pending_bytes = 0;
   size_t next = 0;
+  auto flush = [&] {
+    if (records.empty()) return;
+    const Group& grp = *current;
+    bool batched = !grp.declarations &&
+                   (grp.type ? agentstore::BatchImportable(*grp.type) : true) && records.size() > 1;
+    if (grp.declarations) {
+      // Few, and every record of a collection waits for its declaration: one at a time.
+      for (size_t i = 0; i < records.size(); ++i) {
+        Status s = conns[0].DeclareCollection(records[i]).get().status();
+        if (s.ok()) {
+          ++ok;
+        } else {
+          ++bad;
+          std::cerr << (tty ? "\n" : "") << "line " << lines[i] << ": skipped: " << s.ToString()
+                    << "\n";
+        }
+      }
+    } else if (!batched) {
+      for (size_t i = 0; i < records.size(); ++i) {
+        if (window.size() >= kWindowRecords) settle_one();
+        Client& conn = conns[next++ % conns.size()];
+        window.push_back({lines[i], lines[i], 1,
+                          grp.type
+                              ? conn.ImportRecord(*grp.type, records[i])
+                              : conn.ImportCollectionRecords(
+                                    grp.collection, std::span<const std::string>(&records[i], 1))});
+      }
+    } else {
+      while (batches_in_flight >= kWindowBatches) settle_one();
+      Client& conn = conns[next++ % conns.size()];
+      window.push_back({lines.front(), lines.back(), records.size(),
+                        grp.type ? conn.ImportRecords(*grp.type, records, lines)
+                                 : conn.ImportCollectionRecords(grp.collection, records, lines)});
+      ++batches_in_flight;
+    }
+    records.clear();
+    lines.clear();
+    pending_bytes = 0;
+  };
   while (std::getline(in, line)) {
     ++lineno;
     read_bytes += line.size() + 1;
     if (line.empty()) continue;
     // An export's own line shape, {"type":"<t>","record":{...}}, is split without a
     // parse (the server parses the record anyway); anything else is parsed.
-    std::optional<RecordType> type;
+    std::optional<Group> group;
     std::string record;
     constexpr std::string_view kHead = R"({"type":")", kMid = R"(","record":)";
     if (std::string_view(line).substr(0, kHead.size()) == kHead) {
       size_t mid = line.find(kMid, kHead.size());
       if (mid != std::string::npos && line.back() == '}') {
-        type = agentstore::RecordTypeFromName(
-            std::string_view(line).substr(kHead.size(), mid - kHead.size()));
+        if (auto t = agentstore::RecordTypeFromName(
+                std::string_view(line).substr(kHead.size(), mid - kHead.size())))
+          group = Group{t};
         record = line.substr(mid + kMid.size(), line.size() - mid - kMid.size() - 1);
       }
     }
-    if (!type) {
+    if (!group) {
       auto j = Json::parse(line, nullptr, false);
       if (!j.is_discarded() && j.is_object() && j.contains("type") && j["type"].is_string() &&
           j.contains("record")) {
-        type = agentstore::RecordTypeFromName(j["type"].get<std::string>());
+        std::string t = j["type"].get<std::string>();
+        if (t == "collections") {
+          group = Group{std::nullopt, true};
+        } else if (t == "collection_records" && j.contains("collection") &&
+                   j["collection"].is_string()) {
+          group = Group{std::nullopt, false, j["collection"].get<std::string>()};
+        } else if (auto rt = agentstore::RecordTypeFromName(t)) {
+          group = Group{rt};
+        }
         record = j["record"].dump();
       }
     }
-    if (!type) {
+    if (!group) {
       ++bad;
       std::cerr << (tty ? "\n" : "") << "line " << lineno
                 << ": skipped: expected {\"type\": <record type>, \"record\": {...}}\n";
       continue;
     }
-    if (type != current) {
+    if (group != current) {
+      flush();
       drain();
-      current = type;
+      current = group;
     }
-    if (window.size() >= kWindow) settle_one();
-    Client& conn = conns[next++ % conns.size()];
-    window.push_back({lineno, conn.ImportRecord(*type, record)});
+    pending_bytes += record.size();
+    records.push_back(std::move(record));
+    lines.push_back(lineno);
+    if (records.size() >= batch_size || pending_bytes >= kBatchBytes) flush();
     progress.Show(ok, read_bytes);
   }
+  flush();
   drain();
   progress.Show(ok, read_bytes, true);
   if (g.json) {
@@ -1044,7 +1145,12 @@ int main(int argc, char** argv) {
   ex->callback([&] { Export(g, path); });
   auto* im = app.add_subcommand("import", "JSON Lines from export; idempotent by id");
   im->add_option("file", path, "file or - for stdin")->required();
-  im->callback([&] { Import(g, path); });
+  size_t batch_size = 1000;
+  im->add_option("--batch", batch_size,
+                 "records per request, each batch all or nothing (1: one per request)")
+      ->check(CLI::Range(size_t{1}, agentstore::kMaxImportBatch))
+      ->capture_default_str();
+  im->callback([&] { Import(g, path, batch_size); });
 
   auto* backup = app.add_subcommand("backup", "backups")->require_subcommand(1);
   std::string dir, from, data_dir;

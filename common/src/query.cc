@@ -39,6 +39,23 @@ std::string_view RecordTypeName(RecordType t) {
   return "unknown";
 }
 
+bool BatchImportable(RecordType t) {
+  switch (t) {
+    case RecordType::kTenant:
+    case RecordType::kUser:
+    case RecordType::kAgent:
+    case RecordType::kUserAgent:
+    case RecordType::kChat:
+    case RecordType::kMessage:
+    case RecordType::kVote:
+    case RecordType::kAdminConfig:
+    case RecordType::kApiKey:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::optional<RecordType> RecordTypeFromName(std::string_view name) {
   for (int t = 1; t <= static_cast<int>(kLastRecordType); ++t)
     if (RecordTypeName(static_cast<RecordType>(t)) == name) return static_cast<RecordType>(t);

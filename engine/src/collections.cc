@@ -686,13 +686,14 @@ Result<std::string> Engine::PutRecord(const Scope& scope, std::string_view colle
     // Only an unconfined service key may move a record to another owner; a tenant-scoped
     // one may not even touch a record of another tenant's owner.
     if (old->second.owner != owner) {
-      bool sees_old = schema->owner == OwnerKind::kUser     ? impl_->Sees(scope, old->second.owner)
-                      : schema->owner == OwnerKind::kTenant ? internal::EngineState::SeesTenant(
-                                                                  scope, old->second.owner)
-                                                            : !scope.confined();
+      bool sees_old = schema->owner == OwnerKind::kUser ? impl_->Sees(scope, old->second.owner)
+                      : schema->owner == OwnerKind::kTenant
+                          ? internal::EngineState::SeesTenant(scope, old->second.owner)
+                          : !scope.confined();
       if (!scope.is_service() || !sees_old)
-        return sees_old ? Status::AlreadyExists("a record with this key exists")
-                        : Status::PermissionDenied("a record with this key belongs to another owner");
+        return sees_old
+                   ? Status::AlreadyExists("a record with this key exists")
+                   : Status::PermissionDenied("a record with this key belongs to another owner");
     }
     AS_RETURN_IF_ERROR(internal::coll::Decode(s, old->second.bytes, &old_rec));
     rec["created_at"] = old_rec["created_at"];  // a replace keeps the record's creation
@@ -933,6 +934,175 @@ Result<uint64_t> Engine::SweepExpiredRecords(const Scope& scope) {
     AS_RETURN_IF_ERROR(impl_->Durable(ticket));
   }
   return removed;
+}
+
+// ---- export / import (agentctl export / import): records in their stored form ----
+
+namespace {
+
+// A record as export writes it: the canonical JSON of its stored bytes (ids and uuids as
+// text, decimals as int64 units, the store's timestamps included), so import can encode
+// exactly the same bytes.
+Status CheckExported(const Schema& s, const Json& rec) {
+  if (!rec.is_object()) return Status::InvalidArgument("a record is a JSON object");
+  for (int fi : {internal::coll::kCreatedAtField, internal::coll::kUpdatedAtField,
+                 internal::coll::kDeletedAtField}) {
+    auto it = rec.find(s.fields[fi].name);
+    if (it == rec.end()) {
+      if (fi != internal::coll::kDeletedAtField)
+        return Status::InvalidArgument("field " + s.fields[fi].name + " is required on import");
+      continue;
+    }
+    if (!it->is_number_integer() || it->get<int64_t>() < 0)
+      return Status::InvalidArgument("field " + s.fields[fi].name +
+                                     " must be microseconds since the epoch");
+  }
+  // ToApi reads decimals as their stored integer units.
+  for (const auto& [k, v] : rec.items()) {
+    int fi = s.Field(k);
+    if (fi < 0) return Status::InvalidArgument("unknown field " + k);
+    if (s.fields[fi].type == internal::coll::FieldType::kDecimal && !v.is_number_integer())
+      return Status::InvalidArgument("field " + k +
+                                     " must be in its stored form: integer units of its scale");
+  }
+  // Every other field is checked as a put checks it, and must already be in its
+  // canonical form (what the API form of the record canonicalizes back to).
+  Json api = internal::coll::ToApi(s, rec);
+  bool created_in_key = false;
+  for (int fi : s.key) created_in_key |= fi == internal::coll::kCreatedAtField;
+  api.erase(s.fields[internal::coll::kUpdatedAtField].name);
+  api.erase(s.fields[internal::coll::kDeletedAtField].name);
+  if (!created_in_key) api.erase(s.fields[internal::coll::kCreatedAtField].name);
+  Json check;
+  AS_RETURN_IF_ERROR(internal::coll::CanonicalRecord(s, api, &check));
+  for (int fi : {internal::coll::kCreatedAtField, internal::coll::kUpdatedAtField,
+                 internal::coll::kDeletedAtField})
+    if (auto it = rec.find(s.fields[fi].name); it != rec.end()) check[s.fields[fi].name] = *it;
+  // Fields added by an alter after the record was written are absent from it: their
+  // defaults are what reads show, not part of the stored record.
+  for (const auto& f : s.fields)
+    if (!rec.contains(f.name) && check.contains(f.name) && check[f.name] == f.default_value)
+      check.erase(f.name);
+  if (check != rec)
+    return Status::InvalidArgument("the record is not in its stored form (as export writes it)");
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<Engine::ExportPage> Engine::ExportCollectionRecords(const Scope& scope,
+                                                           std::string_view collection,
+                                                           std::string_view cursor,
+                                                           uint32_t limit) {
+  if (scope.is_user()) return Status::PermissionDenied("export needs a service or admin key");
+  AS_RETURN_IF_ERROR(internal::CheckLimit(limit));
+  auto c = impl_->collections->Find(collection);
+  if (!c) return internal::NoCollection(collection);
+  std::string after;
+  if (!cursor.empty() && !internal::Unhex(cursor, &after))
+    return Status::InvalidArgument("malformed cursor");
+  ExportPage page;
+  std::shared_lock lock(c->mu);
+  const Schema& s = *c->schema;
+  // A tenant-scoped key exports its tenant's records: tenant-owned ones of its tenant and
+  // user-owned ones of its users; unowned collections belong to no tenant.
+  if (scope.confined() && s.owner == OwnerKind::kNone) return page;
+  auto it = cursor.empty() ? c->records.begin() : c->records.upper_bound(after);
+  for (; it != c->records.end(); ++it) {
+    const CollectionRecord& r = it->second;
+    if (scope.confined()) {
+      Uuid tenant = s.owner == OwnerKind::kTenant ? r.owner : impl_->TenantOfUser(r.owner);
+      if (tenant != *scope.tenant()) continue;
+    }
+    if (page.records.size() == limit) {
+      page.next_cursor = internal::Hex(std::prev(it)->first);
+      break;
+    }
+    Json rec;
+    AS_RETURN_IF_ERROR(internal::coll::Decode(s, r.bytes, &rec));
+    page.records.push_back(rec.dump());
+  }
+  return page;
+}
+
+Status Engine::ImportCollectionRecords(const Scope& scope, std::string_view collection,
+                                       std::span<const std::string_view> records,
+                                       std::span<const uint64_t> lines) {
+  if (!scope.is_service()) return Status::PermissionDenied("import needs a service key");
+  if (scope.confined())
+    return Status::PermissionDenied("import restores whole stores: not for tenant-scoped keys");
+  if (records.empty()) return Status::InvalidArgument("an import batch needs at least one record");
+  if (records.size() > kMaxImportBatch)
+    return Status::InvalidArgument("an import batch holds at most " +
+                                   std::to_string(kMaxImportBatch) + " records");
+  if (!lines.empty() && lines.size() != records.size())
+    return Status::InvalidArgument("lines must give one line number per record");
+  auto c = impl_->collections->Find(collection);
+  if (!c) return internal::NoCollection(collection);
+  internal::EngineState& st = *impl_;
+  // The order DeleteUser takes: the global partition, the shards, then the collection;
+  // shared, as a put takes them (owners may not disappear meanwhile).
+  std::shared_lock global(st.global.mu);
+  std::vector<std::shared_lock<std::shared_mutex>> shards;
+  for (auto& sh : st.shards) shards.emplace_back(sh->mu);
+  std::unique_lock l(c->mu);
+  const Schema& s = *c->schema;
+  struct Staged {
+    std::string pk, bytes;
+    Json rec;
+  };
+  std::vector<Staged> staged;
+  std::map<std::string, std::string> by_pk;  // pk -> bytes staged by this batch
+  std::set<std::pair<size_t, std::string>> unique_keys;
+  storage::WriteBatch batch;
+  for (size_t n = 0; n < records.size(); ++n) {
+    auto fail = [&](const Status& e) {
+      if (!lines.empty())
+        return Status(e.code(), "line " + std::to_string(lines[n]) + ": " + e.message());
+      if (records.size() > 1)
+        return Status(e.code(), "record " + std::to_string(n + 1) + ": " + e.message());
+      return e;
+    };
+    Json rec = Json::parse(records[n], nullptr, false);
+    if (rec.is_discarded()) return fail(Status::InvalidArgument("the record is not JSON"));
+    if (Status e = CheckExported(s, rec); !e.ok()) return fail(e);
+    Uuid owner = internal::OwnerOf(s, rec);
+    if (s.owner == OwnerKind::kUser && !st.ShardOf(owner).users.count(owner))
+      return fail(internal::MissingRef("user_id", "user"));
+    if (s.owner == OwnerKind::kTenant && !st.global.tenants.count(owner))
+      return fail(internal::MissingRef("tenant_id", "tenant"));
+    std::string pk = internal::coll::KeyOf(s, s.key, rec);
+    std::string bytes = internal::coll::Encode(s, rec);
+    std::optional<std::string_view> existing;
+    if (auto b = by_pk.find(pk); b != by_pk.end())
+      existing = b->second;
+    else if (auto r = c->records.find(pk); r != c->records.end())
+      existing = r->second.bytes;
+    if (existing) {
+      if (*existing == bytes) continue;  // already there, identical
+      return fail(Status::AlreadyExists("a different record with this key exists"));
+    }
+    if (Status e = internal::CheckUnique(*c, pk, rec); !e.ok()) return fail(e);
+    for (size_t i = 0; i < s.indexes.size(); ++i) {
+      if (!s.indexes[i].unique) continue;
+      bool has_null = false;
+      for (int fi : s.indexes[i].fields) has_null |= !rec.contains(s.fields[fi].name);
+      if (has_null) continue;
+      if (!unique_keys.emplace(i, internal::coll::KeyOf(s, s.indexes[i].fields, rec)).second)
+        return fail(Status::AlreadyExists("unique index " + s.indexes[i].name + " of " + s.name +
+                                          " already holds these values"));
+    }
+    batch.Put(internal::RecPrefix(s.name) + pk, bytes);
+    by_pk[pk] = bytes;
+    staged.push_back({std::move(pk), std::move(bytes), std::move(rec)});
+  }
+  if (staged.empty()) return Status::OK();
+  AS_ASSIGN_OR_RETURN(uint64_t ticket, st.Log(batch));
+  for (auto& r : staged) internal::ApplyRecord(*c, r.pk, nullptr, &r.rec, std::move(r.bytes));
+  l.unlock();
+  shards.clear();
+  global.unlock();
+  return st.Durable(ticket);
 }
 
 }  // namespace agentstore

@@ -1,6 +1,10 @@
 // Export and import: moving records out and back in their exact form (agentctl export /
 // import). Export reads RocksDB in key order; import validates like a create but keeps
 // the record's own timestamps and counters, and maintains every index.
+#include <functional>
+#include <set>
+#include <unordered_set>
+
 #include "agentstore/common/record_json.h"
 #include "engine_impl.h"
 
@@ -89,23 +93,58 @@ Result<Engine::ExportPage> Engine::ExportRecords(const Scope& scope, RecordType 
 
 namespace {
 
-// Writes `bytes` under `key` unless an identical record is there; reports whether the
-// caller must index it.
-Status PutIfNew(EngineState& st, const std::string& key, const std::string& bytes,
-                std::optional<std::string_view> existing, bool* fresh, uint64_t* ticket,
-                storage::WriteBatch* batch_in = nullptr) {
-  *fresh = false;
-  *ticket = 0;
-  if (existing) {
-    if (*existing == bytes) return Status::OK();
-    return Status::AlreadyExists("a different record with this id exists");
+// One import batch in the making. Every check of the batch runs before anything is
+// applied, so a batch is all or nothing: `staged` lets a record see the records before
+// it in the same batch (an id given twice, a chat's totals after several of its
+// messages), `apply` holds the memory changes to make, in order, once the batch's one
+// WriteBatch is logged.
+struct Staging {
+  storage::WriteBatch batch;
+  std::unordered_map<std::string, std::string> staged;  // RocksDB key -> bytes
+  std::unordered_set<std::string> emails, slugs;        // unique keys claimed by the batch
+  std::set<std::pair<Uuid, Uuid>> pairs;                // (user, agent) of new user_agents
+  std::vector<std::function<void()>> apply;
+
+  // The record under `key` as the batch so far leaves it: staged, else `stored`.
+  std::optional<std::string_view> Existing(const std::string& key,
+                                           std::optional<std::string_view> stored) const {
+    auto it = staged.find(key);
+    if (it != staged.end()) return std::string_view(it->second);
+    return stored;
   }
-  storage::WriteBatch local;
-  storage::WriteBatch& batch = batch_in ? *batch_in : local;
-  batch.Put(key, bytes);
-  AS_ASSIGN_OR_RETURN(*ticket, st.Log(batch));
-  *fresh = true;
-  return Status::OK();
+  // Stages `bytes` under `key` unless an identical record is there; `*fresh` says
+  // whether the caller must index it.
+  Status PutIfNew(const std::string& key, const std::string& bytes,
+                  std::optional<std::string_view> existing, bool* fresh) {
+    *fresh = false;
+    if (existing) {
+      if (*existing == bytes) return Status::OK();
+      return Status::AlreadyExists("a different record with this id exists");
+    }
+    batch.Put(key, bytes);
+    staged[key] = bytes;
+    *fresh = true;
+    return Status::OK();
+  }
+};
+
+// The batch holds the global partition and every shard exclusively (in the fixed order:
+// global, then shards by index), so nothing it checked can change before it is applied.
+// Import is a bulk restore; a batch holds them for milliseconds.
+struct LockEverything {
+  explicit LockEverything(EngineState& st) : global(st.global.mu) {
+    for (auto& s : st.shards) shards.emplace_back(s->mu);
+  }
+  std::unique_lock<std::shared_mutex> global;
+  std::vector<std::unique_lock<std::shared_mutex>> shards;
+};
+
+// FindShard without its locks (the batch holds them all).
+bool InOtherShardLocked(const EngineState& st, IdMap Partition::*table, const Uuid& id,
+                        size_t own) {
+  for (size_t i = 0; i < st.shards.size(); ++i)
+    if (i != own && (st.shards[i].get()->*table).count(id)) return true;
+  return false;
 }
 
 template <typename T>
@@ -151,83 +190,86 @@ Status AddTotals(fb::ChatT& c, int64_t messages, int64_t in, int64_t out, int64_
   return Status::OK();
 }
 
-}  // namespace
+Status NeedId(const std::unique_ptr<fb::Uuid>& ptr, const char* what) {
+  if (!ptr) return Status::InvalidArgument(std::string(what) + " is required");
+  return Status::OK();
+}
 
-Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_view json) {
-  if (!scope.is_service()) return Status::PermissionDenied("import needs a service key");
-  if (scope.confined())
-    return Status::PermissionDenied("import restores whole stores: not for tenant-scoped keys");
-  EngineState& st = *impl_;
+// Checks one record of a built-in type against the store and the batch so far, and
+// stages its writes and memory changes (caller holds LockEverything). Changes nothing
+// in the store or in memory.
+Status Stage(EngineState& st, Staging& b, RecordType type, std::string_view json, int64_t now) {
   Partition& g = st.global;
   bool fresh = false;
-  uint64_t ticket = 0;
   std::string bytes;
-  int64_t now = st.Now();
   const FieldContext ctx = st.Ctx();
-  auto need_id = [](const auto& ptr, const char* what) -> Status {
-    if (!ptr) return Status::InvalidArgument(std::string(what) + " is required");
-    return Status::OK();
-  };
   switch (type) {
     case RecordType::kTenant: {
       fb::TenantT t;
       AS_RETURN_IF_ERROR(Parse<fb::Tenant>(json, &t));
-      AS_RETURN_IF_ERROR(need_id(t.id, "id"));
+      AS_RETURN_IF_ERROR(NeedId(t.id, "id"));
       Uuid id = ToUuid(t.id.get());
-      std::unique_lock lock(g.mu);
-      if (!g.tenants.count(id) && g.tenant_by_slug.count(t.slug))
+      std::string key = RecordKey(type, id);
+      auto existing = b.Existing(key, At(g, g.tenants, id));
+      if (!existing && (g.tenant_by_slug.count(t.slug) || b.slugs.count(t.slug)))
         return Status::AlreadyExists("slug is taken");
-      auto existing = At(g, g.tenants, id);
       DefaultTimes(t, existing, now);
       AS_RETURN_IF_ERROR(CheckRecord(t, ctx));
       bytes = Pack(t);
-      AS_RETURN_IF_ERROR(PutIfNew(st, RecordKey(type, id), bytes, existing, &fresh, &ticket));
-      if (fresh) st.IndexTenant(g.arena.Append(bytes));
-      break;
+      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      if (fresh) {
+        b.slugs.insert(t.slug);
+        b.apply.push_back([&st, bytes] { st.IndexTenant(st.global.arena.Append(bytes)); });
+      }
+      return Status::OK();
     }
     case RecordType::kUser: {
       fb::UserT u;
       AS_RETURN_IF_ERROR(Parse<fb::User>(json, &u));
-      AS_RETURN_IF_ERROR(need_id(u.id, "id"));
+      AS_RETURN_IF_ERROR(NeedId(u.id, "id"));
       AS_RETURN_IF_ERROR(CheckEmail(u.email));
       DefaultJson(u.preferences, "{}");
       DefaultJson(u.notification_settings, kDefaultUserNotifications);
       Uuid id = ToUuid(u.id.get());
       Partition& shard = st.ShardOf(id);
-      GlobalAndShardLock lock(g, shard);
-      auto existing = At(shard, shard.users, id);
-      if (!existing && g.user_by_email.count(LowerAscii(u.email)))
+      std::string key = RecordKey(type, id);
+      auto existing = b.Existing(key, At(shard, shard.users, id));
+      std::string email = LowerAscii(u.email);
+      if (!existing && (g.user_by_email.count(email) || b.emails.count(email)))
         return Status::AlreadyExists("email is taken");
       if (u.tenant_id && !g.tenants.count(ToUuid(u.tenant_id.get())))
         return MissingRef("tenant_id", "tenant");
       DefaultTimes(u, existing, now);
       AS_RETURN_IF_ERROR(CheckRecord(u, ctx));
       bytes = Pack(u);
-      AS_RETURN_IF_ERROR(PutIfNew(st, RecordKey(type, id), bytes, existing, &fresh, &ticket));
-      if (fresh) st.IndexUser(shard, shard.arena.Append(bytes));
-      break;
+      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      if (fresh) {
+        b.emails.insert(email);
+        b.apply.push_back([&st, &shard, bytes] { st.IndexUser(shard, shard.arena.Append(bytes)); });
+      }
+      return Status::OK();
     }
     case RecordType::kAgent: {
       fb::AgentT a;
       AS_RETURN_IF_ERROR(Parse<fb::Agent>(json, &a));
-      AS_RETURN_IF_ERROR(need_id(a.id, "id"));
+      AS_RETURN_IF_ERROR(NeedId(a.id, "id"));
       DefaultJson(a.capabilities, "{}");
       Uuid id = ToUuid(a.id.get());
-      std::unique_lock lock(g.mu);
-      auto existing = At(g, g.agents, id);
+      std::string key = RecordKey(type, id);
+      auto existing = b.Existing(key, At(g, g.agents, id));
       DefaultTimes(a, existing, now);
       AS_RETURN_IF_ERROR(CheckRecord(a, ctx));
       bytes = Pack(a);
-      AS_RETURN_IF_ERROR(PutIfNew(st, RecordKey(type, id), bytes, existing, &fresh, &ticket));
-      if (fresh) st.IndexAgent(g.arena.Append(bytes));
-      break;
+      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      if (fresh) b.apply.push_back([&st, bytes] { st.IndexAgent(st.global.arena.Append(bytes)); });
+      return Status::OK();
     }
     case RecordType::kUserAgent: {
       fb::UserAgentT ua;
       AS_RETURN_IF_ERROR(Parse<fb::UserAgent>(json, &ua));
-      AS_RETURN_IF_ERROR(need_id(ua.id, "id"));
-      AS_RETURN_IF_ERROR(need_id(ua.user_id, "user_id"));
-      AS_RETURN_IF_ERROR(need_id(ua.agent_id, "agent_id"));
+      AS_RETURN_IF_ERROR(NeedId(ua.id, "id"));
+      AS_RETURN_IF_ERROR(NeedId(ua.user_id, "user_id"));
+      AS_RETURN_IF_ERROR(NeedId(ua.agent_id, "agent_id"));
       // The defaults of user_agent_create.
       if (ua.status.empty()) ua.status = "active";
       DefaultJson(ua.settings, "{}");
@@ -240,14 +282,14 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
       Uuid id = ToUuid(ua.id.get()), user = ToUuid(ua.user_id.get()),
            agent = ToUuid(ua.agent_id.get());
       Partition& shard = st.ShardOf(user);
-      auto claim = st.ClaimId(id, true);
-      if (st.InOtherShard(&Partition::user_agents, id, st.ShardIndex(user)))
+      std::string key = RecordKey(type, id);
+      if (InOtherShardLocked(st, &Partition::user_agents, id, st.ShardIndex(user)))
         return Status::AlreadyExists("user_agent id is in use");
-      ReadGlobalWriteShard lock(g, shard);
       if (!shard.users.count(user)) return MissingRef("user_id", "user");
       if (!g.agents.count(agent)) return MissingRef("agent_id", "agent");
-      auto existing = At(shard, shard.user_agents, id);
-      if (!existing && shard.user_agent_by_pair.count({user, agent}))
+      auto existing = b.Existing(key, At(shard, shard.user_agents, id));
+      if (!existing &&
+          (shard.user_agent_by_pair.count({user, agent}) || b.pairs.count({user, agent})))
         return Status::AlreadyExists("this user already has this agent");
       // Derived: the chats with this agent that are in the store (chats import after
       // user_agents, and each adds one).
@@ -255,143 +297,214 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
       DefaultTimes(ua, existing, now);
       AS_RETURN_IF_ERROR(CheckRecord(ua, ctx));
       bytes = Pack(ua);
-      AS_RETURN_IF_ERROR(PutIfNew(st, RecordKey(type, id), bytes, existing, &fresh, &ticket));
-      if (fresh) st.IndexUserAgent(shard, shard.arena.Append(bytes));
-      break;
+      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      if (fresh) {
+        b.pairs.insert({user, agent});
+        b.apply.push_back(
+            [&st, &shard, bytes] { st.IndexUserAgent(shard, shard.arena.Append(bytes)); });
+      }
+      return Status::OK();
     }
     case RecordType::kChat: {
       fb::ChatT c;
       AS_RETURN_IF_ERROR(Parse<fb::Chat>(json, &c));
-      AS_RETURN_IF_ERROR(need_id(c.id, "id"));
-      AS_RETURN_IF_ERROR(need_id(c.user_id, "user_id"));
+      AS_RETURN_IF_ERROR(NeedId(c.id, "id"));
+      AS_RETURN_IF_ERROR(NeedId(c.user_id, "user_id"));
       Uuid id = ToUuid(c.id.get()), user = ToUuid(c.user_id.get());
       Partition& shard = st.ShardOf(user);
-      auto claim = st.ClaimId(id, true);
-      if (st.InOtherShard(&Partition::chats, id, st.ShardIndex(user)))
+      if (InOtherShardLocked(st, &Partition::chats, id, st.ShardIndex(user)))
         return Status::AlreadyExists("chat id is in use");
-      std::unique_lock lock(shard.mu);
       if (!shard.users.count(user)) return MissingRef("user_id", "user");
-      auto existing = At(shard, shard.chats, id);
+      std::string key = RecordKey(type, id);
+      auto existing = b.Existing(key, At(shard, shard.chats, id));
       // Derived: the totals are what the chat's messages and usage logs in the store add
       // up to (messages and logs import after their chat, and each adds itself).
       ChatTotalsFromRecords(shard, id, &c);
       DefaultTimes(c, existing, now);
       AS_RETURN_IF_ERROR(CheckRecord(c, ctx));
       bytes = Pack(c);
-      storage::WriteBatch batch;
-      std::optional<UserAgentRewrite> ua;
-      if (!existing && c.agent_id)
-        ua = AddConversation(shard, user, ToUuid(c.agent_id.get()), +1, batch);
-      AS_RETURN_IF_ERROR(
-          PutIfNew(st, RecordKey(type, id), bytes, existing, &fresh, &ticket, &batch));
-      if (fresh) {
-        st.IndexChat(shard, shard.arena.Append(bytes));
-        if (ua) ApplyUserAgentRewrite(shard, *ua);
-      }
-      break;
+      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      if (!fresh) return Status::OK();
+      b.apply.push_back([&st, &shard, bytes] { st.IndexChat(shard, shard.arena.Append(bytes)); });
+      // A new chat is one more conversation of the user's user_agent for its agent (as
+      // the batch so far left that user_agent).
+      if (!c.agent_id) return Status::OK();
+      auto pair = shard.user_agent_by_pair.find({user, ToUuid(c.agent_id.get())});
+      if (pair == shard.user_agent_by_pair.end()) return Status::OK();
+      Uuid ua_id = pair->second;
+      std::string ua_key = RecordKey(RecordType::kUserAgent, ua_id);
+      auto ua_bytes = b.Existing(ua_key, At(shard, shard.user_agents, ua_id));
+      if (!ua_bytes) return Status::OK();
+      fb::UserAgentT ua;
+      flatbuffers::GetRoot<fb::UserAgent>(ua_bytes->data())->UnPackTo(&ua);
+      ua.conversation_count += 1;
+      UserAgentRewrite w{ua_id, Pack(ua)};
+      b.batch.Put(ua_key, w.bytes);
+      b.staged[ua_key] = w.bytes;
+      b.apply.push_back([&shard, w] { ApplyUserAgentRewrite(shard, w); });
+      return Status::OK();
     }
     case RecordType::kMessage: {
       fb::MessageT m;
       AS_RETURN_IF_ERROR(Parse<fb::Message>(json, &m));
-      AS_RETURN_IF_ERROR(need_id(m.id, "id"));
-      AS_RETURN_IF_ERROR(need_id(m.chat_id, "chat_id"));
-      AS_RETURN_IF_ERROR(need_id(m.user_id, "user_id"));
+      AS_RETURN_IF_ERROR(NeedId(m.id, "id"));
+      AS_RETURN_IF_ERROR(NeedId(m.chat_id, "chat_id"));
+      AS_RETURN_IF_ERROR(NeedId(m.user_id, "user_id"));
       DefaultJson(m.parts, "[]");
-      Uuid id = ToUuid(m.id.get()), chat = ToUuid(m.chat_id.get());
-      Partition& shard = st.ShardOf(ToUuid(m.user_id.get()));
-      auto claim = st.ClaimId(id, true);
-      if (st.InOtherShard(&Partition::messages, id, st.ShardIndex(ToUuid(m.user_id.get()))))
+      Uuid id = ToUuid(m.id.get()), chat = ToUuid(m.chat_id.get()), user = ToUuid(m.user_id.get());
+      Partition& shard = st.ShardOf(user);
+      if (InOtherShardLocked(st, &Partition::messages, id, st.ShardIndex(user)))
         return Status::AlreadyExists("message id is in use");
-      std::unique_lock lock(shard.mu);
       auto c = shard.chats.find(chat);
-      if (c == shard.chats.end() ||
-          ToUuid(View<fb::Chat>(shard, c->second)->user_id()) != ToUuid(m.user_id.get()))
+      if (c == shard.chats.end() || ToUuid(View<fb::Chat>(shard, c->second)->user_id()) != user)
         return MissingRef("chat_id", "chat of this user");
-      auto existing = At(shard, shard.messages, id);
+      std::string key = RecordKey(type, id);
+      auto existing = b.Existing(key, At(shard, shard.messages, id));
       DefaultTimes(m, existing, now);
       AS_RETURN_IF_ERROR(CheckRecord(m, ctx));
       bytes = Pack(m);
-      // A new message adds itself to its chat's totals in the same batch.
+      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      if (!fresh) return Status::OK();
+      // A new message adds itself to its chat's totals (as the batch so far left them).
+      std::string chat_key = RecordKey(RecordType::kChat, chat);
       fb::ChatT totals;
-      std::string chat_bytes;
-      storage::WriteBatch batch;
-      if (!existing) {
-        View<fb::Chat>(shard, c->second)->UnPackTo(&totals);
-        AS_RETURN_IF_ERROR(AddTotals(totals, 1, m.input_tokens, m.output_tokens, m.cost));
-        chat_bytes = Pack(totals);
-        batch.Put(RecordKey(RecordType::kChat, chat), chat_bytes);
-      }
-      AS_RETURN_IF_ERROR(
-          PutIfNew(st, RecordKey(type, id), bytes, existing, &fresh, &ticket, &batch));
-      if (fresh) {
+      flatbuffers::GetRoot<fb::Chat>(b.Existing(chat_key, shard.arena.Get(c->second))->data())
+          ->UnPackTo(&totals);
+      AS_RETURN_IF_ERROR(AddTotals(totals, 1, m.input_tokens, m.output_tokens, m.cost));
+      std::string chat_bytes = Pack(totals);
+      b.batch.Put(chat_key, chat_bytes);
+      b.staged[chat_key] = chat_bytes;
+      b.apply.push_back([&st, &shard, bytes, chat, chat_bytes] {
         st.IndexMessage(shard, shard.arena.Append(bytes), /*keep_sorted=*/true);
-        shard.arena.Free(c->second);
-        c->second = shard.arena.Append(chat_bytes);
-      }
-      break;
+        auto it = shard.chats.find(chat);
+        shard.arena.Free(it->second);
+        it->second = shard.arena.Append(chat_bytes);
+      });
+      return Status::OK();
     }
     case RecordType::kVote: {
       fb::VoteT v;
       AS_RETURN_IF_ERROR(Parse<fb::Vote>(json, &v));
-      AS_RETURN_IF_ERROR(need_id(v.chat_id, "chat_id"));
-      AS_RETURN_IF_ERROR(need_id(v.message_id, "message_id"));
-      AS_RETURN_IF_ERROR(need_id(v.user_id, "user_id"));
+      AS_RETURN_IF_ERROR(NeedId(v.chat_id, "chat_id"));
+      AS_RETURN_IF_ERROR(NeedId(v.message_id, "message_id"));
+      AS_RETURN_IF_ERROR(NeedId(v.user_id, "user_id"));
       Uuid chat = ToUuid(v.chat_id.get()), msg = ToUuid(v.message_id.get());
       Partition& shard = st.ShardOf(ToUuid(v.user_id.get()));
-      std::unique_lock lock(shard.mu);
       auto m = shard.messages.find(msg);
       if (!shard.chats.count(chat) || m == shard.messages.end() ||
           ToUuid(View<fb::Message>(shard, m->second)->chat_id()) != chat)
         return MissingRef("vote", "message of this chat");
-      auto& votes = shard.chat_index[chat].votes;
-      std::optional<std::string_view> existing;
-      if (auto it = votes.find(msg); it != votes.end()) existing = shard.arena.Get(it->second);
+      std::optional<std::string_view> stored;
+      if (auto ci = shard.chat_index.find(chat); ci != shard.chat_index.end())
+        if (auto it = ci->second.votes.find(msg); it != ci->second.votes.end())
+          stored = shard.arena.Get(it->second);
+      std::string key = VoteKey(chat, msg);
+      auto existing = b.Existing(key, stored);
       DefaultTimes(v, existing, now);
       AS_RETURN_IF_ERROR(CheckRecord(v, ctx));
       bytes = Pack(v);
-      AS_RETURN_IF_ERROR(PutIfNew(st, VoteKey(chat, msg), bytes, existing, &fresh, &ticket));
-      if (fresh) st.IndexVote(shard, shard.arena.Append(bytes));
-      break;
+      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      if (fresh)
+        b.apply.push_back([&st, &shard, bytes] { st.IndexVote(shard, shard.arena.Append(bytes)); });
+      return Status::OK();
     }
     case RecordType::kAdminConfig: {
       fb::AdminConfigT c;
       AS_RETURN_IF_ERROR(Parse<fb::AdminConfig>(json, &c));
       if (c.config_key.empty()) return Status::InvalidArgument("config_key is required");
       DefaultJson(c.config_data, "{}");
-      std::unique_lock lock(g.mu);
-      std::optional<std::string_view> existing;
+      std::optional<std::string_view> stored;
       if (auto it = g.admin_config.find(c.config_key); it != g.admin_config.end())
-        existing = g.arena.Get(it->second);
+        stored = g.arena.Get(it->second);
+      std::string key = AdminConfigKey(c.config_key);
+      auto existing = b.Existing(key, stored);
       DefaultTimes(c, existing, now);
       AS_RETURN_IF_ERROR(CheckRecord(c, ctx));
       bytes = Pack(c);
-      AS_RETURN_IF_ERROR(
-          PutIfNew(st, AdminConfigKey(c.config_key), bytes, existing, &fresh, &ticket));
-      if (fresh) g.admin_config[c.config_key] = g.arena.Append(bytes);
-      break;
+      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      if (fresh)
+        b.apply.push_back([&st, bytes, name = c.config_key] {
+          st.global.admin_config[name] = st.global.arena.Append(bytes);
+        });
+      return Status::OK();
     }
     case RecordType::kApiKey: {
       fb::ApiKeyT k;
       AS_RETURN_IF_ERROR(Parse<fb::ApiKey>(json, &k));
-      AS_RETURN_IF_ERROR(need_id(k.id, "id"));
+      AS_RETURN_IF_ERROR(NeedId(k.id, "id"));
       if (k.secret_hash.size() != 32)
         return Status::InvalidArgument("secret_hash must be 32 bytes");
       Uuid id = ToUuid(k.id.get());
-      std::unique_lock lock(g.mu);
-      if (k.user_id) {
-        Partition& shard = st.ShardOf(ToUuid(k.user_id.get()));
-        std::shared_lock slock(shard.mu);
-        if (!shard.users.count(ToUuid(k.user_id.get())))
-          return MissingRef("user_id", "user");
-      }
-      auto existing = At(g, g.api_keys, id);
+      if (k.user_id && !st.ShardOf(ToUuid(k.user_id.get())).users.count(ToUuid(k.user_id.get())))
+        return MissingRef("user_id", "user");
+      std::string key = RecordKey(type, id);
+      auto existing = b.Existing(key, At(g, g.api_keys, id));
       DefaultTimes(k, existing, now);
       AS_RETURN_IF_ERROR(CheckRecord(k, ctx));
       bytes = Pack(k);
-      AS_RETURN_IF_ERROR(PutIfNew(st, RecordKey(type, id), bytes, existing, &fresh, &ticket));
-      if (fresh) st.IndexApiKey(g.arena.Append(bytes));
-      break;
+      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      if (fresh) b.apply.push_back([&st, bytes] { st.IndexApiKey(st.global.arena.Append(bytes)); });
+      return Status::OK();
     }
+    default:
+      return Status::NotImplemented(std::string(RecordTypeName(type)) +
+                                    ": no batched import (one record per request)");
+  }
+}
+
+}  // namespace
+
+Status Engine::ImportRecords(const Scope& scope, RecordType type,
+                             std::span<const std::string_view> records,
+                             std::span<const uint64_t> lines) {
+  if (!scope.is_service()) return Status::PermissionDenied("import needs a service key");
+  if (scope.confined())
+    return Status::PermissionDenied("import restores whole stores: not for tenant-scoped keys");
+  if (records.empty()) return Status::InvalidArgument("an import batch needs at least one record");
+  if (records.size() > kMaxImportBatch)
+    return Status::InvalidArgument("an import batch holds at most " +
+                                   std::to_string(kMaxImportBatch) + " records");
+  if (!lines.empty() && lines.size() != records.size())
+    return Status::InvalidArgument("lines must give one line number per record");
+  if (!BatchImportable(type)) {
+    if (records.size() == 1) return ImportOne(type, records[0]);
+    return Status::NotImplemented(std::string(RecordTypeName(type)) +
+                                  " are imported one record per request (no batched form yet)");
+  }
+  EngineState& st = *impl_;
+  Staging b;
+  uint64_t ticket = 0;
+  {
+    LockEverything lock(st);
+    int64_t now = st.Now();
+    for (size_t i = 0; i < records.size(); ++i) {
+      Status s = Stage(st, b, type, records[i], now);
+      if (!s.ok()) {
+        // Nothing of the batch was applied; the error names the record that failed.
+        if (!lines.empty())
+          return Status(s.code(), "line " + std::to_string(lines[i]) + ": " + s.message());
+        if (records.size() > 1)
+          return Status(s.code(), "record " + std::to_string(i + 1) + ": " + s.message());
+        return s;
+      }
+    }
+    if (b.apply.empty()) return Status::OK();  // every record already there, identical
+    AS_ASSIGN_OR_RETURN(ticket, st.Log(b.batch));
+    for (auto& f : b.apply) f();
+  }
+  return st.Durable(ticket);
+}
+
+Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_view json) {
+  return ImportRecords(scope, type, std::span<const std::string_view>(&json, 1), {});
+}
+
+// The types restored by their own modules (usage accounting, memories), one at a time.
+Status Engine::ImportOne(RecordType type, std::string_view json) {
+  EngineState& st = *impl_;
+  uint64_t ticket = 0;
+  int64_t now = st.Now();
+  switch (type) {
     case RecordType::kUsageLog:
     case RecordType::kUserUsageRollup:
     case RecordType::kTenantUsageRollup:

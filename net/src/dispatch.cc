@@ -592,11 +592,18 @@ Status Handle<Op::key_revoke>(Call& c) {
 template <>
 Status Handle<Op::record_export>(Call& c) {
   const auto* a = c.Args<proto::ExportArgs>();
-  if (!a || !a->type()) return ArgsError(c, "ExportArgs with a type");
-  auto type = RecordTypeFromName(a->type()->string_view());
-  if (!type) return Status::InvalidArgument("unknown record type '" + a->type()->str() + "'");
-  auto r = c.engine.ExportRecords(c.scope, *type, a->cursor() ? a->cursor()->string_view() : "",
-                                  a->limit());
+  if (!a || !a->type() == !a->collection())
+    return ArgsError(c, "ExportArgs with either a type or a collection");
+  std::string_view after = a->cursor() ? a->cursor()->string_view() : "";
+  Result<Engine::ExportPage> r = Status::OK();
+  if (a->collection()) {
+    r = c.engine.ExportCollectionRecords(c.scope, a->collection()->string_view(), after,
+                                         a->limit());
+  } else {
+    auto type = RecordTypeFromName(a->type()->string_view());
+    if (!type) return Status::InvalidArgument("unknown record type '" + a->type()->str() + "'");
+    r = c.engine.ExportRecords(c.scope, *type, after, a->limit());
+  }
   if (!r.ok()) return r.status();
   std::vector<flatbuffers::Offset<proto::Blob>> items;
   for (const auto& rec : r->records) items.push_back(c.Blob(rec));
@@ -608,10 +615,32 @@ Status Handle<Op::record_export>(Call& c) {
 template <>
 Status Handle<Op::record_import>(Call& c) {
   const auto* a = c.Args<proto::ImportArgs>();
-  if (!a || !a->type() || !a->json()) return ArgsError(c, "ImportArgs with type and json");
-  auto type = RecordTypeFromName(a->type()->string_view());
-  if (!type) return Status::InvalidArgument("unknown record type '" + a->type()->str() + "'");
-  return c.engine.ImportRecord(c.scope, *type, a->json()->string_view());
+  if (!a || !a->type() == !a->collection() || (!a->json() == !a->records()))
+    return ArgsError(c, "ImportArgs with a type or a collection, and either json or records");
+  std::optional<RecordType> type;
+  if (a->type()) {
+    type = RecordTypeFromName(a->type()->string_view());
+    if (!type) return Status::InvalidArgument("unknown record type '" + a->type()->str() + "'");
+  }
+  if (a->json()) {
+    std::string_view one = a->json()->string_view();
+    if (a->collection())
+      return c.engine.ImportCollectionRecords(c.scope, a->collection()->string_view(),
+                                              std::span<const std::string_view>(&one, 1));
+    return c.engine.ImportRecord(c.scope, *type, one);
+  }
+  if (a->records()->size() > kMaxImportBatch)
+    return Status::InvalidArgument("an import batch holds at most " +
+                                   std::to_string(kMaxImportBatch) + " records");
+  std::vector<std::string_view> records;
+  records.reserve(a->records()->size());
+  for (const auto* r : *a->records()) records.push_back(r ? r->string_view() : "");
+  std::span<const uint64_t> lines;
+  if (a->lines()) lines = {a->lines()->data(), a->lines()->size()};
+  if (a->collection())
+    return c.engine.ImportCollectionRecords(c.scope, a->collection()->string_view(), records,
+                                            lines);
+  return c.engine.ImportRecords(c.scope, *type, records, lines);
 }
 template <>
 Status Handle<Op::backup_create>(Call& c) {
@@ -803,7 +832,9 @@ Status Handle<Op::usage_expire>(Call& c) {
 
 // user_memory
 template <>
-Status Handle<Op::memory_graphs_save>(Call& c) { return c.engine.SaveMemoryGraphs(c.scope); }
+Status Handle<Op::memory_graphs_save>(Call& c) {
+  return c.engine.SaveMemoryGraphs(c.scope);
+}
 Status SetHits(Call& c, Result<std::vector<MemoryHit>> r) {
   if (!r.ok()) return r.status();
   std::vector<flatbuffers::Offset<proto::Blob>> items;
@@ -977,9 +1008,9 @@ template <>
 Status Handle<Op::coll_update>(Call& c) {
   const proto::CollectionArgs* a;
   AS_RETURN_IF_ERROR(CollArgs(c, &a));
-  return SetJson(c, c.engine.UpdateRecord(c.scope, Text(a->collection()), Text(a->key()),
-                                          Text(a->json()),
-                                          a->replace_json() ? JsonMode::kReplace : JsonMode::kMerge));
+  return SetJson(
+      c, c.engine.UpdateRecord(c.scope, Text(a->collection()), Text(a->key()), Text(a->json()),
+                               a->replace_json() ? JsonMode::kReplace : JsonMode::kMerge));
 }
 template <>
 Status Handle<Op::coll_delete>(Call& c) {

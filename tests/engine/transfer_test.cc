@@ -148,5 +148,117 @@ TEST_F(Transfer, DeferredDurabilityReportsTicketsAndCompletes) {
   EXPECT_OK(f.get());
 }
 
+// Batched import (issue 13): many records per call, one WriteBatch, all or nothing.
+class BatchImport : public Transfer {
+ protected:
+  std::unique_ptr<Engine> Fresh(TempDir& dir) {
+    EngineOptions o;
+    o.data_dir = dir.sub("data");
+    o.durability = storage::Durability::kNone;
+    o.shards = 4;
+    auto r = Engine::Open(o);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+  static Status ImportBatch(Engine& eng, RecordType type, const std::vector<std::string>& jsons,
+                            std::vector<uint64_t> lines = {}) {
+    std::vector<std::string_view> views(jsons.begin(), jsons.end());
+    return eng.ImportRecords(Scope::Service(), type, views, lines);
+  }
+};
+
+TEST_F(BatchImport, BatchesRestoreExactlyWithDerivedValuesAcrossTheBatch) {
+  auto agent = MakeAgent("a");
+  std::vector<Uuid> users;
+  for (int i = 0; i < 3; ++i) {
+    auto u = MakeUser("b" + std::to_string(i) + "@x.com");
+    fb::UserAgentT ua;
+    ua.user_id = FbId(Id(u->id()));
+    ua.agent_id = FbId(Id(agent->id()));
+    ASSERT_OK(e().CreateUserAgent(Scope::Service(), ua));
+    // Two chats with the agent (conversation_count 2), several messages each: within
+    // one batch they add up as they do one by one.
+    for (int c = 0; c < 2; ++c) {
+      fb::ChatT chat;
+      chat.user_id = FbId(Id(u->id()));
+      chat.agent_id = FbId(Id(agent->id()));
+      chat.title = "c";
+      auto made = Must(e().CreateChat(Scope::Service(), chat));
+      for (int m = 0; m < 4; ++m) ASSERT_OK(Append(Scope::Service(), Id(made->id()), "m", 3, 4, 5));
+    }
+  }
+  std::vector<std::pair<RecordType, std::vector<std::string>>> exported = {
+      {RecordType::kUser, ExportAll<fb::User>(e(), RecordType::kUser)},
+      {RecordType::kAgent, ExportAll<fb::Agent>(e(), RecordType::kAgent)},
+      {RecordType::kUserAgent, ExportAll<fb::UserAgent>(e(), RecordType::kUserAgent)},
+      {RecordType::kChat, ExportAll<fb::Chat>(e(), RecordType::kChat)},
+      {RecordType::kMessage, ExportAll<fb::Message>(e(), RecordType::kMessage)}};
+  ASSERT_EQ(exported[4].second.size(), 24u);
+  TempDir other;
+  auto fresh = Fresh(other);
+  ASSERT_TRUE(fresh);
+  for (const auto& [type, records] : exported) ASSERT_OK(ImportBatch(*fresh, type, records));
+  for (const auto& [type, records] : exported)  // again: identical records are no-ops
+    ASSERT_OK(ImportBatch(*fresh, type, records));
+  EXPECT_EQ(ExportAll<fb::UserAgent>(*fresh, RecordType::kUserAgent), exported[2].second);
+  EXPECT_EQ(ExportAll<fb::Chat>(*fresh, RecordType::kChat), exported[3].second);
+  EXPECT_EQ(ExportAll<fb::Message>(*fresh, RecordType::kMessage), exported[4].second);
+  auto ua = Must(fresh->ListUserAgents(
+      Scope::Service(), Id(Must(fresh->GetUserByEmail(Scope::Service(), "b1@x.com"))->id()), {}));
+  ASSERT_EQ(ua.size(), 1u);
+  EXPECT_EQ(ua[0]->conversation_count(), 2);
+}
+
+TEST_F(BatchImport, AFailedBatchAppliesNothingAndNamesTheLine) {
+  auto u = MakeUser("a@x.com");
+  auto chat = MakeChat(Id(u->id()));
+  std::string uid = Id(u->id()).ToString(), cid = Id(chat->id()).ToString();
+  auto msg = [&](int n, const std::string& chat_id) {
+    char id[64];
+    snprintf(id, sizeof id, "0190f3a2-7b1c-7def-8123-%012d", n);
+    return std::string(R"({"id":")") + id + R"(","chat_id":")" + chat_id + R"(","user_id":")" +
+           uid + R"(","role":"user","input_tokens":10,"created_at":)" + std::to_string(1000 + n) +
+           "}";
+  };
+  // The third record names a chat that does not exist: nothing of the batch lands.
+  std::vector<std::string> batch = {msg(1, cid), msg(2, cid), msg(3, uid), msg(4, cid)};
+  Status s = ImportBatch(e(), RecordType::kMessage, batch, {10, 11, 12, 13});
+  EXPECT_CODE(s, kNotFound);
+  EXPECT_EQ(s.message().rfind("line 12: ", 0), 0u) << s.message();
+  EXPECT_EQ(Must(e().GetChat(Scope::Service(), Id(chat->id())))->message_count(), 0);
+  EXPECT_CODE(
+      e().GetMessage(Scope::Service(), *Uuid::Parse("0190f3a2-7b1c-7def-8123-000000000001")),
+      kNotFound);
+  // Without line numbers the error counts records from 1.
+  s = ImportBatch(e(), RecordType::kMessage, {msg(1, cid), "{not json"});
+  EXPECT_CODE(s, kInvalidArgument);
+  EXPECT_EQ(s.message().rfind("record 2: ", 0), 0u) << s.message();
+  // One id twice with different content, or two users with one email, in one batch.
+  std::string other = msg(1, cid);
+  other.replace(other.find("\"input_tokens\":10"), 17, "\"input_tokens\":11");
+  EXPECT_CODE(ImportBatch(e(), RecordType::kMessage, {msg(1, cid), other}), kAlreadyExists);
+  EXPECT_CODE(ImportBatch(e(), RecordType::kUser,
+                          {R"({"id":"0190f3a2-7b1c-7def-8123-00000000aa01","email":"dup@x.com"})",
+                           R"({"id":"0190f3a2-7b1c-7def-8123-00000000aa02","email":"DUP@x.com"})"}),
+              kAlreadyExists);
+  EXPECT_CODE(e().GetUserByEmail(Scope::Service(), "dup@x.com"), kNotFound);
+  EXPECT_EQ(Must(e().GetChat(Scope::Service(), Id(chat->id())))->message_count(), 0);
+  // The good batch: the chat's totals add up every message of it.
+  ASSERT_OK(ImportBatch(e(), RecordType::kMessage, {msg(1, cid), msg(2, cid), msg(4, cid)}));
+  auto after = Must(e().GetChat(Scope::Service(), Id(chat->id())));
+  EXPECT_EQ(after->message_count(), 3);
+  EXPECT_EQ(after->total_input_tokens(), 30);
+  // Who may, and what is not batched.
+  std::vector<std::string_view> one = {batch[0]};
+  EXPECT_CODE(e().ImportRecords(Scope::Admin(), RecordType::kMessage, one), kPermissionDenied);
+  EXPECT_CODE(e().ImportRecords(Scope::Service(*Uuid::Parse(uid)), RecordType::kMessage, one),
+              kPermissionDenied);
+  EXPECT_CODE(ImportBatch(e(), RecordType::kUsageLog, {"{}", "{}"}), kNotImplemented);
+  EXPECT_CODE(ImportBatch(e(), RecordType::kMessage, {}), kInvalidArgument);
+  std::vector<uint64_t> short_lines = {1};
+  EXPECT_CODE(ImportBatch(e(), RecordType::kMessage, {msg(5, cid), msg(6, cid)}, short_lines),
+              kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace agentstore::testing

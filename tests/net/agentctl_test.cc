@@ -57,11 +57,24 @@ TEST(Agentctl, ExportImportRoundTrip) {
   ASSERT_TRUE(b.Start(dir.sub("b")));
   Client svc = a.Connect(a.Key("service")), admin = a.Connect(a.Key("admin"));
   Populate(svc, admin);
+  // A collection with an index and a TTL field: its declaration and records come along.
+  Must(svc.DeclareCollection(R"({"name":"notes","owner":"none","ttl_field":"expires_at",
+      "fields":[{"name":"text","type":"string","required":true},
+                {"name":"price","type":"decimal","scale":2},
+                {"name":"expires_at","type":"timestamp"}],
+      "indexes":[{"name":"by_text","fields":["text"],"unique":true}]})")
+           .get());
+  Must(
+      svc.PutRecord("notes", R"({"text":"a","price":"1.25","expires_at":4102444800000000})").get());
+  Must(svc.PutRecord("notes", R"({"text":"b"})").get());
   CtlRun ex = Agentctl(a, a.Key("service"), "export --out " + dir.sub("dump.jsonl"));
   ASSERT_EQ(ex.code, 0) << ex.out;
   std::string dump = ReadFile(dir.sub("dump.jsonl"));
-  // 1 tenant, 5 users, 1 agent, 5 user_agents, 5 chats, 20 messages, 5 votes, 1 config, 2 keys
-  EXPECT_EQ(std::count(dump.begin(), dump.end(), '\n'), 45);
+  // 1 tenant, 5 users, 1 agent, 5 user_agents, 5 chats, 20 messages, 5 votes, 1 config, 2 keys,
+  // 1 collection declaration and its 2 records
+  EXPECT_EQ(std::count(dump.begin(), dump.end(), '\n'), 48);
+  EXPECT_NE(dump.find(R"({"type":"collection_records","collection":"notes","record":)"),
+            std::string::npos);
 
   // b already has its own two initial keys; everything else comes from a.
   CtlRun im = Agentctl(b, b.Key("service"), "import " + dir.sub("dump.jsonl"));
@@ -72,7 +85,7 @@ TEST(Agentctl, ExportImportRoundTrip) {
   ASSERT_EQ(ex2.code, 0) << ex2.out;
   // Same records, except b's own two initial keys.
   std::string dump2 = ReadFile(dir.sub("dump2.jsonl"));
-  EXPECT_EQ(std::count(dump2.begin(), dump2.end(), '\n'), 47);
+  EXPECT_EQ(std::count(dump2.begin(), dump2.end(), '\n'), 50);
   std::istringstream lines(dump);
   std::string line;
   while (std::getline(lines, line)) EXPECT_NE(dump2.find(line), std::string::npos) << line;
@@ -93,12 +106,23 @@ TEST(Agentctl, ImportReportsBadLinesWithNumbers) {
          "\n"
       << R"({"type":"users","record":{"id":"0190f3a2-7b1c-7def-8123-456789abcde0","email":"bad"}})"
          "\n";
+  // Batched (the default): lines 1 and 4 form one batch, which fails at line 4 and
+  // lands nothing.
   CtlRun im = Agentctl(s, s.Key("service"), "import " + dir.sub("bad.jsonl"));
   EXPECT_EQ(im.code, 1);
   EXPECT_NE(im.out.find("line 2: skipped"), std::string::npos) << im.out;
   EXPECT_NE(im.out.find("line 3: skipped"), std::string::npos) << im.out;
+  EXPECT_NE(im.out.find("invalid_argument: line 4: "), std::string::npos) << im.out;
+  EXPECT_NE(im.out.find("(lines 1-4, 2 records, not imported)"), std::string::npos) << im.out;
+  EXPECT_NE(im.out.find("imported 0 records, skipped 4"), std::string::npos) << im.out;
+  Client svc = s.Connect(s.Key("service"));
+  EXPECT_EQ(svc.GetUserByEmail("ok@x.com").get().status().code(), StatusCode::kNotFound);
+  // One record per request: the good line lands, each bad one is named.
+  im = Agentctl(s, s.Key("service"), "import --batch 1 " + dir.sub("bad.jsonl"));
+  EXPECT_EQ(im.code, 1);
   EXPECT_NE(im.out.find("line 4: skipped: invalid_argument"), std::string::npos) << im.out;
   EXPECT_NE(im.out.find("imported 1 records, skipped 3"), std::string::npos) << im.out;
+  EXPECT_TRUE(svc.GetUserByEmail("ok@x.com").get().ok());
 }
 
 TEST(Agentctl, BackupRestoreServesTheSameRecords) {

@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -293,6 +294,17 @@ class Client {
   Pending<ExportChunk> ExportRecords(RecordType type, std::string_view cursor = {},
                                      uint32_t limit = 500);
   Pending<Done> ImportRecord(RecordType type, std::string_view json);
+  // Many records of one type in one request, applied all or nothing (Engine::ImportRecords);
+  // `lines`, when given, numbers each record for the error message.
+  Pending<Done> ImportRecords(RecordType type, std::span<const std::string> records,
+                              std::span<const uint64_t> lines = {});
+  // A collection's records in their stored form (JSON text), and their import
+  // (Engine::ExportCollectionRecords / ImportCollectionRecords).
+  Pending<ExportChunk> ExportCollectionRecords(std::string_view collection,
+                                               std::string_view cursor = {}, uint32_t limit = 500);
+  Pending<Done> ImportCollectionRecords(std::string_view collection,
+                                        std::span<const std::string> records,
+                                        std::span<const uint64_t> lines = {});
   // A consistent, online copy of the store into `dir` on the server's machine.
   Pending<Done> CreateBackup(std::string_view dir);
 

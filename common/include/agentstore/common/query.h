@@ -30,6 +30,11 @@ inline constexpr RecordType kLastRecordType = RecordType::kTenantUsageRollup;
 // Lower-case plural table name ("users"); RecordTypeFromName is its inverse.
 std::string_view RecordTypeName(RecordType t);
 std::optional<RecordType> RecordTypeFromName(std::string_view name);
+// Whether record_import takes many records of this type in one request (the records
+// without derived state elsewhere: not usage records or memories, one per request).
+bool BatchImportable(RecordType t);
+// The most records one record_import batch may hold.
+inline constexpr size_t kMaxImportBatch = 10000;
 
 enum class DeleteMode : uint8_t {
   kSoft,  // sets deleted_at; reads hide the record

@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -373,6 +374,16 @@ class Engine {
   // rollups, quotas and rate_limit_configs (restored as is: an export carries the
   // rollups and counters that agree with its logs).
   Status ImportRecord(const Scope& scope, RecordType type, std::string_view json);
+  // Restores many records of one type as one atomic write (one WriteBatch, one wait for
+  // durability): each is checked as ImportRecord checks it, seeing the records before it
+  // in the batch, and if any fails nothing of the batch is applied and the error names
+  // it ("line N: ..." with `lines`, one line number per record, else "record i: ...").
+  // Built for tenants, users, agents, user_agents, chats, messages, votes, admin_config
+  // and api_keys; usage records and memories go one per call (a larger batch of them is
+  // not_implemented). While the batch is checked and applied it holds every partition.
+  Status ImportRecords(const Scope& scope, RecordType type,
+                       std::span<const std::string_view> records,
+                       std::span<const uint64_t> lines = {});
 
   // ---- collections: record types declared at run time (docs/data-model.md, Collections) ----
   // Declarations are JSON (engine/src/collection_schema.h has the format); records go in
@@ -404,6 +415,19 @@ class Engine {
   Result<uint64_t> CountRecords(const Scope& scope, const CollectionQuery& query);
   // Removes every record whose TTL field has passed (reads already hide them).
   Result<uint64_t> SweepExpiredRecords(const Scope& scope);
+  // Export and import of a collection's records (agentctl export / import; the
+  // declarations move through ListCollections / DeclareCollection). Export pages hold
+  // each record's stored form as JSON text (canonical: decimals as units, the store's
+  // timestamps included), in primary-key order, soft-deleted and expired ones included;
+  // service and admin keys; a tenant-scoped key gets only its tenant's records (its
+  // users' in a user-owned collection, its own in a tenant-owned one, none of an unowned
+  // one). Import takes such records (unscoped service key), checks each as a put does plus
+  // its owner's existence, and writes them exactly, all or nothing as ImportRecords.
+  Result<ExportPage> ExportCollectionRecords(const Scope& scope, std::string_view collection,
+                                             std::string_view cursor, uint32_t limit);
+  Status ImportCollectionRecords(const Scope& scope, std::string_view collection,
+                                 std::span<const std::string_view> records,
+                                 std::span<const uint64_t> lines = {});
   // ---- change feed (feed.h) ----
   // Opens a subscription to the changes after sequence `after` (nullopt: from now) that
   // pass `filter`, narrowed by the scope: a user scope sees only its own records (naming
@@ -433,6 +457,7 @@ class Engine {
   Status WriteHealth() const;
 
  private:
+  Status ImportOne(RecordType type, std::string_view json);  // usage records, memories
   explicit Engine(std::unique_ptr<internal::EngineState> impl);
   Result<AuthenticatedKey> CheckKey(const Uuid& key_id, const std::vector<uint8_t>* hash);
   std::unique_ptr<internal::EngineState> impl_;
