@@ -82,59 +82,15 @@ if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
 fi
-pgbin=/usr/lib/postgresql/15/bin
-
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 tmp=$(mktemp -d /tmp/agentstore-compare.XXXXXX)
 chmod 755 "$tmp"
 pids=()
-pg_as=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ -f "$tmp/pg/postmaster.pid" ]; then
-    "${pg_as[@]}" "$pgbin/pg_ctl" -D "$tmp/pg" -m fast stop >/dev/null 2>&1 || true
-  fi
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+source "$root/benchmarks/peers.sh"
+trap peers_cleanup EXIT
 
-# A loopback port nobody listens on.
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
-
-# PostgreSQL refuses to run as root: run it as the postgres user then.
-if [ "$(id -u)" -eq 0 ]; then pg_as=(runuser -u postgres --); fi
-pg_port=$(free_port)
-mkdir -p "$tmp/pg" && [ "$(id -u)" -eq 0 ] && chown postgres "$tmp/pg"
-"${pg_as[@]}" "$pgbin/initdb" -D "$tmp/pg" -U postgres -A trust >"$tmp/initdb.log" 2>&1
-# Production-like: durable commits (synchronous_commit on, fsync on, full_page_writes on);
-# memory sized for the dataset; loopback only. Its best honest setup for durable writes
-# (issue 11): every commit still waits for its WAL fsync, but the WAL each commit writes
-# is kept small: no checkpoint during the run (checkpoint_timeout, max_wal_size), so the
-# pages a write touches need no full-page image each time, and images are lz4-compressed.
-cat >>"$tmp/pg/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
-port = $pg_port
-unix_socket_directories = '$tmp/pg'
-synchronous_commit = on
-fsync = on
-full_page_writes = on
-shared_buffers = 1GB
-max_connections = 200
-max_wal_size = 16GB
-checkpoint_timeout = 1h
-wal_compression = lz4
-wal_buffers = 64MB
-EOF
-"${pg_as[@]}" "$pgbin/pg_ctl" -D "$tmp/pg" -l "$tmp/pg/log" -w start >/dev/null
-"${pg_as[@]}" "$pgbin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -qc "CREATE DATABASE bench" >/dev/null
+start_postgres on
 
 redis_port=$(free_port)
 mkdir -p "$tmp/redis"
@@ -160,12 +116,8 @@ sed -e "s/^port .*/port $redis_always_port/" -e "s|^dir .*|dir $tmp/redis-always
 redis-server "$tmp/redis-always/redis.conf" >"$tmp/redis-always/log" 2>&1 &
 pids+=($!)
 
-"$agentstored" --data-dir "$tmp/agentstore" --host 127.0.0.1 --port 0 --port-file "$tmp/as.port" \
-  --durability "$durability" --slow-op-us 1000000 >"$tmp/agentstored.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 200); do [ -s "$tmp/as.port" ] && redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-as_port=$(cat "$tmp/as.port")
-key=$(awk '/^service/{print $2}' "$tmp/agentstore/initial-keys")
+start_agentstored "$agentstored" "$durability"
+for _ in $(seq 200); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
 
 if [ -n "$collections" ]; then
   echo "== collections: journal_entries, agentstore (durability $durability) vs postgres =="
@@ -186,7 +138,7 @@ echo "== redis =="
 "$bench" run --system redis --port "$redis_port" "${common[@]}" \
   --json "$out/redis.json" --csv "$out/redis.csv"
 # Durable write rows only (what appendfsync changes), labelled redis-always.
-durable_rows="append_message,append_message:p16,track_agent_usage,chat_turn"
+durable_rows="append_message,append_message:p16,append_message:p16:c4,append_message:p16:c1,track_agent_usage,chat_turn"
 if [ -n "$workloads" ]; then
   durable_rows=$(tr ',' '\n' <<<"$workloads" | grep -E '^(append_message|track_agent_usage|chat_turn)' | paste -sd, || true)
 fi
@@ -198,12 +150,13 @@ if [ -n "$durable_rows" ]; then
   sed -i 's/"system": *"redis"/"system": "redis-always"/' "$out/redis-always.json"
 fi
 
-# Tarantool 2.6's select through its own client (net.box), in its benchmark's shapes, beside
-# agentstore's get_user in the same shapes (get_user:p16:c4 = 64 in flight over 4
-# connections, get_user:p16:c1 = 16 on 1). Skipped with --no-tarantool.
+# Tarantool 2.6 through its own client (net.box), in its benchmark's shapes: select beside
+# agentstore's get_user and replace with wal_mode=fsync beside durable append_message, in
+# the same shapes (:p16:c4 = 64 in flight over 4 connections, :p16:c1 = 16 on 1). Skipped
+# with --no-tarantool.
 if [ "$tarantool" = 1 ]; then
-  echo "== tarantool (select, net.box) =="
-  "$root/benchmarks/tarantool/run.sh" --seconds "$seconds" --ops select --wal fsync \
+  echo "== tarantool (select and replace, wal fsync, net.box) =="
+  "$root/benchmarks/tarantool/run.sh" --seconds "$seconds" --ops "select replace" --wal fsync \
     >"$out/tarantool.jsonl"
   cat "$out/tarantool.jsonl"
 fi
@@ -215,17 +168,23 @@ if [ -s "$out/tarantool.jsonl" ]; then
 import json, sys
 out = sys.argv[1]
 rows = {r["workload"]: r for r in json.load(open(f"{out}/agentstore.json"))["results"]}
-print("\n## get_user against Tarantool 2.6 select (net.box), same shapes, same run\n")
-print("| shape | agentstore get_user ops/s, p50 ms | Tarantool select ops/s, p50 ms | ratio |")
-print("|---|---|---|---|")
+print("\n## Against Tarantool 2.6 (net.box, wal_mode=fsync), same shapes, same run\n")
+print("get_user beside select by primary key; durable append_message beside replace of a")
+print("15-field tuple (both acknowledged only after the fsync covering them).\n")
+print("| agentstore workload | shape | agentstore ops/s, p50 ms | Tarantool op | Tarantool ops/s, p50 ms | ratio |")
+print("|---|---|---|---|---|---|")
+ours = {"select": "get_user", "replace": "append_message"}
 for line in open(f"{out}/tarantool.jsonl"):
     t = json.loads(line)
-    name = f"get_user:p16:c{t['connections']}" if t["in_flight"] == 16 * t["connections"] else None
+    if t["in_flight"] != 16 * t["connections"] or t["op"] not in ours:
+        continue
+    name = f"{ours[t['op']]}:p16:c{t['connections']}"
     a = rows.get(name)
     if not a or a.get("status") != "ok":
         continue
-    print(f"| {t['in_flight']} in flight on {t['connections']} connection(s) | "
-          f"{a['throughput']:.0f}, {a['p50_us'] / 1000:.2f} | {t['ops_per_sec']}, {t['p50_ms']:.2f} | "
+    print(f"| {name} | {t['in_flight']} in flight on {t['connections']} connection(s) | "
+          f"{a['throughput']:.0f}, {a['p50_us'] / 1000:.2f} | {t['op']} | "
+          f"{t['ops_per_sec']}, {t['p50_ms']:.2f} | "
           f"{a['throughput'] / max(t['ops_per_sec'], 1):.2f}x |")
 PY
 fi

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -124,6 +125,19 @@ int main(int argc, char** argv) {
   app.add_flag("--recover-damaged-wal", recover_damaged_wal,
                "start even if the WAL is damaged before its end, from the last consistent "
                "point, dropping the logged writes after the damage (the log says how many)");
+  uint64_t feed_retention_s = 86400, feed_retention_mb = 4096;
+  size_t feed_buffer = 100000;
+  app.add_option("--feed-retention-seconds", feed_retention_s,
+                 "change feed: keep the log this long for subscribers to resume from "
+                 "(0 and --feed-retention-mb 0: only what recovery still needs)")
+      ->capture_default_str();
+  app.add_option("--feed-retention-mb", feed_retention_mb,
+                 "change feed: at most this much kept log (checked every 10 minutes)")
+      ->capture_default_str();
+  app.add_option("--feed-buffer-events", feed_buffer,
+                 "change feed: events a subscriber may have waiting before it is cut off "
+                 "(it resumes from its resume point)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (retention_days < 0 || lease_ttl_ms <= 0) {
     spdlog::error("--usage-retention-days must be >= 0 and --lease-ttl-ms > 0");
@@ -152,6 +166,9 @@ int main(int argc, char** argv) {
   options.usage_log_retention_purge_store = retention_purge;
   options.lease_ttl_micros = lease_ttl_ms * 1000;
   options.recover_damaged_wal = recover_damaged_wal;
+  options.feed_retention_seconds = feed_retention_s;
+  options.feed_retention_mb = feed_retention_mb;
+  options.feed.max_queued_events = std::max<size_t>(feed_buffer, 1);
   auto start = std::chrono::steady_clock::now();
   auto engine = agentstore::Engine::Open(options);
   if (!engine.ok()) {

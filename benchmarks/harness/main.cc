@@ -728,7 +728,8 @@ int main(int argc, char** argv) {
     // And Tarantool's net.box shapes: 64 in flight over 4 connections, 16 on 1.
     if (w.name == "get_user")
       all += ",get_user:p16,get_user:c50,get_user:p16:c50,get_user:p16:c4,get_user:p16:c1";
-    if (w.name == "append_message") all += ",append_message:p16";
+    if (w.name == "append_message")
+      all += ",append_message:p16,append_message:p16:c4,append_message:p16:c1";
   }
   workloads_csv = all;
   run->add_option("--workloads", workloads_csv,

@@ -33,45 +33,13 @@ echo "durability: agentstore $as_durability, PostgreSQL synchronous_commit=$pg_s
 agentstored=$root/build/net/agentstored
 [ -x "$agentstored" ] && [ -f clients/typescript/dist/index.js ] || {
   echo "build first: scripts/build.sh && (cd clients/typescript && npm run build)" >&2; exit 1; }
-pgbin=/usr/lib/postgresql/15/bin
 tmp=$(mktemp -d /tmp/agentstore-node-bench.XXXXXX)
 chmod 755 "$tmp"
-pids=() pg_as=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$tmp/pg/postmaster.pid" ] && "${pg_as[@]}" "$pgbin/pg_ctl" -D "$tmp/pg" -m fast stop >/dev/null 2>&1 || true
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
-if [ "$(id -u)" -eq 0 ]; then pg_as=(runuser -u postgres --); fi
-pg_port=$(free_port)
-mkdir -p "$tmp/pg" && { [ "$(id -u)" -ne 0 ] || chown postgres "$tmp/pg"; }
-"${pg_as[@]}" "$pgbin/initdb" -D "$tmp/pg" -U postgres -A trust >"$tmp/initdb.log" 2>&1
-cat >>"$tmp/pg/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $pg_port
-unix_socket_directories = '$tmp/pg'
-synchronous_commit = $pg_sync
-fsync = on
-shared_buffers = 1GB
-max_connections = 200
-CONF
-"${pg_as[@]}" "$pgbin/pg_ctl" -D "$tmp/pg" -l "$tmp/pg/log" -w start >/dev/null
-"${pg_as[@]}" "$pgbin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -qc "CREATE DATABASE bench" >/dev/null
-"$agentstored" --data-dir "$tmp/agentstore" --host 127.0.0.1 --port 0 --port-file "$tmp/as.port" \
-  --durability "$as_durability" --slow-op-us 1000000 >"$tmp/agentstored.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 200); do [ -s "$tmp/as.port" ] && break; sleep 0.05; done
-as_port=$(cat "$tmp/as.port")
-key=$(awk '/^service/{print $2}' "$tmp/agentstore/initial-keys")
+pids=()
+source "$root/benchmarks/peers.sh"
+trap peers_cleanup EXIT
+start_postgres "$pg_sync"
+start_agentstored "$agentstored" "$as_durability"
 echo "load: $(uptime | sed 's/.*load average: //')"
 common=(--connections "$connections" --workers "$workers" --seconds "$seconds" --users "$users")
 node benchmarks/node/bench.mjs --system agentstore --port "$as_port" --key "$key" "${common[@]}"

@@ -1218,4 +1218,12 @@ Pending<uint64_t> Client::SweepExpiredRecords() {
 #undef AS_CALL
 #undef AS_CALL_NOARGS
 
+Result<std::unique_ptr<FeedSubscription>> Client::Subscribe(const SubscribeFilter& filter,
+                                                            std::optional<uint64_t> after,
+                                                            FeedSubscription::Callback on_change,
+                                                            FeedSubscription::EndCallback on_end) {
+  return FeedSubscription::Start(impl_->options, filter, after, std::move(on_change),
+                                 std::move(on_end), act_as_);
+}
+
 }  // namespace agentstore

@@ -7,10 +7,12 @@
 
 #include <CLI/CLI.hpp>
 #include <cmath>
+#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "agentstore/client.h"
@@ -643,6 +645,118 @@ void AddUsageCommands(CLI::App& app, Globals& g) {
 
 }  // namespace
 
+// ---- watch: the change feed, like tail -f ----
+
+template <typename T>
+Json RecordJsonOf(const std::string& bytes) {
+  flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (!v.VerifyBuffer<T>(nullptr)) return "<undecodable>";
+  return Json::parse(agentstore::RecordToJson(*flatbuffers::GetRoot<T>(bytes.data())));
+}
+
+Json ChangeRecordJson(const agentstore::FeedChange& c) {
+  if (c.record.empty()) return nullptr;
+  switch (c.type) {
+    case RecordType::kTenant:
+      return RecordJsonOf<fb::Tenant>(c.record);
+    case RecordType::kUser:
+      return RecordJsonOf<fb::User>(c.record);
+    case RecordType::kAgent:
+      return RecordJsonOf<fb::Agent>(c.record);
+    case RecordType::kUserAgent:
+      return RecordJsonOf<fb::UserAgent>(c.record);
+    case RecordType::kChat:
+      return RecordJsonOf<fb::Chat>(c.record);
+    case RecordType::kMessage:
+      return RecordJsonOf<fb::Message>(c.record);
+    case RecordType::kVote:
+      return RecordJsonOf<fb::Vote>(c.record);
+    case RecordType::kAdminConfig:
+      return RecordJsonOf<fb::AdminConfig>(c.record);
+    case RecordType::kUserMemory:
+      return RecordJsonOf<fb::UserMemory>(c.record);
+    case RecordType::kUsageLog:
+      return RecordJsonOf<fb::UsageLog>(c.record);
+    case RecordType::kRateLimitConfig:
+      return RecordJsonOf<fb::RateLimitConfig>(c.record);
+    case RecordType::kQuota:
+      return RecordJsonOf<fb::Quota>(c.record);
+    default:
+      return nullptr;
+  }
+}
+
+void AddWatchCommand(CLI::App& app, Globals& g) {
+  struct Opts {
+    int64_t from = -1;
+    std::vector<std::string> types;
+    std::string user, tenant;
+    uint64_t count = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* w = app.add_subcommand(
+      "watch", "follow changes as they commit (like tail -f); resumes across reconnects");
+  w->add_option("--from", o->from, "print changes after this sequence (default: from now)");
+  w->add_option("--type", o->types, "record type to follow, e.g. messages (repeatable)");
+  w->add_option("--user", o->user, "only this user's records");
+  w->add_option("--tenant", o->tenant, "only this tenant's records");
+  w->add_option("--count", o->count, "exit after this many changes (default: follow forever)");
+  w->callback([&g, o] {
+    Client client = Connect(g);
+    agentstore::SubscribeFilter f;
+    for (const auto& t : o->types) {
+      auto rt = agentstore::RecordTypeFromName(t);
+      if (!rt) Fail("unknown record type: " + t);
+      f.types.push_back(*rt);
+    }
+    if (!o->user.empty()) f.user = ParseId(o->user, "--user");
+    if (!o->tenant.empty()) f.tenant = ParseId(o->tenant, "--tenant");
+    std::optional<uint64_t> after;
+    if (o->from >= 0) after = static_cast<uint64_t>(o->from);
+    std::mutex mu;
+    std::condition_variable cv;
+    uint64_t seen = 0;
+    bool ended = false;
+    Status end;
+    static const char* kOps[] = {"?", "create", "update", "delete"};
+    auto sub = Must(client.Subscribe(
+        f, after,
+        [&](const agentstore::FeedChange& c) {
+          std::lock_guard lock(mu);
+          if (o->count && seen >= o->count) return;
+          const char* op = kOps[static_cast<int>(c.op) & 3];
+          if (g.json) {
+            Json j{{"sequence", c.sequence},
+                   {"commit_time", c.commit_time},
+                   {"op", op},
+                   {"type", std::string(agentstore::RecordTypeName(c.type))},
+                   {"id", c.id.ToString()}};
+            if (!c.user.IsNil()) j["user_id"] = c.user.ToString();
+            if (!c.tenant.IsNil()) j["tenant_id"] = c.tenant.ToString();
+            j["record"] = ChangeRecordJson(c);
+            std::cout << j.dump() << std::endl;
+          } else {
+            std::cout << c.sequence << "  " << op << "  " << agentstore::RecordTypeName(c.type)
+                      << "  " << c.id.ToString();
+            if (!c.user.IsNil()) std::cout << "  user=" << c.user.ToString();
+            std::cout << std::endl;
+          }
+          if (++seen == o->count) cv.notify_all();
+        },
+        [&](const Status& s) {
+          std::lock_guard lock(mu);
+          ended = true;
+          end = s;
+          cv.notify_all();
+        }));
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return ended || (o->count && seen >= o->count); });
+    lock.unlock();
+    sub->Stop();
+    if (ended && !(o->count && seen >= o->count)) Fail(end);
+  });
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"agentctl - operate an agentstore server"};
   app.require_subcommand(1);
@@ -963,6 +1077,7 @@ int main(int argc, char** argv) {
   br->callback([&] { Restore(from, data_dir); });
 
   AddUsageCommands(app, g);
+  AddWatchCommand(app, g);
 
   agentctl::AddOperationCommands(app, g);
   app.footer(

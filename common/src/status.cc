@@ -25,6 +25,8 @@ std::string_view StatusCodeName(StatusCode code) {
       return "io_error";
     case StatusCode::kNotImplemented:
       return "not_implemented";
+    case StatusCode::kOutOfRange:
+      return "out_of_range";
   }
   return "unknown";
 }

@@ -171,8 +171,13 @@ Status Engine::DeleteAgent(const Scope& scope, const Uuid& id, DeleteMode mode) 
       copies.push_back({shard.get(), ua});
     }
   }
+  batch.Note(OwnerNote(ToUuid(View<fb::Agent>(g, it->second)->creator_id())));
   batch.Delete(RecordKey(RecordType::kAgent, id));
-  for (const auto& [shard, ua] : copies) batch.Delete(RecordKey(RecordType::kUserAgent, ua));
+  for (const auto& [shard, ua] : copies) {
+    batch.Note(
+        OwnerNote(ToUuid(View<fb::UserAgent>(*shard, shard->user_agents.at(ua))->user_id())));
+    batch.Delete(RecordKey(RecordType::kUserAgent, ua));
+  }
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
   for (const auto& [shard, ua] : copies) impl_->UnindexUserAgent(*shard, ua);
   g.agent_order.erase({View<fb::Agent>(g, it->second)->created_at(), id});
@@ -363,6 +368,7 @@ Status Engine::DeleteUserAgent(const Scope& scope, const Uuid& id, DeleteMode mo
     lock.unlock();
     return impl_->Durable(ticket);
   }
+  batch.Note(OwnerNote(ToUuid(cur->user_id())));  // the change feed's owner
   batch.Delete(RecordKey(RecordType::kUserAgent, id));
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
   impl_->UnindexUserAgent(shard, id);

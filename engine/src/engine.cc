@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <random>
 
+#include "change_feed.h"
 #include "engine_impl.h"
 
 namespace agentstore {
@@ -159,6 +160,8 @@ void EngineState::IndexApiKey(Loc loc) {
 
 void EngineState::AddChatDeletes(const Partition& shard, const Uuid& chat_id,
                                  storage::WriteBatch& batch) {
+  if (auto c = shard.chats.find(chat_id); c != shard.chats.end())  // the feed's owner
+    batch.Note(OwnerNote(ToUuid(View<fb::Chat>(shard, c->second)->user_id())));
   batch.Delete(RecordKey(RecordType::kChat, chat_id));
   auto ci = shard.chat_index.find(chat_id);
   if (ci == shard.chat_index.end()) return;
@@ -351,6 +354,7 @@ Status Engine::Close() {
       fprintf(stderr, "stop: %s at %.3fs\n", what,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   };
+  if (impl_->feed) impl_->feed->Stop();
   impl_->StopMemoryThread();
   trace("memory thread stopped");
   // A failed save leaves the previous saved graphs, which the next open checks anyway.
@@ -426,6 +430,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   so.recover_damaged_wal = options.recover_damaged_wal;
   so.faults = options.faults;
   so.merge = MergeUsageRecord;
+  so.log_retention_seconds = options.feed_retention_seconds;
+  so.log_retention_mb = options.feed_retention_mb;
   AS_ASSIGN_OR_RETURN(impl->store, storage::KvStore::Open(so));
   if (!impl->store->OpenReport().empty())
     std::fprintf(stderr, "agentstore: %s: %s\n", options.data_dir.c_str(),
@@ -435,6 +441,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   AS_RETURN_IF_ERROR(impl->Recover());
   AS_RETURN_IF_ERROR(impl->RecoverCollections());
   impl->StartMemoryThread();
+  impl->StartFeed();
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 

@@ -17,6 +17,7 @@
 
 #include "agentstore/engine/engine.h"
 #include "arena.h"
+#include "feed_notes.h"
 #include "keys.h"
 #include "memory_index.h"
 #include "record_fields.h"
@@ -26,6 +27,7 @@ namespace agentstore::internal {
 
 struct CollectionStore;    // collections.h
 struct CollectionCascade;  // collections.h
+class ChangeFeed;  // change_feed.h
 
 using IdMap = std::unordered_map<Uuid, Loc, UuidHash>;
 // (time, id): the order of time-sorted listings; the id breaks ties.
@@ -151,6 +153,7 @@ struct EngineState {
   EngineOptions options;
   MemoryState memory;
   std::unique_ptr<storage::KvStore> store;
+  std::unique_ptr<ChangeFeed> feed;  // follows `store`'s log; stopped before it closes
   std::vector<std::unique_ptr<Partition>> shards;
   Partition global;
   std::atomic<uint64_t> writes{0};
@@ -199,6 +202,7 @@ struct EngineState {
   // Logs `batch` to RocksDB (the caller holds the partition locks, so memory and log
   // order agree) and returns the durability ticket.
   Result<uint64_t> Log(storage::WriteBatch& batch) {
+    batch.Note(CommitTimeNote(Now()));  // the change feed's commit time
     auto r = store->Write(batch);
     if (r.ok()) writes.fetch_add(1, std::memory_order_relaxed);
     return r;
@@ -310,6 +314,8 @@ struct EngineState {
   Status SaveMemoryGraphs();
   void StartMemoryThread();
   void StopMemoryThread();
+  // Change feed (subscribe.cc).
+  void StartFeed();
 };
 
 // Locks the global partition and then one shard, exclusively, in the fixed order.

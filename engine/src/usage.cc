@@ -697,7 +697,11 @@ Result<uint64_t> Engine::ExpireUsageLogs(const Scope& scope) {
     if (ids.empty()) continue;
     if (impl_->options.usage_log_retention_purge_store) {
       storage::WriteBatch batch;
-      for (const Uuid& id : ids) batch.Delete(RecordKey(RecordType::kUsageLog, id));
+      for (const Uuid& id : ids) {
+        if (auto l = shard.usage_logs.find(id); l != shard.usage_logs.end())  // feed's owner
+          batch.Note(OwnerNote(ToUuid(View<fb::UsageLog>(shard, l->second)->user_id())));
+        batch.Delete(RecordKey(RecordType::kUsageLog, id));
+      }
       AS_ASSIGN_OR_RETURN(ticket, impl_->Log(batch));
     }
     for (const Uuid& id : ids) impl_->UnindexUsageLog(shard, id);

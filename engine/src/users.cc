@@ -347,6 +347,7 @@ Status Engine::DeleteUser(const Scope& scope, const Uuid& id, DeleteMode mode) {
   // except its API keys (global partition, which we hold too) and the limit configs
   // scoped to it (the rate limiter's, locked below). Tenant rollups keep its usage.
   std::unique_lock limits(impl_->limiter.config_mu);
+  batch.Note(OwnerNote(id));  // the change feed's owner of every delete below
   batch.Delete(RecordKey(RecordType::kUser, id));
   impl_->AddUserUsageDeletes(shard, id, batch);
   std::vector<Uuid> chat_ids;

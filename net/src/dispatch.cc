@@ -216,6 +216,62 @@ Status Handle<Op::authenticate>(Call& c) {
   return Status::OK();
 }
 
+// ---- change feed: subscribe answers where it starts; pushes follow (feed_push.cc) ----
+
+constexpr size_t kMaxSubscriptionsPerConnection = 64;
+
+template <>
+Status Handle<Op::subscribe>(Call& c) {
+  const auto* a = c.Args<proto::SubscribeArgs>();
+  if (!a) return ArgsError(c, "SubscribeArgs");
+  if (!c.session.feed_wake)
+    return Status::NotImplemented("this connection cannot carry push frames");
+  if (c.req->id() == 0) return Status::InvalidArgument("a subscription needs a non-zero request id");
+  if (c.session.subscriptions.size() >= kMaxSubscriptionsPerConnection)
+    return Status::ResourceExhausted("at most " + std::to_string(kMaxSubscriptionsPerConnection) +
+                                     " subscriptions per connection");
+  for (const auto& [id, sub] : c.session.subscriptions)
+    if (id == c.req->id())
+      return Status::InvalidArgument("request id " + std::to_string(id) +
+                                     " already names a subscription on this connection");
+  FeedFilter f;
+  if (a->types())
+    for (uint8_t t : *a->types()) {
+      if (t >= 32) return Status::InvalidArgument("record type " + std::to_string(t) + " is unknown");
+      f.types |= 1u << t;
+    }
+  if (a->user()) f.user = ToUuid(a->user());
+  if (a->tenant()) f.tenant = ToUuid(a->tenant());
+  std::optional<uint64_t> after;
+  if (!a->from_now()) after = a->after();
+  std::optional<Uuid> key_id;
+  if (!c.session.key_id.IsNil()) key_id = c.session.key_id;
+  auto sub = c.engine.Subscribe(c.scope, f, after, key_id, c.session.feed_wake);
+  if (!sub.ok()) return sub.status();
+  c.session.subscriptions.emplace_back(c.req->id(), *sub);
+  auto info = c.engine.FeedInfo();
+  c.SetResult(proto::Result::FeedPosition,
+              proto::CreateFeedPosition(c.fbb, (*sub)->resume_point(), info.oldest, info.durable)
+                  .Union());
+  // Events may already wait (a resume from the past): let the connection push them.
+  c.session.feed_wake();
+  return Status::OK();
+}
+
+template <>
+Status Handle<Op::unsubscribe>(Call& c) {
+  const auto* a = c.Args<proto::UnsubscribeArgs>();
+  if (!a) return ArgsError(c, "UnsubscribeArgs");
+  for (auto& [id, sub] : c.session.subscriptions) {
+    if (id != a->subscription()) continue;
+    sub->Cancel();  // its end frame (with the resume point) follows what it had queued
+    if (c.session.feed_wake) c.session.feed_wake();
+    return Status::OK();
+  }
+  return Status::NotFound("no subscription " + std::to_string(a->subscription()) +
+                          " on this connection");
+}
+
 uint64_t RssBytes() {
   std::ifstream f("/proc/self/statm");
   uint64_t pages = 0, rss = 0;

@@ -7,7 +7,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <optional>
+#include <vector>
 
 #include "agentstore/common/latency_histogram.h"
 #include "agentstore/engine/engine.h"
@@ -24,6 +27,11 @@ struct Session {
   Uuid key_id;
   int64_t expires_at = 0;
   uint64_t auth_epoch = 0;
+  // Change feed: how the feed wakes the connection to push (unset: no pushes on this
+  // transport), and its subscriptions by the id of their subscribe request. Revoking
+  // key_id ends them.
+  std::function<void()> feed_wake;
+  std::vector<std::pair<uint64_t, std::shared_ptr<Subscription>>> subscriptions;
 };
 
 // Counters the status operation reports.

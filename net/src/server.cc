@@ -9,7 +9,9 @@
 // answer is parked until Engine::WhenDurable reports, whose callback posts it back to the
 // owning thread. Reading pauses while too many answers or too many bytes are owed, so a
 // client that never reads cannot grow the server; a per-thread sweep enforces the
-// authentication, frame, idle and write-stall deadlines.
+// authentication, frame, idle and write-stall deadlines. Change-feed push frames
+// (feed_push.cc) are produced on the owning thread too: the feed wakes the connection by
+// posting to its executor, and at most a few push frames wait in the output at a time.
 #include "agentstore/net/server.h"
 
 #include <spdlog/spdlog.h>
@@ -17,10 +19,12 @@
 #include <boost/asio.hpp>
 #include <deque>
 #include <list>
+#include <mutex>
 #include <thread>
 
 #include "agentstore/net/frame.h"
 #include "dispatch.h"
+#include "feed_push.h"
 #include "protocol_generated.h"
 
 namespace agentstore::net {
@@ -31,6 +35,14 @@ using Clock = std::chrono::steady_clock;
 
 class Connection;
 
+// A durable write's answer, ready to go out on its connection's thread.
+struct DurableAnswer {
+  std::shared_ptr<Connection> conn;
+  uint64_t id;
+  Status status;
+  std::shared_ptr<std::vector<uint8_t>> frame;
+};
+
 // One I/O thread: its event loop and the connections it owns (touched only on it).
 struct Worker {
   asio::io_context ioc{1};
@@ -39,6 +51,16 @@ struct Worker {
   std::list<std::shared_ptr<Connection>> conns;  // in accept order
   uint32_t unauthenticated = 0;
   std::thread thread;
+  // Durable answers released by the log thread, collected here so that one group commit
+  // costs this thread one wake-up and each connection one write (not one of each per
+  // answer: with 16 appends in flight on a connection that was 16 sends per fsync, and
+  // the client, answered one by one, spread its next requests over more fsyncs).
+  std::mutex inbox_mu;
+  std::vector<DurableAnswer> inbox;       // guarded by inbox_mu
+  bool inbox_posted = false;              // guarded by inbox_mu: a drain is queued
+  std::vector<DurableAnswer> inbox_work;  // this thread only: the batch being delivered
+  void Deliver(DurableAnswer answer);     // from any thread
+  void DrainInbox();                      // on this thread
 };
 
 struct Server::Impl {
@@ -76,6 +98,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     socket_.set_option(tcp::no_delay(true), ec);
     socket_.non_blocking(true, ec);  // inline writes must never park the thread
     ++worker_->unauthenticated;
+    // The change feed wakes the connection from any thread; the push runs on its own.
+    session_.feed_wake = [weak = weak_from_this(), ex = executor()] {
+      asio::post(ex, [weak] {
+        if (auto c = weak.lock()) c->PushFeeds();
+      });
+    };
     ReadMore();
   }
 
@@ -96,6 +124,31 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   asio::io_context::executor_type executor() { return worker_->ioc.get_executor(); }
 
+  // Change-feed pushes, on the owning thread. At most kMaxQueuedPushes frames wait in the
+  // output (written without blocking, Flush): a subscriber that does not read leaves its
+  // events in its bounded subscription buffer, which ends the subscription when full,
+  // never here. Push frames answer no request, so they do not count as owed answers.
+  void PushFeeds() {
+    if (closing_ || session_.subscriptions.empty()) return;
+    constexpr size_t kMaxQueuedPushes = 8;
+    size_t queued = pushes_out_ + pushes_wbuf_;
+    if (queued >= kMaxQueuedPushes) return;  // OnWritten calls again
+    size_t budget = kMaxQueuedPushes - queued;
+    size_t pushed = DrainSubscriptions(session_, budget, [&](flatbuffers::FlatBufferBuilder& fbb) {
+      Append(fbb);
+      --queued_count_;
+      ++pushes_out_;
+    });
+    Flush();
+    // The socket took it all and more may wait: go on after the thread's other work (a
+    // long backlog must not hold the thread); a write still pending resumes in OnWritten.
+    if (pushed == budget && !writing_ && !closing_) {
+      asio::post(executor(), [weak = weak_from_this()] {
+        if (auto c = weak.lock()) c->PushFeeds();
+      });
+    }
+  }
+
   // Deadlines, from the owning worker's sweep. Returns false if it closed.
   bool CheckDeadlines(Clock::time_point now) {
     const ServerOptions& o = server_->options;
@@ -105,7 +158,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       why = "did not authenticate in time";
     else if (rend_ > rstart_ && !paused_ && now - frame_started_ >= ms(o.frame_timeout_ms))
       why = "did not send a whole frame in time";
-    else if (parked_ == 0 && out_.empty() && !writing_ &&
+    else if (parked_ == 0 && out_.empty() && !writing_ && session_.subscriptions.empty() &&
              now - last_activity_ >= ms(o.idle_timeout_ms))
       why = "idle";
     else if (writing_ && now - write_started_ >= ms(o.idle_timeout_ms))
@@ -243,7 +296,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ++queued_count_;
   }
 
-  // A write's answer waits for durability; the engine's callback brings it back here.
+  // A write's answer waits for durability; the engine's callback hands it to this
+  // thread's inbox (Worker::Deliver), which brings it back here through Answer().
   void Park(uint64_t ticket) {
     ++parked_;
     auto frame =
@@ -251,32 +305,45 @@ class Connection : public std::enable_shared_from_this<Connection> {
     uint64_t id = flatbuffers::GetRoot<proto::Response>(frame->data())->id();
     Server::Impl* server = server_;
     server->durable_waits.fetch_add(1);
-    server->engine->WhenDurable(ticket, [self = shared_from_this(), id, frame,
-                                         server](Status s) mutable {
-      asio::post(self->worker_->ioc, [self, id, s, frame = std::move(frame)] {
-        --self->parked_;
-        if (self->closing_) return;
-        if (!s.ok()) {
-          // Applied in memory but not durable: the client must not take it as done.
-          flatbuffers::FlatBufferBuilder fbb;
-          Dispatcher::EncodeError(id, Status::IoError("write not durable: " + s.message()), fbb);
-          self->Append(fbb);
-        } else {
-          size_t at = self->out_.size();
-          self->out_.resize(at + kFrameHeaderBytes + frame->size());
-          EncodeFrameLength(static_cast<uint32_t>(frame->size()), self->out_.data() + at);
-          std::memcpy(self->out_.data() + at + kFrameHeaderBytes, frame->data(), frame->size());
-          ++self->queued_count_;
-        }
-        self->Flush();
-        self->MaybeResume();
-        self->MaybeClose();
-      });
-      self.reset();
-      server->durable_waits.fetch_sub(1);  // Stop waits for this before the loops go
-    });
+    server->engine->WhenDurable(
+        ticket, [self = shared_from_this(), id, frame, server](Status s) mutable {
+          Worker* worker = self->worker_;
+          worker->Deliver(DurableAnswer{std::move(self), id, std::move(s), std::move(frame)});
+          server->durable_waits.fetch_sub(1);  // Stop waits for this before the loops go
+        });
   }
 
+ public:
+  // A parked answer is back (on the owning thread); once the batch is in, Settle() sends
+  // what each answered connection has queued.
+  void Answer(uint64_t id, const Status& s, const Buffer& frame) {
+    --parked_;
+    unsettled_ = true;
+    if (closing_) return;
+    if (!s.ok()) {
+      // Applied in memory but not durable: the client must not take it as done.
+      flatbuffers::FlatBufferBuilder fbb;
+      Dispatcher::EncodeError(id, Status::IoError("write not durable: " + s.message()), fbb);
+      Append(fbb);
+      return;
+    }
+    size_t at = out_.size();
+    out_.resize(at + kFrameHeaderBytes + frame.size());
+    EncodeFrameLength(static_cast<uint32_t>(frame.size()), out_.data() + at);
+    std::memcpy(out_.data() + at + kFrameHeaderBytes, frame.data(), frame.size());
+    ++queued_count_;
+  }
+  // Once per batch: returns false when already settled (a connection answered twice).
+  bool Settle() {
+    if (!unsettled_) return false;
+    unsettled_ = false;
+    Flush();
+    MaybeResume();
+    MaybeClose();
+    return true;
+  }
+
+ private:
   // Writes the output buffer now if the socket takes it; what it does not take goes out
   // asynchronously (the buffer keeps collecting meanwhile).
   void Flush() {
@@ -291,12 +358,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (n == out_.size()) {
       out_.clear();
       queued_count_ = 0;
+      pushes_out_ = 0;
       return;
     }
     wbuf_.assign(out_.begin() + static_cast<ptrdiff_t>(n), out_.end());
     out_.clear();
     wbuf_count_ = queued_count_;
     queued_count_ = 0;
+    pushes_wbuf_ = pushes_out_;
+    pushes_out_ = 0;
     writing_ = true;
     write_started_ = Clock::now();
     asio::async_write(
@@ -308,9 +378,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     writing_ = false;
     wbuf_.clear();
     wbuf_count_ = 0;
+    pushes_wbuf_ = 0;
     if (wbuf_.capacity() > server_->options.max_queued_bytes) Buffer().swap(wbuf_);
     if (ec) return Close();
     Flush();
+    PushFeeds();
     MaybeResume();
     MaybeClose();
   }
@@ -350,6 +422,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     boost::system::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);  // the descriptor goes now, not when the last handler lets go
+    CancelSubscriptions(session_);
     // The slot is free now (handlers still queued may hold the object a little longer).
     server_->counters.connections_open.fetch_sub(1);
     if (!authenticated_) {
@@ -374,7 +447,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Buffer out_;   // answers not yet handed to the socket (queued_count_ of them)
   Buffer wbuf_;  // answers being written asynchronously (wbuf_count_ of them)
   uint64_t queued_count_ = 0, wbuf_count_ = 0;
-  uint64_t parked_ = 0;  // writes waiting for durability
+  uint64_t parked_ = 0;                      // writes waiting for durability
+  bool unsettled_ = false;                   // answered from the inbox, not yet flushed
+  size_t pushes_out_ = 0, pushes_wbuf_ = 0;  // change-feed push frames in out_ / wbuf_
   uint32_t auth_failures_ = 0;
   bool authenticated_ = false;
   bool reading_ = false, writing_ = false, paused_ = false, read_done_ = false;
@@ -384,6 +459,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Clock::time_point frame_started_ = accepted_at_;
   Clock::time_point write_started_;
 };
+
+void Worker::Deliver(DurableAnswer answer) {
+  bool post;
+  {
+    std::lock_guard lock(inbox_mu);
+    inbox.push_back(std::move(answer));
+    post = !inbox_posted;
+    inbox_posted = true;
+  }
+  if (post) asio::post(ioc, [this] { DrainInbox(); });
+}
+
+void Worker::DrainInbox() {
+  {
+    std::lock_guard lock(inbox_mu);
+    inbox_work.swap(inbox);
+    inbox_posted = false;
+  }
+  for (auto& a : inbox_work) a.conn->Answer(a.id, a.status, *a.frame);
+  for (auto& a : inbox_work) a.conn->Settle();  // one write per answered connection
+  inbox_work.clear();  // drops the references (a closed connection may go now)
+}
 
 Clock::duration Server::Impl::SweepInterval() const {
   uint32_t shortest =

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "agentstore/common/query.h"
 #include "agentstore/common/row.h"
 #include "agentstore/engine/operations.h"
 #include "record_fields.h"
@@ -61,7 +62,13 @@ int main() {
   JsonFields<fb::RateLimitConfigT>(fields, "RateLimitConfig");
   JsonFields<fb::QuotaT>(fields, "Quota");
   JsonFields<fb::UsageRollupT>(fields, "UsageRollup");
-  json out = {{"operations", ops}, {"json_fields", fields}};
+  // Record type numbers (the change feed's Change.type, SubscribeArgs.types) and names.
+  json types = json::array();
+  for (int t = 1; t <= static_cast<int>(agentstore::kLastRecordType); ++t) {
+    auto type = static_cast<agentstore::RecordType>(t);
+    types.push_back({{"number", t}, {"name", std::string(agentstore::RecordTypeName(type))}});
+  }
+  json out = {{"operations", ops}, {"json_fields", fields}, {"record_types", types}};
   std::printf("%s\n", out.dump(1).c_str());
   return 0;
 }

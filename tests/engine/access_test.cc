@@ -1389,6 +1389,31 @@ TEST_F(TenantScopeTest, EveryOperationIsConfinedToTheKeysTenant) {
     cases["memory_graphs_save"] = [&] {
       EXPECT_CODE(e().SaveMemoryGraphs(s), kPermissionDenied);
     };
+    // The change feed: another tenant, or a user of it, is refused at subscribe; with no
+    // filter the key is narrowed to its own tenant, so the other tenant's change (a
+    // record written right after) never arrives.
+    cases["subscribe"] = [&] {
+      FeedFilter theirs;
+      theirs.tenant = theirs_;
+      EXPECT_CODE(e().Subscribe(s, theirs, std::nullopt, std::nullopt, nullptr), kPermissionDenied);
+      FeedFilter victim;
+      victim.user = victim_;
+      EXPECT_CODE(e().Subscribe(s, victim, std::nullopt, std::nullopt, nullptr), kNotFound);
+      auto sub = Must(e().Subscribe(s, FeedFilter{}, std::nullopt, std::nullopt, nullptr));
+      fb::ChatT c;
+      c.user_id = FbId(victim_);
+      c.title = "theirs-feed";
+      Must(e().CreateChat(Scope::Service(), c));
+      baseline_ = Capture();  // the service key's own change
+      std::vector<Subscription::Event> got;
+      sub->Wait(200);
+      sub->Poll(&got, 100);
+      EXPECT_TRUE(got.empty()) << got.size() << " changes of another tenant delivered";
+      sub->Cancel();
+    };
+    // Ends a subscription of the caller's own connection (net/src/dispatch.cc): there is
+    // nothing of another tenant it could name.
+    cases["unsubscribe"] = [] {};
 
     for (const OperationInfo& op : Operations()) {
       auto it = cases.find(std::string(op.name));

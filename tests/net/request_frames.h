@@ -237,6 +237,12 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
     return {A::LimitCheckArgs, proto::CreateLimitCheckArgs(fbb, &u, &a).Union()};
   }
   if (name == "limit_release" || name == "limit_config_delete") return idargs(ids.limit);
+  if (name == "subscribe") {
+    fb::Uuid u = id(ids.user);
+    return {A::SubscribeArgs,
+            proto::CreateSubscribeArgs(fbb, 0, &u, nullptr, 0, /*from_now=*/true).Union()};
+  }
+  if (name == "unsubscribe") return {A::UnsubscribeArgs, proto::CreateUnsubscribeArgs(fbb, 7).Union()};
   return {A::NONE, 0};
 }
 

@@ -34,6 +34,7 @@
 #include "agentstore/common/status.h"
 #include "agentstore/common/usage.h"
 #include "agentstore/common/uuid.h"
+#include "agentstore/feed_client.h"
 
 namespace agentstore {
 
@@ -304,6 +305,13 @@ class Client {
                                 std::string_view args_json);
   // The schema CallJson follows: records.fbs, ops.fbs and protocol.fbs as one text.
   static std::string_view ProtocolSchema();
+
+  // Change feed (feed_client.h): calls `on_change` for every change after sequence
+  // `after` (nullopt: from now) that passes `filter`, in commit order, once each, on a
+  // connection and thread of its own; resumes by itself across reconnects.
+  Result<std::unique_ptr<FeedSubscription>> Subscribe(
+      const SubscribeFilter& filter, std::optional<uint64_t> after,
+      FeedSubscription::Callback on_change, FeedSubscription::EndCallback on_end = nullptr);
 
   struct Impl;
 

@@ -222,6 +222,20 @@ for (const t of codecTables) {
 // Record types a Blob may hold, and every argument shape of the Args union.
 code += `\nexport const recordReaders: Record<string, (bytes: Uint8Array) => unknown> = {\n` +
   codecTables.filter((t) => t.ns === 'agentstore.fb').map((t) => `  ${t.name}: read${t.name},`).join('\n') + '\n};\n';
+// Record types by number (the change feed's Change.type and SubscribeArgs.types), from
+// the server's RecordType (gen_client_meta): the plural table name and, when the record
+// has a table in records.fbs ("user_agents" -> UserAgent), its reader.
+const recordTableOf = (name) => {
+  const t = name.replace(/s$/, '').split('_').map(upper).join('');
+  return codecTables.some((c) => c.name === t && c.ns === 'agentstore.fb') ? t : null;
+};
+const recordTypes = (meta.record_types ?? []).map((r) => ({ ...r, table: recordTableOf(r.name) }));
+code += `\n/** Record type numbers and names (RecordType on the server). */\n` +
+  `export type RecordTypeName = ${recordTypes.map((r) => `'${r.name}'`).join(' | ')};\n` +
+  `export const recordTypes: Record<number, { name: RecordTypeName; read: ((bytes: Uint8Array) => unknown) | null }> = {\n` +
+  recordTypes.map((r) => `  ${r.number}: { name: '${r.name}', read: ${r.table ? `read${r.table}` : 'null'} },`).join('\n') + '\n};\n' +
+  `/** The record each type's changes carry. */\nexport interface RecordsByType {\n` +
+  recordTypes.map((r) => `  ${r.name}: ${r.table ?? 'Uint8Array'};`).join('\n') + '\n}\n';
 const argsUnion = schema.unions.get('Args');
 code += `\n/** The Args union: each member's union tag, encoder and field names. */\n` +
   `export const argShapes: Record<string, { tag: number; encode: (b: flatbuffers.Builder, o: any) => number; keys: Set<string> }> = {\n` +
@@ -286,6 +300,7 @@ for (const op of meta.operations) {
   const argType = shape.args.length ? shape.args.map((a) => `${a}Input`).join(' | ') : null;
   const method = camel(op.name);
   const doc = `  /** ${op.summary} (${op.kind}; ${op.roles.length ? op.roles.join(', ') : 'anyone'}${op.implemented ? '' : '; not implemented by the server yet'}). */\n`;
+  if (/stream/.test(shape.result)) continue;  // Client.subscribe(), src/feed.ts
   const optionalArgs = /^(page|records):/.test(shape.result);
   methods.push(doc + (argType
     ? `  ${method}(args${optionalArgs ? '?' : ''}: ${argType}, opts?: CallOptions): Promise<${resultType(shape.result)}> {\n    return this.invoke(operations[${op.op}], args, opts) as Promise<${resultType(shape.result)}>;\n  }\n`

@@ -45,6 +45,10 @@ const OVERRIDES = {
   limit_release: [['IdArgs'], 'none'],
   usage_expire: [[], 'count'],
   memory_graphs_save: [[], 'none'],
+  // The change feed: push frames after the answer; Client.subscribe() (src/feed.ts) is the
+  // method, so these get no generated one.
+  subscribe: [['SubscribeArgs'], 'stream'],
+  unsubscribe: [['UnsubscribeArgs'], 'none:stream'],
 };
 
 const snake = (s) => s.replace(/[A-Z]/g, (c, i) => (i ? '_' : '') + c.toLowerCase());

@@ -1,13 +1,19 @@
 // One connection to agentstored: frames (4-byte LE length + a FlatBuffers Request /
 // Response, docs/protocol.md), any number of calls in flight matched by request id,
 // API-key authentication, reconnect with back-off and re-authentication, per-call
-// timeout and AbortSignal. Encoding and decoding are the generated codecs.
+// timeout and AbortSignal. Encoding and decoding are the generated codecs. Change-feed
+// push frames (kind event/end) go to the subscription that asked for them (feed.ts).
 import net from 'node:net';
 
 import * as flatbuffers from 'flatbuffers';
 
 import { AgentstoreError, invalidArgument } from './errors.js';
-import { argShapes, ErrorCodeNames, recordReaders, resultTags } from './generated/codec.js';
+import type { FeedPosition, SubscribeArgsInput } from './generated/codec.js';
+import {
+  argShapes, decodeChanges, decodeFeedPosition, ErrorCodeNames, recordReaders, resultTags,
+} from './generated/codec.js';
+import { Subscription } from './feed.js';
+import type { FeedSink, FeedTransport, SubscribeFilter, SubscribeOptions } from './feed.js';
 import type { OperationInfo } from './generated/ops.js';
 import { Operations, operations } from './generated/ops.js';
 import * as fb from './generated/fb/all.js';
@@ -28,6 +34,10 @@ interface Call {
 }
 
 const AUTHENTICATE = operations.find((o) => o.name === 'authenticate')!;
+const SUBSCRIBE = operations.find((o) => o.name === 'subscribe')!;
+const UNSUBSCRIBE = operations.find((o) => o.name === 'unsubscribe')!;
+const FRAME_EVENT = 1;  // protocol.fbs FrameKind
+const FRAME_END = 2;
 
 export class Client extends Operations {
   /** Connects and authenticates; rejects if either fails. */
@@ -61,6 +71,16 @@ export class Client extends Operations {
   private everReady = false;
   /** Reconnects done after a lost connection (for tests and metrics). */
   reconnects = 0;
+  // Open subscriptions on this connection by the id of their subscribe request.
+  private readonly feeds = new Map<number, FeedSink>();
+  private readonly feedTransport: FeedTransport = {
+    openFeed: (args, sink) => this.openFeed(args, sink),
+    isClosed: () => this.closed,
+    closeFeed: async (id) => {
+      if (!this.feeds.has(id) || this.closed) return;
+      await this.invoke(UNSUBSCRIBE, { subscription: BigInt(id) }).catch(() => {});
+    },
+  };
 
   private constructor(options: ClientOptions) {
     super();
@@ -98,6 +118,7 @@ export class Client extends Operations {
     this.closeError = new AgentstoreError('closed', 'client closed');
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.failAll(this.closeError, true);
+    this.dropFeeds(this.closeError);
     const s = this.socket;
     this.socket = null;
     if (s && !s.destroyed) {
@@ -107,6 +128,48 @@ export class Client extends Operations {
         setTimeout(() => s.destroy(), 1000).unref();
       });
     }
+  }
+
+  /**
+   * Follows the changes that pass `filter`, in commit order, as an async iterator of typed
+   * events (docs/protocol.md, "Change feed"). It resumes by itself after a dropped
+   * connection, a server restart or a server-side cut-off, from the last change it
+   * received, so no change is skipped or repeated. Ends with an AgentstoreError for a
+   * refusal (out_of_range: `fromSequence` is older than the server keeps; permission_denied:
+   * the key was revoked or the user deleted). Break out of the loop (or close()) to stop.
+   */
+  subscribe(filter: SubscribeFilter = {}, opts: SubscribeOptions = {}): Subscription {
+    if (this.closed) throw this.closeError;
+    return new Subscription(this.feedTransport, filter, opts);
+  }
+
+  private openFeed(args: SubscribeArgsInput, sink: FeedSink): Promise<{ id: number; position: FeedPosition }> {
+    if (this.closed) return Promise.reject(this.closeError);
+    const id = this.nextId++;
+    let frame: Uint8Array;
+    try {
+      frame = this.encode(id, SUBSCRIBE, args);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    // Registered before it is sent: pushes may follow the answer in the same read.
+    this.feeds.set(id, sink);
+    return new Promise((resolve, reject) => {
+      const call: Call = {
+        id, op: SUBSCRIBE, frame, settled: false,
+        resolve: (v) => resolve({ id, position: v as FeedPosition }),
+        reject: (e) => {
+          this.feeds.delete(id);
+          reject(e);
+        },
+      };
+      const timeoutMs = this.opts.timeoutMs;
+      if (timeoutMs > 0)
+        call.timer = setTimeout(() => this.settle(call, new AgentstoreError('timeout',
+          `no answer within ${timeoutMs} ms`, { op: SUBSCRIBE.name })), timeoutMs);
+      if (this.authed) this.send(call);
+      else this.waiting.push(call);
+    });
   }
 
   protected invoke(op: OperationInfo, args: unknown, opts: CallOptions = {}): Promise<unknown> {
@@ -276,6 +339,11 @@ export class Client extends Operations {
       this.connError = new AgentstoreError(codeName(r.code()), (r.message() as string) ?? '', { status: r.code() });
       return;
     }
+    const kind = r.kind();
+    if (kind === FRAME_EVENT || kind === FRAME_END) {
+      this.onPush(id, kind, r);
+      return;
+    }
     const call = this.inflight.get(id);
     if (!call) return;  // timed out or aborted earlier
     this.inflight.delete(id);
@@ -297,6 +365,39 @@ export class Client extends Operations {
 
   private connError: AgentstoreError | null = null;
 
+  private onPush(id: number, kind: number, r: fb.Response): void {
+    const sink = this.feeds.get(id);
+    if (!sink) return;  // unsubscribed earlier
+    try {
+      if (kind === FRAME_EVENT) {
+        sink.changes(decodeChanges(r.result(new fb.Changes()) as fb.Changes).items);
+        return;
+      }
+      this.feeds.delete(id);
+      const code = r.code();
+      const pos = r.resultType() === resultTags.FeedPosition
+        ? decodeFeedPosition(r.result(new fb.FeedPosition()) as fb.FeedPosition) : null;
+      sink.end(code === 0 ? null : new AgentstoreError(codeName(code), (r.message() as string) ?? '',
+        { status: code, op: SUBSCRIBE.name }), pos);
+    } catch (e) {
+      this.feeds.delete(id);
+      sink.drop(new AgentstoreError('protocol', `cannot read a push frame: ${(e as Error).message}`));
+    }
+  }
+
+  // The connection went: subscriptions it carried are gone with it. A subscribe not sent
+  // yet (queued until the connection is back) keeps its sink, unless the client closed.
+  private dropFeeds(why: AgentstoreError): void {
+    const queued = new Set(this.closed ? [] : this.waiting.map((c) => c.id));
+    const sinks: FeedSink[] = [];
+    for (const [id, sink] of this.feeds) {
+      if (queued.has(id)) continue;
+      this.feeds.delete(id);
+      sinks.push(sink);
+    }
+    for (const s of sinks) s.drop(why);
+  }
+
   private onClose(s: net.Socket, err: Error | null): void {
     if (s !== this.socket && this.socket !== null) return;
     this.socket = null;
@@ -309,6 +410,8 @@ export class Client extends Operations {
     this.connError = null;
     // Sent calls cannot be known to have run or not; they fail. Waiting ones stay queued.
     this.failAll(why, false);
+    // Subscriptions subscribe again (queued until the connection is back) or end.
+    this.dropFeeds(this.closed && this.closeError ? this.closeError : why);
     if (this.closed) return;
     if (!this.everReady) {
       this.closed = true;

@@ -5,6 +5,7 @@
 export type ErrorCodeName =
   | 'ok' | 'not_found' | 'invalid_argument' | 'already_exists' | 'permission_denied'
   | 'resource_exhausted' | 'unavailable' | 'corruption' | 'io_error' | 'not_implemented'
+  | 'out_of_range'
   // client-side: no answer in time / the caller's AbortSignal fired / the connection
   // dropped with the call in flight (it may or may not have been applied) / close() was
   // called / the server answered something this client cannot read.

@@ -2,6 +2,8 @@
 export { Client } from './client.js';
 export { Pool } from './pool.js';
 export { AgentstoreError } from './errors.js';
+export { Subscription } from './feed.js';
+export type { ChangeEvent, SubscribeFilter, SubscribeOptions } from './feed.js';
 export type { ErrorCodeName } from './errors.js';
 export type { CallOptions, ClientOptions, PoolOptions } from './options.js';
 export type { Json, Page, MemoryHit } from './codec-runtime.js';

@@ -5,6 +5,7 @@ import { Client } from './client.js';
 import { Operations } from './generated/ops.js';
 import type { OperationInfo } from './generated/ops.js';
 import type { CallOptions, PoolOptions } from './options.js';
+import type { Subscription, SubscribeFilter, SubscribeOptions } from './feed.js';
 
 export class Pool extends Operations {
   static async connect(options: PoolOptions): Promise<Pool> {
@@ -27,6 +28,13 @@ export class Pool extends Operations {
     let best = this.clients[0];
     for (const c of this.clients) if (c.pendingCalls < best.pendingCalls) best = c;
     return (best as unknown as { invoke: Pool['invoke'] }).invoke(op, args, opts);
+  }
+
+  /** Client.subscribe() on the least busy connection. */
+  subscribe(filter: SubscribeFilter = {}, opts: SubscribeOptions = {}): Subscription {
+    let best = this.clients[0];
+    for (const c of this.clients) if (c.pendingCalls < best.pendingCalls) best = c;
+    return best.subscribe(filter, opts);
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@
 import { AgentstoreError } from './errors.js';
 import {
   decodeAuthenticated, decodeCountResult, decodeLimitAnswer, decodeStatusInfo,
-  decodeUsageSummaryResult, recordReaders, resultTags,
+  decodeFeedPosition, decodeUsageSummaryResult, recordReaders, resultTags,
 } from './generated/codec.js';
 import * as fb from './generated/fb/all.js';
 import type { OperationInfo } from './generated/ops.js';
@@ -94,6 +94,10 @@ export function decodeResult(op: OperationInfo, r: fb.Response): unknown {
     case 'limit':
       want(op, r, 'LimitAnswer');
       return decodeLimitAnswer(r.result(new fb.LimitAnswer()) as fb.LimitAnswer);
+    case 'stream':
+      // subscribe: where the subscription starts (its pushes go to Client.subscribe()).
+      want(op, r, 'FeedPosition');
+      return decodeFeedPosition(r.result(new fb.FeedPosition()) as fb.FeedPosition);
     case 'count':
       want(op, r, 'CountResult');
       return decodeCountResult(r.result(new fb.CountResult()) as fb.CountResult).value;

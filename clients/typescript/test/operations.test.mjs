@@ -202,6 +202,13 @@ test('every operation of the op table', async (t) => {
   const auth = await svc.authenticate({ key: server.key('service') });
   assert.equal(auth.role, 'service');
 
+  // The change feed (test/feed.test.mjs has its behaviour): subscribe, and close() sends
+  // unsubscribe and waits for its answer.
+  const sub = svc.subscribe({ types: ['users'] });
+  assert.equal(typeof await sub.ready, 'bigint');
+  await sub.close();
+  assert.deepEqual(await sub.next(), { value: undefined, done: true });
+
   // Operations added to the table after this test was written (another engineer's) are
   // still reached: called with empty arguments, the server must answer (success or its
   // own error), which proves the generated method and the wire round trip.

@@ -23,8 +23,9 @@ enum class StatusCode : uint8_t {
   kCorruption = 7,
   kIoError = 8,
   kNotImplemented = 9,
+  kOutOfRange = 10,  // a position (a change-feed sequence) the store no longer keeps
 };
-inline constexpr int kStatusCodeCount = 10;
+inline constexpr int kStatusCodeCount = 11;
 
 // Lower-case snake name of a code ("not_found"), as used in logs, the CLI and docs.
 std::string_view StatusCodeName(StatusCode code);
@@ -55,6 +56,7 @@ class Status {
   static Status Corruption(std::string_view msg) { return {StatusCode::kCorruption, msg}; }
   static Status IoError(std::string_view msg) { return {StatusCode::kIoError, msg}; }
   static Status NotImplemented(std::string_view msg) { return {StatusCode::kNotImplemented, msg}; }
+  static Status OutOfRange(std::string_view msg) { return {StatusCode::kOutOfRange, msg}; }
 
   bool ok() const { return state_ == nullptr; }
   StatusCode code() const { return state_ ? state_->code : StatusCode::kOk; }

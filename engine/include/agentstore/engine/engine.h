@@ -41,6 +41,7 @@
 #include "agentstore/common/status.h"
 #include "agentstore/common/usage.h"
 #include "agentstore/common/uuid.h"
+#include "agentstore/engine/feed.h"
 #include "agentstore/engine/scope.h"
 #include "agentstore/index/hnsw_graph.h"
 #include "agentstore/storage/kv_store.h"
@@ -103,6 +104,11 @@ struct EngineOptions {
   bool recover_damaged_wal = false;
   // Tests: makes the store's file writes fail as a full disk does.
   std::shared_ptr<storage::StorageFaults> faults;
+  // Change feed: how long its log is kept (storage::StoreOptions::log_retention_*) and
+  // each subscriber's buffer.
+  uint64_t feed_retention_seconds = 86400;
+  uint64_t feed_retention_mb = 4096;
+  FeedOptions feed;
 };
 
 // A new API key: the secret is shown once, only its hash is stored.
@@ -404,6 +410,24 @@ class Engine {
   Result<uint64_t> CountRecords(const Scope& scope, const CollectionQuery& query);
   // Removes every record whose TTL field has passed (reads already hide them).
   Result<uint64_t> SweepExpiredRecords(const Scope& scope);
+  // ---- change feed (feed.h) ----
+  // Opens a subscription to the changes after sequence `after` (nullopt: from now) that
+  // pass `filter`, narrowed by the scope: a user scope sees only its own records (naming
+  // another user or a tenant is permission_denied) and its subscription ends when the
+  // user is deleted; `key_id` (the caller's API key) ends it when the key is revoked.
+  // out_of_range names the oldest kept sequence when `after` is older. `wake` is called
+  // from the feed thread (must not block) when events arrive or the subscription ends.
+  Result<std::shared_ptr<Subscription>> Subscribe(const Scope& scope, FeedFilter filter,
+                                                  std::optional<uint64_t> after,
+                                                  std::optional<Uuid> key_id = std::nullopt,
+                                                  std::function<void()> wake = nullptr);
+  // The feed's positions: the latest durable sequence and the oldest still kept.
+  struct FeedPositions {
+    uint64_t durable = 0;
+    uint64_t oldest = 0;
+    size_t subscribers = 0;
+  };
+  FeedPositions FeedInfo() const;
 
   // ---- operators ----
   EngineStats Stats() const;

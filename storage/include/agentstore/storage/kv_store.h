@@ -46,6 +46,13 @@ struct StoreOptions {
   // Written on creation, compared on every open; a mismatch refuses to open.
   std::string format_version = "agentstore-format-1";
   bool create_if_missing = true;
+  // Change-feed retention (RocksDB WAL_ttl_seconds / WAL_size_limit_MB): WAL files no
+  // longer needed for recovery move to <path>/archive and stay readable by ReadLog until
+  // older than this / until the archive passes this size (checked every 10 minutes when
+  // both are set). Both 0: deleted at once, so ReadLog reaches back only to the oldest
+  // live WAL file.
+  uint64_t log_retention_seconds = 86400;
+  uint64_t log_retention_mb = 4096;
   // Open a store whose WAL is damaged before its end anyway, from the last consistent
   // point (dropping the writes after the damage; OpenReport() says how many).
   bool recover_damaged_wal = false;
@@ -60,6 +67,17 @@ struct StoreOptions {
   std::function<bool(std::string_view key, const std::string_view* existing,
                      std::string_view operand, std::string* out)>
       merge;
+};
+
+// One change read back from the log (ReadLog): a Put or a Delete with its RocksDB
+// sequence number, plus the notes (WriteBatch::Note) of its batch.
+struct LogEntry {
+  uint64_t sequence = 0;
+  bool is_delete = false;
+  std::string_view key;
+  std::string_view value;       // empty for a delete
+  std::string_view note;        // the last Note before this change in its batch
+  std::string_view batch_note;  // the batch's last note whose first byte is 'T' (or empty)
 };
 
 // A set of changes applied atomically by KvStore::Write.
@@ -77,6 +95,9 @@ class WriteBatch {
   void Merge(std::string_view key, std::string_view operand);
   int Count() const;
   void Clear();
+  // Adds `blob` to the log record of this batch without storing it as data (RocksDB
+  // PutLogData): ReadLog hands it back with the changes that follow it.
+  void Note(std::string_view blob);
 
  private:
   friend class KvStore;
@@ -105,6 +126,23 @@ class KvStore {
   // it already is or the mode does not wait, else later from the store's sync thread,
   // which fsyncs for every waiter at once. `done` must not block.
   void AwaitDurableAsync(uint64_t ticket, std::function<void(Status)> done);
+
+  // The change log (the WAL, kept per StoreOptions::log_retention_*). Every Put and
+  // Delete has a sequence number, increasing in commit order across restarts.
+  // The highest sequence that is durable per the mode: covered by the last completed
+  // group sync under kAlways; the last written under kBatch and kNone (which acknowledge
+  // once written).
+  uint64_t DurableSequence() const;
+  // The oldest sequence ReadLog can still return (LatestSequence() + 1 when none is kept).
+  Result<uint64_t> OldestLogSequence();
+  // Called whenever DurableSequence advances, from a writer or the log thread; must not
+  // block. Set once, before concurrent use.
+  void SetDurableListener(std::function<void(uint64_t durable_sequence)> listener);
+  // Visits the changes with sequences in [from, to] in order, stopping after
+  // `max_entries` or when `visit` returns non-OK; returns the last sequence visited
+  // (from - 1 when none). kOutOfRange naming the oldest kept when `from` is older.
+  Result<uint64_t> ReadLog(uint64_t from, uint64_t to, size_t max_entries,
+                           const std::function<Status(const LogEntry&)>& visit);
 
   // Point read; kNotFound when absent.
   Status Get(std::string_view key, std::string* value);

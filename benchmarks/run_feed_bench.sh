@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Change-feed benchmarks through a fresh agentstored (durability always) in a temp
+# directory: commit-to-callback latency with 1, 100 and 1000 subscribers, durable write
+# throughput with 0 vs 1000 subscribers, catch-up from 1M changes back.
+#   benchmarks/run_feed_bench.sh [--changes N] [--seconds S]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=build/benchmarks/feed_bench
+[ -x "$bin" ] || { echo "build first: scripts/build.sh" >&2; exit 1; }
+changes=1000000
+seconds=10
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --changes) changes=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    *) echo "unknown flag $1" >&2; exit 2 ;;
+  esac
+done
+dir=$(mktemp -d /tmp/agentstore-feedbench.XXXXXX)
+pid=
+start_server() {
+  rm -rf "$dir/server" "$dir/port"
+  build/net/agentstored --data-dir "$dir/server" --port 0 --port-file "$dir/port" \
+    --durability always --max-connections 4096 >"$dir/server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.1; done
+  port=$(cat "$dir/port")
+  key=$(awk '/^service/{print $2}' "$dir/server/initial-keys")
+}
+stop_server() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+trap 'stop_server; rm -rf "$dir"' EXIT
+ulimit -n 65536 2>/dev/null || true
+run() { echo "# load: $(cut -d' ' -f1-3 /proc/loadavg)"; "$bin" "$@" --port "$port" --key "$key"; }
+
+for n in 1 100 1000; do
+  start_server; run latency --subscribers "$n" --writes 3000; stop_server
+done
+for n in 0 1000; do
+  start_server; run throughput --subscribers "$n" --writers 8 --seconds "$seconds"; stop_server
+done
+start_server; run catchup --changes "$changes"; stop_server

@@ -1,0 +1,103 @@
+// The change feed's public types: what a subscriber receives (ChangeEvent), what it asks
+// for (FeedFilter) and the handle it holds (Subscription). Engine::Subscribe opens one;
+// engine/src/change_feed.h is the machinery behind it.
+//
+// Every durable change has a sequence number (RocksDB's, increasing in commit order
+// across restarts). A subscription names the last sequence it has (the resume point) and
+// gets every later change that passes its filter, in commit order, none twice; only
+// changes that are durable per the store's mode are delivered.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agentstore/common/query.h"
+#include "agentstore/common/status.h"
+#include "agentstore/common/uuid.h"
+
+namespace agentstore {
+
+namespace internal {
+class ChangeFeed;
+}
+
+enum class ChangeOp : uint8_t { kCreate = 1, kUpdate = 2, kDelete = 3 };
+
+struct ChangeEvent {
+  uint64_t sequence = 0;
+  int64_t commit_time = 0;  // engine clock (micros) when the change was logged
+  ChangeOp op = ChangeOp::kCreate;
+  RecordType type = RecordType::kUser;
+  Uuid id;            // the record's id (a vote: its message; admin_config: nil, see key)
+  Uuid user;          // the owning user, nil when the record has none
+  Uuid tenant;        // the owning tenant, nil when none or unknown
+  std::string key;    // the record's storage key (type byte + key), identifies deletes
+  std::string bytes;  // the record's FlatBuffers bytes after the change; empty for delete
+};
+
+// What a subscription asks for; unset means any. A user scope is always narrowed to its
+// own user; a tenant-scoped admin to its tenant.
+struct FeedFilter {
+  uint32_t types = 0;  // bit (1 << RecordType) per type; 0: every type the feed carries
+  std::optional<Uuid> user;
+  std::optional<Uuid> tenant;
+};
+
+// The record types the feed carries. API keys (their hashes) and the derived usage
+// rollups and memory touches never appear; deletes of keys and users end subscriptions.
+bool FeedCarries(RecordType type);
+
+struct FeedOptions {
+  // Events a subscriber may have waiting; past it the subscription ends (resource_
+  // exhausted) with its resume point, and writers never wait for it.
+  size_t max_queued_events = 100'000;
+  size_t max_queued_bytes = 64u << 20;
+  // Changes read per step while catching up or following (bounds the feed's memory).
+  size_t read_chunk = 4096;
+};
+
+// One subscriber's handle. The feed thread fills its bounded queue; the holder drains it
+// with Poll. Thread-safe.
+class Subscription {
+ public:
+  using Event = std::shared_ptr<const ChangeEvent>;
+  ~Subscription();
+
+  // Moves up to `max` waiting events into `out`, oldest first; returns how many.
+  size_t Poll(std::vector<Event>* out, size_t max);
+  // Waits up to `timeout_ms` for an event or the end.
+  void Wait(int timeout_ms);
+  // True once the subscription has ended and every event before the end was polled.
+  bool Finished();
+  // Why it ended (OK after Cancel) and where to resume: every change up to resume_point
+  // that passes the filter was delivered (or queued before the end).
+  Status end_status();
+  uint64_t resume_point();
+  // Ends it at once (idempotent); the feed forgets it.
+  void Cancel();
+  uint64_t id() const { return id_; }
+
+ private:
+  friend class internal::ChangeFeed;
+  Subscription() = default;
+
+  uint64_t id_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Event> queue_;     // guarded by mu_
+  size_t queued_bytes_ = 0;     // guarded by mu_
+  bool ended_ = false;          // guarded by mu_
+  Status end_status_;           // guarded by mu_
+  uint64_t resume_point_ = 0;   // guarded by mu_: the last sequence passed to the queue
+  std::function<void()> wake_;  // called (outside mu_) when events arrive or it ends
+  internal::ChangeFeed* feed_ = nullptr;
+};
+
+}  // namespace agentstore

@@ -1,0 +1,660 @@
+// The change feed: one thread follows the durable end of the store's log and fans each
+// change out to the subscriptions whose filter it passes (see change_feed.h).
+#include "change_feed.h"
+
+#include <cstring>
+#include <iostream>
+
+#include "agentstore/common/row.h"
+
+namespace agentstore {
+
+bool FeedCarries(RecordType type) {
+  switch (type) {
+    case RecordType::kApiKey:           // secret hashes never leave the store
+    case RecordType::kUserUsageRollup:  // derived sums, rewritten on every usage call
+    case RecordType::kTenantUsageRollup:
+      return false;
+    default:
+      return static_cast<uint8_t>(type) >= 1 &&
+             static_cast<uint8_t>(type) <= static_cast<uint8_t>(kLastRecordType);
+  }
+}
+
+Subscription::~Subscription() = default;
+
+size_t Subscription::Poll(std::vector<Event>* out, size_t max) {
+  size_t n = 0;
+  bool drained = false;
+  internal::ChangeFeed* feed = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    while (n < max && !queue_.empty()) {
+      queued_bytes_ -= queue_.front()->bytes.size() + sizeof(ChangeEvent);
+      out->push_back(std::move(queue_.front()));
+      queue_.pop_front();
+      ++n;
+    }
+    drained = n > 0 && queue_.empty() && !ended_;
+    feed = feed_;
+  }
+  // A subscription catching up waits for room; tell the feed there is some.
+  if (drained && feed) feed->Kick();
+  return n;
+}
+
+void Subscription::Wait(int timeout_ms) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+               [&] { return !queue_.empty() || ended_; });
+}
+
+bool Subscription::Finished() {
+  std::lock_guard lock(mu_);
+  return ended_ && queue_.empty();
+}
+
+Status Subscription::end_status() {
+  std::lock_guard lock(mu_);
+  return end_status_;
+}
+
+uint64_t Subscription::resume_point() {
+  std::lock_guard lock(mu_);
+  return resume_point_;
+}
+
+void Subscription::Cancel() {
+  internal::ChangeFeed* feed;
+  {
+    std::lock_guard lock(mu_);
+    feed = feed_;
+  }
+  if (feed) feed->Remove(id_);
+  std::lock_guard lock(mu_);
+  if (!ended_) {
+    ended_ = true;
+    end_status_ = Status::OK();
+  }
+  feed_ = nullptr;
+  cv_.notify_all();
+}
+
+namespace internal {
+
+namespace {
+
+// FlatBuffers reads scalars in place; log values come at any address.
+std::string_view Aligned(std::string_view value) {
+  thread_local std::vector<uint64_t> buf;
+  buf.resize((value.size() + 7) / 8 + 1);
+  std::memcpy(buf.data(), value.data(), value.size());
+  return std::string_view(reinterpret_cast<const char*>(buf.data()), value.size());
+}
+
+template <typename T>
+const T* Root(std::string_view aligned) {
+  flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(aligned.data()), aligned.size());
+  if (!v.VerifyBuffer<T>(nullptr)) return nullptr;
+  return flatbuffers::GetRoot<T>(aligned.data());
+}
+
+Uuid KeyId(std::string_view key, size_t at) {
+  if (key.size() < at + 16) return Uuid();
+  return Uuid::FromBytes(reinterpret_cast<const uint8_t*>(key.data() + at));
+}
+
+// Create or update, from the record's own times: the engine sets created_at and
+// updated_at to the same instant when it creates a record and moves updated_at on every
+// later change.
+template <typename T>
+ChangeOp OpOf(const T* r) {
+  return r->created_at() == r->updated_at() ? ChangeOp::kCreate : ChangeOp::kUpdate;
+}
+
+}  // namespace
+
+std::string CommitTimeNote(int64_t micros) {
+  std::string n(1, 'T');
+  n.append(reinterpret_cast<const char*>(&micros), sizeof(micros));
+  return n;
+}
+
+std::string OwnerNote(const Uuid& user) {
+  std::string n(1, 'O');
+  n.append(reinterpret_cast<const char*>(user.bytes.data()), 16);
+  return n;
+}
+
+struct ChangeFeed::Sub {
+  uint64_t id = 0;
+  std::weak_ptr<Subscription> handle;
+  FeedFilter filter;
+  uint64_t cursor = 0;  // the last sequence considered (catching up)
+  bool live = false;
+  bool removed = false;
+  std::optional<Uuid> end_on_user;
+  std::optional<Uuid> key_id;
+};
+
+struct ChangeFeed::Meta {
+  bool carried = false;
+  RecordType type = RecordType::kUser;
+  ChangeOp op = ChangeOp::kCreate;
+  Uuid id, user, tenant;
+  bool user_gone = false;    // a user was deleted (hard or soft): id
+  bool key_revoked = false;  // an API key was revoked or deleted: id
+};
+
+ChangeFeed::ChangeFeed(storage::KvStore* store, FeedOptions options,
+                       std::function<Uuid(const Uuid&)> tenant_of)
+    : store_(store), options_(options), tenant_of_(std::move(tenant_of)) {}
+
+ChangeFeed::~ChangeFeed() { Stop(); }
+
+void ChangeFeed::Start() {
+  durable_.store(store_->DurableSequence());
+  published_.store(durable_.load());
+  store_->SetDurableListener([this](uint64_t seq) { OnDurable(seq); });
+  thread_ = std::thread([this] { Run(); });
+}
+
+void ChangeFeed::Stop() {
+  {
+    std::lock_guard w(wake_mu_);
+    stopping_.store(true);
+  }
+  wake_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(mu_);
+  for (auto& [id, s] : subs_) End(*s, Status::Unavailable("the server is stopping"), s->cursor);
+  for (auto& [id, s] : subs_) {
+    if (auto h = s->handle.lock()) {
+      std::lock_guard hl(h->mu_);
+      h->feed_ = nullptr;
+    }
+  }
+  subs_.clear();
+  live_by_user_.clear();
+  live_broad_.clear();
+}
+
+void ChangeFeed::OnDurable(uint64_t seq) {
+  uint64_t cur = durable_.load(std::memory_order_relaxed);
+  while (seq > cur && !durable_.compare_exchange_weak(cur, seq)) {
+  }
+  // Writers pay one relaxed load when nobody subscribes.
+  if (has_subs_.load(std::memory_order_relaxed)) {
+    { std::lock_guard w(wake_mu_); }
+    wake_cv_.notify_one();
+  }
+}
+
+void ChangeFeed::Kick() {
+  {
+    std::lock_guard w(wake_mu_);
+    kicked_.store(true);
+  }
+  wake_cv_.notify_one();
+}
+
+size_t ChangeFeed::subscriber_count() const {
+  std::lock_guard lock(mu_);
+  return subs_.size();
+}
+
+Result<std::shared_ptr<Subscription>> ChangeFeed::Open(const FeedFilter& filter,
+                                                       std::optional<uint64_t> after,
+                                                       std::optional<Uuid> end_on_user,
+                                                       std::optional<Uuid> key_id,
+                                                       std::function<void()> wake) {
+  uint64_t durable = durable_.load(std::memory_order_acquire);
+  uint64_t start = after.value_or(durable);
+  if (start > durable) {
+    return Status::InvalidArgument("sequence " + std::to_string(start) +
+                                   " is beyond the latest durable change (" +
+                                   std::to_string(durable) + ")");
+  }
+  if (start < durable) {
+    AS_ASSIGN_OR_RETURN(uint64_t oldest, store_->OldestLogSequence());
+    if (start + 1 < oldest) {
+      return Status::OutOfRange("changes after sequence " + std::to_string(start) +
+                                " are no longer kept; the oldest kept is " +
+                                std::to_string(oldest) + " (resume from " +
+                                std::to_string(oldest - 1) + " or later)");
+    }
+  }
+  auto handle = std::shared_ptr<Subscription>(new Subscription());
+  auto sub = std::make_shared<Sub>();
+  sub->filter = filter;
+  sub->cursor = start;
+  sub->end_on_user = end_on_user;
+  sub->key_id = key_id;
+  sub->handle = handle;
+  handle->wake_ = std::move(wake);
+  handle->feed_ = this;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_.load()) return Status::Unavailable("the server is stopping");
+    sub->id = next_id_++;
+    handle->id_ = sub->id;
+    handle->resume_point_ = start;
+    subs_[sub->id] = sub;
+    has_subs_.store(true, std::memory_order_relaxed);
+  }
+  Kick();
+  return handle;
+}
+
+void ChangeFeed::Remove(uint64_t id) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = subs_.find(id);
+    if (it == subs_.end()) return;
+    it->second->removed = true;
+  }
+  Kick();  // the feed thread forgets it
+}
+
+Uuid ChangeFeed::TenantOf(const Uuid& user) {
+  auto it = tenant_cache_.find(user);
+  if (it != tenant_cache_.end()) return it->second;
+  Uuid t = tenant_of_ ? tenant_of_(user) : Uuid();
+  if (tenant_cache_.size() > 1'000'000) tenant_cache_.clear();  // a cache, never unbounded
+  tenant_cache_[user] = t;
+  return t;
+}
+
+bool ChangeFeed::Inspect(const storage::LogEntry& e, Meta* m) {
+  if (e.key.empty()) return false;
+  uint8_t t = static_cast<uint8_t>(e.key[0]);
+  if (t < 1 || t > static_cast<uint8_t>(kLastRecordType)) return false;
+  m->type = static_cast<RecordType>(t);
+  m->carried = FeedCarries(m->type);
+  if (e.is_delete) {
+    m->op = ChangeOp::kDelete;
+    m->id = KeyId(e.key, m->type == RecordType::kVote ? 17 : 1);
+    if (e.note.size() == 17 && e.note[0] == 'O') m->user = KeyId(e.note, 1);
+    switch (m->type) {
+      case RecordType::kTenant:
+        m->tenant = m->id;
+        break;
+      case RecordType::kUser:
+        m->user = m->id;
+        m->user_gone = true;
+        break;
+      case RecordType::kApiKey:
+        m->key_revoked = true;
+        break;
+      case RecordType::kQuota:
+        m->tenant = KeyId(e.key, 1);
+        m->id = Uuid();
+        break;
+      case RecordType::kAdminConfig:
+        m->id = Uuid();
+        break;
+      default:
+        break;
+    }
+  } else {
+    std::string_view v = Aligned(e.value);
+    switch (m->type) {
+      case RecordType::kTenant:
+        if (auto r = Root<fb::Tenant>(v)) {
+          m->id = m->tenant = ToUuid(r->id());
+          m->op = OpOf(r);
+        }
+        break;
+      case RecordType::kUser:
+        if (auto r = Root<fb::User>(v)) {
+          m->id = m->user = ToUuid(r->id());
+          m->tenant = ToUuid(r->tenant_id());
+          m->op = OpOf(r);
+          m->user_gone = r->deleted_at() != 0;
+          tenant_cache_[m->id] = m->tenant;
+        }
+        break;
+      case RecordType::kAgent:
+        if (auto r = Root<fb::Agent>(v)) {
+          m->id = ToUuid(r->id());
+          m->user = ToUuid(r->creator_id());
+          m->tenant = ToUuid(r->tenant_id());
+          m->op = OpOf(r);
+        }
+        break;
+      case RecordType::kUserAgent:
+        if (auto r = Root<fb::UserAgent>(v)) {
+          m->id = ToUuid(r->id());
+          m->user = ToUuid(r->user_id());
+          m->op = OpOf(r);
+        }
+        break;
+      case RecordType::kChat:
+        if (auto r = Root<fb::Chat>(v)) {
+          m->id = ToUuid(r->id());
+          m->user = ToUuid(r->user_id());
+          m->op = OpOf(r);
+        }
+        break;
+      case RecordType::kMessage:
+        if (auto r = Root<fb::Message>(v)) {
+          m->id = ToUuid(r->id());
+          m->user = ToUuid(r->user_id());
+          m->op = ChangeOp::kCreate;  // messages are append-only
+        }
+        break;
+      case RecordType::kVote:
+        if (auto r = Root<fb::Vote>(v)) {
+          m->id = ToUuid(r->message_id());
+          m->user = ToUuid(r->user_id());
+          m->op = OpOf(r);
+        }
+        break;
+      case RecordType::kAdminConfig:
+        m->op = ChangeOp::kUpdate;  // an upsert: the record keeps no creation time
+        break;
+      case RecordType::kApiKey:
+        if (auto r = Root<fb::ApiKey>(v)) {
+          m->id = ToUuid(r->id());
+          m->user = ToUuid(r->user_id());
+          m->key_revoked = r->revoked_at() != 0;
+        }
+        break;
+      case RecordType::kUserMemory:
+        if (auto r = Root<fb::UserMemory>(v)) {
+          m->id = ToUuid(r->id());
+          m->user = ToUuid(r->user_id());
+          m->op = OpOf(r);
+        }
+        break;
+      case RecordType::kUsageLog:
+        if (auto r = Root<fb::UsageLog>(v)) {
+          m->id = ToUuid(r->id());
+          m->user = ToUuid(r->user_id());
+          m->tenant = ToUuid(r->tenant_id());
+          m->op = ChangeOp::kCreate;  // logs are written once (a chat's hard delete
+                                      // rewrites them with chat_id cleared: also create)
+        }
+        break;
+      case RecordType::kRateLimitConfig:
+        if (auto r = Root<fb::RateLimitConfig>(v)) {
+          m->id = ToUuid(r->id());
+          if (r->scope() == fb::LimitScope::user) m->user = ToUuid(r->scope_id());
+          if (r->scope() == fb::LimitScope::tenant) m->tenant = ToUuid(r->scope_id());
+          m->op = OpOf(r);
+        }
+        break;
+      case RecordType::kQuota:
+        if (auto r = Root<fb::Quota>(v)) {
+          m->tenant = ToUuid(r->tenant_id());
+          m->op = ChangeOp::kUpdate;
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  if (m->tenant.IsNil() && !m->user.IsNil() && m->carried) m->tenant = TenantOf(m->user);
+  return m->carried;
+}
+
+std::shared_ptr<const ChangeEvent> ChangeFeed::Build(const storage::LogEntry& e, const Meta& m) {
+  auto ev = std::make_shared<ChangeEvent>();
+  ev->sequence = e.sequence;
+  if (e.batch_note.size() == 9) std::memcpy(&ev->commit_time, e.batch_note.data() + 1, 8);
+  ev->op = m.op;
+  ev->type = m.type;
+  ev->id = m.id;
+  ev->user = m.user;
+  ev->tenant = m.tenant;
+  ev->key.assign(e.key);
+  ev->bytes.assign(e.value);
+  return ev;
+}
+
+bool ChangeFeed::Matches(const FeedFilter& f, const Meta& m) {
+  if (f.types && !(f.types & (1u << static_cast<uint8_t>(m.type)))) return false;
+  if (f.user && !(m.user == *f.user)) return false;
+  if (f.tenant && !(m.tenant == *f.tenant)) return false;
+  return true;
+}
+
+void ChangeFeed::End(Sub& s, Status why, uint64_t resume_point) {
+  // A removed subscription was cancelled by its holder (a connection closing): its wake
+  // may point into an event loop that is going away, so it is never called again.
+  if (s.removed) return;
+  s.removed = true;
+  auto h = s.handle.lock();
+  if (!h) return;
+  std::lock_guard lock(h->mu_);
+  if (h->ended_) return;
+  h->ended_ = true;
+  h->end_status_ = std::move(why);
+  h->resume_point_ = resume_point;
+  h->feed_ = nullptr;
+  h->cv_.notify_all();
+  // Called under the handle's lock: once feed_ is null, Cancel (which takes this lock)
+  // has no other way to know the wake is done, and the holder may free what the wake
+  // touches (a connection's event loop) right after Cancel returns. A wake only posts.
+  if (h->wake_) h->wake_();
+}
+
+bool ChangeFeed::Push(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool end_if_full) {
+  auto h = s.handle.lock();
+  if (!h) {  // the holder let go without Cancel
+    s.removed = true;
+    return false;
+  }
+  bool was_empty = false, full = false;
+  {
+    std::lock_guard lock(h->mu_);
+    if (h->ended_) return false;
+    full = h->queue_.size() >= options_.max_queued_events ||
+           h->queued_bytes_ >= options_.max_queued_bytes;
+    if (!full) {
+      was_empty = h->queue_.empty();
+      h->queue_.push_back(ev);
+      h->queued_bytes_ += ev->bytes.size() + sizeof(ChangeEvent);
+      h->resume_point_ = ev->sequence;
+    }
+  }
+  if (full && !end_if_full) return false;
+  if (full) {
+    End(s,
+        Status::ResourceExhausted("the subscriber fell behind by more than its buffer (" +
+                                  std::to_string(options_.max_queued_events) +
+                                  " events); resume from the resume point"),
+        ev->sequence - 1);
+    return false;
+  }
+  if (was_empty) {
+    h->cv_.notify_all();
+    if (h->wake_) h->wake_();
+  }
+  return true;
+}
+
+void ChangeFeed::ApplyControl(const Meta& m, uint64_t seq) {
+  if (!m.user_gone && !m.key_revoked) return;
+  for (auto& [id, s] : subs_) {
+    if (s->removed) continue;
+    if (m.user_gone && s->end_on_user && *s->end_on_user == m.id) {
+      End(*s, Status::PermissionDenied("the user was deleted"), seq);
+    } else if (m.key_revoked && s->key_id && *s->key_id == m.id) {
+      End(*s, Status::PermissionDenied("the API key was revoked"), seq);
+    }
+  }
+}
+
+bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
+  uint64_t target = durable_.load(std::memory_order_acquire);
+  uint64_t from = published_.load(std::memory_order_relaxed) + 1;
+  if (target < from) return false;
+  if (live_broad_.empty() && live_by_user_.empty()) {
+    // Nobody follows the live end: subscriptions behind it read the log themselves.
+    published_.store(target, std::memory_order_release);
+    return true;
+  }
+  struct Item {
+    Meta meta;
+    std::shared_ptr<const ChangeEvent> ev;
+    uint64_t seq;
+  };
+  std::vector<Item> items;
+  lock.unlock();
+  auto read = store_->ReadLog(from, target, options_.read_chunk, [&](const storage::LogEntry& e) {
+    Item it;
+    it.seq = e.sequence;
+    if (Inspect(e, &it.meta)) it.ev = Build(e, it.meta);
+    if (it.ev || it.meta.user_gone || it.meta.key_revoked) items.push_back(std::move(it));
+    return Status::OK();
+  });
+  lock.lock();
+  if (!read.ok()) {
+    std::cerr << "change feed: " << read.status().ToString() << "\n";
+    for (auto& [id, s] : subs_)
+      if (s->live) End(*s, read.status(), published_.load());
+    published_.store(target, std::memory_order_release);
+    return true;
+  }
+  uint64_t last = *read < from ? target : *read;
+  for (const Item& it : items) {
+    ApplyControl(it.meta, it.seq - 1);
+    if (!it.ev) continue;
+    auto deliver = [&](Sub* s) {
+      if (!s->removed && Matches(s->filter, it.meta)) Push(*s, it.ev);
+    };
+    if (!it.meta.user.IsNil()) {
+      auto u = live_by_user_.find(it.meta.user);
+      if (u != live_by_user_.end())
+        for (Sub* s : u->second) deliver(s);
+    }
+    for (Sub* s : live_broad_) deliver(s);
+  }
+  published_.store(last, std::memory_order_release);
+  // Live subscriptions have seen everything up to `last`; keep their resume points there.
+  for (auto& [id, s] : subs_)
+    if (s->live) s->cursor = last;
+  return true;
+}
+
+bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
+  bool did = false;
+  std::vector<std::shared_ptr<Sub>> behind;
+  for (auto& [id, s] : subs_) {
+    if (s->live || s->removed) continue;
+    uint64_t pub = published_.load(std::memory_order_relaxed);
+    if (s->cursor >= pub) {
+      s->cursor = pub;
+      s->live = true;
+      if (s->filter.user)
+        live_by_user_[*s->filter.user].push_back(s.get());
+      else
+        live_broad_.push_back(s.get());
+      did = true;
+      continue;
+    }
+    auto h = s->handle.lock();
+    if (!h) {
+      s->removed = true;
+      continue;
+    }
+    std::lock_guard hl(h->mu_);
+    if (h->queue_.size() < options_.max_queued_events / 2 &&
+        h->queued_bytes_ < options_.max_queued_bytes / 2)
+      behind.push_back(s);
+  }
+  for (auto& s : behind) {
+    uint64_t from = s->cursor + 1;
+    uint64_t to = published_.load(std::memory_order_relaxed);
+    FeedFilter filter = s->filter;
+    struct Item {
+      Meta meta;
+      std::shared_ptr<const ChangeEvent> ev;  // null: a control (revocation, user delete)
+      uint64_t seq;
+    };
+    std::vector<Item> items;
+    lock.unlock();
+    auto read = store_->ReadLog(from, to, options_.read_chunk, [&](const storage::LogEntry& e) {
+      Item it;
+      it.seq = e.sequence;
+      bool carried = Inspect(e, &it.meta);
+      if (carried && Matches(filter, it.meta)) it.ev = Build(e, it.meta);
+      if (it.ev || it.meta.user_gone || it.meta.key_revoked) items.push_back(std::move(it));
+      return Status::OK();
+    });
+    lock.lock();
+    did = true;
+    if (s->removed) continue;
+    if (!read.ok()) {
+      End(*s, read.status(), s->cursor);
+      continue;
+    }
+    std::optional<uint64_t> stopped_at;
+    for (const Item& it : items) {
+      const Meta& m = it.meta;
+      if ((m.user_gone && s->end_on_user && *s->end_on_user == m.id) ||
+          (m.key_revoked && s->key_id && *s->key_id == m.id)) {
+        End(*s,
+            Status::PermissionDenied(m.user_gone ? "the user was deleted"
+                                                 : "the API key was revoked"),
+            it.seq - 1);
+        break;
+      }
+      // Catching up is pulled by the subscriber: a full buffer pauses it, never ends it.
+      if (it.ev && !Push(*s, it.ev, /*end_if_full=*/false)) {
+        stopped_at = it.seq - 1;
+        break;
+      }
+    }
+    if (!s->removed) s->cursor = stopped_at ? *stopped_at : *read < from ? to : *read;
+  }
+  return did;
+}
+
+void ChangeFeed::Run() {
+  while (true) {
+    bool did;
+    {
+      std::unique_lock lock(mu_);
+      if (stopping_.load()) break;
+      did = LiveStep(lock);
+      did = CatchUpStep(lock) || did;
+      // Forget removed subscriptions.
+      bool any_removed = false;
+      for (auto it = subs_.begin(); it != subs_.end();) {
+        if (it->second->removed) {
+          any_removed = true;
+          it = subs_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (any_removed) {
+        live_broad_.clear();
+        live_by_user_.clear();
+        for (auto& [id, s] : subs_) {
+          if (!s->live) continue;
+          if (s->filter.user)
+            live_by_user_[*s->filter.user].push_back(s.get());
+          else
+            live_broad_.push_back(s.get());
+        }
+      }
+      has_subs_.store(!subs_.empty(), std::memory_order_relaxed);
+    }
+    if (did) continue;
+    // Writers notify under wake_mu_ only (never mu_, which fan-out holds), so a change
+    // that lands between the checks above and this wait still wakes us.
+    std::unique_lock w(wake_mu_);
+    wake_cv_.wait(w, [&] {
+      return stopping_.load() || kicked_.exchange(false) ||
+             (has_subs_.load(std::memory_order_relaxed) &&
+              durable_.load(std::memory_order_acquire) >
+                  published_.load(std::memory_order_relaxed));
+    });
+  }
+}
+
+}  // namespace internal
+}  // namespace agentstore

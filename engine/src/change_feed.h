@@ -1,0 +1,100 @@
+// ChangeFeed: follows the store's change log (RocksDB's WAL, read back with
+// KvStore::ReadLog) up to the durable sequence and fans the changes out to
+// subscriptions. Writers only bump an atomic and notify; one feed thread reads each
+// durable change once, decodes it once, and hands a shared pointer to every matching
+// subscriber's bounded queue, so a slow subscriber costs writers nothing and is cut off
+// (with its resume point) when its queue is full. Subscribers starting behind the live
+// point catch up from the log in chunks on the same thread, then join the live set.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "agentstore/engine/feed.h"
+#include "agentstore/storage/kv_store.h"
+#include "feed_notes.h"
+
+namespace agentstore::internal {
+
+class ChangeFeed {
+ public:
+  // `tenant_of` answers a user's tenant (nil if none) for changes whose record does not
+  // carry it; called on the feed thread, at most once per user until it changes.
+  ChangeFeed(storage::KvStore* store, FeedOptions options,
+             std::function<Uuid(const Uuid&)> tenant_of);
+  ~ChangeFeed();
+
+  // Registers the durable listener and starts the feed thread.
+  void Start();
+  // Ends every subscription (unavailable) and joins the thread.
+  void Stop();
+
+  // Opens a subscription with an already scope-checked filter. `after`: deliver changes
+  // with sequences above it (nullopt: from the current durable point). `end_on_user`:
+  // the subscription ends when that user is deleted; `key_id`: when that key is revoked.
+  Result<std::shared_ptr<Subscription>> Open(const FeedFilter& filter,
+                                             std::optional<uint64_t> after,
+                                             std::optional<Uuid> end_on_user,
+                                             std::optional<Uuid> key_id,
+                                             std::function<void()> wake);
+  void Remove(uint64_t id);
+  // A subscriber drained its queue: a catching-up subscription may read on.
+  void Kick();
+
+  uint64_t published() const { return published_.load(std::memory_order_acquire); }
+  size_t subscriber_count() const;
+  const FeedOptions& options() const { return options_; }
+
+ private:
+  struct Sub;
+  struct Meta;
+  void Run();
+  void OnDurable(uint64_t seq);
+  // Decodes what the filters need (type, op, ids, owner); false for changes the feed
+  // does not carry (meta keys, rollups, touches) — `control` still applies to those.
+  bool Inspect(const storage::LogEntry& e, Meta* m);
+  Uuid TenantOf(const Uuid& user);
+  std::shared_ptr<const ChangeEvent> Build(const storage::LogEntry& e, const Meta& m);
+  static bool Matches(const FeedFilter& f, const Meta& m);
+  // Pushes one event; false when its queue is full (ending the sub if `end_if_full`).
+  bool Push(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool end_if_full = true);
+  void End(Sub& s, Status why, uint64_t resume_point);
+  void ApplyControl(const Meta& m, uint64_t seq);  // revocations, user deletes
+  bool LiveStep(std::unique_lock<std::mutex>& lock);
+  bool CatchUpStep(std::unique_lock<std::mutex>& lock);
+
+  storage::KvStore* store_;
+  FeedOptions options_;
+  std::function<Uuid(const Uuid&)> tenant_of_;
+
+  std::atomic<uint64_t> durable_{0};
+  std::atomic<uint64_t> published_{0};  // every change up to here was fanned out
+  std::atomic<bool> has_subs_{false};
+
+  // The feed thread sleeps on wake_cv_; writers, subscribers and Stop wake it.
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> kicked_{false};
+
+  mutable std::mutex mu_;
+  uint64_t next_id_ = 1;                           // guarded by mu_
+  std::map<uint64_t, std::shared_ptr<Sub>> subs_;  // guarded by mu_
+  // Live subscriptions by the user they filter on, and those without a user filter.
+  std::unordered_map<Uuid, std::vector<Sub*>, UuidHash> live_by_user_;  // guarded by mu_
+  std::vector<Sub*> live_broad_;                                        // guarded by mu_
+  // Feed thread only: users' tenants seen in the log or looked up.
+  std::unordered_map<Uuid, Uuid, UuidHash> tenant_cache_;
+  std::thread thread_;
+};
+
+}  // namespace agentstore::internal

@@ -1,0 +1,60 @@
+// Engine::Subscribe: the change feed's scope rules (who may watch what), checked once
+// when a subscription opens; per event the feed compares owners only (change_feed.cc).
+#include "change_feed.h"
+#include "engine_impl.h"
+
+namespace agentstore {
+
+using namespace internal;  // NOLINT
+
+void EngineState::StartFeed() {
+  feed = std::make_unique<ChangeFeed>(store.get(), options.feed, [this](const Uuid& user) {
+    Partition& shard = ShardOf(user);
+    std::shared_lock lock(shard.mu);
+    auto it = shard.users.find(user);
+    if (it == shard.users.end()) return Uuid();
+    return ToUuid(View<fb::User>(shard, it->second)->tenant_id());
+  });
+  feed->Start();
+}
+
+Result<std::shared_ptr<Subscription>> Engine::Subscribe(const Scope& scope, FeedFilter filter,
+                                                        std::optional<uint64_t> after,
+                                                        std::optional<Uuid> key_id,
+                                                        std::function<void()> wake) {
+  for (uint32_t bit = 0; bit < 32; ++bit) {
+    if (!(filter.types & (1u << bit))) continue;
+    if (bit > static_cast<uint32_t>(kLastRecordType) || !FeedCarries(static_cast<RecordType>(bit)))
+      return Status::InvalidArgument("the change feed does not carry record type " +
+                                     std::to_string(bit) +
+                                     " (api_keys and usage rollups are never sent)");
+  }
+  std::optional<Uuid> end_on_user;
+  if (scope.is_user()) {
+    if (filter.user && !(*filter.user == scope.user()))
+      return Status::PermissionDenied("a user may subscribe only to its own records");
+    if (filter.tenant)
+      return Status::PermissionDenied("a user subscription cannot filter by tenant");
+    filter.user = scope.user();
+    end_on_user = scope.user();
+  } else if (scope.tenant()) {
+    // A tenant-scoped operator key: only its tenant.
+    if (filter.tenant && !(*filter.tenant == *scope.tenant()))
+      return Status::PermissionDenied("this key may subscribe only to its own tenant");
+    filter.tenant = scope.tenant();
+    // A user of another tenant answers as a missing one (docs/protocol.md, "Errors").
+    if (filter.user && !impl_->Sees(scope, *filter.user)) return MissingRef("user", "user");
+  }
+  return impl_->feed->Open(filter, after, end_on_user, key_id, std::move(wake));
+}
+
+Engine::FeedPositions Engine::FeedInfo() const {
+  FeedPositions p;
+  p.durable = impl_->store->DurableSequence();
+  auto oldest = impl_->store->OldestLogSequence();
+  p.oldest = oldest.ok() ? *oldest : 0;
+  p.subscribers = impl_->feed->subscriber_count();
+  return p;
+}
+
+}  // namespace agentstore

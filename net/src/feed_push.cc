@@ -1,0 +1,108 @@
+// Encodes change events and subscription ends as push frames (see feed_push.h).
+#include "feed_push.h"
+
+#include "protocol_generated.h"
+
+namespace agentstore::net {
+namespace {
+
+// A push frame stays well under the client's default frame limit (16 MiB).
+constexpr size_t kMaxEventsPerFrame = 512;
+constexpr size_t kMaxFrameBytes = 1u << 20;
+
+void EncodeChanges(uint64_t id, const std::vector<Subscription::Event>& events,
+                   flatbuffers::FlatBufferBuilder& fbb) {
+  fbb.Clear();
+  std::vector<flatbuffers::Offset<proto::Change>> items;
+  items.reserve(events.size());
+  for (const auto& ev : events) {
+    auto key = fbb.CreateVector(reinterpret_cast<const uint8_t*>(ev->key.data()), ev->key.size());
+    flatbuffers::Offset<flatbuffers::Vector<uint8_t>> record;
+    if (!ev->bytes.empty()) {
+      // 8-aligned so a client may read the record in place.
+      fbb.ForceVectorAlignment(ev->bytes.size(), 1, 8);
+      record =
+          fbb.CreateVector(reinterpret_cast<const uint8_t*>(ev->bytes.data()), ev->bytes.size());
+    }
+    fb::Uuid rid = ToFb(ev->id), user = ToFb(ev->user), tenant = ToFb(ev->tenant);
+    proto::ChangeBuilder b(fbb);
+    b.add_sequence(ev->sequence);
+    b.add_commit_time(ev->commit_time);
+    b.add_op(static_cast<proto::ChangeOp>(ev->op));
+    b.add_type(static_cast<uint8_t>(ev->type));
+    b.add_id(&rid);
+    if (!ev->user.IsNil()) b.add_user_id(&user);
+    if (!ev->tenant.IsNil()) b.add_tenant_id(&tenant);
+    b.add_key(key);
+    if (!ev->bytes.empty()) b.add_record(record);
+    items.push_back(b.Finish());
+  }
+  auto vec = fbb.CreateVector(items);
+  auto changes = proto::CreateChanges(fbb, vec);
+  proto::ResponseBuilder r(fbb);
+  r.add_id(id);
+  r.add_kind(proto::FrameKind::event);
+  r.add_result_type(proto::Result::Changes);
+  r.add_result(changes.Union());
+  fbb.Finish(r.Finish());
+}
+
+void EncodeEnd(uint64_t id, const Status& why, uint64_t resume_point,
+               flatbuffers::FlatBufferBuilder& fbb) {
+  fbb.Clear();
+  auto msg = why.ok() ? 0 : fbb.CreateString(why.message());
+  auto pos = proto::CreateFeedPosition(fbb, resume_point);
+  proto::ResponseBuilder r(fbb);
+  r.add_id(id);
+  r.add_kind(proto::FrameKind::end);
+  r.add_code(static_cast<proto::ErrorCode>(why.code()));
+  if (!why.ok()) r.add_message(msg);
+  r.add_result_type(proto::Result::FeedPosition);
+  r.add_result(pos.Union());
+  fbb.Finish(r.Finish());
+}
+
+}  // namespace
+
+size_t DrainSubscriptions(Session& session, size_t max_frames,
+                          const std::function<void(flatbuffers::FlatBufferBuilder&)>& emit) {
+  thread_local flatbuffers::FlatBufferBuilder fbb(64 << 10);
+  size_t frames = 0;
+  std::vector<Subscription::Event> events;
+  for (auto it = session.subscriptions.begin(); it != session.subscriptions.end();) {
+    auto& [id, sub] = *it;
+    bool dropped = false;
+    while (frames < max_frames) {
+      events.clear();
+      // Poll one at a time past the first so a frame stays under its byte budget.
+      size_t bytes = 0;
+      while (events.size() < kMaxEventsPerFrame && bytes < kMaxFrameBytes &&
+             sub->Poll(&events, 1) == 1)
+        bytes += events.back()->bytes.size() + events.back()->key.size() + 96;
+      if (!events.empty()) {
+        EncodeChanges(id, events, fbb);
+        emit(fbb);
+        ++frames;
+        continue;
+      }
+      if (sub->Finished()) {
+        EncodeEnd(id, sub->end_status(), sub->resume_point(), fbb);
+        emit(fbb);
+        ++frames;
+        it = session.subscriptions.erase(it);
+        dropped = true;
+      }
+      break;
+    }
+    if (!dropped) ++it;
+    if (frames >= max_frames) break;
+  }
+  return frames;
+}
+
+void CancelSubscriptions(Session& session) {
+  for (auto& [id, sub] : session.subscriptions) sub->Cancel();
+  session.subscriptions.clear();
+}
+
+}  // namespace agentstore::net

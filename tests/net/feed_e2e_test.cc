@@ -1,0 +1,262 @@
+// The change feed through a real agentstored and the client library: a subscription
+// that resumes by itself across a clean restart and a kill -9 (every acknowledged write
+// delivered, in commit order, once), a user key that sees only its own records and is
+// cut off when revoked, out_of_range over the wire, and agentctl watch.
+#include <atomic>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "server_process.h"
+
+namespace agentstore::testing {
+namespace {
+
+using Json = nlohmann::json;
+
+struct Collected {
+  std::mutex mu;
+  std::vector<FeedChange> changes;
+  Status end;
+  bool ended = false;
+  size_t size() {
+    std::lock_guard l(mu);
+    return changes.size();
+  }
+  FeedSubscription::Callback cb() {
+    return [this](const FeedChange& c) {
+      std::lock_guard l(mu);
+      changes.push_back(c);
+    };
+  }
+  FeedSubscription::EndCallback on_end() {
+    return [this](const Status& s) {
+      std::lock_guard l(mu);
+      end = s;
+      ended = true;
+    };
+  }
+  bool WaitFor(const std::function<bool()>& pred, int ms = 20000) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      {
+        std::lock_guard l(mu);
+        if (pred()) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::lock_guard l(mu);
+    return pred();
+  }
+};
+
+class FeedE2E : public ServerTest {
+ protected:
+  Uuid MakeChat(Client& c, const Uuid& user) {
+    fb::ChatT ch;
+    ch.user_id = FbId(user);
+    return ToUuid(Must(c.CreateChat(ch).get())->id());
+  }
+  Result<Row<fb::Message>> Append(Client& c, const Uuid& chat) {
+    fb::MessageT m;
+    m.chat_id = FbId(chat);
+    m.parts = R"([{"type":"text","text":"hi"}])";
+    auto r = c.AppendMessage(m).get();
+    if (!r.ok()) return r.status();
+    return r->message;
+  }
+};
+
+TEST_F(FeedE2E, ResumesAcrossCleanRestartAndKill9WithEveryAckedWriteOnce) {
+  Uuid user = NewUserId("f@x.com");
+  Uuid chat = MakeChat(svc(), user);
+  Collected got;
+  SubscribeFilter f;
+  f.types = {RecordType::kMessage};
+  auto sub = Must(svc().Subscribe(f, std::nullopt, got.cb(), got.on_end()));
+  std::set<Uuid> acked;
+  for (int i = 0; i < 100; ++i) acked.insert(ToUuid(Must(Append(svc(), chat))->id()));
+  ASSERT_TRUE(got.WaitFor([&] { return got.changes.size() >= 100; }));
+
+  // Clean restart on the same port: the subscription re-dials and resumes.
+  uint16_t port = server_.port();
+  svc_.reset();
+  admin_.reset();
+  ASSERT_EQ(server_.Stop(), 0);
+  ASSERT_TRUE(server_.Start(dir_.sub("data"), {}, port));
+  svc_.emplace(server_.Connect(server_.Key("service")));
+  for (int i = 0; i < 100; ++i) acked.insert(ToUuid(Must(Append(svc(), chat))->id()));
+  ASSERT_TRUE(got.WaitFor([&] { return got.changes.size() >= 200; }));
+
+  // kill -9 under a write load: acknowledged writes must all arrive after the restart.
+  std::atomic<bool> stop{false};
+  std::mutex acked_mu;
+  std::thread writer([&] {
+    Client c = server_.Connect(server_.Key("service"));
+    while (!stop) {
+      auto m = Append(c, chat);
+      if (!m.ok()) break;
+      std::lock_guard l(acked_mu);
+      acked.insert(ToUuid(m.value()->id()));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  server_.Kill();
+  stop = true;
+  writer.join();
+  svc_.reset();
+  ASSERT_TRUE(server_.Start(dir_.sub("data"), {}, port));
+  svc_.emplace(server_.Connect(server_.Key("service")));
+  for (int i = 0; i < 10; ++i) acked.insert(ToUuid(Must(Append(svc(), chat))->id()));
+  std::set<Uuid> seen;
+  ASSERT_TRUE(got.WaitFor([&] {
+    seen.clear();
+    for (const auto& c : got.changes) seen.insert(c.id);
+    for (const Uuid& id : acked)
+      if (!seen.count(id)) return false;
+    return true;
+  })) << "acknowledged messages missing from the feed: got "
+      << got.size() << " of " << acked.size();
+  std::lock_guard l(got.mu);
+  EXPECT_FALSE(got.ended) << got.end.ToString();
+  EXPECT_EQ(seen.size(), got.changes.size()) << "a change was delivered twice";
+  for (size_t i = 1; i < got.changes.size(); ++i)
+    ASSERT_GT(got.changes[i].sequence, got.changes[i - 1].sequence) << "commit order";
+  EXPECT_GE(sub->resumes(), 2u);
+  // Every delivered message is in the store (nothing delivered that was not durable).
+  for (const auto& c : got.changes) ASSERT_OK(svc().GetMessage(c.id).get());
+}
+
+TEST_F(FeedE2E, UserKeySeesOnlyItsOwnRecordsAndRevocationEndsIt) {
+  Uuid a = NewUserId("a@x.com"), b = NewUserId("b@x.com");
+  fb::ApiKeyT k;
+  k.role = fb::KeyRole::user;
+  k.user_id = FbId(a);
+  auto key = Must(svc().CreateApiKey(k).get());
+  Client ca = server_.Connect(key.secret);
+  Collected got;
+  auto sub = Must(ca.Subscribe({}, std::nullopt, got.cb(), got.on_end()));
+  // Asking for another user's records is refused at once.
+  SubscribeFilter other;
+  other.user = b;
+  EXPECT_CODE(ca.Subscribe(other, std::nullopt, [](const FeedChange&) {}), kPermissionDenied);
+  Uuid chat_a = MakeChat(svc(), a), chat_b = MakeChat(svc(), b);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_OK(Append(svc(), chat_a));
+    ASSERT_OK(Append(svc(), chat_b));
+  }
+  ASSERT_TRUE(got.WaitFor([&] { return got.changes.size() >= 11; }));
+  ASSERT_OK(svc().RevokeApiKey(ToUuid(key.key->id())).get());
+  ASSERT_TRUE(got.WaitFor([&] { return got.ended; }));
+  std::lock_guard l(got.mu);
+  EXPECT_CODE(got.end, kPermissionDenied);
+  for (const auto& c : got.changes) EXPECT_EQ(c.user, a) << RecordTypeName(c.type);
+  EXPECT_EQ(got.changes.size(), 11u) << "its chat, five messages, five chat total updates";
+}
+
+// The paths a sanitizer build watches: pushes racing connections that close (subscribers
+// stopping while eight writers keep the feed busy) and a server stopping with every
+// subscription still pushing. The server must stop cleanly (exit 0) and in time.
+TEST_F(FeedE2E, PushesRacingClosesAndAStopWithLiveSubscribersEndCleanly) {
+  std::vector<Uuid> chats;
+  for (int u = 0; u < 4; ++u)
+    chats.push_back(MakeChat(svc(), NewUserId("race" + std::to_string(u) + "@x.com")));
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> acked{0};
+  std::vector<std::thread> writers;
+  struct Joiner {  // a failed ASSERT must not leave the writers running
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~Joiner() {
+      stop = true;
+      for (auto& t : threads)
+        if (t.joinable()) t.join();
+    }
+  } joiner{stop, writers};
+  for (int w = 0; w < 8; ++w) {
+    writers.emplace_back([&, w] {
+      Client c = server_.Connect(server_.Key("service"));
+      while (!stop.load()) {
+        if (!Append(c, chats[w % chats.size()]).ok()) break;  // the server went away
+        acked.fetch_add(1);
+      }
+    });
+  }
+  std::vector<std::unique_ptr<FeedSubscription>> subs;
+  std::vector<std::unique_ptr<Collected>> got;
+  while (acked.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  uint64_t before = acked.load();
+  for (int round = 0; round < 6; ++round) {
+    for (int i = 0; i < 8; ++i) {
+      got.push_back(std::make_unique<Collected>());
+      auto sub = svc().Subscribe({}, std::nullopt, got.back()->cb(), got.back()->on_end());
+      ASSERT_OK(sub.status());
+      subs.push_back(std::move(*sub));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // Half of them go while pushes are in flight to them.
+    for (size_t i = 0; i < subs.size(); i += 2)
+      if (subs[i]) subs[i].reset();
+  }
+  EXPECT_GT(acked.load(), before) << "writers kept going while subscribers came and went";
+  ASSERT_TRUE(got.back()->WaitFor([&] { return got.back()->changes.size() > 0; }));
+  EXPECT_EQ(server_.Stop(), 0) << "agentstored must stop cleanly with subscribers pushing";
+  stop = true;
+  for (auto& t : writers) t.join();
+  subs.clear();  // their re-dials fail until now; Stop joins them
+}
+
+TEST_F(FeedE2E, TooOldSequenceIsOutOfRangeOverTheWire) {
+  uint16_t port = server_.port();
+  svc_.reset();
+  admin_.reset();
+  ASSERT_EQ(server_.Stop(), 0);
+  std::vector<std::string> no_retention = {"--feed-retention-seconds", "0", "--feed-retention-mb",
+                                           "0"};
+  ASSERT_TRUE(server_.Start(dir_.sub("data"), no_retention, port));
+  svc_.emplace(server_.Connect(server_.Key("service")));
+  Uuid chat = MakeChat(svc(), NewUserId("o@x.com"));
+  for (int i = 0; i < 10; ++i) ASSERT_OK(Append(svc(), chat));
+  svc_.reset();
+  ASSERT_EQ(server_.Stop(), 0);  // flushes: the old log goes
+  ASSERT_TRUE(server_.Start(dir_.sub("data"), no_retention, port));
+  svc_.emplace(server_.Connect(server_.Key("service")));
+  auto r = svc().Subscribe({}, 1, [](const FeedChange&) {});
+  EXPECT_CODE(r, kOutOfRange);
+  EXPECT_NE(r.status().message().find("oldest kept is"), std::string::npos) << TextOf(r);
+}
+
+TEST_F(FeedE2E, AgentctlWatchPrintsJsonFromASequence) {
+  Uuid user = NewUserId("w@x.com");
+  Collected first;
+  SubscribeFilter f;
+  f.types = {RecordType::kChat};
+  auto sub = Must(svc().Subscribe(f, std::nullopt, first.cb()));
+  Uuid chat = MakeChat(svc(), user);
+  ASSERT_TRUE(first.WaitFor([&] { return first.changes.size() >= 1; }));
+  uint64_t chat_seq = first.changes[0].sequence;
+  for (int i = 0; i < 3; ++i) ASSERT_OK(Append(svc(), chat));
+  auto run = Agentctl(
+      server_, server_.Key("service"),
+      "watch --json --type messages --from " + std::to_string(chat_seq - 1) + " --count 3");
+  ASSERT_EQ(run.code, 0) << run.out;
+  std::istringstream lines(run.out);
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    auto j = Json::parse(line);
+    EXPECT_EQ(j["type"], "messages");
+    EXPECT_EQ(j["op"], "create");
+    EXPECT_EQ(j["record"]["chat_id"], chat.ToString());
+    EXPECT_GT(j["sequence"].get<uint64_t>(), chat_seq);
+    ++n;
+  }
+  EXPECT_EQ(n, 3);
+  auto bad = Agentctl(server_, server_.Key("service"), "watch --type api_keys --count 1");
+  EXPECT_NE(bad.code, 0) << bad.out;
+}
+
+}  // namespace
+}  // namespace agentstore::testing
