@@ -208,7 +208,17 @@ int main(int argc, char** argv) {
   spdlog::info("signal {} received: finishing in-flight requests", sig);
   (*server)->Stop();
   server->reset();
-  engine->reset();
+  agentstore::Status closed = (*engine)->Close();
+  if (!closed.ok()) {
+    spdlog::error("closing the store: {}", closed.ToString());
+    return 1;
+  }
   spdlog::info("store closed cleanly");
+  // Everything is on disk and RocksDB is closed; freeing the in-memory store object by
+  // object (millions of small allocations: seconds for a large store) would only delay
+  // the exit, and the OS takes the address space back at once. Kept reachable for leak
+  // checkers.
+  static agentstore::Engine* closed_engine = engine->release();
+  (void)closed_engine;
   return 0;
 }

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -344,13 +346,28 @@ Status DecodeTimeCursor(std::string_view cursor, TimeKey* out) {
 }  // namespace internal
 
 Engine::Engine(std::unique_ptr<EngineState> impl) : impl_(std::move(impl)) {}
-Engine::~Engine() {
-  if (impl_ && impl_->feed) impl_->feed->Stop();
-  if (impl_) impl_->StopMemoryThread();
+Status Engine::Close() {
+  if (!impl_ || !impl_->store) return Status::OK();
+  auto t0 = std::chrono::steady_clock::now();
+  auto trace = [&](const char* what) {
+    if (getenv("AGENTSTORE_STOP_TRACE"))
+      fprintf(stderr, "stop: %s at %.3fs\n", what,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  };
+  if (impl_->feed) impl_->feed->Stop();
+  impl_->StopMemoryThread();
+  trace("memory thread stopped");
   // A failed save leaves the previous saved graphs, which the next open checks anyway.
-  if (impl_ && impl_->store && impl_->memory.global) (void)impl_->SaveMemoryGraphs();
-  if (impl_ && impl_->store) impl_->store->Flush();
+  if (impl_->memory.global) (void)impl_->SaveMemoryGraphs();
+  trace("graphs saved");
+  Status s = impl_->store->Flush();
+  trace("flushed");
+  impl_->store.reset();
+  trace("rocksdb closed");
+  return s;
 }
+
+Engine::~Engine() { (void)Close(); }
 
 namespace {
 
@@ -375,8 +392,9 @@ Status SecureDataDir(const std::string& dir) {
   if (st.st_mode & (S_IWGRP | S_IWOTH)) {
     char mode[8];
     snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return Status::InvalidArgument("data directory " + dir + " is writable by group or others (mode " +
-                                   mode + "); chmod 0700 it");
+    return Status::InvalidArgument("data directory " + dir +
+                                   " is writable by group or others (mode " + mode +
+                                   "); chmod 0700 it");
   }
   if ((st.st_mode & 077) && ::chmod(dir.c_str(), 0700) != 0)
     return Status::IoError("cannot chmod 0700 data directory " + dir);

@@ -123,6 +123,10 @@ inline std::unique_ptr<fb::Uuid> FbId(const Uuid& u) { return std::make_unique<f
 // global graph, and the background indexer/sweeper thread.
 struct MemoryState {
   std::shared_ptr<const index::Space> space;
+  // Every memory's vector, once; declared before everything that points into it (the
+  // global graph here, users' memories in the shards, declared after MemoryState), so it
+  // is destroyed last.
+  std::unique_ptr<VectorStore> vectors;
   std::unique_ptr<GlobalMemoryIndex> global;
   std::atomic<uint64_t> next_label{1};
   // Users whose graph should be built or rebuilt: (shard, user).
@@ -133,6 +137,7 @@ struct MemoryState {
   std::mutex thread_mu;
   std::condition_variable wake;
   bool stopping = false;
+  std::atomic<bool> stop_builds{false};  // set by StopMemoryThread; builds give up
   std::thread thread;
   // Saved graphs (graph_file.h): where, one saver at a time, and what the last open
   // reused (elements of the global graph, users' graphs).
@@ -432,6 +437,5 @@ inline void DefaultJson(std::string& field, std::string_view value) {
 inline Status NotFound(std::string_view what) {
   return Status::NotFound(std::string(what) + " not found");
 }
-
 
 }  // namespace agentstore::internal

@@ -12,7 +12,9 @@ namespace agentstore::internal {
 namespace {
 
 constexpr char kMagic[8] = {'A', 'S', 'G', 'R', 'A', 'P', 'H', '\0'};
-constexpr uint32_t kVersion = 1;
+// 2: graphs borrow their vectors (the .hnsw holds none) and elements carry a vector hash.
+constexpr uint32_t kVersion = 2;
+constexpr size_t kKeyBytes = 40;
 
 // Fixed-size head of the .meta file (host byte order: the file never leaves the
 // machine's data directory; a foreign byte order fails the magic/version/CRC checks).
@@ -56,6 +58,13 @@ Status FileCrc(const std::string& path, uint32_t* crc, uint64_t* bytes) {
 
 }  // namespace
 
+uint64_t VectorHash(const float* v, uint32_t dim) {
+  const auto* p = reinterpret_cast<const Bytef*>(v);
+  const size_t n = size_t{dim} * sizeof(float);
+  return (uint64_t{static_cast<uint32_t>(crc32_z(0, p, n))} << 32) |
+         static_cast<uint32_t>(adler32_z(1, p, n));
+}
+
 Status SaveGraphFile(const std::string& base, const index::HnswGraph& graph,
                      const std::vector<GraphElementKey>& keys, uint64_t sequence) {
   if (keys.size() != graph.elements())
@@ -86,6 +95,7 @@ Status SaveGraphFile(const std::string& base, const index::HnswGraph& graph,
     for (const auto& k : keys) {
       put(k.user.bytes.data(), 16);
       put(k.id.bytes.data(), 16);
+      put(&k.vector_hash, 8);
     }
     out.write(reinterpret_cast<const char*>(&crc), sizeof crc);
     out.close();
@@ -118,7 +128,8 @@ Result<SavedGraph> LoadGraphFile(const std::string& base, std::shared_ptr<const 
   if (head.version != kVersion)
     return bad("format version " + std::to_string(head.version) + ", expected " +
                std::to_string(kVersion));
-  if (meta.size() != sizeof head + head.elements * 32 + 4) return bad("meta file has a bad size");
+  if (meta.size() != sizeof head + head.elements * kKeyBytes + 4)
+    return bad("meta file has a bad size");
   uint32_t stored_crc;
   std::memcpy(&stored_crc, meta.data() + meta.size() - 4, 4);
   if (Crc(Crc(0, nullptr, 0), meta.data(), meta.size() - 4) != stored_crc)
@@ -134,7 +145,8 @@ Result<SavedGraph> LoadGraphFile(const std::string& base, std::shared_ptr<const 
   AS_RETURN_IF_ERROR(s);
   if (bytes != head.hnsw_bytes || crc != head.hnsw_crc) return bad("graph checksum mismatch");
   SavedGraph out;
-  AS_ASSIGN_OR_RETURN(out.graph, index::HnswGraph::Load(std::move(space), params, hnsw_path));
+  AS_ASSIGN_OR_RETURN(out.graph, index::HnswGraph::Load(std::move(space), params, hnsw_path,
+                                                        index::VectorStorage::kBorrow));
   if (out.graph->elements() != head.elements) return bad("element count mismatch");
   out.sequence = head.sequence;
   out.keys.resize(head.elements);
@@ -142,7 +154,8 @@ Result<SavedGraph> LoadGraphFile(const std::string& base, std::shared_ptr<const 
   for (auto& k : out.keys) {
     k.user = Uuid::FromBytes(reinterpret_cast<const uint8_t*>(p));
     k.id = Uuid::FromBytes(reinterpret_cast<const uint8_t*>(p + 16));
-    p += 32;
+    std::memcpy(&k.vector_hash, p + 32, 8);
+    p += kKeyBytes;
   }
   return out;
 }

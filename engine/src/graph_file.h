@@ -5,7 +5,10 @@
 // On disk, two files per graph: <base>.hnsw (hnswlib's own snapshot) and <base>.meta (a
 // format version, the vector space and graph parameters, the RocksDB sequence number the
 // graph was saved at, the size and CRC-32 of the .hnsw file, and for every graph element
-// by position the (user, memory id) it was built from; CRC-32 over the whole .meta).
+// by position the (user, memory id) it was built from and a 64-bit hash of its vector;
+// CRC-32 over the whole .meta). The graphs borrow their vectors from the VectorStore
+// (VectorStorage::kBorrow), so the .hnsw holds links and labels only; the loader points
+// each element checked against the store at that memory's vector.
 // Both are written to temporary names and renamed, .hnsw first, so a crash while saving
 // leaves the previous pair, or a new .hnsw beside the old .meta (a CRC mismatch: the
 // graph is rebuilt). Nothing is fsynced: a torn file after a power loss fails its CRC
@@ -26,7 +29,12 @@ namespace agentstore::internal {
 struct GraphElementKey {
   Uuid user;
   Uuid id;
+  uint64_t vector_hash = 0;  // VectorHash of the vector it was built from
 };
+
+// A 64-bit hash of a vector's bytes (zlib's CRC-32 and Adler-32 side by side): a loaded
+// element whose memory's vector hashes otherwise was built from an older vector.
+uint64_t VectorHash(const float* v, uint32_t dim);
 
 struct SavedGraph {
   std::unique_ptr<index::HnswGraph> graph;

@@ -177,6 +177,7 @@ Status EngineState::OpenMemoryStore() {
     AS_ASSIGN_OR_RETURN(uint64_t ticket, store->Write(batch));
     AS_RETURN_IF_ERROR(store->AwaitDurable(ticket));
   }
+  memory.vectors = std::make_unique<VectorStore>(dim);
   memory.global = std::make_unique<GlobalMemoryIndex>(memory.space, mo.global_graph);
   memory.graph_dir = options.data_dir + "/graphs";
   return Status::OK();
@@ -188,7 +189,7 @@ void EngineState::IndexMemory(Partition& shard, Loc loc, const float* vec) {
   ValueParts parts;
   (void)ParseValue(Str(m->memory_value()), &parts);
   auto& slot = shard.memories_by_user[user];
-  if (!slot) slot = std::make_unique<UserMemories>(memory.space->dim());
+  if (!slot) slot = std::make_unique<UserMemories>(memory.vectors.get());
   std::string old_content;
   if (auto s = slot->SlotOfId(id)) {
     const MemoryMeta& old = slot->meta(*s);
@@ -202,8 +203,9 @@ void EngineState::IndexMemory(Partition& shard, Loc loc, const float* vec) {
   shard.memories[id] = loc;
   if (memory.recovering)
     memory.global->PutRecovered(label, {user, id, m->memory_type(), m->expires_at()});
-  else
-    memory.global->Put(label, {user, id, m->memory_type(), m->expires_at()}, vec);
+  else  // the VectorStore's copy, which the global graph borrows
+    memory.global->Put(label, {user, id, m->memory_type(), m->expires_at()},
+                       slot->vector(*slot->SlotOfId(id)));
   QueueGraphWork(shard, user, *slot);
 }
 
@@ -278,7 +280,7 @@ bool EngineState::MemoryIndexStep() {
   if (job) {
     Partition& shard = *shards[job->first];
     std::vector<uint64_t> labels;
-    std::vector<float> vectors;
+    std::vector<const float*> vectors;
     bool build = false;
     {
       std::unique_lock lock(shard.mu);
@@ -301,9 +303,14 @@ bool EngineState::MemoryIndexStep() {
       // Built outside the shard lock (a 10k-vector graph takes on the order of a second);
       // InstallGraph then replays what changed meanwhile.
       auto g = std::make_unique<index::HnswGraph>(memory.space, mo.user_graph,
-                                                  labels.size() + labels.size() / 4 + 16);
-      const uint32_t dim = memory.space->dim();
-      for (size_t i = 0; i < labels.size(); ++i) (void)g->Add(labels[i], vectors.data() + i * dim);
+                                                  labels.size() + labels.size() / 4 + 16,
+                                                  index::VectorStorage::kBorrow);
+      for (size_t i = 0; i < labels.size(); ++i) {
+        // A stop abandons the build (the user stays on exact scans; the next start
+        // queues it again) rather than keep the stop waiting up to seconds.
+        if (i % 256 == 0 && memory.stop_builds.load(std::memory_order_relaxed)) return false;
+        (void)g->Add(labels[i], vectors[i]);
+      }
       std::unique_lock lock(shard.mu);
       auto mems = shard.memories_by_user.find(job->second);
       if (mems == shard.memories_by_user.end()) return true;
@@ -315,7 +322,7 @@ bool EngineState::MemoryIndexStep() {
     }
     return true;
   }
-  if (memory.global->Step(256, mo.rebuild_tombstone_fraction)) {
+  if (memory.global->Step(256, mo.rebuild_tombstone_fraction, memory.stop_builds)) {
     memory.trimmed = false;
     return true;
   }
@@ -359,6 +366,8 @@ void EngineState::StartMemoryThread() {
 }
 
 void EngineState::StopMemoryThread() {
+  // A graph build in progress gives up at its next check (memory.stop_builds).
+  memory.stop_builds.store(true);
   {
     std::lock_guard lock(memory.thread_mu);
     memory.stopping = true;
@@ -442,16 +451,17 @@ void EngineState::FinishMemoryRecovery() {
 
 namespace {
 
-// A saved graph element's new label: the label recovery gave its memory, when RocksDB
-// still holds that memory with exactly the vector the element was built from.
-std::optional<uint64_t> CheckedLabel(const UserMemories& mems, const GraphElementKey& key,
-                                     const float* vec, uint32_t dim,
-                                     std::unordered_set<uint64_t>* used) {
+// A saved graph element's new label and vector: the label recovery gave its memory and
+// that memory's vector in the VectorStore, when RocksDB still holds that memory with the
+// vector the element was built from (same hash).
+std::optional<index::HnswGraph::Relabelled> CheckedLabel(const UserMemories& mems,
+                                                         const GraphElementKey& key, uint32_t dim,
+                                                         std::unordered_set<uint64_t>* used) {
   auto slot = mems.SlotOfId(key.id);
-  if (!slot || std::memcmp(mems.vector(*slot), vec, dim * sizeof(float)) != 0) return std::nullopt;
+  if (!slot || VectorHash(mems.vector(*slot), dim) != key.vector_hash) return std::nullopt;
   uint64_t label = mems.meta(*slot).label;
   if (!used->insert(label).second) return std::nullopt;  // named twice: keep one
-  return label;
+  return index::HnswGraph::Relabelled{label, mems.vector(*slot)};
 }
 
 std::string UserGraphBase(const std::string& dir, const Uuid& user) {
@@ -476,10 +486,10 @@ void EngineState::LoadSavedGraphs() {
     if (saved.ok()) {
       std::unordered_set<uint64_t> used;
       SavedGraph& sg = *saved;
-      sg.graph->Relabel([&](size_t i) -> std::optional<uint64_t> {
+      sg.graph->Relabel([&](size_t i) -> std::optional<index::HnswGraph::Relabelled> {
         const UserMemories* mems = mems_of(sg.keys[i].user);
         if (!mems) return std::nullopt;
-        return CheckedLabel(*mems, sg.keys[i], sg.graph->VectorAt(i), dim, &used);
+        return CheckedLabel(*mems, sg.keys[i], dim, &used);
       });
       memory.global_loaded = sg.graph->live();
       global = std::move(sg.graph);
@@ -500,9 +510,9 @@ void EngineState::LoadSavedGraphs() {
       if (!saved.ok()) continue;
       std::unordered_set<uint64_t> used;
       SavedGraph& sg = *saved;
-      sg.graph->Relabel([&](size_t i) -> std::optional<uint64_t> {
+      sg.graph->Relabel([&](size_t i) -> std::optional<index::HnswGraph::Relabelled> {
         if (sg.keys[i].user != user) return std::nullopt;
-        return CheckedLabel(*mems, sg.keys[i], sg.graph->VectorAt(i), dim, &used);
+        return CheckedLabel(*mems, sg.keys[i], dim, &used);
       });
       mems->InstallGraph(std::move(sg.graph));
       mems->saved_graph_changes = mems->graph_changes();
@@ -538,7 +548,8 @@ Status EngineState::SaveMemoryGraphs() {
       std::vector<GraphElementKey> keys(g.elements());
       for (size_t i = 0; i < keys.size(); ++i) {
         if (g.DeletedAt(i)) continue;
-        if (auto slot = mems.SlotOfLabel(g.LabelAt(i))) keys[i] = {user, mems.meta(*slot).id};
+        if (auto slot = mems.SlotOfLabel(g.LabelAt(i)))
+          keys[i] = {user, mems.meta(*slot).id, VectorHash(g.VectorAt(i), g.space().dim())};
       }
       AS_RETURN_IF_ERROR(SaveGraphFile(base, g, keys, sequence));
       mems.saved_graph_changes = mems.graph_changes();

@@ -43,8 +43,18 @@ std::optional<Uuid> UserMemories::IdOfKey(const std::string& key) const {
   return it->second;
 }
 
+UserMemories::~UserMemories() {
+  for (const auto& m : meta_) vectors_->Free(m.vslot);
+}
+
 void UserMemories::Put(MemoryMeta meta, const std::string& key, const float* vec,
                        std::string_view content, std::string_view old_content) {
+  // Always a fresh VectorStore slot, even for a replaced memory: the global graph may
+  // still hold the old label's pointer until its indexer tombstones it.
+  VectorStore::Ref ref = vectors_->Add(vec);
+  meta.vec = ref.vec;
+  meta.vslot = ref.slot;
+  vec = ref.vec;
   uint32_t slot;
   if (auto s = SlotOfId(meta.id)) {
     slot = *s;
@@ -55,14 +65,13 @@ void UserMemories::Put(MemoryMeta meta, const std::string& key, const float* vec
       graph_->Remove(old_label);
       ++graph_changes_;
     }
+    vectors_->Free(meta_[slot].vslot);
     meta_[slot] = std::move(meta);
-    std::memcpy(vectors_.data() + size_t{slot} * dim_, vec, dim_ * sizeof(float));
   } else {
     slot = static_cast<uint32_t>(meta_.size());
     slot_of_id_[meta.id] = slot;
     id_of_key_[key] = meta.id;
     meta_.push_back(std::move(meta));
-    vectors_.insert(vectors_.end(), vec, vec + dim_);
   }
   const MemoryMeta& m = meta_[slot];
   slot_of_label_[m.label] = slot;
@@ -88,15 +97,13 @@ void UserMemories::Erase(const Uuid& id, const std::string& key, std::string_vie
   slot_of_label_.erase(label);
   slot_of_id_.erase(id);
   id_of_key_.erase(key);
+  vectors_->Free(meta_[slot].vslot);
   if (slot != last) {
     meta_[slot] = std::move(meta_[last]);
-    std::memcpy(vectors_.data() + size_t{slot} * dim_, vectors_.data() + size_t{last} * dim_,
-                dim_ * sizeof(float));
     slot_of_id_[meta_[slot].id] = slot;
     slot_of_label_[meta_[slot].label] = slot;
   }
   meta_.pop_back();
-  vectors_.resize(vectors_.size() - dim_);
 }
 
 std::vector<index::Hit> UserMemories::Search(const index::Space& space, const float* q, size_t k,
@@ -105,6 +112,7 @@ std::vector<index::Hit> UserMemories::Search(const index::Space& space, const fl
   std::vector<index::Hit> out;
   const size_t n = meta_.size();
   auto keep = [&](size_t slot) { return filter.Keep(meta_[slot]); };
+  auto row = [&](size_t slot) { return meta_[slot].vec; };
   // Exact while there is no complete graph; also when the filter leaves few enough
   // memories that scanning them is cheaper than a filtered graph walk.
   bool graph_usable = graph_ && graph_->live() == n;
@@ -114,7 +122,7 @@ std::vector<index::Hit> UserMemories::Search(const index::Space& space, const fl
     for (size_t i = 0; i < n; ++i) matching += keep(i);
   }
   if (!graph_usable || matching <= exact_threshold || matching <= k) {
-    ExactTopK(space, q, vectors_.data(), n, k, keep, &out);
+    ExactTopK(space, q, n, k, row, keep, &out);
     return out;
   }
   // HNSW with post-filtering: ask for enough candidates that k are expected to pass
@@ -135,7 +143,7 @@ std::vector<index::Hit> UserMemories::Search(const index::Space& space, const fl
     want = std::min(n, want * 4);
   }
   // Never short: fall back to the exact answer.
-  ExactTopK(space, q, vectors_.data(), n, k, keep, &out);
+  ExactTopK(space, q, n, k, row, keep, &out);
   return out;
 }
 
@@ -165,10 +173,14 @@ void UserMemories::InstallGraph(std::unique_ptr<index::HnswGraph> g) {
   ++graph_changes_;
 }
 
-void UserMemories::Snapshot(std::vector<uint64_t>* labels, std::vector<float>* vectors) const {
+void UserMemories::Snapshot(std::vector<uint64_t>* labels,
+                            std::vector<const float*>* vectors) const {
   labels->clear();
-  for (const auto& m : meta_) labels->push_back(m.label);
-  *vectors = vectors_;
+  vectors->clear();
+  for (const auto& m : meta_) {
+    labels->push_back(m.label);
+    vectors->push_back(m.vec);
+  }
 }
 
 // ---------------------------------------------------------------- GlobalMemoryIndex
@@ -176,7 +188,7 @@ void UserMemories::Snapshot(std::vector<uint64_t>* labels, std::vector<float>* v
 void GlobalMemoryIndex::Put(uint64_t label, const Entry& e, const float* vec) {
   std::unique_lock lock(meta_mu_);
   entries_[label] = e;
-  pending_[label].assign(vec, vec + space_->dim());
+  pending_[label] = vec;
 }
 
 void GlobalMemoryIndex::Remove(uint64_t label) {
@@ -201,8 +213,7 @@ void GlobalMemoryIndex::AttachRecovered(
   graph_ = std::move(graph);
   for (const auto& [label, e] : entries_) {
     if (graph_ && graph_->Contains(label)) continue;
-    const float* v = vector_of(e);
-    if (v) pending_[label].assign(v, v + space_->dim());
+    if (const float* v = vector_of(e)) pending_[label] = v;
   }
   // A loaded graph equals its file until it changes.
   changes_ = saved_changes_ = 0;
@@ -222,7 +233,8 @@ Status GlobalMemoryIndex::Save(const std::string& base, uint64_t sequence) {
     for (size_t i = 0; i < keys.size(); ++i) {
       if (graph_->DeletedAt(i)) continue;
       auto e = entries_.find(graph_->LabelAt(i));
-      if (e != entries_.end()) keys[i] = {e->second.user, e->second.id};
+      if (e != entries_.end())
+        keys[i] = {e->second.user, e->second.id, VectorHash(graph_->VectorAt(i), space_->dim())};
     }
   }
   uint64_t at = changes_;
@@ -262,7 +274,7 @@ std::vector<std::pair<index::Hit, GlobalMemoryIndex::Entry>> GlobalMemoryIndex::
   for (const auto& [label, vec] : pending_) {
     const Entry& e = entries_.at(label);
     if (!keep(e) || (graph_ && graph_->Contains(label))) continue;
-    hits.push_back({label, space_->Distance(q, vec.data())});
+    hits.push_back({label, space_->Distance(q, vec)});
   }
   std::sort(hits.begin(), hits.end());
   if (hits.size() > k) hits.resize(k);
@@ -272,7 +284,7 @@ std::vector<std::pair<index::Hit, GlobalMemoryIndex::Entry>> GlobalMemoryIndex::
   return out;
 }
 
-bool GlobalMemoryIndex::Step(size_t max, double rebuild_fraction) {
+bool GlobalMemoryIndex::Step(size_t max, double rebuild_fraction, const std::atomic<bool>& stop) {
   // Only the indexer calls Step, so nothing else changes the graph meanwhile.
   // Tombstones first: removals queued by writers.
   std::vector<uint64_t> dead;
@@ -297,19 +309,22 @@ bool GlobalMemoryIndex::Step(size_t max, double rebuild_fraction) {
     // minutes for a large store), then install. Removals made meanwhile stay queued in tombstones_
     // and reach the new graph below.
     std::vector<uint64_t> labels;
-    std::vector<float> vectors;
+    std::vector<const float*> vectors;
     {
       std::shared_lock lock(graph_mu_);
-      labels = graph_->Labels();
-      vectors.reserve(labels.size() * space_->dim());
-      for (uint64_t l : labels) {
-        auto v = graph_->VectorOf(l);
-        vectors.insert(vectors.end(), v.begin(), v.end());
+      for (size_t i = 0; i < graph_->elements(); ++i) {
+        if (graph_->DeletedAt(i)) continue;
+        labels.push_back(graph_->LabelAt(i));
+        vectors.push_back(graph_->VectorAt(i));
       }
     }
-    auto fresh = std::make_unique<index::HnswGraph>(space_, params_, labels.size() + 1024);
-    for (size_t i = 0; i < labels.size(); ++i)
-      (void)fresh->Add(labels[i], vectors.data() + i * space_->dim());
+    auto fresh = std::make_unique<index::HnswGraph>(space_, params_, labels.size() + 1024,
+                                                    index::VectorStorage::kBorrow);
+    for (size_t i = 0; i < labels.size(); ++i) {
+      // Minutes for a large store: a stop abandons it (the old graph stays, and is saved).
+      if (i % 256 == 0 && stop.load(std::memory_order_relaxed)) return false;
+      (void)fresh->Add(labels[i], vectors[i]);
+    }
     std::unique_lock glock(graph_mu_);
     graph_ = std::move(fresh);
     ++changes_;
@@ -318,9 +333,9 @@ bool GlobalMemoryIndex::Step(size_t max, double rebuild_fraction) {
   // Insert a batch of pending vectors, one graph insertion per exclusive hold of the
   // graph lock, so searches wait at most one insertion.
   size_t done = 0;
-  while (done < max) {
+  while (done < max && !stop.load(std::memory_order_relaxed)) {
     uint64_t label;
-    std::vector<float> vec;
+    const float* vec;
     {
       std::shared_lock lock(meta_mu_);
       if (pending_.empty()) break;
@@ -329,8 +344,10 @@ bool GlobalMemoryIndex::Step(size_t max, double rebuild_fraction) {
     }
     {
       std::unique_lock lock(graph_mu_);
-      if (!graph_) graph_ = std::make_unique<index::HnswGraph>(space_, params_, 4096);
-      if (!graph_->Add(label, vec.data()).ok()) break;
+      if (!graph_)
+        graph_ = std::make_unique<index::HnswGraph>(space_, params_, 4096,
+                                                    index::VectorStorage::kBorrow);
+      if (!graph_->Add(label, vec).ok()) break;
       ++changes_;
     }
     bool live;

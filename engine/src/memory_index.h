@@ -2,6 +2,9 @@
 // exactly while few, through an HNSW graph once many), and one global graph over every
 // memory for admin/service search, filled by a background indexer.
 //
+// Vectors: held once, in the engine's VectorStore; users' slots and every graph
+// (VectorStorage::kBorrow) point into it.
+//
 // Labels: every version of a memory's vector gets a fresh 64-bit label (a process-wide
 // counter), so a changed vector is "remove old label, add new label" everywhere, and a
 // graph built in the background can be caught up by comparing label sets.
@@ -10,6 +13,7 @@
 // its own reader-writer lock, taken after a shard lock (never the other way round).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -25,6 +29,7 @@
 #include "agentstore/index/hnsw_graph.h"
 #include "agentstore/index/text_index.h"
 #include "arena.h"
+#include "vector_store.h"
 
 namespace agentstore::internal {
 
@@ -33,6 +38,8 @@ struct MemoryMeta {
   Uuid id;
   Loc loc = 0;  // the record (without its embedding) in the shard's arena
   uint64_t label = 0;
+  const float* vec = nullptr;  // in the VectorStore, slot `vslot`
+  uint32_t vslot = 0;
   int64_t expires_at = 0;  // 0: never
   double importance = 0;
   fb::MemoryType type = fb::MemoryType::fact;
@@ -59,15 +66,18 @@ struct MemoryFilter {
 uint64_t TagHash(std::string_view tag);
 MemoryFilter MakeFilter(const MemoryQuery& q, int64_t now);
 
-// One user's memories. Slots are dense (a removal moves the last slot into the hole) so
-// an exact scan streams one contiguous block of vectors.
+// One user's memories. Slots are dense (a removal moves the last slot into the hole);
+// each slot's vector is in the VectorStore.
 class UserMemories {
  public:
-  explicit UserMemories(uint32_t dim) : dim_(dim) {}
+  explicit UserMemories(VectorStore* vectors) : vectors_(vectors) {}
+  ~UserMemories();
+  UserMemories(const UserMemories&) = delete;
+  UserMemories& operator=(const UserMemories&) = delete;
 
   size_t size() const { return meta_.size(); }
   const MemoryMeta& meta(uint32_t slot) const { return meta_[slot]; }
-  const float* vector(uint32_t slot) const { return vectors_.data() + size_t{slot} * dim_; }
+  const float* vector(uint32_t slot) const { return meta_[slot].vec; }
   std::optional<uint32_t> SlotOfId(const Uuid& id) const;
   std::optional<uint32_t> SlotOfLabel(uint64_t label) const;
   std::optional<Uuid> IdOfKey(const std::string& key) const;
@@ -77,7 +87,8 @@ class UserMemories {
     for (auto& m : meta_) f(m.loc);
   }
 
-  // Adds a memory (its id must not be here) or replaces one (same id).
+  // Adds a memory (its id must not be here) or replaces one (same id); copies `vec` into
+  // the VectorStore (a replaced memory's old vector is freed there).
   void Put(MemoryMeta meta, const std::string& key, const float* vec, std::string_view content,
            std::string_view old_content);
   // Removes a memory; `content` is its memory_value content (for the keyword index).
@@ -106,17 +117,14 @@ class UserMemories {
   uint64_t graph_changes() const { return graph_changes_; }
   uint64_t saved_graph_changes = ~uint64_t{0};  // only the saver touches this
   // Returns the slack of growth (after recovery).
-  void ShrinkToFit() {
-    meta_.shrink_to_fit();
-    vectors_.shrink_to_fit();
-  }
-  // Copies of every (label, vector), for building a graph outside the lock.
-  void Snapshot(std::vector<uint64_t>* labels, std::vector<float>* vectors) const;
+  void ShrinkToFit() { meta_.shrink_to_fit(); }
+  // Every (label, vector pointer), for building a graph outside the lock (the pointers
+  // stay readable: VectorStore never moves or releases a vector's memory).
+  void Snapshot(std::vector<uint64_t>* labels, std::vector<const float*>* vectors) const;
 
  private:
-  uint32_t dim_;
+  VectorStore* vectors_;
   std::vector<MemoryMeta> meta_;
-  std::vector<float> vectors_;
   std::unordered_map<Uuid, uint32_t, UuidHash> slot_of_id_;
   std::unordered_map<uint64_t, uint32_t> slot_of_label_;
   std::unordered_map<std::string, Uuid> id_of_key_;
@@ -145,7 +153,8 @@ class GlobalMemoryIndex {
   // so a writer never waits for the graph lock (held shared while the graph is saved).
   void Remove(uint64_t label);
 
-  // Recovery: entries first (no vector copies), then AttachRecovered with the saved graph
+  // `vec` stays in the VectorStore: the pending queue and the graph keep only its address.
+  // Recovery: entries first, then AttachRecovered with the saved graph
   // (already relabelled and checked against the store) or null; every entry the graph
   // lacks is queued for the indexer with its vector from `vector_of`.
   void PutRecovered(uint64_t label, const Entry& e);
@@ -163,9 +172,9 @@ class GlobalMemoryIndex {
                                                    size_t breadth) const;
 
   // Indexer work: moves up to `max` pending vectors into the graph, or rebuilds the graph
-  // when tombstones pass `rebuild_fraction` of it. Returns false when there was nothing
-  // to do.
-  bool Step(size_t max, double rebuild_fraction);
+  // when tombstones pass `rebuild_fraction` of it (abandoned when `stop` turns true).
+  // Returns false when there was nothing to do.
+  bool Step(size_t max, double rebuild_fraction, const std::atomic<bool>& stop);
   size_t pending() const;
   size_t indexed() const;
 
@@ -182,7 +191,7 @@ class GlobalMemoryIndex {
   // Live labels not known to be in the graph yet. The indexer copies one out, inserts it
   // into the graph, then erases it here; a search skips pending labels the graph already
   // has, so a vector is never missing from an answer and never counted twice.
-  std::unordered_map<uint64_t, std::vector<float>> pending_;
+  std::unordered_map<uint64_t, const float*> pending_;  // into the VectorStore
   // Labels removed from entries_ that the graph may hold: tombstoned by the indexer.
   std::vector<uint64_t> tombstones_;
   // Graph changes (guarded by graph_mu_), and how many there were at the last save.

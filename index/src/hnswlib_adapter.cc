@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <string>
 
@@ -61,20 +62,74 @@ Status Space::Prepare(std::vector<float>& v) const {
 
 namespace agentstore::index {
 
+namespace {
+
+// A space whose stored "vector" is a pointer to the vector: distances dereference both
+// sides and run the real space's kernel. hnswlib copies get_data_size() bytes per
+// element, so a borrowing graph stores 8 bytes instead of dim * 4.
+class BorrowedSpace final : public hnswlib::SpaceInterface<float> {
+ public:
+  explicit BorrowedSpace(hnswlib::SpaceInterface<float>* real)
+      : param_{real->get_dist_func(), real->get_dist_func_param()} {}
+  size_t get_data_size() override { return sizeof(const float*); }
+  hnswlib::DISTFUNC<float> get_dist_func() override { return &Distance; }
+  void* get_dist_func_param() override { return &param_; }
+
+ private:
+  struct Param {
+    hnswlib::DISTFUNC<float> fn;
+    void* param;
+  };
+  static float Distance(const void* a, const void* b, const void* p) {
+    const auto* param = static_cast<const Param*>(p);
+    return param->fn(*static_cast<const float* const*>(a), *static_cast<const float* const*>(b),
+                     param->param);
+  }
+  Param param_;
+};
+
+}  // namespace
+
 struct HnswGraph::Impl {
   std::shared_ptr<const Space> space;
+  VectorStorage storage = VectorStorage::kCopy;
+  std::unique_ptr<BorrowedSpace> borrowed;  // kBorrow
+  std::vector<float> zero;                  // kBorrow: what tombstones without a vector see
   std::unique_ptr<hnswlib::HierarchicalNSW<float>> hnsw;
-  hnswlib::SpaceInterface<float>* iface() const {
+
+  void Init(std::shared_ptr<const Space> s, VectorStorage st) {
+    space = std::move(s);
+    storage = st;
+    if (storage == VectorStorage::kBorrow) {
+      borrowed = std::make_unique<BorrowedSpace>(real());
+      zero.assign(space->dim(), 0.0f);
+    }
+  }
+  hnswlib::SpaceInterface<float>* real() const {
     return static_cast<hnswlib::SpaceInterface<float>*>(space->hnswlib_space());
+  }
+  hnswlib::SpaceInterface<float>* iface() const {
+    return borrowed ? static_cast<hnswlib::SpaceInterface<float>*>(borrowed.get()) : real();
+  }
+  const float* At(hnswlib::tableint i) const {
+    const char* d = hnsw->getDataByInternalId(i);
+    if (!borrowed) return reinterpret_cast<const float*>(d);
+    const float* p;
+    std::memcpy(&p, d, sizeof p);
+    return p;
+  }
+  void SetBorrowed(hnswlib::tableint i, const float* p) {
+    std::memcpy(hnsw->getDataByInternalId(i), &p, sizeof p);
   }
 };
 
 HnswGraph::HnswGraph(std::unique_ptr<Impl> impl, const GraphParams& params)
     : impl_(std::move(impl)), params_(params) {}
 
-HnswGraph::HnswGraph(std::shared_ptr<const Space> space, const GraphParams& params, size_t capacity)
+HnswGraph::HnswGraph(std::shared_ptr<const Space> space, const GraphParams& params, size_t capacity,
+                     VectorStorage storage)
     : impl_(std::make_unique<Impl>()), params_(params) {
-  impl_->space = std::move(space);
+  impl_->Init(std::move(space), storage);
   impl_->hnsw = std::make_unique<hnswlib::HierarchicalNSW<float>>(
       impl_->iface(), std::max<size_t>(capacity, 16), params.M, params.ef_construction,
       params.seed);
@@ -87,7 +142,9 @@ Status HnswGraph::Add(uint64_t label, const float* vector) {
   auto& h = *impl_->hnsw;
   try {
     if (h.cur_element_count >= h.max_elements_) h.resizeIndex(h.max_elements_ * 2);
-    h.addPoint(vector, static_cast<hnswlib::labeltype>(label));
+    // kBorrow: hnswlib copies the pointer, not the vector.
+    const void* data = impl_->borrowed ? static_cast<const void*>(&vector) : vector;
+    h.addPoint(data, static_cast<hnswlib::labeltype>(label));
   } catch (const std::exception& e) {
     return Status::ResourceExhausted(std::string("vector graph insert failed: ") + e.what());
   }
@@ -110,7 +167,8 @@ std::vector<Hit> HnswGraph::Search(const float* query, size_t k, size_t breadth)
   // exactly k so nothing beyond the answer is copied out of hnswlib's heap.
   size_t ask = breadth > params_.ef_search ? std::max(k, breadth) : k;
   try {
-    auto pq = impl_->hnsw->searchKnn(query, ask);
+    const void* q = impl_->borrowed ? static_cast<const void*>(&query) : query;
+    auto pq = impl_->hnsw->searchKnn(q, ask);
     out.resize(pq.size());
     for (size_t i = pq.size(); i-- > 0;) {
       out[i] = Hit{pq.top().second, pq.top().first};
@@ -144,13 +202,14 @@ std::vector<uint64_t> HnswGraph::Labels() const {
 }
 
 std::vector<float> HnswGraph::VectorOf(uint64_t label) const {
-  if (!Contains(label)) return {};
-  try {
-    return impl_->hnsw->getDataByLabel<float>(label);
-  } catch (const std::exception&) {
-    return {};
-  }
+  const auto& h = *impl_->hnsw;
+  auto it = h.label_lookup_.find(label);
+  if (it == h.label_lookup_.end() || h.isMarkedDeleted(it->second)) return {};
+  const float* v = impl_->At(it->second);
+  return std::vector<float>(v, v + impl_->space->dim());
 }
+
+VectorStorage HnswGraph::storage() const { return impl_->storage; }
 
 const Space& HnswGraph::space() const { return *impl_->space; }
 size_t HnswGraph::elements() const { return impl_->hnsw->cur_element_count; }
@@ -161,24 +220,25 @@ bool HnswGraph::DeletedAt(size_t i) const {
   return impl_->hnsw->isMarkedDeleted(static_cast<hnswlib::tableint>(i));
 }
 const float* HnswGraph::VectorAt(size_t i) const {
-  return reinterpret_cast<const float*>(
-      impl_->hnsw->getDataByInternalId(static_cast<hnswlib::tableint>(i)));
+  return impl_->At(static_cast<hnswlib::tableint>(i));
 }
 
-void HnswGraph::Relabel(const std::function<std::optional<uint64_t>(size_t)>& relabel) {
+void HnswGraph::Relabel(const std::function<std::optional<Relabelled>(size_t)>& relabel) {
   auto& h = *impl_->hnsw;
   h.label_lookup_.clear();
   for (size_t i = 0; i < h.cur_element_count; ++i) {
     auto id = static_cast<hnswlib::tableint>(i);
-    std::optional<uint64_t> label;
-    if (!h.isMarkedDeleted(id)) label = relabel(i);
-    if (!label) {
-      h.markDeletedInternal(id);
+    std::optional<Relabelled> r;
+    if (!h.isMarkedDeleted(id)) r = relabel(i);
+    if (r && impl_->borrowed && !r->vector) r.reset();
+    if (!r) {
+      if (!h.isMarkedDeleted(id)) h.markDeletedInternal(id);
       // A label no caller uses (they stay below 2^63), unique per element.
-      label = (uint64_t{1} << 63) | i;
+      r = Relabelled{(uint64_t{1} << 63) | i, impl_->zero.data()};
     }
-    h.setExternalLabel(id, *label);
-    h.label_lookup_[*label] = id;
+    if (impl_->borrowed) impl_->SetBorrowed(id, r->vector);
+    h.setExternalLabel(id, r->label);
+    h.label_lookup_[r->label] = id;
   }
 }
 
@@ -193,19 +253,27 @@ Status HnswGraph::Save(const std::string& path) const {
 
 Result<std::unique_ptr<HnswGraph>> HnswGraph::Load(std::shared_ptr<const Space> space,
                                                    const GraphParams& params,
-                                                   const std::string& path) {
+                                                   const std::string& path, VectorStorage storage) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return Status::NotFound("no graph snapshot at " + path);
   auto impl = std::make_unique<Impl>();
-  impl->space = std::move(space);
+  impl->Init(std::move(space), storage);
   try {
     impl->hnsw = std::make_unique<hnswlib::HierarchicalNSW<float>>(impl->iface(), path);
   } catch (const std::exception& e) {
     return Status::Corruption(std::string("vector graph snapshot unreadable: ") + e.what());
   }
   auto& h = *impl->hnsw;
-  if (h.data_size_ != impl->space->dim() * sizeof(float))
-    return Status::Corruption("vector graph snapshot has another dimension");
+  // data_size_ comes from our space, the offsets from the file: a snapshot of another
+  // dimension or storage kind has a different element layout.
+  if (h.label_offset_ != h.offsetData_ + h.data_size_ ||
+      h.size_data_per_element_ != h.label_offset_ + sizeof(hnswlib::labeltype))
+    return Status::Corruption("vector graph snapshot has another dimension or storage");
+  // The pointers a borrowing snapshot holds are the saving process's: point every
+  // element at the zero vector until the owner relabels.
+  if (impl->borrowed)
+    for (size_t i = 0; i < h.cur_element_count; ++i)
+      impl->SetBorrowed(static_cast<hnswlib::tableint>(i), impl->zero.data());
   // hnswlib 0.6.2's loading constructor counts tombstones into an uninitialized
   // num_deleted_; recount them.
   h.num_deleted_ = 0;

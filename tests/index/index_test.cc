@@ -106,6 +106,55 @@ TEST(HnswGraph, GrowsPastCapacityTombstonesAndSnapshots) {
   EXPECT_FALSE(index::HnswGraph::Load(space, {}, dir.sub("junk")).ok());
 }
 
+// A borrowing graph (the engine's: vectors held once, in its VectorStore) answers as a
+// copying one built the same way, reads its vectors through the owner's memory, and a
+// snapshot of it comes back only after Relabel points each element at a vector.
+TEST(HnswGraph, BorrowedVectorsAnswerAsCopiedOnesAndRelabelAfterLoad) {
+  ClusteredVectors gen(32, 20, 11);
+  std::mt19937_64 rng(13);
+  auto space = MakeSpace(32);
+  std::vector<std::vector<float>> data;
+  for (int i = 0; i < 1500; ++i) data.push_back(gen.Sample(gen.ZipfCluster(rng), rng));
+  index::HnswGraph copy(space, {}, 16);
+  index::HnswGraph borrow(space, {}, 16, index::VectorStorage::kBorrow);
+  for (uint64_t i = 0; i < data.size(); ++i) {
+    ASSERT_OK(copy.Add(i, data[i].data()));
+    ASSERT_OK(borrow.Add(i, data[i].data()));
+  }
+  EXPECT_EQ(borrow.VectorAt(5), data[5].data()) << "the owner's vector, not a copy";
+  EXPECT_EQ(borrow.VectorOf(5), data[5]);
+  for (int q = 0; q < 50; ++q) {
+    auto a = copy.Search(data[q * 7].data(), 10), b = borrow.Search(data[q * 7].data(), 10);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].label, b[i].label) << q;
+  }
+  borrow.Remove(3);
+
+  TempDir dir;
+  ASSERT_OK(borrow.Save(dir.sub("b.hnsw")));
+  ASSERT_OK(copy.Save(dir.sub("c.hnsw")));
+  // Another storage kind's snapshot has another element layout: refused.
+  EXPECT_CODE(index::HnswGraph::Load(space, {}, dir.sub("b.hnsw")), kCorruption);
+  EXPECT_CODE(index::HnswGraph::Load(space, {}, dir.sub("c.hnsw"), index::VectorStorage::kBorrow),
+              kCorruption);
+  auto loaded = index::HnswGraph::Load(space, {}, dir.sub("b.hnsw"), index::VectorStorage::kBorrow);
+  ASSERT_OK(loaded);
+  index::HnswGraph& g = **loaded;
+  // Relabel from a copy of the vectors at other addresses; element 10 is dropped.
+  std::vector<std::vector<float>> moved = data;
+  g.Relabel([&](size_t i) -> std::optional<index::HnswGraph::Relabelled> {
+    uint64_t label = g.LabelAt(i);
+    if (label == 10) return std::nullopt;
+    return index::HnswGraph::Relabelled{label + 1000, moved[label].data()};
+  });
+  EXPECT_EQ(g.live(), data.size() - 2);
+  EXPECT_FALSE(g.Contains(1003)) << "tombstoned before the save";
+  EXPECT_FALSE(g.Contains(1010));
+  EXPECT_EQ(g.VectorOf(1042), data[42]);
+  EXPECT_EQ(g.Search(data[42].data(), 1)[0].label, 1042u);
+  moved.clear();  // (the graph is not used after its vectors go)
+}
+
 TEST(TextIndex, RanksByBm25AndForgetsRemovedDocuments) {
   index::TextIndex t;
   t.Add(1, "The quick brown fox");

@@ -152,6 +152,12 @@ class Engine {
  public:
   // Opens the data directory and rebuilds every table and index from RocksDB.
   static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
+  // A clean stop: stops the memory thread (a graph build in progress is abandoned, not
+  // finished), saves the graphs that changed, flushes RocksDB's memtable and closes it.
+  // Afterwards every write is on disk and the data directory is free; the engine must
+  // not be used again, only destroyed (which frees its memory; a process about to exit
+  // may skip that). The destructor closes an engine not closed yet.
+  Status Close();
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;

@@ -3,6 +3,12 @@
 // grows the capacity by doubling, counts tombstones so owners know when to rebuild, and
 // keeps hnswlib out of every other header.
 //
+// Storage: a kCopy graph holds its own copy of every vector (hnswlib's usual layout); a
+// kBorrow graph holds only a pointer per element into vectors its owner keeps (the
+// engine's VectorStore), so a vector held by the store is not held again by each graph
+// (issue 14: RSS close to the raw data). A borrowed vector must stay readable for as
+// long as the graph may reach its element, tombstoned ones included.
+//
 // Thread-safety: Search and the const accessors may run concurrently with each other;
 // Add and Remove need the caller's exclusive lock.
 #pragma once
@@ -26,15 +32,19 @@ struct GraphParams {
   uint64_t seed = 100;
 };
 
+enum class VectorStorage : uint8_t { kCopy, kBorrow };
+
 class HnswGraph {
  public:
-  HnswGraph(std::shared_ptr<const Space> space, const GraphParams& params, size_t capacity);
+  HnswGraph(std::shared_ptr<const Space> space, const GraphParams& params, size_t capacity,
+            VectorStorage storage = VectorStorage::kCopy);
   ~HnswGraph();
   HnswGraph(const HnswGraph&) = delete;
   HnswGraph& operator=(const HnswGraph&) = delete;
 
   // Adds a prepared vector under a label that is not in the graph (labels are never
-  // reused by agentstore: a changed vector gets a new label).
+  // reused by agentstore: a changed vector gets a new label). kBorrow keeps `vector`
+  // itself (see above), kCopy copies it.
   Status Add(uint64_t label, const float* vector);
   // Tombstones a label; a no-op for unknown labels.
   void Remove(uint64_t label);
@@ -60,15 +70,24 @@ class HnswGraph {
   uint64_t LabelAt(size_t i) const;
   bool DeletedAt(size_t i) const;
   const float* VectorAt(size_t i) const;
+  VectorStorage storage() const;
   // Gives element i the label relabel(i) returns, or tombstones it (nullopt). The labels
   // returned must be distinct and below 2^63 (tombstoned elements get labels above).
-  void Relabel(const std::function<std::optional<uint64_t>(size_t)>& relabel);
+  // A kBorrow graph also takes the element's vector from the answer (a loaded borrowing
+  // graph's pointers are the saving process's; tombstoned elements get a zero vector
+  // the graph owns).
+  struct Relabelled {
+    uint64_t label;
+    const float* vector = nullptr;  // kBorrow only
+  };
+  void Relabel(const std::function<std::optional<Relabelled>(size_t)>& relabel);
 
-  // Whole-graph snapshot to a file, and back.
+  // Whole-graph snapshot to a file, and back (a kBorrow snapshot holds no vectors: the
+  // loader must Relabel before searching or adding).
   Status Save(const std::string& path) const;
   static Result<std::unique_ptr<HnswGraph>> Load(std::shared_ptr<const Space> space,
-                                                 const GraphParams& params,
-                                                 const std::string& path);
+                                                 const GraphParams& params, const std::string& path,
+                                                 VectorStorage storage = VectorStorage::kCopy);
 
  private:
   struct Impl;

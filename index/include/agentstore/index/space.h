@@ -66,18 +66,18 @@ struct Hit {
   }
 };
 
-// Exact top-k over `n` contiguous rows of `space.dim()` floats: the k nearest rows to `q`
-// among those for which keep(row) is true, nearest first, labelled by row number. Always
+// Exact top-k over `n` rows of `space.dim()` floats, row i at row(i) (rows need not be
+// contiguous: the engine's live in its VectorStore): the k nearest rows to `q` among
+// those for which keep(row) is true, nearest first, labelled by row number. Always
 // answers min(k, rows kept). A bounded max-heap: O(n log k), one pass over the data.
-template <typename Keep>
-void ExactTopK(const Space& space, const float* q, const float* rows, size_t n, size_t k,
-               Keep&& keep, std::vector<Hit>* out) {
+template <typename Row, typename Keep>
+void ExactTopK(const Space& space, const float* q, size_t n, size_t k, Row&& row, Keep&& keep,
+               std::vector<Hit>* out) {
   out->clear();
   if (k == 0) return;
-  const size_t dim = space.dim();
   for (size_t i = 0; i < n; ++i) {
     if (!keep(i)) continue;
-    float d = space.Distance(q, rows + i * dim);
+    float d = space.Distance(q, row(i));
     if (out->size() < k) {
       out->push_back({i, d});
       std::push_heap(out->begin(), out->end());
@@ -88,6 +88,15 @@ void ExactTopK(const Space& space, const float* q, const float* rows, size_t n, 
     }
   }
   std::sort_heap(out->begin(), out->end());
+}
+
+// The same over `n` contiguous rows starting at `rows`.
+template <typename Keep>
+void ExactTopK(const Space& space, const float* q, const float* rows, size_t n, size_t k,
+               Keep&& keep, std::vector<Hit>* out) {
+  const size_t dim = space.dim();
+  ExactTopK(
+      space, q, n, k, [&](size_t i) { return rows + i * dim; }, keep, out);
 }
 
 }  // namespace agentstore::index
