@@ -1028,15 +1028,7 @@ Result<Engine::ExportPage> Engine::ExportCollectionRecords(const Scope& scope,
 Status Engine::ImportCollectionRecords(const Scope& scope, std::string_view collection,
                                        std::span<const std::string_view> records,
                                        std::span<const uint64_t> lines) {
-  if (!scope.is_service()) return Status::PermissionDenied("import needs a service key");
-  if (scope.confined())
-    return Status::PermissionDenied("import restores whole stores: not for tenant-scoped keys");
-  if (records.empty()) return Status::InvalidArgument("an import batch needs at least one record");
-  if (records.size() > kMaxImportBatch)
-    return Status::InvalidArgument("an import batch holds at most " +
-                                   std::to_string(kMaxImportBatch) + " records");
-  if (!lines.empty() && lines.size() != records.size())
-    return Status::InvalidArgument("lines must give one line number per record");
+  AS_RETURN_IF_ERROR(internal::CheckImportBatch(scope, records.size(), lines.size()));
   auto c = impl_->collections->Find(collection);
   if (!c) return internal::NoCollection(collection);
   internal::EngineState& st = *impl_;

@@ -27,7 +27,7 @@ namespace agentstore::internal {
 
 struct CollectionStore;    // collections.h
 struct CollectionCascade;  // collections.h
-class ChangeFeed;  // change_feed.h
+class ChangeFeed;          // change_feed.h
 
 using IdMap = std::unordered_map<Uuid, Loc, UuidHash>;
 // (time, id): the order of time-sorted listings; the id breaks ties.
@@ -436,6 +436,22 @@ inline void DefaultJson(std::string& field, std::string_view value) {
 
 inline Status NotFound(std::string_view what) {
   return Status::NotFound(std::string(what) + " not found");
+}
+
+// The rules every import batch obeys (built-in records and collection records alike):
+// a service key that is not tenant-scoped, 1..kMaxImportBatch records, and either no
+// line numbers or one per record.
+inline Status CheckImportBatch(const Scope& scope, size_t records, size_t lines) {
+  if (!scope.is_service()) return Status::PermissionDenied("import needs a service key");
+  if (scope.confined())
+    return Status::PermissionDenied("import restores whole stores: not for tenant-scoped keys");
+  if (records == 0) return Status::InvalidArgument("an import batch needs at least one record");
+  if (records > kMaxImportBatch)
+    return Status::InvalidArgument("an import batch holds at most " +
+                                   std::to_string(kMaxImportBatch) + " records");
+  if (lines != 0 && lines != records)
+    return Status::InvalidArgument("lines must give one line number per record");
+  return Status::OK();
 }
 
 }  // namespace agentstore::internal

@@ -104,8 +104,7 @@ Result<Row<fb::RateLimitConfig>> Engine::PutLimitConfig(const Scope& scope,
     case fb::LimitScope::user: {
       Partition& shard = impl_->ShardOf(subject);
       std::shared_lock slock(shard.mu);
-      if (!impl_->UserLive(shard, subject))
-        return MissingRef("scope_id", "user");
+      if (!impl_->UserLive(shard, subject)) return MissingRef("scope_id", "user");
       break;
     }
     default:

@@ -457,15 +457,7 @@ Status Stage(EngineState& st, Staging& b, RecordType type, std::string_view json
 Status Engine::ImportRecords(const Scope& scope, RecordType type,
                              std::span<const std::string_view> records,
                              std::span<const uint64_t> lines) {
-  if (!scope.is_service()) return Status::PermissionDenied("import needs a service key");
-  if (scope.confined())
-    return Status::PermissionDenied("import restores whole stores: not for tenant-scoped keys");
-  if (records.empty()) return Status::InvalidArgument("an import batch needs at least one record");
-  if (records.size() > kMaxImportBatch)
-    return Status::InvalidArgument("an import batch holds at most " +
-                                   std::to_string(kMaxImportBatch) + " records");
-  if (!lines.empty() && lines.size() != records.size())
-    return Status::InvalidArgument("lines must give one line number per record");
+  AS_RETURN_IF_ERROR(CheckImportBatch(scope, records.size(), lines.size()));
   if (!BatchImportable(type)) {
     if (records.size() == 1) return ImportOne(type, records[0]);
     return Status::NotImplemented(std::string(RecordTypeName(type)) +

@@ -355,9 +355,9 @@ Result<TrackResult> Engine::TrackAgentUsage(const Scope& scope, const fb::UsageL
   if (auto it = user_roll.find(rk); it != user_roll.end()) user_next = it->second;
   if (AddsOverflow(user_next, delta)) return Overflow("a usage rollup");
   user_next += delta;
-  batch.Put(RollupKeyOf(RecordType::kUserUsageRollup, user, rk.day, rk.agent_type, rk.provider,
-                        rk.model),
-            PackRollup(user, rk, user_next));
+  batch.Put(
+      RollupKeyOf(RecordType::kUserUsageRollup, user, rk.day, rk.agent_type, rk.provider, rk.model),
+      PackRollup(user, rk, user_next));
   std::vector<Uuid> owners;
   if (!tenant.IsNil()) owners.push_back(tenant);
   owners.push_back(Uuid());  // everyone
@@ -945,8 +945,7 @@ Status EngineState::ImportUsageRecord(RecordType type, std::string_view json, ui
       std::string bytes = Pack(q);
       QuotaRec rec = QuotaFromRecord(flatbuffers::GetRoot<fb::Quota>(bytes.data()));
       std::shared_lock glock(global.mu);
-      if (!global.tenants.count(rec.tenant))
-        return MissingRef("tenant_id", "tenant");
+      if (!global.tenants.count(rec.tenant)) return MissingRef("tenant_id", "tenant");
       std::unique_lock lock(ledger.mu);
       QuotaKey key{rec.tenant, rec.type, rec.period_start};
       if (auto it = ledger.quotas.find(key); it != ledger.quotas.end())

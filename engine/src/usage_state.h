@@ -2,9 +2,10 @@
 // ledger (tenant rollups, the everyone rollup and quotas) and the rate limiter.
 //
 // Locks: partition locks (global, then shard) come before Ledger::mu and before
-// RateLimiter::config_mu; nothing takes a partition lock while holding Ledger::mu; a LimitState::mu is taken only under config_mu (shared), in
-// config-id order. Rate-limit windows and leases live only in memory: a restart forgets
-// them (configs are durable; quotas, logs and rollups are always durable).
+// RateLimiter::config_mu; nothing takes a partition lock while holding Ledger::mu; a LimitState::mu
+// is taken only under config_mu (shared), in config-id order. Rate-limit windows and leases live
+// only in memory: a restart forgets them (configs are durable; quotas, logs and rollups are always
+// durable).
 #pragma once
 
 #include <atomic>
@@ -76,7 +77,9 @@ struct Ledger {
 };
 
 // A period's usage, advanced by tracked calls holding Ledger::mu shared.
-inline std::atomic_ref<int64_t> QuotaUsage(QuotaRec& q) { return std::atomic_ref<int64_t>(q.usage); }
+inline std::atomic_ref<int64_t> QuotaUsage(QuotaRec& q) {
+  return std::atomic_ref<int64_t>(q.usage);
+}
 // A copy safe to take under Ledger::mu shared (usage read atomically; `exceeded` from it).
 inline QuotaRec QuotaSnapshot(const QuotaRec& q) {
   QuotaRec r = q;

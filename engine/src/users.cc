@@ -557,7 +557,8 @@ Result<NewApiKey> Engine::CreateApiKey(const Scope& scope, const fb::ApiKeyT& in
     Uuid user = ToUuid(k.user_id.get());
     Partition& shard = impl_->ShardOf(user);
     both = std::make_unique<GlobalAndShardLock>(g, shard);
-    if (!impl_->UserLive(shard, user) || !impl_->Sees(scope, user)) return MissingRef("user_id", "user");
+    if (!impl_->UserLive(shard, user) || !impl_->Sees(scope, user))
+      return MissingRef("user_id", "user");
   } else {
     only_global = std::unique_lock(g.mu);
   }
@@ -642,7 +643,9 @@ Result<AuthenticatedKey> Engine::AuthenticateKey(std::string_view secret) {
   return CheckKey(*id, &hash);
 }
 
-Result<AuthenticatedKey> Engine::RecheckKey(const Uuid& key_id) { return CheckKey(key_id, nullptr); }
+Result<AuthenticatedKey> Engine::RecheckKey(const Uuid& key_id) {
+  return CheckKey(key_id, nullptr);
+}
 
 Result<AuthenticatedKey> Engine::CheckKey(const Uuid& key_id, const std::vector<uint8_t>* hash) {
   const Status denied = Status::PermissionDenied("invalid API key");

@@ -226,7 +226,8 @@ Status Handle<Op::subscribe>(Call& c) {
   if (!a) return ArgsError(c, "SubscribeArgs");
   if (!c.session.feed_wake)
     return Status::NotImplemented("this connection cannot carry push frames");
-  if (c.req->id() == 0) return Status::InvalidArgument("a subscription needs a non-zero request id");
+  if (c.req->id() == 0)
+    return Status::InvalidArgument("a subscription needs a non-zero request id");
   if (c.session.subscriptions.size() >= kMaxSubscriptionsPerConnection)
     return Status::ResourceExhausted("at most " + std::to_string(kMaxSubscriptionsPerConnection) +
                                      " subscriptions per connection");
@@ -237,7 +238,8 @@ Status Handle<Op::subscribe>(Call& c) {
   FeedFilter f;
   if (a->types())
     for (uint8_t t : *a->types()) {
-      if (t >= 32) return Status::InvalidArgument("record type " + std::to_string(t) + " is unknown");
+      if (t >= 32)
+        return Status::InvalidArgument("record type " + std::to_string(t) + " is unknown");
       f.types |= 1u << t;
     }
   if (a->user()) f.user = ToUuid(a->user());
@@ -250,9 +252,9 @@ Status Handle<Op::subscribe>(Call& c) {
   if (!sub.ok()) return sub.status();
   c.session.subscriptions.emplace_back(c.req->id(), *sub);
   auto info = c.engine.FeedInfo();
-  c.SetResult(proto::Result::FeedPosition,
-              proto::CreateFeedPosition(c.fbb, (*sub)->resume_point(), info.oldest, info.durable)
-                  .Union());
+  c.SetResult(
+      proto::Result::FeedPosition,
+      proto::CreateFeedPosition(c.fbb, (*sub)->resume_point(), info.oldest, info.durable).Union());
   // Events may already wait (a resume from the past): let the connection push them.
   c.session.feed_wake();
   return Status::OK();

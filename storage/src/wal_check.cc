@@ -131,9 +131,9 @@ uint64_t CountValidFrom(const std::vector<uint8_t>& data, size_t pos) {
 
 struct FileScan {
   uint64_t records = 0;
-  bool clean = true;          // no damage, no torn tail
-  size_t bad_offset = 0;      // where the first problem starts
-  uint64_t valid_after = 0;   // complete records after that point
+  bool clean = true;         // no damage, no torn tail
+  size_t bad_offset = 0;     // where the first problem starts
+  uint64_t valid_after = 0;  // complete records after that point
 };
 
 FileScan ScanFile(const std::vector<uint8_t>& data) {

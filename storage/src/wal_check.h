@@ -11,14 +11,14 @@
 namespace agentstore::storage {
 
 struct WalDamage {
-  std::string file;         // path of the WAL file
-  uint64_t offset = 0;      // byte offset of the first damaged record
-  uint64_t dropped = 0;     // complete, checksummed records after it (in this and later WALs)
+  std::string file;      // path of the WAL file
+  uint64_t offset = 0;   // byte offset of the first damaged record
+  uint64_t dropped = 0;  // complete, checksummed records after it (in this and later WALs)
 };
 
 struct WalScan {
-  uint64_t records = 0;          // complete records before any damage or torn tail
-  bool torn_tail = false;        // the last WAL ends in a cut record (accepted)
+  uint64_t records = 0;           // complete records before any damage or torn tail
+  bool torn_tail = false;         // the last WAL ends in a cut record (accepted)
   std::vector<WalDamage> damage;  // empty: the log is consistent up to its end
 };
 

@@ -11,10 +11,9 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "agentstore/engine/engine.h"
 #include "agentstore/engine/operations.h"
@@ -1039,9 +1038,8 @@ class TenantScopeTest : public agentstore::testing::EngineFixture {
     }
   }
 
-  Uuid mine_, theirs_, me_, victim_, platform_, their_agent_, their_public_, their_ua_,
-      their_chat_, their_msg_, their_memory_, their_limit_, global_limit_, their_lease_,
-      their_key_;
+  Uuid mine_, theirs_, me_, victim_, platform_, their_agent_, their_public_, their_ua_, their_chat_,
+      their_msg_, their_memory_, their_limit_, global_limit_, their_lease_, their_key_;
   std::string their_goal_;  // a collection record (user-owned collection "goals")
   std::map<std::string, std::string> baseline_;
 };
@@ -1187,9 +1185,7 @@ TEST_F(TenantScopeTest, EveryOperationIsConfinedToTheKeysTenant) {
     cases["chat_list"] = [&] {
       EXPECT_EQ(BytesOf(e().ListChats(s, victim_, {})), BytesOf(e().ListChats(s, missing, {})));
     };
-    cases["message_append"] = [&] {
-      Refused(Append(s, their_chat_, "x"), "message_append");
-    };
+    cases["message_append"] = [&] { Refused(Append(s, their_chat_, "x"), "message_append"); };
     cases["message_get"] = [&] {
       LooksMissing(e().GetMessage(s, their_msg_), e().GetMessage(s, missing), "message_get");
     };
@@ -1205,9 +1201,7 @@ TEST_F(TenantScopeTest, EveryOperationIsConfinedToTheKeysTenant) {
       Refused(e().PutAdminConfig(s, "site", "{}"), "admin_config_put");
     };
     cases["admin_config_get"] = [&] { EXPECT_CODE(e().GetAdminConfig(s, "site"), kNotFound); };
-    cases["admin_config_list"] = [&] {
-      EXPECT_CODE(e().ListAdminConfig(s), kPermissionDenied);
-    };
+    cases["admin_config_list"] = [&] { EXPECT_CODE(e().ListAdminConfig(s), kPermissionDenied); };
     cases["admin_config_delete"] = [&] {
       Refused(e().DeleteAdminConfig(s, "site"), "admin_config_delete");
     };
@@ -1336,9 +1330,7 @@ TEST_F(TenantScopeTest, EveryOperationIsConfinedToTheKeysTenant) {
       r.user = victim_;
       Refused(e().CheckLimits(s, r), "limit_check");
     };
-    cases["limit_release"] = [&] {
-      Refused(e().ReleaseLimit(s, their_lease_), "limit_release");
-    };
+    cases["limit_release"] = [&] { Refused(e().ReleaseLimit(s, their_lease_), "limit_release"); };
     cases["usage_expire"] = [&] { Refused(e().ExpireUsageLogs(s), "usage_expire"); };
     // Collections (issue 16) follow the same rule: records of another tenant's users.
     cases["coll_declare"] = [&] {
@@ -1354,9 +1346,9 @@ TEST_F(TenantScopeTest, EveryOperationIsConfinedToTheKeysTenant) {
     cases["coll_describe"] = [&] { EXPECT_OK(e().DescribeCollection(s, "goals")); };
     cases["coll_list"] = [&] { EXPECT_OK(e().ListCollections(s)); };
     cases["coll_put"] = [&] {
-      Refused(e().PutRecord(s, "goals",
-                            R"({"user_id":")" + victim_.ToString() + R"(","title":"x"})"),
-              "coll_put for their user");
+      Refused(
+          e().PutRecord(s, "goals", R"({"user_id":")" + victim_.ToString() + R"(","title":"x"})"),
+          "coll_put for their user");
       Refused(e().PutRecord(s, "goals",
                             R"({"id":")" + their_goal_ + R"(","user_id":")" + me_.ToString() +
                                 R"(","title":"stolen"})"),
@@ -1386,9 +1378,7 @@ TEST_F(TenantScopeTest, EveryOperationIsConfinedToTheKeysTenant) {
       EXPECT_EQ(Must(e().CountRecords(s, q)), 0u);
     };
     // The saved graphs hold every tenant's vectors: store-wide, like a backup.
-    cases["memory_graphs_save"] = [&] {
-      EXPECT_CODE(e().SaveMemoryGraphs(s), kPermissionDenied);
-    };
+    cases["memory_graphs_save"] = [&] { EXPECT_CODE(e().SaveMemoryGraphs(s), kPermissionDenied); };
     // The change feed: another tenant, or a user of it, is refused at subscribe; with no
     // filter the key is narrowed to its own tenant, so the other tenant's change (a
     // record written right after) never arrives.

@@ -134,8 +134,7 @@ TEST_F(DurabilityTest, ConcurrentTrackAcrossShardsKeepsLedgerExact) {
     auto quotas = Must(e().GetQuotas(Scope::Service(), tenant));
     ASSERT_EQ(quotas.size(), 2u);
     for (const auto& q : quotas)
-      EXPECT_EQ(q->current_usage(),
-                q->quota_type() == fb::QuotaType::tokens ? 7 * kTotal : kTotal);
+      EXPECT_EQ(q->current_usage(), q->quota_type() == fb::QuotaType::tokens ? 7 * kTotal : kTotal);
     UsageSummaryRequest s;
     s.bucket = SummaryBucket::kTotal;
     for (SummaryOwner owner : {SummaryOwner::kTenant, SummaryOwner::kEveryone}) {
