@@ -239,11 +239,11 @@ void Export(Globals& g, const std::string& out_path) {
 
 // Imports JSON Lines. Consecutive lines of one record type go in batches (`batch`
 // records per request, one WriteBatch and one fsync each on the server, all or nothing),
-// pipelined over several connections; types without a batched form (usage records,
-// memories) go one record per request, pipelined likewise. Parents come first in an
-// export; at each change of type the calls in flight are awaited, so a child never
-// overtakes its parent. A failed batch is reported with its bad line and the lines it
-// left out; the rest goes on (import is idempotent: fix the file and run it again).
+// pipelined over several connections; types without a batched form (usage rollups,
+// quotas, rate-limit configs) go one record per request, pipelined likewise. Parents come first in
+// an export; at each change of type the calls in flight are awaited, so a child never overtakes its
+// parent. A failed batch is reported with its bad line and the lines it left out; the rest goes on
+// (import is idempotent: fix the file and run it again).
 void Import(Globals& g, const std::string& in_path, size_t batch_size) {
   constexpr size_t kWindowRecords = 2048;  // single-record calls in flight
   constexpr size_t kWindowBatches = 8;     // batches in flight

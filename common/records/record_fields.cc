@@ -75,6 +75,22 @@ FieldDef<T> Text(const char* name, Writable w, int64_t max_bytes) {
   return f;
 }
 
+// A JSON field's text dumped from a parsed document: valid JSON (and UTF-8) by
+// construction, so only CheckJsonText's size, depth and shape rules are left to check
+// (not a second parse, which import would otherwise pay for every JSON field).
+Status CheckDumpedJson(const char* field, const std::string& text, const Json& doc,
+                       size_t max_bytes, JsonShape shape) {
+  if (text.size() > max_bytes)
+    return Status::InvalidArgument(std::string(field) + " is larger than " +
+                                   std::to_string(max_bytes) + " bytes");
+  AS_RETURN_IF_ERROR(CheckJsonDepth(field, text));
+  if ((shape == JsonShape::kObject && !doc.is_object()) ||
+      (shape == JsonShape::kArray && !doc.is_array()))
+    return Status::InvalidArgument(std::string(field) + " must be a JSON " +
+                                   (shape == JsonShape::kObject ? "object" : "array"));
+  return Status::OK();
+}
+
 template <auto M, typename T = typename MemberOf<M>::Class>
 FieldDef<T> JsonDoc(const char* name, Writable w, JsonShape shape = JsonShape::kAny) {
   FieldDef<T> f = Base<M>(name, w);
@@ -86,22 +102,28 @@ FieldDef<T> JsonDoc(const char* name, Writable w, JsonShape shape = JsonShape::k
       j[d.name] = Json::parse(r.*M, nullptr, /*allow_exceptions=*/false);
   };
   f.from_json = [](T& r, const Json& v, const FieldDef<T>& d, const FieldContext& ctx) -> Status {
+    if (ctx.json_mode == JsonMode::kReplace) {  // the value as given, without a copy
+      if (v.is_null()) {
+        (r.*M).clear();
+        return Status::OK();
+      }
+      r.*M = v.dump();
+      return CheckDumpedJson(d.name, r.*M, v, ctx.max_json_bytes, d.shape);
+    }
     Json next;
-    if (ctx.json_mode == JsonMode::kMerge && !(r.*M).empty()) {
+    if (!(r.*M).empty()) {
       next = Json::parse(r.*M, nullptr, false);
       if (next.is_discarded()) next = Json();
       next.merge_patch(v);
-    } else if (ctx.json_mode == JsonMode::kMerge) {
-      next.merge_patch(v);  // drops nulls inside, as RFC 7386 does for a new target
     } else {
-      next = v;
+      next.merge_patch(v);  // drops nulls inside, as RFC 7386 does for a new target
     }
     if (next.is_null()) {
       (r.*M).clear();
       return Status::OK();
     }
     r.*M = next.dump();
-    return CheckJsonText(d.name, r.*M, ctx.max_json_bytes, d.shape);
+    return CheckDumpedJson(d.name, r.*M, next, ctx.max_json_bytes, d.shape);
   };
   f.check = [](const T& r, const FieldDef<T>& d, const FieldContext& ctx) -> Status {
     if ((r.*M).empty()) return Status::OK();

@@ -50,6 +50,8 @@ bool BatchImportable(RecordType t) {
     case RecordType::kVote:
     case RecordType::kAdminConfig:
     case RecordType::kApiKey:
+    case RecordType::kUsageLog:
+    case RecordType::kUserMemory:
       return true;
     default:
       return false;

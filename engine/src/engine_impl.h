@@ -303,8 +303,16 @@ struct EngineState {
   Status RecoverMemories();
   // After RecoverMemories: trims growth slack and attaches (or queues) the graphs.
   void FinishMemoryRecovery();
-  // Restores one exported memory exactly (ids, times, counters); identical -> OK.
-  Status ImportMemory(fb::UserMemoryT m, uint64_t* ticket);
+  // An exported memory checked (as a create checks it) and encoded for import, before
+  // any lock: what the import batch then checks against the store (transfer.cc).
+  struct MemoryImport {
+    Uuid id, user;
+    std::string key;    // memory_key
+    std::string full;   // RocksDB's bytes, embedding included
+    std::string bytes;  // the arena's (no embedding, every scalar present)
+    std::vector<float> embedding;
+  };
+  Status PrepareMemoryImport(fb::UserMemoryT m, int64_t now, MemoryImport* out) const;
   bool MemoryIndexStep();
   bool NeedsGraphWork(const UserMemories& mems) const;
   // Loads the saved graphs after recovery, keeping only elements whose memory RocksDB

@@ -566,10 +566,12 @@ Status EngineState::SaveMemoryGraphs() {
   return Status::OK();
 }
 
-Status EngineState::ImportMemory(fb::UserMemoryT m, uint64_t* ticket) {
-  *ticket = 0;
+Status EngineState::PrepareMemoryImport(fb::UserMemoryT m, int64_t now, MemoryImport* out) const {
   if (!m.id || !m.user_id) return Status::InvalidArgument("id and user_id are required");
   if (m.memory_key.empty()) return Status::InvalidArgument("memory_key is required");
+  if (m.memory_value.empty()) m.memory_value = "{}";
+  if (m.created_at == 0) m.created_at = now;
+  if (m.updated_at == 0) m.updated_at = m.created_at;
   {
     // Checked like a create; a cosine vector already of unit length (as every exported
     // one is, up to float rounding) is kept bit for bit rather than normalized again.
@@ -582,27 +584,13 @@ Status EngineState::ImportMemory(fb::UserMemoryT m, uint64_t* ticket) {
   ValueParts parts;
   AS_RETURN_IF_ERROR(ParseValue(m.memory_value, &parts));
   AS_RETURN_IF_ERROR(CheckRecord(m, Ctx()));
-  Uuid id = ToUuid(m.id.get()), user = ToUuid(m.user_id.get());
-  Partition& shard = ShardOf(user);
-  auto claim = ClaimId(id, true);
-  if (InOtherShard(&Partition::memories, id, ShardIndex(user)))
-    return Status::AlreadyExists("memory id is in use");
-  std::unique_lock lock(shard.mu);
-  if (!shard.users.count(user)) return MissingRef("user_id", "user");
-  std::string full = Pack(m);
-  const auto* view = flatbuffers::GetRoot<fb::UserMemory>(full.data());
-  std::string bytes = PackMemory(*view, nullptr, memory.space->dim());
-  if (auto it = shard.memories.find(id); it != shard.memories.end()) {
-    if (shard.arena.Get(it->second) == bytes) return Status::OK();
-    return Status::AlreadyExists("a different memory with this id exists");
-  }
-  auto mems = shard.memories_by_user.find(user);
-  if (mems != shard.memories_by_user.end() && mems->second->IdOfKey(m.memory_key))
-    return Status::AlreadyExists("this user already has a memory with this memory_key");
-  storage::WriteBatch batch;
-  batch.Put(RecordKey(RecordType::kUserMemory, id), full);
-  AS_ASSIGN_OR_RETURN(*ticket, Log(batch));
-  IndexMemory(shard, shard.arena.Append(bytes), m.embedding.data());
+  out->id = ToUuid(m.id.get());
+  out->user = ToUuid(m.user_id.get());
+  out->key = m.memory_key;
+  out->full = Pack(m);
+  const auto* view = flatbuffers::GetRoot<fb::UserMemory>(out->full.data());
+  out->bytes = PackMemory(*view, nullptr, memory.space->dim());
+  out->embedding = std::move(m.embedding);
   return Status::OK();
 }
 

@@ -4,6 +4,7 @@
 #include <functional>
 #include <set>
 #include <unordered_set>
+#include <variant>
 
 #include "agentstore/common/record_json.h"
 #include "engine_impl.h"
@@ -93,16 +94,30 @@ Result<Engine::ExportPage> Engine::ExportRecords(const Scope& scope, RecordType 
 
 namespace {
 
+// One record of an import batch as phase 1 leaves it: parsed, defaulted and checked on
+// its own, before any lock (so two batches parse in parallel and the locks are held only
+// for the store's checks and the writes).
+using Incoming = std::variant<fb::TenantT, fb::UserT, fb::AgentT, fb::UserAgentT, fb::ChatT,
+                              fb::MessageT, fb::VoteT, fb::AdminConfigT, fb::ApiKeyT, fb::UsageLogT,
+                              EngineState::MemoryImport>;
+
 // One import batch in the making. Every check of the batch runs before anything is
 // applied, so a batch is all or nothing: `staged` lets a record see the records before
-// it in the same batch (an id given twice, a chat's totals after several of its
-// messages), `apply` holds the memory changes to make, in order, once the batch's one
-// WriteBatch is logged.
+// it in the same batch (an id given twice), `chats` the chat totals the batch's messages
+// and usage logs have added to so far, `apply` holds the memory changes to make, in
+// order, once the batch's one WriteBatch is logged.
 struct Staging {
   storage::WriteBatch batch;
   std::unordered_map<std::string, std::string> staged;  // RocksDB key -> bytes
   std::unordered_set<std::string> emails, slugs;        // unique keys claimed by the batch
   std::set<std::pair<Uuid, Uuid>> pairs;                // (user, agent) of new user_agents
+  std::set<std::pair<Uuid, std::string>> memory_keys;   // (user, memory_key) of new memories
+  // Chats whose totals the batch changes, unpacked once and written once at the end.
+  struct ChatTotals {
+    Partition* shard;
+    fb::ChatT chat;
+  };
+  std::unordered_map<Uuid, ChatTotals, UuidHash> chats;
   std::vector<std::function<void()>> apply;
 
   // The record under `key` as the batch so far leaves it: staged, else `stored`.
@@ -122,9 +137,30 @@ struct Staging {
       return Status::AlreadyExists("a different record with this id exists");
     }
     batch.Put(key, bytes);
-    staged[key] = bytes;
+    staged.emplace(key, bytes);
     *fresh = true;
     return Status::OK();
+  }
+  // The chat's totals as the batch so far leaves them (caller holds the shard lock).
+  fb::ChatT& Totals(Partition& shard, const Uuid& id, Loc loc) {
+    auto it = chats.find(id);
+    if (it == chats.end()) {
+      it = chats.emplace(id, ChatTotals{&shard, {}}).first;
+      View<fb::Chat>(shard, loc)->UnPackTo(&it->second.chat);
+    }
+    return it->second.chat;
+  }
+  // Writes each chat whose totals changed, once.
+  void FinishChats() {
+    for (auto& [id, t] : chats) {
+      std::string bytes = Pack(t.chat);
+      batch.Put(RecordKey(RecordType::kChat, id), bytes);
+      apply.push_back([shard = t.shard, id, bytes = std::move(bytes)] {
+        auto it = shard->chats.find(id);
+        shard->arena.Free(it->second);
+        it->second = shard->arena.Append(bytes);
+      });
+    }
   }
 };
 
@@ -147,9 +183,11 @@ bool InOtherShardLocked(const EngineState& st, IdMap Partition::*table, const Uu
   return false;
 }
 
-template <typename T>
-Status Parse(std::string_view json, typename T::NativeTableType* out) {
-  return RecordFromJson<T>(json, out);
+Result<Json> ParseJson(std::string_view json) {
+  AS_RETURN_IF_ERROR(CheckJsonDepth("record", json));
+  auto j = Json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::InvalidArgument("not valid JSON");
+  return j;
 }
 
 std::optional<std::string_view> At(const Partition& p, const IdMap& m, const Uuid& id) {
@@ -160,7 +198,7 @@ std::optional<std::string_view> At(const Partition& p, const IdMap& m, const Uui
 
 // A hand-written record gets what a create would give it: store-maintained times the
 // record lacks come from the stored copy (so re-importing the same file is a no-op) or
-// are set to now; updated_at defaults to created_at.
+// are set to now; updated_at defaults to created_at. (Times in range need no re-check.)
 template <typename NT>
 void DefaultTimes(NT& r, std::optional<std::string_view> existing, int64_t now) {
   using T = typename NT::TableType;
@@ -195,26 +233,115 @@ Status NeedId(const std::unique_ptr<fb::Uuid>& ptr, const char* what) {
   return Status::OK();
 }
 
-// Checks one record of a built-in type against the store and the batch so far, and
+// Phase 1, no locks: parses one record of a built-in type, fills the defaults a create
+// gives that need nothing from the store, and checks it on its own.
+Status Prepare(const EngineState& st, RecordType type, std::string_view json, int64_t now,
+               Incoming* out) {
+  const FieldContext ctx = st.Ctx();
+  // Every field read is checked as it is read, the rest once the defaults are in.
+  auto parse = [&]<typename NT>(NT& r, auto&& defaults) -> Status {
+    AS_ASSIGN_OR_RETURN(Json j, ParseJson(json));
+    return RecordFromJsonChecked(r, j, ctx, defaults);
+  };
+  switch (type) {
+    case RecordType::kTenant:
+      return parse(out->emplace<fb::TenantT>(), [](fb::TenantT& t) { return NeedId(t.id, "id"); });
+    case RecordType::kUser:
+      return parse(out->emplace<fb::UserT>(), [](fb::UserT& u) {
+        AS_RETURN_IF_ERROR(NeedId(u.id, "id"));
+        AS_RETURN_IF_ERROR(CheckEmail(u.email));
+        DefaultJson(u.preferences, "{}");
+        DefaultJson(u.notification_settings, kDefaultUserNotifications);
+        return Status::OK();
+      });
+    case RecordType::kAgent:
+      return parse(out->emplace<fb::AgentT>(), [](fb::AgentT& a) {
+        AS_RETURN_IF_ERROR(NeedId(a.id, "id"));
+        DefaultJson(a.capabilities, "{}");
+        return Status::OK();
+      });
+    case RecordType::kUserAgent:
+      return parse(out->emplace<fb::UserAgentT>(), [](fb::UserAgentT& ua) {
+        AS_RETURN_IF_ERROR(NeedId(ua.id, "id"));
+        AS_RETURN_IF_ERROR(NeedId(ua.user_id, "user_id"));
+        AS_RETURN_IF_ERROR(NeedId(ua.agent_id, "agent_id"));
+        // The defaults of user_agent_create.
+        if (ua.status.empty()) ua.status = "active";
+        DefaultJson(ua.settings, "{}");
+        DefaultJson(ua.preferences, "{}");
+        DefaultJson(ua.ui_config, "{}");
+        DefaultJson(ua.notification_settings, kDefaultUserAgentNotifications);
+        DefaultJson(ua.metadata, "{}");
+        DefaultJson(ua.source_details, "{}");
+        DefaultJson(ua.share_settings, "{}");
+        return Status::OK();
+      });
+    case RecordType::kChat:
+      return parse(out->emplace<fb::ChatT>(), [](fb::ChatT& c) {
+        AS_RETURN_IF_ERROR(NeedId(c.id, "id"));
+        return NeedId(c.user_id, "user_id");
+      });
+    case RecordType::kMessage:
+      return parse(out->emplace<fb::MessageT>(), [](fb::MessageT& m) {
+        AS_RETURN_IF_ERROR(NeedId(m.id, "id"));
+        AS_RETURN_IF_ERROR(NeedId(m.chat_id, "chat_id"));
+        AS_RETURN_IF_ERROR(NeedId(m.user_id, "user_id"));
+        DefaultJson(m.parts, "[]");
+        return Status::OK();
+      });
+    case RecordType::kVote:
+      return parse(out->emplace<fb::VoteT>(), [](fb::VoteT& v) {
+        AS_RETURN_IF_ERROR(NeedId(v.chat_id, "chat_id"));
+        AS_RETURN_IF_ERROR(NeedId(v.message_id, "message_id"));
+        return NeedId(v.user_id, "user_id");
+      });
+    case RecordType::kAdminConfig:
+      return parse(out->emplace<fb::AdminConfigT>(), [](fb::AdminConfigT& c) {
+        if (c.config_key.empty()) return Status::InvalidArgument("config_key is required");
+        DefaultJson(c.config_data, "{}");
+        return Status::OK();
+      });
+    case RecordType::kApiKey:
+      return parse(out->emplace<fb::ApiKeyT>(), [](fb::ApiKeyT& k) {
+        AS_RETURN_IF_ERROR(NeedId(k.id, "id"));
+        if (k.secret_hash.size() != 32)
+          return Status::InvalidArgument("secret_hash must be 32 bytes");
+        return Status::OK();
+      });
+    case RecordType::kUsageLog:
+      // Restored exactly as exported (no defaults), as usage_logs always were.
+      return parse(out->emplace<fb::UsageLogT>(), [](fb::UsageLogT& l) {
+        if (!l.id || !l.user_id) return Status::InvalidArgument("id and user_id are required");
+        return Status::OK();
+      });
+    case RecordType::kUserMemory: {
+      fb::UserMemoryT m;
+      AS_ASSIGN_OR_RETURN(Json j, ParseJson(json));
+      AS_RETURN_IF_ERROR(RecordFromJson(m, j, ctx));
+      return st.PrepareMemoryImport(std::move(m), now, &out->emplace<EngineState::MemoryImport>());
+    }
+    default:
+      return Status::NotImplemented(std::string(RecordTypeName(type)) +
+                                    ": no batched import (one record per request)");
+  }
+}
+
+// Phase 2: checks one prepared record against the store and the batch so far, and
 // stages its writes and memory changes (caller holds LockEverything). Changes nothing
 // in the store or in memory.
-Status Stage(EngineState& st, Staging& b, RecordType type, std::string_view json, int64_t now) {
+Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t now) {
   Partition& g = st.global;
   bool fresh = false;
   std::string bytes;
-  const FieldContext ctx = st.Ctx();
   switch (type) {
     case RecordType::kTenant: {
-      fb::TenantT t;
-      AS_RETURN_IF_ERROR(Parse<fb::Tenant>(json, &t));
-      AS_RETURN_IF_ERROR(NeedId(t.id, "id"));
+      auto& t = std::get<fb::TenantT>(in);
       Uuid id = ToUuid(t.id.get());
       std::string key = RecordKey(type, id);
       auto existing = b.Existing(key, At(g, g.tenants, id));
       if (!existing && (g.tenant_by_slug.count(t.slug) || b.slugs.count(t.slug)))
         return Status::AlreadyExists("slug is taken");
       DefaultTimes(t, existing, now);
-      AS_RETURN_IF_ERROR(CheckRecord(t, ctx));
       bytes = Pack(t);
       AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
       if (fresh) {
@@ -224,12 +351,7 @@ Status Stage(EngineState& st, Staging& b, RecordType type, std::string_view json
       return Status::OK();
     }
     case RecordType::kUser: {
-      fb::UserT u;
-      AS_RETURN_IF_ERROR(Parse<fb::User>(json, &u));
-      AS_RETURN_IF_ERROR(NeedId(u.id, "id"));
-      AS_RETURN_IF_ERROR(CheckEmail(u.email));
-      DefaultJson(u.preferences, "{}");
-      DefaultJson(u.notification_settings, kDefaultUserNotifications);
+      auto& u = std::get<fb::UserT>(in);
       Uuid id = ToUuid(u.id.get());
       Partition& shard = st.ShardOf(id);
       std::string key = RecordKey(type, id);
@@ -240,7 +362,6 @@ Status Stage(EngineState& st, Staging& b, RecordType type, std::string_view json
       if (u.tenant_id && !g.tenants.count(ToUuid(u.tenant_id.get())))
         return MissingRef("tenant_id", "tenant");
       DefaultTimes(u, existing, now);
-      AS_RETURN_IF_ERROR(CheckRecord(u, ctx));
       bytes = Pack(u);
       AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
       if (fresh) {
@@ -250,35 +371,18 @@ Status Stage(EngineState& st, Staging& b, RecordType type, std::string_view json
       return Status::OK();
     }
     case RecordType::kAgent: {
-      fb::AgentT a;
-      AS_RETURN_IF_ERROR(Parse<fb::Agent>(json, &a));
-      AS_RETURN_IF_ERROR(NeedId(a.id, "id"));
-      DefaultJson(a.capabilities, "{}");
+      auto& a = std::get<fb::AgentT>(in);
       Uuid id = ToUuid(a.id.get());
       std::string key = RecordKey(type, id);
       auto existing = b.Existing(key, At(g, g.agents, id));
       DefaultTimes(a, existing, now);
-      AS_RETURN_IF_ERROR(CheckRecord(a, ctx));
       bytes = Pack(a);
       AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
       if (fresh) b.apply.push_back([&st, bytes] { st.IndexAgent(st.global.arena.Append(bytes)); });
       return Status::OK();
     }
     case RecordType::kUserAgent: {
-      fb::UserAgentT ua;
-      AS_RETURN_IF_ERROR(Parse<fb::UserAgent>(json, &ua));
-      AS_RETURN_IF_ERROR(NeedId(ua.id, "id"));
-      AS_RETURN_IF_ERROR(NeedId(ua.user_id, "user_id"));
-      AS_RETURN_IF_ERROR(NeedId(ua.agent_id, "agent_id"));
-      // The defaults of user_agent_create.
-      if (ua.status.empty()) ua.status = "active";
-      DefaultJson(ua.settings, "{}");
-      DefaultJson(ua.preferences, "{}");
-      DefaultJson(ua.ui_config, "{}");
-      DefaultJson(ua.notification_settings, kDefaultUserAgentNotifications);
-      DefaultJson(ua.metadata, "{}");
-      DefaultJson(ua.source_details, "{}");
-      DefaultJson(ua.share_settings, "{}");
+      auto& ua = std::get<fb::UserAgentT>(in);
       Uuid id = ToUuid(ua.id.get()), user = ToUuid(ua.user_id.get()),
            agent = ToUuid(ua.agent_id.get());
       Partition& shard = st.ShardOf(user);
@@ -295,7 +399,6 @@ Status Stage(EngineState& st, Staging& b, RecordType type, std::string_view json
       // user_agents, and each adds one).
       ua.conversation_count = CountConversations(shard, user, agent);
       DefaultTimes(ua, existing, now);
-      AS_RETURN_IF_ERROR(CheckRecord(ua, ctx));
       bytes = Pack(ua);
       AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
       if (fresh) {
@@ -306,10 +409,7 @@ Status Stage(EngineState& st, Staging& b, RecordType type, std::string_view json
       return Status::OK();
     }
     case RecordType::kChat: {
-      fb::ChatT c;
-      AS_RETURN_IF_ERROR(Parse<fb::Chat>(json, &c));
-      AS_RETURN_IF_ERROR(NeedId(c.id, "id"));
-      AS_RETURN_IF_ERROR(NeedId(c.user_id, "user_id"));
+      auto& c = std::get<fb::ChatT>(in);
       Uuid id = ToUuid(c.id.get()), user = ToUuid(c.user_id.get());
       Partition& shard = st.ShardOf(user);
       if (InOtherShardLocked(st, &Partition::chats, id, st.ShardIndex(user)))
@@ -321,7 +421,6 @@ Status Stage(EngineState& st, Staging& b, RecordType type, std::string_view json
       // up to (messages and logs import after their chat, and each adds itself).
       ChatTotalsFromRecords(shard, id, &c);
       DefaultTimes(c, existing, now);
-      AS_RETURN_IF_ERROR(CheckRecord(c, ctx));
       bytes = Pack(c);
       AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
       if (!fresh) return Status::OK();
@@ -345,12 +444,7 @@ Status Stage(EngineState& st, Staging& b, RecordType type, std::string_view json
       return Status::OK();
     }
     case RecordType::kMessage: {
-      fb::MessageT m;
-      AS_RETURN_IF_ERROR(Parse<fb::Message>(json, &m));
-      AS_RETURN_IF_ERROR(NeedId(m.id, "id"));
-      AS_RETURN_IF_ERROR(NeedId(m.chat_id, "chat_id"));
-      AS_RETURN_IF_ERROR(NeedId(m.user_id, "user_id"));
-      DefaultJson(m.parts, "[]");
+      auto& m = std::get<fb::MessageT>(in);
       Uuid id = ToUuid(m.id.get()), chat = ToUuid(m.chat_id.get()), user = ToUuid(m.user_id.get());
       Partition& shard = st.ShardOf(user);
       if (InOtherShardLocked(st, &Partition::messages, id, st.ShardIndex(user)))
@@ -361,33 +455,19 @@ Status Stage(EngineState& st, Staging& b, RecordType type, std::string_view json
       std::string key = RecordKey(type, id);
       auto existing = b.Existing(key, At(shard, shard.messages, id));
       DefaultTimes(m, existing, now);
-      AS_RETURN_IF_ERROR(CheckRecord(m, ctx));
       bytes = Pack(m);
       AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
       if (!fresh) return Status::OK();
       // A new message adds itself to its chat's totals (as the batch so far left them).
-      std::string chat_key = RecordKey(RecordType::kChat, chat);
-      fb::ChatT totals;
-      flatbuffers::GetRoot<fb::Chat>(b.Existing(chat_key, shard.arena.Get(c->second))->data())
-          ->UnPackTo(&totals);
-      AS_RETURN_IF_ERROR(AddTotals(totals, 1, m.input_tokens, m.output_tokens, m.cost));
-      std::string chat_bytes = Pack(totals);
-      b.batch.Put(chat_key, chat_bytes);
-      b.staged[chat_key] = chat_bytes;
-      b.apply.push_back([&st, &shard, bytes, chat, chat_bytes] {
+      AS_RETURN_IF_ERROR(
+          AddTotals(b.Totals(shard, chat, c->second), 1, m.input_tokens, m.output_tokens, m.cost));
+      b.apply.push_back([&st, &shard, bytes] {
         st.IndexMessage(shard, shard.arena.Append(bytes), /*keep_sorted=*/true);
-        auto it = shard.chats.find(chat);
-        shard.arena.Free(it->second);
-        it->second = shard.arena.Append(chat_bytes);
       });
       return Status::OK();
     }
     case RecordType::kVote: {
-      fb::VoteT v;
-      AS_RETURN_IF_ERROR(Parse<fb::Vote>(json, &v));
-      AS_RETURN_IF_ERROR(NeedId(v.chat_id, "chat_id"));
-      AS_RETURN_IF_ERROR(NeedId(v.message_id, "message_id"));
-      AS_RETURN_IF_ERROR(NeedId(v.user_id, "user_id"));
+      auto& v = std::get<fb::VoteT>(in);
       Uuid chat = ToUuid(v.chat_id.get()), msg = ToUuid(v.message_id.get());
       Partition& shard = st.ShardOf(ToUuid(v.user_id.get()));
       auto m = shard.messages.find(msg);
@@ -401,7 +481,6 @@ Status Stage(EngineState& st, Staging& b, RecordType type, std::string_view json
       std::string key = VoteKey(chat, msg);
       auto existing = b.Existing(key, stored);
       DefaultTimes(v, existing, now);
-      AS_RETURN_IF_ERROR(CheckRecord(v, ctx));
       bytes = Pack(v);
       AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
       if (fresh)
@@ -409,17 +488,13 @@ Status Stage(EngineState& st, Staging& b, RecordType type, std::string_view json
       return Status::OK();
     }
     case RecordType::kAdminConfig: {
-      fb::AdminConfigT c;
-      AS_RETURN_IF_ERROR(Parse<fb::AdminConfig>(json, &c));
-      if (c.config_key.empty()) return Status::InvalidArgument("config_key is required");
-      DefaultJson(c.config_data, "{}");
+      auto& c = std::get<fb::AdminConfigT>(in);
       std::optional<std::string_view> stored;
       if (auto it = g.admin_config.find(c.config_key); it != g.admin_config.end())
         stored = g.arena.Get(it->second);
       std::string key = AdminConfigKey(c.config_key);
       auto existing = b.Existing(key, stored);
       DefaultTimes(c, existing, now);
-      AS_RETURN_IF_ERROR(CheckRecord(c, ctx));
       bytes = Pack(c);
       AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
       if (fresh)
@@ -429,27 +504,81 @@ Status Stage(EngineState& st, Staging& b, RecordType type, std::string_view json
       return Status::OK();
     }
     case RecordType::kApiKey: {
-      fb::ApiKeyT k;
-      AS_RETURN_IF_ERROR(Parse<fb::ApiKey>(json, &k));
-      AS_RETURN_IF_ERROR(NeedId(k.id, "id"));
-      if (k.secret_hash.size() != 32)
-        return Status::InvalidArgument("secret_hash must be 32 bytes");
+      auto& k = std::get<fb::ApiKeyT>(in);
       Uuid id = ToUuid(k.id.get());
       if (k.user_id && !st.ShardOf(ToUuid(k.user_id.get())).users.count(ToUuid(k.user_id.get())))
         return MissingRef("user_id", "user");
       std::string key = RecordKey(type, id);
       auto existing = b.Existing(key, At(g, g.api_keys, id));
       DefaultTimes(k, existing, now);
-      AS_RETURN_IF_ERROR(CheckRecord(k, ctx));
       bytes = Pack(k);
       AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
       if (fresh) b.apply.push_back([&st, bytes] { st.IndexApiKey(st.global.arena.Append(bytes)); });
+      return Status::OK();
+    }
+    case RecordType::kUsageLog: {
+      auto& l = std::get<fb::UsageLogT>(in);
+      Uuid id = ToUuid(l.id.get()), user = ToUuid(l.user_id.get());
+      Partition& shard = st.ShardOf(user);
+      if (InOtherShardLocked(st, &Partition::usage_logs, id, st.ShardIndex(user)))
+        return Status::AlreadyExists("usage log id is in use");
+      if (!shard.users.count(user)) return MissingRef("user_id", "user");
+      std::string key = RecordKey(type, id);
+      auto existing = b.Existing(key, At(shard, shard.usage_logs, id));
+      bytes = Pack(l);
+      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      if (!fresh) return Status::OK();
+      b.apply.push_back(
+          [&st, &shard, bytes] { st.IndexUsageLog(shard, shard.arena.Append(bytes)); });
+      // A tracked call counts in its chat's totals (docs/data-model.md): it adds itself,
+      // as the batch so far left them.
+      if (!l.chat_id) return Status::OK();
+      Uuid chat = ToUuid(l.chat_id.get());
+      auto c = shard.chats.find(chat);
+      if (c == shard.chats.end()) return Status::OK();
+      return AddTotals(b.Totals(shard, chat, c->second), 0, l.input_tokens, l.output_tokens,
+                       l.total_cost);
+    }
+    case RecordType::kUserMemory: {
+      auto& m = std::get<EngineState::MemoryImport>(in);
+      Partition& shard = st.ShardOf(m.user);
+      if (InOtherShardLocked(st, &Partition::memories, m.id, st.ShardIndex(m.user)))
+        return Status::AlreadyExists("memory id is in use");
+      if (!shard.users.count(m.user)) return MissingRef("user_id", "user");
+      std::string key = RecordKey(type, m.id);
+      // The same memory again (in the store, whose arena copy has no embedding, or
+      // earlier in the batch) is a no-op; a different one under its id is refused.
+      if (auto it = b.staged.find(key); it != b.staged.end()) {
+        if (it->second == m.full) return Status::OK();
+        return Status::AlreadyExists("a different memory with this id exists");
+      }
+      if (auto stored = At(shard, shard.memories, m.id)) {
+        if (*stored == m.bytes) return Status::OK();
+        return Status::AlreadyExists("a different memory with this id exists");
+      }
+      auto mems = shard.memories_by_user.find(m.user);
+      if ((mems != shard.memories_by_user.end() && mems->second->IdOfKey(m.key)) ||
+          !b.memory_keys.insert({m.user, m.key}).second)
+        return Status::AlreadyExists("this user already has a memory with this memory_key");
+      b.batch.Put(key, m.full);
+      b.staged.emplace(key, m.full);
+      b.apply.push_back([&st, &shard, bytes = std::move(m.bytes), vec = std::move(m.embedding)] {
+        st.IndexMemory(shard, shard.arena.Append(bytes), vec.data());
+      });
       return Status::OK();
     }
     default:
       return Status::NotImplemented(std::string(RecordTypeName(type)) +
                                     ": no batched import (one record per request)");
   }
+}
+
+// The error of record i of a batch, naming it by its line (or 1-based position).
+Status AtRecord(const Status& s, size_t i, size_t n, std::span<const uint64_t> lines) {
+  if (!lines.empty())
+    return Status(s.code(), "line " + std::to_string(lines[i]) + ": " + s.message());
+  if (n > 1) return Status(s.code(), "record " + std::to_string(i + 1) + ": " + s.message());
+  return s;
 }
 
 }  // namespace
@@ -464,22 +593,22 @@ Status Engine::ImportRecords(const Scope& scope, RecordType type,
                                   " are imported one record per request (no batched form yet)");
   }
   EngineState& st = *impl_;
+  int64_t now = st.Now();
+  std::vector<Incoming> parsed(records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    Status s = Prepare(st, type, records[i], now, &parsed[i]);
+    // Nothing of the batch was applied; the error names the record that failed.
+    if (!s.ok()) return AtRecord(s, i, records.size(), lines);
+  }
   Staging b;
   uint64_t ticket = 0;
   {
     LockEverything lock(st);
-    int64_t now = st.Now();
     for (size_t i = 0; i < records.size(); ++i) {
-      Status s = Stage(st, b, type, records[i], now);
-      if (!s.ok()) {
-        // Nothing of the batch was applied; the error names the record that failed.
-        if (!lines.empty())
-          return Status(s.code(), "line " + std::to_string(lines[i]) + ": " + s.message());
-        if (records.size() > 1)
-          return Status(s.code(), "record " + std::to_string(i + 1) + ": " + s.message());
-        return s;
-      }
+      Status s = Stage(st, b, type, parsed[i], now);
+      if (!s.ok()) return AtRecord(s, i, records.size(), lines);
     }
+    b.FinishChats();
     if (b.apply.empty()) return Status::OK();  // every record already there, identical
     AS_ASSIGN_OR_RETURN(ticket, st.Log(b.batch));
     for (auto& f : b.apply) f();
@@ -491,57 +620,18 @@ Status Engine::ImportRecord(const Scope& scope, RecordType type, std::string_vie
   return ImportRecords(scope, type, std::span<const std::string_view>(&json, 1), {});
 }
 
-// The types restored by their own modules (usage accounting, memories), one at a time.
+// The types restored by usage accounting's own module, one at a time (rollups, quota
+// periods and limit configs: few, and kept in structures of their own).
 Status Engine::ImportOne(RecordType type, std::string_view json) {
   EngineState& st = *impl_;
   uint64_t ticket = 0;
-  int64_t now = st.Now();
   switch (type) {
-    case RecordType::kUsageLog:
     case RecordType::kUserUsageRollup:
     case RecordType::kTenantUsageRollup:
     case RecordType::kQuota:
     case RecordType::kRateLimitConfig:
       AS_RETURN_IF_ERROR(st.ImportUsageRecord(type, json, &ticket));
-      if (type == RecordType::kUsageLog) {
-        // A tracked call counts in its chat's totals: recompute them (idempotent, so a
-        // re-import also repairs a crash between the two writes).
-        AS_RETURN_IF_ERROR(st.Durable(ticket));
-        ticket = 0;
-        fb::UsageLogT l;
-        AS_RETURN_IF_ERROR(RecordFromJson<fb::UsageLog>(json, &l));
-        if (!l.chat_id || !l.user_id) break;
-        Uuid chat = ToUuid(l.chat_id.get());
-        Partition& shard = st.ShardOf(ToUuid(l.user_id.get()));
-        std::unique_lock lock(shard.mu);
-        auto c = shard.chats.find(chat);
-        if (c == shard.chats.end()) break;
-        fb::ChatT cur;
-        View<fb::Chat>(shard, c->second)->UnPackTo(&cur);
-        fb::ChatT next = cur;
-        ChatTotalsFromRecords(shard, chat, &next);
-        if (next.message_count == cur.message_count &&
-            next.total_input_tokens == cur.total_input_tokens &&
-            next.total_output_tokens == cur.total_output_tokens &&
-            next.total_cost == cur.total_cost)
-          break;
-        std::string chat_bytes = Pack(next);
-        storage::WriteBatch batch;
-        batch.Put(RecordKey(RecordType::kChat, chat), chat_bytes);
-        AS_ASSIGN_OR_RETURN(ticket, st.Log(batch));
-        shard.arena.Free(c->second);
-        c->second = shard.arena.Append(chat_bytes);
-      }
       break;
-    case RecordType::kUserMemory: {
-      fb::UserMemoryT m;
-      AS_RETURN_IF_ERROR(RecordFromJson<fb::UserMemory>(json, &m));
-      if (m.memory_value.empty()) m.memory_value = "{}";
-      if (m.created_at == 0) m.created_at = now;
-      if (m.updated_at == 0) m.updated_at = m.created_at;
-      AS_RETURN_IF_ERROR(st.ImportMemory(m, &ticket));
-      break;
-    }
     default:
       return Status::NotImplemented(std::string(RecordTypeName(type)) + " cannot be imported yet");
   }

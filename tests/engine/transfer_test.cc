@@ -253,11 +253,82 @@ TEST_F(BatchImport, AFailedBatchAppliesNothingAndNamesTheLine) {
   EXPECT_CODE(e().ImportRecords(Scope::Admin(), RecordType::kMessage, one), kPermissionDenied);
   EXPECT_CODE(e().ImportRecords(Scope::Service(*Uuid::Parse(uid)), RecordType::kMessage, one),
               kPermissionDenied);
-  EXPECT_CODE(ImportBatch(e(), RecordType::kUsageLog, {"{}", "{}"}), kNotImplemented);
+  EXPECT_CODE(ImportBatch(e(), RecordType::kQuota, {"{}", "{}"}), kNotImplemented);
   EXPECT_CODE(ImportBatch(e(), RecordType::kMessage, {}), kInvalidArgument);
   std::vector<uint64_t> short_lines = {1};
   EXPECT_CODE(ImportBatch(e(), RecordType::kMessage, {msg(5, cid), msg(6, cid)}, short_lines),
               kInvalidArgument);
+}
+
+// Usage logs and memories go through the batch too (issue 13): atomic per batch, with the
+// checks of one by one, a log adding itself to its chat's totals.
+TEST_F(BatchImport, UsageLogsAndMemoriesImportInAtomicBatches) {
+  auto u = MakeUser("logs@x.com");
+  auto chat = MakeChat(Id(u->id()));
+  std::string uid = Id(u->id()).ToString(), cid = Id(chat->id()).ToString();
+  auto id = [](int n) {
+    char text[40];
+    snprintf(text, sizeof text, "0190f3a2-7b1c-7def-8123-%012d", n);
+    return std::string(text);
+  };
+  auto log = [&](int n, const std::string& user) {
+    return R"({"id":")" + id(n) + R"(","user_id":")" + user + R"(","chat_id":")" + cid +
+           R"(","agent_type":"chat","model":"m","input_tokens":10,"output_tokens":20,)" +
+           R"("total_tokens":30,"input_cost":1,"output_cost":2,"total_cost":3,"request_ts":)" +
+           std::to_string(1763596800000000 + n) + "}";
+  };
+  auto logs_in_store = [&] { return ExportAll<fb::UsageLog>(e(), RecordType::kUsageLog).size(); };
+  // A log naming a user that does not exist refuses the whole batch.
+  Status s = ImportBatch(e(), RecordType::kUsageLog, {log(1, uid), log(2, cid)}, {5, 6});
+  EXPECT_CODE(s, kNotFound);
+  EXPECT_EQ(s.message().rfind("line 6: ", 0), 0u) << s.message();
+  EXPECT_EQ(logs_in_store(), 0u);
+  EXPECT_EQ(Must(e().GetChat(Scope::Service(), Id(chat->id())))->total_cost(), 0);
+  // Three logs in one batch: each adds itself to the chat's totals; again: no-ops.
+  std::vector<std::string> logs = {log(1, uid), log(2, uid), log(3, uid)};
+  ASSERT_OK(ImportBatch(e(), RecordType::kUsageLog, logs));
+  ASSERT_OK(ImportBatch(e(), RecordType::kUsageLog, logs));
+  EXPECT_EQ(logs_in_store(), 3u);
+  auto after = Must(e().GetChat(Scope::Service(), Id(chat->id())));
+  EXPECT_EQ(after->total_input_tokens(), 30);
+  EXPECT_EQ(after->total_output_tokens(), 60);
+  EXPECT_EQ(after->total_cost(), 9);
+  EXPECT_EQ(after->message_count(), 0);
+  std::string changed = log(3, uid);
+  changed.replace(changed.find("\"total_cost\":3"), 14, "\"total_cost\":4");
+  EXPECT_CODE(ImportBatch(e(), RecordType::kUsageLog, {log(4, uid), changed}), kAlreadyExists);
+  EXPECT_EQ(logs_in_store(), 3u);
+
+  auto mem = [&](int n, const std::string& key, int dim = 384) {
+    std::string v = "[";
+    for (int i = 0; i < dim; ++i) v += (i ? "," : "") + std::string(i == n % dim ? "1" : "0");
+    return R"({"id":")" + id(100 + n) + R"(","user_id":")" + uid + R"(","memory_key":")" + key +
+           R"(","memory_value":{"content":"note )" + std::to_string(n) + R"("},"embedding":)" + v +
+           "],\"created_at\":" + std::to_string(1000 + n) + "}";
+  };
+  auto memories = [&] { return ExportAll<fb::UserMemory>(e(), RecordType::kUserMemory).size(); };
+  // A vector of the wrong dimension, or one memory_key twice: nothing of the batch lands.
+  s = ImportBatch(e(), RecordType::kUserMemory, {mem(1, "a"), mem(2, "b", 3)});
+  EXPECT_CODE(s, kInvalidArgument);
+  EXPECT_EQ(s.message().rfind("record 2: ", 0), 0u) << s.message();
+  EXPECT_CODE(ImportBatch(e(), RecordType::kUserMemory, {mem(1, "a"), mem(2, "a")}),
+              kAlreadyExists);
+  EXPECT_EQ(memories(), 0u);
+  std::vector<std::string> mems = {mem(1, "a"), mem(2, "b"), mem(3, "c")};
+  ASSERT_OK(ImportBatch(e(), RecordType::kUserMemory, mems));
+  ASSERT_OK(ImportBatch(e(), RecordType::kUserMemory, mems));  // identical: no-op
+  EXPECT_EQ(memories(), 3u);
+  // A new id under a key the user has already is refused, as one by one.
+  EXPECT_CODE(ImportBatch(e(), RecordType::kUserMemory, {mem(4, "d"), mem(5, "b")}),
+              kAlreadyExists);
+  EXPECT_EQ(memories(), 3u);
+  MemoryQuery q;
+  q.user = Id(u->id());
+  q.vector.assign(384, 0.f);
+  q.vector[2] = 1.f;
+  auto hits = Must(e().SearchMemories(Scope::Service(), q));
+  ASSERT_EQ(hits.size(), 3u);
+  EXPECT_EQ(hits[0].memory->memory_key()->str(), "b");
 }
 
 }  // namespace

@@ -170,6 +170,123 @@ TEST(Crash, AcknowledgedWritesSurviveKill9AndNothingIsHalfApplied) {
             << " acknowledged writes verified\n";
 }
 
+// ---- batched import under kill -9 ----
+
+constexpr int kImportBatch = 40;  // messages per record_import batch, all of one chat
+
+// The id of message `j` of a batch whose first message is `first`: ids count up in
+// their last six bytes, so an ack names its whole batch.
+Uuid NthOfBatch(Uuid first, int j) {
+  uint64_t tail = 0;
+  for (int i = 10; i < 16; ++i) tail = tail << 8 | first.bytes[i];
+  tail += static_cast<uint64_t>(j);
+  for (int i = 15; i >= 10; --i, tail >>= 8) first.bytes[i] = static_cast<uint8_t>(tail);
+  return first;
+}
+
+// Two threads, each importing batches of messages into its own chat (durability
+// `always`) and acking a batch (kind 3: its first message id, its chat) once
+// ImportRecords has returned.
+[[noreturn]] void ChildImporter(const std::string& dir, int fd, uint64_t seed) {
+  EngineOptions o;
+  o.data_dir = dir;
+  o.durability = storage::Durability::kAlways;
+  o.random_seed = seed;
+  auto engine = Engine::Open(o);
+  if (!engine.ok()) _exit(3);
+  Engine& e = **engine;
+  fb::UserT u;
+  u.email = "import" + std::to_string(seed) + "@x.com";
+  auto user = e.CreateUser(Scope::Service(), u);
+  if (!user.ok()) _exit(4);
+  Uuid uid = ToUuid(user->get()->id());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      fb::ChatT c;
+      c.user_id = std::make_unique<fb::Uuid>(ToFb(uid));
+      auto chat = e.CreateChat(Scope::Service(), c);
+      if (!chat.ok()) _exit(5);
+      Uuid cid = ToUuid(chat->get()->id());
+      for (uint32_t b = 0;; ++b) {
+        char text[40];
+        snprintf(text, sizeof text, "0190f3a2-%04x-7%03x-8000-%012llx", static_cast<unsigned>(seed),
+                 t, static_cast<unsigned long long>(b) * 1000);
+        Uuid first = *Uuid::Parse(text);
+        std::vector<std::string> jsons;
+        for (int j = 0; j < kImportBatch; ++j)
+          jsons.push_back(R"({"id":")" + NthOfBatch(first, j).ToString() + R"(","chat_id":")" +
+                          cid.ToString() + R"(","user_id":")" + uid.ToString() +
+                          R"(","role":"user","parts":[{"type":"text","text":"imported"}],)" +
+                          R"("input_tokens":)" + std::to_string(j + 1) +
+                          R"(,"output_tokens":2,"cost":3,"created_at":)" +
+                          std::to_string(1763596800000000 + b * 1000 + j) + "}");
+        std::vector<std::string_view> views(jsons.begin(), jsons.end());
+        if (!e.ImportRecords(Scope::Service(), RecordType::kMessage, views).ok()) _exit(7);
+        Ack a{3, {}, {}};
+        memcpy(a.id, first.bytes.data(), 16);
+        memcpy(a.chat, cid.bytes.data(), 16);
+        if (write(fd, &a, sizeof a) != sizeof a) _exit(8);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  _exit(0);
+}
+
+// Every acknowledged batch is there whole; no batch is there in part (each chat holds a
+// whole number of batches, and its totals are what its messages add up to).
+TEST(Crash, AcknowledgedImportBatchesSurviveKill9Whole) {
+  TempDir dir;
+  std::string data = dir.sub("data");
+  std::mt19937 rng(20261127);
+  std::vector<Ack> acked;
+  constexpr int kCycles = 12;
+  for (int cycle = 0; cycle < kCycles; ++cycle) {
+    ASSERT_TRUE(RunThenKill([&](int fd) { ChildImporter(data, fd, cycle + 1); },
+                            50 + static_cast<int>(rng() % 350), &acked));
+    EngineOptions o;
+    o.data_dir = data;
+    auto engine = Engine::Open(o);
+    ASSERT_OK(engine);
+    Engine& e = **engine;
+    for (const Ack& ack : acked) {
+      Uuid first = Uuid::FromBytes(ack.id);
+      for (int j = 0; j < kImportBatch; ++j) {
+        auto m = e.GetMessage(Scope::Service(), NthOfBatch(first, j));
+        ASSERT_OK(m) << "cycle " << cycle << ", message " << j << " of an acknowledged batch";
+        EXPECT_EQ(ToUuid(m->get()->chat_id()), Uuid::FromBytes(ack.chat));
+      }
+    }
+    PageRequest all_users;
+    all_users.limit = 1000;
+    for (const auto& u : Must(e.ListUsers(Scope::Service(), all_users)).rows) {
+      PageRequest pr;
+      pr.limit = 1000;
+      for (const auto& c : Must(e.ListChats(Scope::Service(), ToUuid(u->id()), pr)).rows) {
+        int64_t n = 0, in = 0, out = 0, cost = 0;
+        MessagePageRequest mr;
+        mr.limit = 1000;
+        mr.from_end = false;
+        do {
+          auto page = Must(e.ListMessages(Scope::Service(), ToUuid(c->id()), mr));
+          for (const auto& m : page.rows)
+            ++n, in += m->input_tokens(), out += m->output_tokens(), cost += m->cost();
+          mr.cursor = page.next_cursor;
+        } while (!mr.cursor.empty());
+        EXPECT_EQ(n % kImportBatch, 0) << "a batch is there in part (cycle " << cycle << ")";
+        EXPECT_EQ(c->message_count(), n);
+        EXPECT_EQ(c->total_input_tokens(), in);
+        EXPECT_EQ(c->total_output_tokens(), out);
+        EXPECT_EQ(c->total_cost(), cost);
+      }
+    }
+  }
+  EXPECT_GT(acked.size(), static_cast<size_t>(kCycles)) << "the child should have imported";
+  std::cout << "[ crash ] " << kCycles << " kill -9 cycles, " << acked.size()
+            << " acknowledged import batches of " << kImportBatch << " verified\n";
+}
+
 // ---- track_agent_usage under kill -9 ----
 
 const Uuid kCrashTenant = *Uuid::Parse("0190f3a2-7b1c-7def-8123-000000000001");
@@ -336,8 +453,7 @@ void TrackUnderKill9(int users, int threads, int cycles, uint32_t seed, int min_
   }
   EXPECT_GT(acked.size(), static_cast<size_t>(kCycles * 10)) << "the child should have written";
   std::cout << "[ crash ] " << kCycles << " kill -9 cycles, " << users << " user(s), " << threads
-            << " threads, " << acked.size()
-            << " acknowledged track_agent_usage calls verified\n";
+            << " threads, " << acked.size() << " acknowledged track_agent_usage calls verified\n";
 }
 
 TEST(Crash, TrackAgentUsageSurvivesKill9AndEverythingAgrees) {

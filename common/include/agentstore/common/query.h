@@ -30,8 +30,9 @@ inline constexpr RecordType kLastRecordType = RecordType::kTenantUsageRollup;
 // Lower-case plural table name ("users"); RecordTypeFromName is its inverse.
 std::string_view RecordTypeName(RecordType t);
 std::optional<RecordType> RecordTypeFromName(std::string_view name);
-// Whether record_import takes many records of this type in one request (the records
-// without derived state elsewhere: not usage records or memories, one per request).
+// Whether record_import takes many records of this type in one request: every type but
+// usage rollups, quota periods and rate-limit configs (one per request; few, and kept in
+// usage accounting's own structures).
 bool BatchImportable(RecordType t);
 // The most records one record_import batch may hold.
 inline constexpr size_t kMaxImportBatch = 10000;

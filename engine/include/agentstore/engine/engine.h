@@ -384,9 +384,10 @@ class Engine {
   // durability): each is checked as ImportRecord checks it, seeing the records before it
   // in the batch, and if any fails nothing of the batch is applied and the error names
   // it ("line N: ..." with `lines`, one line number per record, else "record i: ...").
-  // Built for tenants, users, agents, user_agents, chats, messages, votes, admin_config
-  // and api_keys; usage records and memories go one per call (a larger batch of them is
-  // not_implemented). While the batch is checked and applied it holds every partition.
+  // Built for every type but usage rollups, quota periods and rate-limit configs, which go
+  // one per call (a larger batch of them is not_implemented). Records are parsed and
+  // checked on their own before any lock; while the batch is checked against the store
+  // and applied it holds every partition.
   Status ImportRecords(const Scope& scope, RecordType type,
                        std::span<const std::string_view> records,
                        std::span<const uint64_t> lines = {});
@@ -463,7 +464,7 @@ class Engine {
   Status WriteHealth() const;
 
  private:
-  Status ImportOne(RecordType type, std::string_view json);  // usage records, memories
+  Status ImportOne(RecordType type, std::string_view json);  // rollups, quotas, limits
   explicit Engine(std::unique_ptr<internal::EngineState> impl);
   Result<AuthenticatedKey> CheckKey(const Uuid& key_id, const std::vector<uint8_t>* hash);
   std::unique_ptr<internal::EngineState> impl_;
