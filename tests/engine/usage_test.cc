@@ -17,6 +17,19 @@ constexpr int64_t kDay = 86'400'000'000;
 
 class Usage : public EngineFixture {
  protected:
+  // What one log adds to every rollup it falls in.
+  static UsageTotals TotalsOf(const fb::UsageLog& l) {
+    return UsageTotals{1,
+                       l.success() ? 1 : 0,
+                       l.success() ? 0 : 1,
+                       l.input_tokens(),
+                       l.output_tokens(),
+                       l.total_tokens(),
+                       l.input_cost(),
+                       l.output_cost(),
+                       l.total_cost(),
+                       l.duration_ms()};
+  }
   void OpenWith(int64_t retention, bool purge, int64_t lease_ttl = 300'000'000) {
     engine_.reset();
     EngineOptions o;
@@ -248,16 +261,7 @@ TEST_F(Usage, EverythingEqualsARecomputationFromTheLogs) {
     std::map<Uuid, std::pair<int64_t, int64_t>> quota_now;  // tenant -> (tokens today, calls)
     int64_t today = clock_.NowMicros() / kDay * kDay;
     for (const auto& l : logs) {
-      UsageTotals d{1,
-                    l->success() ? 1 : 0,
-                    l->success() ? 0 : 1,
-                    l->input_tokens(),
-                    l->output_tokens(),
-                    l->total_tokens(),
-                    l->input_cost(),
-                    l->output_cost(),
-                    l->total_cost(),
-                    l->duration_ms()};
+      UsageTotals d = TotalsOf(*l);
       ASSERT_EQ(l->total_tokens(), l->input_tokens() + l->output_tokens());
       ASSERT_EQ(l->total_cost(), l->input_cost() + l->output_cost());
       ASSERT_EQ(l->duration_ms(), (l->response_ts() - l->request_ts()) / 1000);
@@ -374,16 +378,7 @@ TEST_F(Usage, SummariesOverAnyRangeEqualTheirLogs) {
             if (day < d0 || day > d1) continue;
             if (owner == 0 && Id(l->user_id()) != users[0]) continue;
             if (owner == 1 && (!l->tenant_id() || Id(l->tenant_id()) != t1)) continue;
-            UsageTotals d{1,
-                          l->success() ? 1 : 0,
-                          l->success() ? 0 : 1,
-                          l->input_tokens(),
-                          l->output_tokens(),
-                          l->total_tokens(),
-                          l->input_cost(),
-                          l->output_cost(),
-                          l->total_cost(),
-                          l->duration_ms()};
+            UsageTotals d = TotalsOf(*l);
             int64_t period = bucket == SummaryBucket::kMonth ? month_of(day) : 0;
             want[{period, std::string(Str(l->model()))}] += d;
           }
