@@ -587,6 +587,14 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
     std::vector<Item> items;
     lock.unlock();
     auto read = store_->ReadLog(from, to, options_.read_chunk, [&](const storage::LogEntry& e) {
+      // A type the filter leaves out is skipped undecoded, unless it may end the
+      // subscription (a user deleted, a key revoked).
+      if (filter.types && !e.key.empty()) {
+        auto t = static_cast<uint8_t>(e.key[0]);
+        bool control = t == static_cast<uint8_t>(RecordType::kUser) ||
+                       t == static_cast<uint8_t>(RecordType::kApiKey);
+        if (!control && t < 32 && !(filter.types & (1u << t))) return Status::OK();
+      }
       Item it;
       it.seq = e.sequence;
       bool carried = Inspect(e, &it.meta);
