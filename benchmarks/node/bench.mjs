@@ -6,7 +6,13 @@
 //
 //   node bench.mjs --system agentstore|postgres --port N [--key K] [--connections 8]
 //        [--workers 8] [--seconds 10] [--warmup 2] [--users 1000]
-//        [--workloads get_user,chat_turn,chat_turn_parallel]
+//        [--workloads get_user,chat_turn,chat_turn_parallel] [--server-pid PID]
+//        [--dist DIR] [--pipeline N]
+// Each result line also gives the CPU this Node process used over the measured seconds
+// (node_cpu: cores, node_us_per_op) and, with --server-pid, the server's (that process
+// and its children, e.g. PostgreSQL's backends: server_cpu, server_us_per_op): which side
+// bounds the rate on this machine. --dist: another build of the TypeScript client (A/B);
+// --pipeline: the Pool's `pipeline` option (1: no same-tick calls share a connection).
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -30,6 +36,8 @@ const seconds = Number(args.seconds ?? 10);
 const warmup = Number(args.warmup ?? 2);
 const nUsers = Number(args.users ?? 1000);
 const workloads = (args.workloads ?? 'get_user,chat_turn,chat_turn_parallel').split(',');
+const serverPid = args['server-pid'] ? Number(args['server-pid']) : null;
+const dist = path.resolve(args.dist ?? path.join(tsdir, 'dist'));
 const DIM = 384;
 const RUN = Date.now().toString(36);  // emails unique per run: several runs may share a server
 const MEMS = 20;
@@ -134,8 +142,9 @@ function dataset(tenant, agent) {
 
 // ---- the agentstore side: the same records through the TypeScript client ----
 async function setupAgentstore() {
-  const { Pool, nowMicros } = await import(path.join(tsdir, 'dist/index.js'));
-  const db = await Pool.connect({ port, key: args.key, size: connections });
+  const { Pool, nowMicros } = await import(path.join(dist, 'index.js'));
+  const db = await Pool.connect({ port, key: args.key, size: connections,
+    ...(args.pipeline ? { pipeline: Number(args.pipeline) } : {}) });
   const tenant = (await db.tenantCreate({ name: 'Acme', slug: `acme-${Date.now()}` })).id;
   const agent = (await db.agentCreate({ name: 'Writer', type: 'chat', is_public: true })).id;
   const users = dataset(tenant, agent);
@@ -154,6 +163,8 @@ async function setupAgentstore() {
   return {
     users,
     close: () => db.close(),
+    // Calls each pooled connection has carried (the pool may join same-tick calls on one).
+    sentPerConnection: () => db.clients.map((c) => c.sent ?? 0),
     get_user: async (u) => {
       await db.userGet({ id: u.id });
     },
@@ -194,6 +205,30 @@ async function setupAgentstore() {
   };
 }
 
+// CPU seconds used so far by a process and its children (Linux /proc; null elsewhere).
+const TICK = 100;  // USER_HZ: clock ticks per second in /proc/<pid>/stat on Linux
+function statOf(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');  // fields from 3 (state) on
+    return { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / TICK };
+  } catch {
+    return null;
+  }
+}
+function treeCpu(pid) {
+  if (pid === null) return null;
+  const self = statOf(pid);
+  if (!self) return null;
+  let cpu = self.cpu;
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const st = statOf(e);
+    if (st && st.ppid === pid) cpu += st.cpu;
+  }
+  return cpu;
+}
+
 // ---- the closed loop: `workers` callers, each one operation after another ----
 async function measure(sys, name) {
   const fn = sys[name];
@@ -212,17 +247,28 @@ async function measure(sys, name) {
   };
   const all = Array.from({ length: workers }, (_, w) => worker(w));
   await new Promise((r) => setTimeout(r, warmup * 1000));
+  const sent0 = sys.sentPerConnection?.();
+  const server0 = treeCpu(serverPid);
+  const cpu0 = process.cpuUsage();
   recording = true;
   const t0 = process.hrtime.bigint();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   recording = false;
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  const server1 = treeCpu(serverPid);
+  const nodeCpu = (cpu.user + cpu.system) / 1e6;
+  const sent1 = sys.sentPerConnection?.();
   stop = true;
   await Promise.all(all);
   lat.sort((a, b) => a - b);
   const pct = (p) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))];
   return { system, workload: name, connections, workers, ops: lat.length, ops_per_s: lat.length / elapsed,
-    mean_us: lat.reduce((a, b) => a + b, 0) / lat.length, p50_us: pct(0.5), p99_us: pct(0.99) };
+    mean_us: lat.reduce((a, b) => a + b, 0) / lat.length, p50_us: pct(0.5), p99_us: pct(0.99),
+    node_cpu: nodeCpu / elapsed, node_us_per_op: (nodeCpu * 1e6) / lat.length,
+    ...(server0 !== null && server1 !== null ? { server_cpu: (server1 - server0) / elapsed,
+      server_us_per_op: ((server1 - server0) * 1e6) / lat.length } : {}),
+    ...(sent0 ? { calls_per_connection: sent1.map((n, i) => n - sent0[i]) } : {}) };
 }
 
 const sys = system === 'postgres' ? await setupPostgres() : await setupAgentstore();

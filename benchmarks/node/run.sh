@@ -40,10 +40,13 @@ source "$root/benchmarks/peers.sh"
 trap peers_cleanup EXIT
 start_postgres "$pg_sync"
 start_agentstored "$agentstored" "$as_durability"
+as_pid=${pids[-1]}
+pg_pid=$(head -1 "$tmp/pg/postmaster.pid")
 echo "load: $(uptime | sed 's/.*load average: //')"
 common=(--connections "$connections" --workers "$workers" --seconds "$seconds" --users "$users")
-node benchmarks/node/bench.mjs --system agentstore --port "$as_port" --key "$key" "${common[@]}"
-node benchmarks/node/bench.mjs --system postgres --port "$pg_port" "${common[@]}"
+node benchmarks/node/bench.mjs --system agentstore --port "$as_port" --key "$key" --server-pid "$as_pid" \
+  "${common[@]}"
+node benchmarks/node/bench.mjs --system postgres --port "$pg_port" --server-pid "$pg_pid" "${common[@]}"
 if [ -n "$overhead" ]; then
   node benchmarks/node/bench.mjs --system agentstore --port "$as_port" --key "$key" --connections 1 \
     --workers 1 --seconds "$seconds" --users "$users" --workloads get_user

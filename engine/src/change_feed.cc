@@ -167,7 +167,8 @@ void ChangeFeed::Stop() {
   wake_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   std::lock_guard lock(mu_);
-  for (auto& [id, s] : subs_) End(*s, Status::Unavailable("the server is stopping"), s->cursor);
+  for (auto& [id, s] : subs_)
+    End(*s, Status::Unavailable("the server is stopping"), s->live ? published_.load() : s->cursor);
   for (auto& [id, s] : subs_) {
     if (auto h = s->handle.lock()) {
       std::lock_guard hl(h->mu_);
@@ -175,6 +176,7 @@ void ChangeFeed::Stop() {
     }
   }
   subs_.clear();
+  behind_.clear();
   live_by_user_.clear();
   live_broad_.clear();
 }
@@ -240,6 +242,7 @@ Result<std::shared_ptr<Subscription>> ChangeFeed::Open(const FeedFilter& filter,
     handle->id_ = sub->id;
     handle->resume_point_ = start;
     subs_[sub->id] = sub;
+    behind_.push_back(sub);
     has_subs_.store(true, std::memory_order_relaxed);
   }
   Kick();
@@ -252,6 +255,7 @@ void ChangeFeed::Remove(uint64_t id) {
     auto it = subs_.find(id);
     if (it == subs_.end()) return;
     it->second->removed = true;
+    removals_ = true;
   }
   Kick();  // the feed thread forgets it
 }
@@ -424,6 +428,7 @@ void ChangeFeed::End(Sub& s, Status why, uint64_t resume_point) {
   // may point into an event loop that is going away, so it is never called again.
   if (s.removed) return;
   s.removed = true;
+  removals_ = true;
   auto h = s.handle.lock();
   if (!h) return;
   std::lock_guard lock(h->mu_);
@@ -443,6 +448,7 @@ bool ChangeFeed::Push(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool
   auto h = s.handle.lock();
   if (!h) {  // the holder let go without Cancel
     s.removed = true;
+    removals_ = true;
     return false;
   }
   bool was_empty = false, full = false;
@@ -531,22 +537,24 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     }
     for (Sub* s : live_broad_) deliver(s);
   }
+  // Live subscriptions have seen everything up to `last`: their resume point is published_.
   published_.store(last, std::memory_order_release);
-  // Live subscriptions have seen everything up to `last`; keep their resume points there.
-  for (auto& [id, s] : subs_)
-    if (s->live) s->cursor = last;
   return true;
 }
 
 bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
   bool did = false;
-  std::vector<std::shared_ptr<Sub>> behind;
-  for (auto& [id, s] : subs_) {
+  std::vector<std::shared_ptr<Sub>> behind;  // those to read for now (their buffers have room)
+  // Only subscriptions behind the live end are visited (not every subscription per step).
+  std::vector<std::shared_ptr<Sub>> still_behind;
+  for (auto& s : behind_) {
     if (s->live || s->removed) continue;
+    still_behind.push_back(s);
     uint64_t pub = published_.load(std::memory_order_relaxed);
     if (s->cursor >= pub) {
       s->cursor = pub;
       s->live = true;
+      still_behind.pop_back();
       if (s->filter.user)
         live_by_user_[*s->filter.user].push_back(s.get());
       else
@@ -557,6 +565,8 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
     auto h = s->handle.lock();
     if (!h) {
       s->removed = true;
+      removals_ = true;
+      still_behind.pop_back();
       continue;
     }
     std::lock_guard hl(h->mu_);
@@ -564,6 +574,7 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
         h->queued_bytes_ < options_.max_queued_bytes / 2)
       behind.push_back(s);
   }
+  behind_ = std::move(still_behind);
   for (auto& s : behind) {
     uint64_t from = s->cursor + 1;
     uint64_t to = published_.load(std::memory_order_relaxed);
@@ -576,6 +587,14 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
     std::vector<Item> items;
     lock.unlock();
     auto read = store_->ReadLog(from, to, options_.read_chunk, [&](const storage::LogEntry& e) {
+      // A type the filter leaves out is skipped undecoded, unless it may end the
+      // subscription (a user deleted, a key revoked).
+      if (filter.types && !e.key.empty()) {
+        auto t = static_cast<uint8_t>(e.key[0]);
+        bool control = t == static_cast<uint8_t>(RecordType::kUser) ||
+                       t == static_cast<uint8_t>(RecordType::kApiKey);
+        if (!control && t < 32 && !(filter.types & (1u << t))) return Status::OK();
+      }
       Item it;
       it.seq = e.sequence;
       bool carried = Inspect(e, &it.meta);
@@ -620,17 +639,12 @@ void ChangeFeed::Run() {
       if (stopping_.load()) break;
       did = LiveStep(lock);
       did = CatchUpStep(lock) || did;
-      // Forget removed subscriptions.
-      bool any_removed = false;
-      for (auto it = subs_.begin(); it != subs_.end();) {
-        if (it->second->removed) {
-          any_removed = true;
-          it = subs_.erase(it);
-        } else {
-          ++it;
-        }
-      }
+      // Forget removed subscriptions (a walk over all of them only when some went).
+      bool any_removed = removals_;
+      removals_ = false;
       if (any_removed) {
+        std::erase_if(subs_, [](const auto& kv) { return kv.second->removed; });
+        std::erase_if(behind_, [](const auto& s) { return s->removed; });
         live_broad_.clear();
         live_by_user_.clear();
         for (auto& [id, s] : subs_) {

@@ -89,6 +89,9 @@ class ChangeFeed {
   mutable std::mutex mu_;
   uint64_t next_id_ = 1;                           // guarded by mu_
   std::map<uint64_t, std::shared_ptr<Sub>> subs_;  // guarded by mu_
+  // Those not following the live end yet (catching up from a sequence).
+  std::vector<std::shared_ptr<Sub>> behind_;  // guarded by mu_
+  bool removals_ = false;  // some Sub was marked removed since the last cleanup; by mu_
   // Live subscriptions by the user they filter on, and those without a user filter.
   std::unordered_map<Uuid, std::vector<Sub*>, UuidHash> live_by_user_;  // guarded by mu_
   std::vector<Sub*> live_broad_;                                        // guarded by mu_

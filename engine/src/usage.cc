@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <deque>
 
 #include "agentstore/common/record_json.h"
 #include "decimal.h"
@@ -449,8 +450,8 @@ Result<TrackResult> Engine::TrackAgentUsage(const Scope& scope, const fb::UsageL
   if (ledger_lock.owns_lock()) ledger_lock.unlock();
 
   // Apply.
-  user_roll[rk] = user_next;
-  for (const Uuid& owner : owners) shard.tenant_rollup_parts[owner][rk] += delta;
+  user_roll.Set(rk, user_next);
+  for (const Uuid& owner : owners) shard.tenant_rollup_parts[owner].Add(rk, delta);
   impl_->IndexUsageLog(shard, shard.arena.Append(log_bytes));
   shard.arena.Free(ua_loc);
   shard.user_agents[pair->second] = shard.arena.Append(ua_bytes);
@@ -609,6 +610,50 @@ Result<Page<fb::UsageLog>> Engine::ListUsage(const Scope& scope, const UsageQuer
   return page;
 }
 
+namespace internal {
+
+UsageTotals& RollupMap::MonthOf(const RollupKey& k) {
+  RollupKey month = k;
+  month.day = MonthStart(k.day);
+  return months_[std::move(month)];
+}
+
+namespace {
+// month += sign × d, wrapping like two's complement rather than overflowing (imported
+// rollups are unchecked sums; a month row must never be undefined behaviour).
+void AddWrapping(UsageTotals& month, const UsageTotals& d, int64_t sign) {
+  auto add = [sign](int64_t& a, int64_t b) {
+    a = static_cast<int64_t>(static_cast<uint64_t>(a) +
+                             static_cast<uint64_t>(sign) * static_cast<uint64_t>(b));
+  };
+  add(month.requests, d.requests);
+  add(month.success_count, d.success_count);
+  add(month.error_count, d.error_count);
+  add(month.input_tokens, d.input_tokens);
+  add(month.output_tokens, d.output_tokens);
+  add(month.total_tokens, d.total_tokens);
+  add(month.input_cost, d.input_cost);
+  add(month.output_cost, d.output_cost);
+  add(month.total_cost, d.total_cost);
+  add(month.duration_ms, d.duration_ms);
+}
+}  // namespace
+
+void RollupMap::Set(const RollupKey& k, const UsageTotals& t) {
+  UsageTotals& day = days_[k];
+  UsageTotals& month = MonthOf(k);
+  AddWrapping(month, day, -1);
+  AddWrapping(month, t, 1);
+  day = t;
+}
+
+void RollupMap::Add(const RollupKey& k, const UsageTotals& d) {
+  days_[k] += d;
+  AddWrapping(MonthOf(k), d, 1);
+}
+
+}  // namespace internal
+
 Result<UsageSummary> Engine::SummarizeUsage(const Scope& scope, const UsageSummaryRequest& req) {
   if (static_cast<uint8_t>(req.owner) > 2 || static_cast<uint8_t>(req.bucket) > 2 ||
       static_cast<uint8_t>(req.group) > 3)
@@ -625,14 +670,20 @@ Result<UsageSummary> Engine::SummarizeUsage(const Scope& scope, const UsageSumma
   const int64_t to = std::clamp<int64_t>(req.to, 1, kMaxTimeMicros);
   if (from >= to) return UsageSummary{};
   int64_t first_day = DayOf(from), last_day = DayOf(to - 1);
-  std::map<std::pair<int64_t, std::string>, UsageTotals> acc;
-  auto fold = [&](const RollupMap& m) {
-    for (auto it = m.lower_bound(RollupKey{first_day, INT8_MIN, "", ""});
-         it != m.end() && it->first.day <= last_day; ++it) {
+  // Folded without an allocation per rollup entry (this runs on every chat screen's usage
+  // panel): groups are looked up by string_view; a group's name is copied once, into
+  // `names` (a deque, so the views stay valid), not per entry, because the tenant path
+  // releases each lock before the next and cannot keep views into the rollups.
+  std::deque<std::string> names;
+  std::map<std::pair<int64_t, std::string_view>, UsageTotals> acc;
+  // The rows of `rows` in days [d0, d1].
+  auto fold_rows = [&](const RollupMap::Rows& rows, int64_t d0, int64_t d1) {
+    for (auto it = rows.lower_bound(RollupKey{d0, INT8_MIN, "", ""});
+         it != rows.end() && it->first.day <= d1; ++it) {
       int64_t period = req.bucket == SummaryBucket::kDay     ? it->first.day
                        : req.bucket == SummaryBucket::kMonth ? MonthStart(it->first.day)
                                                              : 0;
-      std::string group;
+      std::string_view group;
       switch (req.group) {
         case SummaryGroup::kModel:
           group = it->first.model;
@@ -641,12 +692,34 @@ Result<UsageSummary> Engine::SummarizeUsage(const Scope& scope, const UsageSumma
           group = it->first.provider;
           break;
         case SummaryGroup::kAgentType:
-          group = std::string(kAgentTypeNames[static_cast<size_t>(it->first.agent_type) % 5]);
+          group = kAgentTypeNames[static_cast<size_t>(it->first.agent_type) % 5];
           break;
         case SummaryGroup::kNone:
           break;
       }
-      acc[{period, std::move(group)}] += it->second;
+      auto slot = acc.find({period, group});
+      if (slot == acc.end())
+        slot = acc.emplace(std::pair{period, std::string_view(names.emplace_back(group))},
+                           UsageTotals{})
+                   .first;
+      slot->second += it->second;
+    }
+  };
+  // Whole months inside [first_day, last_day] come from the month rows (unless the answer
+  // is per day); the part months at either end from the day rows. The walk jumps from one
+  // month with usage to the next, so an all-time range costs what its data holds.
+  auto fold = [&](const RollupMap& m) {
+    if (req.bucket == SummaryBucket::kDay) return fold_rows(m.days(), first_day, last_day);
+    for (int64_t d = first_day; d <= last_day;) {
+      auto next_row = m.lower_bound(RollupKey{d, INT8_MIN, "", ""});
+      if (next_row == m.end() || next_row->first.day > last_day) break;
+      d = next_row->first.day;
+      int64_t month = MonthStart(d), next_month = NextMonthStart(d);
+      if (month >= first_day && next_month - kDayMicros <= last_day)
+        fold_rows(m.months(), month, month);
+      else
+        fold_rows(m.days(), d, std::min(last_day, next_month - 1));
+      d = next_month;
     }
   };
   if (req.owner == SummaryOwner::kUser) {
@@ -670,7 +743,7 @@ Result<UsageSummary> Engine::SummarizeUsage(const Scope& scope, const UsageSumma
     }
   }
   UsageSummary out;
-  for (auto& [k, t] : acc) out.rows.push_back({k.first, k.second, t});
+  for (auto& [k, t] : acc) out.rows.push_back({k.first, std::string(k.second), t});
   std::stable_sort(out.rows.begin(), out.rows.end(), [](const auto& a, const auto& b) {
     if (a.period_start != b.period_start) return a.period_start < b.period_start;
     if (a.totals.total_cost != b.totals.total_cost)
@@ -822,7 +895,7 @@ Status EngineState::RecoverUsage() {
     UsageTotals t{r->requests(),      r->success_count(), r->error_count(), r->input_tokens(),
                   r->output_tokens(), r->total_tokens(),  r->input_cost(),  r->output_cost(),
                   r->total_cost(),    r->duration_ms()};
-    into[key] = t;
+    into.Set(key, t);
     return Status::OK();
   };
   AS_RETURN_IF_ERROR(
@@ -898,6 +971,9 @@ Status EngineState::ImportUsageRecord(RecordType type, std::string_view json, ui
       AS_RETURN_IF_ERROR(::agentstore::RecordFromJson<fb::UsageRollup>(json, &r));
       Uuid owner = ToUuid(r.owner_id.get());
       bool user_rollup = type == RecordType::kUserUsageRollup;
+      // Rows are per UTC day (and summed per month in memory): a day must be one's start.
+      if (r.day < 0 || r.day > kMaxTimeMicros || r.day % kDayMicros != 0)
+        return Status::InvalidArgument("day must be the start of a UTC day (micros)");
       if (user_rollup && owner.IsNil()) return Status::InvalidArgument("owner_id is required");
       std::string bytes = Pack(r);
       RollupKey key{r.day, static_cast<int8_t>(r.agent_type), r.provider, r.model};
@@ -909,7 +985,7 @@ Status EngineState::ImportUsageRecord(RecordType type, std::string_view json, ui
                                  : Status::AlreadyExists("a different rollup exists");
         AS_RETURN_IF_ERROR(
             put(RollupKeyOf(type, owner, r.day, key.agent_type, r.provider, r.model), bytes));
-        m[key] = t;
+        m.Set(key, t);
         return Status::OK();
       };
       if (user_rollup) {

@@ -42,7 +42,31 @@ struct RollupKey {
   std::string model;
   std::weak_ordering operator<=>(const RollupKey&) const = default;
 };
-using RollupMap = std::map<RollupKey, UsageTotals>;
+
+// One owner's rollups: the rows per day (what is stored), and beside them, in memory only,
+// each month's sum of its days, so that a month's summary (the usage panel of every chat
+// screen) folds one row per (agent type, provider, model) instead of one per day and row.
+// Month rows are keyed like day rows, with `day` = the month's first day.
+class RollupMap {
+ public:
+  using Rows = std::map<RollupKey, UsageTotals>;
+  using const_iterator = Rows::const_iterator;
+  const_iterator begin() const { return days_.begin(); }
+  const_iterator end() const { return days_.end(); }
+  const_iterator find(const RollupKey& k) const { return days_.find(k); }
+  const_iterator lower_bound(const RollupKey& k) const { return days_.lower_bound(k); }
+  size_t size() const { return days_.size(); }
+  const Rows& days() const { return days_; }
+  const Rows& months() const { return months_; }
+  // The day row `k` becomes `t` (its month follows).
+  void Set(const RollupKey& k, const UsageTotals& t);
+  // The day row `k` grows by `d` (its month too).
+  void Add(const RollupKey& k, const UsageTotals& d);
+
+ private:
+  UsageTotals& MonthOf(const RollupKey& k);
+  Rows days_, months_;
+};
 
 // A quota period as held in memory (packed to fb::Quota when written).
 struct QuotaRec {
@@ -134,7 +158,8 @@ namespace agentstore::internal {
 // Quota periods (quotas.cc): the start of the period holding `now`, and its end (0 for
 // fb::QuotaPeriod::none, which never rolls over).
 int64_t PeriodStart(int8_t period, int64_t now);
-int64_t MonthStart(int64_t t);  // UTC
+int64_t MonthStart(int64_t t);      // UTC
+int64_t NextMonthStart(int64_t t);  // UTC
 int64_t PeriodEnd(int8_t period, int64_t start);
 std::string PackQuota(const QuotaRec& q);
 QuotaRec QuotaFromRecord(const fb::Quota* q);

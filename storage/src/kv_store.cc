@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "fault_fs.h"
+#include "log_tail.h"
 #include "wal_check.h"
 
 namespace agentstore::storage {
@@ -242,6 +243,21 @@ struct KvStore::Impl {
   std::string last_resume_error;  // log thread only
   std::thread log_thread;
 
+  // ReadLog (log_tail.h): the newest batches in memory, and the WAL iterator the last
+  // read stopped at (its next read usually starts there; a new iterator reads its file
+  // from the start).
+  static constexpr size_t kTailBytes = 32 << 20;
+  LogTail tail{kTailBytes};
+  struct WalCursor {
+    std::unique_ptr<rocksdb::TransactionLogIterator> it;
+    std::unique_ptr<rocksdb::WriteBatch> batch;  // the batch `entries` point into
+    LogDecoder decoded;                          // its entries
+    size_t at = 0;                               // decoded.entries[at..]: not visited yet
+    uint64_t next = 0;                           // every sequence below it was passed
+  };
+  std::mutex cursor_mu;
+  std::unique_ptr<WalCursor> cursor;  // guarded by cursor_mu
+
   void Fail(const rocksdb::Status& s) {  // caller holds mu
     if (failed.load()) return;
     fail_status = WriteError(s);
@@ -286,7 +302,11 @@ struct KvStore::Impl {
 
   // Caller holds the gate exclusively (or is alone): see the gate's last point.
   rocksdb::Status PutMemtableMarker() {
-    return db->Put(rocksdb::WriteOptions(), ToSlice(kMemtableMarkerKey), rocksdb::Slice());
+    rocksdb::WriteBatch b;
+    b.Put(ToSlice(kMemtableMarkerKey), rocksdb::Slice());
+    rocksdb::Status s = db->Write(rocksdb::WriteOptions(), &b);
+    if (s.ok()) tail.Remember(b);  // it takes a sequence: no gap in the tail
+    return s;
   }
 
   // Caller holds the gate exclusively: switches to a new memtable (and WAL) well
@@ -598,6 +618,7 @@ Result<uint64_t> KvStore::Write(WriteBatch& batch) {
     rocksdb::WriteOptions wo;
     wo.sync = false;  // syncing is the log thread's job, so that writers share fsyncs
     rocksdb::Status s = m.db->Write(wo, &batch.rep_->batch);
+    if (s.ok()) m.tail.Remember(batch.rep_->batch);
     if (!s.ok()) {
       std::lock_guard lock(m.mu);
       if (s.IsIOError() || s.IsNoSpace()) m.Fail(s);
@@ -699,94 +720,77 @@ Result<uint64_t> KvStore::OldestLogSequence() {
   return impl_->db->GetLatestSequenceNumber() + 1;
 }
 
-namespace {
-
-// Walks one WAL batch: each Put/Delete takes the next sequence; notes (LogData) travel
-// with the changes after them.
-class LogHandler : public rocksdb::WriteBatch::Handler {
- public:
-  std::vector<LogEntry> entries;
-  std::string_view note;
-  std::string_view batch_note;
-  uint64_t seq = 0;
-
-  rocksdb::Status PutCF(uint32_t, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
-    Add(false, key, value);
-    return rocksdb::Status::OK();
-  }
-  rocksdb::Status DeleteCF(uint32_t, const rocksdb::Slice& key) override {
-    Add(true, key, rocksdb::Slice());
-    return rocksdb::Status::OK();
-  }
-  rocksdb::Status SingleDeleteCF(uint32_t, const rocksdb::Slice& key) override {
-    Add(true, key, rocksdb::Slice());
-    return rocksdb::Status::OK();
-  }
-  // Usage counters (WriteBatch::Merge) take a sequence but are not changes the feed
-  // carries.
-  rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
-    ++seq;
-    return rocksdb::Status::OK();
-  }
-  void LogData(const rocksdb::Slice& blob) override {
-    std::string_view b(blob.data(), blob.size());
-    if (!b.empty() && b[0] == 'T')
-      batch_note = b;
-    else
-      note = b;
-  }
-
- private:
-  void Add(bool del, const rocksdb::Slice& key, const rocksdb::Slice& value) {
-    LogEntry e;
-    e.sequence = seq++;
-    e.is_delete = del;
-    e.key = std::string_view(key.data(), key.size());
-    e.value = std::string_view(value.data(), value.size());
-    e.note = note;
-    entries.push_back(e);
-  }
-};
-
-}  // namespace
-
 Result<uint64_t> KvStore::ReadLog(uint64_t from, uint64_t to, size_t max_entries,
                                   const std::function<Status(const LogEntry&)>& visit) {
+  Impl& m = *impl_;
   if (from == 0) from = 1;
   uint64_t last = from - 1;
   if (from > to || max_entries == 0) return last;
-  AS_ASSIGN_OR_RETURN(uint64_t oldest, OldestLogSequence());
-  if (from < oldest) {
-    return Status::OutOfRange("sequence " + std::to_string(from) +
-                              " is no longer kept; the oldest kept is " + std::to_string(oldest));
+  m.tail.Enable();
+  if (auto r = m.tail.Read(from, to, max_entries, visit)) return *r;
+
+  // From the WAL: resume the iterator the last read stopped at if this one starts there.
+  std::unique_ptr<Impl::WalCursor> c;
+  {
+    std::lock_guard lock(m.cursor_mu);
+    if (m.cursor && m.cursor->next == from) c = std::move(m.cursor);
   }
-  std::unique_ptr<rocksdb::TransactionLogIterator> it;
-  rocksdb::Status rs = impl_->db->GetUpdatesSince(from, &it);
-  if (!rs.ok()) {
-    // A file purged between the check and the read: report it as out of range.
-    auto o = OldestLogSequence();
-    if (o.ok() && from < *o)
+  // One that had read everything logged when it stopped cannot see what came after.
+  if (c && c->at == c->decoded.entries.size() && !c->it->Valid()) c.reset();
+  if (!c) {
+    AS_ASSIGN_OR_RETURN(uint64_t oldest, OldestLogSequence());
+    if (from < oldest) {
       return Status::OutOfRange("sequence " + std::to_string(from) +
-                                " is no longer kept; the oldest kept is " + std::to_string(*o));
-    return FromRocks(rs, "reading the change log");
+                                " is no longer kept; the oldest kept is " + std::to_string(oldest));
+    }
+    c = std::make_unique<Impl::WalCursor>();
+    rocksdb::Status rs = m.db->GetUpdatesSince(from, &c->it);
+    if (!rs.ok()) {
+      // A file purged between the check and the read: report it as out of range.
+      auto o = OldestLogSequence();
+      if (o.ok() && from < *o)
+        return Status::OutOfRange("sequence " + std::to_string(from) +
+                                  " is no longer kept; the oldest kept is " + std::to_string(*o));
+      return FromRocks(rs, "reading the change log");
+    }
+    c->next = from;
   }
   size_t visited = 0;
-  for (; it->Valid(); it->Next()) {
-    rocksdb::BatchResult batch = it->GetBatch();
-    if (batch.sequence > to) break;
-    LogHandler h;
-    h.seq = batch.sequence;
-    AS_RETURN_IF_ERROR(FromRocks(batch.writeBatchPtr->Iterate(&h), "decoding the change log"));
-    for (LogEntry& e : h.entries) {
-      if (e.sequence < from) continue;
-      if (e.sequence > to) return last;
-      e.batch_note = h.batch_note;
-      AS_RETURN_IF_ERROR(visit(e));
-      last = e.sequence;
-      if (++visited >= max_entries) return last;
+  bool stopped = false;  // by `to` or `max_entries`, with the iterator still usable
+  while (!stopped) {
+    if (c->at == c->decoded.entries.size()) {
+      if (!c->it->Valid()) break;
+      rocksdb::BatchResult batch = c->it->GetBatch();
+      c->batch = std::move(batch.writeBatchPtr);
+      c->at = 0;
+      AS_RETURN_IF_ERROR(
+          FromRocks(c->decoded.Decode(*c->batch, batch.sequence), "decoding the change log"));
+      c->it->Next();
+      continue;
     }
+    const LogEntry& e = c->decoded.entries[c->at];
+    if (e.sequence < from) {
+      ++c->at;
+      continue;
+    }
+    if (e.sequence > to) {
+      c->next = to + 1;  // everything up to `to` was passed
+      stopped = true;
+      break;
+    }
+    AS_RETURN_IF_ERROR(visit(e));
+    last = e.sequence;
+    c->next = last + 1;
+    ++c->at;
+    if (++visited >= max_entries) stopped = true;
   }
-  rs = it->status();
+  if (stopped) {
+    std::lock_guard lock(m.cursor_mu);
+    m.cursor = std::move(c);
+    return last;
+  }
+  // The iterator ran out (the end of what is logged, or of its file list).
+  rocksdb::Status rs = c->it->status();
   if (!rs.ok() && last < to) {
     // The live WAL's end may be mid-write; what was read stands.
     if (last >= from) return last;

@@ -3,6 +3,7 @@
 // input, access, clock-driven windows, periods and leases, concurrency, cascades and
 // retention.
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <thread>
 
@@ -16,6 +17,19 @@ constexpr int64_t kDay = 86'400'000'000;
 
 class Usage : public EngineFixture {
  protected:
+  // What one log adds to every rollup it falls in.
+  static UsageTotals TotalsOf(const fb::UsageLog& l) {
+    return UsageTotals{1,
+                       l.success() ? 1 : 0,
+                       l.success() ? 0 : 1,
+                       l.input_tokens(),
+                       l.output_tokens(),
+                       l.total_tokens(),
+                       l.input_cost(),
+                       l.output_cost(),
+                       l.total_cost(),
+                       l.duration_ms()};
+  }
   void OpenWith(int64_t retention, bool purge, int64_t lease_ttl = 300'000'000) {
     engine_.reset();
     EngineOptions o;
@@ -247,16 +261,7 @@ TEST_F(Usage, EverythingEqualsARecomputationFromTheLogs) {
     std::map<Uuid, std::pair<int64_t, int64_t>> quota_now;  // tenant -> (tokens today, calls)
     int64_t today = clock_.NowMicros() / kDay * kDay;
     for (const auto& l : logs) {
-      UsageTotals d{1,
-                    l->success() ? 1 : 0,
-                    l->success() ? 0 : 1,
-                    l->input_tokens(),
-                    l->output_tokens(),
-                    l->total_tokens(),
-                    l->input_cost(),
-                    l->output_cost(),
-                    l->total_cost(),
-                    l->duration_ms()};
+      UsageTotals d = TotalsOf(*l);
       ASSERT_EQ(l->total_tokens(), l->input_tokens() + l->output_tokens());
       ASSERT_EQ(l->total_cost(), l->input_cost() + l->output_cost());
       ASSERT_EQ(l->duration_ms(), (l->response_ts() - l->request_ts()) / 1000);
@@ -326,6 +331,79 @@ TEST_F(Usage, EverythingEqualsARecomputationFromTheLogs) {
   verify();
   EXPECT_EQ(Describe(e().Stats()).substr(0, stats.find("writes")),
             stats.substr(0, stats.find("writes")));
+}
+
+// Totals and months are folded from month rows kept beside the day rows (RollupMap): over
+// any range — whole months, parts of months at either end, all time — and for every owner,
+// they must equal the sum of the logs whose day falls in the range; also after a restart,
+// which rebuilds the month rows from the stored day rows.
+TEST_F(Usage, SummariesOverAnyRangeEqualTheirLogs) {
+  std::mt19937_64 rng(7);
+  Uuid t1 = Tenant("t1");
+  std::vector<Uuid> users = {Id(MakeUser("a@x.com", t1)->id()), Id(MakeUser("b@x.com", t1)->id()),
+                             Id(MakeUser("c@x.com")->id())};
+  Uuid agent = Id(MakeAgent("one")->id());
+  for (const Uuid& u : users) UserAgent(u, agent);
+  const char* models[] = {"gpt-4o", "claude-3-5-sonnet-20241022"};
+  for (int i = 0; i < 300; ++i) {  // about 100 days: four months and parts
+    clock_.Advance(static_cast<int64_t>(rng() % (kDay * 2 / 3)));
+    int m = static_cast<int>(rng() % 2);
+    auto call = Call(users[rng() % users.size()], agent, rng() % 5000, rng() % 2000, rng() % 90000,
+                     rng() % 90000, rng() % 5 != 0, models[m], "p", fb::AgentType::chat);
+    ASSERT_OK(e().TrackAgentUsage(Scope::Service(), call, 1));
+  }
+  auto month_of = [](int64_t t) {
+    using namespace std::chrono;
+    year_month_day ymd{floor<days>(sys_time<microseconds>(microseconds(t)))};
+    return duration_cast<microseconds>(sys_days(ymd.year() / ymd.month() / 1).time_since_epoch())
+        .count();
+  };
+  auto logs = AllLogs();
+  ASSERT_EQ(logs.size(), 300u);
+  int64_t first = logs.back()->request_ts(), last = logs.front()->request_ts();
+  auto verify = [&] {
+    for (int r = 0; r < 60; ++r) {
+      int64_t from = first - kDay * 3 + static_cast<int64_t>(rng() % (last - first + kDay * 6));
+      int64_t to = from + 1 + static_cast<int64_t>(rng() % (kDay * 70));
+      if (r % 4 == 0) from = month_of(from);  // months that start the range exactly
+      if (r % 5 == 0) to = month_of(to);
+      if (r == 0) from = 0, to = INT64_MAX;  // all time
+      if (from >= to) continue;
+      int64_t d0 = from / kDay * kDay, d1 = (to - 1) / kDay * kDay;
+      for (auto bucket : {SummaryBucket::kTotal, SummaryBucket::kMonth})
+        for (int owner = 0; owner < 3; ++owner) {
+          std::map<std::pair<int64_t, std::string>, UsageTotals> want;
+          for (const auto& l : logs) {
+            int64_t day = l->request_ts() / kDay * kDay;
+            if (day < d0 || day > d1) continue;
+            if (owner == 0 && Id(l->user_id()) != users[0]) continue;
+            if (owner == 1 && (!l->tenant_id() || Id(l->tenant_id()) != t1)) continue;
+            UsageTotals d = TotalsOf(*l);
+            int64_t period = bucket == SummaryBucket::kMonth ? month_of(day) : 0;
+            want[{period, std::string(Str(l->model()))}] += d;
+          }
+          UsageSummaryRequest req;
+          req.owner = owner == 0   ? SummaryOwner::kUser
+                      : owner == 1 ? SummaryOwner::kTenant
+                                   : SummaryOwner::kEveryone;
+          req.id = owner == 0 ? users[0] : owner == 1 ? t1 : Uuid();
+          req.from = from;
+          req.to = to;
+          req.bucket = bucket;
+          req.group = SummaryGroup::kModel;
+          std::map<std::pair<int64_t, std::string>, UsageTotals> got;
+          for (const auto& row : Must(e().SummarizeUsage(Scope::Admin(), req)).rows)
+            got[{row.period_start, row.group}] = row.totals;
+          ASSERT_EQ(got.size(), want.size()) << "range " << from << ".." << to;
+          for (const auto& [k, t] : want)
+            ASSERT_TRUE(got[k] == t)
+                << "range " << from << ".." << to << " period " << k.first << " owner " << owner;
+        }
+    }
+  };
+  verify();
+  Reopen();
+  verify();
 }
 
 TEST_F(Usage, SummaryAnswersMonthlyUsageAndMostExpensiveModels) {
@@ -760,6 +838,16 @@ TEST_F(Usage, ExportImportCarriesUsageRecords) {
   for (int round = 0; round < 2; ++round)
     for (const auto& [t, json] : records)
       ASSERT_OK(copy->ImportRecord(Scope::Service(), t, json)) << RecordTypeName(t) << json;
+  EXPECT_EQ(dump(*copy), records);
+  // A rollup row is per UTC day: a day that is not a day's start is refused, nothing added.
+  for (const auto& [t, json] : records) {
+    if (t != RecordType::kUserUsageRollup) continue;
+    auto at = json.find("\"day\":");
+    ASSERT_NE(at, std::string::npos) << json;
+    std::string bad = json.substr(0, at) + "\"day\":1" + json.substr(json.find_first_of(",}", at));
+    EXPECT_CODE(copy->ImportRecord(Scope::Service(), t, bad), kInvalidArgument) << bad;
+    break;
+  }
   EXPECT_EQ(dump(*copy), records);
   UsageSummaryRequest s;
   s.id = user;

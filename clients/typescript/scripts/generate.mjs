@@ -182,7 +182,10 @@ for (const t of codecTables) {
     return `    ${f.name}: ${e},`;
   }).join('\n');
   code += `export function decode${t.name}(t: fb.${t.name}): ${t.name} {\n  return {\n${dec}\n  };\n}\n`;
-  code += `export function read${t.name}(bytes: Uint8Array): ${t.name} {\n  return decode${t.name}(fb.${t.name}.${need('getRootAs' + t.name)}(new flatbuffers.ByteBuffer(bytes)));\n}\n`;
+  // Readers share one ByteBuffer and one root accessor per table (codec-runtime.ts,
+  // recordBytes): a record is decoded completely before its reader returns.
+  code += `const ${t.name}Root = new fb.${t.name}();\n`;
+  code += `export function read${t.name}(bytes: Uint8Array): ${t.name} {\n  return decode${t.name}(fb.${t.name}.${need('getRootAs' + t.name)}(rt.recordBytes(bytes), ${t.name}Root));\n}\n`;
   // encoder
   const keys = fields.map(({ f }) => `'${f.name}'`).join(', ');
   code += `const ${t.name}Keys = new Set([${keys}]);\n`;

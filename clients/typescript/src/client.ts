@@ -3,6 +3,10 @@
 // API-key authentication, reconnect with back-off and re-authentication, per-call
 // timeout and AbortSignal. Encoding and decoding are the generated codecs. Change-feed
 // push frames (kind event/end) go to the subscription that asked for them (feed.ts).
+// Per call it costs little (issue 17): no timer per call (one sweep per connection for the
+// default timeout), calls made in one tick leave in one write, and answers are read with
+// net's `onread` into one reused buffer and decoded in place, without stream events or a
+// copy per frame.
 import net from 'node:net';
 
 import * as flatbuffers from 'flatbuffers';
@@ -17,7 +21,7 @@ import type { FeedSink, FeedTransport, SubscribeFilter, SubscribeOptions } from 
 import type { OperationInfo } from './generated/ops.js';
 import { Operations, operations } from './generated/ops.js';
 import * as fb from './generated/fb/all.js';
-import { uuidStruct } from './codec-runtime.js';
+import { ReadBuffer, uuidStruct } from './codec-runtime.js';
 import { decodeResult } from './results.js';
 import type { CallOptions, ClientOptions } from './options.js';
 
@@ -27,11 +31,14 @@ interface Call {
   frame: Uint8Array;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
-  timer?: NodeJS.Timeout;
-  signal?: AbortSignal;
-  onAbort?: () => void;
+  timer: NodeJS.Timeout | undefined;      // a timeout other than the connection's default
+  deadline: number;                        // performance.now() by which the sweep fails it; 0: none
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
   settled: boolean;
 }
+
+const RECV_BYTES = 64 * 1024;  // one read's worth; longer answers are assembled across reads
 
 const AUTHENTICATE = operations.find((o) => o.name === 'authenticate')!;
 const SUBSCRIBE = operations.find((o) => o.name === 'subscribe')!;
@@ -61,7 +68,20 @@ export class Client extends Operations {
   private waiting: Call[] = [];          // issued while (re)connecting
   private out: Uint8Array[] = [];
   private flushQueued = false;
-  private readBuf: Buffer = Buffer.alloc(0);
+  private readonly flushBound = () => this.flush();
+  // Reading: `recv` is what net reads into; a frame longer than what is left of one read is
+  // assembled in `partial` (its length from `head`, which may itself be split).
+  private readonly recv = Buffer.allocUnsafe(RECV_BYTES);
+  private readonly head = new Uint8Array(4);
+  private headFill = 0;
+  private partial: Uint8Array | null = null;
+  private partialFill = 0;
+  private readonly rbuf = new ReadBuffer();
+  private readonly response = new fb.Response();
+  // The default timeout's one timer: every sweepMs it fails the calls past their deadline.
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly sweepMs: number;
+  private readonly sweepBound = () => this.sweep();
   private delay: number;
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly builder = new flatbuffers.Builder(1024);
@@ -71,6 +91,8 @@ export class Client extends Operations {
   private everReady = false;
   /** Reconnects done after a lost connection (for tests and metrics). */
   reconnects = 0;
+  /** Calls sent on this connection so far (for tests and metrics). */
+  sent = 0;
   // Open subscriptions on this connection by the id of their subscribe request.
   private readonly feeds = new Map<number, FeedSink>();
   private readonly feedTransport: FeedTransport = {
@@ -98,6 +120,8 @@ export class Client extends Operations {
       maxMs: options.backoff?.maxMs ?? 5000,
     };
     this.delay = this.opts.minMs;
+    // A call with the default timeout fails at most 1/32 of it (and at most 1 s) late.
+    this.sweepMs = Math.min(1000, Math.max(5, Math.ceil(this.opts.timeoutMs / 32)));
     this.ready = new Promise((res, rej) => {
       this.readyResolve = res;
       this.readyReject = rej;
@@ -111,12 +135,19 @@ export class Client extends Operations {
     return this.inflight.size + this.waiting.length;
   }
 
+  /** True while calls made in this tick wait to leave in one write (Pool joins them). */
+  get writeQueued(): boolean {
+    return this.flushQueued;
+  }
+
   /** Closes the connection; calls still pending fail with code 'closed'. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.closeError = new AgentstoreError('closed', 'client closed');
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = null;
     this.failAll(this.closeError, true);
     this.dropFeeds(this.closeError);
     const s = this.socket;
@@ -155,18 +186,13 @@ export class Client extends Operations {
     // Registered before it is sent: pushes may follow the answer in the same read.
     this.feeds.set(id, sink);
     return new Promise((resolve, reject) => {
-      const call: Call = {
-        id, op: SUBSCRIBE, frame, settled: false,
-        resolve: (v) => resolve({ id, position: v as FeedPosition }),
-        reject: (e) => {
+      const call = newCall(id, SUBSCRIBE, frame,
+        (v) => resolve({ id, position: v as FeedPosition }),
+        (e) => {
           this.feeds.delete(id);
           reject(e);
-        },
-      };
-      const timeoutMs = this.opts.timeoutMs;
-      if (timeoutMs > 0)
-        call.timer = setTimeout(() => this.settle(call, new AgentstoreError('timeout',
-          `no answer within ${timeoutMs} ms`, { op: SUBSCRIBE.name })), timeoutMs);
+        });
+      if (this.opts.timeoutMs > 0) this.setTimeout(call, this.opts.timeoutMs);
       if (this.authed) this.send(call);
       else this.waiting.push(call);
     });
@@ -182,11 +208,9 @@ export class Client extends Operations {
       return Promise.reject(e);
     }
     return new Promise((resolve, reject) => {
-      const call: Call = { id, op, frame, resolve, reject, settled: false };
+      const call = newCall(id, op, frame, resolve, reject);
       const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs;
-      if (timeoutMs > 0)
-        call.timer = setTimeout(() => this.settle(call, new AgentstoreError('timeout',
-          `no answer within ${timeoutMs} ms`, { op: op.name })), timeoutMs);
+      if (timeoutMs > 0) this.setTimeout(call, timeoutMs);
       if (opts.signal) {
         if (opts.signal.aborted) {
           this.settle(call, new AgentstoreError('aborted', 'aborted by the caller', { op: op.name }));
@@ -199,6 +223,36 @@ export class Client extends Operations {
       if (this.authed) this.send(call);
       else this.waiting.push(call);
     });
+  }
+
+  // The default timeout goes to the sweep (a deadline, no timer of its own); another one
+  // gets its own timer, exact.
+  private setTimeout(call: Call, timeoutMs: number): void {
+    if (timeoutMs === this.opts.timeoutMs) {
+      call.deadline = performance.now() + timeoutMs;
+      if (this.sweepTimer === null) this.sweepTimer = setTimeout(this.sweepBound, this.sweepMs);
+      return;
+    }
+    call.timer = setTimeout(() => this.settle(call, timeoutError(call.op, timeoutMs)), timeoutMs);
+  }
+
+  private sweep(): void {
+    this.sweepTimer = null;
+    const now = performance.now();
+    const expired: Call[] = [];
+    let more = false;
+    for (const c of this.inflight.values()) {
+      if (c.deadline === 0) continue;
+      if (c.deadline <= now) expired.push(c);
+      else more = true;
+    }
+    for (const c of this.waiting) {
+      if (c.deadline === 0 || c.settled) continue;
+      if (c.deadline <= now) expired.push(c);
+      else more = true;
+    }
+    for (const c of expired) this.settle(c, timeoutError(c.op, this.opts.timeoutMs));
+    if (more && !this.closed) this.sweepTimer = setTimeout(this.sweepBound, this.sweepMs);
   }
 
   // ---- encoding ----
@@ -230,8 +284,9 @@ export class Client extends Operations {
     // every call on it); refuse it here instead.
     if (body.length > this.opts.maxRequestBytes)
       throw invalidArgument(`${op.name}: request of ${body.length} bytes exceeds maxRequestBytes (${this.opts.maxRequestBytes})`);
-    const frame = new Uint8Array(4 + body.length);
-    new DataView(frame.buffer).setUint32(0, body.length, true);
+    // A copy (the builder is reused by the next call); small ones come from Node's pool.
+    const frame = Buffer.allocUnsafe(4 + body.length);
+    frame.writeUInt32LE(body.length, 0);
     frame.set(body, 4);
     return frame;
   }
@@ -239,7 +294,10 @@ export class Client extends Operations {
   // ---- connection ----
 
   private open(): void {
-    const s = net.connect({ host: this.opts.host, port: this.opts.port });
+    const s: net.Socket = net.connect({
+      host: this.opts.host, port: this.opts.port,
+      onread: { buffer: this.recv, callback: (n: number, buf: Uint8Array) => this.onRead(s, buf, n) },
+    });
     this.socket = s;
     s.setNoDelay(true);
     const connectTimer = setTimeout(() => s.destroy(new Error('connect timeout')), this.opts.connectTimeoutMs);
@@ -248,7 +306,6 @@ export class Client extends Operations {
       clearTimeout(connectTimer);
       this.sendAuthentication(s);
     });
-    s.on('data', (chunk: Buffer) => this.onData(s, chunk));
     s.on('error', (e) => { lastError = e; });
     s.on('close', () => {
       clearTimeout(connectTimer);
@@ -258,9 +315,8 @@ export class Client extends Operations {
 
   private sendAuthentication(s: net.Socket): void {
     const id = this.nextId++;
-    const call: Call = {
-      id, op: AUTHENTICATE, frame: this.encode(id, AUTHENTICATE, { key: this.opts.key }), settled: false,
-      resolve: (v) => {
+    const call = newCall(id, AUTHENTICATE, this.encode(id, AUTHENTICATE, { key: this.opts.key }),
+      (v) => {
         const a = v as { role: string; user_id: string | null };
         this.role = a.role;
         this.userId = a.user_id;
@@ -272,63 +328,98 @@ export class Client extends Operations {
         this.waiting = [];
         for (const c of waiting) if (!c.settled) this.send(c);
       },
-      reject: (e) => {
+      (e) => {
         // A refused key will not get better by retrying: fail everything and stop.
         this.closed = true;
         this.closeError = e as AgentstoreError;
         this.failAll(this.closeError, true);
         this.readyReject(e);
         s.destroy();
-      },
-    };
+      });
     this.inflight.set(id, call);
-    this.write(s, call.frame);
+    this.write(call.frame);
   }
 
   private send(call: Call): void {
+    this.sent++;
     this.inflight.set(call.id, call);
-    if (this.socket) this.write(this.socket, call.frame);
+    if (this.socket) this.write(call.frame);
   }
 
   // Frames written in one tick leave in one write: pipelined calls cost one syscall.
-  private write(s: net.Socket, frame: Uint8Array): void {
+  private write(frame: Uint8Array): void {
     this.out.push(frame);
     if (this.flushQueued) return;
     this.flushQueued = true;
-    queueMicrotask(() => {
-      this.flushQueued = false;
-      const frames = this.out;
-      this.out = [];
-      if (s !== this.socket || s.destroyed) return;
-      s.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
-    });
+    queueMicrotask(this.flushBound);
   }
 
-  private onData(s: net.Socket, chunk: Buffer): void {
-    if (s !== this.socket) return;
-    let buf = this.readBuf.length ? Buffer.concat([this.readBuf, chunk]) : chunk;
+  private flush(): void {
+    this.flushQueued = false;
+    const frames = this.out;
+    if (frames.length === 0) return;
+    this.out = [];
+    const s = this.socket;
+    if (s === null || s.destroyed) return;
+    s.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
+  }
+
+  // net's onread callback: `buf` holds n new bytes and is overwritten by the next read, so
+  // a frame wholly inside it is decoded in place (decoding copies out everything it keeps),
+  // and only a frame that continues in a later read is copied, once, into its own buffer.
+  private onRead(s: net.Socket, buf: Uint8Array, n: number): boolean {
+    if (s !== this.socket) return true;
     let at = 0;
-    while (buf.length - at >= 4) {
-      const len = buf.readUInt32LE(at);
+    while (at < n) {
+      if (this.partial !== null) {
+        const p = this.partial;
+        const take = Math.min(p.length - this.partialFill, n - at);
+        p.set(buf.subarray(at, at + take), this.partialFill);
+        this.partialFill += take;
+        at += take;
+        if (this.partialFill < p.length) break;
+        this.partial = null;
+        if (!this.onFrame(s, p)) return true;
+        continue;
+      }
+      let len: number;
+      if (this.headFill > 0 || n - at < 4) {
+        const h = this.head;
+        while (this.headFill < 4 && at < n) h[this.headFill++] = buf[at++];
+        if (this.headFill < 4) break;
+        this.headFill = 0;
+        len = (h[0] | (h[1] << 8) | (h[2] << 16) | (h[3] << 24)) >>> 0;
+      } else {
+        len = (buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16) | (buf[at + 3] << 24)) >>> 0;
+        at += 4;
+      }
       if (len > this.opts.maxFrameBytes) {
         s.destroy(new Error(`response frame of ${len} bytes exceeds maxFrameBytes`));
-        return;
+        return true;
       }
-      if (buf.length - at - 4 < len) break;
-      // A fresh copy: 8-aligned for the record blobs inside, and independent of the chunk.
-      const frame = new Uint8Array(len);
-      frame.set(buf.subarray(at + 4, at + 4 + len));
-      at += 4 + len;
-      this.onFrame(s, frame);
+      if (n - at >= len) {
+        const ok = this.onFrame(s, buf.subarray(at, at + len));
+        at += len;
+        if (!ok) return true;
+      } else {
+        this.partial = new Uint8Array(len);
+        this.partialFill = 0;
+      }
     }
-    this.readBuf = at === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(at));
+    return true;
   }
 
-  private onFrame(s: net.Socket, frame: Uint8Array): void {
+  // One answer (or push); false once the connection is no longer this one to read from.
+  private onFrame(s: net.Socket, frame: Uint8Array): boolean {
+    this.dispatch(s, frame);
+    return s === this.socket && !s.destroyed;
+  }
+
+  private dispatch(s: net.Socket, frame: Uint8Array): void {
     let r: fb.Response;
     let id: number;
     try {
-      r = fb.Response.getRootAsResponse(new flatbuffers.ByteBuffer(frame));
+      r = fb.Response.getRootAsResponse(this.rbuf.reset(frame), this.response);
       id = Number(r.id());
     } catch {
       s.destroy(new Error('unreadable response frame'));
@@ -402,7 +493,8 @@ export class Client extends Operations {
     if (s !== this.socket && this.socket !== null) return;
     this.socket = null;
     this.authed = false;
-    this.readBuf = Buffer.alloc(0);
+    this.headFill = 0;
+    this.partial = null;
     this.out = [];
     const why = this.connError ?? new AgentstoreError('disconnected',
       `connection to ${this.opts.host}:${this.opts.port} lost${err ? ` (${err.message})` : ''}; ` +
@@ -458,6 +550,15 @@ export class Client extends Operations {
   }
 }
 
+function newCall(id: number, op: OperationInfo, frame: Uint8Array, resolve: (v: unknown) => void,
+  reject: (e: unknown) => void): Call {
+  return { id, op, frame, resolve, reject, timer: undefined, deadline: 0, signal: undefined, onAbort: undefined, settled: false };
+}
+
+function timeoutError(op: OperationInfo, timeoutMs: number): AgentstoreError {
+  return new AgentstoreError('timeout', `no answer within ${timeoutMs} ms`, { op: op.name });
+}
+
 function codeName(code: number): AgentstoreError['code'] {
   return (ErrorCodeNames[code] ?? 'protocol') as AgentstoreError['code'];
 }
@@ -467,8 +568,13 @@ function codeName(code: number): AgentstoreError['code'] {
 function pickShape(op: OperationInfo, args: unknown): string {
   if (typeof args !== 'object' || args === null) throw invalidArgument(`${op.name}: arguments must be an object`);
   if (op.args.length === 1) return op.args[0];
-  const given = Object.keys(args).filter((k) => (args as Record<string, unknown>)[k] !== undefined);
-  for (const a of op.args) if (given.every((k) => argShapes[a].keys.has(k))) return a;
+  const o = args as Record<string, unknown>;
+  next: for (const a of op.args) {
+    const keys = argShapes[a].keys;
+    for (const k of Object.keys(o)) if (o[k] !== undefined && !keys.has(k)) continue next;
+    return a;
+  }
+  const given = Object.keys(args).filter((k) => o[k] !== undefined);
   throw invalidArgument(`${op.name} takes ${op.args.join(' or ')}; no shape has the fields ${given.join(', ')}`);
 }
 

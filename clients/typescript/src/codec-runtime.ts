@@ -1,7 +1,7 @@
 // Conversions the generated codecs (generated/codec.ts) call for each field kind: UUID
 // strings <-> the 16-byte Uuid struct, JSON values <-> JSON text, checked numbers and
 // enum names. Kept here so the generated code stays one line per field.
-import type * as flatbuffers from 'flatbuffers';
+import * as flatbuffers from 'flatbuffers';
 
 import { invalidArgument } from './errors.js';
 
@@ -22,14 +22,36 @@ export interface MemoryHit<M> {
 }
 
 const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+// Hex digit values by char code (-1: not a hex digit); parsing a UUID is on every call's path.
+const HEXVAL = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) {
+  HEXVAL['0123456789abcdef'.charCodeAt(i)] = i;
+  HEXVAL['0123456789ABCDEF'.charCodeAt(i)] = i;
+}
+const scratch = new Uint8Array(16);
+
+// Parses the canonical 8-4-4-4-12 form into out; false if s is not one.
+function parseUuid(s: unknown, out: Uint8Array): boolean {
+  if (typeof s !== 'string' || s.length !== 36) return false;
+  let j = 0;
+  for (let i = 0; i < 36; i++) {
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (s.charCodeAt(i) !== 45) return false;  // '-'
+      continue;
+    }
+    const c1 = s.charCodeAt(i), c2 = s.charCodeAt(i + 1);
+    const hi = c1 < 128 ? HEXVAL[c1] : -1, lo = c2 < 128 ? HEXVAL[c2] : -1;
+    if (hi < 0 || lo < 0) return false;
+    out[j++] = (hi << 4) | lo;
+    i++;
+  }
+  return true;
+}
 
 /** The 16 bytes of a UUID string, or an invalid_argument error. */
 export function uuidBytes(s: unknown, label = 'id'): Uint8Array {
-  if (typeof s !== 'string' || !UUID_RE.test(s)) throw invalidArgument(`${label}: not a UUID: ${String(s)}`);
   const out = new Uint8Array(16);
-  const hex = s.replace(/-/g, '');
-  for (let i = 0; i < 16; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
+  if (!parseUuid(s, out)) throw invalidArgument(`${label}: not a UUID: ${String(s)}`);
   return out;
 }
 
@@ -42,6 +64,69 @@ export function uuidString(bytes: Uint8Array, at: number): string {
   return s;
 }
 
+// The flatbuffers runtime's ByteBuffer, made cheap to read many small frames with:
+// - reusable (reset): its constructor makes a TextDecoder, which costs more than decoding a
+//   small record, so the client keeps one per connection and one for records;
+// - 64-bit fields below 2^53 (timestamps, ids, money) become a bigint in one step instead
+//   of four bigint operations;
+// - strings through Buffer's UTF-8 decoding (same result as the runtime's TextDecoder,
+//   except that a leading U+FEFF is kept instead of dropped), short ASCII ones in JS.
+export class ReadBuffer extends flatbuffers.ByteBuffer {
+  constructor() {
+    super(new Uint8Array(0));
+  }
+
+  reset(bytes: Uint8Array): this {
+    (this as unknown as { bytes_: Uint8Array }).bytes_ = bytes;
+    this.setPosition(0);
+    return this;
+  }
+
+  override readInt64(offset: number): bigint {
+    const hi = this.readInt32(offset + 4);
+    if (hi >= -0x200000 && hi < 0x200000) return BigInt(hi * 4294967296 + this.readUint32(offset));
+    return super.readInt64(offset);
+  }
+
+  override readUint64(offset: number): bigint {
+    const hi = this.readUint32(offset + 4);
+    if (hi < 0x200000) return BigInt(hi * 4294967296 + this.readUint32(offset));
+    return super.readUint64(offset);
+  }
+
+  override __string(offset: number, encoding?: flatbuffers.Encoding): string | Uint8Array {
+    offset += this.readInt32(offset);
+    const length = this.readInt32(offset);
+    offset += 4;
+    const bytes = this.bytes();
+    if (encoding === flatbuffers.Encoding.UTF8_BYTES) return bytes.subarray(offset, offset + length);
+    if (length <= 16) {
+      let s = '';
+      let i = 0;
+      for (; i < length; i++) {
+        const c = bytes[offset + i];
+        if (c > 127) break;
+        s += String.fromCharCode(c);
+      }
+      if (i === length) return s;
+    }
+    return utf8Slice.call(bytes, offset, offset + length);
+  }
+}
+// Buffer's UTF-8 decoder (what buf.toString() calls) applied to any Uint8Array, without
+// making a Buffer object per string; TextDecoder if a runtime lacks it.
+type Slice = (this: Uint8Array, start: number, end: number) => string;
+const textDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
+const utf8Slice: Slice = (Buffer.prototype as unknown as { utf8Slice?: Slice }).utf8Slice ??
+  function (this: Uint8Array, start: number, end: number) { return textDecoder.decode(this.subarray(start, end)); };
+
+// One ReadBuffer for the generated record readers (read<Record>(bytes)): each decodes its
+// record completely, synchronously and without calling another reader, so one suffices.
+const recordBuffer = new ReadBuffer();
+export function recordBytes(bytes: Uint8Array): flatbuffers.ByteBuffer {
+  return recordBuffer.reset(bytes);
+}
+
 // A Uuid struct accessor (bb + bb_pos) -> string; absent (null) stays null.
 export function uuidOf(u: { bb: flatbuffers.ByteBuffer | null; bb_pos: number } | null): string | null {
   return u && u.bb ? uuidString(u.bb.bytes(), u.bb_pos) : null;
@@ -49,7 +134,8 @@ export function uuidOf(u: { bb: flatbuffers.ByteBuffer | null; bb_pos: number } 
 
 // Writes a Uuid struct inline (exactly what flatc's createUuid does: 16 bytes, align 1).
 export function uuidStruct(b: flatbuffers.Builder, s: unknown, label: string): number {
-  const bytes = uuidBytes(s, label);
+  const bytes = scratch;
+  if (!parseUuid(s, bytes)) throw invalidArgument(`${label}: not a UUID: ${String(s)}`);
   b.prep(1, 16);
   for (let i = 15; i >= 0; i--) b.writeInt8(bytes[i]);
   return b.offset();

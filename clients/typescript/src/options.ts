@@ -14,7 +14,9 @@ export interface ClientOptions {
   port?: number;          // default 7420
   /** An API key secret (ask_...): authenticates the connection, and again after a reconnect. */
   key: string;
-  /** Default per-call timeout in ms (default 30000; 0: none). */
+  /** Default per-call timeout in ms (default 30000; 0: none). One timer per connection
+   * checks it, so such a call fails up to 1/32 of it (at most 1 s) late; a call's own
+   * `timeoutMs`, when different, gets a timer of its own. */
   timeoutMs?: number;
   /** Reconnect after the connection drops (default true). */
   reconnect?: boolean;
@@ -29,6 +31,10 @@ export interface ClientOptions {
 }
 
 export interface PoolOptions extends ClientOptions {
-  /** Connections in the pool (default 4). Each call goes to the least busy one. */
+  /** Connections in the pool (default 4). Each call goes to the least busy one, unless
+   * calls made in the same tick are already queued on one (see `pipeline`). */
   size?: number;
+  /** Calls made in the same tick share a connection (one write, one read for their
+   * answers) while it has fewer than this many pending (default 16; 1: never share). */
+  pipeline?: number;
 }

@@ -1,6 +1,8 @@
-// Several connections behind the same typed methods: each call goes to the connection
-// with the fewest calls pending. For app servers that want more than one socket's worth
-// of concurrency; one Client already pipelines any number of calls.
+// Several connections behind the same typed methods. Calls made in the same tick travel
+// together on one connection (one write; the server answers them with one write, read
+// once), up to `pipeline` pending on it; any other call goes to the connection with the
+// fewest calls pending. For app servers that want more than one socket's worth of
+// concurrency; one Client already pipelines any number of calls.
 import { Client } from './client.js';
 import { Operations } from './generated/ops.js';
 import type { OperationInfo } from './generated/ops.js';
@@ -17,16 +19,22 @@ export class Pool extends Operations {
       await Promise.all(ok.map((c) => c.close()));
       throw failed.reason;
     }
-    return new Pool(ok);
+    return new Pool(ok, Math.max(1, options.pipeline ?? 16));
   }
 
-  private constructor(readonly clients: Client[]) {
+  private constructor(readonly clients: Client[], private readonly pipeline: number) {
     super();
   }
 
   protected invoke(op: OperationInfo, args: unknown, opts?: CallOptions): Promise<unknown> {
     let best = this.clients[0];
-    for (const c of this.clients) if (c.pendingCalls < best.pendingCalls) best = c;
+    for (const c of this.clients) {
+      if (c.writeQueued && c.pendingCalls < this.pipeline) {
+        best = c;
+        break;
+      }
+      if (c.pendingCalls < best.pendingCalls) best = c;
+    }
     return (best as unknown as { invoke: Pool['invoke'] }).invoke(op, args, opts);
   }
 

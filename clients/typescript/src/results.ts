@@ -8,7 +8,9 @@ import {
 import * as fb from './generated/fb/all.js';
 import type { OperationInfo } from './generated/ops.js';
 
+// Accessors reused for every answer: decoding is synchronous and keeps none of them.
 const blob = new fb.Blob();
+const recordsTable = new fb.Records();
 
 function want(op: OperationInfo, r: fb.Response, tag: string): void {
   if (r.resultType() !== resultTags[tag])
@@ -30,19 +32,32 @@ function blobs(list: { itemsLength(): number; items(i: number, o?: fb.Blob): fb.
 
 function records(op: OperationInfo, r: fb.Response): { items: Uint8Array[]; next_cursor: string | null } {
   want(op, r, 'Records');
-  const rec = r.result(new fb.Records()) as fb.Records;
+  const rec = r.result(recordsTable) as fb.Records;
   return { items: blobs(rec), next_cursor: (rec.nextCursor() as string | null) ?? null };
 }
 
+// An operation's result shape ("record:User") split once, not on every answer.
+const shapes = new Map<string, [string, string]>();
+function shapeOf(op: OperationInfo): [string, string] {
+  let s = shapes.get(op.result);
+  if (s === undefined) {
+    const [kind, type] = op.result.split(':');
+    s = [kind, type];
+    shapes.set(op.result, s);
+  }
+  return s;
+}
+
 export function decodeResult(op: OperationInfo, r: fb.Response): unknown {
-  const [kind, type] = op.result.split(':');
+  const [kind, type] = shapeOf(op);
   switch (kind) {
     case 'none':
       return undefined;
     case 'record': {
-      const { items } = records(op, r);
-      if (items.length < 1) throw new AgentstoreError('protocol', 'expected one record', { op: op.name });
-      return reader(op, type)(items[0]);
+      want(op, r, 'Records');
+      const rec = r.result(recordsTable) as fb.Records;
+      if (rec.itemsLength() < 1) throw new AgentstoreError('protocol', 'expected one record', { op: op.name });
+      return reader(op, type)(rec.items(0, blob)!.dataArray() ?? new Uint8Array(0));
     }
     case 'records': {
       const read = reader(op, type);

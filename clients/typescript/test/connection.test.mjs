@@ -1,6 +1,7 @@
 // The connection's behaviour against a real agentstored: pipelining, error codes, bad
 // input, a user key's confinement, timeouts and aborts, reconnect after a restart, pool.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
 import { AgentstoreError, Client, ErrorCodeNames, Pool } from '../dist/index.js';
@@ -146,6 +147,83 @@ describe('one server', () => {
     // late answers to abandoned calls are dropped; the connection keeps working
     assert.equal((await svc.userGet({ id: ada.id })).id, ada.id);
     assert.equal(svc.pendingCalls, 0);
+  });
+
+  test('the default timeout: one sweep per connection fails calls past it, a little late at most', async () => {
+    const c = await Client.connect({ port: server.port, key: server.key('service'), timeoutMs: 320 });
+    try {
+      await server.pause();
+      try {
+        const t0 = performance.now();
+        const calls = [c.userGet({ id: ada.id }), c.userGet({ id: bob.id }), c.status()];
+        for (const p of calls) await assert.rejects(p, (e) => code('timeout')(e) && /within 320 ms/.test(e.message));
+        const waited = performance.now() - t0;
+        assert.ok(waited >= 320, `failed after ${waited} ms`);
+        assert.ok(waited < 320 + 1000, `failed only after ${waited} ms`);  // sweep: 10 ms; slack for a loaded machine
+      } finally {
+        server.resume();
+      }
+      assert.equal((await c.userGet({ id: ada.id })).id, ada.id);
+      assert.equal(c.pendingCalls, 0);
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('answers split anywhere (down to single bytes) or longer than one read are read whole', async () => {
+    // A proxy that hands the server's bytes on in pieces of 1-7 bytes, each its own write.
+    const sockets = new Set();
+    const proxy = net.createServer((down) => {
+      const up = net.connect(server.port, '127.0.0.1');
+      sockets.add(down).add(up);
+      down.pipe(up);
+      let queue = Promise.resolve();
+      let step = 0;
+      up.on('data', (chunk) => {
+        queue = queue.then(async () => {
+          for (let i = 0; i < chunk.length;) {
+            const n = 1 + (step++ % 7);
+            down.write(chunk.subarray(i, i + n));
+            i += n;
+            await new Promise((r) => setImmediate(r));
+          }
+        });
+      });
+      up.on('close', () => down.destroy());
+      down.on('close', () => up.destroy());
+    });
+    await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+    const c = await Client.connect({ port: proxy.address().port, key: server.key('service'), reconnect: false });
+    try {
+      const got = await Promise.all([c.userGet({ id: ada.id }), c.userGet({ id: bob.id }), c.status(),
+        c.userGet({ id: ada.id })]);
+      assert.deepEqual(got.map((u) => u.id), [ada.id, bob.id, undefined, ada.id]);
+      assert.deepEqual(got[0], await svc.userGet({ id: ada.id }));
+    } finally {
+      await c.close();
+      for (const s of sockets) s.destroy();
+      proxy.close();
+    }
+    // one answer of ~400 KB: several reads of the 64 KB receive buffer
+    const chat = await svc.chatCreate({ user_id: bob.id, agent_id: agent.id });
+    const parts = Array.from({ length: 8 }, (_, i) => [{ text: `${i}` + 'é'.repeat(10000) + 'x'.repeat(30000) }]);
+    await Promise.all(parts.map((p) => svc.messageAppend({ chat_id: chat.id, role: 'user', parts: p })));
+    const page = await svc.messageList({ owner: chat.id, limit: 8, from_end: false });
+    assert.deepEqual(page.items.map((m) => m.parts).sort((a, b) => a[0].text[0] - b[0].text[0]), parts);
+  });
+
+  test('calls made in one tick share a pooled connection, up to `pipeline` of them', async () => {
+    for (const [pipeline, expected] of [[4, [4, 4, 2]], [1, [4, 3, 3]]]) {
+      const pool = await Pool.connect({ port: server.port, key: server.key('service'), size: 3, pipeline });
+      try {
+        const before = pool.clients.map((c) => c.sent);
+        const got = await Promise.all(Array.from({ length: 10 }, (_, i) => pool.userGet({ id: i % 2 ? ada.id : bob.id })));
+        assert.deepEqual(got.map((u) => u.id), Array.from({ length: 10 }, (_, i) => (i % 2 ? ada.id : bob.id)));
+        assert.deepEqual(pool.clients.map((c, i) => c.sent - before[i]), expected, `pipeline ${pipeline}`);
+      } finally {
+        await pool.close();
+      }
+    }
   });
 
   test('a pool spreads calls over its connections', async () => {

@@ -75,9 +75,13 @@ struct LogEntry {
   uint64_t sequence = 0;
   bool is_delete = false;
   std::string_view key;
-  std::string_view value;       // empty for a delete
-  std::string_view note;        // the last Note before this change in its batch
-  std::string_view batch_note;  // the batch's last note whose first byte is 'T' (or empty)
+  std::string_view value;  // empty for a delete
+  // The last Note before this change in its batch (not counting notes of 'T').
+  std::string_view note;
+  // The first note whose first byte is 'T' after this change in its batch (or empty):
+  // writers that tag their batches end each with one (a batch written alone or merged
+  // by RocksDB with others into one log record reads the same).
+  std::string_view batch_note;
 };
 
 // A set of changes applied atomically by KvStore::Write.
