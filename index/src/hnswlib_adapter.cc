@@ -80,10 +80,16 @@ class BorrowedSpace final : public hnswlib::SpaceInterface<float> {
     hnswlib::DISTFUNC<float> fn;
     void* param;
   };
+  // hnswlib keeps an element's data right after its level-0 links (4 + 8M bytes in), so
+  // a stored pointer is only 4-byte aligned: copy it out instead of loading it in place
+  // (a misaligned load is undefined behaviour; UBSan reports it).
   static float Distance(const void* a, const void* b, const void* p) {
     const auto* param = static_cast<const Param*>(p);
-    return param->fn(*static_cast<const float* const*>(a), *static_cast<const float* const*>(b),
-                     param->param);
+    const float* va;
+    const float* vb;
+    std::memcpy(&va, a, sizeof va);
+    std::memcpy(&vb, b, sizeof vb);
+    return param->fn(va, vb, param->param);
   }
   Param param_;
 };

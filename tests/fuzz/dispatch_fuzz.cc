@@ -54,7 +54,13 @@ const uint8_t* g_input = nullptr;
 size_t g_input_size = 0;
 std::string g_crash_file = "dispatch-fuzz-crash.bin";
 uint64_t g_answered_ok = 0;  // inputs answered ok: the seeds and mutations reach the engine
+// The engine keeps what earlier inputs wrote, so a finding may need the run before it:
+// --seed S --runs N+1 replays the whole run up to mutated input N.
+uint64_t g_seed = 0, g_run = 0;
+bool g_mutating = false;
 
+// Once: the sanitizer's death callback, the abort that follows and a failed check may each
+// call it for the same input.
 void ReportInput() {
   if (!g_input) return;
   static const char kHex[] = "0123456789abcdef";
@@ -70,9 +76,19 @@ void ReportInput() {
     fclose(f);
     fprintf(stderr, "==dispatch_fuzz== written to %s\n", g_crash_file.c_str());
   }
+  if (g_mutating)
+    fprintf(stderr, "==dispatch_fuzz== mutated input %llu of the run: --seed %llu --runs %llu\n",
+            static_cast<unsigned long long>(g_run), static_cast<unsigned long long>(g_seed),
+            static_cast<unsigned long long>(g_run + 1));
+  g_input = nullptr;
 }
 
+// One input running longer than this is reported as a hang (SIGALRM), with the input.
+constexpr unsigned kHangSeconds = 60;
+
 void OnSignal(int sig) {
+  if (sig == SIGALRM)
+    fprintf(stderr, "\n==dispatch_fuzz== one input ran for over %u s (a hang?)\n", kHangSeconds);
   ReportInput();
   signal(sig, SIG_DFL);
   raise(sig);
@@ -242,6 +258,9 @@ proto::ErrorCode RunOne(const uint8_t* data, size_t size) {
   World& w = TheWorld();
   g_input = data;
   g_input_size = size;
+#ifndef AGENTSTORE_LIBFUZZER  // libFuzzer times inputs itself (-timeout), with SIGALRM too
+  alarm(kHangSeconds);
+#endif
   net::Session session = w.sessions[data[0] % w.sessions.size()];
   // The frame in an 8-aligned buffer, as the server hands it over (server.cc).
   std::vector<uint64_t> frame((size - 1 + 7) / 8);
@@ -255,6 +274,9 @@ proto::ErrorCode RunOne(const uint8_t* data, size_t size) {
     abort();
   }
   const auto* resp = flatbuffers::GetRoot<proto::Response>(out.GetBufferPointer());
+#ifndef AGENTSTORE_LIBFUZZER
+  alarm(0);
+#endif
   g_answered_ok += resp->code() == proto::ErrorCode::ok;
   if (getenv("DISPATCH_FUZZ_VERBOSE"))
     fprintf(stderr, "session %d: %s %s\n", data[0], proto::EnumNameErrorCode(resp->code()),
@@ -339,14 +361,20 @@ int Main(int argc, char** argv) {
     else if (a == "--crash-file")
       g_crash_file = value();
     else
-      replay.push_back(a);
+      replay.push_back(std::filesystem::absolute(a).string());  // before the world's chdir
   }
-  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, OnSignal);
+  // Absolute: setting up the world moves into its temp dir.
+  g_crash_file = std::filesystem::absolute(g_crash_file).string();
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGALRM}) signal(sig, OnSignal);
   if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(ReportInput);
   World& w = TheWorld();
   if (!replay.empty()) {
     for (const auto& path : replay) {
       std::ifstream f(path, std::ios::binary);
+      if (!f) {
+        fprintf(stderr, "dispatch_fuzz: cannot read %s\n", path.c_str());
+        return 2;
+      }
       std::vector<uint8_t> in((std::istreambuf_iterator<char>(f)), {});
       RunOne(in.data(), in.size());
       printf("replayed %s: ok\n", path.c_str());
@@ -377,9 +405,12 @@ int Main(int argc, char** argv) {
     }
   if (!all) return 1;
   std::mt19937_64 rng(seed);
+  g_seed = seed;
+  g_mutating = true;
   auto start = std::chrono::steady_clock::now();
   uint64_t n = 0;
   while (true) {
+    g_run = n;
     if (runs ? n >= runs
              : std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >=
                    seconds)
