@@ -10,11 +10,13 @@
 # synchronous_commit off; both may lose the last few ms of writes on power loss).
 #
 #   benchmarks/node/run.sh [--connections 8] [--workers 8] [--seconds 10] [--users 1000]
-#                          [--overhead] [--relaxed]
+#                          [--overhead] [--relaxed] [--pipeline N]
+# --pipeline N: the TS Pool's `pipeline` option (default 16: calls made in the same tick
+# share a connection; 1: each call takes its own connection, as node-postgres's pool does).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
-connections=8 workers="" seconds=10 users=1000 overhead="" relaxed=""
+connections=8 workers="" seconds=10 users=1000 overhead="" relaxed="" pipeline=""
 while (($#)); do
   case $1 in
     --connections) connections=$2; shift 2 ;;
@@ -22,6 +24,7 @@ while (($#)); do
     --seconds) seconds=$2; shift 2 ;;
     --users) users=$2; shift 2 ;;
     --overhead) overhead=1; shift ;;
+    --pipeline) pipeline=$2; shift 2 ;;
     --relaxed) relaxed=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -45,7 +48,7 @@ pg_pid=$(head -1 "$tmp/pg/postmaster.pid")
 echo "load: $(uptime | sed 's/.*load average: //')"
 common=(--connections "$connections" --workers "$workers" --seconds "$seconds" --users "$users")
 node benchmarks/node/bench.mjs --system agentstore --port "$as_port" --key "$key" --server-pid "$as_pid" \
-  "${common[@]}"
+  "${common[@]}" ${pipeline:+--pipeline "$pipeline"}
 node benchmarks/node/bench.mjs --system postgres --port "$pg_port" --server-pid "$pg_pid" "${common[@]}"
 if [ -n "$overhead" ]; then
   node benchmarks/node/bench.mjs --system agentstore --port "$as_port" --key "$key" --connections 1 \

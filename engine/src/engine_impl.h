@@ -274,7 +274,7 @@ struct EngineState {
   void ApplyChatUsageClears(Partition& shard, const Uuid& chat,
                             std::vector<std::string>& rewritten);
   Status RecoverUsage();
-  // Restores one usage log, rollup, quota period or limit config exactly as exported
+  // Restores one rollup, quota period or limit config exactly as exported
   // (record_import); `ticket` receives the write's durability ticket (0: unchanged).
   Status ImportUsageRecord(RecordType type, std::string_view json, uint64_t* ticket);
 

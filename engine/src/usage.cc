@@ -950,21 +950,6 @@ Status EngineState::ImportUsageRecord(RecordType type, std::string_view json, ui
                          : Status::AlreadyExists("a different record with this key exists");
   };
   switch (type) {
-    case RecordType::kUsageLog: {
-      fb::UsageLogT l;
-      AS_RETURN_IF_ERROR(::agentstore::RecordFromJson<fb::UsageLog>(json, &l));
-      if (!l.id || !l.user_id) return Status::InvalidArgument("id and user_id are required");
-      std::string bytes = Pack(l);
-      Uuid id = ToUuid(l.id.get()), user = ToUuid(l.user_id.get());
-      Partition& shard = ShardOf(user);
-      std::unique_lock lock(shard.mu);
-      if (!shard.users.count(user)) return MissingRef("user_id", "user");
-      if (auto it = shard.usage_logs.find(id); it != shard.usage_logs.end())
-        return same(shard.arena.Get(it->second), bytes);
-      AS_RETURN_IF_ERROR(put(RecordKey(type, id), bytes));
-      IndexUsageLog(shard, shard.arena.Append(bytes));
-      return Status::OK();
-    }
     case RecordType::kUserUsageRollup:
     case RecordType::kTenantUsageRollup: {
       fb::UsageRollupT r;
