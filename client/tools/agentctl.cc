@@ -358,7 +358,7 @@ void Import(Globals& g, const std::string& in_path, size_t batch_size) {
       if (mid != std::string::npos && line.back() == '}') {
         if (auto t = agentstore::RecordTypeFromName(
                 std::string_view(line).substr(kHead.size(), mid - kHead.size())))
-          group = Group{t};
+          group = Group{t, false, {}};
         record = line.substr(mid + kMid.size(), line.size() - mid - kMid.size() - 1);
       }
     }
@@ -368,12 +368,12 @@ void Import(Globals& g, const std::string& in_path, size_t batch_size) {
           j.contains("record")) {
         std::string t = j["type"].get<std::string>();
         if (t == "collections") {
-          group = Group{std::nullopt, true};
+          group = Group{std::nullopt, true, {}};
         } else if (t == "collection_records" && j.contains("collection") &&
                    j["collection"].is_string()) {
           group = Group{std::nullopt, false, j["collection"].get<std::string>()};
         } else if (auto rt = agentstore::RecordTypeFromName(t)) {
-          group = Group{rt};
+          group = Group{rt, false, {}};
         }
         record = j["record"].dump();
       }
