@@ -243,14 +243,7 @@ Result<Row<fb::UserAgent>> Engine::CreateUserAgent(const Scope& scope, const fb:
   ua.total_tokens_used = ua.total_cost = 0;
   ua.added_at = ua.created_at = ua.updated_at = now;
   ua.deleted_at = 0;
-  if (ua.status.empty()) ua.status = "active";
-  DefaultJson(ua.settings, "{}");
-  DefaultJson(ua.preferences, "{}");
-  DefaultJson(ua.ui_config, "{}");
-  DefaultJson(ua.notification_settings, kDefaultUserAgentNotifications);
-  DefaultJson(ua.metadata, "{}");
-  DefaultJson(ua.source_details, "{}");
-  DefaultJson(ua.share_settings, "{}");
+  DefaultUserAgent(ua);
   AS_RETURN_IF_ERROR(CheckRecord(ua, impl_->Ctx()));
 
   Partition& g = impl_->global;

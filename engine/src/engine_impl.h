@@ -442,6 +442,18 @@ inline void DefaultJson(std::string& field, std::string_view value) {
   if (field.empty()) field = value;
 }
 
+// The defaults user_agent_create gives what the caller left unset (import gives the same).
+inline void DefaultUserAgent(fb::UserAgentT& ua) {
+  if (ua.status.empty()) ua.status = "active";
+  DefaultJson(ua.settings, "{}");
+  DefaultJson(ua.preferences, "{}");
+  DefaultJson(ua.ui_config, "{}");
+  DefaultJson(ua.notification_settings, kDefaultUserAgentNotifications);
+  DefaultJson(ua.metadata, "{}");
+  DefaultJson(ua.source_details, "{}");
+  DefaultJson(ua.share_settings, "{}");
+}
+
 inline Status NotFound(std::string_view what) {
   return Status::NotFound(std::string(what) + " not found");
 }

@@ -265,15 +265,7 @@ Status Prepare(const EngineState& st, RecordType type, std::string_view json, in
         AS_RETURN_IF_ERROR(NeedId(ua.id, "id"));
         AS_RETURN_IF_ERROR(NeedId(ua.user_id, "user_id"));
         AS_RETURN_IF_ERROR(NeedId(ua.agent_id, "agent_id"));
-        // The defaults of user_agent_create.
-        if (ua.status.empty()) ua.status = "active";
-        DefaultJson(ua.settings, "{}");
-        DefaultJson(ua.preferences, "{}");
-        DefaultJson(ua.ui_config, "{}");
-        DefaultJson(ua.notification_settings, kDefaultUserAgentNotifications);
-        DefaultJson(ua.metadata, "{}");
-        DefaultJson(ua.source_details, "{}");
-        DefaultJson(ua.share_settings, "{}");
+        DefaultUserAgent(ua);  // the defaults of user_agent_create
         return Status::OK();
       });
     case RecordType::kChat:

@@ -27,20 +27,32 @@ struct Ack {
 };
 static_assert(sizeof(Ack) < PIPE_BUF, "acks must be written atomically");
 
-[[noreturn]] void ChildWriter(const std::string& dir, int fd, uint64_t seed) {
+// A child's engine on `dir` (durability always; `seed` makes its ids its own); exits 3
+// when it cannot open.
+std::unique_ptr<Engine> OpenChildEngine(const std::string& dir, uint64_t seed) {
   EngineOptions o;
   o.data_dir = dir;
   o.durability = storage::Durability::kAlways;
   o.random_seed = seed;
   auto engine = Engine::Open(o);
   if (!engine.ok()) _exit(3);
-  Engine& e = **engine;
-  // Each cycle adds a user so that chats land in different shards.
+  return std::move(engine).value();
+}
+
+// A new user for this cycle (exits 4 on failure).
+Uuid ChildUser(Engine& e, const std::string& email) {
   fb::UserT u;
-  u.email = "crash" + std::to_string(seed) + "@x.com";
+  u.email = email;
   auto user = e.CreateUser(Scope::Service(), u);
   if (!user.ok()) _exit(4);
-  Uuid uid = ToUuid(user->get()->id());
+  return ToUuid(user->get()->id());
+}
+
+[[noreturn]] void ChildWriter(const std::string& dir, int fd, uint64_t seed) {
+  auto engine = OpenChildEngine(dir, seed);
+  Engine& e = *engine;
+  // Each cycle adds a user so that chats land in different shards.
+  Uuid uid = ChildUser(e, "crash" + std::to_string(seed) + "@x.com");
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
@@ -188,18 +200,9 @@ Uuid NthOfBatch(Uuid first, int j) {
 // `always`) and acking a batch (kind 3: its first message id, its chat) once
 // ImportRecords has returned.
 [[noreturn]] void ChildImporter(const std::string& dir, int fd, uint64_t seed) {
-  EngineOptions o;
-  o.data_dir = dir;
-  o.durability = storage::Durability::kAlways;
-  o.random_seed = seed;
-  auto engine = Engine::Open(o);
-  if (!engine.ok()) _exit(3);
-  Engine& e = **engine;
-  fb::UserT u;
-  u.email = "import" + std::to_string(seed) + "@x.com";
-  auto user = e.CreateUser(Scope::Service(), u);
-  if (!user.ok()) _exit(4);
-  Uuid uid = ToUuid(user->get()->id());
+  auto engine = OpenChildEngine(dir, seed);
+  Engine& e = *engine;
+  Uuid uid = ChildUser(e, "import" + std::to_string(seed) + "@x.com");
   std::vector<std::thread> threads;
   for (int t = 0; t < 2; ++t) {
     threads.emplace_back([&, t] {
@@ -296,13 +299,8 @@ const Uuid kCrashAgent = *Uuid::Parse("0190f3a2-7b1c-7def-8123-000000000002");
 // in different shards and meet only in the tenant/everyone rollups and the quotas).
 [[noreturn]] void ChildTracker(const std::string& dir, int fd, uint64_t seed, int users = 1,
                                int threads_n = 4) {
-  EngineOptions o;
-  o.data_dir = dir;
-  o.durability = storage::Durability::kAlways;
-  o.random_seed = seed;
-  auto engine = Engine::Open(o);
-  if (!engine.ok()) _exit(3);
-  Engine& e = **engine;
+  auto engine = OpenChildEngine(dir, seed);
+  Engine& e = *engine;
   fb::TenantT t;
   t.id = std::make_unique<fb::Uuid>(ToFb(kCrashTenant));
   t.name = "crash";
