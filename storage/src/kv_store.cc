@@ -379,11 +379,16 @@ struct KvStore::Impl {
   // Makes everything written so far (`*target` writes) durable: kAlways flushes the log
   // buffer under the gate, then syncs outside it while the next group appends; kBatch
   // syncs under the gate. Marks the store failed (before releasing the gate) on error.
-  rocksdb::Status SyncGroup(uint64_t* target) {
+  rocksdb::Status SyncGroup(uint64_t* target, uint64_t* target_seq) {
     std::lock_guard s(sync_mu);
     std::unique_lock g(gate);
     if (failed.load()) return rocksdb::Status::Aborted("writes stopped");
+    // Both read under the exclusive gate, which no Write holds: the tickets and the
+    // sequence this sync covers describe the same writes. (Reading the sequence before
+    // taking the gate let a write land between the two: acknowledged as durable, but
+    // its change not published to the feed until some later sync.)
     *target = written.load(std::memory_order_acquire);
+    *target_seq = db->GetLatestSequenceNumber();
     rocksdb::Status st;
     if (!manual_flush) {
       st = db->SyncWAL();
@@ -459,11 +464,9 @@ struct KvStore::Impl {
         }
         continue;
       }
-      // A sequence is published only after its batch reached the log buffer, so this
-      // flush+sync covers every change up to it.
-      uint64_t target_seq = db->GetLatestSequenceNumber();
+      uint64_t target_seq = 0;
       lock.unlock();
-      rocksdb::Status s = SyncGroup(&target);
+      rocksdb::Status s = SyncGroup(&target, &target_seq);
       lock.lock();
       if (!s.ok()) continue;  // the store is failed now: the loop's top handles it
       synced = std::max(synced, target);
