@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 
 #include "agentctl.h"
 #include "agentstore/common/record_json.h"
@@ -510,7 +511,10 @@ void AddOperationCommands(CLI::App& app, Globals& g) {
     for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; }))
       if (sub->get_name() == op) taken = true;
     if (taken) continue;
-    auto* cmd = new OpCommand{op, ShapesOf(op), {}, {}};  // lives as long as the process
+    // Owned by a static for the process's lifetime (CLI11's callbacks hold plain pointers
+    // to it): a bare `new` was reported by LeakSanitizer once main returned.
+    static std::vector<std::unique_ptr<OpCommand>> commands;
+    auto* cmd = commands.emplace_back(new OpCommand{op, ShapesOf(op), {}, {}}).get();
     std::string summary(info.summary);
     std::string roles;
     if (info.roles & agentstore::kService) roles += " service";
