@@ -59,6 +59,16 @@ class FeedE2E : public ServerTest {
     ch.user_id = FbId(user);
     return ToUuid(Must(c.CreateChat(ch).get())->id());
   }
+  // Stops the server cleanly and starts it again on the same port and data directory
+  // (subscriptions re-dial it); svc() is connected again.
+  void RestartOnSamePort(const std::vector<std::string>& flags = {}) {
+    uint16_t port = server_.port();
+    svc_.reset();
+    admin_.reset();
+    ASSERT_EQ(server_.Stop(), 0);
+    ASSERT_TRUE(server_.Start(dir_.sub("data"), flags, port));
+    svc_.emplace(server_.Connect(server_.Key("service")));
+  }
   Result<Row<fb::Message>> Append(Client& c, const Uuid& chat) {
     fb::MessageT m;
     m.chat_id = FbId(chat);
@@ -82,11 +92,7 @@ TEST_F(FeedE2E, ResumesAcrossCleanRestartAndKill9WithEveryAckedWriteOnce) {
 
   // Clean restart on the same port: the subscription re-dials and resumes.
   uint16_t port = server_.port();
-  svc_.reset();
-  admin_.reset();
-  ASSERT_EQ(server_.Stop(), 0);
-  ASSERT_TRUE(server_.Start(dir_.sub("data"), {}, port));
-  svc_.emplace(server_.Connect(server_.Key("service")));
+  ASSERT_NO_FATAL_FAILURE(RestartOnSamePort());
   for (int i = 0; i < 100; ++i) acked.insert(ToUuid(Must(Append(svc(), chat))->id()));
   ASSERT_TRUE(got.WaitFor([&] { return got.changes.size() >= 200; }));
 
@@ -198,12 +204,7 @@ TEST_F(FeedE2E, ChannelCarriesManySubscriptionsEachWithItsOwnChanges) {
   EXPECT_EQ(channel->size(), static_cast<size_t>(kUsers - 1));
 
   // A clean restart on the same port: the channel re-dials and resubscribes each.
-  uint16_t port = server_.port();
-  svc_.reset();
-  admin_.reset();
-  ASSERT_EQ(server_.Stop(), 0);
-  ASSERT_TRUE(server_.Start(dir_.sub("data"), {}, port));
-  svc_.emplace(server_.Connect(server_.Key("service")));
+  ASSERT_NO_FATAL_FAILURE(RestartOnSamePort());
   write_round(5);
   for (int u = 1; u < kUsers; ++u) {
     ASSERT_TRUE(got[u]->WaitFor([&] {
@@ -290,20 +291,12 @@ TEST_F(FeedE2E, PushesRacingClosesAndAStopWithLiveSubscribersEndCleanly) {
 }
 
 TEST_F(FeedE2E, TooOldSequenceIsOutOfRangeOverTheWire) {
-  uint16_t port = server_.port();
-  svc_.reset();
-  admin_.reset();
-  ASSERT_EQ(server_.Stop(), 0);
   std::vector<std::string> no_retention = {"--feed-retention-seconds", "0", "--feed-retention-mb",
                                            "0"};
-  ASSERT_TRUE(server_.Start(dir_.sub("data"), no_retention, port));
-  svc_.emplace(server_.Connect(server_.Key("service")));
+  ASSERT_NO_FATAL_FAILURE(RestartOnSamePort(no_retention));
   Uuid chat = MakeChat(svc(), NewUserId("o@x.com"));
   for (int i = 0; i < 10; ++i) ASSERT_OK(Append(svc(), chat));
-  svc_.reset();
-  ASSERT_EQ(server_.Stop(), 0);  // flushes: the old log goes
-  ASSERT_TRUE(server_.Start(dir_.sub("data"), no_retention, port));
-  svc_.emplace(server_.Connect(server_.Key("service")));
+  ASSERT_NO_FATAL_FAILURE(RestartOnSamePort(no_retention));  // a stop flushes: the old log goes
   auto r = svc().Subscribe({}, 1, [](const FeedChange&) {});
   EXPECT_CODE(r, kOutOfRange);
   EXPECT_NE(r.status().message().find("oldest kept is"), std::string::npos) << TextOf(r);
