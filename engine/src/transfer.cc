@@ -175,12 +175,10 @@ struct LockEverything {
   std::vector<std::unique_lock<std::shared_mutex>> shards;
 };
 
-// FindShard without its locks (the batch holds them all).
+// InOtherShard without its locks (the batch holds them all).
 bool InOtherShardLocked(const EngineState& st, IdMap Partition::*table, const Uuid& id,
                         size_t own) {
-  for (size_t i = 0; i < st.shards.size(); ++i)
-    if (i != own && (st.shards[i].get()->*table).count(id)) return true;
-  return false;
+  return st.InOtherShard(table, id, own, /*locked=*/true);
 }
 
 Result<Json> ParseJson(std::string_view json) {
