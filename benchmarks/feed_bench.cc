@@ -74,16 +74,28 @@ double Pct(std::vector<int64_t>& v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))] / 1000.0;
 }
 
-std::vector<std::unique_ptr<FeedSubscription>> SubscribeEach(Client& c, const Setup& s, int n,
-                                                             const FeedSubscription::Callback& cb) {
+// The subscribers: each on a connection of its own (per_connection 1, Client::Subscribe)
+// or multiplexed `per_connection` to a FeedChannel, as an app server would.
+struct Subscribers {
+  std::vector<std::unique_ptr<FeedChannel>> channels;
   std::vector<std::unique_ptr<FeedSubscription>> subs;
+};
+
+Subscribers SubscribeEach(Client& c, const ClientOptions& o, const Setup& s, int n,
+                          int per_connection, const FeedSubscription::Callback& cb) {
+  Subscribers out;
   for (int i = 0; i < n; ++i) {
     SubscribeFilter f;
     f.types = {RecordType::kMessage};
     f.user = s.users[i];
-    subs.push_back(Must(c.Subscribe(f, std::nullopt, cb), "subscribe"));
+    if (per_connection <= 1) {
+      out.subs.push_back(Must(c.Subscribe(f, std::nullopt, cb), "subscribe"));
+      continue;
+    }
+    if (i % per_connection == 0) out.channels.push_back(Must(FeedChannel::Open(o), "open channel"));
+    out.subs.push_back(Must(out.channels.back()->Subscribe(f, std::nullopt, cb), "subscribe"));
   }
-  return subs;
+  return out;
 }
 
 }  // namespace
@@ -92,12 +104,17 @@ int main(int argc, char** argv) {
   CLI::App app{"feed_bench: the change feed through agentstored"};
   std::string mode = "latency", host = "127.0.0.1", key;
   int port = 7420, subscribers = 1, writers = 8, writes = 3000, seconds = 10;
+  int per_connection = 1;
   int64_t changes = 1'000'000;
   app.add_option("mode", mode, "latency | throughput | catchup")->required();
   app.add_option("--host", host);
   app.add_option("--port", port);
   app.add_option("--key", key, "a service key")->required();
   app.add_option("--subscribers", subscribers)->capture_default_str();
+  app.add_option("--per-connection", per_connection,
+                 "subscriptions per connection: 1 = a connection each, up to 64 = FeedChannel")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_option("--writers", writers, "throughput: concurrent writer connections")
       ->capture_default_str();
   app.add_option("--writes", writes, "latency: messages written (one at a time)")
@@ -119,7 +136,7 @@ int main(int argc, char** argv) {
     std::mutex mu;
     std::vector<int64_t> lat;  // commit (engine log time) to callback, micros
     std::atomic<int> got{0};
-    auto subs = SubscribeEach(c, s, subscribers, [&](const FeedChange& ch) {
+    auto subs = SubscribeEach(c, o, s, subscribers, per_connection, [&](const FeedChange& ch) {
       int64_t d = WallMicros() - ch.commit_time;
       std::lock_guard l(mu);
       lat.push_back(d);
@@ -136,14 +153,15 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     std::lock_guard l(mu);
     printf(
-        "latency subscribers=%d writes=%d delivered=%d commit_to_callback_ms p50=%.3f p99=%.3f "
-        "max=%.3f\n",
-        subscribers, writes, got.load(), Pct(lat, 0.5), Pct(lat, 0.99), Pct(lat, 1.0));
+        "latency subscribers=%d per_connection=%d writes=%d delivered=%d commit_to_callback_ms "
+        "p50=%.3f p99=%.3f max=%.3f\n",
+        subscribers, per_connection, writes, got.load(), Pct(lat, 0.5), Pct(lat, 0.99),
+        Pct(lat, 1.0));
   } else if (mode == "throughput") {
     Setup s = MakeUsers(c, std::max(subscribers, writers), "thr");
     std::atomic<uint64_t> delivered{0};
-    auto subs =
-        SubscribeEach(c, s, subscribers, [&](const FeedChange&) { delivered.fetch_add(1); });
+    auto subs = SubscribeEach(c, o, s, subscribers, per_connection,
+                              [&](const FeedChange&) { delivered.fetch_add(1); });
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> done{0};
     std::vector<std::thread> ts;
@@ -170,10 +188,10 @@ int main(int argc, char** argv) {
            Clock::now() - w0 < std::chrono::seconds(30))
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     printf(
-        "throughput subscribers=%d writers=%d x16 in flight: %.0f durable appends/s "
-        "(delivered %llu of %llu)\n",
-        subscribers, writers, done.load() / secs, (unsigned long long)delivered.load(),
-        (unsigned long long)done.load());
+        "throughput subscribers=%d per_connection=%d writers=%d x16 in flight: %.0f durable "
+        "appends/s (delivered %llu of %llu)\n",
+        subscribers, per_connection, writers, done.load() / secs,
+        (unsigned long long)delivered.load(), (unsigned long long)done.load());
   } else if (mode == "catchup") {
     Setup s = MakeUsers(c, 64, "cu");
     // The resume point: subscribe from now, read where it starts, stop.

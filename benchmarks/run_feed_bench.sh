@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Change-feed benchmarks through a fresh agentstored (durability always) in a temp
 # directory: commit-to-callback latency with 1, 100 and 1000 subscribers, durable write
-# throughput with 0 vs 1000 subscribers, catch-up from 1M changes back.
+# throughput with 0 vs 1000 subscribers (a connection each, and 64 per connection),
+# catch-up from 1M changes back.
 #   benchmarks/run_feed_bench.sh [--changes N] [--seconds S]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,10 +33,15 @@ trap 'stop_server; rm -rf "$dir"' EXIT
 ulimit -n 65536 2>/dev/null || true
 run() { echo "# load: $(cut -d' ' -f1-3 /proc/loadavg)"; "$bin" "$@" --port "$port" --key "$key"; }
 
+# Subscribers each on a connection of their own, then 64 to a connection (FeedChannel,
+# what an app server following its users' screens would use).
 for n in 1 100 1000; do
   start_server; run latency --subscribers "$n" --writes 3000; stop_server
 done
+start_server; run latency --subscribers 1000 --per-connection 64 --writes 3000; stop_server
 for n in 0 1000; do
   start_server; run throughput --subscribers "$n" --writers 8 --seconds "$seconds"; stop_server
 done
+start_server; run throughput --subscribers 1000 --per-connection 64 --writers 8 --seconds "$seconds"
+stop_server
 start_server; run catchup --changes "$changes"; stop_server

@@ -1,9 +1,9 @@
 // agentctl's generated half: one command per operation of the op table, named as the
 // operation (`agentctl tenant_create`, `agentctl user_agent_list`), whose flags, types,
 // enum values and help come from the operation's argument table in the protocol schema
-// (read at run time from the schema the client embeds). An operation added to the op
-// table and protocol.fbs appears here with no CLI edit; only operations whose argument
-// shape does not follow the naming convention need a line in kShapes.
+// (read at run time from the schema the client embeds), and which arguments it takes from
+// net/schema/op_shapes.json (embedded too). An operation added to the op table,
+// protocol.fbs and op_shapes.json appears here with no CLI edit.
 #include <flatbuffers/idl.h>
 #include <time.h>
 
@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "agentctl.h"
 #include "agentstore/common/record_json.h"
@@ -46,101 +47,56 @@ const flatbuffers::StructDef* Table(const std::string& name) {
   return Schema().structs_.Lookup(full);
 }
 
-std::string Camel(const std::string& snake) {
-  std::string out;
-  bool up = true;
-  for (char c : snake) {
-    if (c == '_') {
-      up = true;
-      continue;
-    }
-    out.push_back(up ? static_cast<char>(toupper(c)) : c);
-    up = false;
-  }
-  return out;
-}
-
-// The argument shapes and answered record types of operations whose names do not say
-// them. Everything else follows the convention in ShapesOf / RecordTypeOf.
+// What each operation takes (Args union members, first match wins) and answers:
+// net/schema/op_shapes.json, the one declaration the TypeScript client follows too,
+// embedded at build time.
 struct OpShape {
-  const char* op;
-  std::vector<const char*> args;  // Args union members, first match wins
-  const char* records;            // record table of the answer's blobs
+  std::vector<std::string> args;
+  std::string answer;  // record:T | records:T | page:T | a named shape
 };
-const std::vector<OpShape>& Shapes() {
-  static const std::vector<OpShape> kShapes = {
-      {"status", {}, nullptr},
-      {"tenant_get", {"IdArgs", "KeyArgs"}, "Tenant"},
-      {"user_get", {"IdArgs", "KeyArgs"}, "User"},
-      {"user_agent_get", {"IdArgs", "PairArgs"}, "UserAgent"},
-      {"user_agent_list", {"UserAgentListArgs"}, "UserAgent"},
-      {"message_append", {"agentstore.fb.Message"}, "Message"},
-      {"vote_put", {"PairArgs"}, "Vote"},
-      {"vote_list", {"IdArgs"}, "Vote"},
-      {"admin_config_put", {"ConfigArgs"}, "AdminConfig"},
-      {"admin_config_get", {"KeyArgs"}, "AdminConfig"},
-      {"admin_config_list", {}, "AdminConfig"},
-      {"admin_config_delete", {"KeyArgs"}, nullptr},
-      {"key_create", {"agentstore.fb.ApiKey"}, "ApiKey"},
-      {"key_list", {}, "ApiKey"},
-      {"key_revoke", {"IdArgs"}, nullptr},
-      {"record_export", {"ExportArgs"}, nullptr},
-      {"record_import", {"ImportArgs"}, nullptr},
-      {"backup_create", {"BackupArgs"}, nullptr},
-      {"memory_upsert", {"agentstore.fb.UserMemory"}, "UserMemory"},
-      {"memory_get", {"MemoryGetArgs"}, "UserMemory"},
-      {"memory_delete", {"IdArgs"}, nullptr},
-      {"memory_search", {"MemorySearchArgs"}, "UserMemory"},
-      {"memory_hybrid_search", {"MemorySearchArgs"}, "UserMemory"},
-      {"memory_global_search", {"MemorySearchArgs"}, "UserMemory"},
-      {"memory_prune", {"MemoryPruneArgs"}, nullptr},
-      {"track_agent_usage", {"TrackUsageArgs"}, nullptr},
-      {"rate_agent", {"RateAgentArgs"}, "UserAgent"},
-      {"usage_list", {"UsageListArgs"}, "UsageLog"},
-      {"usage_summary", {"UsageSummaryArgs"}, nullptr},
-      {"usage_expire", {}, nullptr},
-      {"quota_set", {"agentstore.fb.Quota"}, "Quota"},
-      {"quota_get", {"QuotaGetArgs"}, "Quota"},
-      {"limit_config_put", {"agentstore.fb.RateLimitConfig"}, "RateLimitConfig"},
-      {"limit_config_list", {}, "RateLimitConfig"},
-      {"limit_check", {"LimitCheckArgs"}, nullptr},
-      {"limit_release", {"IdArgs"}, nullptr},
-      {"limit_config_delete", {"IdArgs"}, nullptr},
-  };
-  return kShapes;
+const std::map<std::string, OpShape>& Shapes() {
+  static const auto* shapes = [] {
+    auto* m = new std::map<std::string, OpShape>();
+    const auto j = nlohmann::json::parse(std::string_view(
+#include "agentstore/proto/op_shapes.inc"
+        ));
+    for (const auto& [op, d] : j.at("ops").items())
+      (*m)[op] = {d.at("args").get<std::vector<std::string>>(), d.at("answer").get<std::string>()};
+    return m;
+  }();
+  return *shapes;
 }
 
 const OpShape* ShapeEntry(const std::string& op) {
-  for (const auto& s : Shapes())
-    if (op == s.op) return &s;
-  return nullptr;
+  auto it = Shapes().find(op);
+  return it == Shapes().end() ? nullptr : &it->second;
 }
 
-// The record table an operation is about: the longest prefix of its name that names a
-// record table (user_agent_create -> UserAgent).
+// The record table whose blobs an operation answers: T of record:T / records:T / page:T,
+// and the first record of the named shapes that carry records.
 std::string RecordTableOf(const std::string& op) {
-  if (const OpShape* s = ShapeEntry(op)) return s->records ? s->records : "";
-  std::string best;
-  for (size_t i = op.find('_'); i != std::string::npos; i = op.find('_', i + 1)) {
-    std::string name = Camel(op.substr(0, i));
-    if (Table("agentstore.fb." + name)) best = name;
+  const OpShape* s = ShapeEntry(op);
+  if (!s) return "";
+  if (auto colon = s->answer.find(':'); colon != std::string::npos) {
+    std::string kind = s->answer.substr(0, colon);
+    if (kind == "record" || kind == "records" || kind == "page") return s->answer.substr(colon + 1);
+    return "";
   }
-  return best;
+  static const std::map<std::string, std::string> kNamed = {{"message_append", "Message"},
+                                                            {"track", "UserAgent"},
+                                                            {"new_key", "ApiKey"},
+                                                            {"hits", "UserMemory"}};
+  auto it = kNamed.find(s->answer);
+  return it == kNamed.end() ? "" : it->second;
 }
 
-// The argument shapes of an operation: kShapes, else <Op>Args if the protocol has it,
-// else for X_get / X_delete IdArgs, X_update PatchArgs, X_list PageArgs, and for any
-// other verb of record X (create, put, upsert, set) the record table itself.
+// The argument tables of an operation: its declared Args members, as schema names (a
+// protocol table, else a record table).
 std::vector<std::string> ShapesOf(const std::string& op) {
-  if (const OpShape* s = ShapeEntry(op)) return {s->args.begin(), s->args.end()};
-  if (Table(Camel(op) + "Args")) return {Camel(op) + "Args"};
-  std::string verb = op.substr(op.rfind('_') + 1);
-  if (verb == "get" || verb == "delete") return {"IdArgs"};
-  if (verb == "update") return {"PatchArgs"};
-  if (verb == "list") return {"PageArgs"};
-  std::string rec = RecordTableOf(op);
-  if (!rec.empty()) return {"agentstore.fb." + rec};
-  return {};
+  std::vector<std::string> out;
+  if (const OpShape* s = ShapeEntry(op))
+    for (const auto& a : s->args) out.push_back(Table(a) ? a : "agentstore.fb." + a);
+  return out;
 }
 
 // ---------------------------------------------------------------- flags

@@ -179,6 +179,7 @@ void ChangeFeed::Stop() {
   behind_.clear();
   live_by_user_.clear();
   live_broad_.clear();
+  live_types_ = 0;
 }
 
 void ChangeFeed::OnDurable(uint64_t seq) {
@@ -402,6 +403,24 @@ bool ChangeFeed::Inspect(const storage::LogEntry& e, Meta* m) {
   return m->carried;
 }
 
+namespace {
+
+// The filter bit of a log entry's record type (its key's first byte); every bit for a
+// type past the filter's 32 (never filtered out here).
+uint32_t TypeBit(const storage::LogEntry& e) {
+  auto t = static_cast<uint8_t>(e.key[0]);
+  return t < 32 ? 1u << t : ~0u;
+}
+
+// Users (a delete) and API keys (a revocation) can end subscriptions whatever they filter.
+bool MayEndSubscriptions(const storage::LogEntry& e) {
+  auto t = static_cast<uint8_t>(e.key[0]);
+  return t == static_cast<uint8_t>(RecordType::kUser) ||
+         t == static_cast<uint8_t>(RecordType::kApiKey);
+}
+
+}  // namespace
+
 std::shared_ptr<const ChangeEvent> ChangeFeed::Build(const storage::LogEntry& e, const Meta& m) {
   auto ev = std::make_shared<ChangeEvent>();
   ev->sequence = e.sequence;
@@ -507,8 +526,11 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     uint64_t seq;
   };
   std::vector<Item> items;
+  const uint32_t wanted = live_types_;
   lock.unlock();
   auto read = store_->ReadLog(from, target, options_.read_chunk, [&](const storage::LogEntry& e) {
+    // A type no live subscription takes is skipped undecoded, unless it may end one.
+    if (!e.key.empty() && !MayEndSubscriptions(e) && !(wanted & TypeBit(e))) return Status::OK();
     Item it;
     it.seq = e.sequence;
     if (Inspect(e, &it.meta)) it.ev = Build(e, it.meta);
@@ -559,6 +581,7 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
         live_by_user_[*s->filter.user].push_back(s.get());
       else
         live_broad_.push_back(s.get());
+      live_types_ |= s->filter.types ? s->filter.types : ~0u;
       did = true;
       continue;
     }
@@ -589,12 +612,8 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
     auto read = store_->ReadLog(from, to, options_.read_chunk, [&](const storage::LogEntry& e) {
       // A type the filter leaves out is skipped undecoded, unless it may end the
       // subscription (a user deleted, a key revoked).
-      if (filter.types && !e.key.empty()) {
-        auto t = static_cast<uint8_t>(e.key[0]);
-        bool control = t == static_cast<uint8_t>(RecordType::kUser) ||
-                       t == static_cast<uint8_t>(RecordType::kApiKey);
-        if (!control && t < 32 && !(filter.types & (1u << t))) return Status::OK();
-      }
+      if (filter.types && !e.key.empty() && !MayEndSubscriptions(e) && !(filter.types & TypeBit(e)))
+        return Status::OK();
       Item it;
       it.seq = e.sequence;
       bool carried = Inspect(e, &it.meta);
@@ -647,8 +666,10 @@ void ChangeFeed::Run() {
         std::erase_if(behind_, [](const auto& s) { return s->removed; });
         live_broad_.clear();
         live_by_user_.clear();
+        live_types_ = 0;
         for (auto& [id, s] : subs_) {
           if (!s->live) continue;
+          live_types_ |= s->filter.types ? s->filter.types : ~0u;
           if (s->filter.user)
             live_by_user_[*s->filter.user].push_back(s.get());
           else

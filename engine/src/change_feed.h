@@ -95,6 +95,9 @@ class ChangeFeed {
   // Live subscriptions by the user they filter on, and those without a user filter.
   std::unordered_map<Uuid, std::vector<Sub*>, UuidHash> live_by_user_;  // guarded by mu_
   std::vector<Sub*> live_broad_;                                        // guarded by mu_
+  // Record types some live subscription takes (every bit: one takes any); a superset
+  // after removals until the next cleanup. The live read builds events of these only.
+  uint32_t live_types_ = 0;  // guarded by mu_
   // Feed thread only: users' tenants seen in the log or looked up.
   std::unordered_map<Uuid, Uuid, UuidHash> tenant_cache_;
   std::thread thread_;

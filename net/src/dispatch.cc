@@ -248,9 +248,10 @@ Status Handle<Op::subscribe>(Call& c) {
   if (!a->from_now()) after = a->after();
   std::optional<Uuid> key_id;
   if (!c.session.key_id.IsNil()) key_id = c.session.key_id;
-  auto sub = c.engine.Subscribe(c.scope, f, after, key_id, c.session.feed_wake);
+  auto sub = c.engine.Subscribe(c.scope, f, after, key_id, c.session.FeedWakeFor(c.req->id()));
   if (!sub.ok()) return sub.status();
   c.session.subscriptions.emplace_back(c.req->id(), *sub);
+  c.session.to_drain.push_back(c.req->id());
   auto info = c.engine.FeedInfo();
   c.SetResult(
       proto::Result::FeedPosition,
@@ -267,6 +268,7 @@ Status Handle<Op::unsubscribe>(Call& c) {
   for (auto& [id, sub] : c.session.subscriptions) {
     if (id != a->subscription()) continue;
     sub->Cancel();  // its end frame (with the resume point) follows what it had queued
+    c.session.to_drain.push_back(id);
     if (c.session.feed_wake) c.session.feed_wake();
     return Status::OK();
   }

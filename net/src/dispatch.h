@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -32,6 +33,25 @@ struct Session {
   // key_id ends them.
   std::function<void()> feed_wake;
   std::vector<std::pair<uint64_t, std::shared_ptr<Subscription>>> subscriptions;
+  // Which subscriptions have something to push, so a wake drains those and does not poll
+  // all 64: the feed's thread adds ids (through FeedWakeFor), the connection's thread
+  // moves them into `to_drain` (which only it touches) and drains them.
+  struct FeedReady {
+    std::mutex mu;
+    std::vector<uint64_t> ids;
+  };
+  std::shared_ptr<FeedReady> feed_ready = std::make_shared<FeedReady>();
+  std::vector<uint64_t> to_drain;
+  // The wake of subscription `id`: marks it ready, then wakes the connection.
+  std::function<void()> FeedWakeFor(uint64_t id) const {
+    return [ready = feed_ready, wake = feed_wake, id] {
+      {
+        std::lock_guard lock(ready->mu);
+        ready->ids.push_back(id);
+      }
+      wake();
+    };
+  }
 };
 
 // Counters the status operation reports.

@@ -1,6 +1,8 @@
 // Encodes change events and subscription ends as push frames (see feed_push.h).
 #include "feed_push.h"
 
+#include <algorithm>
+
 #include "protocol_generated.h"
 
 namespace agentstore::net {
@@ -67,11 +69,22 @@ void EncodeEnd(uint64_t id, const Status& why, uint64_t resume_point,
 size_t DrainSubscriptions(Session& session, size_t max_frames,
                           const std::function<void(flatbuffers::FlatBufferBuilder&)>& emit) {
   thread_local flatbuffers::FlatBufferBuilder fbb(64 << 10);
-  size_t frames = 0;
+  auto& todo = session.to_drain;
+  {
+    std::lock_guard lock(session.feed_ready->mu);
+    todo.insert(todo.end(), session.feed_ready->ids.begin(), session.feed_ready->ids.end());
+    session.feed_ready->ids.clear();
+  }
+  std::sort(todo.begin(), todo.end());
+  todo.erase(std::unique(todo.begin(), todo.end()), todo.end());
+  size_t frames = 0, done = 0;  // todo[0, done) drained: empty, or ended and dropped
   std::vector<Subscription::Event> events;
-  for (auto it = session.subscriptions.begin(); it != session.subscriptions.end();) {
+  for (; done < todo.size(); ++done) {
+    auto it = std::find_if(session.subscriptions.begin(), session.subscriptions.end(),
+                           [&](const auto& s) { return s.first == todo[done]; });
+    if (it == session.subscriptions.end()) continue;  // ended before
     auto& [id, sub] = *it;
-    bool dropped = false;
+    bool drained = false;
     while (frames < max_frames) {
       events.clear();
       // Poll one at a time past the first so a frame stays under its byte budget.
@@ -89,14 +102,14 @@ size_t DrainSubscriptions(Session& session, size_t max_frames,
         EncodeEnd(id, sub->end_status(), sub->resume_point(), fbb);
         emit(fbb);
         ++frames;
-        it = session.subscriptions.erase(it);
-        dropped = true;
+        session.subscriptions.erase(it);
       }
+      drained = true;
       break;
     }
-    if (!dropped) ++it;
-    if (frames >= max_frames) break;
+    if (!drained) break;  // out of budget: it and the rest wait for the next call
   }
+  todo.erase(todo.begin(), todo.begin() + static_cast<std::ptrdiff_t>(done));
   return frames;
 }
 

@@ -99,7 +99,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     socket_.non_blocking(true, ec);  // inline writes must never park the thread
     ++worker_->unauthenticated;
     // The change feed wakes the connection from any thread; the push runs on its own.
-    session_.feed_wake = [weak = weak_from_this(), ex = executor()] {
+    // Wakes coalesce: a group commit that brings events to many subscriptions of this
+    // connection posts one PushFeeds, not one per subscription (PushFeeds clears the flag
+    // before it drains, so an event arriving during the drain posts again).
+    session_.feed_wake = [weak = weak_from_this(), ex = executor(), pending = feed_pending_] {
+      if (pending->exchange(true, std::memory_order_acq_rel)) return;
       asio::post(ex, [weak] {
         if (auto c = weak.lock()) c->PushFeeds();
       });
@@ -129,6 +133,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // events in its bounded subscription buffer, which ends the subscription when full,
   // never here. Push frames answer no request, so they do not count as owed answers.
   void PushFeeds() {
+    feed_pending_->store(false, std::memory_order_release);
     if (closing_ || session_.subscriptions.empty()) return;
     constexpr size_t kMaxQueuedPushes = 8;
     size_t queued = pushes_out_ + pushes_wbuf_;
@@ -447,7 +452,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Buffer out_;   // answers not yet handed to the socket (queued_count_ of them)
   Buffer wbuf_;  // answers being written asynchronously (wbuf_count_ of them)
   uint64_t queued_count_ = 0, wbuf_count_ = 0;
-  uint64_t parked_ = 0;                      // writes waiting for durability
+  uint64_t parked_ = 0;  // writes waiting for durability
+  // Set while a PushFeeds is posted and not yet begun (see feed_wake in Start).
+  std::shared_ptr<std::atomic<bool>> feed_pending_ = std::make_shared<std::atomic<bool>>(false);
   bool unsettled_ = false;                   // answered from the inbox, not yet flushed
   size_t pushes_out_ = 0, pushes_wbuf_ = 0;  // change-feed push frames in out_ / wbuf_
   uint32_t auth_failures_ = 0;

@@ -96,6 +96,8 @@ TEST_F(Feed, CommitOrderExactlyOnceUnderEightWriters) {
   std::vector<Event> got;
   std::atomic<bool> writing{true};
   std::thread reader([&] {
+    // Per run (not static): a repeat (--gtest_repeat) gets its own minute.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (writing || got.size() < static_cast<size_t>(kThreads * kPerThread)) {
       std::vector<Event> batch;
       sub->Poll(&batch, 1000);
@@ -106,7 +108,6 @@ TEST_F(Feed, CommitOrderExactlyOnceUnderEightWriters) {
       if (batch.empty()) sub->Wait(20);
       if (!writing && got.size() < static_cast<size_t>(kThreads * kPerThread) && sub->Finished())
         break;
-      static auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
       if (std::chrono::steady_clock::now() > deadline) break;
     }
   });

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "agentstore/engine/operations.h"
@@ -72,6 +73,56 @@ TEST_F(AgentctlOps, EveryOperationIsACommandWithFieldsTypesAndEnums) {
   CtlRun top = RunCommand(std::string(AGENTCTL_PATH) + " --help");
   EXPECT_NE(top.out.find("track_agent_usage"), std::string::npos) << top.out;
   EXPECT_NE(top.out.find("Exit status"), std::string::npos) << top.out;
+}
+
+// net/schema/op_shapes.json is the one declaration of what each operation takes and
+// answers (agentctl and the TypeScript client follow it): it names every operation of the
+// op table and nothing else, and each argument it names is a member of the Args union.
+TEST_F(AgentctlOps, EveryOperationDeclaresItsArgumentsAndAnswer) {
+  Json shapes =
+      Json::parse(ReadAll(std::string(AGENTSTORE_SOURCE_DIR) + "/net/schema/op_shapes.json"));
+  std::string protocol = ReadAll(std::string(AGENTSTORE_SOURCE_DIR) + "/net/schema/protocol.fbs");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(protocol, m, std::regex(R"(union Args \{([^}]*)\})")));
+  std::string members = m[1];
+  std::set<std::string> declared;
+  for (const auto& op : Operations()) {
+    std::string name(op.name);
+    declared.insert(name);
+    ASSERT_TRUE(shapes["ops"].contains(name)) << name << " is not in op_shapes.json";
+    const Json& d = shapes["ops"][name];
+    EXPECT_TRUE(d["answer"].is_string() && !d["answer"].get<std::string>().empty()) << name;
+    for (const auto& a : d["args"]) {
+      std::regex member("(^|[\\s,.])" + a.get<std::string>() + "\\s*(,|$)");
+      EXPECT_TRUE(std::regex_search(members, member))
+          << name << ": " << a << " is not in union Args";
+    }
+  }
+  for (const auto& [name, d] : shapes["ops"].items())
+    EXPECT_TRUE(declared.count(name)) << name << " is declared but not in the op table";
+}
+
+// Collections through the generated commands: the declared CollectionArgs give the flags.
+TEST_F(AgentctlOps, CollectionCommandsTakeTheirDeclaredArguments) {
+  std::string user = IdOf("user_create --email col@x.com");
+  ASSERT_EQ(Ctl("coll_declare --json \"$(cat " + std::string(AGENTSTORE_SOURCE_DIR) +
+                "/examples/collections/journal_entries.json)\"")
+                .code,
+            0);
+  for (int day = 1; day <= 3; ++day)
+    ASSERT_EQ(Ctl("coll_put --collection journal_entries --json '{\"user_id\":\"" + user +
+                  "\",\"content\":\"day " + std::to_string(day) +
+                  "\",\"entry_date\":" + std::to_string(day * 1000) + "}'")
+                  .code,
+              0);
+  CtlRun q = Out(server_, svc_key(),
+                 "coll_query --collection journal_entries --index by_user_date --where "
+                 "'{\"user_id\":\"" +
+                     user + "\"}' --desc --limit 2 --json");
+  ASSERT_EQ(q.code, 0) << q.out;
+  EXPECT_NE(q.out.find("day 3"), std::string::npos) << q.out;
+  EXPECT_NE(q.out.find("day 2"), std::string::npos) << q.out;
+  EXPECT_EQ(q.out.find("day 1"), std::string::npos) << q.out;
 }
 
 TEST_F(AgentctlOps, GeneratedCommandsReachWhatTheHandKeptOnesCouldNot) {

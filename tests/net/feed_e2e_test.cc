@@ -59,6 +59,16 @@ class FeedE2E : public ServerTest {
     ch.user_id = FbId(user);
     return ToUuid(Must(c.CreateChat(ch).get())->id());
   }
+  // Stops the server cleanly and starts it again on the same port and data directory
+  // (subscriptions re-dial it); svc() is connected again.
+  void RestartOnSamePort(const std::vector<std::string>& flags = {}) {
+    uint16_t port = server_.port();
+    svc_.reset();
+    admin_.reset();
+    ASSERT_EQ(server_.Stop(), 0);
+    ASSERT_TRUE(server_.Start(dir_.sub("data"), flags, port));
+    svc_.emplace(server_.Connect(server_.Key("service")));
+  }
   Result<Row<fb::Message>> Append(Client& c, const Uuid& chat) {
     fb::MessageT m;
     m.chat_id = FbId(chat);
@@ -82,11 +92,7 @@ TEST_F(FeedE2E, ResumesAcrossCleanRestartAndKill9WithEveryAckedWriteOnce) {
 
   // Clean restart on the same port: the subscription re-dials and resumes.
   uint16_t port = server_.port();
-  svc_.reset();
-  admin_.reset();
-  ASSERT_EQ(server_.Stop(), 0);
-  ASSERT_TRUE(server_.Start(dir_.sub("data"), {}, port));
-  svc_.emplace(server_.Connect(server_.Key("service")));
+  ASSERT_NO_FATAL_FAILURE(RestartOnSamePort());
   for (int i = 0; i < 100; ++i) acked.insert(ToUuid(Must(Append(svc(), chat))->id()));
   ASSERT_TRUE(got.WaitFor([&] { return got.changes.size() >= 200; }));
 
@@ -156,6 +162,82 @@ TEST_F(FeedE2E, UserKeySeesOnlyItsOwnRecordsAndRevocationEndsIt) {
   EXPECT_EQ(got.changes.size(), 11u) << "its chat, five messages, five chat total updates";
 }
 
+// Many subscriptions multiplexed on one FeedChannel: each sees exactly its own user's
+// changes, in order, once; one stopped or refused leaves the others running; all resume
+// on a new connection after a server restart; the 65th is refused.
+TEST_F(FeedE2E, ChannelCarriesManySubscriptionsEachWithItsOwnChanges) {
+  auto channel = Must(FeedChannel::Open(server_.Options(server_.Key("service"))));
+  constexpr int kUsers = 6;
+  std::vector<Uuid> users, chats;
+  std::vector<std::unique_ptr<Collected>> got;
+  std::vector<std::unique_ptr<FeedSubscription>> subs;
+  for (int u = 0; u < kUsers; ++u) {
+    users.push_back(NewUserId("ch" + std::to_string(u) + "@x.com"));
+    chats.push_back(MakeChat(svc(), users.back()));
+    got.push_back(std::make_unique<Collected>());
+    SubscribeFilter f;
+    f.types = {RecordType::kMessage};
+    f.user = users.back();
+    subs.push_back(
+        Must(channel->Subscribe(f, std::nullopt, got.back()->cb(), got.back()->on_end())));
+  }
+  EXPECT_EQ(channel->size(), static_cast<size_t>(kUsers));
+  // A refusal ends only the subscription asked for.
+  EXPECT_CODE(channel->Subscribe({}, uint64_t{1} << 62, [](const FeedChange&) {}).status(),
+              kInvalidArgument)
+      << "a sequence beyond the latest durable one";
+  EXPECT_EQ(channel->size(), static_cast<size_t>(kUsers));
+  std::vector<std::set<Uuid>> acked(kUsers);
+  auto write_round = [&](int per_user) {
+    for (int i = 0; i < per_user; ++i)
+      for (int u = 0; u < kUsers; ++u) acked[u].insert(ToUuid(Must(Append(svc(), chats[u]))->id()));
+  };
+  write_round(5);
+  for (int u = 0; u < kUsers; ++u)
+    ASSERT_TRUE(got[u]->WaitFor([&] { return got[u]->changes.size() >= 5; })) << u;
+
+  // Stop one: no callback of it runs after, the others go on.
+  subs[0]->Stop();
+  size_t stopped_at = got[0]->size();
+  EXPECT_FALSE(subs[0]->running());
+  EXPECT_OK(subs[0]->status());
+  EXPECT_EQ(channel->size(), static_cast<size_t>(kUsers - 1));
+
+  // A clean restart on the same port: the channel re-dials and resubscribes each.
+  ASSERT_NO_FATAL_FAILURE(RestartOnSamePort());
+  write_round(5);
+  for (int u = 1; u < kUsers; ++u) {
+    ASSERT_TRUE(got[u]->WaitFor([&] {
+      std::set<Uuid> seen;
+      for (const auto& c : got[u]->changes) seen.insert(c.id);
+      return seen == acked[u];
+    })) << "user "
+        << u << " got " << got[u]->size() << " of " << acked[u].size();
+    std::lock_guard l(got[u]->mu);
+    EXPECT_EQ(got[u]->changes.size(), acked[u].size()) << "none twice";
+    for (size_t i = 0; i < got[u]->changes.size(); ++i) {
+      EXPECT_EQ(got[u]->changes[i].user, users[u]);
+      if (i > 0) {
+        EXPECT_GT(got[u]->changes[i].sequence, got[u]->changes[i - 1].sequence);
+      }
+    }
+    EXPECT_FALSE(got[u]->ended);
+    EXPECT_GE(subs[u]->resumes(), 1u);
+  }
+  EXPECT_EQ(got[0]->size(), stopped_at) << "a stopped subscription got a callback";
+
+  // The server's limit per connection is the channel's.
+  std::vector<std::unique_ptr<FeedSubscription>> more;
+  while (channel->size() < FeedChannel::kMaxSubscriptions)
+    more.push_back(Must(channel->Subscribe({}, std::nullopt, [](const FeedChange&) {})));
+  EXPECT_CODE(channel->Subscribe({}, std::nullopt, [](const FeedChange&) {}).status(),
+              kResourceExhausted);
+  // Closing the channel stops what it still carries.
+  channel.reset();
+  EXPECT_FALSE(subs[1]->running());
+  EXPECT_CODE(subs[1]->status(), kUnavailable);
+}
+
 // The paths a sanitizer build watches: pushes racing connections that close (subscribers
 // stopping while eight writers keep the feed busy) and a server stopping with every
 // subscription still pushing. The server must stop cleanly (exit 0) and in time.
@@ -209,20 +291,12 @@ TEST_F(FeedE2E, PushesRacingClosesAndAStopWithLiveSubscribersEndCleanly) {
 }
 
 TEST_F(FeedE2E, TooOldSequenceIsOutOfRangeOverTheWire) {
-  uint16_t port = server_.port();
-  svc_.reset();
-  admin_.reset();
-  ASSERT_EQ(server_.Stop(), 0);
   std::vector<std::string> no_retention = {"--feed-retention-seconds", "0", "--feed-retention-mb",
                                            "0"};
-  ASSERT_TRUE(server_.Start(dir_.sub("data"), no_retention, port));
-  svc_.emplace(server_.Connect(server_.Key("service")));
+  ASSERT_NO_FATAL_FAILURE(RestartOnSamePort(no_retention));
   Uuid chat = MakeChat(svc(), NewUserId("o@x.com"));
   for (int i = 0; i < 10; ++i) ASSERT_OK(Append(svc(), chat));
-  svc_.reset();
-  ASSERT_EQ(server_.Stop(), 0);  // flushes: the old log goes
-  ASSERT_TRUE(server_.Start(dir_.sub("data"), no_retention, port));
-  svc_.emplace(server_.Connect(server_.Key("service")));
+  ASSERT_NO_FATAL_FAILURE(RestartOnSamePort(no_retention));  // a stop flushes: the old log goes
   auto r = svc().Subscribe({}, 1, [](const FeedChange&) {});
   EXPECT_CODE(r, kOutOfRange);
   EXPECT_NE(r.status().message().find("oldest kept is"), std::string::npos) << TextOf(r);

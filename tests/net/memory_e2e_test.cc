@@ -96,8 +96,11 @@ TEST_F(MemoryWire, EveryMemoryOperationThroughTheClient) {
   auto status = Must(svc().GetStatus().get());
   EXPECT_EQ(status.memory_dim, 384u);
   EXPECT_EQ(status.memory_metric, "cosine");
-  for (const auto& [name, n] : status.records)
-    if (name == "user_memory") EXPECT_EQ(n, 24u);
+  for (const auto& [name, n] : status.records) {
+    if (name == "user_memory") {
+      EXPECT_EQ(n, 24u);
+    }
+  }
 }
 
 TEST_F(MemoryWire, AccessRulesAndBadInput) {

@@ -163,7 +163,9 @@ TEST(RequestPath, ClientDestroyedWithCallsInFlight) {
   auto start = Clock::now();
   for (auto& p : waiting) {
     auto r = p.get();  // answered, or failed as the client closed: never a hang or a crash
-    if (!r.ok()) EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+    }
   }
   for (int i = 0; i < 200 && callbacks < 50; ++i) std::this_thread::sleep_for(milliseconds(10));
   EXPECT_EQ(callbacks.load(), 50) << "every callback runs once, with an answer or a failure";

@@ -116,6 +116,16 @@ export function decodeResult(op: OperationInfo, r: fb.Response): unknown {
     case 'count':
       want(op, r, 'CountResult');
       return decodeCountResult(r.result(new fb.CountResult()) as fb.CountResult).value;
+    case 'json':
+    case 'json_page': {
+      // Collections answer their records as JSON text (JsonRecords): one value, or a page.
+      want(op, r, 'JsonRecords');
+      const j = r.result(new fb.JsonRecords()) as fb.JsonRecords;
+      const items: unknown[] = [];
+      for (let i = 0; i < j.itemsLength(); i++) items.push(JSON.parse(j.items(i) as string));
+      if (kind === 'json') return items[0] ?? null;
+      return { items, next_cursor: (j.nextCursor() as string | null) ?? null };
+    }
     default: {
       // An operation without a declared shape: the result union member by name, records raw.
       const tag = Object.keys(resultTags).find((k) => resultTags[k] === r.resultType());

@@ -195,6 +195,29 @@ test('every operation of the op table', async (t) => {
   await admin.limitConfigDelete({ id: conc.id });
   assert.equal(typeof (await admin.usageExpire()), 'bigint');
 
+  // Collections: records as JSON values (declare, describe, list, put, get, update,
+  // query by index with a page, count, delete, sweep).
+  const decl = JSON.parse(fs.readFileSync(new URL('../../../examples/collections/journal_entries.json', import.meta.url), 'utf8'));
+  decl.name = 'ts_journal';
+  assert.equal((await admin.collDeclare({ json: JSON.stringify(decl) })).name, 'ts_journal');
+  assert.equal((await svc.collDescribe({ collection: 'ts_journal' })).name, 'ts_journal');
+  assert.ok((await svc.collList()).items.some((d) => d.name === 'ts_journal'));
+  const entries = [];
+  for (let i = 1; i <= 3; i++)
+    entries.push(await svc.collPut({ collection: 'ts_journal', json: JSON.stringify({ user_id: ada.id, content: `day ${i}`, mood: 'good', entry_date: i * 1000 }) }));
+  assert.equal(entries[0].content, 'day 1');
+  assert.equal((await svc.collGet({ collection: 'ts_journal', key: entries[1].id })).content, 'day 2');
+  assert.equal((await svc.collUpdate({ collection: 'ts_journal', key: entries[1].id, json: '{"mood":"great"}' })).mood, 'great');
+  const newest = await svc.collQuery({ collection: 'ts_journal', index: 'by_user_date', where: JSON.stringify({ user_id: ada.id }), desc: true, limit: 2 });
+  assert.deepEqual(newest.items.map((e) => e.content), ['day 3', 'day 2']);
+  assert.ok(newest.next_cursor);
+  assert.equal(await svc.collCount({ collection: 'ts_journal', index: 'by_user_date', where: JSON.stringify({ user_id: ada.id }) }), 3n);
+  await svc.collDelete({ collection: 'ts_journal', key: entries[0].id });
+  await assert.rejects(svc.collGet({ collection: 'ts_journal', key: entries[0].id }), (e) => e.code === 'not_found');
+  await assert.rejects(svc.collPut({ collection: 'ts_journal', json: JSON.stringify({ user_id: ada.id, content: 'x', mood: 'meh', entry_date: 1 }) }),
+    (e) => e.code === 'invalid_argument' && /mood/.test(e.message));
+  assert.equal(typeof (await admin.collSweep()), 'bigint');
+
   // fromDate round trip
   assert.equal(fromDate(toDate(1_700_000_000_123_000n)), 1_700_000_000_123_000n);
 
