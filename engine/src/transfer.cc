@@ -348,10 +348,24 @@ Status Prepare(const EngineState& st, RecordType type, std::string_view json, in
   }
 }
 
+// Phase 1, no locks: the bytes of the records whose bytes depend on nothing in the store
+// (usage logs, and messages that carry their created_at, as every exported one does), so
+// the batch's serialized section (phase 2, under every partition's lock) does not pack
+// them. Others are packed in phase 2 (`*out` stays empty).
+void Prepack(RecordType type, const Incoming& in, std::string* out) {
+  if (type == RecordType::kMessage) {
+    const auto& m = std::get<fb::MessageT>(in);
+    if (m.created_at != 0) *out = Pack(m);  // DefaultTimes would change nothing
+  } else if (type == RecordType::kUsageLog) {
+    *out = Pack(std::get<fb::UsageLogT>(in));
+  }
+}
+
 // Phase 2: checks one prepared record against the store and the batch so far, and
 // stages its writes and memory changes (caller holds LockEverything). Changes nothing
 // in the store or in memory.
-Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t now) {
+Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, std::string& packed,
+             int64_t now) {
   Partition& g = st.global;
   const std::string* fresh = nullptr;
   std::string bytes;
@@ -477,8 +491,12 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t
         return MissingRef("chat_id", "chat of this user");
       std::string key = RecordKey(type, id);
       auto existing = b.Existing(key, At(shard, shard.messages, id));
-      DefaultTimes(m, existing, now);
-      bytes = Pack(m);
+      if (packed.empty()) {
+        DefaultTimes(m, existing, now);
+        bytes = Pack(m);
+      } else {
+        bytes = std::move(packed);
+      }
       AS_RETURN_IF_ERROR(b.PutIfNew(std::move(key), std::move(bytes), existing, &fresh));
       if (!fresh) return Status::OK();
       // A new message adds itself to its chat's totals (as the batch so far left them).
@@ -549,7 +567,7 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t
       if (!shard.users.count(user)) return MissingRef("user_id", "user");
       std::string key = RecordKey(type, id);
       auto existing = b.Existing(key, At(shard, shard.usage_logs, id));
-      bytes = Pack(l);
+      bytes = packed.empty() ? Pack(l) : std::move(packed);
       AS_RETURN_IF_ERROR(b.PutIfNew(std::move(key), std::move(bytes), existing, &fresh));
       if (!fresh) return Status::OK();
       b.Index(shard, fresh,
@@ -619,17 +637,19 @@ Status Engine::ImportRecords(const Scope& scope, RecordType type,
   EngineState& st = *impl_;
   int64_t now = st.Now();
   std::vector<Incoming> parsed(records.size());
+  std::vector<std::string> packed(records.size());
   for (size_t i = 0; i < records.size(); ++i) {
     Status s = Prepare(st, type, records[i], now, &parsed[i]);
     // Nothing of the batch was applied; the error names the record that failed.
     if (!s.ok()) return AtRecord(s, i, records.size(), lines);
+    Prepack(type, parsed[i], &packed[i]);
   }
   Staging b(records.size());
   uint64_t ticket = 0;
   {
     LockEverything lock(st);
     for (size_t i = 0; i < records.size(); ++i) {
-      Status s = Stage(st, b, type, parsed[i], now);
+      Status s = Stage(st, b, type, parsed[i], packed[i], now);
       if (!s.ok()) return AtRecord(s, i, records.size(), lines);
     }
     b.FinishChats();
