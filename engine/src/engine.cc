@@ -46,12 +46,46 @@ Uuid EngineState::NewId() {
   return MakeUuidV7(Now(), mix(id_seed + 2 * n), mix(id_seed + 2 * n + 1));
 }
 
+namespace {
+
+// The shards a directory says may hold `id` (confirmed by the caller in their maps).
+const std::vector<uint16_t>& CandidateShards(const IdDirectory& dir, const Uuid& id) {
+  thread_local std::vector<uint16_t> shards;
+  dir.Candidates(id, &shards);
+  return shards;
+}
+
+}  // namespace
+
 int EngineState::FindShard(IdMap Partition::*table, const Uuid& id) const {
+  if (const IdDirectory* dir = (shards[0].get()->*table).directory()) {
+    for (uint16_t i : CandidateShards(*dir, id)) {
+      std::shared_lock lock(shards[i]->mu);
+      if ((shards[i].get()->*table).count(id)) return static_cast<int>(i);
+    }
+    return -1;
+  }
   for (size_t i = 0; i < shards.size(); ++i) {
     std::shared_lock lock(shards[i]->mu);
     if ((shards[i].get()->*table).count(id)) return static_cast<int>(i);
   }
   return -1;
+}
+
+bool EngineState::InOtherShard(IdMap Partition::*table, const Uuid& id, size_t own,
+                               bool locked) const {
+  if (!locked) {
+    int s = FindShard(table, id);
+    return s >= 0 && static_cast<size_t>(s) != own;
+  }
+  if (const IdDirectory* dir = (shards[0].get()->*table).directory()) {
+    for (uint16_t i : CandidateShards(*dir, id))
+      if (i != own && (shards[i].get()->*table).count(id)) return true;
+    return false;
+  }
+  for (size_t i = 0; i < shards.size(); ++i)
+    if (i != own && (shards[i].get()->*table).count(id)) return true;
+  return false;
 }
 
 bool EngineState::UserLive(const Partition& shard, const Uuid& user) const {
@@ -422,7 +456,14 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   impl->options = options;
   impl->id_seed =
       options.random_seed ? options.random_seed : std::random_device{}() * 0x100000001ull;
-  for (int i = 0; i < options.shards; ++i) impl->shards.push_back(std::make_unique<Partition>());
+  for (int i = 0; i < options.shards; ++i) {
+    auto& shard = *impl->shards.emplace_back(std::make_unique<Partition>());
+    shard.user_agents.Attach(&impl->user_agent_dir, i);
+    shard.chats.Attach(&impl->chat_dir, i);
+    shard.messages.Attach(&impl->message_dir, i);
+    shard.usage_logs.Attach(&impl->usage_log_dir, i);
+    shard.memories.Attach(&impl->memory_dir, i);
+  }
   AS_RETURN_IF_ERROR(SecureDataDir(options.data_dir));
   storage::StoreOptions so;
   so.path = options.data_dir;

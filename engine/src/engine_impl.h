@@ -18,6 +18,7 @@
 #include "agentstore/engine/engine.h"
 #include "arena.h"
 #include "feed_notes.h"
+#include "id_directory.h"
 #include "keys.h"
 #include "memory_index.h"
 #include "record_fields.h"
@@ -29,7 +30,6 @@ struct CollectionStore;    // collections.h
 struct CollectionCascade;  // collections.h
 class ChangeFeed;          // change_feed.h
 
-using IdMap = std::unordered_map<Uuid, Loc, UuidHash>;
 // (time, id): the order of time-sorted listings; the id breaks ties.
 using TimeKey = std::pair<int64_t, Uuid>;
 
@@ -156,6 +156,9 @@ struct EngineState {
   std::unique_ptr<ChangeFeed> feed;  // follows `store`'s log; stopped before it closes
   std::vector<std::unique_ptr<Partition>> shards;
   Partition global;
+  // Store-wide: which shard holds each id of the user-owned tables whose ids must be
+  // unique across shards (id_directory.h). Attached to every shard's map at open.
+  IdDirectory user_agent_dir, chat_dir, message_dir, usage_log_dir, memory_dir;
   std::atomic<uint64_t> writes{0};
   Ledger ledger;        // tenant rollups, the everyone rollup, quotas (quotas.cc)
   RateLimiter limiter;  // rate-limit configs and windows (rate_limits.cc)
@@ -220,14 +223,13 @@ struct EngineState {
     if (!client_given) return {};
     return std::unique_lock<std::mutex>(id_claims[UuidHash()(id) % 64]);
   }
-  // True when `id` is in `table` of a shard other than `own`.
-  bool InOtherShard(IdMap Partition::*table, const Uuid& id, size_t own) const {
-    int s = FindShard(table, id);
-    return s >= 0 && static_cast<size_t>(s) != own;
-  }
+  // True when `id` is in `table` of a shard other than `own`. `locked`: the caller holds
+  // every shard's lock (an import batch), so the shards are read without taking them.
+  bool InOtherShard(IdMap Partition::*table, const Uuid& id, size_t own, bool locked = false) const;
 
   // Finds the shard holding a record of a user-owned table when the owner is unknown
-  // (service/admin by id). -1 when absent everywhere.
+  // (service/admin by id). -1 when absent everywhere. One directory lookup for the tables
+  // that have one (id_directory.h), else a search shard by shard.
   int FindShard(IdMap Partition::*table, const Uuid& id) const;
 
   // True when the user exists and is not soft-deleted (caller holds the shard lock).

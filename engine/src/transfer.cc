@@ -104,21 +104,39 @@ using Incoming = std::variant<fb::TenantT, fb::UserT, fb::AgentT, fb::UserAgentT
 // One import batch in the making. Every check of the batch runs before anything is
 // applied, so a batch is all or nothing: `staged` lets a record see the records before
 // it in the same batch (an id given twice), `chats` the chat totals the batch's messages
-// and usage logs have added to so far, `apply` holds the memory changes to make, in
+// and usage logs have added to so far, `steps` holds the memory changes to make, in
 // order, once the batch's one WriteBatch is logged.
 struct Staging {
+  // A memory change: most are "append these staged bytes to the shard's arena and index
+  // them" (a function pointer and the bytes in `staged`, no copy and no allocation per
+  // record); the rare others are a closure.
+  using IndexFn = void (*)(EngineState&, Partition&, Loc);
+  struct Step {
+    IndexFn index = nullptr;
+    Partition* shard = nullptr;
+    const std::string* bytes = nullptr;
+    std::function<void()> other;
+  };
+
+  explicit Staging(size_t records) {
+    staged.reserve(records);
+    steps.reserve(records);
+  }
+
   storage::WriteBatch batch;
-  std::unordered_map<std::string, std::string> staged;  // RocksDB key -> bytes
-  std::unordered_set<std::string> emails, slugs;        // unique keys claimed by the batch
-  std::set<std::pair<Uuid, Uuid>> pairs;                // (user, agent) of new user_agents
-  std::set<std::pair<Uuid, std::string>> memory_keys;   // (user, memory_key) of new memories
+  // RocksDB key -> bytes. A node's string never moves, so steps point at it.
+  std::unordered_map<std::string, std::string> staged;
+  std::unordered_set<std::string> emails, slugs;       // unique keys claimed by the batch
+  std::set<std::pair<Uuid, Uuid>> pairs;               // (user, agent) of new user_agents
+  std::set<std::pair<Uuid, std::string>> memory_keys;  // (user, memory_key) of new memories
   // Chats whose totals the batch changes, unpacked once and written once at the end.
   struct ChatTotals {
     Partition* shard;
     fb::ChatT chat;
+    std::string bytes;  // packed by FinishChats
   };
   std::unordered_map<Uuid, ChatTotals, UuidHash> chats;
-  std::vector<std::function<void()>> apply;
+  std::vector<Step> steps;
 
   // The record under `key` as the batch so far leaves it: staged, else `stored`.
   std::optional<std::string_view> Existing(const std::string& key,
@@ -127,25 +145,39 @@ struct Staging {
     if (it != staged.end()) return std::string_view(it->second);
     return stored;
   }
-  // Stages `bytes` under `key` unless an identical record is there; `*fresh` says
-  // whether the caller must index it.
-  Status PutIfNew(const std::string& key, const std::string& bytes,
-                  std::optional<std::string_view> existing, bool* fresh) {
-    *fresh = false;
+  // Stages `bytes` under `key` unless an identical record is there; on success `*fresh`
+  // (when not null) points at the staged bytes, which the caller must index.
+  Status PutIfNew(std::string key, std::string bytes, std::optional<std::string_view> existing,
+                  const std::string** fresh) {
+    *fresh = nullptr;
     if (existing) {
       if (*existing == bytes) return Status::OK();
       return Status::AlreadyExists("a different record with this id exists");
     }
     batch.Put(key, bytes);
-    staged.emplace(key, bytes);
-    *fresh = true;
+    *fresh = &staged.emplace(std::move(key), std::move(bytes)).first->second;
     return Status::OK();
+  }
+  // After the batch is logged: append `bytes` to `shard`'s arena and index it there.
+  void Index(Partition& shard, const std::string* bytes, IndexFn fn) {
+    steps.push_back(Step{fn, &shard, bytes, {}});
+  }
+  void Then(std::function<void()> f) {
+    steps.push_back(Step{nullptr, nullptr, nullptr, std::move(f)});
+  }
+  void Apply(EngineState& st) {
+    for (auto& step : steps) {
+      if (step.index)
+        step.index(st, *step.shard, step.shard->arena.Append(*step.bytes));
+      else
+        step.other();
+    }
   }
   // The chat's totals as the batch so far leaves them (caller holds the shard lock).
   fb::ChatT& Totals(Partition& shard, const Uuid& id, Loc loc) {
     auto it = chats.find(id);
     if (it == chats.end()) {
-      it = chats.emplace(id, ChatTotals{&shard, {}}).first;
+      it = chats.emplace(id, ChatTotals{&shard, {}, {}}).first;
       View<fb::Chat>(shard, loc)->UnPackTo(&it->second.chat);
     }
     return it->second.chat;
@@ -153,12 +185,12 @@ struct Staging {
   // Writes each chat whose totals changed, once.
   void FinishChats() {
     for (auto& [id, t] : chats) {
-      std::string bytes = Pack(t.chat);
-      batch.Put(RecordKey(RecordType::kChat, id), bytes);
-      apply.push_back([shard = t.shard, id, bytes = std::move(bytes)] {
-        auto it = shard->chats.find(id);
-        shard->arena.Free(it->second);
-        it->second = shard->arena.Append(bytes);
+      t.bytes = Pack(t.chat);
+      batch.Put(RecordKey(RecordType::kChat, id), t.bytes);
+      Index(*t.shard, &t.bytes, [](EngineState&, Partition& shard, Loc loc) {
+        auto it = shard.chats.find(ToUuid(View<fb::Chat>(shard, loc)->id()));
+        shard.arena.Free(it->second);
+        it->second = loc;
       });
     }
   }
@@ -175,12 +207,10 @@ struct LockEverything {
   std::vector<std::unique_lock<std::shared_mutex>> shards;
 };
 
-// FindShard without its locks (the batch holds them all).
+// InOtherShard without its locks (the batch holds them all).
 bool InOtherShardLocked(const EngineState& st, IdMap Partition::*table, const Uuid& id,
                         size_t own) {
-  for (size_t i = 0; i < st.shards.size(); ++i)
-    if (i != own && (st.shards[i].get()->*table).count(id)) return true;
-  return false;
+  return st.InOtherShard(table, id, own, /*locked=*/true);
 }
 
 Result<Json> ParseJson(std::string_view json) {
@@ -318,12 +348,26 @@ Status Prepare(const EngineState& st, RecordType type, std::string_view json, in
   }
 }
 
+// Phase 1, no locks: the bytes of the records whose bytes depend on nothing in the store
+// (usage logs, and messages that carry their created_at, as every exported one does), so
+// the batch's serialized section (phase 2, under every partition's lock) does not pack
+// them. Others are packed in phase 2 (`*out` stays empty).
+void Prepack(RecordType type, const Incoming& in, std::string* out) {
+  if (type == RecordType::kMessage) {
+    const auto& m = std::get<fb::MessageT>(in);
+    if (m.created_at != 0) *out = Pack(m);  // DefaultTimes would change nothing
+  } else if (type == RecordType::kUsageLog) {
+    *out = Pack(std::get<fb::UsageLogT>(in));
+  }
+}
+
 // Phase 2: checks one prepared record against the store and the batch so far, and
 // stages its writes and memory changes (caller holds LockEverything). Changes nothing
 // in the store or in memory.
-Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t now) {
+Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, std::string& packed,
+             int64_t now) {
   Partition& g = st.global;
-  bool fresh = false;
+  const std::string* fresh = nullptr;
   std::string bytes;
   switch (type) {
     case RecordType::kTenant: {
@@ -335,10 +379,10 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t
         return Status::AlreadyExists("slug is taken");
       DefaultTimes(t, existing, now);
       bytes = Pack(t);
-      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      AS_RETURN_IF_ERROR(b.PutIfNew(std::move(key), std::move(bytes), existing, &fresh));
       if (fresh) {
         b.slugs.insert(t.slug);
-        b.apply.push_back([&st, bytes] { st.IndexTenant(st.global.arena.Append(bytes)); });
+        b.Index(g, fresh, [](EngineState& st, Partition&, Loc loc) { st.IndexTenant(loc); });
       }
       return Status::OK();
     }
@@ -355,10 +399,10 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t
         return MissingRef("tenant_id", "tenant");
       DefaultTimes(u, existing, now);
       bytes = Pack(u);
-      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      AS_RETURN_IF_ERROR(b.PutIfNew(std::move(key), std::move(bytes), existing, &fresh));
       if (fresh) {
-        b.emails.insert(email);
-        b.apply.push_back([&st, &shard, bytes] { st.IndexUser(shard, shard.arena.Append(bytes)); });
+        b.emails.insert(std::move(email));
+        b.Index(shard, fresh, [](EngineState& st, Partition& p, Loc loc) { st.IndexUser(p, loc); });
       }
       return Status::OK();
     }
@@ -369,8 +413,9 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t
       auto existing = b.Existing(key, At(g, g.agents, id));
       DefaultTimes(a, existing, now);
       bytes = Pack(a);
-      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
-      if (fresh) b.apply.push_back([&st, bytes] { st.IndexAgent(st.global.arena.Append(bytes)); });
+      AS_RETURN_IF_ERROR(b.PutIfNew(std::move(key), std::move(bytes), existing, &fresh));
+      if (fresh)
+        b.Index(g, fresh, [](EngineState& st, Partition&, Loc loc) { st.IndexAgent(loc); });
       return Status::OK();
     }
     case RecordType::kUserAgent: {
@@ -392,11 +437,11 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t
       ua.conversation_count = CountConversations(shard, user, agent);
       DefaultTimes(ua, existing, now);
       bytes = Pack(ua);
-      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      AS_RETURN_IF_ERROR(b.PutIfNew(std::move(key), std::move(bytes), existing, &fresh));
       if (fresh) {
         b.pairs.insert({user, agent});
-        b.apply.push_back(
-            [&st, &shard, bytes] { st.IndexUserAgent(shard, shard.arena.Append(bytes)); });
+        b.Index(shard, fresh,
+                [](EngineState& st, Partition& p, Loc loc) { st.IndexUserAgent(p, loc); });
       }
       return Status::OK();
     }
@@ -414,9 +459,9 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t
       ChatTotalsFromRecords(shard, id, &c);
       DefaultTimes(c, existing, now);
       bytes = Pack(c);
-      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      AS_RETURN_IF_ERROR(b.PutIfNew(std::move(key), std::move(bytes), existing, &fresh));
       if (!fresh) return Status::OK();
-      b.apply.push_back([&st, &shard, bytes] { st.IndexChat(shard, shard.arena.Append(bytes)); });
+      b.Index(shard, fresh, [](EngineState& st, Partition& p, Loc loc) { st.IndexChat(p, loc); });
       // A new chat is one more conversation of the user's user_agent for its agent (as
       // the batch so far left that user_agent).
       if (!c.agent_id) return Status::OK();
@@ -432,7 +477,7 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t
       UserAgentRewrite w{ua_id, Pack(ua)};
       b.batch.Put(ua_key, w.bytes);
       b.staged[ua_key] = w.bytes;
-      b.apply.push_back([&shard, w] { ApplyUserAgentRewrite(shard, w); });
+      b.Then([&shard, w] { ApplyUserAgentRewrite(shard, w); });
       return Status::OK();
     }
     case RecordType::kMessage: {
@@ -446,15 +491,19 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t
         return MissingRef("chat_id", "chat of this user");
       std::string key = RecordKey(type, id);
       auto existing = b.Existing(key, At(shard, shard.messages, id));
-      DefaultTimes(m, existing, now);
-      bytes = Pack(m);
-      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      if (packed.empty()) {
+        DefaultTimes(m, existing, now);
+        bytes = Pack(m);
+      } else {
+        bytes = std::move(packed);
+      }
+      AS_RETURN_IF_ERROR(b.PutIfNew(std::move(key), std::move(bytes), existing, &fresh));
       if (!fresh) return Status::OK();
       // A new message adds itself to its chat's totals (as the batch so far left them).
       AS_RETURN_IF_ERROR(
           AddTotals(b.Totals(shard, chat, c->second), 1, m.input_tokens, m.output_tokens, m.cost));
-      b.apply.push_back([&st, &shard, bytes] {
-        st.IndexMessage(shard, shard.arena.Append(bytes), /*keep_sorted=*/true);
+      b.Index(shard, fresh, [](EngineState& st, Partition& p, Loc loc) {
+        st.IndexMessage(p, loc, /*keep_sorted=*/true);
       });
       return Status::OK();
     }
@@ -474,9 +523,9 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t
       auto existing = b.Existing(key, stored);
       DefaultTimes(v, existing, now);
       bytes = Pack(v);
-      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      AS_RETURN_IF_ERROR(b.PutIfNew(std::move(key), std::move(bytes), existing, &fresh));
       if (fresh)
-        b.apply.push_back([&st, &shard, bytes] { st.IndexVote(shard, shard.arena.Append(bytes)); });
+        b.Index(shard, fresh, [](EngineState& st, Partition& p, Loc loc) { st.IndexVote(p, loc); });
       return Status::OK();
     }
     case RecordType::kAdminConfig: {
@@ -488,10 +537,10 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t
       auto existing = b.Existing(key, stored);
       DefaultTimes(c, existing, now);
       bytes = Pack(c);
-      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      AS_RETURN_IF_ERROR(b.PutIfNew(std::move(key), std::move(bytes), existing, &fresh));
       if (fresh)
-        b.apply.push_back([&st, bytes, name = c.config_key] {
-          st.global.admin_config[name] = st.global.arena.Append(bytes);
+        b.Index(g, fresh, [](EngineState&, Partition& g, Loc loc) {
+          g.admin_config[std::string(Str(View<fb::AdminConfig>(g, loc)->config_key()))] = loc;
         });
       return Status::OK();
     }
@@ -504,8 +553,9 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t
       auto existing = b.Existing(key, At(g, g.api_keys, id));
       DefaultTimes(k, existing, now);
       bytes = Pack(k);
-      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
-      if (fresh) b.apply.push_back([&st, bytes] { st.IndexApiKey(st.global.arena.Append(bytes)); });
+      AS_RETURN_IF_ERROR(b.PutIfNew(std::move(key), std::move(bytes), existing, &fresh));
+      if (fresh)
+        b.Index(g, fresh, [](EngineState& st, Partition&, Loc loc) { st.IndexApiKey(loc); });
       return Status::OK();
     }
     case RecordType::kUsageLog: {
@@ -517,11 +567,11 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t
       if (!shard.users.count(user)) return MissingRef("user_id", "user");
       std::string key = RecordKey(type, id);
       auto existing = b.Existing(key, At(shard, shard.usage_logs, id));
-      bytes = Pack(l);
-      AS_RETURN_IF_ERROR(b.PutIfNew(key, bytes, existing, &fresh));
+      bytes = packed.empty() ? Pack(l) : std::move(packed);
+      AS_RETURN_IF_ERROR(b.PutIfNew(std::move(key), std::move(bytes), existing, &fresh));
       if (!fresh) return Status::OK();
-      b.apply.push_back(
-          [&st, &shard, bytes] { st.IndexUsageLog(shard, shard.arena.Append(bytes)); });
+      b.Index(shard, fresh,
+              [](EngineState& st, Partition& p, Loc loc) { st.IndexUsageLog(p, loc); });
       // A tracked call counts in its chat's totals (docs/data-model.md): it adds itself,
       // as the batch so far left them.
       if (!l.chat_id) return Status::OK();
@@ -554,7 +604,7 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, int64_t
         return Status::AlreadyExists("this user already has a memory with this memory_key");
       b.batch.Put(key, m.full);
       b.staged.emplace(key, m.full);
-      b.apply.push_back([&st, &shard, bytes = std::move(m.bytes), vec = std::move(m.embedding)] {
+      b.Then([&st, &shard, bytes = std::move(m.bytes), vec = std::move(m.embedding)] {
         st.IndexMemory(shard, shard.arena.Append(bytes), vec.data());
       });
       return Status::OK();
@@ -587,23 +637,25 @@ Status Engine::ImportRecords(const Scope& scope, RecordType type,
   EngineState& st = *impl_;
   int64_t now = st.Now();
   std::vector<Incoming> parsed(records.size());
+  std::vector<std::string> packed(records.size());
   for (size_t i = 0; i < records.size(); ++i) {
     Status s = Prepare(st, type, records[i], now, &parsed[i]);
     // Nothing of the batch was applied; the error names the record that failed.
     if (!s.ok()) return AtRecord(s, i, records.size(), lines);
+    Prepack(type, parsed[i], &packed[i]);
   }
-  Staging b;
+  Staging b(records.size());
   uint64_t ticket = 0;
   {
     LockEverything lock(st);
     for (size_t i = 0; i < records.size(); ++i) {
-      Status s = Stage(st, b, type, parsed[i], now);
+      Status s = Stage(st, b, type, parsed[i], packed[i], now);
       if (!s.ok()) return AtRecord(s, i, records.size(), lines);
     }
     b.FinishChats();
-    if (b.apply.empty()) return Status::OK();  // every record already there, identical
+    if (b.steps.empty()) return Status::OK();  // every record already there, identical
     AS_ASSIGN_OR_RETURN(ticket, st.Log(b.batch));
-    for (auto& f : b.apply) f();
+    b.Apply(st);
   }
   return st.Durable(ticket);
 }

@@ -24,6 +24,27 @@ TEST(Uuid, RejectsMalformedText) {
   }
 }
 
+// Every digit position refuses every non-hex byte, and every byte value round-trips.
+TEST(Uuid, ParsesEveryDigitPositionStrictly) {
+  std::string good = "00112233-4455-6677-8899-aabbccddeeff";
+  for (size_t i = 0; i < good.size(); ++i) {
+    if (good[i] == '-') continue;
+    for (char c : {'g', 'G', '-', ' ', '\0', '/', ':', '@', '`', '\xff'}) {
+      std::string bad = good;
+      bad[i] = c;
+      EXPECT_FALSE(Uuid::Parse(bad)) << i << " " << int(c);
+    }
+  }
+  Uuid u;
+  for (int v = 0; v < 256; ++v) {
+    for (auto& b : u.bytes) b = static_cast<uint8_t>(v);
+    u.bytes[v % 16] = static_cast<uint8_t>(255 - v);
+    auto back = Uuid::Parse(u.ToString());
+    ASSERT_TRUE(back);
+    EXPECT_EQ(*back, u);
+  }
+}
+
 TEST(Uuid, V7CarriesTimeVersionAndVariant) {
   int64_t micros = 1'700'000'000'123'456;
   Uuid a = MakeUuidV7(micros, 0xFFFF, ~0ull);

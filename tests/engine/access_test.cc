@@ -779,6 +779,20 @@ TEST_F(AccessTest, ChatIdOfAnotherUserInAnotherShardIsRefused) {
   EXPECT_EQ(e().ListMessages(Scope::Service(), far_.chat_id(), {})->rows.size(), 1u);
 }
 
+// Once the other shard's chat is gone (hard delete), its id is free again: the store-wide
+// id directory forgets it with the record, before and after a restart.
+TEST_F(AccessTest, ChatIdFreedInAnotherShardCanBeReused) {
+  ASSERT_OK(e().DeleteChat(Scope::Service(), far_.chat_id(), DeleteMode::kHard));
+  fb::ChatT c;
+  c.id = FbId(far_.chat_id());
+  c.title = "mine now";
+  ASSERT_OK(e().CreateChat(Scope::ForUser(alice_.id), c));
+  Reopen();
+  EXPECT_EQ(Id(e().GetChat(Scope::Service(), far_.chat_id())->get()->user_id()), alice_.id);
+  // And still unique: far_ cannot take it back.
+  EXPECT_CODE(e().CreateChat(Scope::ForUser(far_.id), c), kAlreadyExists);
+}
+
 TEST_F(AccessTest, UserAgentIdOfAnotherUserInTheSameShardIsRefused) {
   fb::UserAgentT ua;
   ua.id = FbId(near_.user_agent_id());

@@ -5,6 +5,7 @@
 #include "agentstore/common/record_json.h"
 #include "agentstore/engine/operations.h"
 #include "test_util.h"
+#include "validate.h"
 
 namespace agentstore::testing {
 namespace {
@@ -78,6 +79,29 @@ TEST(Operations, TableIsCompleteAndNamesAreUnique) {
   EXPECT_GT(implemented, 30u);
   EXPECT_TRUE(OperationOf(Op::track_agent_usage).implemented);
   EXPECT_EQ(OperationOf(Op::admin_config_get).roles & kUser, 0) << "users never read admin_config";
+}
+
+}  // namespace
+}  // namespace agentstore::testing
+
+namespace agentstore::testing {
+namespace {
+
+// The depth rule (64 levels) as the records' JSON is checked: the bracket count decides
+// when brackets are few, the exact walk (brackets in strings do not nest) when many.
+TEST(Fields, JsonDepthRuleCountsNestingNotBrackets) {
+  using internal::CheckJsonDepth;
+  auto nested = [](int n) { return std::string(n, '[') + std::string(n, ']'); };
+  EXPECT_TRUE(CheckJsonDepth("f", nested(64)).ok());
+  EXPECT_EQ(CheckJsonDepth("f", nested(65)).code(), StatusCode::kInvalidArgument);
+  // Many brackets, none nesting deeper than 2: fine.
+  std::string flat = "[";
+  for (int i = 0; i < 100; ++i) flat += std::string(i ? "," : "") + "[1]";
+  EXPECT_TRUE(CheckJsonDepth("f", flat + "]").ok());
+  // Brackets inside strings (and escaped quotes) do not nest.
+  std::string in_string = "[\"" + std::string(200, '{') + "\\\"" + std::string(100, '[') + "\"]";
+  EXPECT_TRUE(CheckJsonDepth("f", in_string).ok());
+  EXPECT_EQ(CheckJsonDepth("f", "[\"x\"," + nested(64) + "]").code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace
