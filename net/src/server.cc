@@ -48,6 +48,10 @@ struct Worker {
   asio::io_context ioc{1};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   asio::steady_timer sweep{ioc};
+  // Set by Stop on this thread: a sweep whose timer had already fired (its handler queued
+  // with success, so cancel() cannot stop it) must not arm the timer again, or the loop
+  // never runs out of work and Stop's join waits forever.
+  bool sweep_stopped = false;
   std::list<std::shared_ptr<Connection>> conns;  // in accept order
   uint32_t unauthenticated = 0;
   std::thread thread;
@@ -498,7 +502,7 @@ Clock::duration Server::Impl::SweepInterval() const {
 void Server::Impl::Sweep(Worker* w) {
   w->sweep.expires_after(SweepInterval());
   w->sweep.async_wait([this, w](boost::system::error_code ec) {
-    if (ec) return;
+    if (ec || w->sweep_stopped) return;
     auto now = Clock::now();
     for (auto it = w->conns.begin(); it != w->conns.end();) {
       auto conn = *it++;  // CheckDeadlines may erase it from the list
@@ -635,6 +639,7 @@ void Server::Stop() {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   for (auto& w : impl_->workers) {
     asio::post(w->ioc, [w = w.get()] {
+      w->sweep_stopped = true;
       w->sweep.cancel();
       // Whatever is left (a stuck client) is closed now.
       for (auto it = w->conns.begin(); it != w->conns.end();) {
