@@ -222,6 +222,10 @@ int ReopenPhase(EngineOptions o, const VectorOptions& v) {
     full_at = i == 0 ? open_s : windows[i].at;
   }
   long rss = RssKiB() - rss0;
+  // Of it: file pages (the mapped table image, which the kernel can drop and reload)
+  // and anonymous memory (heap: indexes, maps, graphs, records written since).
+  long rss_file = StatusKiB("RssFile:"), rss_anon = StatusKiB("RssAnon:");
+  auto img = e->Image();
   auto s = e->Stats();
   uint64_t total = 0;
   for (uint64_t n : s.records) total += n;
@@ -241,13 +245,21 @@ int ReopenPhase(EngineOptions o, const VectorOptions& v) {
       "at >= 90%% of full speed from "
       "%.2fs (full: global top-10 %.0f/s, ordinary user top-5 %.0f/s, heavy user top-5 "
       "%.0f/s, one thread); rss %.0f MiB for raw %.0f MiB (arena %.0f + vectors %.0f) = "
-      "%.2fx; clean stop %.2fs (%s), then freeing memory %.2fs\n",
+      "%.2fx (anon %.0f MiB, file %.0f MiB); table image: %s; clean stop %.2fs (%s), then "
+      "freeing memory %.2fs\n",
       static_cast<unsigned long long>(total), static_cast<unsigned long long>(ms0.memories), open_s,
       open_cpu, static_cast<unsigned long long>(ms0.global_loaded),
       static_cast<unsigned long long>(ms0.memories),
       static_cast<unsigned long long>(ms0.user_graphs_loaded), settled_at, settled_cpu, full_at,
       full[0], full[1], full[2], rss / 1024.0, raw_mib, s.arena_live_bytes / 1048576.0,
-      vector_bytes / 1048576.0, rss / 1024.0 / raw_mib, stop_s, closed.ToString().c_str(), free_s);
+      vector_bytes / 1048576.0, rss / 1024.0 / raw_mib, rss_anon / 1024.0, rss_file / 1024.0,
+      img.used ? ("used, " + std::to_string(img.mapped_bytes >> 20) + " MiB mapped, " +
+                  std::to_string(img.changed_keys) + " keys read from RocksDB")
+                     .c_str()
+               : ("not used: " +
+                  (img.rebuilt_because.empty() ? std::string("none") : img.rebuilt_because))
+                     .c_str(),
+      stop_s, closed.ToString().c_str(), free_s);
   return 0;
 }
 

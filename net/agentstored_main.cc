@@ -142,6 +142,19 @@ int main(int argc, char** argv) {
                  "change feed: events a subscriber may have waiting before it is cut off "
                  "(it resumes from its resume point)")
       ->capture_default_str();
+  agentstore::EngineOptions image_defaults;
+  bool no_image = false;
+  uint64_t image_min_changes = image_defaults.image_min_changes;
+  int image_check_ms = image_defaults.image_check_ms;
+  app.add_flag("--no-table-image", no_image,
+               "start by scanning RocksDB; never read or write <data-dir>/image");
+  app.add_option("--image-min-changes", image_min_changes,
+                 "write a new table image once this many changes were logged since the last "
+                 "(checked every --image-check-ms, and at a clean stop)")
+      ->capture_default_str();
+  app.add_option("--image-check-ms", image_check_ms,
+                 "how often the background writer checks (0: only at a clean stop and image_save)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (retention_days < 0 || lease_ttl_ms <= 0) {
     spdlog::error("--usage-retention-days must be >= 0 and --lease-ttl-ms > 0");
@@ -173,6 +186,9 @@ int main(int argc, char** argv) {
   options.feed_retention_seconds = feed_retention_s;
   options.feed_retention_mb = feed_retention_mb;
   options.feed.max_queued_events = std::max<size_t>(feed_buffer, 1);
+  options.table_image = !no_image;
+  options.image_min_changes = image_min_changes;
+  options.image_check_ms = image_check_ms;
   auto start = std::chrono::steady_clock::now();
   auto engine = agentstore::Engine::Open(options);
   if (!engine.ok()) {

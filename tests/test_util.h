@@ -1,6 +1,7 @@
 // Helpers shared by the test suites: temporary data directories and engine setup.
 #pragma once
 
+#include <functional>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -131,10 +132,13 @@ class EngineFixture : public ::testing::Test {
     o.durability = d;
     o.clock = &clock_;
     o.shards = 4;
+    if (tweak_) tweak_(o);
     auto r = Engine::Open(o);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     engine_ = std::move(r).value();
   }
+  // Applied to the options of every Open (tests that need other settings).
+  std::function<void(EngineOptions&)> tweak_;
   void Reopen() {
     engine_.reset();
     Open();

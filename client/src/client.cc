@@ -1122,6 +1122,7 @@ Pending<uint64_t> Client::ExpireUsageLogs() {
 Pending<Done> Client::SaveMemoryGraphs() {
   return AS_CALL_NOARGS(Done, memory_graphs_save, DecodeDone);
 }
+Pending<Done> Client::SaveImage() { return AS_CALL_NOARGS(Done, image_save, DecodeDone); }
 Pending<Row<fb::Quota>> Client::SetQuota(const fb::QuotaT& q) {
   return AS_CALL(Row<fb::Quota>, quota_set, DecodeRow<fb::Quota>, return RecordArgs(fbb, q););
 }

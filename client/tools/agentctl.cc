@@ -1138,6 +1138,13 @@ int main(int argc, char** argv) {
         Must(Connect(g).SaveMemoryGraphs().get());
         std::cout << "vector graphs saved\n";
       });
+  app.add_subcommand("save-image",
+                     "write the table image and the changed vector graphs now, so the next "
+                     "start maps them (also in the background and on a clean stop)")
+      ->callback([&] {
+        Must(Connect(g).SaveImage().get());
+        std::cout << "table image written\n";
+      });
 
   std::string path = "-";
   auto* ex = app.add_subcommand("export", "every record as JSON Lines, parents first");

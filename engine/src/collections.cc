@@ -421,7 +421,7 @@ void Collect(const Collection& c, const Map& m, PkOf pk_of, const Range& r, bool
 Status EngineState::RecoverCollections() {
   collections = std::make_shared<CollectionStore>();
   std::vector<std::shared_ptr<const Schema>> schemas;
-  AS_RETURN_IF_ERROR(store->Scan(
+  AS_RETURN_IF_ERROR(RecoveryScan(
       std::string(1, kCollectionDefPrefix), [&](std::string_view k, std::string_view v) {
         Json j = Json::parse(v, nullptr, false);
         if (j.is_discarded()) return Status::Corruption("collection declaration is not JSON");
@@ -434,7 +434,7 @@ Status EngineState::RecoverCollections() {
   for (auto& s : schemas) {
     auto c = NewCollection(s);
     std::string prefix = RecPrefix(s->name);
-    AS_RETURN_IF_ERROR(store->Scan(prefix, [&](std::string_view k, std::string_view v) {
+    AS_RETURN_IF_ERROR(RecoveryScan(prefix, [&](std::string_view k, std::string_view v) {
       Json rec;
       AS_RETURN_IF_ERROR(coll::Decode(*s, v, &rec));
       ApplyRecord(*c, std::string(k.substr(prefix.size())), nullptr, &rec, std::string(v));

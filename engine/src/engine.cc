@@ -277,12 +277,19 @@ Status Verified(std::string_view key, std::string_view value) {
 
 }  // namespace
 
-Status EngineState::Recover() {
-  auto scan = [&](RecordType t, auto&& fn) {
-    return store->Scan(KeyPrefix(t), [&](std::string_view k, std::string_view v) {
-      return fn(k, AlignedCopy(v));
-    });
+Status EngineState::RecoveryScan(
+    std::string_view prefix,
+    const std::function<Status(std::string_view, std::string_view)>& visit) {
+  const TableImage* img = source ? source->image() : nullptr;
+  auto aligned = [&](std::string_view k, std::string_view v) {
+    return visit(k, img && img->Holds(v.data()) ? v : AlignedCopy(v));
   };
+  if (source) return source->Scan(prefix, aligned);
+  return store->Scan(prefix, aligned);
+}
+
+Status EngineState::Recover() {
+  auto scan = [&](RecordType t, auto&& fn) { return RecoveryScan(KeyPrefix(t), fn); };
   AS_RETURN_IF_ERROR(scan(RecordType::kTenant, [&](std::string_view k, std::string_view v) {
     AS_RETURN_IF_ERROR(Verified<fb::Tenant>(k, v));
     IndexTenant(global.arena.Append(v));
@@ -342,6 +349,73 @@ Status EngineState::Recover() {
   return RecoverUsage();
 }
 
+void EngineState::OpenTableImage() {
+  image.dir = options.data_dir + "/image";
+  if (!options.table_image) return;
+  auto rebuild = [&](const std::string& why) {
+    image.rebuilt_because = why;
+    std::fprintf(stderr, "agentstore: %s: starting from RocksDB: %s\n", options.data_dir.c_str(),
+                 why.c_str());
+  };
+  if (!store->OpenReport().empty()) {
+    // Writes the image holds may be among those the damaged log dropped, and the log
+    // would reuse their sequence numbers: the image can never be trusted again.
+    RemoveTableImage(image.dir);
+    return rebuild("the log was damaged; table image removed");
+  }
+  auto mapped = TableImage::Map(image.dir, store->Identity());
+  if (!mapped.ok()) {
+    if (mapped.status().code() != StatusCode::kNotFound) rebuild(mapped.status().ToString());
+    return;
+  }
+  auto src = RecordSource::WithImage(store.get(), *mapped);
+  if (!src.ok()) return rebuild(src.status().ToString());
+  source = std::move(*src);
+  image.mapped = *mapped;
+  image.used = true;
+  image.changed_keys = source->changed_keys();
+  image.sequence = image.mapped->sequence();
+  // Arenas and the vector store refer to the image's records and vectors in place.
+  const TableImage& img = *image.mapped;
+  Arena::StableRegion region{image.mapped, img.begin(), img.bytes()};
+  global.arena.SetStableRegion(region);
+  for (auto& shard : shards) shard->arena.SetStableRegion(region);
+  memory.vectors->SetStableRegion(image.mapped, img.begin(), img.bytes());
+}
+
+Status EngineState::SaveTableImage() {
+  std::lock_guard lock(image.save_mu);
+  AS_ASSIGN_OR_RETURN(uint64_t sequence, WriteTableImage(*store, image.dir));
+  image.sequence = sequence;
+  return Status::OK();
+}
+
+void EngineState::StartImageThread() {
+  if (!options.table_image || options.image_check_ms <= 0) return;
+  image.thread = std::thread([this] {
+    std::unique_lock lock(image.thread_mu);
+    while (!image.stopping) {
+      image.wake.wait_for(lock, std::chrono::milliseconds(options.image_check_ms));
+      if (image.stopping) break;
+      const uint64_t at = image.sequence.load();
+      if (store->LatestSequence() - at < options.image_min_changes) continue;
+      lock.unlock();
+      if (Status s = SaveTableImage(); !s.ok())
+        std::fprintf(stderr, "agentstore: table image not written: %s\n", s.ToString().c_str());
+      lock.lock();
+    }
+  });
+}
+
+void EngineState::StopImageThread() {
+  {
+    std::lock_guard lock(image.thread_mu);
+    image.stopping = true;
+  }
+  image.wake.notify_all();
+  if (image.thread.joinable()) image.thread.join();
+}
+
 Status ParsePatch(std::string_view text, Json* out) {
   // Far above any record's fields (each JSON field is capped at 64 KiB).
   if (text.size() > (4u << 20)) return Status::InvalidArgument("patch is larger than 4 MiB");
@@ -390,12 +464,27 @@ Status Engine::Close() {
   };
   if (impl_->feed) impl_->feed->Stop();
   impl_->StopMemoryThread();
-  trace("memory thread stopped");
+  impl_->StopImageThread();
+  trace("memory and image threads stopped");
   // A failed save leaves the previous saved graphs, which the next open checks anyway.
   if (impl_->memory.global) (void)impl_->SaveMemoryGraphs();
   trace("graphs saved");
   Status s = impl_->store->Flush();
   trace("flushed");
+  if (s.ok() && impl_->options.table_image) {
+    // After the flush, so the image covers everything; written when the next start
+    // could not use the last one, or would read too much of RocksDB beside it.
+    const uint64_t at = impl_->image.sequence.load();
+    auto oldest = impl_->store->OldestLogSequence();
+    if (at == 0 || !oldest.ok() || *oldest > at + 1 ||
+        impl_->store->LatestSequence() - at >= impl_->options.image_min_changes) {
+      // A failed write leaves the previous image (or none): the next start reads more of
+      // RocksDB, nothing else.
+      if (Status w = impl_->SaveTableImage(); !w.ok())
+        std::fprintf(stderr, "agentstore: table image not written: %s\n", w.ToString().c_str());
+      trace("table image written");
+    }
+  }
   impl_->store.reset();
   trace("rocksdb closed");
   return s;
@@ -479,9 +568,14 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
                  impl->store->OpenReport().c_str());
   TightenFiles(options.data_dir);
   AS_RETURN_IF_ERROR(impl->OpenMemoryStore());
+  impl->OpenTableImage();
   AS_RETURN_IF_ERROR(impl->Recover());
   AS_RETURN_IF_ERROR(impl->RecoverCollections());
+  // The changed keys' copies go; arenas and vectors keep the image's values mapped.
+  impl->source.reset();
+  if (impl->image.mapped) impl->image.mapped->ReleaseIndex();
   impl->StartMemoryThread();
+  impl->StartImageThread();
   impl->StartFeed();
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
@@ -556,6 +650,27 @@ Status Engine::Checkpoint(const std::string& dir) {
   TightenFiles(dir);
   return Status::OK();
 }
+Status Engine::SaveImage(const Scope& scope) {
+  if (!scope.is_service() && !scope.is_admin())
+    return Status::PermissionDenied("saving the table image needs a service or admin key");
+  if (scope.confined())
+    return Status::PermissionDenied("a tenant-scoped key may not save the store's image");
+  if (!impl_->options.table_image)
+    return Status::Unavailable("this server runs without a table image");
+  AS_RETURN_IF_ERROR(impl_->SaveTableImage());
+  return impl_->memory.global ? impl_->SaveMemoryGraphs() : Status::OK();
+}
+
+Engine::ImageStats Engine::Image() const {
+  ImageStats s;
+  s.used = impl_->image.used;
+  s.changed_keys = impl_->image.changed_keys;
+  s.rebuilt_because = impl_->image.rebuilt_because;
+  s.mapped_bytes = impl_->image.mapped ? impl_->image.mapped->bytes() : 0;
+  s.sequence = impl_->image.sequence.load();
+  return s;
+}
+
 storage::Durability Engine::durability() const { return impl_->store->durability(); }
 Status Engine::WriteHealth() const { return impl_->store->WriteHealth(); }
 

@@ -22,6 +22,7 @@
 #include "keys.h"
 #include "memory_index.h"
 #include "record_fields.h"
+#include "table_image.h"
 #include "usage_state.h"
 
 namespace agentstore::internal {
@@ -149,10 +150,31 @@ struct MemoryState {
   uint64_t user_graphs_loaded = 0;
 };
 
+// The table image (table_image.h): the one in use since open, and the thread that
+// writes a new one when enough has changed.
+struct ImageState {
+  std::string dir;  // <data_dir>/image
+  std::shared_ptr<const TableImage> mapped;  // what this open started from (may be null)
+  std::mutex save_mu;                        // one writer at a time
+  std::atomic<uint64_t> sequence{0};         // the newest image's (0: none)
+  std::mutex thread_mu;
+  std::condition_variable wake;
+  bool stopping = false;
+  std::thread thread;
+  // What the last open did: started from an image, and how many keys it read from
+  // RocksDB because the log changed them after the image; or why it rebuilt.
+  bool used = false;
+  uint64_t changed_keys = 0;
+  std::string rebuilt_because;
+};
+
 struct EngineState {
   EngineOptions options;
   MemoryState memory;
   std::unique_ptr<storage::KvStore> store;
+  ImageState image;
+  // What recovery reads at open (RocksDB, or the image and the keys changed after it).
+  std::unique_ptr<RecordSource> source;
   std::unique_ptr<ChangeFeed> feed;  // follows `store`'s log; stopped before it closes
   std::vector<std::unique_ptr<Partition>> shards;
   Partition global;
@@ -281,6 +303,17 @@ struct EngineState {
   Status ImportUsageRecord(RecordType type, std::string_view json, uint64_t* ticket);
 
   Status Recover();
+  // Recovery's reads: every record under `prefix` in key order, each value 8-aligned
+  // (FlatBuffers reads scalars in place); image values are passed where they are mapped,
+  // so arenas and the vector store refer to them instead of copying.
+  Status RecoveryScan(std::string_view prefix,
+                      const std::function<Status(std::string_view, std::string_view)>& visit);
+  // Chooses the recovery source at open: the table image if it is usable, else RocksDB.
+  void OpenTableImage();
+  // Writes a new table image now (the image thread, Close, Engine::SaveImage).
+  Status SaveTableImage();
+  void StartImageThread();
+  void StopImageThread();
   void MaybeCompact(Partition& p);
 
   // Collections (collections.cc): run-time declared record types, kept behind their own

@@ -409,9 +409,8 @@ Result<uint64_t> EngineState::SweepExpired() {
 Status EngineState::RecoverMemories() {
   const uint32_t dim = memory.space->dim();
   memory.recovering = true;
-  AS_RETURN_IF_ERROR(store->Scan(
-      KeyPrefix(RecordType::kUserMemory), [&](std::string_view k, std::string_view raw) {
-        std::string_view v = AlignedCopy(raw);
+  AS_RETURN_IF_ERROR(RecoveryScan(
+      KeyPrefix(RecordType::kUserMemory), [&](std::string_view k, std::string_view v) {
         flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(v.data()), v.size());
         if (!verifier.VerifyBuffer<fb::UserMemory>(nullptr))
           return Status::Corruption("a user_memory record fails verification");
@@ -424,7 +423,7 @@ Status EngineState::RecoverMemories() {
         IndexMemory(shard, shard.arena.Append(bytes), m->embedding()->data());
         return Status::OK();
       }));
-  return store->Scan(std::string(1, kTouchPrefix), [&](std::string_view k, std::string_view v) {
+  return RecoveryScan(std::string(1, kTouchPrefix), [&](std::string_view k, std::string_view v) {
     if (k.size() != 17 || v.size() != 16) return Status::Corruption("malformed memory touch");
     Uuid id = Uuid::FromBytes(reinterpret_cast<const uint8_t*>(k.data() + 1));
     int64_t count, at;

@@ -859,16 +859,7 @@ bool MergeUsageRecord(std::string_view key, const std::string_view* existing,
 }
 
 Status EngineState::RecoverUsage() {
-  auto scan = [&](RecordType t, auto&& fn) {
-    return store->Scan(KeyPrefix(t), [&](std::string_view k, std::string_view v) {
-      // RocksDB values may be unaligned; FlatBuffers wants aligned scalars.
-      thread_local std::vector<uint64_t> buf;
-      buf.resize((v.size() + 7) / 8);
-      std::memcpy(buf.data(), v.data(), v.size());
-      std::string_view a(reinterpret_cast<const char*>(buf.data()), v.size());
-      return fn(k, a);
-    });
-  };
+  auto scan = [&](RecordType t, auto&& fn) { return RecoveryScan(KeyPrefix(t), fn); };
   auto verify = [](auto* tag, std::string_view k, std::string_view v) -> Status {
     using T = std::remove_pointer_t<decltype(tag)>;
     flatbuffers::Verifier ver(reinterpret_cast<const uint8_t*>(v.data()), v.size());

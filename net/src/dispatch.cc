@@ -839,6 +839,10 @@ template <>
 Status Handle<Op::memory_graphs_save>(Call& c) {
   return c.engine.SaveMemoryGraphs(c.scope);
 }
+template <>
+Status Handle<Op::image_save>(Call& c) {
+  return c.engine.SaveImage(c.scope);
+}
 Status SetHits(Call& c, Result<std::vector<MemoryHit>> r) {
   if (!r.ok()) return r.status();
   std::vector<flatbuffers::Offset<proto::Blob>> items;

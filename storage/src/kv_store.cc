@@ -867,4 +867,106 @@ Status KvStore::WriteHealth() const {
 const std::string& KvStore::OpenReport() const { return impl_->open_report; }
 uint64_t KvStore::LatestSequence() const { return impl_->db->GetLatestSequenceNumber(); }
 
+Result<uint64_t> KvStore::ScanAll(
+    const std::function<Status(std::string_view key, std::string_view value)>& visit) {
+  const rocksdb::Snapshot* snap = impl_->db->GetSnapshot();
+  const uint64_t sequence = snap->GetSequenceNumber();
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  ro.fill_cache = false;  // a whole-store pass must not evict what readers use
+  ro.readahead_size = 2 << 20;
+  Status s;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro));
+    for (it->SeekToFirst(); s.ok() && it->Valid(); it->Next()) {
+      rocksdb::Slice k = it->key(), v = it->value();
+      s = visit(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size()));
+    }
+    if (s.ok()) s = FromRocks(it->status(), "scanning the store");
+  }
+  impl_->db->ReleaseSnapshot(snap);
+  if (!s.ok()) return s;
+  return sequence;
+}
+
+namespace {
+
+// The keys a logged batch changes: puts, deletes and merges (a range delete, which the
+// engine never writes, fails the walk so the caller cannot miss what it removed).
+class ChangedKeys : public rocksdb::WriteBatch::Handler {
+ public:
+  ChangedKeys(uint64_t from, uint64_t first, const std::function<void(std::string_view)>& visit)
+      : from_(from), seq_(first), visit_(visit) {}
+  rocksdb::Status PutCF(uint32_t, const rocksdb::Slice& k, const rocksdb::Slice&) override {
+    return Change(k);
+  }
+  rocksdb::Status DeleteCF(uint32_t, const rocksdb::Slice& k) override { return Change(k); }
+  rocksdb::Status SingleDeleteCF(uint32_t, const rocksdb::Slice& k) override { return Change(k); }
+  rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice& k, const rocksdb::Slice&) override {
+    return Change(k);
+  }
+  void LogData(const rocksdb::Slice&) override {}
+
+ private:
+  rocksdb::Status Change(const rocksdb::Slice& k) {
+    if (seq_++ >= from_) visit_(std::string_view(k.data(), k.size()));
+    return rocksdb::Status::OK();
+  }
+  const uint64_t from_;
+  uint64_t seq_;
+  const std::function<void(std::string_view)>& visit_;
+};
+
+}  // namespace
+
+Status KvStore::VisitChangedKeys(uint64_t from,
+                                 const std::function<void(std::string_view key)>& visit) {
+  if (from == 0) from = 1;
+  const uint64_t latest = impl_->db->GetLatestSequenceNumber();
+  if (from > latest) return Status::OK();
+  auto out_of_range = [&](uint64_t oldest) {
+    return Status::OutOfRange("sequence " + std::to_string(from) +
+                              " is no longer kept; the oldest kept is " + std::to_string(oldest));
+  };
+  AS_ASSIGN_OR_RETURN(uint64_t oldest, OldestLogSequence());
+  if (from < oldest) return out_of_range(oldest);
+  std::unique_ptr<rocksdb::TransactionLogIterator> it;
+  AS_RETURN_IF_ERROR(FromRocks(impl_->db->GetUpdatesSince(from, &it), "reading the log"));
+  uint64_t next = from;  // every sequence below it was seen
+  for (; it->Valid(); it->Next()) {
+    rocksdb::BatchResult b = it->GetBatch();
+    // The first batch must hold `from` and each next one follow on: a gap is a lost file.
+    if (b.sequence > next) return out_of_range(b.sequence);
+    ChangedKeys keys(from, b.sequence, visit);
+    AS_RETURN_IF_ERROR(FromRocks(b.writeBatchPtr->Iterate(&keys), "decoding the log"));
+    next = std::max<uint64_t>(next, b.sequence + b.writeBatchPtr->Count());
+  }
+  rocksdb::Status rs = it->status();
+  // The live log's end may be mid-write; what was read stands if it reached `latest`.
+  if (next <= latest) {
+    if (!rs.ok()) return FromRocks(rs, "reading the log");
+    return Status::Corruption("the log ends at sequence " + std::to_string(next - 1) +
+                              " before the store's latest " + std::to_string(latest));
+  }
+  return Status::OK();
+}
+
+Status KvStore::SyncLog() {
+  return impl_->Exclusive([&]() -> Status {
+    if (impl_->failed.load()) return WriteHealth();
+    rocksdb::Status s = impl_->SyncNow();
+    if (!s.ok()) {
+      if (s.IsIOError() || s.IsNoSpace()) impl_->FailNow(s);
+      return FromRocks(s, "syncing the log");
+    }
+    return Status::OK();
+  });
+}
+
+std::string KvStore::Identity() const {
+  std::string id;
+  if (!impl_->db->GetDbIdentity(id).ok()) id.clear();
+  return id;
+}
+
 }  // namespace agentstore::storage

@@ -1393,6 +1393,8 @@ TEST_F(TenantScopeTest, EveryOperationIsConfinedToTheKeysTenant) {
     };
     // The saved graphs hold every tenant's vectors: store-wide, like a backup.
     cases["memory_graphs_save"] = [&] { EXPECT_CODE(e().SaveMemoryGraphs(s), kPermissionDenied); };
+    // So does the table image: every tenant's records.
+    cases["image_save"] = [&] { EXPECT_CODE(e().SaveImage(s), kPermissionDenied); };
     // The change feed: another tenant, or a user of it, is refused at subscribe; with no
     // filter the key is narrowed to its own tenant, so the other tenant's change (a
     // record written right after) never arrives.

@@ -327,7 +327,7 @@ inline ArgsPair ArgsFor(Op op, flatbuffers::FlatBufferBuilder& fbb, const FrameI
   if (name == "unsubscribe")
     return {A::UnsubscribeArgs, proto::CreateUnsubscribeArgs(fbb, 7).Union()};
   // No arguments: status, admin_config_list, key_list, usage_expire, limit_config_list
-  // (above), coll_list, coll_sweep, memory_graphs_save, and an operation this file does
+  // (above), coll_list, coll_sweep, memory_graphs_save, image_save, and an operation this file does
   // not know yet (the fuzzer's seed check names it).
   return {A::NONE, 0};
 }

@@ -263,6 +263,8 @@ class Client {
   Pending<uint64_t> ExpireUsageLogs();
   // Saves the server's vector graphs now (service/admin), so a restart loads them.
   Pending<Done> SaveMemoryGraphs();
+  // Writes the table image and the changed vector graphs now (service or admin).
+  Pending<Done> SaveImage();
   Pending<Row<fb::Quota>> SetQuota(const fb::QuotaT& quota);
   Pending<std::vector<Row<fb::Quota>>> GetQuotas(const Uuid& tenant,
                                                  std::optional<fb::QuotaType> type = std::nullopt,

@@ -110,6 +110,15 @@ struct EngineOptions {
   uint64_t feed_retention_seconds = 86400;
   uint64_t feed_retention_mb = 4096;
   FeedOptions feed;
+  // The table image (<data_dir>/image, docs/data-model.md "Start and the table image"):
+  // a start maps it and reads from RocksDB only the keys the log changed after it,
+  // instead of scanning the whole store. A new one is written in the background once
+  // `image_min_changes` changes were logged since the last (checked every
+  // `image_check_ms`), at a clean stop when there is none yet or that many changed, and
+  // on demand (Engine::SaveImage). false: no image is read or written.
+  bool table_image = true;
+  uint64_t image_min_changes = 100000;
+  int image_check_ms = 60000;
 };
 
 // A new API key: the secret is shown once, only its hash is stored.
@@ -153,7 +162,9 @@ class Engine {
   // Opens the data directory and rebuilds every table and index from RocksDB.
   static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
   // A clean stop: stops the memory thread (a graph build in progress is abandoned, not
-  // finished), saves the graphs that changed, flushes RocksDB's memtable and closes it.
+  // finished), saves the graphs that changed, writes the table image when there is none
+  // or EngineOptions::image_min_changes changed since it, flushes RocksDB's memtable and
+  // closes it.
   // Afterwards every write is on disk and the data directory is free; the engine must
   // not be used again, only destroyed (which frees its memory; a process about to exit
   // may skip that). The destructor closes an engine not closed yet.
@@ -288,6 +299,19 @@ class Engine {
   // Saves the vector graphs changed since their last save now (service or admin; also
   // done periodically and on a clean stop: MemoryOptions::graph_save_interval_ms).
   Status SaveMemoryGraphs(const Scope& scope);
+  // Writes the table image now (service or admin, not tenant-scoped: it holds every
+  // tenant's records), then the vector graphs changed since their last save. Also done
+  // in the background and on a clean stop (EngineOptions::image_*).
+  Status SaveImage(const Scope& scope);
+  // What this open started from, and the newest image.
+  struct ImageStats {
+    bool used = false;              // started from the table image
+    uint64_t changed_keys = 0;      // ... reading these keys from RocksDB instead
+    std::string rebuilt_because;    // else why the start scanned RocksDB (empty: no image)
+    uint64_t mapped_bytes = 0;      // the image in use since open
+    uint64_t sequence = 0;          // the newest image's sequence (0: none)
+  };
+  ImageStats Image() const;
   // ---- usage accounting, quotas, rate limits ----
   // The seeds' agent usage tracking flow in one atomic, durable write. `call` carries
   // user_id, agent_id, chat_id (optional), agent_type, provider, model, tokens, costs,

@@ -90,7 +90,8 @@ enum RoleBits : uint8_t { kService = 1, kAdmin = 2, kUser = 4, kAnyRole = 7 };
   X(coll_sweep, kWrite, kService | kAdmin, true, "remove collection records past their TTL")       \
   X(memory_graphs_save, kWrite, kService | kAdmin, true, "save the vector graphs to disk now")     \
   X(subscribe, kRead, kAnyRole, true, "follow changes after a sequence as push frames")            \
-  X(unsubscribe, kRead, kAnyRole, true, "end a subscription; its end frame has the resume point")
+  X(unsubscribe, kRead, kAnyRole, true, "end a subscription; its end frame has the resume point") \
+  X(image_save, kWrite, kService | kAdmin, true, "write the table image and changed graphs now")
 
 enum class Op : uint16_t {
 #define AS_OP_ENUM(name, kind, roles, implemented, summary) name,

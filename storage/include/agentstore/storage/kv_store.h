@@ -177,6 +177,20 @@ class KvStore {
   // e.g. saved vector graphs, to say which writes it covers).
   uint64_t LatestSequence() const;
 
+  // --- For state derived from the store and saved beside it (the table image) ---
+  // Visits every key and value at one consistent point (a RocksDB snapshot; writers go
+  // on), in key order, and returns that point's sequence number.
+  Result<uint64_t> ScanAll(
+      const std::function<Status(std::string_view key, std::string_view value)>& visit);
+  // Visits the key of every change logged with a sequence >= `from` (puts, deletes and
+  // merges, in log order, a key once per change); kOutOfRange when the log no longer
+  // reaches back to `from`.
+  Status VisitChangedKeys(uint64_t from, const std::function<void(std::string_view key)>& visit);
+  // Writes and fsyncs everything logged so far, in any durability mode.
+  Status SyncLog();
+  // RocksDB's identity of this store (its IDENTITY file): tells one store from another.
+  std::string Identity() const;
+
  private:
   struct Impl;
   explicit KvStore(std::unique_ptr<Impl> impl);
