@@ -220,9 +220,14 @@ int main(int argc, char** argv) {
     std::ofstream(port_file + ".tmp") << (*server)->port() << "\n";
     std::filesystem::rename(port_file + ".tmp", port_file);
   }
+  auto image = (*engine)->Image();
   spdlog::info(
-      "agentstored ready: listening on {}:{} data_dir={} durability={} records={} opened_in={}ms",
-      net.host, (*server)->port(), data_dir, durability, total, ms);
+      "agentstored ready: listening on {}:{} data_dir={} durability={} records={} opened_in={}ms "
+      "({})",
+      net.host, (*server)->port(), data_dir, durability, total, ms,
+      image.used ? "from the table image, " + std::to_string(image.changed_keys) +
+                       " changed keys read from RocksDB"
+                 : "scanned RocksDB");
   int sig = 0;
   sigwait(&stop, &sig);
   spdlog::info("signal {} received: finishing in-flight requests", sig);

@@ -289,7 +289,25 @@ Status EngineState::RecoveryScan(
 }
 
 Status EngineState::Recover() {
+  if (options.memory.save_graphs) {
+    memory.global_file = std::async(std::launch::async, [this] {
+      return LoadGraphFile(memory.graph_dir + "/global", memory.space, options.memory.global_graph);
+    });
+  }
   auto scan = [&](RecordType t, auto&& fn) { return RecoveryScan(KeyPrefix(t), fn); };
+  // Each shard's tables sized once for what the image holds (growing a hash table
+  // rehashes every entry each time it doubles).
+  auto reserve = [&](RecordType t, IdMap Partition::*table) {
+    size_t n = source ? source->CountHint(KeyPrefix(t)) : 0;
+    if (n == 0) return;
+    for (auto& shard : shards) ((*shard).*table).reserve(n / shards.size() * 9 / 8 + 16);
+  };
+  reserve(RecordType::kUser, &Partition::users);
+  reserve(RecordType::kChat, &Partition::chats);
+  reserve(RecordType::kMessage, &Partition::messages);
+  reserve(RecordType::kUserAgent, &Partition::user_agents);
+  reserve(RecordType::kUserMemory, &Partition::memories);
+  reserve(RecordType::kUsageLog, &Partition::usage_logs);
   AS_RETURN_IF_ERROR(scan(RecordType::kTenant, [&](std::string_view k, std::string_view v) {
     AS_RETURN_IF_ERROR(Verified<fb::Tenant>(k, v));
     IndexTenant(global.arena.Append(v));
@@ -344,9 +362,14 @@ Status EngineState::Recover() {
     IndexApiKey(global.arena.Append(v));
     return Status::OK();
   }));
+  open_trace("records indexed");
   AS_RETURN_IF_ERROR(RecoverMemories());
+  open_trace("memories indexed");
   FinishMemoryRecovery();
-  return RecoverUsage();
+  open_trace("graphs loaded");
+  AS_RETURN_IF_ERROR(RecoverUsage());
+  open_trace("usage recovered");
+  return Status::OK();
 }
 
 void EngineState::OpenTableImage() {
@@ -541,8 +564,16 @@ void TightenFiles(const std::string& dir) {
 Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   if (options.shards < 1 || options.shards > 1024)
     return Status::InvalidArgument("shards must be 1..1024");
+  auto t0 = std::chrono::steady_clock::now();
+  // AGENTSTORE_OPEN_TRACE=1: when each step of the open ended (stderr).
+  auto trace = [&, on = getenv("AGENTSTORE_OPEN_TRACE") != nullptr](const char* what) {
+    if (on)
+      fprintf(stderr, "open: %s at %.3fs\n", what,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  };
   auto impl = std::make_unique<EngineState>();
   impl->options = options;
+  impl->open_trace = trace;
   impl->id_seed =
       options.random_seed ? options.random_seed : std::random_device{}() * 0x100000001ull;
   for (int i = 0; i < options.shards; ++i) {
@@ -567,10 +598,13 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
     std::fprintf(stderr, "agentstore: %s: %s\n", options.data_dir.c_str(),
                  impl->store->OpenReport().c_str());
   TightenFiles(options.data_dir);
+  trace("rocksdb opened");
   AS_RETURN_IF_ERROR(impl->OpenMemoryStore());
   impl->OpenTableImage();
+  trace("table image mapped and checked");
   AS_RETURN_IF_ERROR(impl->Recover());
   AS_RETURN_IF_ERROR(impl->RecoverCollections());
+  trace("collections recovered");
   // The changed keys' copies go; arenas and vectors keep the image's values mapped.
   impl->source.reset();
   if (impl->image.mapped) impl->image.mapped->ReleaseIndex();

@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -18,6 +20,7 @@
 #include "agentstore/engine/engine.h"
 #include "arena.h"
 #include "feed_notes.h"
+#include "graph_file.h"
 #include "id_directory.h"
 #include "keys.h"
 #include "memory_index.h"
@@ -148,12 +151,15 @@ struct MemoryState {
   bool trimmed = false;  // malloc_trim done since the indexer last worked
   uint64_t global_loaded = 0;
   uint64_t user_graphs_loaded = 0;
+  // The saved global graph, read from its files on another thread while recovery
+  // indexes the records (the two take about as long; the machine has more than one core).
+  std::future<Result<SavedGraph>> global_file;
 };
 
 // The table image (table_image.h): the one in use since open, and the thread that
 // writes a new one when enough has changed.
 struct ImageState {
-  std::string dir;  // <data_dir>/image
+  std::string dir;                           // <data_dir>/image
   std::shared_ptr<const TableImage> mapped;  // what this open started from (may be null)
   std::mutex save_mu;                        // one writer at a time
   std::atomic<uint64_t> sequence{0};         // the newest image's (0: none)
@@ -303,6 +309,7 @@ struct EngineState {
   Status ImportUsageRecord(RecordType type, std::string_view json, uint64_t* ticket);
 
   Status Recover();
+  std::function<void(const char*)> open_trace;  // AGENTSTORE_OPEN_TRACE (Engine::Open)
   // Recovery's reads: every record under `prefix` in key order, each value 8-aligned
   // (FlatBuffers reads scalars in place); image values are passed where they are mapped,
   // so arenas and the vector store refer to them instead of copying.

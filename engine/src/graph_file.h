@@ -32,14 +32,20 @@ struct GraphElementKey {
   uint64_t vector_hash = 0;  // VectorHash of the vector it was built from
 };
 
-// A 64-bit hash of a vector's bytes (zlib's CRC-32 and Adler-32 side by side): a loaded
-// element whose memory's vector hashes otherwise was built from an older vector.
+// A 64-bit hash of a vector's bytes (XXH3-64): a loaded element whose memory's vector
+// hashes otherwise was built from an older vector.
 uint64_t VectorHash(const float* v, uint32_t dim);
+// Format version 2's: zlib's CRC-32 and Adler-32 side by side.
+uint64_t VectorHashV2(const float* v, uint32_t dim);
 
 struct SavedGraph {
   std::unique_ptr<index::HnswGraph> graph;
   std::vector<GraphElementKey> keys;  // by element position
   uint64_t sequence = 0;              // RocksDB's latest sequence number when saved
+  // The hash its keys were made with; false for an older format, which the caller
+  // should save again.
+  uint64_t (*hash)(const float*, uint32_t) = VectorHash;
+  bool current_format = true;
 };
 
 // Writes `graph` with `keys` (one per element, graph.elements() of them).

@@ -146,6 +146,7 @@ class IdMap {
   bool contains(const Uuid& id) const { return map_.count(id) != 0; }
   size_t size() const { return map_.size(); }
   bool empty() const { return map_.empty(); }
+  void reserve(size_t n) { map_.reserve(n); }
   Loc& at(const Uuid& id) { return map_.at(id); }
   const Loc& at(const Uuid& id) const { return map_.at(id); }
 

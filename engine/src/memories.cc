@@ -409,8 +409,8 @@ Result<uint64_t> EngineState::SweepExpired() {
 Status EngineState::RecoverMemories() {
   const uint32_t dim = memory.space->dim();
   memory.recovering = true;
-  AS_RETURN_IF_ERROR(RecoveryScan(
-      KeyPrefix(RecordType::kUserMemory), [&](std::string_view k, std::string_view v) {
+  AS_RETURN_IF_ERROR(
+      RecoveryScan(KeyPrefix(RecordType::kUserMemory), [&](std::string_view k, std::string_view v) {
         flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(v.data()), v.size());
         if (!verifier.VerifyBuffer<fb::UserMemory>(nullptr))
           return Status::Corruption("a user_memory record fails verification");
@@ -455,9 +455,10 @@ namespace {
 // vector the element was built from (same hash).
 std::optional<index::HnswGraph::Relabelled> CheckedLabel(const UserMemories& mems,
                                                          const GraphElementKey& key, uint32_t dim,
+                                                         uint64_t (*hash)(const float*, uint32_t),
                                                          std::unordered_set<uint64_t>* used) {
   auto slot = mems.SlotOfId(key.id);
-  if (!slot || VectorHash(mems.vector(*slot), dim) != key.vector_hash) return std::nullopt;
+  if (!slot || hash(mems.vector(*slot), dim) != key.vector_hash) return std::nullopt;
   uint64_t label = mems.meta(*slot).label;
   if (!used->insert(label).second) return std::nullopt;  // named twice: keep one
   return index::HnswGraph::Relabelled{label, mems.vector(*slot)};
@@ -478,20 +479,24 @@ void EngineState::LoadSavedGraphs() {
     return it == shard.memories_by_user.end() ? nullptr : it->second.get();
   };
   std::unique_ptr<index::HnswGraph> global;
+  bool global_old_format = false;
   if (mo.save_graphs) {
     // Anything unreadable, torn, foreign or stale is simply not used: every vector the
     // graph lacks is queued for the indexer, as on a first start.
-    auto saved = LoadGraphFile(memory.graph_dir + "/global", memory.space, mo.global_graph);
+    auto saved = memory.global_file.valid()
+                     ? memory.global_file.get()
+                     : LoadGraphFile(memory.graph_dir + "/global", memory.space, mo.global_graph);
     if (saved.ok()) {
       std::unordered_set<uint64_t> used;
       SavedGraph& sg = *saved;
       sg.graph->Relabel([&](size_t i) -> std::optional<index::HnswGraph::Relabelled> {
         const UserMemories* mems = mems_of(sg.keys[i].user);
         if (!mems) return std::nullopt;
-        return CheckedLabel(*mems, sg.keys[i], dim, &used);
+        return CheckedLabel(*mems, sg.keys[i], dim, sg.hash, &used);
       });
       memory.global_loaded = sg.graph->live();
       global = std::move(sg.graph);
+      global_old_format = !sg.current_format;
     }
   }
   memory.global->AttachRecovered(std::move(global),
@@ -500,6 +505,7 @@ void EngineState::LoadSavedGraphs() {
                                    auto slot = mems ? mems->SlotOfId(e.id) : std::nullopt;
                                    return slot ? mems->vector(*slot) : nullptr;
                                  });
+  if (global_old_format) memory.global->MarkChanged();  // saved again in the current format
   if (!mo.save_graphs) return;
   for (auto& shard : shards)
     for (auto& [user, mems] : shard->memories_by_user) {
@@ -511,10 +517,11 @@ void EngineState::LoadSavedGraphs() {
       SavedGraph& sg = *saved;
       sg.graph->Relabel([&](size_t i) -> std::optional<index::HnswGraph::Relabelled> {
         if (sg.keys[i].user != user) return std::nullopt;
-        return CheckedLabel(*mems, sg.keys[i], dim, &used);
+        return CheckedLabel(*mems, sg.keys[i], dim, sg.hash, &used);
       });
       mems->InstallGraph(std::move(sg.graph));
-      mems->saved_graph_changes = mems->graph_changes();
+      // An older format stays "changed", so the next save rewrites it.
+      if (sg.current_format) mems->saved_graph_changes = mems->graph_changes();
       ++memory.user_graphs_loaded;
     }
 }

@@ -160,6 +160,11 @@ class GlobalMemoryIndex {
   void PutRecovered(uint64_t label, const Entry& e);
   void AttachRecovered(std::unique_ptr<index::HnswGraph> graph,
                        const std::function<const float*(const Entry&)>& vector_of);
+  // Makes the next Save write the graph even if it did not change.
+  void MarkChanged() {
+    std::unique_lock glock(graph_mu_);
+    ++changes_;
+  }
 
   // Writes the graph to `base` (graph_file.h) unless it has not changed since the last
   // save. Holds the graph lock shared (searches go on; the indexer waits) and the entry

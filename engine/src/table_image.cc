@@ -329,6 +329,15 @@ Result<std::unique_ptr<RecordSource>> RecordSource::WithImage(
   return src;
 }
 
+size_t RecordSource::CountHint(std::string_view prefix) const {
+  if (!image_ || prefix.empty()) return 0;
+  std::string end(prefix);
+  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
+  if (end.empty()) return image_->entries();
+  end.back() = static_cast<char>(end.back() + 1);
+  return image_->LowerBound(end) - image_->LowerBound(prefix);
+}
+
 Status RecordSource::Scan(std::string_view prefix, const Visit& visit) const {
   if (!image_) return store_->Scan(prefix, visit);
   auto in = [&](std::string_view k) { return k.substr(0, prefix.size()) == prefix; };

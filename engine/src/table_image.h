@@ -94,6 +94,9 @@ class RecordSource {
   Status Scan(std::string_view prefix, const Visit& visit) const;
 
   const TableImage* image() const { return image_.get(); }
+  // About how many records Scan(prefix) will visit (0 when unknown: no image), so the
+  // caller can size its tables once instead of growing them.
+  size_t CountHint(std::string_view prefix) const;
   size_t changed_keys() const { return changed_.size(); }
 
  private:
