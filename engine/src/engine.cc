@@ -397,6 +397,7 @@ void EngineState::OpenTableImage() {
   image.mapped = *mapped;
   image.used = true;
   image.changed_keys = source->changed_keys();
+  image.entries = image.mapped->entries();
   image.sequence = image.mapped->sequence();
   // Arenas and the vector store refer to the image's records and vectors in place.
   const TableImage& img = *image.mapped;
@@ -408,8 +409,9 @@ void EngineState::OpenTableImage() {
 
 Status EngineState::SaveTableImage() {
   std::lock_guard lock(image.save_mu);
-  AS_ASSIGN_OR_RETURN(uint64_t sequence, WriteTableImage(*store, image.dir));
-  image.sequence = sequence;
+  AS_ASSIGN_OR_RETURN(WrittenImage written, WriteTableImage(*store, image.dir));
+  image.entries = written.entries;
+  image.sequence = written.sequence;
   return Status::OK();
 }
 
@@ -420,8 +422,12 @@ void EngineState::StartImageThread() {
     while (!image.stopping) {
       image.wake.wait_for(lock, std::chrono::milliseconds(options.image_check_ms));
       if (image.stopping) break;
+      // Each image is a pass over the whole store: the bigger the store, the more changes
+      // wait for the next one (a start after a crash reads them from RocksDB, ~1 s for a
+      // quarter of a million-record store).
       const uint64_t at = image.sequence.load();
-      if (store->LatestSequence() - at < options.image_min_changes) continue;
+      const uint64_t due = std::max<uint64_t>(options.image_min_changes, image.entries.load() / 4);
+      if (store->LatestSequence() - at < due) continue;
       lock.unlock();
       if (Status s = SaveTableImage(); !s.ok())
         std::fprintf(stderr, "agentstore: table image not written: %s\n", s.ToString().c_str());

@@ -163,6 +163,7 @@ struct ImageState {
   std::shared_ptr<const TableImage> mapped;  // what this open started from (may be null)
   std::mutex save_mu;                        // one writer at a time
   std::atomic<uint64_t> sequence{0};         // the newest image's (0: none)
+  std::atomic<uint64_t> entries{0};          // ... and how many records it holds
   std::mutex thread_mu;
   std::condition_variable wake;
   bool stopping = false;

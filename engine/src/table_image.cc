@@ -224,7 +224,7 @@ Result<std::shared_ptr<const TableImage>> TableImage::Map(const std::string& dir
   return std::shared_ptr<const TableImage>(std::move(img));
 }
 
-Result<uint64_t> WriteTableImage(storage::KvStore& store, const std::string& dir) {
+Result<WrittenImage> WriteTableImage(storage::KvStore& store, const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError("creating " + dir + ": " + ec.message());
@@ -289,7 +289,7 @@ Result<uint64_t> WriteTableImage(storage::KvStore& store, const std::string& dir
   }
   std::filesystem::rename(tmp, dir + kFile, ec);
   if (ec) return Status::IoError("installing the table image: " + ec.message());
-  return sequence;
+  return WrittenImage{sequence, tail.entries};
 }
 
 void RemoveTableImage(const std::string& dir) {

@@ -71,8 +71,12 @@ class TableImage {
   const char* index_ = nullptr;
 };
 
-// Writes <dir>/table.image from `store` (see above); returns the sequence it covers.
-Result<uint64_t> WriteTableImage(storage::KvStore& store, const std::string& dir);
+// Writes <dir>/table.image from `store` (see above).
+struct WrittenImage {
+  uint64_t sequence = 0;  // the log sequence it covers
+  uint64_t entries = 0;   // records (keys) it holds
+};
+Result<WrittenImage> WriteTableImage(storage::KvStore& store, const std::string& dir);
 // Removes the image and any half-written one.
 void RemoveTableImage(const std::string& dir);
 

@@ -113,9 +113,10 @@ struct EngineOptions {
   // The table image (<data_dir>/image, docs/data-model.md "Start and the table image"):
   // a start maps it and reads from RocksDB only the keys the log changed after it,
   // instead of scanning the whole store. A new one is written in the background once
-  // `image_min_changes` changes were logged since the last (checked every
-  // `image_check_ms`), at a clean stop when there is none yet or that many changed, and
-  // on demand (Engine::SaveImage). false: no image is read or written.
+  // max(`image_min_changes`, a quarter of the last image's records) changes were logged
+  // since the last (checked every `image_check_ms`), at a clean stop when there is none
+  // yet, the log no longer reaches it or `image_min_changes` changed, and on demand
+  // (Engine::SaveImage). false: no image is read or written.
   bool table_image = true;
   uint64_t image_min_changes = 100000;
   int image_check_ms = 60000;
