@@ -6,8 +6,9 @@
 // A stable region (the mapped table image, table_image.h) can back records too: bytes
 // given to Append that already lie in it, laid out as an arena record, are referred to
 // in place instead of copied, so a start from an image holds each record once, in pages
-// the kernel can drop and reload from the file. Compact() copies those too, into heap
-// chunks; new records always go to heap chunks.
+// the kernel can drop and reload from the file (they are written only in place, through
+// the region's copy-on-write mapping). Compact() keeps referring to them; new records
+// always go to heap chunks.
 //
 // Not thread-safe: the owning partition's lock guards it.
 #pragma once
@@ -43,13 +44,17 @@ class Arena {
     region_ = std::move(region);
     windows_.clear();
   }
+  const StableRegion& stable_region() const { return region_; }
+  // Whether Append(bytes) would refer to `bytes` in place rather than copy them.
+  bool WouldRefer(std::string_view bytes) const {
+    return region_.begin && region_.Holds(bytes.data()) && IsRegionRecord(bytes);
+  }
 
   // Copies `bytes` in (8-byte aligned, as FlatBuffers wants) and returns its location;
   // bytes inside the stable region are referred to where they are.
   Loc Append(std::string_view bytes) {
     size_t need = Align(bytes.size() + kHeader);
-    if (region_.begin && region_.Holds(bytes.data()) && IsRegionRecord(bytes))
-      return Refer(bytes, need);
+    if (WouldRefer(bytes)) return Refer(bytes, need);
     if (current_ == kNone || used_ + need > chunks_[current_].size) {
       size_t size = need > kChunkBytes ? need : kChunkBytes;
       auto data = std::unique_ptr<uint64_t[]>(new uint64_t[size / 8]);
@@ -120,7 +125,7 @@ class Arena {
 
   struct Chunk {
     std::unique_ptr<uint64_t[]> data;  // null for a window of the stable region
-    char* base;                        // never written through for a region window
+    char* base;                        // a region window's is copy-on-write
     size_t size;
   };
   std::vector<Chunk> chunks_;

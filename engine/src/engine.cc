@@ -232,8 +232,10 @@ void EngineState::DropChat(Partition& shard, const Uuid& chat_id) {
 
 void EngineState::MaybeCompact(Partition& p) {
   if (!p.arena.ShouldCompact()) return;
-  // Copy every live record into a fresh arena, rewriting locations in place.
+  // Copy every live record into a fresh arena, rewriting locations in place (records in
+  // the table image stay where they are).
   Arena fresh;
+  fresh.SetStableRegion(p.arena.stable_region());
   auto move = [&](Loc& loc) { loc = fresh.Append(p.arena.Get(loc)); };
   for (IdMap* m : {&p.users, &p.user_agents, &p.chats, &p.messages, &p.tenants, &p.agents,
                    &p.api_keys, &p.memories, &p.usage_logs})
@@ -643,7 +645,7 @@ EngineStats Engine::Stats() const {
     for (const auto& [id, ci] : shard->chat_index) count(RecordType::kVote, ci.votes.size());
     count(RecordType::kUsageLog, shard->usage_logs.size());
     for (const auto& [user, m] : shard->user_rollups) count(RecordType::kUserUsageRollup, m.size());
-    s.arena_live_bytes += shard->arena.live_bytes();
+    s.arena_live_bytes += shard->arena.live_bytes() - shard->memory_embedded_bytes;
     s.arena_dead_bytes += shard->arena.dead_bytes();
   }
   {

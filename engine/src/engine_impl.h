@@ -75,8 +75,11 @@ struct Partition {
   std::unordered_map<std::pair<Uuid, Uuid>, Uuid, UuidPairHash> user_agent_by_pair;
   std::unordered_map<Uuid, std::set<TimeKey>, UuidHash> chats_by_user;  // (created_at, id)
   std::unordered_map<Uuid, ChatIndex, UuidHash> chat_index;
-  // user_memory: id -> record (without its embedding, which lives in UserMemories).
+  // user_memory: id -> record (without its embedding, which lives in UserMemories; a
+  // record referred to in the table image keeps its embedding, which is then the vector's
+  // one copy: those bytes are counted here, not as arena bytes).
   IdMap memories;
+  size_t memory_embedded_bytes = 0;
   std::unordered_map<Uuid, std::unique_ptr<UserMemories>, UuidHash> memories_by_user;
 
   // --- shards: usage accounting (usage.cc) ---
@@ -108,6 +111,18 @@ std::string Pack(const NT& obj) {
   thread_local flatbuffers::FlatBufferBuilder fbb(1024);
   fbb.Clear();
   fbb.Finish(NT::TableType::Pack(fbb, &obj));
+  return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
+}
+
+// Packs with every scalar written, defaults too, so that a scalar can later be changed in
+// place (user_memory's touch counters, in its record in the table image).
+template <typename NT>
+std::string PackEveryScalar(const NT& obj) {
+  thread_local flatbuffers::FlatBufferBuilder fbb(1024);
+  fbb.Clear();
+  fbb.ForceDefaults(true);
+  fbb.Finish(NT::TableType::Pack(fbb, &obj));
+  fbb.ForceDefaults(false);
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
 
@@ -356,6 +371,9 @@ struct EngineState {
     std::vector<float> embedding;
   };
   Status PrepareMemoryImport(fb::UserMemoryT m, int64_t now, MemoryImport* out) const;
+  // A memory's arena record as MemoryImport::bytes has it (without its embedding, which
+  // a record referred to in the table image still carries).
+  std::string MemoryArenaBytes(std::string_view record) const;
   bool MemoryIndexStep();
   bool NeedsGraphWork(const UserMemories& mems) const;
   // Loads the saved graphs after recovery, keeping only elements whose memory RocksDB

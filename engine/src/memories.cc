@@ -70,6 +70,16 @@ std::string PackMemory(const fb::UserMemory& m, const float* embedding, uint32_t
   return out;
 }
 
+// The bytes of a memory record's embedding (its length word and floats).
+size_t EmbeddedBytes(const fb::UserMemory& m) {
+  return m.embedding() ? sizeof(uint32_t) + m.embedding()->size() * sizeof(float) : 0;
+}
+
+void FreeMemoryRecord(Partition& shard, Loc loc) {
+  shard.memory_embedded_bytes -= EmbeddedBytes(*View<fb::UserMemory>(shard, loc));
+  shard.arena.Free(loc);
+}
+
 fb::UserMemory* MutableMemory(Partition& shard, Loc loc) {
   return flatbuffers::GetMutableRoot<fb::UserMemory>(
       const_cast<char*>(shard.arena.Get(loc).data()));
@@ -195,7 +205,7 @@ void EngineState::IndexMemory(Partition& shard, Loc loc, const float* vec) {
     const MemoryMeta& old = slot->meta(*s);
     old_content = ContentOf(View<fb::UserMemory>(shard, old.loc));
     memory.global->Remove(old.label);
-    shard.arena.Free(old.loc);
+    FreeMemoryRecord(shard, old.loc);
   }
   uint64_t label = memory.next_label.fetch_add(1, std::memory_order_relaxed);
   slot->Put(MetaOf(m, loc, label, std::move(parts.tags)), std::string(Str(m->memory_key())), vec,
@@ -223,7 +233,7 @@ void EngineState::UnindexMemory(Partition& shard, const Uuid& id) {
     else
       QueueGraphWork(shard, user, *mems->second);
   }
-  shard.arena.Free(it->second);
+  FreeMemoryRecord(shard, it->second);
   shard.memories.erase(it);
 }
 
@@ -406,23 +416,38 @@ Result<uint64_t> EngineState::SweepExpired() {
   return removed;
 }
 
+std::string EngineState::MemoryArenaBytes(std::string_view record) const {
+  const auto* m = flatbuffers::GetRoot<fb::UserMemory>(record.data());
+  if (!m->embedding()) return std::string(record);
+  return PackMemory(*m, nullptr, memory.space->dim());
+}
+
 Status EngineState::RecoverMemories() {
   const uint32_t dim = memory.space->dim();
   memory.recovering = true;
-  AS_RETURN_IF_ERROR(
-      RecoveryScan(KeyPrefix(RecordType::kUserMemory), [&](std::string_view k, std::string_view v) {
-        flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(v.data()), v.size());
-        if (!verifier.VerifyBuffer<fb::UserMemory>(nullptr))
-          return Status::Corruption("a user_memory record fails verification");
-        const auto* m = flatbuffers::GetRoot<fb::UserMemory>(v.data());
-        if (!m->embedding() || m->embedding()->size() != dim)
-          return Status::Corruption("a user_memory record's embedding is not " +
-                                    std::to_string(dim) + "-dimensional");
-        Partition& shard = ShardOf(ToUuid(m->user_id()));
-        std::string bytes = PackMemory(*m, nullptr, dim);
-        IndexMemory(shard, shard.arena.Append(bytes), m->embedding()->data());
-        return Status::OK();
-      }));
+  AS_RETURN_IF_ERROR(RecoveryScan(KeyPrefix(RecordType::kUserMemory), [&](std::string_view k,
+                                                                          std::string_view v) {
+    flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(v.data()), v.size());
+    if (!verifier.VerifyBuffer<fb::UserMemory>(nullptr))
+      return Status::Corruption("a user_memory record fails verification");
+    const auto* m = flatbuffers::GetRoot<fb::UserMemory>(v.data());
+    if (!m->embedding() || m->embedding()->size() != dim)
+      return Status::Corruption("a user_memory record's embedding is not " + std::to_string(dim) +
+                                "-dimensional");
+    Partition& shard = ShardOf(ToUuid(m->user_id()));
+    // A record in the table image is referred to in place, embedding and all (the
+    // VectorStore refers to the same bytes), when it carries the touch counters that
+    // are updated in place; any other is copied without its embedding.
+    const auto* table = reinterpret_cast<const flatbuffers::Table*>(m);
+    if (shard.arena.WouldRefer(v) && table->CheckField(fb::UserMemory::VT_ACCESS_COUNT) &&
+        table->CheckField(fb::UserMemory::VT_LAST_ACCESSED_AT)) {
+      shard.memory_embedded_bytes += EmbeddedBytes(*m);
+      IndexMemory(shard, shard.arena.Append(v), m->embedding()->data());
+    } else {
+      IndexMemory(shard, shard.arena.Append(PackMemory(*m, nullptr, dim)), m->embedding()->data());
+    }
+    return Status::OK();
+  }));
   return RecoveryScan(std::string(1, kTouchPrefix), [&](std::string_view k, std::string_view v) {
     if (k.size() != 17 || v.size() != 16) return Status::Corruption("malformed memory touch");
     Uuid id = Uuid::FromBytes(reinterpret_cast<const uint8_t*>(k.data() + 1));
@@ -593,7 +618,7 @@ Status EngineState::PrepareMemoryImport(fb::UserMemoryT m, int64_t now, MemoryIm
   out->id = ToUuid(m.id.get());
   out->user = ToUuid(m.user_id.get());
   out->key = m.memory_key;
-  out->full = Pack(m);
+  out->full = PackEveryScalar(m);
   const auto* view = flatbuffers::GetRoot<fb::UserMemory>(out->full.data());
   out->bytes = PackMemory(*view, nullptr, memory.space->dim());
   out->embedding = std::move(m.embedding);
@@ -659,7 +684,7 @@ Result<Row<fb::UserMemory>> Engine::UpsertMemory(const Scope& scope, const fb::U
   m.updated_at = now;
   AS_RETURN_IF_ERROR(CheckRecord(m, st.Ctx()));
   Uuid id = ToUuid(m.id.get());
-  std::string full = Pack(m);
+  std::string full = PackEveryScalar(m);
   storage::WriteBatch batch;
   batch.Put(RecordKey(RecordType::kUserMemory, id), full);
   if (existing) batch.Delete(TouchKey(id));
@@ -751,7 +776,12 @@ namespace {
 Row<fb::UserMemory> MemoryRow(const EngineState& st, const Partition& shard,
                               const UserMemories& mems, uint32_t slot, bool with_vector) {
   Loc loc = mems.meta(slot).loc;
-  if (!with_vector) return RowAt<fb::UserMemory>(shard, loc);
+  if (!with_vector) {
+    // A record referred to in the table image still carries its embedding: left out.
+    const auto* m = View<fb::UserMemory>(shard, loc);
+    if (!m->embedding()) return RowAt<fb::UserMemory>(shard, loc);
+    return Row<fb::UserMemory>(PackMemory(*m, nullptr, st.memory.space->dim()));
+  }
   return Row<fb::UserMemory>(
       PackMemory(*View<fb::UserMemory>(shard, loc), mems.vector(slot), st.memory.space->dim()));
 }

@@ -220,6 +220,15 @@ Result<std::shared_ptr<const TableImage>> TableImage::Map(const std::string& dir
     if (head_words[1] != 0 || e.value_at + head_words[0] > tail.keys_at)
       return bad("bad value header");
   }
+  // The values become writable, copy-on-write (MAP_PRIVATE: the file never changes): a
+  // memory's touch counters are updated in place in its record. A written page turns into
+  // an anonymous page in place of the file's, so resident memory stays the same. Done
+  // after MAP_POPULATE, which would otherwise copy every page of a writable mapping.
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t writable = (tail.keys_at + page - 1) / page * page;
+  if (::mprotect(p, std::min(writable, size), PROT_READ | PROT_WRITE) != 0)
+    return Status::IoError(std::string("making the table image's values writable: ") +
+                           std::strerror(errno));
   ::madvise(p, size, MADV_RANDOM);
   return std::shared_ptr<const TableImage>(std::move(img));
 }

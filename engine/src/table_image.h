@@ -3,6 +3,8 @@
 // longer scans, decompresses and copies the whole store out of RocksDB. The arenas and
 // the vector store refer to the mapped records and vectors in place (Arena, VectorStore:
 // "stable region"), so they are held once, in pages the kernel can reload from the file.
+// The values are mapped copy-on-write: the only in-place change, a memory's touch
+// counters, makes that page private; the file never changes.
 //
 // RocksDB stays the source of truth. An image is used only when it is this store's
 // (RocksDB identity), of this format, whole (XXH3-64 over the file), and not ahead of
@@ -29,7 +31,7 @@
 
 namespace agentstore::internal {
 
-// A mapped, verified image (read-only; unmapped when the last holder lets go).
+// A mapped, verified image (unmapped when the last holder lets go).
 class TableImage {
  public:
   ~TableImage();

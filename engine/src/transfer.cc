@@ -588,14 +588,14 @@ Status Stage(EngineState& st, Staging& b, RecordType type, Incoming& in, std::st
         return Status::AlreadyExists("memory id is in use");
       if (!shard.users.count(m.user)) return MissingRef("user_id", "user");
       std::string key = RecordKey(type, m.id);
-      // The same memory again (in the store, whose arena copy has no embedding, or
-      // earlier in the batch) is a no-op; a different one under its id is refused.
+      // The same memory again (in the store, compared without the embedding, or earlier
+      // in the batch) is a no-op; a different one under its id is refused.
       if (auto it = b.staged.find(key); it != b.staged.end()) {
         if (it->second == m.full) return Status::OK();
         return Status::AlreadyExists("a different memory with this id exists");
       }
       if (auto stored = At(shard, shard.memories, m.id)) {
-        if (*stored == m.bytes) return Status::OK();
+        if (st.MemoryArenaBytes(*stored) == m.bytes) return Status::OK();
         return Status::AlreadyExists("a different memory with this id exists");
       }
       auto mems = shard.memories_by_user.find(m.user);

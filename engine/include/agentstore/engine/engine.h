@@ -138,6 +138,8 @@ struct AuthenticatedKey {
 
 struct EngineStats {
   uint64_t records[16] = {};  // indexed by RecordType
+  // Live record bytes in the arenas (embeddings of memories referred to in the table
+  // image not counted: they are the vectors' one copy).
   uint64_t arena_live_bytes = 0;
   uint64_t arena_dead_bytes = 0;
   uint64_t wal_syncs = 0;
@@ -306,11 +308,11 @@ class Engine {
   Status SaveImage(const Scope& scope);
   // What this open started from, and the newest image.
   struct ImageStats {
-    bool used = false;              // started from the table image
-    uint64_t changed_keys = 0;      // ... reading these keys from RocksDB instead
-    std::string rebuilt_because;    // else why the start scanned RocksDB (empty: no image)
-    uint64_t mapped_bytes = 0;      // the image in use since open
-    uint64_t sequence = 0;          // the newest image's sequence (0: none)
+    bool used = false;            // started from the table image
+    uint64_t changed_keys = 0;    // ... reading these keys from RocksDB instead
+    std::string rebuilt_because;  // else why the start scanned RocksDB (empty: no image)
+    uint64_t mapped_bytes = 0;    // the image in use since open
+    uint64_t sequence = 0;        // the newest image's sequence (0: none)
   };
   ImageStats Image() const;
   // ---- usage accounting, quotas, rate limits ----
