@@ -149,11 +149,16 @@ int CrashPhase(EngineOptions o, const VectorOptions& v) {
   LoadUsers(o.data_dir, &ordinary, &heavy);
   auto e = Engine::Open(o).value();
   ClusteredVectors gen(v.dim, 1000, 44);
-  std::mt19937_64 rng(45);
+  // New memories on every run (keys and vectors follow the count so far), so each crash
+  // leaves vectors the saved graphs lack.
+  const uint64_t before = e->MemoryStats().memories;
+  std::mt19937_64 rng(45 + before);
   for (int i = 0; i < v.crash_writes; ++i) {
     const Uuid& u = ordinary[rng() % ordinary.size()];
     uint32_t cluster = gen.ZipfCluster(rng);
-    auto r = e->UpsertMemory(Scope::Service(), Memory(u, 1'000'000 + i, gen.Sample(cluster, rng)));
+    auto r = e->UpsertMemory(
+        Scope::Service(),
+        Memory(u, static_cast<int64_t>(1'000'000 + before + i), gen.Sample(cluster, rng)));
     if (!r.ok()) return fprintf(stderr, "upsert: %s\n", r.status().ToString().c_str()), 1;
   }
   printf("crash: %d memories written and acknowledged, then SIGKILL\n", v.crash_writes);
@@ -241,7 +246,8 @@ int ReopenPhase(EngineOptions o, const VectorOptions& v) {
   double free_s = Seconds(t2);
   printf(
       "reopen: records=%llu memories=%llu open %.2fs (%.2fs cpu); graphs reused: global %llu "
-      "of %llu, users %llu; indexer idle at %.2fs (%.2fs cpu, queries included); every query kind "
+      "of %llu (%llu more inserted at open), users %llu; indexer idle at %.2fs (%.2fs cpu, queries "
+      "included); every query kind "
       "at >= 90%% of full speed from "
       "%.2fs (full: global top-10 %.0f/s, ordinary user top-5 %.0f/s, heavy user top-5 "
       "%.0f/s, one thread); rss %.0f MiB for raw %.0f MiB (arena %.0f + vectors %.0f) = "
@@ -250,6 +256,7 @@ int ReopenPhase(EngineOptions o, const VectorOptions& v) {
       static_cast<unsigned long long>(total), static_cast<unsigned long long>(ms0.memories), open_s,
       open_cpu, static_cast<unsigned long long>(ms0.global_loaded),
       static_cast<unsigned long long>(ms0.memories),
+      static_cast<unsigned long long>(ms0.global_caught_up),
       static_cast<unsigned long long>(ms0.user_graphs_loaded), settled_at, settled_cpu, full_at,
       full[0], full[1], full[2], rss / 1024.0, raw_mib, s.arena_live_bytes / 1048576.0,
       vector_bytes / 1048576.0, rss / 1024.0 / raw_mib, rss_anon / 1024.0, rss_file / 1024.0,

@@ -165,6 +165,7 @@ struct MemoryState {
   bool recovering = false;
   bool trimmed = false;  // malloc_trim done since the indexer last worked
   uint64_t global_loaded = 0;
+  uint64_t global_caught_up = 0;
   uint64_t user_graphs_loaded = 0;
   // The saved global graph, read from its files on another thread while recovery
   // indexes the records (the two take about as long; the machine has more than one core).

@@ -10,9 +10,11 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 #include <unordered_set>
 
 #include "engine_impl.h"
@@ -531,6 +533,11 @@ void EngineState::LoadSavedGraphs() {
                                    return slot ? mems->vector(*slot) : nullptr;
                                  });
   if (global_old_format) memory.global->MarkChanged();  // saved again in the current format
+  if (mo.open_catch_up_ms > 0) {
+    memory.global_caught_up = memory.global->CatchUp(
+        std::max(1u, std::thread::hardware_concurrency()),
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(mo.open_catch_up_ms));
+  }
   if (!mo.save_graphs) return;
   for (auto& shard : shards)
     for (auto& [user, mems] : shard->memories_by_user) {
@@ -966,6 +973,7 @@ Engine::MemoryIndexStats Engine::MemoryStats() const {
   s.global_indexed = st.memory.global->indexed();
   s.global_pending = st.memory.global->pending();
   s.global_loaded = st.memory.global_loaded;
+  s.global_caught_up = st.memory.global_caught_up;
   s.user_graphs_loaded = st.memory.user_graphs_loaded;
   return s;
 }

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -160,6 +161,10 @@ class GlobalMemoryIndex {
   void PutRecovered(uint64_t label, const Entry& e);
   void AttachRecovered(std::unique_ptr<index::HnswGraph> graph,
                        const std::function<const float*(const Entry&)>& vector_of);
+  // Recovery, before anything else uses the index: inserts pending vectors into the
+  // loaded graph from `threads` threads until none is left or `deadline` passes (the rest
+  // stay pending). Returns how many it inserted; 0 without a graph.
+  size_t CatchUp(unsigned threads, std::chrono::steady_clock::time_point deadline);
   // Makes the next Save write the graph even if it did not change.
   void MarkChanged() {
     std::unique_lock glock(graph_mu_);

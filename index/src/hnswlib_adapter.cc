@@ -4,10 +4,13 @@
 #include <hnswlib/hnswlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "agentstore/index/hnsw_graph.h"
 #include "agentstore/index/space.h"
@@ -155,6 +158,44 @@ Status HnswGraph::Add(uint64_t label, const float* vector) {
     return Status::ResourceExhausted(std::string("vector graph insert failed: ") + e.what());
   }
   return Status::OK();
+}
+
+Result<size_t> HnswGraph::AddMany(const std::vector<uint64_t>& labels,
+                                  const std::vector<const float*>& vectors, unsigned threads,
+                                  std::chrono::steady_clock::time_point deadline) {
+  auto& h = *impl_->hnsw;
+  const size_t n = std::min(labels.size(), vectors.size());
+  try {
+    // Room for all first: hnswlib inserts concurrently, but not while it resizes.
+    if (h.cur_element_count + n > h.max_elements_) h.resizeIndex(h.cur_element_count + n);
+  } catch (const std::exception& e) {
+    return Status::ResourceExhausted(std::string("vector graph resize failed: ") + e.what());
+  }
+  std::atomic<size_t> next{0};
+  std::mutex error_mu;
+  std::string error;
+  auto work = [&] {
+    while (std::chrono::steady_clock::now() < deadline) {
+      const size_t i = next.fetch_add(1);
+      if (i >= n) return;
+      const float* v = vectors[i];
+      try {
+        h.addPoint(impl_->borrowed ? static_cast<const void*>(&v) : v,
+                   static_cast<hnswlib::labeltype>(labels[i]));
+      } catch (const std::exception& e) {
+        std::lock_guard lock(error_mu);
+        error = e.what();
+        next = n;  // the others stop at their next element
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < std::max(threads, 1u); ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (!error.empty()) return Status::ResourceExhausted("vector graph insert failed: " + error);
+  return std::min(next.load(), n);
 }
 
 void HnswGraph::Remove(uint64_t label) {

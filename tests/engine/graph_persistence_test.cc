@@ -33,9 +33,11 @@ class SavedGraphs : public ::testing::Test {
     o.memory.background = false;  // the test drives the indexer
     o.memory.global_graph = {8, 40, 64, 100};
     o.memory.user_graph = {8, 40, 128, 100};
+    o.memory.open_catch_up_ms = catch_up_ms_;
     return o;
   }
   void Open() { engine_ = Must(Engine::Open(Options())); }
+  int catch_up_ms_ = 0;  // most tests watch what the indexer is left with
   void Reopen() {
     engine_.reset();
     Open();
@@ -192,6 +194,34 @@ TEST_F(SavedGraphs, StaleGraphsKeepOnlyWhatRocksDbStillHolds) {
   e().DrainMemoryIndex();
   ExpectComplete();
   EXPECT_EQ(e().MemoryStats().global_pending, 0u);
+}
+
+// With open_catch_up_ms, the open inserts what the saved global graph lacks before it
+// returns (on every core): nothing is left pending, and answers are complete.
+TEST_F(SavedGraphs, OpenCatchesTheGlobalGraphUpWithWhatItLacks) {
+  Load();
+  ASSERT_OK(e().SaveMemoryGraphs(Scope::Service()));
+  fs::copy(graphs(), dir_.sub("old"), fs::copy_options::recursive);
+  for (int j = 0; j < 40; ++j) Put(big_, "b" + std::to_string(j), Sample());
+  for (int j = 0; j < 30; ++j) Put(small_[2], "n" + std::to_string(j), Sample());
+  e().DrainMemoryIndex();
+  engine_.reset();
+  fs::remove_all(graphs());
+  fs::copy(dir_.sub("old"), graphs(), fs::copy_options::recursive);
+  catch_up_ms_ = 60000;
+  Open();
+  auto s = e().MemoryStats();
+  EXPECT_EQ(s.global_loaded, 500u - 40);
+  EXPECT_EQ(s.global_caught_up, 40u + 30);
+  EXPECT_EQ(s.global_pending, 0u);
+  EXPECT_EQ(s.global_indexed, truth_.size());
+  ExpectComplete();
+  // The caught-up graph is saved at the next stop and loaded whole after it.
+  engine_.reset();
+  Open();
+  EXPECT_EQ(e().MemoryStats().global_loaded, truth_.size());
+  EXPECT_EQ(e().MemoryStats().global_caught_up, 0u);
+  ExpectComplete();
 }
 
 // Each way a saved graph can be damaged: the open notices and rebuilds from RocksDB.

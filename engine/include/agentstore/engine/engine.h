@@ -79,6 +79,11 @@ struct MemoryOptions {
   int graph_save_interval_ms = 60000;
   // Off: never load or save graphs (every start rebuilds them).
   bool save_graphs = true;
+  // A start that loaded the saved global graph inserts the memories it lacks (written
+  // after it was saved: after kill -9, at most graph_save_interval_ms of writes) before
+  // it opens, on every core, for at most this long; the rest go to the background
+  // indexer (searches stay complete meanwhile, scanning them exactly). 0: all background.
+  int open_catch_up_ms = 5000;
 };
 
 struct EngineOptions {
@@ -297,6 +302,8 @@ class Engine {
     // Reused from saved graphs at the last open (the rest was rebuilt).
     uint64_t global_loaded = 0;
     uint64_t user_graphs_loaded = 0;
+    // Inserted into the loaded global graph before the open returned (open_catch_up_ms).
+    uint64_t global_caught_up = 0;
   };
   MemoryIndexStats MemoryStats() const;
   // Saves the vector graphs changed since their last save now (service or admin; also

@@ -13,6 +13,7 @@
 // Add and Remove need the caller's exclusive lock.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -46,6 +47,12 @@ class HnswGraph {
   // reused by agentstore: a changed vector gets a new label). kBorrow keeps `vector`
   // itself (see above), kCopy copies it.
   Status Add(uint64_t label, const float* vector);
+  // Adds labels[i] with vectors[i] in order from `threads` threads (hnswlib's concurrent
+  // insertion; nothing else may use the graph meanwhile), stopping early once `deadline`
+  // passes. Returns how many were added: a prefix of the lists.
+  Result<size_t> AddMany(const std::vector<uint64_t>& labels,
+                         const std::vector<const float*>& vectors, unsigned threads,
+                         std::chrono::steady_clock::time_point deadline);
   // Tombstones a label; a no-op for unknown labels.
   void Remove(uint64_t label);
 
