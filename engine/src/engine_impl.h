@@ -105,25 +105,20 @@ struct Partition {
   std::unordered_map<Uuid, std::vector<Uuid>, UuidHash> api_keys_by_user;
 };
 
-// Packs an object-API record into its FlatBuffers bytes.
+// Packs an object-API record into its FlatBuffers bytes; `every_scalar` writes default
+// scalars too, so that one can later be changed in place (user_memory's touch counters,
+// in its record in the table image).
 template <typename NT>
-std::string Pack(const NT& obj) {
+std::string Pack(const NT& obj, bool every_scalar = false) {
   thread_local flatbuffers::FlatBufferBuilder fbb(1024);
   fbb.Clear();
+  fbb.ForceDefaults(every_scalar);
   fbb.Finish(NT::TableType::Pack(fbb, &obj));
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
-
-// Packs with every scalar written, defaults too, so that a scalar can later be changed in
-// place (user_memory's touch counters, in its record in the table image).
 template <typename NT>
 std::string PackEveryScalar(const NT& obj) {
-  thread_local flatbuffers::FlatBufferBuilder fbb(1024);
-  fbb.Clear();
-  fbb.ForceDefaults(true);
-  fbb.Finish(NT::TableType::Pack(fbb, &obj));
-  fbb.ForceDefaults(false);
-  return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
+  return Pack(obj, /*every_scalar=*/true);
 }
 
 template <typename T>

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <tuple>
 
 #include "graph_file.h"
 
@@ -226,29 +227,17 @@ size_t GlobalMemoryIndex::CatchUp(unsigned threads,
   std::unique_lock glock(graph_mu_);
   std::unique_lock mlock(meta_mu_);
   if (!graph_ || pending_.empty()) return 0;
-  std::vector<uint64_t> labels;
-  std::vector<const float*> vectors;
-  labels.reserve(pending_.size());
-  vectors.reserve(pending_.size());
-  for (const auto& [label, vec] : pending_) {
-    labels.push_back(label);
-    vectors.push_back(vec);
-  }
   // Oldest first (labels grow with writes), so what is left for the indexer is newest.
-  std::vector<size_t> order(labels.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return labels[a] < labels[b]; });
-  std::vector<uint64_t> sorted_labels(labels.size());
-  std::vector<const float*> sorted_vectors(labels.size());
-  for (size_t i = 0; i < order.size(); ++i) {
-    sorted_labels[i] = labels[order[i]];
-    sorted_vectors[i] = vectors[order[i]];
-  }
+  std::vector<std::pair<uint64_t, const float*>> todo(pending_.begin(), pending_.end());
+  std::sort(todo.begin(), todo.end());
+  std::vector<uint64_t> labels(todo.size());
+  std::vector<const float*> vectors(todo.size());
+  for (size_t i = 0; i < todo.size(); ++i) std::tie(labels[i], vectors[i]) = todo[i];
   // On failure some may be in the graph and still pending: a search skips pending
   // labels the graph has, and the indexer's insert of one replaces it.
-  auto added = graph_->AddMany(sorted_labels, sorted_vectors, threads, deadline);
+  auto added = graph_->AddMany(labels, vectors, threads, deadline);
   if (!added.ok() || *added == 0) return 0;
-  for (size_t i = 0; i < *added; ++i) pending_.erase(sorted_labels[i]);
+  for (size_t i = 0; i < *added; ++i) pending_.erase(labels[i]);
   ++changes_;
   return *added;
 }
