@@ -7,7 +7,7 @@ packages=(
   librocksdb-dev libflatbuffers-dev flatbuffers-compiler
   libboost-dev libhnswlib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libspdlog-dev libcli11-dev libssl-dev zlib1g-dev libxxhash-dev
+  nlohmann-json3-dev libspdlog-dev libcli11-dev libssl-dev zlib1g-dev libxxhash-dev libabsl-dev
   libpq-dev libhiredis-dev
 )
 missing=()

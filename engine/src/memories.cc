@@ -201,7 +201,7 @@ void EngineState::IndexMemory(Partition& shard, Loc loc, const float* vec) {
   ValueParts parts;
   (void)ParseValue(Str(m->memory_value()), &parts);
   auto& slot = shard.memories_by_user[user];
-  if (!slot) slot = std::make_unique<UserMemories>(memory.vectors.get());
+  if (!slot) slot = std::make_unique<UserMemories>(memory.vectors.get(), &shard.arena);
   std::string old_content;
   if (auto s = slot->SlotOfId(id)) {
     const MemoryMeta& old = slot->meta(*s);
@@ -229,7 +229,7 @@ void EngineState::UnindexMemory(Partition& shard, const Uuid& id) {
   auto mems = shard.memories_by_user.find(user);
   if (mems != shard.memories_by_user.end()) {
     if (auto s = mems->second->SlotOfId(id)) memory.global->Remove(mems->second->meta(*s).label);
-    mems->second->Erase(id, std::string(Str(m->memory_key())), ContentOf(m));
+    mems->second->Erase(id, ContentOf(m));
     if (mems->second->size() == 0)
       shard.memories_by_user.erase(mems);
     else
@@ -849,7 +849,7 @@ Result<Row<fb::UserMemory>> Engine::GetMemoryByKey(const Scope& scope, const Uui
     std::shared_lock lock(shard.mu);
     const UserMemories* mems;
     if (!VisibleMemories(st, shard, scope, user, &mems).ok() || !mems) return NotFound("memory");
-    id = mems->IdOfKey(std::string(key));
+    id = mems->IdOfKey(key);
     if (!id) return NotFound("memory");
   }
   return GetMemory(scope, *id, with_vector);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <tuple>
 
+#include "agentstore/schema/records_generated.h"
 #include "graph_file.h"
 
 namespace agentstore::internal {
@@ -27,22 +28,57 @@ MemoryFilter MakeFilter(const MemoryQuery& q, int64_t now) {
 
 // ---------------------------------------------------------------- UserMemories
 
+size_t UserMemories::SlotBy::operator()(uint32_t slot) const {
+  const MemoryMeta& meta = m->meta_[slot];
+  switch (what) {
+    case kId: return (*this)(meta.id);
+    case kLabel: return (*this)(LabelProbe{meta.label});
+    case kKey: return meta.key_hash;
+  }
+  return 0;
+}
+
+bool UserMemories::SlotBy::operator()(uint32_t slot, const KeyProbe& k) const {
+  return m->meta_[slot].key_hash == k.hash && m->KeyOf(slot) == k.key;
+}
+
+uint64_t UserMemories::KeyHash(std::string_view key) {
+  return UuidHash::Mix(index::HashTerm(key));
+}
+
+std::string_view UserMemories::KeyOf(uint32_t slot) const {
+  const auto* m = flatbuffers::GetRoot<fb::UserMemory>(records_->Get(meta_[slot].loc).data());
+  return m->memory_key() ? m->memory_key()->string_view() : std::string_view();
+}
+
+void UserMemories::IndexSlot(uint32_t slot) {
+  by_id_.insert(slot);
+  by_label_.insert(slot);
+  by_key_.insert(slot);
+}
+
+void UserMemories::UnindexSlot(uint32_t slot) {
+  by_id_.erase(slot);
+  by_label_.erase(slot);
+  by_key_.erase(slot);
+}
+
 std::optional<uint32_t> UserMemories::SlotOfId(const Uuid& id) const {
-  auto it = slot_of_id_.find(id);
-  if (it == slot_of_id_.end()) return std::nullopt;
-  return it->second;
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return std::nullopt;
+  return *it;
 }
 
 std::optional<uint32_t> UserMemories::SlotOfLabel(uint64_t label) const {
-  auto it = slot_of_label_.find(label);
-  if (it == slot_of_label_.end()) return std::nullopt;
-  return it->second;
+  auto it = by_label_.find(LabelProbe{label});
+  if (it == by_label_.end()) return std::nullopt;
+  return *it;
 }
 
-std::optional<Uuid> UserMemories::IdOfKey(const std::string& key) const {
-  auto it = id_of_key_.find(key);
-  if (it == id_of_key_.end()) return std::nullopt;
-  return it->second;
+std::optional<Uuid> UserMemories::IdOfKey(std::string_view key) const {
+  auto it = by_key_.find(KeyProbe{key, KeyHash(key)});
+  if (it == by_key_.end()) return std::nullopt;
+  return meta_[*it].id;
 }
 
 UserMemories::~UserMemories() {
@@ -56,12 +92,13 @@ void UserMemories::Put(MemoryMeta meta, const std::string& key, const float* vec
   VectorStore::Ref ref = vectors_->Add(vec);
   meta.vec = ref.vec;
   meta.vslot = ref.slot;
+  meta.key_hash = KeyHash(key);
   vec = ref.vec;
   uint32_t slot;
   if (auto s = SlotOfId(meta.id)) {
     slot = *s;
     uint64_t old_label = meta_[slot].label;
-    slot_of_label_.erase(old_label);
+    UnindexSlot(slot);  // hashed by the old label and key
     text_.Remove(old_label, old_content);
     if (graph_) {
       graph_->Remove(old_label);
@@ -71,12 +108,10 @@ void UserMemories::Put(MemoryMeta meta, const std::string& key, const float* vec
     meta_[slot] = std::move(meta);
   } else {
     slot = static_cast<uint32_t>(meta_.size());
-    slot_of_id_[meta.id] = slot;
-    id_of_key_[key] = meta.id;
     meta_.push_back(std::move(meta));
   }
+  IndexSlot(slot);
   const MemoryMeta& m = meta_[slot];
-  slot_of_label_[m.label] = slot;
   text_.Add(m.label, content);
   // A failed graph insert (out of memory) leaves the label out of the graph; searches
   // notice through live() < size() and scan exactly instead.
@@ -86,7 +121,7 @@ void UserMemories::Put(MemoryMeta meta, const std::string& key, const float* vec
   }
 }
 
-void UserMemories::Erase(const Uuid& id, const std::string& key, std::string_view content) {
+void UserMemories::Erase(const Uuid& id, std::string_view content) {
   auto s = SlotOfId(id);
   if (!s) return;
   uint32_t slot = *s, last = static_cast<uint32_t>(meta_.size() - 1);
@@ -96,14 +131,13 @@ void UserMemories::Erase(const Uuid& id, const std::string& key, std::string_vie
     ++graph_changes_;
   }
   text_.Remove(label, content);
-  slot_of_label_.erase(label);
-  slot_of_id_.erase(id);
-  id_of_key_.erase(key);
+  UnindexSlot(slot);
   vectors_->Free(meta_[slot].vslot);
   if (slot != last) {
+    // The last memory moves into the hole: re-filed under its new slot number.
+    UnindexSlot(last);
     meta_[slot] = std::move(meta_[last]);
-    slot_of_id_[meta_[slot].id] = slot;
-    slot_of_label_[meta_[slot].label] = slot;
+    IndexSlot(slot);
   }
   meta_.pop_back();
 }
@@ -136,9 +170,9 @@ std::vector<index::Hit> UserMemories::Search(const index::Space& space, const fl
     auto hits = graph_->Search(q, want, std::max(want, breadth));
     out.clear();
     for (const auto& h : hits) {
-      auto slot = slot_of_label_.find(h.label);
-      if (slot == slot_of_label_.end() || !keep(slot->second)) continue;
-      out.push_back({slot->second, h.distance});
+      auto slot = SlotOfLabel(h.label);
+      if (!slot || !keep(*slot)) continue;
+      out.push_back({*slot, h.distance});
       if (out.size() == k) return out;
     }
     if (want >= n) break;
@@ -154,10 +188,10 @@ std::vector<index::Scored> UserMemories::KeywordSearch(std::string_view text, si
   // Every match, so that ties in score break by memory id (stable across restarts,
   // unlike labels) before the cut to n.
   auto ranked = text_.Search(text, meta_.size(), [&](uint64_t label) {
-    auto s = slot_of_label_.find(label);
-    return s != slot_of_label_.end() && filter.Keep(meta_[s->second]);
+    auto s = SlotOfLabel(label);
+    return s && filter.Keep(meta_[*s]);
   });
-  for (auto& r : ranked) r.label = slot_of_label_.at(r.label);
+  for (auto& r : ranked) r.label = *SlotOfLabel(r.label);
   std::stable_sort(ranked.begin(), ranked.end(), [&](const auto& a, const auto& b) {
     if (a.score != b.score) return a.score > b.score;
     return meta_[a.label].id < meta_[b.label].id;
@@ -168,9 +202,9 @@ std::vector<index::Scored> UserMemories::KeywordSearch(std::string_view text, si
 
 void UserMemories::InstallGraph(std::unique_ptr<index::HnswGraph> g) {
   for (uint64_t label : g->Labels())
-    if (!slot_of_label_.count(label)) g->Remove(label);
-  for (const auto& [label, slot] : slot_of_label_)
-    if (!g->Contains(label)) (void)g->Add(label, vector(slot));
+    if (!SlotOfLabel(label)) g->Remove(label);
+  for (const MemoryMeta& m : meta_)
+    if (!g->Contains(m.label)) (void)g->Add(m.label, m.vec);
   graph_ = std::move(g);
   ++graph_changes_;
 }

@@ -25,6 +25,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include <absl/container/flat_hash_set.h>
+
 #include "agentstore/common/memory_query.h"
 #include "agentstore/common/uuid.h"
 #include "agentstore/index/hnsw_graph.h"
@@ -41,6 +43,7 @@ struct MemoryMeta {
   uint64_t label = 0;
   const float* vec = nullptr;  // in the VectorStore, slot `vslot`
   uint32_t vslot = 0;
+  uint64_t key_hash = 0;   // of memory_key (set by UserMemories::Put)
   int64_t expires_at = 0;  // 0: never
   double importance = 0;
   fb::MemoryType type = fb::MemoryType::fact;
@@ -68,10 +71,12 @@ uint64_t TagHash(std::string_view tag);
 MemoryFilter MakeFilter(const MemoryQuery& q, int64_t now);
 
 // One user's memories. Slots are dense (a removal moves the last slot into the hole);
-// each slot's vector is in the VectorStore.
+// each slot's vector is in the VectorStore, its record in `records` (the shard's arena,
+// which a memory_key lookup reads to confirm the key).
 class UserMemories {
  public:
-  explicit UserMemories(VectorStore* vectors) : vectors_(vectors) {}
+  UserMemories(VectorStore* vectors, const Arena* records)
+      : vectors_(vectors), records_(records) {}
   ~UserMemories();
   UserMemories(const UserMemories&) = delete;
   UserMemories& operator=(const UserMemories&) = delete;
@@ -81,7 +86,7 @@ class UserMemories {
   const float* vector(uint32_t slot) const { return meta_[slot].vec; }
   std::optional<uint32_t> SlotOfId(const Uuid& id) const;
   std::optional<uint32_t> SlotOfLabel(uint64_t label) const;
-  std::optional<Uuid> IdOfKey(const std::string& key) const;
+  std::optional<Uuid> IdOfKey(std::string_view key) const;
   void SetLoc(uint32_t slot, Loc loc) { meta_[slot].loc = loc; }
   template <typename F>
   void ForEachLoc(F&& f) {
@@ -93,7 +98,7 @@ class UserMemories {
   void Put(MemoryMeta meta, const std::string& key, const float* vec, std::string_view content,
            std::string_view old_content);
   // Removes a memory; `content` is its memory_value content (for the keyword index).
-  void Erase(const Uuid& id, const std::string& key, std::string_view content);
+  void Erase(const Uuid& id, std::string_view content);
 
   // Top-k by vector among memories passing `filter`; min(k, passing) hits labelled by
   // slot, nearest first.
@@ -118,17 +123,53 @@ class UserMemories {
   uint64_t graph_changes() const { return graph_changes_; }
   uint64_t saved_graph_changes = ~uint64_t{0};  // only the saver touches this
   // Returns the slack of growth (after recovery).
-  void ShrinkToFit() { meta_.shrink_to_fit(); }
+  void ShrinkToFit() {
+    meta_.shrink_to_fit();
+    text_.ShrinkToFit();
+  }
   // Every (label, vector pointer), for building a graph outside the lock (the pointers
   // stay readable: VectorStore never moves or releases a vector's memory).
   void Snapshot(std::vector<uint64_t>* labels, std::vector<const float*>* vectors) const;
 
  private:
+  // Slot numbers found by a property of their memory (its id, label or key): flat sets
+  // of 4-byte slot numbers that hash and compare through meta_, instead of maps holding
+  // a copy of every id, label and key string (~150 bytes a memory less: these maps were
+  // the largest per-memory cost of the heap). A key lookup confirms the key in the
+  // record itself, so a 64-bit key-hash collision cannot mistake one memory for another.
+  struct LabelProbe {
+    uint64_t label;
+  };
+  struct KeyProbe {
+    std::string_view key;
+    uint64_t hash;
+  };
+  struct SlotBy {
+    enum What { kId, kLabel, kKey } what;
+    const UserMemories* m;
+    using is_transparent = void;
+    size_t operator()(uint32_t slot) const;
+    size_t operator()(const Uuid& id) const { return UuidHash()(id); }
+    size_t operator()(LabelProbe l) const { return UuidHash::Mix(l.label); }
+    size_t operator()(const KeyProbe& k) const { return k.hash; }
+    bool operator()(uint32_t a, uint32_t b) const { return a == b; }
+    bool operator()(uint32_t slot, const Uuid& id) const { return m->meta_[slot].id == id; }
+    bool operator()(uint32_t slot, LabelProbe l) const { return m->meta_[slot].label == l.label; }
+    bool operator()(uint32_t slot, const KeyProbe& k) const;
+  };
+  using SlotSet = absl::flat_hash_set<uint32_t, SlotBy, SlotBy>;
+  static uint64_t KeyHash(std::string_view key);
+  std::string_view KeyOf(uint32_t slot) const;
+  // Adds `slot` to (or removes it from) every set, hashed by what meta_[slot] holds now.
+  void IndexSlot(uint32_t slot);
+  void UnindexSlot(uint32_t slot);
+
   VectorStore* vectors_;
+  const Arena* records_;
   std::vector<MemoryMeta> meta_;
-  std::unordered_map<Uuid, uint32_t, UuidHash> slot_of_id_;
-  std::unordered_map<uint64_t, uint32_t> slot_of_label_;
-  std::unordered_map<std::string, Uuid> id_of_key_;
+  SlotSet by_id_{0, SlotBy{SlotBy::kId, this}, SlotBy{SlotBy::kId, this}};
+  SlotSet by_label_{0, SlotBy{SlotBy::kLabel, this}, SlotBy{SlotBy::kLabel, this}};
+  SlotSet by_key_{0, SlotBy{SlotBy::kKey, this}, SlotBy{SlotBy::kKey, this}};
   std::unique_ptr<index::HnswGraph> graph_;
   uint64_t graph_changes_ = 0;
   index::TextIndex text_;  // labelled by memory label

@@ -56,26 +56,34 @@ std::vector<std::pair<uint64_t, uint32_t>> Terms(std::string_view text) {
 }
 
 void TextIndex::Add(uint64_t label, std::string_view text) {
+  auto terms = Terms(text);
   uint32_t len = 0;
-  for (const auto& [term, tf] : Terms(text)) {
-    postings_[term].push_back({label, tf});
-    len += tf;
-  }
-  doc_len_[label] = len;
+  for (const auto& [term, tf] : terms) len += tf;
+  for (const auto& [term, tf] : terms) postings_[term].push_back({label, tf, len});
+  ++documents_;
   total_len_ += len;
 }
 
 void TextIndex::Remove(uint64_t label, std::string_view text) {
-  auto d = doc_len_.find(label);
-  if (d == doc_len_.end()) return;
-  total_len_ -= d->second;
-  doc_len_.erase(d);
+  // `text` is what was added under `label` (the caller's contract), so its terms name
+  // every posting of the document.
+  // A label with terms but no posting was never added (or is gone): a no-op.
+  uint32_t len = 0;
+  size_t removed = 0;
   for (const auto& [term, tf] : Terms(text)) {
+    len += tf;
     auto p = postings_.find(term);
     if (p == postings_.end()) continue;
-    std::erase_if(p->second, [&](const auto& e) { return e.first == label; });
+    removed += std::erase_if(p->second, [&](const Posting& e) { return e.label == label; });
     if (p->second.empty()) postings_.erase(p);
   }
+  if (documents_ == 0 || (len > 0 && removed == 0)) return;
+  --documents_;
+  total_len_ -= std::min<uint64_t>(total_len_, len);
+}
+
+void TextIndex::ShrinkToFit() {
+  for (auto& [term, list] : postings_) list.shrink_to_fit();
 }
 
 std::vector<Scored> FuseRankings(const std::vector<uint64_t>& by_vector,

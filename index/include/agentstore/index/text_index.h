@@ -38,11 +38,21 @@ class TextIndex {
   template <typename Keep>
   std::vector<Scored> Search(std::string_view query, size_t n, Keep&& keep) const;
 
-  size_t documents() const { return doc_len_.size(); }
+  size_t documents() const { return documents_; }
+  // Returns the postings' growth slack (after recovery).
+  void ShrinkToFit();
 
  private:
-  std::unordered_map<uint64_t, std::vector<std::pair<uint64_t, uint32_t>>> postings_;
-  std::unordered_map<uint64_t, uint32_t> doc_len_;
+  // A document's length rides in each of its postings (in what would be the padding of
+  // a (label, tf) pair), so no per-document map is needed: BM25 reads it where it reads
+  // the term frequency.
+  struct Posting {
+    uint64_t label;
+    uint32_t tf;
+    uint32_t doc_len;
+  };
+  std::unordered_map<uint64_t, std::vector<Posting>> postings_;
+  size_t documents_ = 0;
   uint64_t total_len_ = 0;
 };
 

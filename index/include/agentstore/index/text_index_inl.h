@@ -9,9 +9,9 @@ namespace agentstore::index {
 template <typename Keep>
 std::vector<Scored> TextIndex::Search(std::string_view query, size_t n, Keep&& keep) const {
   std::vector<Scored> out;
-  if (doc_len_.empty() || n == 0) return out;
+  if (documents_ == 0 || n == 0) return out;
   constexpr double k1 = 1.2, b = 0.75;
-  const double docs = static_cast<double>(doc_len_.size());
+  const double docs = static_cast<double>(documents_);
   const double avg_len = static_cast<double>(total_len_) / docs;
   std::unordered_map<uint64_t, double> score;
   for (const auto& [term, qtf] : Terms(query)) {
@@ -19,9 +19,9 @@ std::vector<Scored> TextIndex::Search(std::string_view query, size_t n, Keep&& k
     if (p == postings_.end()) continue;
     double df = static_cast<double>(p->second.size());
     double idf = std::log(1.0 + (docs - df + 0.5) / (df + 0.5));
-    for (const auto& [label, tf] : p->second) {
+    for (const auto& [label, tf, doc_len] : p->second) {
       if (!keep(label)) continue;
-      double len = doc_len_.at(label);
+      double len = doc_len;
       double f = tf;
       score[label] += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * len / avg_len));
     }
