@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include <absl/container/flat_hash_map.h>
+
 #include "agentstore/common/uuid.h"
 #include "arena.h"
 
@@ -118,9 +120,15 @@ class IdDirectory {
 // every id added or removed here is added to or removed from the directory too, so the
 // directory cannot drift from the shards' maps whatever path changes them (creates,
 // deletes, recovery, import). Exposes the part of std::unordered_map the engine uses.
+//
+// A flat (open-addressing) table: 25 bytes a slot (id, location, one control byte) at a
+// load of 7/16 to 7/8, against ~56 bytes a record for std::unordered_map's node and
+// bucket: the largest per-record cost of the heap with a million messages. As with any
+// flat table, an insert may move every entry: no reference or iterator into the map
+// is held across an insert into the same map (erasing leaves the others valid).
 class IdMap {
  public:
-  using Map = std::unordered_map<Uuid, Loc, UuidHash>;
+  using Map = absl::flat_hash_map<Uuid, Loc, UuidHash>;
   using iterator = Map::iterator;
   using const_iterator = Map::const_iterator;
 
@@ -160,9 +168,9 @@ class IdMap {
     if (r.second && dir_) dir_->Add(id, shard_);
     return r;
   }
-  iterator erase(iterator it) {
+  void erase(iterator it) {
     if (dir_) dir_->Remove(it->first, shard_);
-    return map_.erase(it);
+    map_.erase(it);
   }
   size_t erase(const Uuid& id) {
     auto it = map_.find(id);
