@@ -345,9 +345,14 @@ Status EngineState::Recover() {
     IndexMessage(shard, shard.arena.Append(v), /*keep_sorted=*/false);
     return Status::OK();
   }));
-  // Messages arrive in id order; a chat's list is ordered by (created_at, id).
+  // Messages arrive in id order; a chat's list is ordered by (created_at, id). Each list
+  // then gives back its growth slack (a chat gets new messages one at a time, so the
+  // first append after the start is the only copy this costs).
   for (auto& shard : shards)
-    for (auto& [chat, ci] : shard->chat_index) std::sort(ci.messages.begin(), ci.messages.end());
+    for (auto& [chat, ci] : shard->chat_index) {
+      std::sort(ci.messages.begin(), ci.messages.end());
+      ci.messages.shrink_to_fit();
+    }
   AS_RETURN_IF_ERROR(scan(RecordType::kVote, [&](std::string_view k, std::string_view v) {
     AS_RETURN_IF_ERROR(Verified<fb::Vote>(k, v));
     Partition& shard = ShardOf(ToUuid(flatbuffers::GetRoot<fb::Vote>(v.data())->user_id()));
@@ -371,6 +376,12 @@ Status EngineState::Recover() {
   open_trace("graphs loaded");
   AS_RETURN_IF_ERROR(RecoverUsage());
   open_trace("usage recovered");
+  // The tables were sized from the image's counts spread evenly over the shards; a
+  // shard that got fewer gives back what a table half its size would hold.
+  for (auto& shard : shards)
+    for (IdMap* m : {&shard->users, &shard->user_agents, &shard->chats, &shard->messages,
+                     &shard->memories, &shard->usage_logs})
+      m->ShrinkToFit();
   return Status::OK();
 }
 

@@ -155,6 +155,11 @@ class IdMap {
   size_t size() const { return map_.size(); }
   bool empty() const { return map_.empty(); }
   void reserve(size_t n) { map_.reserve(n); }
+  // Halves (or more) the table when a table of half its capacity would hold every entry
+  // within its maximum load (7/8); otherwise leaves it alone (a rehash of every entry).
+  void ShrinkToFit() {
+    if (map_.capacity() > 16 && map_.size() * 16 < map_.capacity() * 7) map_.rehash(0);
+  }
   Loc& at(const Uuid& id) { return map_.at(id); }
   const Loc& at(const Uuid& id) const { return map_.at(id); }
 

@@ -37,15 +37,16 @@
 namespace agentstore::internal {
 
 // What a filter needs of one memory, without touching its record.
+// (Members ordered so that no padding is left between them: one per memory.)
 struct MemoryMeta {
   Uuid id;
   Loc loc = 0;  // the record (without its embedding) in the shard's arena
   uint64_t label = 0;
   const float* vec = nullptr;  // in the VectorStore, slot `vslot`
-  uint32_t vslot = 0;
-  uint64_t key_hash = 0;   // of memory_key (set by UserMemories::Put)
-  int64_t expires_at = 0;  // 0: never
+  uint64_t key_hash = 0;       // of memory_key (set by UserMemories::Put)
+  int64_t expires_at = 0;      // 0: never
   double importance = 0;
+  uint32_t vslot = 0;
   fb::MemoryType type = fb::MemoryType::fact;
   std::vector<uint64_t> tags;  // hashes of memory_value.tags
 };

@@ -74,7 +74,11 @@ void TextIndex::Remove(uint64_t label, std::string_view text) {
     len += tf;
     auto p = postings_.find(term);
     if (p == postings_.end()) continue;
-    removed += std::erase_if(p->second, [&](const Posting& e) { return e.label == label; });
+    auto& list = p->second;
+    auto gone = std::remove_if(list.begin(), list.end(),
+                               [&](const Posting& e) { return e.label == label; });
+    removed += static_cast<size_t>(list.end() - gone);
+    list.erase(gone, list.end());
     if (p->second.empty()) postings_.erase(p);
   }
   if (documents_ == 0 || (len > 0 && removed == 0)) return;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -103,6 +104,78 @@ TEST_F(Memories, UpsertByKeyUpdatesTheSameMemory) {
   q.vector = v2;
   EXPECT_EQ(Must(e().GlobalSearchMemories(Scope::Service(), q)).size(), 1u);
   EXPECT_EQ(e().MemoryStats().memories, 1u);
+}
+
+// The per-user lookups (by id, by key, by label for search results) and the keyword
+// index are flat tables re-filed on every replace and on every delete (which moves the
+// last memory into the hole): a random run of upserts and deletes against a model,
+// checked before and after a restart.
+TEST_F(Memories, LookupsFollowEveryReplaceAndDeleteAgainstAModel) {
+  Uuid u = NewUser("model@x.com");
+  struct Live {
+    Uuid id;
+    std::string word;
+  };
+  std::map<std::string, Live> model;  // memory_key -> the live memory
+  std::vector<std::string> keys;
+  for (int i = 0; i < 40; ++i) keys.push_back("key-" + std::to_string(i));
+  std::uniform_int_distribution<size_t> pick(0, keys.size() - 1);
+  for (int op = 0; op < 600; ++op) {
+    const std::string& key = keys[pick(rng_)];
+    auto it = model.find(key);
+    if (it != model.end() && op % 3 == 0) {
+      ASSERT_OK(e().DeleteMemory(Scope::ForUser(u), it->second.id));
+      model.erase(it);
+      continue;
+    }
+    std::string word = "w" + std::to_string(op);
+    auto r = e().UpsertMemory(Scope::ForUser(u),
+                              Memory(u, key, gen_.Sample(op % 200, rng_), "entry " + word));
+    ASSERT_OK(r);
+    Uuid id = Id(r->get()->id());
+    if (it != model.end()) EXPECT_EQ(id, it->second.id) << key << " keeps its id";
+    model[key] = {id, word};
+  }
+  ASSERT_GT(model.size(), 10u);
+  auto check = [&](const char* when) {
+    SCOPED_TRACE(when);
+    EXPECT_EQ(e().MemoryStats().memories, model.size());
+    for (const auto& key : keys) {
+      auto got = e().GetMemoryByKey(Scope::ForUser(u), u, key);
+      auto it = model.find(key);
+      if (it == model.end()) {
+        EXPECT_EQ(got.status().code(), StatusCode::kNotFound) << key;
+        continue;
+      }
+      ASSERT_OK(got);
+      EXPECT_EQ(Id(got->get()->id()), it->second.id) << key;
+      EXPECT_EQ(Must(e().GetMemory(Scope::ForUser(u), it->second.id, false))->memory_key()->str(),
+                key);
+      // A word of one memory's content: the keyword side ranks it first, so hybrid
+      // search (which fuses it with a vector ranking) puts it first.
+      MemoryQuery q;
+      q.user = u;
+      q.vector = gen_.Sample(7, rng_);
+      q.text = it->second.word;
+      q.k = 1;
+      auto hits = Must(e().HybridSearchMemories(Scope::ForUser(u), q));
+      ASSERT_EQ(hits.size(), 1u);
+      EXPECT_EQ(Id(hits[0].memory->id()), it->second.id) << key << " by " << it->second.word;
+    }
+    // Every live memory is found by vector search exactly once.
+    MemoryQuery all;
+    all.user = u;
+    all.vector = gen_.Sample(3, rng_);
+    all.k = static_cast<uint32_t>(model.size() + 5);
+    auto hits = Ids(Must(e().SearchMemories(Scope::ForUser(u), all)));
+    std::set<Uuid> found(hits.begin(), hits.end()), want;
+    for (const auto& [key, live] : model) want.insert(live.id);
+    EXPECT_EQ(hits.size(), model.size());
+    EXPECT_EQ(found, want);
+  };
+  check("before restart");
+  Reopen();
+  check("after restart");
 }
 
 TEST_F(Memories, BadInputIsRefusedAndChangesNothing) {

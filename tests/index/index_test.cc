@@ -172,9 +172,32 @@ TEST(TextIndex, RanksByBm25AndForgetsRemovedDocuments) {
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].label, 1u);
   EXPECT_EQ(t.documents(), 2u);
+  // Removing what is not there changes nothing.
+  t.Remove(2, "A fox, a fox, and another FOX");
+  t.Remove(99, "The quick brown fox");
+  EXPECT_EQ(t.documents(), 2u);
+  EXPECT_EQ(t.Search("fox", 10, all).size(), 1u);
   // Non-ASCII words match whole.
   t.Add(4, "größe café");
   EXPECT_EQ(t.Search("café", 10, all).size(), 1u);
+}
+
+// BM25's length normalization uses each document's own length (carried in its
+// postings): with the same term frequency the shorter document ranks first, with the
+// exact score of the formula.
+TEST(TextIndex, ShorterDocumentsRankFirstWithTheFormulasScore) {
+  index::TextIndex t;
+  t.Add(7, "fox one two three four five six seven");
+  t.Add(8, "fox one");
+  t.Add(9, "nothing");
+  auto r = t.Search("fox", 10, [](uint64_t) { return true; });
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].label, 8u);
+  EXPECT_EQ(r[1].label, 7u);
+  const double docs = 3, df = 2, avg = (8.0 + 2.0 + 1.0) / 3, k1 = 1.2, b = 0.75;
+  const double idf = std::log(1.0 + (docs - df + 0.5) / (df + 0.5));
+  EXPECT_NEAR(r[0].score, idf * (k1 + 1) / (1 + k1 * (1 - b + b * 2 / avg)), 1e-12);
+  EXPECT_NEAR(r[1].score, idf * (k1 + 1) / (1 + k1 * (1 - b + b * 8 / avg)), 1e-12);
 }
 
 TEST(FuseRankings, IsReciprocalRankFusion) {

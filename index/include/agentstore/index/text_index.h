@@ -14,6 +14,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/inlined_vector.h>
+
 namespace agentstore::index {
 
 // FNV-1a of a term or tag: stable across runs and platforms.
@@ -51,7 +54,10 @@ class TextIndex {
     uint32_t tf;
     uint32_t doc_len;
   };
-  std::unordered_map<uint64_t, std::vector<Posting>> postings_;
+  // Flat, and a term's first posting held in the map's slot: most terms of a user's
+  // memories occur in one of them (names, numbers, rare words), and a node plus a heap
+  // array for each such term was the keyword index's largest cost.
+  absl::flat_hash_map<uint64_t, absl::InlinedVector<Posting, 1>> postings_;
   size_t documents_ = 0;
   uint64_t total_len_ = 0;
 };
