@@ -867,7 +867,14 @@ Status RunQuery(internal::EngineState& impl, const Scope& scope, const Collectio
   size_t want = counting ? SIZE_MAX : q.limit;
   size_t got = 0;
   std::vector<internal::Candidate> cands;
-  std::string bytes;  // the candidates' stored records, copied under the lock
+  // The candidates' stored records, copied under the lock; the thread's buffer is reused
+  // by its next query (and let go when a large answer grew it).
+  thread_local std::string bytes;
+  struct Release {
+    ~Release() {
+      if (bytes.capacity() > (1 << 20)) std::string().swap(bytes);
+    }
+  } release;
   while (true) {
     cands.clear();
     bytes.clear();
