@@ -754,8 +754,9 @@ void AppendApiText(const Schema& s, std::string_view bytes, std::string* out_ptr
     if (absent && f.default_value.is_null() && &f - s.fields.data() != kDeletedAtField) continue;
     if (!first) out.push_back(',');
     first = false;
-    AppendJsonString(f.name, &out);
-    out.push_back(':');
+    out.push_back('"');  // a field name is an identifier (CheckName): nothing to escape
+    out.append(f.name);
+    out.append("\":", 2);
     if (absent) {
       if (f.default_value.is_null())
         out.append("null");
