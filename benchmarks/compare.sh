@@ -9,21 +9,25 @@
 #                         [--workloads LIST] [--out DIR] [--durability always|batch|none]
 #                         [--no-tarantool]
 #   benchmarks/compare.sh --replot DIR   # the report and charts again from DIR/*.json
-#   benchmarks/compare.sh --collections only|also [--seconds N] [--connections N]
+#   benchmarks/compare.sh --collections only|also [--seconds N] [--connections N] [--depth N]
 #       # the journal_entries collection vs the same PostgreSQL table (collections_bench);
-#       # "only" skips the other workloads
+#       # "only" skips the other workloads; --depth N: N requests in flight per connection
+#
+# AGENTSTORE_BUILD_DIR (default ./build) names the build whose agentstored and benchmark
+# binaries run, e.g. a build of an older commit for a before/after comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 scale=S seconds=5 warmup=1 connections=8 durability=always out=build/compare
-workloads="" replot="" collections="" tarantool=1
+workloads="" replot="" collections="" tarantool=1 depth=""
 while (($#)); do
   case $1 in
     --scale) scale=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
+    --depth) depth=$2; shift 2 ;;
     --workloads) workloads=$2; shift 2 ;;
     --durability) durability=$2; shift 2 ;;
     --replot) replot=$2; shift 2 ;;
@@ -33,8 +37,9 @@ while (($#)); do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-bench=$root/build/benchmarks/agentstore-bench
-agentstored=$root/build/net/agentstored
+build=$(cd "${AGENTSTORE_BUILD_DIR:-$root/build}" && pwd)
+bench=$build/benchmarks/agentstore-bench
+agentstored=$build/net/agentstored
 
 # comparison.md / comparison.json from the three run reports, then the charts.
 report() {
@@ -121,9 +126,9 @@ for _ in $(seq 200); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
 
 if [ -n "$collections" ]; then
   echo "== collections: journal_entries, agentstore (durability $durability) vs postgres =="
-  "$root/build/benchmarks/collections_bench" --port "$as_port" --key "$key" --pg-port "$pg_port" \
+  "$build/benchmarks/collections_bench" --port "$as_port" --key "$key" --pg-port "$pg_port" \
     --pg-user postgres --pg-database bench --seconds "$seconds" --connections "$connections" \
-    --declaration "$root/examples/collections/journal_entries.json" | tee "$out/collections.md"
+    ${depth:+--depth "$depth"} --declaration "$root/examples/collections/journal_entries.json" | tee "$out/collections.md"
   [ "$collections" = only ] && exit 0
 fi
 common=(--scale "$scale" --seconds "$seconds" --warmup "$warmup" --connections "$connections")

@@ -4,8 +4,11 @@
 
 #include <flatbuffers/flexbuffers.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <set>
 
@@ -23,6 +26,14 @@ constexpr uint32_t kDefaultMaxLength = 65536;
 constexpr uint32_t kDefaultMaxItems = 1000;
 
 Status Bad(std::string_view msg) { return Status::InvalidArgument(msg); }
+
+void SetNameOrder(Schema& s) {
+  s.name_order.resize(s.fields.size());
+  for (size_t i = 0; i < s.fields.size(); ++i) s.name_order[i] = static_cast<int>(i);
+  std::sort(s.name_order.begin(), s.name_order.end(), [&](int a, int b) {
+    return std::strcmp(s.fields[a].name.c_str(), s.fields[b].name.c_str()) < 0;
+  });
+}
 
 // Names are lowercase identifiers: they become RocksDB key bytes and JSON keys.
 Status CheckName(std::string_view what, std::string_view n) {
@@ -332,6 +343,7 @@ Result<Schema> ParseDeclaration(const Json& j, size_t max_json_bytes) {
     s.ttl_field = fi;
   }
   if (j.contains("indexes")) AS_RETURN_IF_ERROR(ParseIndexes(s, j["indexes"]));
+  SetNameOrder(s);
   return s;
 }
 
@@ -343,6 +355,7 @@ Result<Schema> ParseAlter(const Schema& schema, const Json& change) {
   Schema s = schema;
   if (change.contains("add_fields")) AS_RETURN_IF_ERROR(ParseFieldList(s, change["add_fields"]));
   if (change.contains("add_indexes")) AS_RETURN_IF_ERROR(ParseIndexes(s, change["add_indexes"]));
+  SetNameOrder(s);
   return s;
 }
 
@@ -609,22 +622,70 @@ Json ToApi(const Schema& s, const Json& record) {
 
 namespace {
 
+// True when one of the 8 bytes of `w` must be escaped in a JSON string (a control byte,
+// '"' or '\'): exact SWAR tests for a byte below 0x20 and for a byte equal to each.
+inline bool WordNeedsEscape(uint64_t w) {
+  constexpr uint64_t k01 = 0x0101010101010101ULL, k80 = 0x8080808080808080ULL;
+  auto has_zero = [](uint64_t v) { return (v - k01) & ~v & k80; };
+  uint64_t below_space = (w - k01 * 0x20) & ~w & k80;
+  return below_space | has_zero(w ^ (k01 * '"')) | has_zero(w ^ (k01 * '\\'));
+}
+
+// Appends `s` as a JSON string: runs that need no escape go in one append each, found 8
+// bytes at a time (a record's text is mostly such runs).
 void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
+  const char* p = s.data();
+  const size_t n = s.size();
+  size_t run = 0, i = 0;
+  while (i < n) {
+    if (i + 8 <= n) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      if (!WordNeedsEscape(w)) {
+        i += 8;
+        continue;
+      }
+    }
+    unsigned char c = static_cast<unsigned char>(p[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      ++i;
+      continue;
+    }
+    out->append(p + run, i - run);
     if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(ch);
-    } else if (c < 0x20) {
+      char esc[2] = {'\\', static_cast<char>(c)};
+      out->append(esc, 2);
+    } else {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out->append(buf);
-    } else {
-      out->push_back(ch);
+      out->append(buf, 6);
     }
+    run = ++i;
   }
+  out->append(p + run, n - run);
   out->push_back('"');
+}
+
+void AppendInt(int64_t v, std::string* out) {
+  char buf[24];
+  auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+  out->append(buf, end - buf);
+}
+
+// A 16-byte uuid as its quoted text, without a temporary string.
+void AppendUuidString(const uint8_t* b, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char t[38];
+  size_t j = 0;
+  t[j++] = '"';
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) t[j++] = '-';
+    t[j++] = kHex[b[i] >> 4];
+    t[j++] = kHex[b[i] & 15];
+  }
+  t[j++] = '"';
+  out->append(t, j);
 }
 
 void AppendDefault(const FieldSpec& f, std::string* out) {
@@ -637,19 +698,65 @@ void AppendDefault(const FieldSpec& f, std::string* out) {
 }  // namespace
 
 std::string ToApiText(const Schema& s, std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size() + 64);
+  AppendApiText(s, bytes, &out);
+  return out;
+}
+
+void AppendApiText(const Schema& s, std::string_view bytes, std::string* out_ptr) {
+  std::string& out = *out_ptr;
   auto map =
       flexbuffers::GetRoot(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()).AsMap();
-  std::string out = "{";
-  out.reserve(bytes.size() + 64);
+  // Where each field's value sits in the map (kAbsent: not stored).
+  constexpr uint16_t kAbsent = 0xFFFF;
+  uint16_t slot[kMaxFields];
+  const size_t nf = s.fields.size();
+  std::fill(slot, slot + nf, kAbsent);
+  auto keys = map.Keys();
+  auto vals = map.Values();
+  if (s.name_order.size() == nf) {
+    size_t k = 0, nk = keys.size();
+    for (int fi : s.name_order) {
+      const char* name = s.fields[fi].name.c_str();
+      while (k < nk) {
+        int c = std::strcmp(keys[k].AsKey(), name);
+        if (c > 0) break;
+        if (c == 0) slot[fi] = static_cast<uint16_t>(k);
+        ++k;
+        if (c == 0) break;
+      }
+    }
+  } else {
+    for (size_t fi = 0; fi < nf; ++fi) {
+      size_t n = keys.size(), lo = 0, hi = n;  // keys are sorted: binary search
+      const char* name = s.fields[fi].name.c_str();
+      while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = std::strcmp(keys[mid].AsKey(), name);
+        if (c == 0) {
+          slot[fi] = static_cast<uint16_t>(mid);
+          break;
+        }
+        if (c < 0)
+          lo = mid + 1;
+        else
+          hi = mid;
+      }
+    }
+  }
+  out.push_back('{');
   bool first = true;
   for (const auto& f : s.fields) {
-    auto v = map[f.name.c_str()];
-    bool absent = v.IsNull();
+    uint16_t at = slot[&f - s.fields.data()];
+    bool absent = at == kAbsent;
+    auto v = absent ? flexbuffers::Reference() : vals[at];
     if (absent && f.default_value.is_null() && &f - s.fields.data() != kDeletedAtField) continue;
     if (!first) out.push_back(',');
     first = false;
-    AppendJsonString(f.name, &out);
-    out.push_back(':');
+    out.push_back('"');  // a field name is an identifier (CheckName): nothing to escape
+    out.append(f.name);
+    out.append("\":", 2);
     if (absent) {
       if (f.default_value.is_null())
         out.append("null");
@@ -666,7 +773,7 @@ std::string ToApiText(const Schema& s, std::string_view bytes) {
       }
       case FieldType::kInteger:
       case FieldType::kTimestamp:
-        out.append(std::to_string(v.AsInt64()));
+        AppendInt(v.AsInt64(), &out);
         break;
       case FieldType::kDecimal:
         AppendJsonString(DecimalText(v.AsInt64(), f.scale), &out);
@@ -677,11 +784,9 @@ std::string ToApiText(const Schema& s, std::string_view bytes) {
       case FieldType::kBool:
         out.append(v.AsBool() ? "true" : "false");
         break;
-      case FieldType::kUuid: {
-        auto blob = v.AsBlob();
-        AppendJsonString(Uuid::FromBytes(blob.data()).ToString(), &out);
+      case FieldType::kUuid:
+        AppendUuidString(v.AsBlob().data(), &out);
         break;
-      }
       case FieldType::kJson: {
         auto str = v.AsString();
         out.append(str.c_str(), str.length());  // stored as the JSON text itself
@@ -701,7 +806,6 @@ std::string ToApiText(const Schema& s, std::string_view bytes) {
     }
   }
   out.push_back('}');
-  return out;
 }
 
 void AppendKeyPart(const FieldSpec& f, const Json& v, std::string* out) {

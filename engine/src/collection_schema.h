@@ -67,6 +67,10 @@ struct Schema {
   int ttl_field = -1;    // a timestamp: the record expires once now >= its value
   std::vector<IndexSpec> indexes;
   size_t max_json_bytes = 64 << 10;
+  // Field positions sorted by name as strcmp sorts (the order of a FlexBuffers map's
+  // keys), so a stored record's fields are matched in one merge pass. Set by
+  // ParseDeclaration and ParseAlter; empty: look each field up instead.
+  std::vector<int> name_order;
 
   int Field(std::string_view n) const {
     auto it = by_name.find(std::string(n));
@@ -114,8 +118,10 @@ Status Decode(const Schema& s, std::string_view bytes, Json* record);
 Json ToApi(const Schema& s, const Json& record);
 // The same as JSON text, written straight from stored bytes (reads: no JSON tree is
 // built), fields in declaration order. `bytes` must come from Encode (or a verified
-// Decode at recovery).
+// Decode at recovery) and start 8-aligned.
 std::string ToApiText(const Schema& s, std::string_view bytes);
+// The same, appended to *out (a query writes many records without a string each).
+void AppendApiText(const Schema& s, std::string_view bytes, std::string* out);
 
 // Order-preserving bytes of the fields (null sorts first); keys compare with memcmp.
 void AppendKeyPart(const FieldSpec& f, const Json& v, std::string* out);

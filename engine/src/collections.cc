@@ -98,9 +98,9 @@ void ApplyRecord(Collection& c, const std::string& pk, const Json* old_rec, cons
   if (new_rec) {
     CollectionRecord meta = MetaOf(s, *new_rec, std::move(bytes));
     if (s.owner_field >= 0) c.by_owner[meta.owner].insert(pk);
-    c.records[pk] = std::move(meta);
+    auto it = c.records.insert_or_assign(pk, std::move(meta)).first;
     for (size_t i = 0; i < s.indexes.size(); ++i)
-      c.indexes[i].emplace(coll::KeyOf(s, s.indexes[i].fields, *new_rec) + pk, pk);
+      c.indexes[i].emplace(coll::KeyOf(s, s.indexes[i].fields, *new_rec) + pk, &*it);
   }
 }
 
@@ -120,7 +120,7 @@ Status CheckUnique(const Collection& c, const std::string& pk, const Json& rec) 
     std::string prefix = coll::KeyOf(s, idx.fields, rec);
     for (auto it = c.indexes[i].lower_bound(prefix);
          it != c.indexes[i].end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
-      if (it->second != pk)
+      if (it->second->first != pk)
         return Status::AlreadyExists("unique index " + idx.name + " of " + s.name +
                                      " already holds these values");
   }
@@ -374,46 +374,58 @@ Status PlanRange(const Schema& s, const Viewer& viewer, const CollectionQuery& q
   return Status::OK();
 }
 
+// A record a query's walk found visible (so far: kTenantOfOwner still needs FinalVisible):
+// its stored bytes are copied into the walk's one buffer under the collection's lock and
+// rendered as JSON after it.
 struct Candidate {
-  std::string entry;
   Uuid owner;
-  std::string bytes;
+  size_t offset = 0, size = 0;  // in the walk's buffer; offset 8-aligned for FlexBuffers
 };
 
 // Up to `max` visible candidates in [lower, upper) after `cursor`, in order, under the
-// collection's shared lock. Sets *more when the range holds further entries.
-template <typename Map, typename PkOf>
-void Collect(const Collection& c, const Map& m, PkOf pk_of, const Range& r, bool desc,
-             const std::string& cursor, const Viewer& viewer, bool include_deleted, int64_t now,
-             size_t max, std::vector<Candidate>* out, bool* more) {
+// collection's shared lock; their bytes appended to *bytes unless it is null (counting).
+// Sets *last_entry to the last candidate's map entry (the next cursor) when any, and *more
+// when the range holds further entries. `record_of` maps a map element to its record.
+template <typename Map, typename RecordOf>
+void Collect(const Map& m, RecordOf record_of, const Range& r, bool desc, const std::string& cursor,
+             const Viewer& viewer, bool include_deleted, int64_t now, size_t max,
+             std::vector<Candidate>* out, std::string* bytes, std::string* last_entry, bool* more) {
   *more = false;
-  auto keep = [&](const std::string& entry, const std::string& pk) {
-    auto rec = c.records.find(pk);
-    if (rec == c.records.end()) return true;
-    const CollectionRecord& cr = rec->second;
+  const std::string* last = nullptr;
+  auto keep = [&](const std::string& entry, const RecordEntry& e) {
+    const CollectionRecord& cr = e.second;
     if (!QuickVisible(viewer, cr) || Expired(cr, now) || (cr.deleted_at && !include_deleted))
       return true;
     if (out->size() == max) {
       *more = true;
       return false;
     }
-    out->push_back({entry, cr.owner, cr.bytes});
+    Candidate cand{cr.owner};
+    if (bytes) {
+      bytes->resize((bytes->size() + 7) & ~size_t{7});
+      cand.offset = bytes->size();
+      cand.size = cr.bytes.size();
+      bytes->append(cr.bytes);
+    }
+    out->push_back(cand);
+    last = &entry;
     return true;
   };
   if (!desc) {
     auto it = m.lower_bound(r.lower);
     if (!cursor.empty() && cursor >= r.lower) it = m.upper_bound(cursor);
     for (; it != m.end() && (r.upper.empty() || it->first < r.upper); ++it)
-      if (!keep(it->first, pk_of(*it))) return;
+      if (!keep(it->first, record_of(*it))) break;
   } else {
     auto it = r.upper.empty() ? m.end() : m.lower_bound(r.upper);
     if (!cursor.empty() && (r.upper.empty() || cursor < r.upper)) it = m.lower_bound(cursor);
     while (it != m.begin()) {
       --it;
-      if (it->first < r.lower) return;
-      if (!keep(it->first, pk_of(*it))) return;
+      if (it->first < r.lower) break;
+      if (!keep(it->first, record_of(*it))) break;
     }
   }
+  if (last) *last_entry = *last;
 }
 
 }  // namespace
@@ -599,7 +611,7 @@ Result<std::string> Engine::AlterCollection(const Scope& scope, std::string_view
           auto& m = c->indexes[i];
           for (auto e = m.lower_bound(prefix);
                !has_null && e != m.end() && e->first.compare(0, prefix.size(), prefix) == 0; ++e)
-            if (e->second != pks[k])
+            if (e->second->first != pks[k])
               failed =
                   Status::InvalidArgument("unique index " + idx.name +
                                           " refused: existing records share the values " + [&] {
@@ -609,7 +621,7 @@ Result<std::string> Engine::AlterCollection(const Scope& scope, std::string_view
                                             return vals.dump();
                                           }());
         }
-        c->indexes[i].emplace(prefix + pks[k], pks[k]);
+        c->indexes[i].emplace(prefix + pks[k], &*it);
       }
     }
   }
@@ -854,35 +866,47 @@ Status RunQuery(internal::EngineState& impl, const Scope& scope, const Collectio
   int64_t now = impl.Now();
   size_t want = counting ? SIZE_MAX : q.limit;
   size_t got = 0;
+  std::vector<internal::Candidate> cands;
+  // The candidates' stored records, copied under the lock; the thread's buffer is reused
+  // by its next query (and let go when a large answer grew it).
+  thread_local std::string bytes;
+  struct Release {
+    ~Release() {
+      if (bytes.capacity() > (1 << 20)) std::string().swap(bytes);
+    }
+  } release;
   while (true) {
-    std::vector<internal::Candidate> cands;
+    cands.clear();
+    bytes.clear();
     bool more = false;
     size_t batch = counting ? 4096 : want - got;
+    std::string* copy_to = counting ? nullptr : &bytes;
     {
       std::shared_lock l(c->mu);
-      if (c->schema->indexes.size() != schema->indexes.size() && range.index) {
-        // the schema changed under us (an alter); the plan still holds: indexes only grow
-      }
+      // An alter may have changed the schema since the plan; it still holds: indexes only
+      // grow.
       if (range.index && c->building[range.index_pos])
         return Status::Unavailable("index " + q.index + " is still being built; retry");
       if (range.index) {
         internal::Collect(
-            *c, c->indexes[range.index_pos],
-            [](const auto& e) -> const std::string& { return e.second; }, range, q.desc, cursor,
-            viewer, q.include_deleted, now, batch, &cands, &more);
+            c->indexes[range.index_pos],
+            [](const auto& e) -> const internal::RecordEntry& { return *e.second; }, range, q.desc,
+            cursor, viewer, q.include_deleted, now, batch, &cands, copy_to, &cursor, &more);
       } else {
         internal::Collect(
-            *c, c->records, [](const auto& e) -> const std::string& { return e.first; }, range,
-            q.desc, cursor, viewer, q.include_deleted, now, batch, &cands, &more);
+            c->records, [](const auto& e) -> const internal::RecordEntry& { return e; }, range,
+            q.desc, cursor, viewer, q.include_deleted, now, batch, &cands, copy_to, &cursor, &more);
       }
       schema = c->schema;
     }
-    for (auto& cand : cands) {
-      cursor = cand.entry;
+    for (const auto& cand : cands) {
       if (!internal::FinalVisible(impl, viewer, cand.owner)) continue;
       ++got;
       if (counting) continue;
-      AS_ASSIGN_OR_RETURN(std::string text, internal::ApiText(*schema, cand.bytes));
+      std::string text;
+      text.reserve(cand.size + 64);
+      internal::coll::AppendApiText(*schema, std::string_view(bytes).substr(cand.offset, cand.size),
+                                    &text);
       page->records.push_back(std::move(text));
     }
     if (!more) break;

@@ -37,13 +37,18 @@ struct CollectionRecord {
   int64_t expires_at = 0;  // the TTL field's value; 0: never
 };
 
+using RecordMap = std::map<std::string, CollectionRecord>;  // primary key bytes -> record
+using RecordEntry = RecordMap::value_type;                  // (primary key, record)
+
 struct Collection {
   mutable std::shared_mutex mu;
   std::mutex alter_mu;  // one alter at a time; held across an index build, not by writes
   std::shared_ptr<const coll::Schema> schema;
-  std::map<std::string, CollectionRecord> records;  // primary key bytes -> record
-  // One per schema index: entry (index key bytes + primary key bytes) -> primary key.
-  std::vector<std::map<std::string, std::string>> indexes;
+  RecordMap records;
+  // One per schema index: entry (index key bytes + primary key bytes) -> the record's node
+  // in `records`, so an index walk reads records without a lookup by key. Map nodes never
+  // move, and a record's index entries are erased before the record is (ApplyRecord).
+  std::vector<std::map<std::string, const RecordEntry*>> indexes;
   std::vector<bool> building;  // per index: being built by an alter, not yet queryable
   std::unordered_map<Uuid, std::set<std::string>, UuidHash> by_owner;
 };

@@ -374,6 +374,47 @@ TEST_F(Collections, BadInputIsRefusedAndChangesNothing) {
   EXPECT_EQ(Snapshot(), before);
 }
 
+// A record's text is written straight from its stored bytes (AppendApiText): strings
+// escaped as JSON, fields in declaration order, absent ones as their default (or
+// deleted_at as null), and the same text from get and from a query.
+TEST_F(Collections, RecordTextEscapesAndKeepsDeclarationOrder) {
+  Scope ada = Scope::ForUser(ada_);
+  const std::string content = "say \"hi\" \\ back\nslash\t\x01\x1f end \xc3\xa9 \xf0\x9f\x98\x80";
+  Json put = Put(ada, "journal_entries",
+                 {{"title", "\"quoted\""},
+                  {"content", content},
+                  {"tags", {"a\"b", "c\\d", ""}},
+                  {"entry_date", -5}});
+  auto got = e().GetRecord(ada, "journal_entries", put["id"].get<std::string>());
+  ASSERT_OK(got);
+  Json rec = Json::parse(*got);
+  EXPECT_EQ(rec, put);
+  EXPECT_EQ(rec["content"], content);
+  EXPECT_EQ(rec["tags"], Json({"a\"b", "c\\d", ""}));
+  EXPECT_EQ(rec["entry_date"], -5);
+  EXPECT_EQ(rec["is_private"], true);  // the declared default
+  EXPECT_TRUE(rec["deleted_at"].is_null());
+  EXPECT_FALSE(rec.contains("mood"));  // absent, no default
+  EXPECT_NE(got->find(R"("content":"say \"hi\" \\ back\u000aslash\u0009\u0001\u001f end )"),
+            std::string::npos)
+      << *got;
+  size_t at = 0;
+  for (const char* f : {"id", "created_at", "updated_at", "deleted_at", "user_id", "title",
+                        "content", "tags", "is_private", "entry_date"}) {
+    size_t next = got->find("\"" + std::string(f) + "\":");
+    ASSERT_NE(next, std::string::npos) << f;
+    EXPECT_GE(next, at) << f << " out of declaration order in " << *got;
+    at = next;
+  }
+  CollectionQuery q;
+  q.collection = "journal_entries";
+  q.index = "by_user_date";
+  auto page = e().QueryRecords(ada, q);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->records.size(), 1u);
+  EXPECT_EQ(page->records[0], *got);
+}
+
 TEST_F(Collections, AlterAddsFieldsAndIndexesOrRefusesWithReason) {
   Scope ada = Scope::ForUser(ada_), bob = Scope::ForUser(bob_);
   Put(ada, "journal_entries", {{"content", "a"}, {"entry_date", 1}, {"mood", "good"}});
