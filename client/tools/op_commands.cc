@@ -403,6 +403,10 @@ void AddFlags(CLI::App* sub, OpCommand& cmd, const std::string& shape,
     cmd.flags.push_back(flag);
     cmd.flags.back().option = sub->add_option(names)->description(desc);
     if (t.base_type == flatbuffers::BASE_TYPE_BOOL) cmd.flags.back().option->expected(0, 1);
+    // "string, repeatable" / "uuid, repeatable": `--tags a --tags b` gives both.
+    if (t.base_type == flatbuffers::BASE_TYPE_VECTOR &&
+        (t.element == flatbuffers::BASE_TYPE_STRING || t.element == flatbuffers::BASE_TYPE_STRUCT))
+      cmd.flags.back().option->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   }
 }
 

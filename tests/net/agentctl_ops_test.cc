@@ -164,6 +164,23 @@ TEST_F(AgentctlOps, GeneratedCommandsReachWhatTheHandKeptOnesCouldNot) {
   EXPECT_EQ(Ctl("user_get --id " + user).code, 1);
 }
 
+// A flag its help calls "repeatable" (a string or UUID list field) takes every value
+// given: `--tags a --tags b` was refused with "At Most 1 required but received 2".
+TEST_F(AgentctlOps, RepeatableFlagsTakeEveryValue) {
+  std::string user = IdOf("user_create --email rep@x.com");
+  std::string friend1 = IdOf("user_create --email f1@x.com");
+  std::string friend2 = IdOf("user_create --email f2@x.com");
+  std::string agent = IdOf("agent_create --name Helper --is-public");
+  CtlRun r = Out(server_, svc_key(),
+                 "user_agent_create --user-id " + user + " --agent-id " + agent +
+                     " --tags work --tags daily --shared-with " + friend1 + " --shared-with " +
+                     friend2 + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  Json ua = Json::parse(r.out);
+  EXPECT_EQ(ua["tags"], Json::array({"work", "daily"})) << r.out;
+  EXPECT_EQ(ua["shared_with"], Json::array({friend1, friend2})) << r.out;
+}
+
 TEST_F(AgentctlOps, TablesShowIsoTimesInAlignedColumns) {
   NewUserId("t1@x.com");
   NewUserId("t2-longer-address@x.com");
