@@ -273,12 +273,58 @@ std::optional<std::string> As(const std::string& bytes) {
   return agentstore::RecordToJson(*flatbuffers::GetRoot<T>(bytes.data()));
 }
 
+// The record table of a record type's name ("users": User), for record_export's answer.
+std::string TableOfTypeName(const std::string& name) {
+  using agentstore::RecordType;
+  auto t = agentstore::RecordTypeFromName(name);
+  if (!t) return "";
+  switch (*t) {
+    case RecordType::kTenant:
+      return "Tenant";
+    case RecordType::kUser:
+      return "User";
+    case RecordType::kAgent:
+      return "Agent";
+    case RecordType::kUserAgent:
+      return "UserAgent";
+    case RecordType::kChat:
+      return "Chat";
+    case RecordType::kMessage:
+      return "Message";
+    case RecordType::kVote:
+      return "Vote";
+    case RecordType::kAdminConfig:
+      return "AdminConfig";
+    case RecordType::kApiKey:
+      return "ApiKey";
+    case RecordType::kUserMemory:
+      return "UserMemory";
+    case RecordType::kUsageLog:
+      return "UsageLog";
+    case RecordType::kRateLimitConfig:
+      return "RateLimitConfig";
+    case RecordType::kQuota:
+      return "Quota";
+    case RecordType::kUserUsageRollup:
+    case RecordType::kTenantUsageRollup:
+      return "UsageRollup";
+  }
+  return "";
+}
+
+// A JSON text as JSON (the text itself when it does not parse).
+Json TextJson(const std::string& text) {
+  Json j = Json::parse(text, nullptr, false);
+  return j.is_discarded() ? Json(text) : j;
+}
+
 // A record blob as the data model's JSON (the record field tables), or through the
 // schema for a record type agentctl has no field table for.
 Json BlobJson(const Json& blob, const std::string& table) {
   std::string bytes;
   if (blob.is_object() && blob.contains("data"))
     for (const auto& b : blob["data"]) bytes.push_back(static_cast<char>(b.get<int>()));
+  if (table == "json") return TextJson(bytes);  // a collection record: its JSON text
   std::optional<std::string> text;
   if (table == "Tenant") text = As<fb::Tenant>(bytes);
   if (table == "User") text = As<fb::User>(bytes);
@@ -311,12 +357,21 @@ Json BlobJson(const Json& blob, const std::string& table) {
 }
 
 // A response (FlatBuffers JSON) as what agentctl prints: records decoded, UUIDs as text.
-Json AnswerOf(const std::string& op, const std::string& response_json) {
+// `args` are the request's arguments (record_export's records are of the type it names).
+Json AnswerOf(const std::string& op, const std::string& response_json, const Json& args) {
   Json r = Json::parse(response_json, nullptr, false);
   if (r.is_discarded()) Fail(agentstore::Status::Corruption("unreadable answer"));
   std::string type = r.value("result_type", "NONE");
   Json res = r.contains("result") ? r["result"] : Json::object();
   std::string table = RecordTableOf(op);
+  bool listing = op.size() > 5 && op.substr(op.size() - 5) == "_list";
+  if (op == "record_export") {
+    listing = true;
+    table = args.contains("collection") ? "json"
+            : args.contains("type") && args["type"].is_string()
+                ? TableOfTypeName(args["type"].get<std::string>())
+                : "";
+  }
   if (type == "Records") {
     Json items = Json::array();
     const Json& blobs = res.contains("items") ? res["items"] : Json::array();
@@ -335,7 +390,6 @@ Json AnswerOf(const std::string& op, const std::string& response_json) {
     }
     if (op == "message_append" && items.size() == 2)
       return Json{{"message", items[0]}, {"chat", items[1]}};
-    bool listing = op.size() > 5 && op.substr(op.size() - 5) == "_list";
     if (!listing && items.size() == 1 && !res.contains("next_cursor")) return items[0];
     if (res.contains("next_cursor"))
       return Json{{"items", items}, {"next_cursor", res["next_cursor"]}};
@@ -417,8 +471,8 @@ void Run(Globals& g, OpCommand& cmd) {
   for (auto& f : cmd.flags) {
     if (!f.option) continue;
     if (f.option->count() == 0) continue;
-    seen[f.field->name] = true;
     auto res = f.option->results();
+    seen[f.field->name] = true;
     given[f.field->name] = res.empty() ? std::vector<std::string>{""} : res;
   }
   // The first shape holding every given flag.
@@ -456,7 +510,7 @@ void Run(Globals& g, OpCommand& cmd) {
   Client c = Connect(g);
   auto r = c.CallJson(cmd.op, shape, shape.empty() ? "" : args.dump()).get();
   if (!r.ok()) Fail(r.status());
-  PrintAnswer(g, AnswerOf(cmd.op, *r));
+  PrintAnswer(g, AnswerOf(cmd.op, *r, args));
 }
 
 }  // namespace
@@ -648,8 +702,8 @@ void PrintAnswer(Globals& g, const Json& answer, const std::vector<std::string>&
       if (at->empty()) Fail(agentstore::Status::NotFound("no record to --get " + g.get + " from"));
       at = &(*at)[0];
     }
-    if (at->is_object() && at->contains("items") && (*at)["items"].is_array() &&
-        !(*at)["items"].empty())
+    if (at->is_object() && !at->contains(g.get) && at->contains("items") &&
+        (*at)["items"].is_array() && !(*at)["items"].empty())  // a page: next_cursor, else items[0]
       at = &(*at)["items"][0];
     if (at->is_object() && !at->contains(g.get)) {
       // An answer of several records (message_append: message, chat): the first has it.

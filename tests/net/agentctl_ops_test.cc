@@ -181,6 +181,25 @@ TEST_F(AgentctlOps, RepeatableFlagsTakeEveryValue) {
   EXPECT_EQ(ua["shared_with"], Json::array({friend1, friend2})) << r.out;
 }
 
+// record_export answers records of the type asked for: agentctl prints them (and the
+// cursor of the next page), not only their size ("bytes 224").
+TEST_F(AgentctlOps, RecordExportPrintsTheRecordsAndTheCursor) {
+  NewUserId("exp1@x.com");
+  NewUserId("exp2@x.com");
+  CtlRun all = Out(server_, svc_key(), "record_export --type users --json");
+  ASSERT_EQ(all.code, 0) << all.out;
+  Json j = Json::parse(all.out);  // one page: the records; more: {items, next_cursor}
+  ASSERT_TRUE(j.is_array()) << all.out;
+  ASSERT_EQ(j.size(), 2u) << all.out;
+  EXPECT_EQ(j[0]["email"], "exp1@x.com") << all.out;
+  CtlRun page = Out(server_, svc_key(), "record_export --type users --limit 1 --get next_cursor");
+  EXPECT_EQ(page.code, 0) << page.out;
+  EXPECT_FALSE(Trim(page.out).empty());
+  CtlRun table = Ctl("record_export --type users");
+  EXPECT_EQ(table.code, 0) << table.out;
+  EXPECT_NE(table.out.find("exp2@x.com"), std::string::npos) << table.out;
+}
+
 TEST_F(AgentctlOps, TablesShowIsoTimesInAlignedColumns) {
   NewUserId("t1@x.com");
   NewUserId("t2-longer-address@x.com");
