@@ -372,6 +372,18 @@ Json AnswerOf(const std::string& op, const std::string& response_json, const Jso
                 ? TableOfTypeName(args["type"].get<std::string>())
                 : "";
   }
+  if (type == "JsonRecords") {
+    // Collection records and declarations, each a JSON text.
+    Json items = Json::array();
+    if (res.contains("items"))
+      for (const auto& text : res["items"])
+        items.push_back(text.is_string() ? TextJson(text.get<std::string>()) : text);
+    const OpShape* shape = ShapeEntry(op);
+    if (shape && shape->answer == "json" && items.size() == 1) return items[0];
+    if (res.contains("next_cursor"))
+      return Json{{"items", items}, {"next_cursor", res["next_cursor"]}};
+    return items;
+  }
   if (type == "Records") {
     Json items = Json::array();
     const Json& blobs = res.contains("items") ? res["items"] : Json::array();
@@ -456,7 +468,10 @@ void AddFlags(CLI::App* sub, OpCommand& cmd, const std::string& shape,
     if (!f->doc_comment.empty()) desc += " -" + f->doc_comment[0];
     cmd.flags.push_back(flag);
     cmd.flags.back().option = sub->add_option(names)->description(desc);
-    if (t.base_type == flatbuffers::BASE_TYPE_BOOL) cmd.flags.back().option->expected(0, 1);
+    // A `json` field (coll_put's record, record_import's) shares its name with
+    // agentctl's own --json: given a value it is the field, given none the output flag.
+    if (t.base_type == flatbuffers::BASE_TYPE_BOOL || f->name == "json")
+      cmd.flags.back().option->expected(0, 1);
     // "string, repeatable" / "uuid, repeatable": `--tags a --tags b` gives both.
     if (t.base_type == flatbuffers::BASE_TYPE_VECTOR &&
         (t.element == flatbuffers::BASE_TYPE_STRING || t.element == flatbuffers::BASE_TYPE_STRUCT))
@@ -472,6 +487,11 @@ void Run(Globals& g, OpCommand& cmd) {
     if (!f.option) continue;
     if (f.option->count() == 0) continue;
     auto res = f.option->results();
+    if (f.field->name == "json" && f.field->value.type.base_type == flatbuffers::BASE_TYPE_STRING &&
+        (res.empty() || (res.size() == 1 && res[0].empty()))) {
+      g.json = true;  // `--json` with no value: print JSON (see AddFlags)
+      continue;
+    }
     seen[f.field->name] = true;
     given[f.field->name] = res.empty() ? std::vector<std::string>{""} : res;
   }

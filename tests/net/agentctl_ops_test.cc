@@ -200,6 +200,39 @@ TEST_F(AgentctlOps, RecordExportPrintsTheRecordsAndTheCursor) {
   EXPECT_NE(table.out.find("exp2@x.com"), std::string::npos) << table.out;
 }
 
+// Collection answers (JSON records) print as records: a table or fields for people, JSON
+// objects with --json, also when --json follows a command whose arguments have a `json`
+// field (coll_get, coll_put). They printed as blank lines, and `coll_get ... --json` was
+// refused ("--json: 1 required missing").
+TEST_F(AgentctlOps, CollectionAnswersPrintAsRecords) {
+  std::string user = IdOf("user_create --email goals@x.com");
+  CtlRun decl = Ctl("coll_declare --json \"$(cat " + std::string(AGENTSTORE_SOURCE_DIR) +
+                    "/examples/collections/goals.json)\"");
+  ASSERT_EQ(decl.code, 0) << decl.out;
+  EXPECT_NE(decl.out.find("user_goals"), std::string::npos) << decl.out;
+  CtlRun put = Ctl("coll_put --collection user_goals --json '{\"user_id\":\"" + user +
+                   "\",\"title\":\"run a marathon\"}'");
+  ASSERT_EQ(put.code, 0) << put.out;
+  EXPECT_NE(put.out.find("run a marathon"), std::string::npos) << put.out;
+  CtlRun id = Out(server_, svc_key(),
+                  "coll_query --collection user_goals --index by_status --where "
+                  "'{\"status\":\"active\"}' --get id");
+  ASSERT_EQ(id.code, 0) << id.out;
+  CtlRun got = Out(server_, svc_key(),
+                   "coll_get --collection user_goals --key " + Trim(id.out) + " --json");
+  ASSERT_EQ(got.code, 0) << got.out;
+  Json g = Json::parse(got.out, nullptr, false);
+  ASSERT_TRUE(g.is_object()) << got.out;
+  EXPECT_EQ(g["title"], "run a marathon") << got.out;
+  CtlRun list = Ctl("coll_list");
+  EXPECT_EQ(list.code, 0) << list.out;
+  EXPECT_NE(list.out.find("user_goals"), std::string::npos) << list.out;
+  CtlRun query = Ctl("coll_query --collection user_goals --index by_status --where "
+                     "'{\"status\":\"active\"}'");
+  EXPECT_EQ(query.code, 0) << query.out;
+  EXPECT_NE(query.out.find("run a marathon"), std::string::npos) << query.out;
+}
+
 TEST_F(AgentctlOps, TablesShowIsoTimesInAlignedColumns) {
   NewUserId("t1@x.com");
   NewUserId("t2-longer-address@x.com");
