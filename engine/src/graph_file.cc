@@ -82,6 +82,18 @@ Status SaveGraphFile(const std::string& base, const index::HnswGraph& graph,
   std::filesystem::create_directories(std::filesystem::path(base).parent_path(), ec);
   if (ec) return Status::IoError("creating graph directory: " + ec.message());
   const std::string hnsw_tmp = base + ".hnsw.tmp", meta_tmp = base + ".meta.tmp";
+  // A failed save leaves no temporary file: the .hnsw.tmp is as large as the graph, and
+  // on a full disk it would keep the space the store needs to resume writing.
+  struct RemoveTmps {
+    const std::string &hnsw, &meta;
+    bool installed = false;
+    ~RemoveTmps() {
+      if (installed) return;
+      std::error_code ignored;
+      std::filesystem::remove(hnsw, ignored);
+      std::filesystem::remove(meta, ignored);
+    }
+  } cleanup{hnsw_tmp, meta_tmp};
   AS_RETURN_IF_ERROR(graph.Save(hnsw_tmp));
   MetaHead head{};
   std::memcpy(head.magic, kMagic, sizeof kMagic);
@@ -113,6 +125,7 @@ Status SaveGraphFile(const std::string& base, const index::HnswGraph& graph,
   std::filesystem::rename(hnsw_tmp, base + ".hnsw", ec);
   if (!ec) std::filesystem::rename(meta_tmp, base + ".meta", ec);
   if (ec) return Status::IoError("installing saved graph " + base + ": " + ec.message());
+  cleanup.installed = true;
   return Status::OK();
 }
 

@@ -297,7 +297,11 @@ Result<WrittenImage> WriteTableImage(storage::KvStore& store, const std::string&
     return s;
   }
   std::filesystem::rename(tmp, dir + kFile, ec);
-  if (ec) return Status::IoError("installing the table image: " + ec.message());
+  if (ec) {
+    Status s = Status::IoError("installing the table image: " + ec.message());
+    std::filesystem::remove(tmp, ec);  // as large as the store: never left behind
+    return s;
+  }
   return WrittenImage{sequence, tail.entries};
 }
 

@@ -289,6 +289,32 @@ TEST_F(SavedGraphs, DamagedOrForeignGraphsAreRebuilt) {
   EXPECT_TRUE(Answers() == before);
 }
 
+// A save that fails part-way (here: the .meta cannot be created; in the field, a full
+// disk) reports the error and leaves no temporary file behind: a graph's .hnsw.tmp is
+// as large as the graph, and on a full disk it kept the space the store needs to resume.
+// The previous saved pair stays and still loads.
+TEST_F(SavedGraphs, AFailedSaveLeavesNoTemporaryFiles) {
+  Load();
+  ASSERT_OK(e().SaveMemoryGraphs(Scope::Service()));
+  Put(big_, "one more", Sample());
+  e().DrainMemoryIndex();
+  fs::create_directories(graphs() + "/global.meta.tmp/blocked");
+  EXPECT_FALSE(e().SaveMemoryGraphs(Scope::Service()).ok());
+  EXPECT_FALSE(fs::exists(graphs() + "/global.hnsw.tmp"));
+  fs::remove_all(graphs() + "/global.meta.tmp");
+  std::string user_base = graphs() + "/users/" + big_.ToString();
+  fs::create_directories(user_base + ".meta.tmp/blocked");
+  Put(big_, "and another", Sample());
+  e().DrainMemoryIndex();
+  EXPECT_FALSE(e().SaveMemoryGraphs(Scope::Service()).ok());
+  EXPECT_FALSE(fs::exists(user_base + ".hnsw.tmp"));
+  fs::remove_all(user_base + ".meta.tmp");
+  Reopen();
+  EXPECT_GT(e().MemoryStats().global_loaded, 0u);
+  EXPECT_EQ(e().MemoryStats().user_graphs_loaded, 1u);
+  ExpectComplete();
+}
+
 // A child writes memories and saves graphs in a loop (the background saver too); the
 // parent kills it with SIGKILL at several points, often mid-save. Every acknowledged
 // memory is there afterwards and findable, whatever state the graph files were left in.

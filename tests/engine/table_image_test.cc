@@ -367,6 +367,19 @@ TEST_F(TableImageTest, AnImageTheLogNoLongerReachesIsNotUsed) {
 // A child writes users and writes images in a loop; the parent kills it with SIGKILL at
 // several points, often mid-image. Every acknowledged user is there afterwards, and the
 // store started from whatever image was left equals the store rebuilt from RocksDB.
+// An image that cannot be put in place (here the name is taken by a directory) is
+// reported and leaves no table.image.tmp behind: that file is as large as the store.
+TEST_F(TableImageTest, AnImageThatCannotBeInstalledLeavesNoTemporaryFile) {
+  Populate(3, 0);
+  fs::create_directories(image_file() + "/blocked");
+  EXPECT_FALSE(e().SaveImage(Scope::Service()).ok());
+  EXPECT_FALSE(fs::exists(image_file() + ".tmp"));
+  fs::remove_all(image_file());
+  ASSERT_OK(e().SaveImage(Scope::Service()));
+  EXPECT_TRUE(fs::exists(image_file()));
+  EXPECT_FALSE(fs::exists(image_file() + ".tmp"));
+}
+
 TEST_F(TableImageTest, Kill9WhileWritingTheImageLosesNothing) {
   Populate(3, 0);
   engine_.reset();
