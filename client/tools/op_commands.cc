@@ -463,8 +463,14 @@ void AddFlags(CLI::App* sub, OpCommand& cmd, const std::string& shape,
     if (dash != f->name) names += ",--" + f->name;
     std::string desc = TypeText(t);
     if (!f->value.constant.empty() && f->value.constant != "0" && IsScalar(t.base_type) &&
-        !f->IsOptional())
-      desc += ", default " + f->value.constant;
+        !f->IsOptional()) {
+      // As a value the flag takes: an enum's name, a bool's true / false.
+      std::string value = f->value.constant;
+      if (t.base_type == flatbuffers::BASE_TYPE_BOOL) value = value == "1" ? "true" : value;
+      if (t.enum_def)
+        if (const auto* e = t.enum_def->FindByValue(value)) value = e->name;
+      desc += ", default " + value;
+    }
     if (!f->doc_comment.empty()) desc += " -" + f->doc_comment[0];
     cmd.flags.push_back(flag);
     cmd.flags.back().option = sub->add_option(names)->description(desc);

@@ -75,6 +75,20 @@ TEST_F(AgentctlOps, EveryOperationIsACommandWithFieldsTypesAndEnums) {
   EXPECT_NE(top.out.find("Exit status"), std::string::npos) << top.out;
 }
 
+// A flag's default is printed as a value it takes: an enum's name, a bool's true/false
+// (help said "--agent-type enum: routing | chat | ..., default 1").
+TEST_F(AgentctlOps, HelpShowsDefaultsAsValuesTheFlagTakes) {
+  CtlRun track = RunCommand(std::string(AGENTCTL_PATH) + " track_agent_usage --help");
+  EXPECT_NE(track.out.find("git_mcp | other, default chat"), std::string::npos) << track.out;
+  EXPECT_NE(track.out.find("bool, default true"), std::string::npos) << track.out;
+  EXPECT_EQ(track.out.find("bool, default 1"), std::string::npos) << track.out;
+  CtlRun summary = RunCommand(std::string(AGENTCTL_PATH) + " usage_summary --help");
+  EXPECT_NE(summary.out.find("day | month | total, default month"), std::string::npos)
+      << summary.out;
+  CtlRun key = RunCommand(std::string(AGENTCTL_PATH) + " key_create --help");
+  EXPECT_NE(key.out.find("service | admin | user, default user"), std::string::npos) << key.out;
+}
+
 // net/schema/op_shapes.json is the one declaration of what each operation takes and
 // answers (agentctl and the TypeScript client follow it): it names every operation of the
 // op table and nothing else, and each argument it names is a member of the Args union.
