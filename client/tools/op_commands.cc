@@ -624,18 +624,29 @@ std::string Cell(const std::string& key, const Json& v, size_t max = 60) {
   return s;
 }
 
-// Columns worth a table: short scalar fields, at most 8; ids first.
+// Columns worth a table: short scalar fields, at most 8; ids first, one time last:
+// created_at, or for records without it their first time field (a usage log's
+// request_ts, a summary row's period_start).
 std::vector<std::string> ChooseColumns(const Json& rows) {
   std::vector<std::string> cols;
   if (rows.empty() || !rows[0].is_object()) return cols;
-  // id first, then other fields, then times; created_at closes the row.
+  std::string time_col;
+  if (rows[0].contains("created_at")) {
+    time_col = "created_at";
+  } else {
+    for (const auto& [k, v] : rows[0].items())
+      if (IsTimeField(k) && v.is_number_integer()) {
+        time_col = k;
+        break;
+      }
+  }
   std::vector<std::string> keys;
   if (rows[0].contains("id")) keys.push_back("id");
   for (const auto& [k, v] : rows[0].items())
     if (k != "id" && !IsTimeField(k)) keys.push_back(k);
-  if (rows[0].contains("created_at")) keys.push_back("created_at");
+  if (!time_col.empty()) keys.push_back(time_col);
   for (const auto& k : keys) {
-    if (cols.size() == (rows[0].contains("created_at") ? 7u : 8u) && k != "created_at") continue;
+    if (cols.size() == (time_col.empty() ? 8u : 7u) && k != time_col) continue;
     bool useful = false;
     for (const auto& r : rows) {
       const Json& x = r.contains(k) ? r[k] : Json();

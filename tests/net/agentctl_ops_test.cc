@@ -270,6 +270,24 @@ TEST_F(AgentctlOps, TablesShowIsoTimesInAlignedColumns) {
   EXPECT_EQ(sum.code, 0) << sum.out;
 }
 
+// The generated commands' tables say when: records without created_at show their own
+// time (a usage log's request_ts, a summary row's period_start), not no time at all.
+TEST_F(AgentctlOps, GeneratedTablesShowTheRecordsOwnTime) {
+  std::string user = IdOf("user_create --email when@x.com");
+  std::string agent = IdOf("agent_create --name Helper --is-public");
+  ASSERT_EQ(Ctl("user_agent_create --user-id " + user + " --agent-id " + agent).code, 0);
+  ASSERT_EQ(Ctl("track_agent_usage --user-id " + user + " --agent-id " + agent +
+                " --model m --input-tokens 3")
+                .code,
+            0);
+  CtlRun logs = Ctl("usage_list --user " + user);
+  EXPECT_EQ(logs.code, 0) << logs.out;
+  EXPECT_NE(logs.out.find("REQUEST_TS"), std::string::npos) << logs.out;
+  CtlRun sum = Ctl("usage_summary --owner user --id " + user);
+  EXPECT_EQ(sum.code, 0) << sum.out;
+  EXPECT_NE(sum.out.find("PERIOD_START"), std::string::npos) << sum.out;
+}
+
 TEST_F(AgentctlOps, DeniedAndExceededExitThree) {
   Uuid user = NewUserId("lim@x.com");
   ASSERT_EQ(Ctl("limits put --scope user --scope-id " + user.ToString() +
