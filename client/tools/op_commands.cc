@@ -661,6 +661,22 @@ std::vector<std::string> ChooseColumns(const Json& rows) {
   return cols;
 }
 
+// Search hits ({distance, score, memory}) as table rows: the memory found beside them.
+Json HitRows(const Json& hits) {
+  Json rows = Json::array();
+  for (const auto& h : hits) {
+    Json row = {{"distance", h["distance"]}, {"score", h["score"]}};
+    const Json& m = h["memory"];
+    for (const char* k : {"id", "memory_key", "memory_type", "importance_score"})
+      if (m.contains(k)) row[k] = m[k];
+    if (m.contains("memory_value") && m["memory_value"].is_object() &&
+        m["memory_value"].contains("content"))
+      row["content"] = m["memory_value"]["content"];
+    rows.push_back(row);
+  }
+  return rows;
+}
+
 void PrintTable(const Json& rows, std::vector<std::string> cols) {
   if (rows.empty()) {
     std::cout << "(none)\n";
@@ -759,7 +775,11 @@ void PrintAnswer(Globals& g, const Json& answer, const std::vector<std::string>&
     std::cout << answer.dump(2) << "\n";
     return;
   }
-  if (answer.is_array()) return PrintTable(answer, cols);
+  if (answer.is_array()) {
+    bool hits = !answer.empty() && answer[0].is_object() && answer[0].contains("memory") &&
+                answer[0]["memory"].is_object();
+    return PrintTable(hits ? HitRows(answer) : answer, cols);
+  }
   if (answer.is_object() && answer.contains("items") && answer["items"].is_array()) {
     PrintTable(answer["items"], cols);
     if (answer.contains("next_cursor") && answer["next_cursor"].is_string())

@@ -288,6 +288,26 @@ TEST_F(AgentctlOps, GeneratedTablesShowTheRecordsOwnTime) {
   EXPECT_NE(sum.out.find("PERIOD_START"), std::string::npos) << sum.out;
 }
 
+// Search hits printed as a table name the memory each found (id, key, content): the
+// generated memory_search / memory_hybrid_search / memory_global_search tables held only
+// DISTANCE and SCORE.
+TEST_F(AgentctlOps, SearchHitTablesNameTheMemoryFound) {
+  std::string user = IdOf("user_create --email hits@x.com");
+  std::string vec = "[1";
+  for (int i = 1; i < 384; ++i) vec += ",0";
+  vec += "]";
+  ASSERT_EQ(Ctl("memory_upsert --user-id " + user +
+                " --memory-key diet --memory-value '{\"content\":\"vegetarian\"}' --embedding '" +
+                vec + "'")
+                .code,
+            0);
+  CtlRun hits = Ctl("memory_search --user " + user + " --vector '" + vec + "'");
+  EXPECT_EQ(hits.code, 0) << hits.out;
+  EXPECT_NE(hits.out.find("diet"), std::string::npos) << hits.out;
+  EXPECT_NE(hits.out.find("vegetarian"), std::string::npos) << hits.out;
+  EXPECT_TRUE(std::regex_search(hits.out, std::regex(R"([0-9a-f]{8}-[0-9a-f]{4}-)"))) << hits.out;
+}
+
 TEST_F(AgentctlOps, DeniedAndExceededExitThree) {
   Uuid user = NewUserId("lim@x.com");
   ASSERT_EQ(Ctl("limits put --scope user --scope-id " + user.ToString() +
