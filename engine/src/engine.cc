@@ -388,6 +388,10 @@ Status EngineState::Recover() {
 void EngineState::OpenTableImage() {
   image.dir = options.data_dir + "/image";
   if (!options.table_image) return;
+  // What a crash while writing an image left (as large as the store): no writer runs
+  // yet, and the data directory is this process's alone.
+  std::error_code ignored;
+  std::filesystem::remove(image.dir + "/table.image.tmp", ignored);
   auto rebuild = [&](const std::string& why) {
     image.rebuilt_because = why;
     std::fprintf(stderr, "agentstore: %s: starting from RocksDB: %s\n", options.data_dir.c_str(),

@@ -508,6 +508,14 @@ void EngineState::LoadSavedGraphs() {
   std::unique_ptr<index::HnswGraph> global;
   bool global_old_format = false;
   if (mo.save_graphs) {
+    // What a crash while saving left (.hnsw.tmp, .meta.tmp: as large as the graphs); no
+    // saver runs yet.
+    for (const std::string& dir : {memory.graph_dir, memory.graph_dir + "/users"}) {
+      std::error_code ec;
+      for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+        if (std::error_code rm; it->path().extension() == ".tmp")
+          std::filesystem::remove(it->path(), rm);
+    }
     // Anything unreadable, torn, foreign or stale is simply not used: every vector the
     // graph lacks is queued for the indexer, as on a first start.
     auto saved = memory.global_file.valid()

@@ -315,6 +315,25 @@ TEST_F(SavedGraphs, AFailedSaveLeavesNoTemporaryFiles) {
   ExpectComplete();
 }
 
+// A kill -9 while graphs were being saved leaves .hnsw.tmp / .meta.tmp files (as large
+// as the graphs); the next start removes them and still loads the previous graphs.
+TEST_F(SavedGraphs, TemporaryFilesLeftByACrashAreRemovedAtStart) {
+  Load();
+  std::string before = Answers();
+  engine_.reset();
+  std::string user_base = graphs() + "/users/" + big_.ToString();
+  for (const std::string& f : {graphs() + "/global.hnsw.tmp", graphs() + "/global.meta.tmp",
+                               user_base + ".hnsw.tmp", user_base + ".meta.tmp"})
+    std::ofstream(f) << std::string(4096, 'x');
+  Open();
+  for (const std::string& f : {graphs() + "/global.hnsw.tmp", graphs() + "/global.meta.tmp",
+                               user_base + ".hnsw.tmp", user_base + ".meta.tmp"})
+    EXPECT_FALSE(fs::exists(f)) << f;
+  EXPECT_EQ(e().MemoryStats().global_loaded, 500u);
+  EXPECT_EQ(e().MemoryStats().user_graphs_loaded, 1u);
+  EXPECT_TRUE(Answers() == before);
+}
+
 // A child writes memories and saves graphs in a loop (the background saver too); the
 // parent kills it with SIGKILL at several points, often mid-save. Every acknowledged
 // memory is there afterwards and findable, whatever state the graph files were left in.

@@ -380,6 +380,21 @@ TEST_F(TableImageTest, AnImageThatCannotBeInstalledLeavesNoTemporaryFile) {
   EXPECT_FALSE(fs::exists(image_file() + ".tmp"));
 }
 
+// A kill -9 while an image was being written leaves table.image.tmp (as large as the
+// store); nothing else would remove it until the next image, which may be 100,000
+// changes away. The next start removes it and still uses the previous image.
+TEST_F(TableImageTest, ATemporaryImageLeftByACrashIsRemovedAtStart) {
+  Populate(3, 0);
+  std::string before = Snapshot();
+  Reopen();  // writes the image
+  engine_.reset();
+  std::ofstream(image_file() + ".tmp") << std::string(4096, 'x');  // a half-written image
+  Open();
+  EXPECT_FALSE(fs::exists(image_file() + ".tmp"));
+  EXPECT_TRUE(e().Image().used) << e().Image().rebuilt_because;
+  EXPECT_EQ(Snapshot(), before);
+}
+
 TEST_F(TableImageTest, Kill9WhileWritingTheImageLosesNothing) {
   Populate(3, 0);
   engine_.reset();
