@@ -403,7 +403,7 @@ void EngineState::OpenTableImage() {
     RemoveTableImage(image.dir);
     return rebuild("the log was damaged; table image removed");
   }
-  auto mapped = TableImage::Map(image.dir, store->Identity());
+  auto mapped = TableImage::Map(image.dir, ImageIdentity(store->Identity(), options.data_dir));
   if (!mapped.ok()) {
     if (mapped.status().code() != StatusCode::kNotFound) rebuild(mapped.status().ToString());
     return;
@@ -426,7 +426,9 @@ void EngineState::OpenTableImage() {
 
 Status EngineState::SaveTableImage() {
   std::lock_guard lock(image.save_mu);
-  AS_ASSIGN_OR_RETURN(WrittenImage written, WriteTableImage(*store, image.dir));
+  AS_ASSIGN_OR_RETURN(
+      WrittenImage written,
+      WriteTableImage(*store, image.dir, ImageIdentity(store->Identity(), options.data_dir)));
   image.entries = written.entries;
   image.sequence = written.sequence;
   return Status::OK();

@@ -191,7 +191,7 @@ Result<std::shared_ptr<const TableImage>> TableImage::Map(const std::string& dir
   if (head.head_bytes != sizeof(Head) || head.identity_len > sizeof head.identity)
     return bad("malformed header");
   if (std::string_view(head.identity, head.identity_len) != identity)
-    return bad("written for another store");
+    return bad("written for another store or data directory");
   Tail tail;
   std::memcpy(&tail, img->base_ + size - sizeof tail, sizeof tail);
   if (std::memcmp(tail.magic, kEndMagic, sizeof kEndMagic) != 0) return bad("truncated");
@@ -233,7 +233,14 @@ Result<std::shared_ptr<const TableImage>> TableImage::Map(const std::string& dir
   return std::shared_ptr<const TableImage>(std::move(img));
 }
 
-Result<WrittenImage> WriteTableImage(storage::KvStore& store, const std::string& dir) {
+std::string ImageIdentity(const std::string& store_identity, const std::string& data_dir) {
+  struct stat st;
+  if (::stat(data_dir.c_str(), &st) != 0) return store_identity;
+  return store_identity + " dir " + std::to_string(static_cast<uint64_t>(st.st_ino));
+}
+
+Result<WrittenImage> WriteTableImage(storage::KvStore& store, const std::string& dir,
+                                     const std::string& identity) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError("creating " + dir + ": " + ec.message());
@@ -245,7 +252,6 @@ Result<WrittenImage> WriteTableImage(storage::KvStore& store, const std::string&
     ~Closer() { ::close(fd); }
   } closer{fd};
   Writer w(fd);
-  const std::string identity = store.Identity();
   Head head{};
   std::memcpy(head.magic, kMagic, sizeof kMagic);
   head.version = kVersion;

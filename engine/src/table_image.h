@@ -6,9 +6,9 @@
 // The values are mapped copy-on-write: the only in-place change, a memory's touch
 // counters, makes that page private; the file never changes.
 //
-// RocksDB stays the source of truth. An image is used only when it is this store's
-// (RocksDB identity), of this format, whole (XXH3-64 over the file), and not ahead of
-// the store; the keys the log changed after its sequence are then read from RocksDB
+// RocksDB stays the source of truth. An image is used only when it is this store's and
+// this data directory's (ImageIdentity), of this format, whole (XXH3-64 over the file), and not
+// ahead of the store; the keys the log changed after its sequence are then read from RocksDB
 // instead (RecordSource). A start that cannot read the log back that far, or that had to
 // drop a damaged log's writes, rebuilds from RocksDB as before.
 //
@@ -73,12 +73,20 @@ class TableImage {
   const char* index_ = nullptr;
 };
 
-// Writes <dir>/table.image from `store` (see above).
+// What an image is checked against ("identity" above): the store's RocksDB identity and
+// the data directory's inode. A copy of a stopped data directory (cp -a: a cold backup,
+// a clone) keeps the RocksDB identity; with the inode, an image written in one of the
+// two is not used in the other, whose log may have reused its sequence numbers for other
+// writes. A renamed directory keeps its inode; a copied one rebuilds once.
+std::string ImageIdentity(const std::string& store_identity, const std::string& data_dir);
+
+// Writes <dir>/table.image from `store`, for `identity` (see above).
 struct WrittenImage {
   uint64_t sequence = 0;  // the log sequence it covers
   uint64_t entries = 0;   // records (keys) it holds
 };
-Result<WrittenImage> WriteTableImage(storage::KvStore& store, const std::string& dir);
+Result<WrittenImage> WriteTableImage(storage::KvStore& store, const std::string& dir,
+                                     const std::string& identity);
 // Removes the image and any half-written one.
 void RemoveTableImage(const std::string& dir);
 

@@ -338,6 +338,50 @@ TEST_F(TableImageTest, DamagedTruncatedMissingOrForeignImagesAreRebuiltFromRocks
   EXPECT_EQ(Snapshot(), truth);
 }
 
+// A copy of a stopped data directory (cp -a: a cold backup, a clone) has the same
+// RocksDB identity, so an image written by one of the two passed every check in the
+// other once its log had grown past the image's sequence: the copy then answered the
+// other's records and lost some of its own. An image is the directory's it was written
+// in: a copy's start rebuilds from RocksDB (once; its next image is its own).
+TEST_F(TableImageTest, AnImageOfACopiedDataDirectoryIsNotUsedInTheOther) {
+  Populate(3, 0);
+  engine_.reset();  // the first stop writes an image
+  const std::string data = dir_.sub("data"), copy = dir_.sub("copy"), orig = dir_.sub("orig");
+  fs::copy(data, copy, fs::copy_options::recursive);
+  // The original goes on and writes an image of its own.
+  Open();
+  Populate(2, 1);
+  ASSERT_OK(e().SaveImage(Scope::Service()));
+  engine_.reset();
+  const std::string other_image = dir_.sub("other.image");
+  fs::copy_file(image_file(), other_image);
+  // The copy (moved into the fixture's place) writes more than the original did.
+  fs::rename(data, orig);
+  fs::rename(copy, data);
+  Open();
+  Populate(6, 2);
+  std::string truth = Snapshot();
+  engine_.reset();
+  fs::copy_file(other_image, image_file(), fs::copy_options::overwrite_existing);
+  Open();
+  EXPECT_FALSE(e().Image().used);
+  EXPECT_NE(e().Image().rebuilt_because.find("another"), std::string::npos)
+      << e().Image().rebuilt_because;
+  EXPECT_EQ(Snapshot(), truth);
+  EXPECT_TRUE(e().GetUserByEmail(Scope::Service(), "r2u5@x.com").ok());
+  EXPECT_FALSE(e().GetUserByEmail(Scope::Service(), "r1u0@x.com").ok());
+  // A data directory moved (renamed) keeps its image.
+  engine_.reset();
+  Open();
+  ASSERT_OK(e().SaveImage(Scope::Service()));
+  engine_.reset();
+  fs::rename(data, dir_.sub("moved"));
+  fs::rename(dir_.sub("moved"), data);
+  Open();
+  EXPECT_TRUE(e().Image().used) << e().Image().rebuilt_because;
+  EXPECT_EQ(Snapshot(), truth);
+}
+
 // An image older than the log kept (no retention: the log is deleted once flushed) can
 // not be brought up to date: the start rebuilds, and says why.
 TEST_F(TableImageTest, AnImageTheLogNoLongerReachesIsNotUsed) {
