@@ -149,6 +149,10 @@ std::vector<index::Hit> UserMemories::Search(const index::Space& space, const fl
   const size_t n = meta_.size();
   auto keep = [&](size_t slot) { return filter.Keep(meta_[slot]); };
   auto row = [&](size_t slot) { return meta_[slot].vec; };
+  // Equal distances (the same embedding stored twice) rank by memory id, so an answer
+  // does not depend on the slots a restart happened to assign.
+  auto by_id = [&](uint64_t a, uint64_t b) { return meta_[a].id < meta_[b].id; };
+  auto exact = [&] { ExactTopK(space, q, n, k, row, keep, &out, by_id); };
   // Exact while there is no complete graph; also when the filter leaves few enough
   // memories that scanning them is cheaper than a filtered graph walk.
   bool graph_usable = graph_ && graph_->live() == n;
@@ -158,7 +162,7 @@ std::vector<index::Hit> UserMemories::Search(const index::Space& space, const fl
     for (size_t i = 0; i < n; ++i) matching += keep(i);
   }
   if (!graph_usable || matching <= exact_threshold || matching <= k) {
-    ExactTopK(space, q, n, k, row, keep, &out);
+    exact();
     return out;
   }
   // HNSW with post-filtering: ask for enough candidates that k are expected to pass
@@ -170,16 +174,27 @@ std::vector<index::Hit> UserMemories::Search(const index::Space& space, const fl
     auto hits = graph_->Search(q, want, std::max(want, breadth));
     out.clear();
     for (const auto& h : hits) {
+      // Hits come nearest first: past the k-th, only its ties can still change the answer.
+      if (out.size() >= k && h.distance > out[k - 1].distance) break;
       auto slot = SlotOfLabel(h.label);
       if (!slot || !keep(*slot)) continue;
       out.push_back({*slot, h.distance});
-      if (out.size() == k) return out;
+    }
+    // Ties with the k-th may go on past what the graph was asked for: ask for more.
+    bool cut_in_ties = out.size() >= k && hits.size() == want && !hits.empty() &&
+                       hits.back().distance == out[k - 1].distance;
+    if (out.size() >= k && (!cut_in_ties || want >= n)) {
+      std::stable_sort(out.begin(), out.end(), [&](const index::Hit& a, const index::Hit& b) {
+        return a.distance < b.distance || (a.distance == b.distance && by_id(a.label, b.label));
+      });
+      out.resize(k);
+      return out;
     }
     if (want >= n) break;
     want = std::min(n, want * 4);
   }
   // Never short: fall back to the exact answer.
-  ExactTopK(space, q, n, k, row, keep, &out);
+  exact();
   return out;
 }
 
@@ -317,12 +332,17 @@ std::vector<std::pair<index::Hit, GlobalMemoryIndex::Entry>> GlobalMemoryIndex::
     size_t want = std::min(in_graph, type ? std::max(k, breadth) : k);
     for (;;) {
       hits.clear();
-      for (const auto& h : graph_->Search(q, want, std::max(want, breadth))) {
+      auto found = graph_->Search(q, want, std::max(want, breadth));
+      for (const auto& h : found) {
+        // Nearest first: past the k-th, only its ties can still change the answer.
+        if (hits.size() >= k && h.distance > hits[k - 1].distance) break;
         auto e = entries_.find(h.label);
         if (e != entries_.end() && keep(e->second)) hits.push_back(h);
-        if (hits.size() == k) break;
       }
-      if (hits.size() == k || want >= in_graph) break;
+      // Ties with the k-th may go on past what the graph was asked for: ask for more.
+      bool cut_in_ties = hits.size() >= k && !found.empty() && found.size() == want &&
+                         found.back().distance == hits[k - 1].distance;
+      if ((hits.size() >= k && !cut_in_ties) || want >= in_graph) break;
       want = std::min(in_graph, want * 4);
     }
   }
@@ -332,7 +352,11 @@ std::vector<std::pair<index::Hit, GlobalMemoryIndex::Entry>> GlobalMemoryIndex::
     if (!keep(e) || (graph_ && graph_->Contains(label))) continue;
     hits.push_back({label, space_->Distance(q, vec)});
   }
-  std::sort(hits.begin(), hits.end());
+  // Equal distances rank by memory id: labels are assigned anew by a restart.
+  std::sort(hits.begin(), hits.end(), [&](const index::Hit& a, const index::Hit& b) {
+    if (a.distance != b.distance) return a.distance < b.distance;
+    return entries_.at(a.label).id < entries_.at(b.label).id;
+  });
   if (hits.size() > k) hits.resize(k);
   std::vector<std::pair<index::Hit, Entry>> out;
   out.reserve(hits.size());

@@ -773,5 +773,45 @@ TEST_F(Memories, HybridFindsByKeywordWhatVectorsMissOnRealEmbeddings) {
   }
 }
 
+// The same embedding stored more than once: equal distances rank by memory id, in the
+// per-user search (exact and graph) and the global one, and so the answer is the same
+// after a restart, which assigns slots and labels anew.
+TEST_F(Memories, EqualDistancesRankByMemoryIdAlsoAfterARestart) {
+  Reopen(kDim, /*threshold=*/8);  // past 8 memories the user's search walks its graph
+  Uuid u = NewUser("twins@x.com");
+  auto same = gen_.Sample(3, rng_);
+  std::vector<Uuid> twins;
+  for (int i = 0; i < 40; ++i) {
+    auto v = i % 4 == 0 ? gen_.Sample(i % 7, rng_) : same;
+    auto m = Must(e().UpsertMemory(Scope::ForUser(u), Memory(u, "k" + std::to_string(i), v)));
+    if (i % 4 != 0) twins.push_back(Id(m->id()));
+  }
+  // Deletes move the last slots into the holes, so slot order is not insertion order.
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_OK(e().DeleteMemory(Scope::ForUser(u), twins[i * 4]));
+    twins.erase(twins.begin() + i * 4);
+  }
+  e().DrainMemoryIndex();
+  std::sort(twins.begin(), twins.end());
+  const std::vector<Uuid> expect(twins.begin(), twins.begin() + 5);
+  MemoryQuery q;
+  q.user = u;
+  q.vector = same;
+  q.k = 5;
+  auto check = [&](const char* when) {
+    EXPECT_EQ(Ids(Must(e().SearchMemories(Scope::ForUser(u), q))), expect) << when;
+    EXPECT_EQ(Ids(Must(e().GlobalSearchMemories(Scope::Service(), q))), expect) << when;
+    MemoryQuery wide = q;
+    wide.k = 100;  // past the user's memories: the exact answer
+    auto all = Ids(Must(e().SearchMemories(Scope::ForUser(u), wide)));
+    ASSERT_GE(all.size(), twins.size()) << when;
+    EXPECT_EQ(std::vector<Uuid>(all.begin(), all.begin() + twins.size()), twins) << when;
+  };
+  check("before the restart");
+  Reopen(kDim, 8);
+  e().DrainMemoryIndex();
+  check("after the restart");
+}
+
 }  // namespace
 }  // namespace agentstore::testing

@@ -70,24 +70,35 @@ struct Hit {
 // contiguous: the engine's live in its VectorStore): the k nearest rows to `q` among
 // those for which keep(row) is true, nearest first, labelled by row number. Always
 // answers min(k, rows kept). A bounded max-heap: O(n log k), one pass over the data.
-template <typename Row, typename Keep>
+// Rows at equal distance are ordered by tie_less(row_a, row_b) (by default row number;
+// the engine passes the record id, which, unlike a row number, survives a restart).
+template <typename Row, typename Keep, typename TieLess>
 void ExactTopK(const Space& space, const float* q, size_t n, size_t k, Row&& row, Keep&& keep,
-               std::vector<Hit>* out) {
+               std::vector<Hit>* out, TieLess&& tie_less) {
   out->clear();
   if (k == 0) return;
+  auto less = [&](const Hit& a, const Hit& b) {
+    return a.distance < b.distance || (a.distance == b.distance && tie_less(a.label, b.label));
+  };
   for (size_t i = 0; i < n; ++i) {
     if (!keep(i)) continue;
     float d = space.Distance(q, row(i));
     if (out->size() < k) {
       out->push_back({i, d});
-      std::push_heap(out->begin(), out->end());
-    } else if (Hit{i, d} < out->front()) {
-      std::pop_heap(out->begin(), out->end());
+      std::push_heap(out->begin(), out->end(), less);
+    } else if (less(Hit{i, d}, out->front())) {
+      std::pop_heap(out->begin(), out->end(), less);
       out->back() = {i, d};
-      std::push_heap(out->begin(), out->end());
+      std::push_heap(out->begin(), out->end(), less);
     }
   }
-  std::sort_heap(out->begin(), out->end());
+  std::sort_heap(out->begin(), out->end(), less);
+}
+
+template <typename Row, typename Keep>
+void ExactTopK(const Space& space, const float* q, size_t n, size_t k, Row&& row, Keep&& keep,
+               std::vector<Hit>* out) {
+  ExactTopK(space, q, n, k, row, keep, out, [](uint64_t a, uint64_t b) { return a < b; });
 }
 
 // The same over `n` contiguous rows starting at `rows`.
