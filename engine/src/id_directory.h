@@ -5,14 +5,14 @@
 // largest cost of import), and a service-scope read by id searched shard by shard.
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <absl/container/flat_hash_map.h>
 
 #include "agentstore/common/uuid.h"
 #include "arena.h"

@@ -31,9 +31,12 @@ MemoryFilter MakeFilter(const MemoryQuery& q, int64_t now) {
 size_t UserMemories::SlotBy::operator()(uint32_t slot) const {
   const MemoryMeta& meta = m->meta_[slot];
   switch (what) {
-    case kId: return (*this)(meta.id);
-    case kLabel: return (*this)(LabelProbe{meta.label});
-    case kKey: return meta.key_hash;
+    case kId:
+      return (*this)(meta.id);
+    case kLabel:
+      return (*this)(LabelProbe{meta.label});
+    case kKey:
+      return meta.key_hash;
   }
   return 0;
 }
@@ -42,9 +45,7 @@ bool UserMemories::SlotBy::operator()(uint32_t slot, const KeyProbe& k) const {
   return m->meta_[slot].key_hash == k.hash && m->KeyOf(slot) == k.key;
 }
 
-uint64_t UserMemories::KeyHash(std::string_view key) {
-  return UuidHash::Mix(index::HashTerm(key));
-}
+uint64_t UserMemories::KeyHash(std::string_view key) { return UuidHash::Mix(index::HashTerm(key)); }
 
 std::string_view UserMemories::KeyOf(uint32_t slot) const {
   const auto* m = flatbuffers::GetRoot<fb::UserMemory>(records_->Get(meta_[slot].loc).data());

@@ -13,6 +13,8 @@
 // its own reader-writer lock, taken after a shard lock (never the other way round).
 #pragma once
 
+#include <absl/container/flat_hash_set.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -24,8 +26,6 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
-
-#include <absl/container/flat_hash_set.h>
 
 #include "agentstore/common/memory_query.h"
 #include "agentstore/common/uuid.h"
@@ -76,8 +76,7 @@ MemoryFilter MakeFilter(const MemoryQuery& q, int64_t now);
 // which a memory_key lookup reads to confirm the key).
 class UserMemories {
  public:
-  UserMemories(VectorStore* vectors, const Arena* records)
-      : vectors_(vectors), records_(records) {}
+  UserMemories(VectorStore* vectors, const Arena* records) : vectors_(vectors), records_(records) {}
   ~UserMemories();
   UserMemories(const UserMemories&) = delete;
   UserMemories& operator=(const UserMemories&) = delete;

@@ -232,8 +232,8 @@ TEST_F(AgentctlOps, CollectionAnswersPrintAsRecords) {
                   "coll_query --collection user_goals --index by_status --where "
                   "'{\"status\":\"active\"}' --get id");
   ASSERT_EQ(id.code, 0) << id.out;
-  CtlRun got = Out(server_, svc_key(),
-                   "coll_get --collection user_goals --key " + Trim(id.out) + " --json");
+  CtlRun got =
+      Out(server_, svc_key(), "coll_get --collection user_goals --key " + Trim(id.out) + " --json");
   ASSERT_EQ(got.code, 0) << got.out;
   Json g = Json::parse(got.out, nullptr, false);
   ASSERT_TRUE(g.is_object()) << got.out;
@@ -241,8 +241,9 @@ TEST_F(AgentctlOps, CollectionAnswersPrintAsRecords) {
   CtlRun list = Ctl("coll_list");
   EXPECT_EQ(list.code, 0) << list.out;
   EXPECT_NE(list.out.find("user_goals"), std::string::npos) << list.out;
-  CtlRun query = Ctl("coll_query --collection user_goals --index by_status --where "
-                     "'{\"status\":\"active\"}'");
+  CtlRun query =
+      Ctl("coll_query --collection user_goals --index by_status --where "
+          "'{\"status\":\"active\"}'");
   EXPECT_EQ(query.code, 0) << query.out;
   EXPECT_NE(query.out.find("run a marathon"), std::string::npos) << query.out;
 }

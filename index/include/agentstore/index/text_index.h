@@ -9,13 +9,13 @@
 // Not thread-safe: the owner's lock guards it (Search is const).
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/inlined_vector.h>
+
 #include <cstdint>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <absl/container/flat_hash_map.h>
-#include <absl/container/inlined_vector.h>
 
 namespace agentstore::index {
 
