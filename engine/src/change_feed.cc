@@ -35,7 +35,7 @@ size_t Subscription::Poll(std::vector<Event>* out, size_t max) {
       queue_.pop_front();
       ++n;
     }
-    drained = n > 0 && queue_.empty() && !ended_;
+    drained = n > 0 && queue_.empty() && !ended_ && catching_up_;
     feed = feed_;
   }
   // A subscription catching up waits for room; tell the feed there is some.
@@ -494,9 +494,17 @@ bool ChangeFeed::Push(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool
   }
   if (was_empty) {
     h->cv_.notify_all();
-    if (h->wake_) h->wake_();
+    if (h->wake_) to_wake_.emplace_back(&s, std::move(h));
   }
   return true;
+}
+
+void ChangeFeed::WakePushed() {
+  // Under mu_, like End's wake: a holder's Cancel (Remove takes mu_) returns only once
+  // no wake of it can run any more; a removed subscription is not woken.
+  for (auto& [s, h] : to_wake_)
+    if (!s->removed) h->wake_();
+  to_wake_.clear();
 }
 
 void ChangeFeed::ApplyControl(const Meta& m, uint64_t seq) {
@@ -559,6 +567,7 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     }
     for (Sub* s : live_broad_) deliver(s);
   }
+  WakePushed();
   // Live subscriptions have seen everything up to `last`: their resume point is published_.
   published_.store(last, std::memory_order_release);
   return true;
@@ -577,6 +586,10 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
       s->cursor = pub;
       s->live = true;
       still_behind.pop_back();
+      if (auto h = s->handle.lock()) {
+        std::lock_guard hl(h->mu_);
+        h->catching_up_ = false;
+      }
       if (s->filter.user)
         live_by_user_[*s->filter.user].push_back(s.get());
       else
@@ -646,6 +659,7 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
       }
     }
     if (!s->removed) s->cursor = stopped_at ? *stopped_at : *read < from ? to : *read;
+    WakePushed();
   }
   return did;
 }

@@ -66,7 +66,9 @@ class ChangeFeed {
   std::shared_ptr<const ChangeEvent> Build(const storage::LogEntry& e, const Meta& m);
   static bool Matches(const FeedFilter& f, const Meta& m);
   // Pushes one event; false when its queue is full (ending the sub if `end_if_full`).
+  // A queue that was empty is woken by WakePushed, once the step's fan-out is done.
   bool Push(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool end_if_full = true);
+  void WakePushed();
   void End(Sub& s, Status why, uint64_t resume_point);
   void ApplyControl(const Meta& m, uint64_t seq);  // revocations, user deletes
   bool LiveStep(std::unique_lock<std::mutex>& lock);
@@ -98,6 +100,10 @@ class ChangeFeed {
   // Record types some live subscription takes (every bit: one takes any); a superset
   // after removals until the next cleanup. The live read builds events of these only.
   uint32_t live_types_ = 0;  // guarded by mu_
+  // Subscriptions whose empty queue got events in this step (feed thread, under mu_). Their
+  // wakes wait until the step has fanned out all its events, so a connection carrying
+  // several of them is woken (and drains, and writes) once per step, not once per event.
+  std::vector<std::pair<Sub*, std::shared_ptr<Subscription>>> to_wake_;
   // Feed thread only: users' tenants seen in the log or looked up.
   std::unordered_map<Uuid, Uuid, UuidHash> tenant_cache_;
   std::thread thread_;

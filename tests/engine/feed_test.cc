@@ -368,5 +368,54 @@ TEST_F(Feed, SlowSubscriberIsCutOffWithItsResumePointWhileOthersKeepUp) {
   (void)start;
 }
 
+// A connection carrying several subscriptions drains them when the first one's wake
+// posts to it: every event of the same log step must be queued by then, in every
+// subscription, or the connection writes once per event instead of once per step (and a
+// drain racing the fan-out could see one subscription's event before another's).
+TEST_F(Feed, WakesComeAfterTheWholeStepIsQueuedInEverySubscription) {
+  Uuid user = MakeUser("w@x.com");
+  Uuid chat = MakeChat(user);
+  FeedFilter messages, chats;
+  messages.types = 1u << static_cast<int>(RecordType::kMessage);
+  chats.types = 1u << static_cast<int>(RecordType::kChat);
+  std::shared_ptr<Subscription> a, b;
+  std::mutex mu;
+  bool armed = false;
+  // Per wake: what the other subscription held at that moment.
+  std::vector<std::vector<RecordType>> wakes;
+  auto take = [&](std::shared_ptr<Subscription>* other) {
+    return [&, other] {
+      std::lock_guard l(mu);
+      if (!armed) return;
+      std::vector<Event> got;
+      (*other)->Poll(&got, 100);
+      wakes.emplace_back();
+      for (auto& ev : got) wakes.back().push_back(ev->type);
+    };
+  };
+  a = Must(e().Subscribe(Scope::Service(), messages, std::nullopt, std::nullopt, take(&b)));
+  b = Must(e().Subscribe(Scope::Service(), chats, std::nullopt, std::nullopt, take(&a)));
+  // Both must follow the live end before the write (one catching up is pushed alone).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  {
+    std::lock_guard l(mu);
+    armed = true;
+  }
+  // An append writes the message and its chat's totals in one batch: one durable step.
+  ASSERT_OK(Append(chat));
+  for (int i = 0; i < 400; ++i) {
+    {
+      std::lock_guard l(mu);
+      if (!wakes.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::lock_guard l(mu);
+  ASSERT_FALSE(wakes.empty()) << "no subscription was woken";
+  // The first wake already found the other subscription's event of the same step.
+  ASSERT_EQ(wakes.front().size(), 1u) << "woken before the step was fanned out";
+}
+
 }  // namespace
 }  // namespace agentstore::testing
