@@ -261,6 +261,14 @@ void ChangeFeed::Remove(uint64_t id) {
   Kick();  // the feed thread forgets it
 }
 
+void ChangeFeed::FillTenant(Meta* m) {
+  if (m->tenant.IsNil() && !m->user.IsNil() && m->carried) m->tenant = TenantOf(m->user);
+}
+
+bool ChangeFeed::LiveWants(const Meta& m) const {
+  return !live_broad_.empty() || (!m.user.IsNil() && live_by_user_.contains(m.user));
+}
+
 Uuid ChangeFeed::TenantOf(const Uuid& user) {
   auto it = tenant_cache_.find(user);
   if (it != tenant_cache_.end()) return it->second;
@@ -399,7 +407,6 @@ bool ChangeFeed::Inspect(const storage::LogEntry& e, Meta* m) {
         break;
     }
   }
-  if (m->tenant.IsNil() && !m->user.IsNil() && m->carried) m->tenant = TenantOf(m->user);
   return m->carried;
 }
 
@@ -541,7 +548,12 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     if (!e.key.empty() && !MayEndSubscriptions(e) && !(wanted & TypeBit(e))) return Status::OK();
     Item it;
     it.seq = e.sequence;
-    if (Inspect(e, &it.meta)) it.ev = Build(e, it.meta);
+    // A change of a user no live subscription follows (and none follows every user) is
+    // not built: no event, no tenant lookup, no copies.
+    if (Inspect(e, &it.meta) && LiveWants(it.meta)) {
+      FillTenant(&it.meta);
+      it.ev = Build(e, it.meta);
+    }
     if (it.ev || it.meta.user_gone || it.meta.key_revoked) items.push_back(std::move(it));
     return Status::OK();
   });
@@ -630,6 +642,7 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
       Item it;
       it.seq = e.sequence;
       bool carried = Inspect(e, &it.meta);
+      if (carried) FillTenant(&it.meta);
       if (carried && Matches(filter, it.meta)) it.ev = Build(e, it.meta);
       if (it.ev || it.meta.user_gone || it.meta.key_revoked) items.push_back(std::move(it));
       return Status::OK();

@@ -63,6 +63,11 @@ class ChangeFeed {
   // does not carry (meta keys, rollups, touches) — `control` still applies to those.
   bool Inspect(const storage::LogEntry& e, Meta* m);
   Uuid TenantOf(const Uuid& user);
+  // Sets a user-owned change's tenant from its user when the record does not carry it.
+  void FillTenant(Meta* m);
+  // Whether some live subscription could take the change (by its owner). Feed thread,
+  // without mu_: the live sets are written only by the feed thread.
+  bool LiveWants(const Meta& m) const;
   std::shared_ptr<const ChangeEvent> Build(const storage::LogEntry& e, const Meta& m);
   static bool Matches(const FeedFilter& f, const Meta& m);
   // Pushes one event; false when its queue is full (ending the sub if `end_if_full`).
@@ -95,8 +100,10 @@ class ChangeFeed {
   std::vector<std::shared_ptr<Sub>> behind_;  // guarded by mu_
   bool removals_ = false;  // some Sub was marked removed since the last cleanup; by mu_
   // Live subscriptions by the user they filter on, and those without a user filter.
-  std::unordered_map<Uuid, std::vector<Sub*>, UuidHash> live_by_user_;  // guarded by mu_
-  std::vector<Sub*> live_broad_;                                        // guarded by mu_
+  // Guarded by mu_ and written only on the feed thread (Stop clears them after joining
+  // it), so the feed thread also reads them while reading the log without mu_.
+  std::unordered_map<Uuid, std::vector<Sub*>, UuidHash> live_by_user_;
+  std::vector<Sub*> live_broad_;
   // Record types some live subscription takes (every bit: one takes any); a superset
   // after removals until the next cleanup. The live read builds events of these only.
   uint32_t live_types_ = 0;  // guarded by mu_

@@ -368,6 +368,37 @@ TEST_F(Feed, SlowSubscriberIsCutOffWithItsResumePointWhileOthersKeepUp) {
   (void)start;
 }
 
+// The live read builds no event for a user nobody follows (only user-filtered
+// subscriptions live): the followed user's changes still come with their tenant, and a
+// subscription resuming from before the skipped change still gets it from the log.
+TEST_F(Feed, UnfollowedUsersChangesAreSkippedLiveAndStillReadableLater) {
+  fb::TenantT t;
+  t.name = "T1";
+  t.slug = "t1";
+  Uuid t1 = ToUuid(Must(e().CreateTenant(Scope::Service(), t))->id());
+  Uuid a = MakeUser("fa@x.com", t1), b = MakeUser("fb@x.com", t1);
+  Uuid chat_a = MakeChat(a), chat_b = MakeChat(b);
+  FeedFilter only_a;
+  only_a.user = a;
+  only_a.types = 1u << static_cast<int>(RecordType::kMessage);
+  auto sub_a = Must(e().Subscribe(Scope::Service(), only_a, std::nullopt));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // live by now
+  uint64_t before_b = e().FeedInfo().durable;
+  ASSERT_OK(Append(chat_b, "to b"));
+  ASSERT_OK(Append(chat_a, "to a"));
+  auto got = Drain(*sub_a, [](auto& v) { return !v.empty(); });
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0]->user, a);
+  EXPECT_EQ(got[0]->tenant, t1) << "the tenant comes from the user when the record lacks it";
+  FeedFilter only_b = only_a;
+  only_b.user = b;
+  auto sub_b = Must(e().Subscribe(Scope::Service(), only_b, before_b));
+  auto got_b = Drain(*sub_b, [](auto& v) { return !v.empty(); });
+  ASSERT_EQ(got_b.size(), 1u);
+  EXPECT_EQ(got_b[0]->user, b);
+  EXPECT_EQ(got_b[0]->tenant, t1);
+}
+
 // A connection carrying several subscriptions drains them when the first one's wake
 // posts to it: every event of the same log step must be queued by then, in every
 // subscription, or the connection writes once per event instead of once per step (and a
