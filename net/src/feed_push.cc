@@ -16,8 +16,8 @@ constexpr size_t kMaxFrameBytes = 1u << 20;
 void EncodeChanges(uint64_t id, const std::vector<Subscription::Event>& events,
                    flatbuffers::FlatBufferBuilder& fbb) {
   fbb.Clear();
-  std::vector<flatbuffers::Offset<proto::Change>> items;
-  items.reserve(events.size());
+  thread_local std::vector<flatbuffers::Offset<proto::Change>> items;  // no allocation per frame
+  items.clear();
   for (const auto& ev : events) {
     auto key = fbb.CreateVector(reinterpret_cast<const uint8_t*>(ev->key.data()), ev->key.size());
     flatbuffers::Offset<flatbuffers::Vector<uint8_t>> record;
@@ -79,7 +79,7 @@ size_t DrainSubscriptions(Session& session, size_t max_bytes,
   std::sort(todo.begin(), todo.end());
   todo.erase(std::unique(todo.begin(), todo.end()), todo.end());
   size_t emitted = 0, done = 0;  // todo[0, done) drained: empty, or ended and dropped
-  std::vector<Subscription::Event> events;
+  thread_local std::vector<Subscription::Event> events;  // no allocation per drain
   for (; done < todo.size(); ++done) {
     auto it = std::find_if(session.subscriptions.begin(), session.subscriptions.end(),
                            [&](const auto& s) { return s.first == todo[done]; });
@@ -111,6 +111,7 @@ size_t DrainSubscriptions(Session& session, size_t max_bytes,
     if (!drained) break;  // out of budget: it and the rest wait for the next call
   }
   todo.erase(todo.begin(), todo.begin() + static_cast<std::ptrdiff_t>(done));
+  events.clear();  // the events' last references go now, not at the next drain
   return emitted;
 }
 
