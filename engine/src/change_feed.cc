@@ -265,8 +265,10 @@ void ChangeFeed::FillTenant(Meta* m) {
   if (m->tenant.IsNil() && !m->user.IsNil() && m->carried) m->tenant = TenantOf(m->user);
 }
 
-bool ChangeFeed::LiveWants(const Meta& m) const {
-  return !live_broad_.empty() || (!m.user.IsNil() && live_by_user_.contains(m.user));
+const std::vector<ChangeFeed::Sub*>* ChangeFeed::LiveFollowers(const Meta& m) const {
+  if (m.user.IsNil()) return nullptr;
+  auto it = live_by_user_.find(m.user);
+  return it == live_by_user_.end() ? nullptr : &it->second;
 }
 
 Uuid ChangeFeed::TenantOf(const Uuid& user) {
@@ -539,6 +541,9 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     Meta meta;
     std::shared_ptr<const ChangeEvent> ev;
     uint64_t seq;
+    // live_by_user_'s entry for the change's user, found once while reading (nullptr:
+    // none). Only this thread changes the live sets, and not before the fan-out below.
+    const std::vector<Sub*>* followers = nullptr;
   };
   std::vector<Item> items;
   const uint32_t wanted = live_types_;
@@ -550,7 +555,9 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     it.seq = e.sequence;
     // A change of a user no live subscription follows (and none follows every user) is
     // not built: no event, no tenant lookup, no copies.
-    if (Inspect(e, &it.meta) && LiveWants(it.meta)) {
+    bool carried = Inspect(e, &it.meta);
+    if (carried) it.followers = LiveFollowers(it.meta);
+    if (carried && (it.followers || !live_broad_.empty())) {
       FillTenant(&it.meta);
       it.ev = Build(e, it.meta);
     }
@@ -572,11 +579,8 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     auto deliver = [&](Sub* s) {
       if (!s->removed && Matches(s->filter, it.meta)) Push(*s, it.ev);
     };
-    if (!it.meta.user.IsNil()) {
-      auto u = live_by_user_.find(it.meta.user);
-      if (u != live_by_user_.end())
-        for (Sub* s : u->second) deliver(s);
-    }
+    if (it.followers)
+      for (Sub* s : *it.followers) deliver(s);
     for (Sub* s : live_broad_) deliver(s);
   }
   WakePushed();

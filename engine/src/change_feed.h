@@ -65,9 +65,9 @@ class ChangeFeed {
   Uuid TenantOf(const Uuid& user);
   // Sets a user-owned change's tenant from its user when the record does not carry it.
   void FillTenant(Meta* m);
-  // Whether some live subscription could take the change (by its owner). Feed thread,
-  // without mu_: the live sets are written only by the feed thread.
-  bool LiveWants(const Meta& m) const;
+  // The live subscriptions that follow the change's user (nullptr: none). Feed thread,
+  // also without mu_: the live sets are written only by the feed thread.
+  const std::vector<Sub*>* LiveFollowers(const Meta& m) const;
   std::shared_ptr<const ChangeEvent> Build(const storage::LogEntry& e, const Meta& m);
   static bool Matches(const FeedFilter& f, const Meta& m);
   // Pushes one event; false when its queue is full (ending the sub if `end_if_full`).
