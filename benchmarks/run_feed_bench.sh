@@ -42,6 +42,11 @@ start_server; run latency --subscribers 1000 --per-connection 64 --writes 3000; 
 for n in 0 1000; do
   start_server; run throughput --subscribers "$n" --writers 8 --seconds "$seconds"; stop_server
 done
+# No subscriber, but the writers spread over the same 1000 users' chats as the rows with
+# 1000 subscribers (the row above writes to 8): what the feed itself costs is the
+# difference between this row and those.
+start_server; run throughput --subscribers 0 --users 1000 --writers 8 --seconds "$seconds"
+stop_server
 start_server; run throughput --subscribers 1000 --per-connection 64 --writers 8 --seconds "$seconds"
 stop_server
 start_server; run catchup --changes "$changes"; stop_server
