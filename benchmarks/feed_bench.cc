@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
   std::string mode = "latency", host = "127.0.0.1", key;
   int port = 7420, subscribers = 1, writers = 8, writes = 3000, seconds = 10;
   int per_connection = 1;
+  int users = 0;
   int64_t changes = 1'000'000;
   app.add_option("mode", mode, "latency | throughput | catchup")->required();
   app.add_option("--host", host);
@@ -120,6 +121,10 @@ int main(int argc, char** argv) {
   app.add_option("--writes", writes, "latency: messages written (one at a time)")
       ->capture_default_str();
   app.add_option("--seconds", seconds, "throughput: duration")->capture_default_str();
+  app.add_option("--users", users,
+                 "throughput: users (a chat each) the writers spread over; default the larger "
+                 "of --subscribers and --writers. Give 1000 to a 0-subscriber run to write the "
+                 "same records as a 1000-subscriber run");
   app.add_option("--changes", changes, "catchup: changes written before resuming")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -158,7 +163,7 @@ int main(int argc, char** argv) {
         subscribers, per_connection, writes, got.load(), Pct(lat, 0.5), Pct(lat, 0.99),
         Pct(lat, 1.0));
   } else if (mode == "throughput") {
-    Setup s = MakeUsers(c, std::max(subscribers, writers), "thr");
+    Setup s = MakeUsers(c, std::max({subscribers, writers, users}), "thr");
     std::atomic<uint64_t> delivered{0};
     auto subs = SubscribeEach(c, o, s, subscribers, per_connection,
                               [&](const FeedChange&) { delivered.fetch_add(1); });
@@ -188,9 +193,9 @@ int main(int argc, char** argv) {
            Clock::now() - w0 < std::chrono::seconds(30))
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     printf(
-        "throughput subscribers=%d per_connection=%d writers=%d x16 in flight: %.0f durable "
-        "appends/s (delivered %llu of %llu)\n",
-        subscribers, per_connection, writers, done.load() / secs,
+        "throughput subscribers=%d per_connection=%d writers=%d x16 in flight users=%zu: %.0f "
+        "durable appends/s (delivered %llu of %llu)\n",
+        subscribers, per_connection, writers, s.chats.size(), done.load() / secs,
         (unsigned long long)delivered.load(), (unsigned long long)done.load());
   } else if (mode == "catchup") {
     Setup s = MakeUsers(c, 64, "cu");

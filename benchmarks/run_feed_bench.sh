@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Change-feed benchmarks through a fresh agentstored (durability always) in a temp
 # directory: commit-to-callback latency with 1, 100 and 1000 subscribers, durable write
-# throughput with 0 vs 1000 subscribers (a connection each, and 64 per connection),
+# throughput with 0 vs 1000 subscribers (a connection each, and 64 per connection; and 0
+# subscribers writing to the same 1000 users),
 # catch-up from 1M changes back.
 #   benchmarks/run_feed_bench.sh [--changes N] [--seconds S]
 set -euo pipefail
@@ -42,6 +43,11 @@ start_server; run latency --subscribers 1000 --per-connection 64 --writes 3000; 
 for n in 0 1000; do
   start_server; run throughput --subscribers "$n" --writers 8 --seconds "$seconds"; stop_server
 done
+# No subscriber, but the writers spread over the same 1000 users' chats as the rows with
+# 1000 subscribers (the row above writes to 8): what the feed itself costs is the
+# difference between this row and those.
+start_server; run throughput --subscribers 0 --users 1000 --writers 8 --seconds "$seconds"
+stop_server
 start_server; run throughput --subscribers 1000 --per-connection 64 --writers 8 --seconds "$seconds"
 stop_server
 start_server; run catchup --changes "$changes"; stop_server

@@ -35,7 +35,7 @@ size_t Subscription::Poll(std::vector<Event>* out, size_t max) {
       queue_.pop_front();
       ++n;
     }
-    drained = n > 0 && queue_.empty() && !ended_;
+    drained = n > 0 && queue_.empty() && !ended_ && catching_up_;
     feed = feed_;
   }
   // A subscription catching up waits for room; tell the feed there is some.
@@ -261,6 +261,16 @@ void ChangeFeed::Remove(uint64_t id) {
   Kick();  // the feed thread forgets it
 }
 
+void ChangeFeed::FillTenant(Meta* m) {
+  if (m->tenant.IsNil() && !m->user.IsNil() && m->carried) m->tenant = TenantOf(m->user);
+}
+
+const std::vector<ChangeFeed::Sub*>* ChangeFeed::LiveFollowers(const Meta& m) const {
+  if (m.user.IsNil()) return nullptr;
+  auto it = live_by_user_.find(m.user);
+  return it == live_by_user_.end() ? nullptr : &it->second;
+}
+
 Uuid ChangeFeed::TenantOf(const Uuid& user) {
   auto it = tenant_cache_.find(user);
   if (it != tenant_cache_.end()) return it->second;
@@ -399,7 +409,6 @@ bool ChangeFeed::Inspect(const storage::LogEntry& e, Meta* m) {
         break;
     }
   }
-  if (m->tenant.IsNil() && !m->user.IsNil() && m->carried) m->tenant = TenantOf(m->user);
   return m->carried;
 }
 
@@ -494,9 +503,17 @@ bool ChangeFeed::Push(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool
   }
   if (was_empty) {
     h->cv_.notify_all();
-    if (h->wake_) h->wake_();
+    if (h->wake_) to_wake_.emplace_back(&s, std::move(h));
   }
   return true;
+}
+
+void ChangeFeed::WakePushed() {
+  // Under mu_, like End's wake: a holder's Cancel (Remove takes mu_) returns only once
+  // no wake of it can run any more; a removed subscription is not woken.
+  for (auto& [s, h] : to_wake_)
+    if (!s->removed) h->wake_();
+  to_wake_.clear();
 }
 
 void ChangeFeed::ApplyControl(const Meta& m, uint64_t seq) {
@@ -524,6 +541,9 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     Meta meta;
     std::shared_ptr<const ChangeEvent> ev;
     uint64_t seq;
+    // live_by_user_'s entry for the change's user, found once while reading (nullptr:
+    // none). Only this thread changes the live sets, and not before the fan-out below.
+    const std::vector<Sub*>* followers = nullptr;
   };
   std::vector<Item> items;
   const uint32_t wanted = live_types_;
@@ -533,7 +553,14 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     if (!e.key.empty() && !MayEndSubscriptions(e) && !(wanted & TypeBit(e))) return Status::OK();
     Item it;
     it.seq = e.sequence;
-    if (Inspect(e, &it.meta)) it.ev = Build(e, it.meta);
+    // A change of a user no live subscription follows (and none follows every user) is
+    // not built: no event, no tenant lookup, no copies.
+    bool carried = Inspect(e, &it.meta);
+    if (carried) it.followers = LiveFollowers(it.meta);
+    if (carried && (it.followers || !live_broad_.empty())) {
+      FillTenant(&it.meta);
+      it.ev = Build(e, it.meta);
+    }
     if (it.ev || it.meta.user_gone || it.meta.key_revoked) items.push_back(std::move(it));
     return Status::OK();
   });
@@ -552,13 +579,11 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     auto deliver = [&](Sub* s) {
       if (!s->removed && Matches(s->filter, it.meta)) Push(*s, it.ev);
     };
-    if (!it.meta.user.IsNil()) {
-      auto u = live_by_user_.find(it.meta.user);
-      if (u != live_by_user_.end())
-        for (Sub* s : u->second) deliver(s);
-    }
+    if (it.followers)
+      for (Sub* s : *it.followers) deliver(s);
     for (Sub* s : live_broad_) deliver(s);
   }
+  WakePushed();
   // Live subscriptions have seen everything up to `last`: their resume point is published_.
   published_.store(last, std::memory_order_release);
   return true;
@@ -577,6 +602,10 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
       s->cursor = pub;
       s->live = true;
       still_behind.pop_back();
+      if (auto h = s->handle.lock()) {
+        std::lock_guard hl(h->mu_);
+        h->catching_up_ = false;
+      }
       if (s->filter.user)
         live_by_user_[*s->filter.user].push_back(s.get());
       else
@@ -617,6 +646,7 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
       Item it;
       it.seq = e.sequence;
       bool carried = Inspect(e, &it.meta);
+      if (carried) FillTenant(&it.meta);
       if (carried && Matches(filter, it.meta)) it.ev = Build(e, it.meta);
       if (it.ev || it.meta.user_gone || it.meta.key_revoked) items.push_back(std::move(it));
       return Status::OK();
@@ -646,6 +676,7 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
       }
     }
     if (!s->removed) s->cursor = stopped_at ? *stopped_at : *read < from ? to : *read;
+    WakePushed();
   }
   return did;
 }

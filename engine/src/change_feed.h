@@ -63,10 +63,17 @@ class ChangeFeed {
   // does not carry (meta keys, rollups, touches) — `control` still applies to those.
   bool Inspect(const storage::LogEntry& e, Meta* m);
   Uuid TenantOf(const Uuid& user);
+  // Sets a user-owned change's tenant from its user when the record does not carry it.
+  void FillTenant(Meta* m);
+  // The live subscriptions that follow the change's user (nullptr: none). Feed thread,
+  // also without mu_: the live sets are written only by the feed thread.
+  const std::vector<Sub*>* LiveFollowers(const Meta& m) const;
   std::shared_ptr<const ChangeEvent> Build(const storage::LogEntry& e, const Meta& m);
   static bool Matches(const FeedFilter& f, const Meta& m);
   // Pushes one event; false when its queue is full (ending the sub if `end_if_full`).
+  // A queue that was empty is woken by WakePushed, once the step's fan-out is done.
   bool Push(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool end_if_full = true);
+  void WakePushed();
   void End(Sub& s, Status why, uint64_t resume_point);
   void ApplyControl(const Meta& m, uint64_t seq);  // revocations, user deletes
   bool LiveStep(std::unique_lock<std::mutex>& lock);
@@ -93,11 +100,17 @@ class ChangeFeed {
   std::vector<std::shared_ptr<Sub>> behind_;  // guarded by mu_
   bool removals_ = false;  // some Sub was marked removed since the last cleanup; by mu_
   // Live subscriptions by the user they filter on, and those without a user filter.
-  std::unordered_map<Uuid, std::vector<Sub*>, UuidHash> live_by_user_;  // guarded by mu_
-  std::vector<Sub*> live_broad_;                                        // guarded by mu_
+  // Guarded by mu_ and written only on the feed thread (Stop clears them after joining
+  // it), so the feed thread also reads them while reading the log without mu_.
+  std::unordered_map<Uuid, std::vector<Sub*>, UuidHash> live_by_user_;
+  std::vector<Sub*> live_broad_;
   // Record types some live subscription takes (every bit: one takes any); a superset
   // after removals until the next cleanup. The live read builds events of these only.
   uint32_t live_types_ = 0;  // guarded by mu_
+  // Subscriptions whose empty queue got events in this step (feed thread, under mu_). Their
+  // wakes wait until the step has fanned out all its events, so a connection carrying
+  // several of them is woken (and drains, and writes) once per step, not once per event.
+  std::vector<std::pair<Sub*, std::shared_ptr<Subscription>>> to_wake_;
   // Feed thread only: users' tenants seen in the log or looked up.
   std::unordered_map<Uuid, Uuid, UuidHash> tenant_cache_;
   std::thread thread_;

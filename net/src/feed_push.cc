@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "agentstore/net/frame.h"
 #include "protocol_generated.h"
 
 namespace agentstore::net {
@@ -15,8 +16,8 @@ constexpr size_t kMaxFrameBytes = 1u << 20;
 void EncodeChanges(uint64_t id, const std::vector<Subscription::Event>& events,
                    flatbuffers::FlatBufferBuilder& fbb) {
   fbb.Clear();
-  std::vector<flatbuffers::Offset<proto::Change>> items;
-  items.reserve(events.size());
+  thread_local std::vector<flatbuffers::Offset<proto::Change>> items;  // no allocation per frame
+  items.clear();
   for (const auto& ev : events) {
     auto key = fbb.CreateVector(reinterpret_cast<const uint8_t*>(ev->key.data()), ev->key.size());
     flatbuffers::Offset<flatbuffers::Vector<uint8_t>> record;
@@ -66,7 +67,7 @@ void EncodeEnd(uint64_t id, const Status& why, uint64_t resume_point,
 
 }  // namespace
 
-size_t DrainSubscriptions(Session& session, size_t max_frames,
+size_t DrainSubscriptions(Session& session, size_t max_bytes,
                           const std::function<void(flatbuffers::FlatBufferBuilder&)>& emit) {
   thread_local flatbuffers::FlatBufferBuilder fbb(64 << 10);
   auto& todo = session.to_drain;
@@ -77,15 +78,15 @@ size_t DrainSubscriptions(Session& session, size_t max_frames,
   }
   std::sort(todo.begin(), todo.end());
   todo.erase(std::unique(todo.begin(), todo.end()), todo.end());
-  size_t frames = 0, done = 0;  // todo[0, done) drained: empty, or ended and dropped
-  std::vector<Subscription::Event> events;
+  size_t emitted = 0, done = 0;  // todo[0, done) drained: empty, or ended and dropped
+  thread_local std::vector<Subscription::Event> events;  // no allocation per drain
   for (; done < todo.size(); ++done) {
     auto it = std::find_if(session.subscriptions.begin(), session.subscriptions.end(),
                            [&](const auto& s) { return s.first == todo[done]; });
     if (it == session.subscriptions.end()) continue;  // ended before
     auto& [id, sub] = *it;
     bool drained = false;
-    while (frames < max_frames) {
+    while (emitted < max_bytes) {
       events.clear();
       // Poll one at a time past the first so a frame stays under its byte budget.
       size_t bytes = 0;
@@ -95,13 +96,13 @@ size_t DrainSubscriptions(Session& session, size_t max_frames,
       if (!events.empty()) {
         EncodeChanges(id, events, fbb);
         emit(fbb);
-        ++frames;
+        emitted += kFrameHeaderBytes + fbb.GetSize();
         continue;
       }
       if (sub->Finished()) {
         EncodeEnd(id, sub->end_status(), sub->resume_point(), fbb);
         emit(fbb);
-        ++frames;
+        emitted += kFrameHeaderBytes + fbb.GetSize();
         session.subscriptions.erase(it);
       }
       drained = true;
@@ -110,7 +111,8 @@ size_t DrainSubscriptions(Session& session, size_t max_frames,
     if (!drained) break;  // out of budget: it and the rest wait for the next call
   }
   todo.erase(todo.begin(), todo.begin() + static_cast<std::ptrdiff_t>(done));
-  return frames;
+  events.clear();  // the events' last references go now, not at the next drain
+  return emitted;
 }
 
 void CancelSubscriptions(Session& session) {

@@ -13,10 +13,11 @@
 namespace agentstore::net {
 
 // Polls the subscriptions of `session` that have something to push (Session::to_drain and
-// the ids the feed marked ready) and hands each frame (finished in the builder) to `emit`,
-// at most `max_frames`; a finished subscription gets its end frame and is dropped. What
-// the budget cut short stays in to_drain for the next call. Returns the frames emitted.
-size_t DrainSubscriptions(Session& session, size_t max_frames,
+// the ids the feed marked ready) and hands each frame (finished in the builder) to `emit`
+// until the frames' bytes reach `max_bytes` (the last frame may pass it); a finished
+// subscription gets its end frame and is dropped. What the budget cut short stays in
+// to_drain for the next call. Returns the bytes emitted (frame headers included).
+size_t DrainSubscriptions(Session& session, size_t max_bytes,
                           const std::function<void(flatbuffers::FlatBufferBuilder&)>& emit);
 // Cancels every subscription of a closing connection.
 void CancelSubscriptions(Session& session);

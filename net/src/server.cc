@@ -132,26 +132,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   asio::io_context::executor_type executor() { return worker_->ioc.get_executor(); }
 
-  // Change-feed pushes, on the owning thread. At most kMaxQueuedPushes frames wait in the
-  // output (written without blocking, Flush): a subscriber that does not read leaves its
-  // events in its bounded subscription buffer, which ends the subscription when full,
-  // never here. Push frames answer no request, so they do not count as owed answers.
+  // Change-feed pushes, on the owning thread. At most about kMaxQueuedPushBytes of push
+  // frames wait in the output (written without blocking, Flush): a subscriber that does
+  // not read leaves its events in its bounded subscription buffer, which ends the
+  // subscription when full, never here. The budget is in bytes, not frames, so the small
+  // frames of many subscriptions on one connection (one event each, live) go out in one
+  // write. Push frames answer no request, so they do not count as owed answers.
   void PushFeeds() {
     feed_pending_->store(false, std::memory_order_release);
     if (closing_ || session_.subscriptions.empty()) return;
-    constexpr size_t kMaxQueuedPushes = 8;
+    constexpr size_t kMaxQueuedPushBytes = 1u << 20;
     size_t queued = pushes_out_ + pushes_wbuf_;
-    if (queued >= kMaxQueuedPushes) return;  // OnWritten calls again
-    size_t budget = kMaxQueuedPushes - queued;
+    if (queued >= kMaxQueuedPushBytes) return;  // OnWritten calls again
+    size_t budget = kMaxQueuedPushBytes - queued;
     size_t pushed = DrainSubscriptions(session_, budget, [&](flatbuffers::FlatBufferBuilder& fbb) {
       Append(fbb);
       --queued_count_;
-      ++pushes_out_;
+      pushes_out_ += kFrameHeaderBytes + fbb.GetSize();
     });
     Flush();
     // The socket took it all and more may wait: go on after the thread's other work (a
     // long backlog must not hold the thread); a write still pending resumes in OnWritten.
-    if (pushed == budget && !writing_ && !closing_) {
+    if (pushed >= budget && !writing_ && !closing_) {
       asio::post(executor(), [weak = weak_from_this()] {
         if (auto c = weak.lock()) c->PushFeeds();
       });
@@ -460,7 +462,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Set while a PushFeeds is posted and not yet begun (see feed_wake in Start).
   std::shared_ptr<std::atomic<bool>> feed_pending_ = std::make_shared<std::atomic<bool>>(false);
   bool unsettled_ = false;                   // answered from the inbox, not yet flushed
-  size_t pushes_out_ = 0, pushes_wbuf_ = 0;  // change-feed push frames in out_ / wbuf_
+  size_t pushes_out_ = 0, pushes_wbuf_ = 0;  // bytes of change-feed push frames in out_ / wbuf_
   uint32_t auth_failures_ = 0;
   bool authenticated_ = false;
   bool reading_ = false, writing_ = false, paused_ = false, read_done_ = false;

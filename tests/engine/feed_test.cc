@@ -368,5 +368,85 @@ TEST_F(Feed, SlowSubscriberIsCutOffWithItsResumePointWhileOthersKeepUp) {
   (void)start;
 }
 
+// The live read builds no event for a user nobody follows (only user-filtered
+// subscriptions live): the followed user's changes still come with their tenant, and a
+// subscription resuming from before the skipped change still gets it from the log.
+TEST_F(Feed, UnfollowedUsersChangesAreSkippedLiveAndStillReadableLater) {
+  fb::TenantT t;
+  t.name = "T1";
+  t.slug = "t1";
+  Uuid t1 = ToUuid(Must(e().CreateTenant(Scope::Service(), t))->id());
+  Uuid a = MakeUser("fa@x.com", t1), b = MakeUser("fb@x.com", t1);
+  Uuid chat_a = MakeChat(a), chat_b = MakeChat(b);
+  FeedFilter only_a;
+  only_a.user = a;
+  only_a.types = 1u << static_cast<int>(RecordType::kMessage);
+  auto sub_a = Must(e().Subscribe(Scope::Service(), only_a, std::nullopt));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // live by now
+  uint64_t before_b = e().FeedInfo().durable;
+  ASSERT_OK(Append(chat_b, "to b"));
+  ASSERT_OK(Append(chat_a, "to a"));
+  auto got = Drain(*sub_a, [](auto& v) { return !v.empty(); });
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0]->user, a);
+  EXPECT_EQ(got[0]->tenant, t1) << "the tenant comes from the user when the record lacks it";
+  FeedFilter only_b = only_a;
+  only_b.user = b;
+  auto sub_b = Must(e().Subscribe(Scope::Service(), only_b, before_b));
+  auto got_b = Drain(*sub_b, [](auto& v) { return !v.empty(); });
+  ASSERT_EQ(got_b.size(), 1u);
+  EXPECT_EQ(got_b[0]->user, b);
+  EXPECT_EQ(got_b[0]->tenant, t1);
+}
+
+// A connection carrying several subscriptions drains them when the first one's wake
+// posts to it: every event of the same log step must be queued by then, in every
+// subscription, or the connection writes once per event instead of once per step (and a
+// drain racing the fan-out could see one subscription's event before another's).
+TEST_F(Feed, WakesComeAfterTheWholeStepIsQueuedInEverySubscription) {
+  Uuid user = MakeUser("w@x.com");
+  Uuid chat = MakeChat(user);
+  FeedFilter messages, chats;
+  messages.types = 1u << static_cast<int>(RecordType::kMessage);
+  chats.types = 1u << static_cast<int>(RecordType::kChat);
+  std::shared_ptr<Subscription> a, b;
+  std::mutex mu;
+  bool armed = false;
+  // Per wake: what the other subscription held at that moment.
+  std::vector<std::vector<RecordType>> wakes;
+  auto take = [&](std::shared_ptr<Subscription>* other) {
+    return [&, other] {
+      std::lock_guard l(mu);
+      if (!armed) return;
+      std::vector<Event> got;
+      (*other)->Poll(&got, 100);
+      wakes.emplace_back();
+      for (auto& ev : got) wakes.back().push_back(ev->type);
+    };
+  };
+  a = Must(e().Subscribe(Scope::Service(), messages, std::nullopt, std::nullopt, take(&b)));
+  b = Must(e().Subscribe(Scope::Service(), chats, std::nullopt, std::nullopt, take(&a)));
+  // Both must follow the live end before the write (one catching up is pushed alone).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  {
+    std::lock_guard l(mu);
+    armed = true;
+  }
+  // An append writes the message and its chat's totals in one batch: one durable step.
+  ASSERT_OK(Append(chat));
+  for (int i = 0; i < 400; ++i) {
+    {
+      std::lock_guard l(mu);
+      if (!wakes.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::lock_guard l(mu);
+  ASSERT_FALSE(wakes.empty()) << "no subscription was woken";
+  // The first wake already found the other subscription's event of the same step.
+  ASSERT_EQ(wakes.front().size(), 1u) << "woken before the step was fanned out";
+}
+
 }  // namespace
 }  // namespace agentstore::testing

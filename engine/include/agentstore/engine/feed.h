@@ -91,11 +91,15 @@ class Subscription {
   uint64_t id_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Event> queue_;     // guarded by mu_
-  size_t queued_bytes_ = 0;     // guarded by mu_
-  bool ended_ = false;          // guarded by mu_
-  Status end_status_;           // guarded by mu_
-  uint64_t resume_point_ = 0;   // guarded by mu_: the last sequence passed to the queue
+  std::deque<Event> queue_;    // guarded by mu_
+  size_t queued_bytes_ = 0;    // guarded by mu_
+  bool ended_ = false;         // guarded by mu_
+  Status end_status_;          // guarded by mu_
+  uint64_t resume_point_ = 0;  // guarded by mu_: the last sequence passed to the queue
+  // Guarded by mu_: still reading the log behind the live end. Only then does a drain
+  // tell the feed there is room (a live subscription is pushed to as changes commit, so
+  // kicking the feed thread on its every drain would only wake it for nothing).
+  bool catching_up_ = true;
   std::function<void()> wake_;  // called (outside mu_) when events arrive or it ends
   internal::ChangeFeed* feed_ = nullptr;
 };
