@@ -398,6 +398,9 @@ Status Canonical(const Schema& s, const FieldSpec& f, const Json& v, Json* out) 
       if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))
         return Bad("field " + f.name + " is out of the int64 range");
       int64_t n = v.get<int64_t>();
+      if (f.type == FieldType::kTimestamp && (n < 0 || n > kMaxTimeMicros))
+        return Bad("field " + f.name + " must be a time in 0.." + std::to_string(kMaxTimeMicros) +
+                   " (microseconds, 1970 to 9999), not " + std::to_string(n));
       AS_RETURN_IF_ERROR(CheckRange(f, static_cast<double>(n)));
       *out = n;
       return Status::OK();

@@ -337,7 +337,16 @@ Status PlanRange(const Schema& s, const Viewer& viewer, const CollectionQuery& q
     upper = PrefixEnd(prefix);
     for (const auto& [op, v] : it->items()) {
       Json c;
-      AS_RETURN_IF_ERROR(coll::Canonical(s, f, v, &c));
+      // Time ranges are clamped to the stored range, as every query range is (data model).
+      if (f.type == FieldType::kTimestamp && v.is_number_integer())
+        AS_RETURN_IF_ERROR(coll::Canonical(
+            s, f,
+            v.is_number_unsigned()
+                ? static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), kMaxTimeMicros))
+                : std::clamp<int64_t>(v.get<int64_t>(), 0, kMaxTimeMicros),
+            &c));
+      else
+        AS_RETURN_IF_ERROR(coll::Canonical(s, f, v, &c));
       std::string b = prefix;
       coll::AppendKeyPart(f, c, &b);
       if (op == "gte")

@@ -142,6 +142,44 @@ TEST_F(CollectionsAdversarial, IndexAddedUnderWritesHoldsEveryRecord) {
   FAIL() << "index by_at never became queryable";
 }
 
+// A timestamp field holds what every stored time holds (docs/data-model.md, conventions:
+// 1970..9999, later or negative refused); query ranges over it are clamped, not refused.
+TEST_F(CollectionsAdversarial, TimestampsOutsideTheStoredRangeAreRefusedAndRangesClamped) {
+  constexpr int64_t kMax = 253402300799999999;
+  Json kept = Json::parse(Must(e().PutRecord(Scope::Service(), "tickets",
+                                             Rec({{"code", "t"}, {"at", 5}, {"rank", -5}}).dump())));
+  std::string id = kept["id"];
+  EXPECT_CODE(e().PutRecord(Scope::Service(), "tickets", Rec({{"at", -1}}).dump()),
+              kInvalidArgument);
+  EXPECT_CODE(e().PutRecord(Scope::Service(), "tickets", Rec({{"at", kMax + 1}}).dump()),
+              kInvalidArgument);
+  EXPECT_CODE(e().UpdateRecord(Scope::Service(), "tickets", id, R"({"at":-1})"),
+              kInvalidArgument);
+  EXPECT_CODE(e().DeclareCollection(Scope::Service(), R"({"name": "bad_default", "owner": "none",
+      "fields": [{"name": "t", "type": "timestamp", "default": -5}]})"),
+              kInvalidArgument);
+  Json got = Json::parse(Must(e().GetRecord(Scope::Service(), "tickets", id)));
+  EXPECT_EQ(got["at"], 5);
+  EXPECT_EQ(got["rank"], -5);  // integers may be negative; times may not
+  ASSERT_OK(e().PutRecord(Scope::Service(), "tickets", Rec({{"at", kMax}}).dump()));
+  ASSERT_OK(e().AlterCollection(Scope::Service(), "tickets",
+                                R"({"add_indexes":[{"name":"by_at","fields":["at"]}]})"));
+  CollectionQuery q;
+  q.collection = "tickets";
+  q.index = "by_at";
+  q.where = R"({"at":{"gte":-1000,"lte":9223372036854775807}})";
+  for (int i = 0; i < 1000; ++i) {
+    auto c = e().CountRecords(Scope::Service(), q);
+    if (c.ok()) {
+      EXPECT_EQ(*c, 2u);
+      return;
+    }
+    ASSERT_EQ(c.status().code(), StatusCode::kUnavailable) << c.status().ToString();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  FAIL() << "index by_at never became queryable";
+}
+
 // A unique index added while writers put values that collide: once the alter succeeds,
 // no value is held twice (either the alter is refused, or the colliding put is).
 TEST_F(CollectionsAdversarial, UniqueIndexAddedWhileWritersCollideNeverHoldsDuplicates) {
