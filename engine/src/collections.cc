@@ -520,6 +520,13 @@ Result<std::string> Engine::DeclareCollection(const Scope& scope, std::string_vi
   Json j;
   AS_RETURN_IF_ERROR(internal::ParseJsonText("declaration", declaration, &j));
   AS_ASSIGN_OR_RETURN(Schema s, internal::coll::ParseDeclaration(j, impl_->options.max_json_bytes));
+  // A key naming a field twice leaves records no key object can name (get, update and
+  // delete refuse every key). Checked here, not in ParseDeclaration, so a store that
+  // declared one before keeps opening.
+  for (size_t i = 0; i < s.key.size(); ++i)
+    for (size_t k = i + 1; k < s.key.size(); ++k)
+      if (s.key[i] == s.key[k])
+        return Status::InvalidArgument("key names field " + s.fields[s.key[i]].name + " twice");
   auto& reg = *impl_->collections;
   std::unique_lock lock(reg.mu);
   if (auto it = reg.by_name.find(s.name); it != reg.by_name.end()) {

@@ -201,6 +201,26 @@ TEST_F(CollectionsAdversarial, DISABLED_CollectionPutsReachTheChangeFeed) {
   EXPECT_EQ(evs.size(), 2u) << "the collection put was not in the feed, only the marker";
 }
 
+// A key naming a field twice was declared, but no record of it could then be got,
+// updated or deleted (every key was "not exactly the key fields"); it is refused.
+TEST_F(CollectionsAdversarial, KeyNamingAFieldTwiceIsRefused) {
+  for (const char* key : {R"(["id","id"])", R"(["id","day","day"])"}) {
+    auto r = e().DeclareCollection(
+        Scope::Service(), std::string(R"({"name": "twice", "owner": "none", "key": )") + key +
+                              R"(, "fields": [{"name": "day", "type": "integer"}]})");
+    EXPECT_CODE(r, kInvalidArgument) << key;
+    EXPECT_NE(TextOf(r).find("twice"), std::string::npos) << TextOf(r);
+  }
+  EXPECT_CODE(e().DescribeCollection(Scope::Service(), "twice"), kNotFound);
+  // A key of distinct fields stays usable end to end.
+  ASSERT_OK(e().DeclareCollection(Scope::Service(), R"({"name": "once", "owner": "none",
+      "key": ["id", "day"], "fields": [{"name": "day", "type": "integer"}]})"));
+  Json rec = Json::parse(Must(e().PutRecord(Scope::Service(), "once", R"({"day": 3})")));
+  std::string key = Json{{"id", rec["id"]}, {"day", 3}}.dump();
+  ASSERT_OK(e().GetRecord(Scope::Service(), "once", key));
+  ASSERT_OK(e().DeleteRecord(Scope::Service(), "once", key, DeleteMode::kHard));
+}
+
 // A unique index added while writers put values that collide: once the alter succeeds,
 // no value is held twice (either the alter is refused, or the colliding put is).
 TEST_F(CollectionsAdversarial, UniqueIndexAddedWhileWritersCollideNeverHoldsDuplicates) {
