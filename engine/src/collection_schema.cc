@@ -128,7 +128,8 @@ Status CheckRange(const FieldSpec& f, double v) {
 Status CheckString(const FieldSpec& f, const std::string& s) {
   if (!IsValidUtf8(s)) return Bad("field " + f.name + " is not valid UTF-8");
   uint32_t cap = f.max_length ? f.max_length : kDefaultMaxLength;
-  if (s.size() > 4ull * kDefaultMaxLength || CodePoints(s) > cap)
+  // A code point is at most 4 bytes: a longer text is over the cap without counting.
+  if (s.size() > 4ull * cap || CodePoints(s) > cap)
     return Bad("field " + f.name + " is longer than " + std::to_string(cap) + " characters");
   return Status::OK();
 }

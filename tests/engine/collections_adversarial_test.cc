@@ -2,6 +2,7 @@
 // concurrent puts racing for one unique value, cursor paging while others insert, an
 // index added while writers run, and values at the edges of the data model's ranges.
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -219,6 +220,27 @@ TEST_F(CollectionsAdversarial, KeyNamingAFieldTwiceIsRefused) {
   std::string key = Json{{"id", rec["id"]}, {"day", 3}}.dump();
   ASSERT_OK(e().GetRecord(Scope::Service(), "once", key));
   ASSERT_OK(e().DeleteRecord(Scope::Service(), "once", key, DeleteMode::kHard));
+}
+
+// A declared max_length above 65536 holds: documents.json declares content up to
+// 1,000,000 characters, yet anything over 262,144 bytes was refused as "longer than
+// 1000000 characters" (the byte shortcut used the default cap, not the field's).
+TEST_F(CollectionsAdversarial, DeclaredLongStringCapsAboveTheDefaultHold) {
+  std::ifstream in(std::string(AGENTSTORE_SOURCE_DIR) + "/examples/collections/documents.json");
+  std::string decl((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_OK(e().DeclareCollection(Scope::Service(), decl));
+  Json doc = Rec({{"title", "long"}, {"content", std::string(1'000'000, 'x')}});
+  Json put = Json::parse(Must(e().PutRecord(Scope::Service(), "documents", doc.dump())));
+  EXPECT_EQ(put["content"].get<std::string>().size(), 1'000'000u);
+  std::string multi;  // 1,000,000 code points of 2 bytes each
+  for (int i = 0; i < 1'000'000; ++i) multi += "\xc3\xa9";
+  doc["content"] = multi;
+  ASSERT_OK(e().PutRecord(Scope::Service(), "documents", doc.dump()));
+  doc["content"] = std::string(1'000'001, 'x');
+  auto over = e().PutRecord(Scope::Service(), "documents", doc.dump());
+  EXPECT_CODE(over, kInvalidArgument);
+  EXPECT_NE(TextOf(over).find("longer than 1000000 characters"), std::string::npos)
+      << TextOf(over);
 }
 
 // A unique index added while writers put values that collide: once the alter succeeds,
