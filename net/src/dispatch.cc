@@ -1030,7 +1030,7 @@ template <>
 Status Handle<Op::coll_query>(Call& c) {
   CollectionQuery q;
   AS_RETURN_IF_ERROR(CollQuery(c, &q));
-  auto r = c.engine.QueryRecords(c.scope, q);
+  auto r = c.engine.QueryRecords(c.scope, q, c.dispatcher->max_response_bytes());
   if (!r.ok()) return r.status();
   return SetJson(c, r->records, r->next_cursor);
 }

@@ -71,9 +71,8 @@ TEST_F(CollectionsAdversarial, CursorPagingNeitherSkipsNorRepeatsUnderConcurrent
   std::set<std::string> before;
   for (int i = 0; i < 600; ++i)
     before.insert(Json::parse(Must(e().PutRecord(Scope::Service(), "tickets",
-                                                 Rec({{"rank", (i * 7919) % 1000}}).dump())))
-                      ["id"]
-                          .get<std::string>());
+                                                 Rec({{"rank", (i * 7919) % 1000}}).dump())))["id"]
+                      .get<std::string>());
   std::atomic<bool> stop{false};
   std::vector<std::thread> writers;
   for (int w = 0; w < 2; ++w)
@@ -82,27 +81,30 @@ TEST_F(CollectionsAdversarial, CursorPagingNeitherSkipsNorRepeatsUnderConcurrent
         (void)e().PutRecord(Scope::Service(), "tickets",
                             Rec({{"rank", (i * 31 + w * 17) % 1000}}).dump());
     });
-  for (const char* index : {"", "by_rank"}) {
-    for (bool desc : {false, true}) {
-      CollectionQuery q;
-      q.collection = "tickets";
-      q.index = index;
-      q.desc = desc;
-      q.limit = 7;
-      std::set<std::string> seen;
-      for (int pages = 0; pages < 100000; ++pages) {
-        auto page = Must(e().QueryRecords(Scope::Service(), q));
-        for (const auto& r : page.records) {
-          std::string id = Json::parse(r)["id"].get<std::string>();
-          EXPECT_TRUE(seen.insert(id).second) << "repeated " << id << " index '" << index << "'";
+  // max_bytes 500: pages cut short by their size (two or three records) as well as by limit.
+  for (size_t max_bytes : {size_t{0}, size_t{500}})
+    for (const char* index : {"", "by_rank"}) {
+      for (bool desc : {false, true}) {
+        CollectionQuery q;
+        q.collection = "tickets";
+        q.index = index;
+        q.desc = desc;
+        q.limit = 7;
+        std::set<std::string> seen;
+        for (int pages = 0; pages < 100000; ++pages) {
+          auto page = Must(e().QueryRecords(Scope::Service(), q, max_bytes));
+          if (max_bytes) EXPECT_LT(page.records.size(), 7u);
+          for (const auto& r : page.records) {
+            std::string id = Json::parse(r)["id"].get<std::string>();
+            EXPECT_TRUE(seen.insert(id).second) << "repeated " << id << " index '" << index << "'";
+          }
+          if (page.next_cursor.empty()) break;
+          q.cursor = page.next_cursor;
         }
-        if (page.next_cursor.empty()) break;
-        q.cursor = page.next_cursor;
+        for (const auto& id : before)
+          EXPECT_TRUE(seen.count(id)) << "skipped " << id << " index '" << index << "'";
       }
-      for (const auto& id : before)
-        EXPECT_TRUE(seen.count(id)) << "skipped " << id << " index '" << index << "'";
     }
-  }
   stop = true;
   for (auto& t : writers) t.join();
 }
@@ -147,15 +149,14 @@ TEST_F(CollectionsAdversarial, IndexAddedUnderWritesHoldsEveryRecord) {
 // 1970..9999, later or negative refused); query ranges over it are clamped, not refused.
 TEST_F(CollectionsAdversarial, TimestampsOutsideTheStoredRangeAreRefusedAndRangesClamped) {
   constexpr int64_t kMax = 253402300799999999;
-  Json kept = Json::parse(Must(e().PutRecord(Scope::Service(), "tickets",
-                                             Rec({{"code", "t"}, {"at", 5}, {"rank", -5}}).dump())));
+  Json kept = Json::parse(Must(e().PutRecord(
+      Scope::Service(), "tickets", Rec({{"code", "t"}, {"at", 5}, {"rank", -5}}).dump())));
   std::string id = kept["id"];
   EXPECT_CODE(e().PutRecord(Scope::Service(), "tickets", Rec({{"at", -1}}).dump()),
               kInvalidArgument);
   EXPECT_CODE(e().PutRecord(Scope::Service(), "tickets", Rec({{"at", kMax + 1}}).dump()),
               kInvalidArgument);
-  EXPECT_CODE(e().UpdateRecord(Scope::Service(), "tickets", id, R"({"at":-1})"),
-              kInvalidArgument);
+  EXPECT_CODE(e().UpdateRecord(Scope::Service(), "tickets", id, R"({"at":-1})"), kInvalidArgument);
   EXPECT_CODE(e().DeclareCollection(Scope::Service(), R"({"name": "bad_default", "owner": "none",
       "fields": [{"name": "t", "type": "timestamp", "default": -5}]})"),
               kInvalidArgument);
@@ -239,8 +240,7 @@ TEST_F(CollectionsAdversarial, DeclaredLongStringCapsAboveTheDefaultHold) {
   doc["content"] = std::string(1'000'001, 'x');
   auto over = e().PutRecord(Scope::Service(), "documents", doc.dump());
   EXPECT_CODE(over, kInvalidArgument);
-  EXPECT_NE(TextOf(over).find("longer than 1000000 characters"), std::string::npos)
-      << TextOf(over);
+  EXPECT_NE(TextOf(over).find("longer than 1000000 characters"), std::string::npos) << TextOf(over);
 }
 
 // A unique index added while writers put values that collide: once the alter succeeds,
@@ -264,8 +264,7 @@ TEST_F(CollectionsAdversarial, UniqueIndexAddedWhileWritersCollideNeverHoldsDupl
     std::string name = "by_handle_" + std::to_string(round);
     auto r = e().AlterCollection(
         Scope::Service(), "handles",
-        Json{{"add_indexes", {{{"name", name}, {"fields", {"handle"}}, {"unique", true}}}}}
-            .dump());
+        Json{{"add_indexes", {{{"name", name}, {"fields", {"handle"}}, {"unique", true}}}}}.dump());
     stop = true;
     writer.join();
     if (!r.ok()) continue;  // refused: the duplicates were already there

@@ -452,7 +452,11 @@ class Engine {
                                    JsonMode mode = JsonMode::kMerge);
   Status DeleteRecord(const Scope& scope, std::string_view collection, std::string_view key,
                       DeleteMode mode);
-  Result<CollectionPage> QueryRecords(const Scope& scope, const CollectionQuery& query);
+  // `max_bytes` (0: no cap) bounds the records' JSON text in one page, as the server's
+  // --max-response-bytes bounds every listing: a page is cut short (never below one record)
+  // and its next_cursor continues after its last record.
+  Result<CollectionPage> QueryRecords(const Scope& scope, const CollectionQuery& query,
+                                      size_t max_bytes = 0);
   Result<uint64_t> CountRecords(const Scope& scope, const CollectionQuery& query);
   // Removes every record whose TTL field has passed (reads already hide them).
   Result<uint64_t> SweepExpiredRecords(const Scope& scope);
