@@ -1068,8 +1068,8 @@ Status CheckExported(const Schema& s, const Json& rec) {
 
 Result<Engine::ExportPage> Engine::ExportCollectionRecords(const Scope& scope,
                                                            std::string_view collection,
-                                                           std::string_view cursor,
-                                                           uint32_t limit) {
+                                                           std::string_view cursor, uint32_t limit,
+                                                           size_t max_bytes) {
   if (scope.is_user()) return Status::PermissionDenied("export needs a service or admin key");
   AS_RETURN_IF_ERROR(internal::CheckLimit(limit));
   auto c = impl_->collections->Find(collection);
@@ -1084,6 +1084,8 @@ Result<Engine::ExportPage> Engine::ExportCollectionRecords(const Scope& scope,
   // user-owned ones of its users; unowned collections belong to no tenant.
   if (scope.confined() && s.owner == OwnerKind::kNone) return page;
   auto it = cursor.empty() ? c->records.begin() : c->records.upper_bound(after);
+  std::string last;  // the primary key of the page's last record
+  size_t text_bytes = 0;
   for (; it != c->records.end(); ++it) {
     const CollectionRecord& r = it->second;
     if (scope.confined()) {
@@ -1091,12 +1093,19 @@ Result<Engine::ExportPage> Engine::ExportCollectionRecords(const Scope& scope,
       if (tenant != *scope.tenant()) continue;
     }
     if (page.records.size() == limit) {
-      page.next_cursor = internal::Hex(std::prev(it)->first);
+      page.next_cursor = internal::Hex(last);
       break;
     }
     Json rec;
     AS_RETURN_IF_ERROR(internal::coll::Decode(s, r.bytes, &rec));
-    page.records.push_back(rec.dump());
+    std::string text = rec.dump();
+    if (max_bytes && !page.records.empty() && text_bytes + text.size() > max_bytes) {
+      page.next_cursor = internal::Hex(last);  // the page is full before this record
+      break;
+    }
+    text_bytes += text.size();
+    last = it->first;
+    page.records.push_back(std::move(text));
   }
   return page;
 }

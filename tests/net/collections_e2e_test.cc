@@ -80,8 +80,8 @@ TEST_F(CollectionsE2E, JournalThroughTheClient) {
   EXPECT_EQ(Must(again.CountRecords(q).get()), 4u);
 }
 
-// A query's answer is held to --max-response-bytes like every listing: 40 documents of
-// 1 MB asked for with limit 1000 came back as one ~40 MB frame (built whole on the
+// A query's (and a collection export's) answer is held to --max-response-bytes like every listing:
+// 40 documents of 1 MB asked for with limit 1000 came back as one ~40 MB frame (built whole on the
 // server, refused by the client as too large, with no cursor to page by). Now each page
 // is cut short with a cursor, and paging yields every record once.
 TEST_F(CollectionsE2E, QueryAnswersStayWithinTheResponseBudget) {
@@ -126,6 +126,21 @@ TEST_F(CollectionsE2E, QueryAnswersStayWithinTheResponseBudget) {
     }
     EXPECT_EQ(seen, ids);
     EXPECT_GE(pages, 4);
+  }
+  // agentctl export pages collections with limit 1000: each page within the budget too.
+  for (const char* coll : {"documents", "notes"}) {
+    std::string cursor;
+    size_t n = 0;
+    do {
+      auto chunk = c.ExportCollectionRecords(coll, cursor, 1000).get();
+      ASSERT_OK(chunk);
+      ASSERT_GE(chunk->records.size(), 1u) << coll;
+      ASSERT_LE(chunk->records.size(), 3u) << coll;
+      if (std::string(coll) == "notes") ASSERT_EQ(chunk->records.size(), 1u);
+      n += chunk->records.size();
+      cursor = chunk->next_cursor;
+    } while (!cursor.empty());
+    EXPECT_EQ(n, std::string(coll) == "notes" ? 3u : 12u) << coll;
   }
   CollectionQuery notes;
   notes.collection = "notes";

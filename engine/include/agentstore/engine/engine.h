@@ -468,8 +468,10 @@ class Engine {
   // users' in a user-owned collection, its own in a tenant-owned one, none of an unowned
   // one). Import takes such records (unscoped service key), checks each as a put does plus
   // its owner's existence, and writes them exactly, all or nothing as ImportRecords.
+  // `max_bytes` (0: no cap) bounds a page's JSON text as QueryRecords' does.
   Result<ExportPage> ExportCollectionRecords(const Scope& scope, std::string_view collection,
-                                             std::string_view cursor, uint32_t limit);
+                                             std::string_view cursor, uint32_t limit,
+                                             size_t max_bytes = 0);
   Status ImportCollectionRecords(const Scope& scope, std::string_view collection,
                                  std::span<const std::string_view> records,
                                  std::span<const uint64_t> lines = {});
