@@ -93,7 +93,9 @@ TEST_F(CollectionsAdversarial, CursorPagingNeitherSkipsNorRepeatsUnderConcurrent
         std::set<std::string> seen;
         for (int pages = 0; pages < 100000; ++pages) {
           auto page = Must(e().QueryRecords(Scope::Service(), q, max_bytes));
-          if (max_bytes) EXPECT_LT(page.records.size(), 7u);
+          if (max_bytes) {
+            EXPECT_LT(page.records.size(), 7u);
+          }
           for (const auto& r : page.records) {
             std::string id = Json::parse(r)["id"].get<std::string>();
             EXPECT_TRUE(seen.insert(id).second) << "repeated " << id << " index '" << index << "'";

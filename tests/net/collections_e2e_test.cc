@@ -136,7 +136,9 @@ TEST_F(CollectionsE2E, QueryAnswersStayWithinTheResponseBudget) {
       ASSERT_OK(chunk);
       ASSERT_GE(chunk->records.size(), 1u) << coll;
       ASSERT_LE(chunk->records.size(), 3u) << coll;
-      if (std::string(coll) == "notes") ASSERT_EQ(chunk->records.size(), 1u);
+      if (std::string(coll) == "notes") {
+        ASSERT_EQ(chunk->records.size(), 1u);
+      }
       n += chunk->records.size();
       cursor = chunk->next_cursor;
     } while (!cursor.empty());
