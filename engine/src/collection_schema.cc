@@ -128,7 +128,8 @@ Status CheckRange(const FieldSpec& f, double v) {
 Status CheckString(const FieldSpec& f, const std::string& s) {
   if (!IsValidUtf8(s)) return Bad("field " + f.name + " is not valid UTF-8");
   uint32_t cap = f.max_length ? f.max_length : kDefaultMaxLength;
-  if (s.size() > 4ull * kDefaultMaxLength || CodePoints(s) > cap)
+  // A code point is at most 4 bytes: a longer text is over the cap without counting.
+  if (s.size() > 4ull * cap || CodePoints(s) > cap)
     return Bad("field " + f.name + " is longer than " + std::to_string(cap) + " characters");
   return Status::OK();
 }
@@ -398,6 +399,9 @@ Status Canonical(const Schema& s, const FieldSpec& f, const Json& v, Json* out) 
       if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))
         return Bad("field " + f.name + " is out of the int64 range");
       int64_t n = v.get<int64_t>();
+      if (f.type == FieldType::kTimestamp && (n < 0 || n > kMaxTimeMicros))
+        return Bad("field " + f.name + " must be a time in 0.." + std::to_string(kMaxTimeMicros) +
+                   " (microseconds, 1970 to 9999), not " + std::to_string(n));
       AS_RETURN_IF_ERROR(CheckRange(f, static_cast<double>(n)));
       *out = n;
       return Status::OK();

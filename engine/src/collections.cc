@@ -337,7 +337,16 @@ Status PlanRange(const Schema& s, const Viewer& viewer, const CollectionQuery& q
     upper = PrefixEnd(prefix);
     for (const auto& [op, v] : it->items()) {
       Json c;
-      AS_RETURN_IF_ERROR(coll::Canonical(s, f, v, &c));
+      // Time ranges are clamped to the stored range, as every query range is (data model).
+      if (f.type == FieldType::kTimestamp && v.is_number_integer())
+        AS_RETURN_IF_ERROR(coll::Canonical(
+            s, f,
+            v.is_number_unsigned()
+                ? static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), kMaxTimeMicros))
+                : std::clamp<int64_t>(v.get<int64_t>(), 0, kMaxTimeMicros),
+            &c));
+      else
+        AS_RETURN_IF_ERROR(coll::Canonical(s, f, v, &c));
       std::string b = prefix;
       coll::AppendKeyPart(f, c, &b);
       if (op == "gte")
@@ -379,24 +388,28 @@ Status PlanRange(const Schema& s, const Viewer& viewer, const CollectionQuery& q
 // rendered as JSON after it.
 struct Candidate {
   Uuid owner;
-  size_t offset = 0, size = 0;  // in the walk's buffer; offset 8-aligned for FlexBuffers
+  size_t offset = 0, size = 0;          // in the walk's buffer; offset 8-aligned for FlexBuffers
+  size_t key_offset = 0, key_size = 0;  // its map entry in the walk's key buffer (a cursor)
 };
 
 // Up to `max` visible candidates in [lower, upper) after `cursor`, in order, under the
-// collection's shared lock; their bytes appended to *bytes unless it is null (counting).
-// Sets *last_entry to the last candidate's map entry (the next cursor) when any, and *more
-// when the range holds further entries. `record_of` maps a map element to its record.
+// collection's shared lock; their bytes appended to *bytes and their map entries to *keys
+// unless null (counting), at most `max_bytes` of records (but at least one). Sets
+// *last_entry to the last candidate's map entry (the next cursor) when any, and *more when
+// the range holds further entries. `record_of` maps a map element to its record.
 template <typename Map, typename RecordOf>
 void Collect(const Map& m, RecordOf record_of, const Range& r, bool desc, const std::string& cursor,
-             const Viewer& viewer, bool include_deleted, int64_t now, size_t max,
-             std::vector<Candidate>* out, std::string* bytes, std::string* last_entry, bool* more) {
+             const Viewer& viewer, bool include_deleted, int64_t now, size_t max, size_t max_bytes,
+             std::vector<Candidate>* out, std::string* bytes, std::string* keys,
+             std::string* last_entry, bool* more) {
   *more = false;
   const std::string* last = nullptr;
   auto keep = [&](const std::string& entry, const RecordEntry& e) {
     const CollectionRecord& cr = e.second;
     if (!QuickVisible(viewer, cr) || Expired(cr, now) || (cr.deleted_at && !include_deleted))
       return true;
-    if (out->size() == max) {
+    if (out->size() == max ||
+        (bytes && !out->empty() && bytes->size() + cr.bytes.size() > max_bytes)) {
       *more = true;
       return false;
     }
@@ -406,6 +419,11 @@ void Collect(const Map& m, RecordOf record_of, const Range& r, bool desc, const 
       cand.offset = bytes->size();
       cand.size = cr.bytes.size();
       bytes->append(cr.bytes);
+    }
+    if (keys) {
+      cand.key_offset = keys->size();
+      cand.key_size = entry.size();
+      keys->append(entry);
     }
     out->push_back(cand);
     last = &entry;
@@ -511,6 +529,13 @@ Result<std::string> Engine::DeclareCollection(const Scope& scope, std::string_vi
   Json j;
   AS_RETURN_IF_ERROR(internal::ParseJsonText("declaration", declaration, &j));
   AS_ASSIGN_OR_RETURN(Schema s, internal::coll::ParseDeclaration(j, impl_->options.max_json_bytes));
+  // A key naming a field twice leaves records no key object can name (get, update and
+  // delete refuse every key). Checked here, not in ParseDeclaration, so a store that
+  // declared one before keeps opening.
+  for (size_t i = 0; i < s.key.size(); ++i)
+    for (size_t k = i + 1; k < s.key.size(); ++k)
+      if (s.key[i] == s.key[k])
+        return Status::InvalidArgument("key names field " + s.fields[s.key[i]].name + " twice");
   auto& reg = *impl_->collections;
   std::unique_lock lock(reg.mu);
   if (auto it = reg.by_name.find(s.name); it != reg.by_name.end()) {
@@ -846,7 +871,7 @@ Status Engine::DeleteRecord(const Scope& scope, std::string_view collection, std
 namespace {
 // Runs a query: pages of candidates under the shared lock, the tenant check outside it.
 Status RunQuery(internal::EngineState& impl, const Scope& scope, const CollectionQuery& q,
-                bool counting, CollectionPage* page, uint64_t* count) {
+                bool counting, size_t max_bytes, CollectionPage* page, uint64_t* count) {
   auto c = impl.collections->Find(q.collection);
   if (!c) return internal::NoCollection(q.collection);
   if (!counting) AS_RETURN_IF_ERROR(internal::CheckLimit(q.limit));
@@ -869,18 +894,26 @@ Status RunQuery(internal::EngineState& impl, const Scope& scope, const Collectio
   std::vector<internal::Candidate> cands;
   // The candidates' stored records, copied under the lock; the thread's buffer is reused
   // by its next query (and let go when a large answer grew it).
-  thread_local std::string bytes;
+  thread_local std::string bytes, keys;
   struct Release {
     ~Release() {
       if (bytes.capacity() > (1 << 20)) std::string().swap(bytes);
+      if (keys.capacity() > (1 << 20)) std::string().swap(keys);
     }
   } release;
+  if (max_bytes == 0) max_bytes = SIZE_MAX;
+  size_t text_bytes = 0;  // of the page's records so far
   while (true) {
     cands.clear();
     bytes.clear();
+    keys.clear();
     bool more = false;
     size_t batch = counting ? 4096 : want - got;
     std::string* copy_to = counting ? nullptr : &bytes;
+    std::string* keys_to = counting ? nullptr : &keys;
+    // Stored bytes are bounded like the text (no more copied than one page may answer).
+    size_t copy_budget = max_bytes - std::min(max_bytes, text_bytes);
+    const std::string batch_start = cursor;
     {
       std::shared_lock l(c->mu);
       // An alter may have changed the schema since the plan; it still holds: indexes only
@@ -891,25 +924,43 @@ Status RunQuery(internal::EngineState& impl, const Scope& scope, const Collectio
         internal::Collect(
             c->indexes[range.index_pos],
             [](const auto& e) -> const internal::RecordEntry& { return *e.second; }, range, q.desc,
-            cursor, viewer, q.include_deleted, now, batch, &cands, copy_to, &cursor, &more);
+            cursor, viewer, q.include_deleted, now, batch, copy_budget, &cands, copy_to, keys_to,
+            &cursor, &more);
       } else {
         internal::Collect(
             c->records, [](const auto& e) -> const internal::RecordEntry& { return e; }, range,
-            q.desc, cursor, viewer, q.include_deleted, now, batch, &cands, copy_to, &cursor, &more);
+            q.desc, cursor, viewer, q.include_deleted, now, batch, copy_budget, &cands, copy_to,
+            keys_to, &cursor, &more);
       }
       schema = c->schema;
     }
-    for (const auto& cand : cands) {
+    bool full = false;
+    for (size_t i = 0; i < cands.size(); ++i) {
+      const auto& cand = cands[i];
       if (!internal::FinalVisible(impl, viewer, cand.owner)) continue;
-      ++got;
-      if (counting) continue;
+      if (counting) {
+        ++got;
+        continue;
+      }
       std::string text;
       text.reserve(cand.size + 64);
       internal::coll::AppendApiText(*schema, std::string_view(bytes).substr(cand.offset, cand.size),
                                     &text);
+      if (got > 0 && text_bytes + text.size() > max_bytes) {
+        // The page is full before this record: continue from the entry before it.
+        cursor = i == 0 ? batch_start : keys.substr(cands[i - 1].key_offset, cands[i - 1].key_size);
+        full = more = true;
+        break;
+      }
+      ++got;
+      text_bytes += text.size();
       page->records.push_back(std::move(text));
     }
     if (!more) break;
+    if (full || (!counting && text_bytes >= max_bytes)) {
+      page->next_cursor = internal::Hex(cursor);
+      break;
+    }
     if (!counting && got == want) {
       page->next_cursor = internal::Hex(cursor);
       break;
@@ -920,15 +971,16 @@ Status RunQuery(internal::EngineState& impl, const Scope& scope, const Collectio
 }
 }  // namespace
 
-Result<CollectionPage> Engine::QueryRecords(const Scope& scope, const CollectionQuery& query) {
+Result<CollectionPage> Engine::QueryRecords(const Scope& scope, const CollectionQuery& query,
+                                            size_t max_bytes) {
   CollectionPage page;
-  AS_RETURN_IF_ERROR(RunQuery(*impl_, scope, query, false, &page, nullptr));
+  AS_RETURN_IF_ERROR(RunQuery(*impl_, scope, query, false, max_bytes, &page, nullptr));
   return page;
 }
 
 Result<uint64_t> Engine::CountRecords(const Scope& scope, const CollectionQuery& query) {
   uint64_t n = 0;
-  AS_RETURN_IF_ERROR(RunQuery(*impl_, scope, query, true, nullptr, &n));
+  AS_RETURN_IF_ERROR(RunQuery(*impl_, scope, query, true, 0, nullptr, &n));
   return n;
 }
 
@@ -1016,8 +1068,8 @@ Status CheckExported(const Schema& s, const Json& rec) {
 
 Result<Engine::ExportPage> Engine::ExportCollectionRecords(const Scope& scope,
                                                            std::string_view collection,
-                                                           std::string_view cursor,
-                                                           uint32_t limit) {
+                                                           std::string_view cursor, uint32_t limit,
+                                                           size_t max_bytes) {
   if (scope.is_user()) return Status::PermissionDenied("export needs a service or admin key");
   AS_RETURN_IF_ERROR(internal::CheckLimit(limit));
   auto c = impl_->collections->Find(collection);
@@ -1032,6 +1084,8 @@ Result<Engine::ExportPage> Engine::ExportCollectionRecords(const Scope& scope,
   // user-owned ones of its users; unowned collections belong to no tenant.
   if (scope.confined() && s.owner == OwnerKind::kNone) return page;
   auto it = cursor.empty() ? c->records.begin() : c->records.upper_bound(after);
+  std::string last;  // the primary key of the page's last record
+  size_t text_bytes = 0;
   for (; it != c->records.end(); ++it) {
     const CollectionRecord& r = it->second;
     if (scope.confined()) {
@@ -1039,12 +1093,19 @@ Result<Engine::ExportPage> Engine::ExportCollectionRecords(const Scope& scope,
       if (tenant != *scope.tenant()) continue;
     }
     if (page.records.size() == limit) {
-      page.next_cursor = internal::Hex(std::prev(it)->first);
+      page.next_cursor = internal::Hex(last);
       break;
     }
     Json rec;
     AS_RETURN_IF_ERROR(internal::coll::Decode(s, r.bytes, &rec));
-    page.records.push_back(rec.dump());
+    std::string text = rec.dump();
+    if (max_bytes && !page.records.empty() && text_bytes + text.size() > max_bytes) {
+      page.next_cursor = internal::Hex(last);  // the page is full before this record
+      break;
+    }
+    text_bytes += text.size();
+    last = it->first;
+    page.records.push_back(std::move(text));
   }
   return page;
 }

@@ -602,7 +602,7 @@ Status Handle<Op::record_export>(Call& c) {
   Result<Engine::ExportPage> r = Status::OK();
   if (a->collection()) {
     r = c.engine.ExportCollectionRecords(c.scope, a->collection()->string_view(), after,
-                                         a->limit());
+                                         a->limit(), c.dispatcher->max_response_bytes());
   } else {
     auto type = RecordTypeFromName(a->type()->string_view());
     if (!type) return Status::InvalidArgument("unknown record type '" + a->type()->str() + "'");
@@ -1030,7 +1030,7 @@ template <>
 Status Handle<Op::coll_query>(Call& c) {
   CollectionQuery q;
   AS_RETURN_IF_ERROR(CollQuery(c, &q));
-  auto r = c.engine.QueryRecords(c.scope, q);
+  auto r = c.engine.QueryRecords(c.scope, q, c.dispatcher->max_response_bytes());
   if (!r.ok()) return r.status();
   return SetJson(c, r->records, r->next_cursor);
 }

@@ -139,6 +139,39 @@ TEST_F(AgentctlOps, CollectionCommandsTakeTheirDeclaredArguments) {
   EXPECT_EQ(q.out.find("day 1"), std::string::npos) << q.out;
 }
 
+// Collection records print like built-in ones: --get reads a field of the record, the
+// default table has its columns, --json gives objects (they were JSON text in strings:
+// --get id failed and the table printed blank lines).
+TEST_F(AgentctlOps, CollectionRecordsPrintAsRecords) {
+  std::string user = IdOf("user_create --email rows@x.com");
+  ASSERT_EQ(Ctl("coll_declare --json \"$(cat " + std::string(AGENTSTORE_SOURCE_DIR) +
+                "/examples/collections/goals.json)\"")
+                .code,
+            0);
+  std::string goal =
+      IdOf("coll_put --collection user_goals --json '{\"user_id\":\"" + user +
+           "\",\"title\":\"Run 5k\"}'");
+  EXPECT_TRUE(std::regex_match(goal, std::regex("[0-9a-f-]{36}"))) << goal;
+  CtlRun title = Out(server_, svc_key(),
+                     "coll_get --collection user_goals --key " + goal + " --get title");
+  EXPECT_EQ(title.code, 0) << title.out;
+  EXPECT_EQ(Trim(title.out), "Run 5k");
+  CtlRun table = Out(server_, svc_key(), "coll_query --collection user_goals");
+  ASSERT_EQ(table.code, 0) << table.out;
+  EXPECT_NE(table.out.find("TITLE"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("Run 5k"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(goal), std::string::npos) << table.out;
+  CtlRun json = Out(server_, svc_key(), "coll_query --collection user_goals --json");
+  ASSERT_EQ(json.code, 0) << json.out;
+  Json j = Json::parse(json.out);
+  ASSERT_TRUE(j.is_array() || j.contains("items")) << json.out;
+  const Json& rows = j.is_array() ? j : j["items"];
+  ASSERT_EQ(rows.size(), 1u) << json.out;
+  EXPECT_EQ(rows[0]["title"], "Run 5k") << json.out;
+  CtlRun decl = Out(server_, svc_key(), "coll_describe --collection user_goals --get owner");
+  EXPECT_EQ(Trim(decl.out), "user") << decl.out;
+}
+
 TEST_F(AgentctlOps, GeneratedCommandsReachWhatTheHandKeptOnesCouldNot) {
   std::string tenant = IdOf("tenant_create --name Acme --slug acme");
   std::string user = IdOf("user_create --email ada@x.com --full-name Ada --tenant-id " + tenant);

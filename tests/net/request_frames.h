@@ -56,9 +56,10 @@ inline constexpr const char* kFrameCollection = R"({"name": "fz_notes", "owner":
     {"name": "by_status", "fields": ["status", "score"]},
     {"name": "by_ref", "fields": ["ref"], "unique": true}]})";
 
-// A record of kFrameCollection for `user`; without `id` the store makes a new one.
+// A record of kFrameCollection for `user`; without `id` the store makes a new one. By
+// default it expires at the last time the store holds (9999-12-31), i.e. never.
 inline std::string FrameCollectionRecord(const Uuid& user, const std::string& id = "",
-                                         int64_t expires_at = INT64_MAX) {
+                                         int64_t expires_at = 253402300799999999) {
   std::string r = R"({"title": "note", "status": "open", "score": 42, "amount": "12.50",
     "ratio": 0.25, "pinned": true, "due": 1700000000000000, "tags": ["a", "b"],
     "meta": {"k": [1, {"x": null}]}, "expires_at": )" +

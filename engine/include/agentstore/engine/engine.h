@@ -452,7 +452,11 @@ class Engine {
                                    JsonMode mode = JsonMode::kMerge);
   Status DeleteRecord(const Scope& scope, std::string_view collection, std::string_view key,
                       DeleteMode mode);
-  Result<CollectionPage> QueryRecords(const Scope& scope, const CollectionQuery& query);
+  // `max_bytes` (0: no cap) bounds the records' JSON text in one page, as the server's
+  // --max-response-bytes bounds every listing: a page is cut short (never below one record)
+  // and its next_cursor continues after its last record.
+  Result<CollectionPage> QueryRecords(const Scope& scope, const CollectionQuery& query,
+                                      size_t max_bytes = 0);
   Result<uint64_t> CountRecords(const Scope& scope, const CollectionQuery& query);
   // Removes every record whose TTL field has passed (reads already hide them).
   Result<uint64_t> SweepExpiredRecords(const Scope& scope);
@@ -464,8 +468,10 @@ class Engine {
   // users' in a user-owned collection, its own in a tenant-owned one, none of an unowned
   // one). Import takes such records (unscoped service key), checks each as a put does plus
   // its owner's existence, and writes them exactly, all or nothing as ImportRecords.
+  // `max_bytes` (0: no cap) bounds a page's JSON text as QueryRecords' does.
   Result<ExportPage> ExportCollectionRecords(const Scope& scope, std::string_view collection,
-                                             std::string_view cursor, uint32_t limit);
+                                             std::string_view cursor, uint32_t limit,
+                                             size_t max_bytes = 0);
   Status ImportCollectionRecords(const Scope& scope, std::string_view collection,
                                  std::span<const std::string_view> records,
                                  std::span<const uint64_t> lines = {});
