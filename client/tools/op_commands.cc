@@ -407,22 +407,6 @@ Json AnswerOf(const std::string& op, const std::string& response_json, const Jso
       return Json{{"items", items}, {"next_cursor", res["next_cursor"]}};
     return items;
   }
-  if (type == "JsonRecords") {
-    // Collection records and declarations travel as JSON text: print them as the objects
-    // they are (so --get, tables and --json read them like built-in records).
-    Json items = Json::array();
-    if (res.contains("items"))
-      for (const auto& text : res["items"]) {
-        Json item = text.is_string() ? Json::parse(text.get<std::string>(), nullptr, false) : text;
-        items.push_back(item.is_discarded() ? text : item);
-      }
-    bool listing = op == "coll_list" || op == "coll_query";
-    bool more = res.contains("next_cursor") && res["next_cursor"].is_string() &&
-                !res["next_cursor"].get<std::string>().empty();
-    if (!listing && items.size() == 1 && !more) return items[0];
-    if (more) return Json{{"items", items}, {"next_cursor", res["next_cursor"]}};
-    return items;
-  }
   if (type == "MemoryHits") {
     Json hits = Json::array();
     const Json& blobs = res.contains("items") ? res["items"] : Json::array();
