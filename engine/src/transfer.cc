@@ -39,7 +39,8 @@ std::string WithTouches(EngineState& st, std::string_view stored) {
 }  // namespace
 
 Result<Engine::ExportPage> Engine::ExportRecords(const Scope& scope, RecordType type,
-                                                 std::string_view cursor, uint32_t limit) {
+                                                 std::string_view cursor, uint32_t limit,
+                                                 size_t max_bytes) {
   if (scope.is_user()) return Status::PermissionDenied("export needs a service or admin key");
   // Export and import move whole stores (every tenant); a tenant-scoped key may do neither.
   if (scope.confined())
@@ -65,10 +66,16 @@ Result<Engine::ExportPage> Engine::ExportRecords(const Scope& scope, RecordType 
   ExportPage page;
   std::string last;
   bool more = false;
+  size_t page_bytes = 0;
+  if (max_bytes == 0) max_bytes = SIZE_MAX;
   Status s = impl_->store->Scan(
       prefix,
       [&](std::string_view k, std::string_view v) {
-        if (page.records.size() == limit) {
+        // A page ends at `limit` records or before the record that would take it past
+        // `max_bytes` (but holds at least one): 1,000 large messages must not become one
+        // answer of a gigabyte.
+        if (page.records.size() == limit ||
+            (!page.records.empty() && page_bytes + v.size() > max_bytes)) {
           more = true;
           return Status::Unavailable("page full");  // stops the scan
         }
@@ -77,6 +84,7 @@ Result<Engine::ExportPage> Engine::ExportRecords(const Scope& scope, RecordType 
         } else {
           page.records.emplace_back(v);
         }
+        page_bytes += page.records.back().size();
         last.assign(k);
         return Status::OK();
       },

@@ -601,12 +601,13 @@ Status Handle<Op::record_export>(Call& c) {
   std::string_view after = a->cursor() ? a->cursor()->string_view() : "";
   Result<Engine::ExportPage> r = Status::OK();
   if (a->collection()) {
-    r = c.engine.ExportCollectionRecords(c.scope, a->collection()->string_view(), after,
-                                         a->limit(), c.dispatcher->max_response_bytes());
+    r = c.engine.ExportCollectionRecords(c.scope, a->collection()->string_view(), after, a->limit(),
+                                         c.dispatcher->max_response_bytes());
   } else {
     auto type = RecordTypeFromName(a->type()->string_view());
     if (!type) return Status::InvalidArgument("unknown record type '" + a->type()->str() + "'");
-    r = c.engine.ExportRecords(c.scope, *type, after, a->limit());
+    r = c.engine.ExportRecords(c.scope, *type, after, a->limit(),
+                               c.dispatcher->max_response_bytes());
   }
   if (!r.ok()) return r.status();
   std::vector<flatbuffers::Offset<proto::Blob>> items;

@@ -129,6 +129,37 @@ TEST_F(Transfer, ImportRefusesBrokenReferencesConflictsAndNonService) {
   EXPECT_CODE(e().ExportRecords(Scope::Service(), RecordType::kUser, "zz", 10), kInvalidArgument);
 }
 
+// A page of large records stops at the byte budget (never below one record) and the
+// cursor goes on from there: together the pages hold every record once, in key order.
+TEST_F(Transfer, ExportPagesStayWithinTheByteBudget) {
+  auto u = MakeUser("big@x.com");
+  auto chat = MakeChat(Id(u->id()));
+  const std::string text(20000, 'm');
+  for (int i = 0; i < 10; ++i) ASSERT_OK(Append(Scope::Service(), Id(chat->id()), text));
+  auto all = Must(e().ExportRecords(Scope::Service(), RecordType::kMessage, "", 100));
+  ASSERT_EQ(all.records.size(), 10u);
+  EXPECT_TRUE(all.next_cursor.empty());
+  std::vector<std::string> paged;
+  std::string cursor;
+  int pages = 0;
+  do {
+    auto page = Must(e().ExportRecords(Scope::Service(), RecordType::kMessage, cursor, 100, 50000));
+    ASSERT_FALSE(page.records.empty());
+    size_t bytes = 0;
+    for (auto& r : page.records) bytes += r.size();
+    if (page.records.size() > 1) EXPECT_LE(bytes, 50000u);
+    for (auto& r : page.records) paged.push_back(r);
+    cursor = page.next_cursor;
+    ++pages;
+  } while (!cursor.empty() && pages < 100);
+  EXPECT_GE(pages, 4);  // two 20 kB messages a page at most
+  EXPECT_EQ(paged, all.records);
+  // A budget smaller than one record still yields that record.
+  auto one = Must(e().ExportRecords(Scope::Service(), RecordType::kMessage, "", 100, 100));
+  EXPECT_EQ(one.records.size(), 1u);
+  EXPECT_FALSE(one.next_cursor.empty());
+}
+
 TEST_F(Transfer, DeferredDurabilityReportsTicketsAndCompletes) {
   engine_.reset();
   Open(storage::Durability::kAlways);

@@ -404,8 +404,10 @@ class Engine {
     std::vector<std::string> records;  // encoded records of `type`
     std::string next_cursor;
   };
+  // `max_bytes` (0: no cap) ends a page before the record that would take its records'
+  // bytes past it (a page holds at least one record); the cursor goes on from there.
   Result<ExportPage> ExportRecords(const Scope& scope, RecordType type, std::string_view cursor,
-                                   uint32_t limit);
+                                   uint32_t limit, size_t max_bytes = 0);
   // Restores one record from its JSON form exactly as exported (timestamps and counters
   // included), after the same validation and reference checks as a create. Importing a
   // record whose id already exists is OK when it is identical, else already_exists.
