@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   app.add_option("--memory-global-ef", memory.global_graph.ef_search, "global HNSW search breadth")
       ->capture_default_str();
   app.add_option("--memory-sweep-ms", memory.sweep_interval_ms,
-                 "how often expired memories are removed (0: never)")
+                 "how often expired memories and collection records are removed (0: never)")
       ->capture_default_str();
   app.add_option("--memory-graph-save-ms", memory.graph_save_interval_ms,
                  "how often changed HNSW graphs are saved to the data directory (0: only on a "

@@ -92,21 +92,24 @@ void ApplyRecord(Collection& c, const std::string& pk, const Json* old_rec, cons
         o->second.erase(pk);
         if (o->second.empty()) c.by_owner.erase(o);
       }
+      if (it->second.expires_at) c.expiry.erase({it->second.expires_at, pk});
       c.records.erase(it);
     }
   }
   if (new_rec) {
     CollectionRecord meta = MetaOf(s, *new_rec, std::move(bytes));
     if (s.owner_field >= 0) c.by_owner[meta.owner].insert(pk);
+    if (meta.expires_at) c.expiry.emplace(meta.expires_at, pk);
     auto it = c.records.insert_or_assign(pk, std::move(meta)).first;
     for (size_t i = 0; i < s.indexes.size(); ++i)
       c.indexes[i].emplace(coll::KeyOf(s, s.indexes[i].fields, *new_rec) + pk, &*it);
   }
 }
 
-// already_exists when a unique index already holds `rec`'s values for another record.
-// Null values never conflict (as in SQL).
-Status CheckUnique(const Collection& c, const std::string& pk, const Json& rec) {
+// already_exists when a unique index already holds `rec`'s values for another record
+// that has not expired at `now` (an expired record is gone for every read; the sweep
+// only frees its memory). Null values never conflict (as in SQL).
+Status CheckUnique(const Collection& c, const std::string& pk, const Json& rec, int64_t now) {
   const Schema& s = *c.schema;
   for (size_t i = 0; i < s.indexes.size(); ++i) {
     const IndexSpec& idx = s.indexes[i];
@@ -120,7 +123,7 @@ Status CheckUnique(const Collection& c, const std::string& pk, const Json& rec) 
     std::string prefix = coll::KeyOf(s, idx.fields, rec);
     for (auto it = c.indexes[i].lower_bound(prefix);
          it != c.indexes[i].end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
-      if (it->second->first != pk)
+      if (it->second->first != pk && !Expired(it->second->second, now))
         return Status::AlreadyExists("unique index " + idx.name + " of " + s.name +
                                      " already holds these values");
   }
@@ -736,7 +739,7 @@ Result<std::string> Engine::PutRecord(const Scope& scope, std::string_view colle
     rec["created_at"] = old_rec["created_at"];  // a replace keeps the record's creation
   }
   rec["updated_at"] = now;
-  AS_RETURN_IF_ERROR(internal::CheckUnique(*c, pk, rec));
+  AS_RETURN_IF_ERROR(internal::CheckUnique(*c, pk, rec, now));
   std::string bytes = internal::coll::Encode(s, rec);
   storage::WriteBatch batch;
   batch.Put(internal::RecPrefix(s.name) + pk, bytes);
@@ -823,7 +826,7 @@ Result<std::string> Engine::UpdateRecord(const Scope& scope, std::string_view co
   rec = old_rec;
   AS_RETURN_IF_ERROR(internal::PatchRecord(s, p, mode, &rec));
   rec["updated_at"] = impl_->Now();
-  AS_RETURN_IF_ERROR(internal::CheckUnique(*c, pk, rec));
+  AS_RETURN_IF_ERROR(internal::CheckUnique(*c, pk, rec, impl_->Now()));
   std::string bytes = internal::coll::Encode(s, rec);
   storage::WriteBatch batch;
   batch.Put(internal::RecPrefix(s.name) + pk, bytes);
@@ -984,32 +987,60 @@ Result<uint64_t> Engine::CountRecords(const Scope& scope, const CollectionQuery&
   return n;
 }
 
+namespace internal {
+
+// Removes up to `max_batch` expired records of `c` in one logged batch (the collection
+// locked only for that batch); true when more may be expired. The caller waits for
+// `*ticket` before reporting them gone.
+Result<bool> SweepSome(EngineState& impl, Collection& c, int64_t now, size_t max_batch,
+                       uint64_t* removed, uint64_t* ticket) {
+  std::unique_lock l(c.mu);
+  const Schema& s = *c.schema;
+  std::vector<std::pair<std::string, Json>> gone;
+  storage::WriteBatch batch;
+  auto it = c.expiry.begin();
+  for (; it != c.expiry.end() && it->first <= now && gone.size() < max_batch; ++it) {
+    auto rec_it = c.records.find(it->second);
+    if (rec_it == c.records.end()) continue;
+    Json rec;
+    AS_RETURN_IF_ERROR(coll::Decode(s, rec_it->second.bytes, &rec));
+    batch.Delete(RecPrefix(s.name) + it->second);
+    gone.emplace_back(it->second, std::move(rec));
+  }
+  bool more = it != c.expiry.end() && it->first <= now;
+  if (gone.empty()) return more;
+  AS_ASSIGN_OR_RETURN(*ticket, impl.Log(batch));
+  for (auto& [pk, rec] : gone) ApplyRecord(c, pk, &rec, nullptr, {});
+  *removed += gone.size();
+  return more;
+}
+
+// Every collection's expired records, in batches of at most 1,000 (each its own atomic
+// write, the collection unlocked between them so reads and writes go on).
+Result<uint64_t> EngineState::SweepCollections() {
+  uint64_t removed = 0;
+  int64_t now = Now();
+  for (auto& c : collections->All()) {
+    {
+      std::shared_lock l(c->mu);
+      if (c->schema->ttl_field < 0 || c->expiry.empty() || c->expiry.begin()->first > now) continue;
+    }
+    bool more = true;
+    while (more) {
+      uint64_t ticket = 0;
+      AS_ASSIGN_OR_RETURN(more, SweepSome(*this, *c, now, 1000, &removed, &ticket));
+      if (ticket) AS_RETURN_IF_ERROR(Durable(ticket));
+    }
+  }
+  return removed;
+}
+
+}  // namespace internal
+
 Result<uint64_t> Engine::SweepExpiredRecords(const Scope& scope) {
   if (scope.is_user() || scope.tenant())
     return Status::PermissionDenied("only unscoped service and admin keys sweep collections");
-  uint64_t removed = 0;
-  int64_t now = impl_->Now();
-  for (auto& c : impl_->collections->All()) {
-    std::unique_lock l(c->mu);
-    const Schema& s = *c->schema;
-    if (s.ttl_field < 0) continue;
-    std::vector<std::pair<std::string, Json>> gone;
-    storage::WriteBatch batch;
-    for (const auto& [pk, r] : c->records) {
-      if (!internal::Expired(r, now)) continue;
-      Json rec;
-      AS_RETURN_IF_ERROR(internal::coll::Decode(s, r.bytes, &rec));
-      batch.Delete(internal::RecPrefix(s.name) + pk);
-      gone.emplace_back(pk, std::move(rec));
-    }
-    if (gone.empty()) continue;
-    AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
-    for (auto& [pk, rec] : gone) internal::ApplyRecord(*c, pk, &rec, nullptr, {});
-    removed += gone.size();
-    l.unlock();
-    AS_RETURN_IF_ERROR(impl_->Durable(ticket));
-  }
-  return removed;
+  return impl_->SweepCollections();
 }
 
 // ---- export / import (agentctl export / import): records in their stored form ----
@@ -1159,7 +1190,7 @@ Status Engine::ImportCollectionRecords(const Scope& scope, std::string_view coll
       if (*existing == bytes) continue;  // already there, identical
       return fail(Status::AlreadyExists("a different record with this key exists"));
     }
-    if (Status e = internal::CheckUnique(*c, pk, rec); !e.ok()) return fail(e);
+    if (Status e = internal::CheckUnique(*c, pk, rec, impl_->Now()); !e.ok()) return fail(e);
     for (size_t i = 0; i < s.indexes.size(); ++i) {
       if (!s.indexes[i].unique) continue;
       bool has_null = false;

@@ -51,6 +51,9 @@ struct Collection {
   std::vector<std::map<std::string, const RecordEntry*>> indexes;
   std::vector<bool> building;  // per index: being built by an alter, not yet queryable
   std::unordered_map<Uuid, std::set<std::string>, UuidHash> by_owner;
+  // (expires_at, primary key) of every record whose TTL field is set, soonest first, so a
+  // sweep reads only what has expired instead of every record.
+  std::set<std::pair<int64_t, std::string>> expiry;
 };
 
 struct CollectionStore {

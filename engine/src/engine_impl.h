@@ -345,6 +345,9 @@ struct EngineState {
   std::shared_ptr<CollectionCascade> AddUserCollectionChanges(const Uuid& user, bool soft,
                                                               storage::WriteBatch& batch);
   void ApplyCollectionChanges(std::shared_ptr<CollectionCascade>& cascade);
+  // Removes every collection record whose TTL field has passed (reads already hide them);
+  // run by the background sweep and coll_sweep. Returns how many.
+  Result<uint64_t> SweepCollections();
 
   // user_memory (memories.cc). Caller holds the shard lock exclusively.
   Status OpenMemoryStore();

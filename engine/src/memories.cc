@@ -363,6 +363,7 @@ void EngineState::StartMemoryThread() {
                      std::chrono::milliseconds(options.memory.sweep_interval_ms);
         // Sweep failures (a full disk) are retried at the next interval.
         (void)SweepExpired();
+        (void)SweepCollections();
       }
       if (options.memory.save_graphs && options.memory.graph_save_interval_ms > 0 &&
           std::chrono::steady_clock::now() >= next_save) {

@@ -48,6 +48,19 @@ class Collections : public EngineFixture {
       for (const auto& t : r->records) out.push_back(Json::parse(t));
     return out;
   }
+  // How many records `coll` holds in the store, expired ones included (reads hide those).
+  size_t StoredCount(const std::string& coll) {
+    size_t n = 0;
+    std::string cursor;
+    do {
+      auto page = e().ExportCollectionRecords(Scope::Service(), coll, cursor, 1000);
+      EXPECT_TRUE(page.ok()) << page.status().ToString();
+      if (!page.ok()) break;
+      n += page->records.size();
+      cursor = page->next_cursor;
+    } while (!cursor.empty());
+    return n;
+  }
   // Every record of every collection, as text (service scope, deleted included).
   std::string Snapshot() {
     std::string out;
@@ -284,7 +297,106 @@ TEST_F(Collections, UserDeleteCascadesIntoEveryCollection) {
   EXPECT_EQ(Snapshot(), before);
 }
 
+// A sweep removes exactly the records whose TTL has passed, also past one batch
+// (1,000), and follows TTL values that puts and updates moved: a record given a later
+// expiry survives, one given an earlier expiry goes.
+TEST_F(Collections, SweepFollowsChangedExpiriesAndCrossesBatches) {
+  tweak_ = [](EngineOptions& o) { o.memory.background = false; };
+  Reopen();
+  ASSERT_OK(e().DeclareCollection(Scope::Service(), R"({
+    "name": "leases", "owner": "none", "ttl_field": "until",
+    "fields": [{"name": "n", "type": "integer", "required": true},
+               {"name": "until", "type": "timestamp"}]})"));
+  int64_t now = clock_.NowMicros();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2500; ++i) {
+    Json rec = {{"n", i}};
+    if (i % 5 != 4) rec["until"] = now + (i % 2 ? 1'000'000 : 9'000'000);  // every 5th: none
+    ids.push_back(Put(Scope::Service(), "leases", rec)["id"].get<std::string>());
+  }
+  // Record 1 (odd: early) gets a late expiry; record 0 (even: late) an early one.
+  Put(Scope::Service(), "leases", {{"id", ids[1]}, {"n", 1}, {"until", now + 9'000'000}});
+  ASSERT_OK(
+      e().UpdateRecord(Scope::Service(), "leases", ids[0], Json{{"until", now + 500'000}}.dump()));
+  clock_.Advance(1'000'000);
+  EXPECT_EQ(StoredCount("leases"), 2500u);  // expired, hidden, still held
+  uint64_t early = 0;  // odd i with a TTL (i % 5 != 4), but not record 1; plus record 0
+  for (int i = 0; i < 2500; ++i)
+    if (i % 2 && i % 5 != 4 && i != 1) ++early;
+  ++early;
+  EXPECT_EQ(Must(e().SweepExpiredRecords(Scope::Service())), early);
+  CollectionQuery q;
+  q.collection = "leases";
+  q.include_deleted = true;
+  EXPECT_EQ(StoredCount("leases"), 2500u - early);
+  EXPECT_EQ(Must(e().CountRecords(Scope::Service(), q)), 2500u - early);
+  ASSERT_OK(e().GetRecord(Scope::Service(), "leases", ids[1]));
+  EXPECT_CODE(e().GetRecord(Scope::Service(), "leases", ids[0]), kNotFound);
+  // Gone from the store too, not only from memory.
+  Reopen();
+  EXPECT_EQ(StoredCount("leases"), 2500u - early);
+  clock_.Advance(10'000'000);
+  EXPECT_EQ(Must(e().SweepExpiredRecords(Scope::Service())), 2500u - early - 500);
+  EXPECT_EQ(StoredCount("leases"), 500u);  // the ones without a TTL
+}
+
+// An expired record holds its unique value no longer, swept or not: a new record may take
+// it at once, and the sweep then removes only the expired one.
+TEST_F(Collections, ExpiredRecordsFreeTheirUniqueValuesBeforeTheSweep) {
+  tweak_ = [](EngineOptions& o) { o.memory.background = false; };
+  Reopen();
+  ASSERT_OK(e().DeclareCollection(Scope::Service(), R"({
+    "name": "handles", "owner": "user", "ttl_field": "until",
+    "fields": [{"name": "handle", "type": "string", "required": true},
+               {"name": "until", "type": "timestamp"}],
+    "indexes": [{"name": "by_handle", "fields": ["handle"], "unique": true}]})"));
+  int64_t now = clock_.NowMicros();
+  Put(Scope::ForUser(ada_), "handles", {{"handle", "neo"}, {"until", now + 1'000'000}});
+  EXPECT_CODE(e().PutRecord(Scope::ForUser(bob_), "handles", Json{{"handle", "neo"}}.dump()),
+              kAlreadyExists);
+  clock_.Advance(1'000'000);
+  Json mine = Put(Scope::ForUser(bob_), "handles", {{"handle", "neo"}});
+  EXPECT_EQ(mine["handle"], "neo");
+  EXPECT_EQ(Must(e().SweepExpiredRecords(Scope::Service())), 1u);
+  CollectionQuery q;
+  q.collection = "handles";
+  q.index = "by_handle";
+  q.where = R"({"handle": "neo"})";
+  auto rows = Query(Scope::Service(), q);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["id"], mine["id"]);
+  EXPECT_EQ(StoredCount("handles"), 1u);
+}
+
+// Nobody calls coll_sweep: the background sweeper removes expired records by itself.
+TEST_F(Collections, BackgroundSweeperRemovesExpiredRecords) {
+  tweak_ = [](EngineOptions& o) { o.memory.sweep_interval_ms = 20; };
+  Reopen();
+  ASSERT_OK(e().DeclareCollection(Scope::Service(), R"({
+    "name": "otp", "owner": "user", "ttl_field": "until",
+    "fields": [{"name": "code", "type": "string"},
+               {"name": "until", "type": "timestamp", "required": true}]})"));
+  int64_t now = clock_.NowMicros();
+  Put(Scope::ForUser(ada_), "otp", {{"code", "1"}, {"until", now + 1'000'000}});
+  Put(Scope::ForUser(ada_), "otp", {{"code", "2"}, {"until", now + 60'000'000}});
+  CollectionQuery q;
+  q.collection = "otp";
+  q.include_deleted = true;
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(StoredCount("otp"), 2u);  // nothing expired yet
+  clock_.Advance(2'000'000);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (StoredCount("otp") != 1u && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(StoredCount("otp"), 1u);
+  EXPECT_EQ(Must(e().CountRecords(Scope::Service(), q)), 1u);
+  EXPECT_EQ(Must(e().SweepExpiredRecords(Scope::Service())), 0u);  // already swept
+}
+
 TEST_F(Collections, TtlExpiryWithInjectedClock) {
+  // The sweeps below are this test's own: no background sweeper racing them.
+  tweak_ = [](EngineOptions& o) { o.memory.background = false; };
+  Reopen();
   ASSERT_OK(e().DeclareCollection(Scope::Service(), R"({
     "name": "user_sessions", "owner": "user", "ttl_field": "expires_at",
     "fields": [{"name": "token", "type": "string", "required": true},
@@ -391,8 +503,8 @@ TEST_F(Collections, RecordTextEscapesAndKeepsDeclarationOrder) {
   EXPECT_EQ(rec, put);
   EXPECT_EQ(rec["content"], content);
   EXPECT_EQ(rec["tags"], Json({"a\"b", "c\\d", ""}));
-  EXPECT_EQ(rec["entry_date"], 5);  // a negative time is refused (negative integers: rank in
-                                    // collections_adversarial_test)
+  EXPECT_EQ(rec["entry_date"], 5);     // a negative time is refused (negative integers: rank in
+                                       // collections_adversarial_test)
   EXPECT_EQ(rec["is_private"], true);  // the declared default
   EXPECT_TRUE(rec["deleted_at"].is_null());
   EXPECT_FALSE(rec.contains("mood"));  // absent, no default
@@ -594,6 +706,7 @@ TEST_F(CollectionTransfer, ExportImportRoundTripsDeclarationsAndRecordsExactly) 
   o.data_dir = other.sub("data");
   o.durability = storage::Durability::kNone;
   o.clock = &clock_;
+  o.memory.background = false;  // the expired sessions stay stored until swept
   auto fresh = Must(Engine::Open(o));
   CopyOwners(e(), *fresh);
   ASSERT_OK(Load(*fresh, exported));
