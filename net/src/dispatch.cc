@@ -238,10 +238,16 @@ Status Handle<Op::subscribe>(Call& c) {
   FeedFilter f;
   if (a->types())
     for (uint8_t t : *a->types()) {
-      if (t >= 32)
+      if (t == static_cast<uint8_t>(kCollectionRecordType)) {
+        f.types |= kCollectionsBit;
+        continue;
+      }
+      if (t >= 31)
         return Status::InvalidArgument("record type " + std::to_string(t) + " is unknown");
       f.types |= 1u << t;
     }
+  if (a->collections())
+    for (const auto* name : *a->collections()) f.collections.push_back(name->str());
   if (a->user()) f.user = ToUuid(a->user());
   if (a->tenant()) f.tenant = ToUuid(a->tenant());
   std::optional<uint64_t> after;
@@ -601,8 +607,8 @@ Status Handle<Op::record_export>(Call& c) {
   std::string_view after = a->cursor() ? a->cursor()->string_view() : "";
   Result<Engine::ExportPage> r = Status::OK();
   if (a->collection()) {
-    r = c.engine.ExportCollectionRecords(c.scope, a->collection()->string_view(), after,
-                                         a->limit(), c.dispatcher->max_response_bytes());
+    r = c.engine.ExportCollectionRecords(c.scope, a->collection()->string_view(), after, a->limit(),
+                                         c.dispatcher->max_response_bytes());
   } else {
     auto type = RecordTypeFromName(a->type()->string_view());
     if (!type) return Status::InvalidArgument("unknown record type '" + a->type()->str() + "'");
