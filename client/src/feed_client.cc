@@ -88,6 +88,15 @@ void FillChange(const proto::Change* c, FeedChange* change) {
                      c->key() ? c->key()->size() : 0);
   change->record.assign(c->record() ? reinterpret_cast<const char*>(c->record()->data()) : "",
                         c->record() ? c->record()->size() : 0);
+  auto text = [](const flatbuffers::String* t, std::string* out) {
+    if (t)
+      out->assign(t->data(), t->size());
+    else
+      out->clear();
+  };
+  text(c->collection(), &change->collection);
+  text(c->record_key(), &change->record_key);
+  text(c->json(), &change->json);
 }
 
 }  // namespace
@@ -143,11 +152,13 @@ struct FeedChannelCore {
     std::vector<uint8_t> types;
     for (RecordType t : s.filter.types) types.push_back(static_cast<uint8_t>(t));
     auto types_off = types.empty() ? 0 : fbb.CreateVector(types);
+    auto colls_off =
+        s.filter.collections.empty() ? 0 : fbb.CreateVectorOfStrings(s.filter.collections);
     fb::Uuid user = ToFb(s.filter.user.value_or(Uuid())),
              tenant = ToFb(s.filter.tenant.value_or(Uuid()));
     auto args = proto::CreateSubscribeArgs(fbb, types_off, s.filter.user ? &user : nullptr,
                                            s.filter.tenant ? &tenant : nullptr, after.value_or(0),
-                                           !after.has_value());
+                                           !after.has_value(), colls_off);
     fb::Uuid as = ToFb(s.act_as.value_or(Uuid()));
     fbb.Finish(proto::CreateRequest(fbb, id, proto::Op::subscribe, s.act_as ? &as : nullptr,
                                     proto::Args::SubscribeArgs, args.Union()));

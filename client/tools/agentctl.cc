@@ -756,6 +756,8 @@ Json RecordJsonOf(const std::string& bytes) {
 }
 
 Json ChangeRecordJson(const agentstore::FeedChange& c) {
+  if (c.type == agentstore::kCollectionRecordType)  // the record as coll_get answers it
+    return c.json.empty() ? Json(nullptr) : Json::parse(c.json, nullptr, false);
   if (c.record.empty()) return nullptr;
   switch (c.type) {
     case RecordType::kTenant:
@@ -790,7 +792,7 @@ Json ChangeRecordJson(const agentstore::FeedChange& c) {
 void AddWatchCommand(CLI::App& app, Globals& g) {
   struct Opts {
     int64_t from = -1;
-    std::vector<std::string> types;
+    std::vector<std::string> types, collections;
     std::string user, tenant;
     uint64_t count = 0;
   };
@@ -798,7 +800,11 @@ void AddWatchCommand(CLI::App& app, Globals& g) {
   auto* w = app.add_subcommand(
       "watch", "follow changes as they commit (like tail -f); resumes across reconnects");
   w->add_option("--from", o->from, "print changes after this sequence (default: from now)");
-  w->add_option("--type", o->types, "record type to follow, e.g. messages (repeatable)");
+  w->add_option("--type", o->types,
+                "record type to follow, e.g. messages; collections: every collection's records "
+                "(repeatable)");
+  w->add_option("--collection", o->collections,
+                "records of this collection to follow (repeatable; with no --type, only these)");
   w->add_option("--user", o->user, "only this user's records");
   w->add_option("--tenant", o->tenant, "only this tenant's records");
   w->add_option("--count", o->count, "exit after this many changes (default: follow forever)");
@@ -806,10 +812,12 @@ void AddWatchCommand(CLI::App& app, Globals& g) {
     Client client = Connect(g);
     agentstore::SubscribeFilter f;
     for (const auto& t : o->types) {
-      auto rt = agentstore::RecordTypeFromName(t);
+      auto rt = t == "collections" ? std::optional(agentstore::kCollectionRecordType)
+                                   : agentstore::RecordTypeFromName(t);
       if (!rt) Fail("unknown record type: " + t);
       f.types.push_back(*rt);
     }
+    f.collections = o->collections;
     if (!o->user.empty()) f.user = ParseId(o->user, "--user");
     if (!o->tenant.empty()) f.tenant = ParseId(o->tenant, "--tenant");
     std::optional<uint64_t> after;
@@ -826,20 +834,29 @@ void AddWatchCommand(CLI::App& app, Globals& g) {
           std::lock_guard lock(mu);
           if (o->count && seen >= o->count) return;
           const char* op = kOps[static_cast<int>(c.op) & 3];
+          bool coll = c.type == agentstore::kCollectionRecordType;
+          // A collection's records print under the collection's name.
+          std::string type = coll ? c.collection : std::string(agentstore::RecordTypeName(c.type));
           if (g.json) {
             Json j{{"sequence", c.sequence},
                    {"commit_time", c.commit_time},
                    {"op", op},
-                   {"type", std::string(agentstore::RecordTypeName(c.type))},
+                   {"type", coll ? std::string("collection") : type},
                    {"id", c.id.ToString()}};
+            if (coll) {
+              j["collection"] = c.collection;
+              j["key"] = Json::parse(c.record_key, nullptr, false);
+            }
             if (!c.user.IsNil()) j["user_id"] = c.user.ToString();
             if (!c.tenant.IsNil()) j["tenant_id"] = c.tenant.ToString();
             j["record"] = ChangeRecordJson(c);
             std::cout << j.dump() << std::endl;
           } else {
-            std::cout << c.sequence << "  " << op << "  " << agentstore::RecordTypeName(c.type)
-                      << "  " << c.id.ToString();
+            std::cout << c.sequence << "  " << op << "  " << type << "  "
+                      << (coll ? c.record_key : c.id.ToString());
             if (!c.user.IsNil()) std::cout << "  user=" << c.user.ToString();
+            if (coll && !c.tenant.IsNil()) std::cout << "  tenant=" << c.tenant.ToString();
+            if (coll && !c.json.empty()) std::cout << "  " << c.json;
             std::cout << std::endl;
           }
           if (++seen == o->count) cv.notify_all();

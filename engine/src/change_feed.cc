@@ -6,10 +6,12 @@
 #include <iostream>
 
 #include "agentstore/common/row.h"
+#include "collections.h"
 
 namespace agentstore {
 
 bool FeedCarries(RecordType type) {
+  if (type == kCollectionRecordType) return true;
   switch (type) {
     case RecordType::kApiKey:           // secret hashes never leave the store
     case RecordType::kUserUsageRollup:  // derived sums, rewritten on every usage call
@@ -30,7 +32,7 @@ size_t Subscription::Poll(std::vector<Event>* out, size_t max) {
   {
     std::lock_guard lock(mu_);
     while (n < max && !queue_.empty()) {
-      queued_bytes_ -= queue_.front()->bytes.size() + sizeof(ChangeEvent);
+      queued_bytes_ -= queue_.front()->size();
       out->push_back(std::move(queue_.front()));
       queue_.pop_front();
       ++n;
@@ -126,10 +128,29 @@ std::string OwnerNote(const Uuid& user) {
   return n;
 }
 
+std::string OwnerNote(const Uuid& user, const Uuid& tenant) {
+  std::string n = OwnerNote(user);
+  if (!tenant.IsNil()) n.append(reinterpret_cast<const char*>(tenant.bytes.data()), 16);
+  return n;
+}
+
+std::string CollectionOpNote(ChangeOp op) {
+  std::string n(1, 'C');
+  n.push_back(static_cast<char>(op));
+  return n;
+}
+
+static_assert(static_cast<char>(kCollectionRecordType) == kCollectionRecordPrefix,
+              "a collection change's type is its storage key's first byte");
+
 struct ChangeFeed::Sub {
   uint64_t id = 0;
   std::weak_ptr<Subscription> handle;
+  // Normalized by Open: `types` 0 means no built-in type (an empty filter became every
+  // bit), and `wanted` is `types` with kCollectionsBit when some collection is named.
   FeedFilter filter;
+  uint32_t wanted = 0;
+  CollectionAccess access;
   uint64_t cursor = 0;  // the last sequence considered (catching up)
   bool live = false;
   bool removed = false;
@@ -144,11 +165,21 @@ struct ChangeFeed::Meta {
   Uuid id, user, tenant;
   bool user_gone = false;    // a user was deleted (hard or soft): id
   bool key_revoked = false;  // an API key was revoked or deleted: id
+  // Collection records: the declaration read for it, its name, its primary key (a view
+  // into the log entry's key: valid only while that entry is read) and who owns its
+  // records.
+  std::shared_ptr<const coll::Schema> schema;
+  std::string collection;
+  std::string_view pk;
+  coll::OwnerKind owner_kind = coll::OwnerKind::kNone;
 };
 
 ChangeFeed::ChangeFeed(storage::KvStore* store, FeedOptions options,
-                       std::function<Uuid(const Uuid&)> tenant_of)
-    : store_(store), options_(options), tenant_of_(std::move(tenant_of)) {}
+                       std::function<Uuid(const Uuid&)> tenant_of, SchemaOf schema_of)
+    : store_(store),
+      options_(options),
+      tenant_of_(std::move(tenant_of)),
+      schema_of_(std::move(schema_of)) {}
 
 ChangeFeed::~ChangeFeed() { Stop(); }
 
@@ -179,6 +210,7 @@ void ChangeFeed::Stop() {
   behind_.clear();
   live_by_user_.clear();
   live_broad_.clear();
+  live_coll_users_.clear();
   live_types_ = 0;
 }
 
@@ -206,11 +238,9 @@ size_t ChangeFeed::subscriber_count() const {
   return subs_.size();
 }
 
-Result<std::shared_ptr<Subscription>> ChangeFeed::Open(const FeedFilter& filter,
-                                                       std::optional<uint64_t> after,
-                                                       std::optional<Uuid> end_on_user,
-                                                       std::optional<Uuid> key_id,
-                                                       std::function<void()> wake) {
+Result<std::shared_ptr<Subscription>> ChangeFeed::Open(
+    const FeedFilter& filter, std::optional<uint64_t> after, std::optional<Uuid> end_on_user,
+    std::optional<Uuid> key_id, std::function<void()> wake, CollectionAccess access) {
   uint64_t durable = durable_.load(std::memory_order_acquire);
   uint64_t start = after.value_or(durable);
   if (start > durable) {
@@ -230,6 +260,10 @@ Result<std::shared_ptr<Subscription>> ChangeFeed::Open(const FeedFilter& filter,
   auto handle = std::shared_ptr<Subscription>(new Subscription());
   auto sub = std::make_shared<Sub>();
   sub->filter = filter;
+  // Nothing asked for: everything the feed carries, collection records included.
+  if (!filter.types && filter.collections.empty()) sub->filter.types = ~0u;
+  sub->wanted = sub->filter.types | (filter.collections.empty() ? 0 : kCollectionsBit);
+  sub->access = access;
   sub->cursor = start;
   sub->end_on_user = end_on_user;
   sub->key_id = key_id;
@@ -280,9 +314,55 @@ Uuid ChangeFeed::TenantOf(const Uuid& user) {
   return t;
 }
 
+bool ChangeFeed::InspectCollection(const storage::LogEntry& e, Meta* m) {
+  size_t end = e.key.find('\0', 1);
+  if (end == std::string_view::npos) return false;
+  m->collection = e.key.substr(1, end - 1);
+  m->pk = e.key.substr(end + 1);
+  m->schema = schema_of_ ? schema_of_(m->collection) : nullptr;
+  if (!m->schema) return false;  // collections are never dropped: cannot happen
+  const coll::Schema& s = *m->schema;
+  m->type = kCollectionRecordType;
+  m->owner_kind = s.owner;
+  // Every key starts with the id (a uuid): [1][16 bytes].
+  if (m->pk.size() >= 17 && m->pk[0] == '\1') m->id = KeyId(m->pk, 1);
+  Uuid owner;
+  if (e.is_delete) {
+    m->op = ChangeOp::kDelete;
+    if ((e.note.size() == 17 || e.note.size() == 33) && e.note[0] == 'O') {
+      owner = KeyId(e.note, 1);
+      if (e.note.size() == 33 && s.owner == coll::OwnerKind::kUser) m->tenant = KeyId(e.note, 17);
+    }
+  } else {
+    coll::Json rec;
+    if (Status st = coll::Decode(s, Aligned(e.value), &rec); !st.ok()) {
+      std::cerr << "change feed: sequence " << e.sequence << ": " << st.ToString() << "\n";
+      return false;
+    }
+    if (s.owner_field >= 0)
+      if (auto it = rec.find(s.fields[s.owner_field].name); it != rec.end() && it->is_string())
+        owner = Uuid::Parse(it->get<std::string>()).value_or(Uuid());
+    // The writer says whether the key was new (CollectionOpNote); without that note (an
+    // import), the record's own times do, as for built-in records.
+    if (e.note.size() == 2 && e.note[0] == 'C') {
+      m->op = static_cast<ChangeOp>(e.note[1]);
+    } else {
+      auto created = rec.find("created_at"), updated = rec.find("updated_at");
+      m->op = created != rec.end() && updated != rec.end() && *created == *updated
+                  ? ChangeOp::kCreate
+                  : ChangeOp::kUpdate;
+    }
+  }
+  if (s.owner == coll::OwnerKind::kUser) m->user = owner;
+  if (s.owner == coll::OwnerKind::kTenant) m->tenant = owner;
+  m->carried = true;
+  return true;
+}
+
 bool ChangeFeed::Inspect(const storage::LogEntry& e, Meta* m) {
   if (e.key.empty()) return false;
   uint8_t t = static_cast<uint8_t>(e.key[0]);
+  if (t == static_cast<uint8_t>(kCollectionRecordType)) return InspectCollection(e, m);
   if (t < 1 || t > static_cast<uint8_t>(kLastRecordType)) return false;
   m->type = static_cast<RecordType>(t);
   m->carried = FeedCarries(m->type);
@@ -414,11 +494,13 @@ bool ChangeFeed::Inspect(const storage::LogEntry& e, Meta* m) {
 
 namespace {
 
-// The filter bit of a log entry's record type (its key's first byte); every bit for a
-// type past the filter's 32 (never filtered out here).
+// The filter bit of a log entry's record type (its key's first byte): kCollectionsBit for
+// collection records; every bit for other keys past the built-in types (never filtered
+// out here; Inspect skips them).
 uint32_t TypeBit(const storage::LogEntry& e) {
   auto t = static_cast<uint8_t>(e.key[0]);
-  return t < 32 ? 1u << t : ~0u;
+  if (t == static_cast<uint8_t>(kCollectionRecordType)) return kCollectionsBit;
+  return t < 31 ? 1u << t : ~0u;
 }
 
 // Users (a delete) and API keys (a revocation) can end subscriptions whatever they filter.
@@ -440,15 +522,57 @@ std::shared_ptr<const ChangeEvent> ChangeFeed::Build(const storage::LogEntry& e,
   ev->user = m.user;
   ev->tenant = m.tenant;
   ev->key.assign(e.key);
-  ev->bytes.assign(e.value);
+  if (!m.schema) {
+    ev->bytes.assign(e.value);
+    return ev;
+  }
+  // A collection record: named, keyed and rendered as coll_get answers it, once for
+  // every subscriber.
+  ev->collection.assign(m.collection);
+  coll::Json key;
+  if (coll::KeyObject(*m.schema, m.pk, &key).ok()) ev->record_key = key.dump();
+  if (!e.is_delete) ev->json = coll::ToApiText(*m.schema, Aligned(e.value));
   return ev;
 }
 
-bool ChangeFeed::Matches(const FeedFilter& f, const Meta& m) {
-  if (f.types && !(f.types & (1u << static_cast<uint8_t>(m.type)))) return false;
+bool ChangeFeed::Matches(const Sub& s, const Meta& m) {
+  const FeedFilter& f = s.filter;
+  if (!m.schema) {
+    if (!(f.types & (1u << static_cast<uint8_t>(m.type)))) return false;
+    if (f.user && !(m.user == *f.user)) return false;
+    if (f.tenant && !(m.tenant == *f.tenant)) return false;
+    return true;
+  }
+  if (!(f.types & kCollectionsBit) &&
+      std::find(f.collections.begin(), f.collections.end(), m.collection) == f.collections.end())
+    return false;
+  // Who may read the record: as coll_get decides (collections.cc, ViewerOf).
+  using coll::OwnerKind;
+  const CollectionAccess& a = s.access;
+  switch (a.kind) {
+    case CollectionAccess::kUser:
+      if (m.owner_kind == OwnerKind::kUser) return m.user == a.user;
+      if (m.owner_kind == OwnerKind::kTenant) return !a.tenant.IsNil() && m.tenant == a.tenant;
+      return true;
+    case CollectionAccess::kTenant:
+      if (m.owner_kind != OwnerKind::kNone && !(m.tenant == a.tenant)) return false;
+      break;
+    case CollectionAccess::kAll:
+      if (f.tenant && !(m.tenant == *f.tenant)) return false;
+      break;
+  }
   if (f.user && !(m.user == *f.user)) return false;
-  if (f.tenant && !(m.tenant == *f.tenant)) return false;
   return true;
+}
+
+void ChangeFeed::AddLive(Sub* s) {
+  if (s->filter.user)
+    live_by_user_[*s->filter.user].push_back(s);
+  else
+    live_broad_.push_back(s);
+  if (s->access.kind == CollectionAccess::kUser && (s->wanted & kCollectionsBit))
+    live_coll_users_.push_back(s);
+  live_types_ |= s->wanted;
 }
 
 void ChangeFeed::End(Sub& s, Status why, uint64_t resume_point) {
@@ -488,7 +612,7 @@ bool ChangeFeed::Push(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool
     if (!full) {
       was_empty = h->queue_.empty();
       h->queue_.push_back(ev);
-      h->queued_bytes_ += ev->bytes.size() + sizeof(ChangeEvent);
+      h->queued_bytes_ += ev->size();
       h->resume_point_ = ev->sequence;
     }
   }
@@ -532,7 +656,7 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
   uint64_t target = durable_.load(std::memory_order_acquire);
   uint64_t from = published_.load(std::memory_order_relaxed) + 1;
   if (target < from) return false;
-  if (live_broad_.empty() && live_by_user_.empty()) {
+  if (live_broad_.empty() && live_by_user_.empty() && live_coll_users_.empty()) {
     // Nobody follows the live end: subscriptions behind it read the log themselves.
     published_.store(target, std::memory_order_release);
     return true;
@@ -544,6 +668,8 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     // live_by_user_'s entry for the change's user, found once while reading (nullptr:
     // none). Only this thread changes the live sets, and not before the fan-out below.
     const std::vector<Sub*>* followers = nullptr;
+    // A collection record no user owns: user-scoped subscriptions may read it too.
+    bool to_user_scopes = false;
   };
   std::vector<Item> items;
   const uint32_t wanted = live_types_;
@@ -557,7 +683,9 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     // not built: no event, no tenant lookup, no copies.
     bool carried = Inspect(e, &it.meta);
     if (carried) it.followers = LiveFollowers(it.meta);
-    if (carried && (it.followers || !live_broad_.empty())) {
+    it.to_user_scopes =
+        carried && it.meta.schema && it.meta.user.IsNil() && !live_coll_users_.empty();
+    if (carried && (it.followers || !live_broad_.empty() || it.to_user_scopes)) {
       FillTenant(&it.meta);
       it.ev = Build(e, it.meta);
     }
@@ -577,11 +705,13 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     ApplyControl(it.meta, it.seq - 1);
     if (!it.ev) continue;
     auto deliver = [&](Sub* s) {
-      if (!s->removed && Matches(s->filter, it.meta)) Push(*s, it.ev);
+      if (!s->removed && Matches(*s, it.meta)) Push(*s, it.ev);
     };
     if (it.followers)
       for (Sub* s : *it.followers) deliver(s);
     for (Sub* s : live_broad_) deliver(s);
+    if (it.to_user_scopes)
+      for (Sub* s : live_coll_users_) deliver(s);
   }
   WakePushed();
   // Live subscriptions have seen everything up to `last`: their resume point is published_.
@@ -606,11 +736,7 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
         std::lock_guard hl(h->mu_);
         h->catching_up_ = false;
       }
-      if (s->filter.user)
-        live_by_user_[*s->filter.user].push_back(s.get());
-      else
-        live_broad_.push_back(s.get());
-      live_types_ |= s->filter.types ? s->filter.types : ~0u;
+      AddLive(s.get());
       did = true;
       continue;
     }
@@ -630,7 +756,7 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
   for (auto& s : behind) {
     uint64_t from = s->cursor + 1;
     uint64_t to = published_.load(std::memory_order_relaxed);
-    FeedFilter filter = s->filter;
+    const uint32_t wanted = s->wanted;  // the filter and access are set once, at Open
     struct Item {
       Meta meta;
       std::shared_ptr<const ChangeEvent> ev;  // null: a control (revocation, user delete)
@@ -641,13 +767,12 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
     auto read = store_->ReadLog(from, to, options_.read_chunk, [&](const storage::LogEntry& e) {
       // A type the filter leaves out is skipped undecoded, unless it may end the
       // subscription (a user deleted, a key revoked).
-      if (filter.types && !e.key.empty() && !MayEndSubscriptions(e) && !(filter.types & TypeBit(e)))
-        return Status::OK();
+      if (!e.key.empty() && !MayEndSubscriptions(e) && !(wanted & TypeBit(e))) return Status::OK();
       Item it;
       it.seq = e.sequence;
       bool carried = Inspect(e, &it.meta);
       if (carried) FillTenant(&it.meta);
-      if (carried && Matches(filter, it.meta)) it.ev = Build(e, it.meta);
+      if (carried && Matches(*s, it.meta)) it.ev = Build(e, it.meta);
       if (it.ev || it.meta.user_gone || it.meta.key_revoked) items.push_back(std::move(it));
       return Status::OK();
     });
@@ -697,15 +822,10 @@ void ChangeFeed::Run() {
         std::erase_if(behind_, [](const auto& s) { return s->removed; });
         live_broad_.clear();
         live_by_user_.clear();
+        live_coll_users_.clear();
         live_types_ = 0;
-        for (auto& [id, s] : subs_) {
-          if (!s->live) continue;
-          live_types_ |= s->filter.types ? s->filter.types : ~0u;
-          if (s->filter.user)
-            live_by_user_[*s->filter.user].push_back(s.get());
-          else
-            live_broad_.push_back(s.get());
-        }
+        for (auto& [id, s] : subs_)
+          if (s->live) AddLive(s.get());
       }
       has_subs_.store(!subs_.empty(), std::memory_order_relaxed);
     }

@@ -21,16 +21,32 @@
 
 #include "agentstore/engine/feed.h"
 #include "agentstore/storage/kv_store.h"
+#include "collection_schema.h"
 #include "feed_notes.h"
 
 namespace agentstore::internal {
+
+// How a subscription's scope reads collection records: the Viewer rules of coll_get and
+// coll_query (collections.cc), decided once at subscribe.
+struct CollectionAccess {
+  enum Kind : uint8_t {
+    kAll,     // service and unscoped admin keys: every record (narrowed by the filter)
+    kUser,    // a user: its user-owned records, its tenant's tenant-owned ones, unowned ones
+    kTenant,  // a tenant-scoped key: records owned by the tenant or its users, unowned ones
+  } kind = kAll;
+  Uuid user;    // kUser
+  Uuid tenant;  // kUser: the user's tenant (nil: none, so no tenant-owned record); kTenant
+};
 
 class ChangeFeed {
  public:
   // `tenant_of` answers a user's tenant (nil if none) for changes whose record does not
   // carry it; called on the feed thread, at most once per user until it changes.
+  // `schema_of` answers a collection's current declaration (null: none), read on the feed
+  // thread for each collection change it decodes.
+  using SchemaOf = std::function<std::shared_ptr<const coll::Schema>(std::string_view)>;
   ChangeFeed(storage::KvStore* store, FeedOptions options,
-             std::function<Uuid(const Uuid&)> tenant_of);
+             std::function<Uuid(const Uuid&)> tenant_of, SchemaOf schema_of);
   ~ChangeFeed();
 
   // Registers the durable listener and starts the feed thread.
@@ -41,11 +57,12 @@ class ChangeFeed {
   // Opens a subscription with an already scope-checked filter. `after`: deliver changes
   // with sequences above it (nullopt: from the current durable point). `end_on_user`:
   // the subscription ends when that user is deleted; `key_id`: when that key is revoked.
+  // `access`: which collection records the scope may read.
   Result<std::shared_ptr<Subscription>> Open(const FeedFilter& filter,
                                              std::optional<uint64_t> after,
                                              std::optional<Uuid> end_on_user,
-                                             std::optional<Uuid> key_id,
-                                             std::function<void()> wake);
+                                             std::optional<Uuid> key_id, std::function<void()> wake,
+                                             CollectionAccess access = {});
   void Remove(uint64_t id);
   // A subscriber drained its queue: a catching-up subscription may read on.
   void Kick();
@@ -62,6 +79,8 @@ class ChangeFeed {
   // Decodes what the filters need (type, op, ids, owner); false for changes the feed
   // does not carry (meta keys, rollups, touches) — `control` still applies to those.
   bool Inspect(const storage::LogEntry& e, Meta* m);
+  // Inspect for a collection record: its collection, owner and op.
+  bool InspectCollection(const storage::LogEntry& e, Meta* m);
   Uuid TenantOf(const Uuid& user);
   // Sets a user-owned change's tenant from its user when the record does not carry it.
   void FillTenant(Meta* m);
@@ -69,7 +88,9 @@ class ChangeFeed {
   // also without mu_: the live sets are written only by the feed thread.
   const std::vector<Sub*>* LiveFollowers(const Meta& m) const;
   std::shared_ptr<const ChangeEvent> Build(const storage::LogEntry& e, const Meta& m);
-  static bool Matches(const FeedFilter& f, const Meta& m);
+  static bool Matches(const Sub& s, const Meta& m);
+  // Adds a live subscription to the sets the fan-out reads (feed thread, under mu_).
+  void AddLive(Sub* s);
   // Pushes one event; false when its queue is full (ending the sub if `end_if_full`).
   // A queue that was empty is woken by WakePushed, once the step's fan-out is done.
   bool Push(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool end_if_full = true);
@@ -82,6 +103,7 @@ class ChangeFeed {
   storage::KvStore* store_;
   FeedOptions options_;
   std::function<Uuid(const Uuid&)> tenant_of_;
+  SchemaOf schema_of_;
 
   std::atomic<uint64_t> durable_{0};
   std::atomic<uint64_t> published_{0};  // every change up to here was fanned out
@@ -104,6 +126,10 @@ class ChangeFeed {
   // it), so the feed thread also reads them while reading the log without mu_.
   std::unordered_map<Uuid, std::vector<Sub*>, UuidHash> live_by_user_;
   std::vector<Sub*> live_broad_;
+  // Live user-scoped subscriptions that take collection records: they may read records of
+  // tenant-owned and unowned collections too, which no user owns (so no live_by_user_ key
+  // finds them).
+  std::vector<Sub*> live_coll_users_;
   // Record types some live subscription takes (every bit: one takes any); a superset
   // after removals until the next cleanup. The live read builds events of these only.
   uint32_t live_types_ = 0;  // guarded by mu_

@@ -126,5 +126,8 @@ void AppendApiText(const Schema& s, std::string_view bytes, std::string* out);
 // Order-preserving bytes of the fields (null sorts first); keys compare with memcmp.
 void AppendKeyPart(const FieldSpec& f, const Json& v, std::string* out);
 std::string KeyOf(const Schema& s, const std::vector<int>& fields, const Json& record);
+// The inverse of KeyOf over the primary key: the key object coll_get and coll_delete take
+// ({"id": ..., more key fields}, in API form). Corruption when `pk` is not such a key.
+Status KeyObject(const Schema& s, std::string_view pk, Json* key);
 
 }  // namespace agentstore::internal::coll

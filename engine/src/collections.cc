@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "engine_impl.h"
+#include "feed_notes.h"
 #include "validate.h"
 
 namespace agentstore {
@@ -20,7 +21,9 @@ using coll::OwnerKind;
 using coll::Schema;
 
 std::string DefKey(std::string_view name) {
-  return std::string(1, kCollectionDefPrefix) + std::string(name);
+  std::string k(1, kCollectionDefPrefix);  // appended, not operator+: GCC 12 -Wrestrict noise
+  k.append(name);
+  return k;
 }
 std::string RecPrefix(std::string_view name) {
   std::string k(1, kCollectionRecordPrefix);
@@ -482,6 +485,9 @@ std::shared_ptr<CollectionCascade> EngineState::AddUserCollectionChanges(
     const Uuid& user, bool soft, storage::WriteBatch& batch) {
   auto cascade = std::make_shared<CollectionCascade>();
   int64_t now = Now();
+  // The change feed's op of the soft deletes below, or owner of the hard ones (the user
+  // delete's own note may be followed by others in its batch).
+  batch.Note(soft ? CollectionOpNote(ChangeOp::kUpdate) : OwnerNote(user, TenantOfUser(user)));
   for (auto& c : collections->All()) {
     if (c->schema->owner != OwnerKind::kUser) continue;
     cascade->locks.emplace_back(c->mu);
@@ -742,6 +748,7 @@ Result<std::string> Engine::PutRecord(const Scope& scope, std::string_view colle
   AS_RETURN_IF_ERROR(internal::CheckUnique(*c, pk, rec, now));
   std::string bytes = internal::coll::Encode(s, rec);
   storage::WriteBatch batch;
+  batch.Note(internal::CollectionOpNote(old_rec.is_null() ? ChangeOp::kCreate : ChangeOp::kUpdate));
   batch.Put(internal::RecPrefix(s.name) + pk, bytes);
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
   std::string out = internal::coll::ToApiText(s, bytes);
@@ -829,6 +836,7 @@ Result<std::string> Engine::UpdateRecord(const Scope& scope, std::string_view co
   AS_RETURN_IF_ERROR(internal::CheckUnique(*c, pk, rec, impl_->Now()));
   std::string bytes = internal::coll::Encode(s, rec);
   storage::WriteBatch batch;
+  batch.Note(internal::CollectionOpNote(ChangeOp::kUpdate));
   batch.Put(internal::RecPrefix(s.name) + pk, bytes);
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
   std::string out = internal::coll::ToApiText(s, bytes);
@@ -858,12 +866,17 @@ Status Engine::DeleteRecord(const Scope& scope, std::string_view collection, std
     Json rec = old_rec;
     rec["deleted_at"] = rec["updated_at"] = impl_->Now();
     std::string bytes = internal::coll::Encode(s, rec);
+    batch.Note(internal::CollectionOpNote(ChangeOp::kUpdate));
     batch.Put(rkey, bytes);
     AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
     internal::ApplyRecord(*c, pk, &old_rec, &rec, std::move(bytes));
     l.unlock();
     return impl_->Durable(ticket);
   }
+  if (s.owner == OwnerKind::kUser)  // the change feed's owner (and the owner's tenant)
+    batch.Note(internal::OwnerNote(owner, impl_->TenantOfUser(owner)));
+  else if (s.owner == OwnerKind::kTenant)
+    batch.Note(internal::OwnerNote(owner));
   batch.Delete(rkey);
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
   internal::ApplyRecord(*c, pk, &old_rec, nullptr, {});
@@ -1004,6 +1017,11 @@ Result<bool> SweepSome(EngineState& impl, Collection& c, int64_t now, size_t max
     if (rec_it == c.records.end()) continue;
     Json rec;
     AS_RETURN_IF_ERROR(coll::Decode(s, rec_it->second.bytes, &rec));
+    const Uuid& owner = rec_it->second.owner;
+    if (s.owner == OwnerKind::kUser)  // the change feed's owner (and the owner's tenant)
+      batch.Note(OwnerNote(owner, impl.TenantOfUser(owner)));
+    else if (s.owner == OwnerKind::kTenant)
+      batch.Note(OwnerNote(owner));
     batch.Delete(RecPrefix(s.name) + it->second);
     gone.emplace_back(it->second, std::move(rec));
   }
@@ -1163,6 +1181,7 @@ Status Engine::ImportCollectionRecords(const Scope& scope, std::string_view coll
   std::map<std::string, std::string> by_pk;  // pk -> bytes staged by this batch
   std::set<std::pair<size_t, std::string>> unique_keys;
   storage::WriteBatch batch;
+  batch.Note(internal::CollectionOpNote(ChangeOp::kCreate));  // only new keys are written
   for (size_t n = 0; n < records.size(); ++n) {
     auto fail = [&](const Status& e) {
       if (!lines.empty())

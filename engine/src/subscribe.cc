@@ -1,6 +1,7 @@
 // Engine::Subscribe: the change feed's scope rules (who may watch what), checked once
 // when a subscription opens; per event the feed compares owners only (change_feed.cc).
 #include "change_feed.h"
+#include "collections.h"
 #include "engine_impl.h"
 
 namespace agentstore {
@@ -8,13 +9,21 @@ namespace agentstore {
 using namespace internal;  // NOLINT
 
 void EngineState::StartFeed() {
-  feed = std::make_unique<ChangeFeed>(store.get(), options.feed, [this](const Uuid& user) {
-    Partition& shard = ShardOf(user);
-    std::shared_lock lock(shard.mu);
-    auto it = shard.users.find(user);
-    if (it == shard.users.end()) return Uuid();
-    return ToUuid(View<fb::User>(shard, it->second)->tenant_id());
-  });
+  feed = std::make_unique<ChangeFeed>(
+      store.get(), options.feed,
+      [this](const Uuid& user) {
+        Partition& shard = ShardOf(user);
+        std::shared_lock lock(shard.mu);
+        auto it = shard.users.find(user);
+        if (it == shard.users.end()) return Uuid();
+        return ToUuid(View<fb::User>(shard, it->second)->tenant_id());
+      },
+      [this](std::string_view name) -> std::shared_ptr<const coll::Schema> {
+        auto c = collections->Find(name);
+        if (!c) return nullptr;
+        std::shared_lock lock(c->mu);
+        return c->schema;
+      });
   feed->Start();
 }
 
@@ -23,13 +32,18 @@ Result<std::shared_ptr<Subscription>> Engine::Subscribe(const Scope& scope, Feed
                                                         std::optional<Uuid> key_id,
                                                         std::function<void()> wake) {
   for (uint32_t bit = 0; bit < 32; ++bit) {
-    if (!(filter.types & (1u << bit))) continue;
+    if (!(filter.types & (1u << bit)) || (1u << bit) == kCollectionsBit) continue;
     if (bit > static_cast<uint32_t>(kLastRecordType) || !FeedCarries(static_cast<RecordType>(bit)))
       return Status::InvalidArgument("the change feed does not carry record type " +
                                      std::to_string(bit) +
                                      " (api_keys and usage rollups are never sent)");
   }
+  // Named collections must exist (a typo would otherwise wait silently forever).
+  for (const std::string& name : filter.collections)
+    if (!impl_->collections->Find(name))
+      return Status::NotFound("collection " + name + " not found");
   std::optional<Uuid> end_on_user;
+  CollectionAccess access;
   if (scope.is_user()) {
     if (filter.user && !(*filter.user == scope.user()))
       return Status::PermissionDenied("a user may subscribe only to its own records");
@@ -37,6 +51,10 @@ Result<std::shared_ptr<Subscription>> Engine::Subscribe(const Scope& scope, Feed
       return Status::PermissionDenied("a user subscription cannot filter by tenant");
     filter.user = scope.user();
     end_on_user = scope.user();
+    // As coll_get reads tenant-owned records for a user: its key's tenant, else its own.
+    access.kind = CollectionAccess::kUser;
+    access.user = scope.user();
+    access.tenant = scope.tenant() ? *scope.tenant() : impl_->TenantOfUser(scope.user());
   } else if (scope.tenant()) {
     // A tenant-scoped operator key: only its tenant.
     if (filter.tenant && !(*filter.tenant == *scope.tenant()))
@@ -44,8 +62,10 @@ Result<std::shared_ptr<Subscription>> Engine::Subscribe(const Scope& scope, Feed
     filter.tenant = scope.tenant();
     // A user of another tenant answers as a missing one (docs/protocol.md, "Errors").
     if (filter.user && !impl_->Sees(scope, *filter.user)) return MissingRef("user", "user");
+    access.kind = CollectionAccess::kTenant;
+    access.tenant = *scope.tenant();
   }
-  return impl_->feed->Open(filter, after, end_on_user, key_id, std::move(wake));
+  return impl_->feed->Open(filter, after, end_on_user, key_id, std::move(wake), access);
 }
 
 Engine::FeedPositions Engine::FeedInfo() const {

@@ -238,10 +238,16 @@ Status Handle<Op::subscribe>(Call& c) {
   FeedFilter f;
   if (a->types())
     for (uint8_t t : *a->types()) {
-      if (t >= 32)
+      if (t == static_cast<uint8_t>(kCollectionRecordType)) {
+        f.types |= kCollectionsBit;
+        continue;
+      }
+      if (t >= 31)
         return Status::InvalidArgument("record type " + std::to_string(t) + " is unknown");
       f.types |= 1u << t;
     }
+  if (a->collections())
+    for (const auto* name : *a->collections()) f.collections.push_back(name->str());
   if (a->user()) f.user = ToUuid(a->user());
   if (a->tenant()) f.tenant = ToUuid(a->tenant());
   std::optional<uint64_t> after;

@@ -27,6 +27,12 @@ void EncodeChanges(uint64_t id, const std::vector<Subscription::Event>& events,
       record =
           fbb.CreateVector(reinterpret_cast<const uint8_t*>(ev->bytes.data()), ev->bytes.size());
     }
+    flatbuffers::Offset<flatbuffers::String> collection, record_key, json;
+    if (!ev->collection.empty()) {
+      collection = fbb.CreateString(ev->collection);
+      record_key = fbb.CreateString(ev->record_key);
+      if (!ev->json.empty()) json = fbb.CreateString(ev->json);
+    }
     fb::Uuid rid = ToFb(ev->id), user = ToFb(ev->user), tenant = ToFb(ev->tenant);
     proto::ChangeBuilder b(fbb);
     b.add_sequence(ev->sequence);
@@ -38,6 +44,11 @@ void EncodeChanges(uint64_t id, const std::vector<Subscription::Event>& events,
     if (!ev->tenant.IsNil()) b.add_tenant_id(&tenant);
     b.add_key(key);
     if (!ev->bytes.empty()) b.add_record(record);
+    if (!ev->collection.empty()) {
+      b.add_collection(collection);
+      b.add_record_key(record_key);
+      if (!ev->json.empty()) b.add_json(json);
+    }
     items.push_back(b.Finish());
   }
   auto vec = fbb.CreateVector(items);
@@ -92,7 +103,7 @@ size_t DrainSubscriptions(Session& session, size_t max_bytes,
       size_t bytes = 0;
       while (events.size() < kMaxEventsPerFrame && bytes < kMaxFrameBytes &&
              sub->Poll(&events, 1) == 1)
-        bytes += events.back()->bytes.size() + events.back()->key.size() + 96;
+        bytes += events.back()->size() + 96;
       if (!events.empty()) {
         EncodeChanges(id, events, fbb);
         emit(fbb);

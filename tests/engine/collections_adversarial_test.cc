@@ -184,12 +184,10 @@ TEST_F(CollectionsAdversarial, TimestampsOutsideTheStoredRangeAreRefusedAndRange
   FAIL() << "index by_at never became queryable";
 }
 
-// Issue 16: "Collections appear in the change feed when it exists". The feed exists
-// (issue 15) but does not carry collection records yet (docs/protocol.md, "What is
-// carried"): a put reaches no subscriber. Disabled until the feed carries them (with a
-// record type or collection name, the owner for per-user filtering, and the record as
-// JSON); enable it then. Reported, not fixed: a protocol, client and feed change.
-TEST_F(CollectionsAdversarial, DISABLED_CollectionPutsReachTheChangeFeed) {
+// Issue 16: "Collections appear in the change feed when it exists". A collection put
+// reached no subscriber (the feed skipped every key past the built-in record types); it
+// now arrives, in commit order before the marker, named and as JSON.
+TEST_F(CollectionsAdversarial, CollectionPutsReachTheChangeFeed) {
   auto sub = Must(e().Subscribe(Scope::Service(), {}, e().FeedInfo().durable));
   ASSERT_OK(e().PutRecord(Scope::Service(), "tickets", Rec({{"code", "fed"}}).dump()));
   ASSERT_OK(e().UpdateUser(Scope::Service(), ada_, R"({"full_name":"marker"})"));
@@ -202,7 +200,13 @@ TEST_F(CollectionsAdversarial, DISABLED_CollectionPutsReachTheChangeFeed) {
   }
   sub->Poll(&evs, 1000);
   ASSERT_FALSE(evs.empty());
-  EXPECT_EQ(evs.size(), 2u) << "the collection put was not in the feed, only the marker";
+  ASSERT_EQ(evs.size(), 2u) << "the collection put was not in the feed, only the marker";
+  EXPECT_EQ(evs[0]->type, kCollectionRecordType);
+  EXPECT_EQ(evs[0]->collection, "tickets");
+  EXPECT_EQ(evs[0]->op, ChangeOp::kCreate);
+  EXPECT_EQ(evs[0]->user, ada_);
+  EXPECT_EQ(Json::parse(evs[0]->json)["code"], "fed");
+  EXPECT_EQ(evs[1]->type, RecordType::kUser);
 }
 
 // A key naming a field twice was declared, but no record of it could then be got,

@@ -2,9 +2,12 @@
 // writers, resume from a sequence (after a cancel and after a restart), out_of_range for
 // a sequence no longer kept, the scope rules (a user sees only its own records, for
 // every record type), revocation and user deletion ending a subscription, and a slow
-// subscriber cut off with its resume point while writers and other subscribers go on.
+// subscriber cut off with its resume point while writers and other subscribers go on;
+// collection records in the feed (ops, access as coll_get reads them, filters by name,
+// resume across a restart, the user-delete cascade).
 #include <atomic>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -446,6 +449,333 @@ TEST_F(Feed, WakesComeAfterTheWholeStepIsQueuedInEverySubscription) {
   ASSERT_FALSE(wakes.empty()) << "no subscription was woken";
   // The first wake already found the other subscription's event of the same step.
   ASSERT_EQ(wakes.front().size(), 1u) << "woken before the step was fanned out";
+}
+
+// ---- collection records ----
+
+using Json = nlohmann::json;
+
+std::vector<Event> Collections(const std::vector<Event>& evs) {
+  std::vector<Event> out;
+  for (const auto& ev : evs)
+    if (ev->type == kCollectionRecordType) out.push_back(ev);
+  return out;
+}
+
+// "collection key" of every collection event (what a subscription was sent).
+std::multiset<std::string> CollKeys(const std::vector<Event>& evs) {
+  std::multiset<std::string> out;
+  for (const auto& ev : Collections(evs)) out.insert(ev->collection + " " + ev->record_key);
+  return out;
+}
+
+class FeedCollections : public Feed {
+ protected:
+  void SetUp() override {
+    Feed::SetUp();
+    ASSERT_OK(e().DeclareCollection(Scope::Service(), R"({"name": "notes", "owner": "user",
+        "fields": [{"name": "text", "type": "string"},
+                   {"name": "meta", "type": "json"}]})"));
+    ASSERT_OK(e().DeclareCollection(Scope::Service(), R"({"name": "plans", "owner": "tenant",
+        "fields": [{"name": "tier", "type": "string"}]})"));
+    ASSERT_OK(e().DeclareCollection(Scope::Service(), R"({"name": "news", "owner": "none",
+        "key": ["id", "created_at"], "fields": [{"name": "title", "type": "string"}]})"));
+  }
+  Uuid MakeTenant(const std::string& slug) {
+    fb::TenantT t;
+    t.name = slug;
+    t.slug = slug;
+    return ToUuid(Must(e().CreateTenant(Scope::Service(), t))->id());
+  }
+  Json Put(const Scope& scope, const std::string& coll, const Json& rec) {
+    return Json::parse(Must(e().PutRecord(scope, coll, rec.dump())));
+  }
+  // The key coll_get takes for a record as the store answered it.
+  static std::string KeyOf(const std::string& coll, const Json& rec) {
+    Json k{{"id", rec["id"]}};
+    if (coll == "news") k["created_at"] = rec["created_at"];
+    return k.dump();
+  }
+};
+
+// Create, replace, merge-patch, soft delete and hard delete, in commit order with their
+// ops; each event's JSON is what coll_get answered right after the change, and its key
+// is one coll_get / coll_delete take.
+TEST_F(FeedCollections, PutUpdateSoftAndHardDeleteArriveInCommitOrderWithTheirOps) {
+  Uuid u = MakeUser("c@x.com");
+  auto start = e().FeedInfo().durable;
+  auto sub = Must(e().Subscribe(Scope::Service(), {}, start));
+  Scope svc = Scope::Service();
+  std::vector<std::string> answers;  // coll_get after each change ("" for the hard delete)
+  Json rec = Put(svc, "notes", {{"user_id", u.ToString()}, {"text", "one"}});
+  std::string key = KeyOf("notes", rec);
+  answers.push_back(Must(e().GetRecord(svc, "notes", key)));
+  Put(svc, "notes", {{"id", rec["id"]}, {"user_id", u.ToString()}, {"text", "replaced"}});
+  answers.push_back(Must(e().GetRecord(svc, "notes", key)));
+  ASSERT_OK(e().UpdateRecord(svc, "notes", key, R"({"meta": {"a": 1}})", JsonMode::kMerge));
+  ASSERT_OK(e().UpdateRecord(svc, "notes", key, R"({"meta": {"b": 2}})", JsonMode::kMerge));
+  answers.push_back(Must(e().GetRecord(svc, "notes", key)));
+  ASSERT_OK(e().DeleteRecord(svc, "notes", key, DeleteMode::kSoft));
+  // A news item put with an old created_at (a version): new all the same.
+  Json news = Put(svc, "news", {{"title", "t"}, {"created_at", 1'000'000}});
+  std::string news_key = KeyOf("news", news);
+  answers.push_back(Must(e().GetRecord(svc, "news", news_key)));
+  ASSERT_OK(e().DeleteRecord(svc, "news", news_key, DeleteMode::kHard));
+  auto evs = Collections(Drain(*sub, [](auto& v) { return Collections(v).size() >= 7; }));
+  ASSERT_EQ(evs.size(), 7u);
+  std::vector<ChangeOp> ops;
+  uint64_t prev = start;
+  for (const auto& ev : evs) {
+    EXPECT_GT(ev->sequence, prev) << "commit order";
+    prev = ev->sequence;
+    ops.push_back(ev->op);
+    EXPECT_TRUE(ev->bytes.empty());
+    EXPECT_GT(ev->commit_time, 0);
+  }
+  EXPECT_EQ(ops, (std::vector<ChangeOp>{ChangeOp::kCreate, ChangeOp::kUpdate, ChangeOp::kUpdate,
+                                        ChangeOp::kUpdate, ChangeOp::kUpdate, ChangeOp::kCreate,
+                                        ChangeOp::kDelete}));
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(evs[i]->collection, "notes");
+    EXPECT_EQ(Json::parse(evs[i]->record_key), Json::parse(key));
+    EXPECT_EQ(evs[i]->user, u);
+    EXPECT_EQ(evs[i]->id, *Uuid::Parse(rec["id"].get<std::string>()));
+  }
+  EXPECT_EQ(evs[0]->json, answers[0]);
+  EXPECT_EQ(evs[1]->json, answers[1]);
+  EXPECT_EQ(Json::parse(evs[2]->json)["meta"], Json({{"a", 1}}));
+  EXPECT_EQ(evs[3]->json, answers[2]) << "the merge patch, as coll_get answers it";
+  Json soft = Json::parse(evs[4]->json);
+  EXPECT_TRUE(soft["deleted_at"].is_number_integer()) << evs[4]->json;
+  EXPECT_EQ(evs[5]->collection, "news");
+  EXPECT_EQ(evs[5]->json, answers[3]);
+  EXPECT_TRUE(evs[5]->user.IsNil());
+  EXPECT_TRUE(evs[6]->json.empty()) << "a hard delete carries the key only";
+  EXPECT_EQ(Json::parse(evs[6]->record_key), Json::parse(news_key));
+  // The key works as coll_delete's: the record is gone.
+  EXPECT_CODE(e().GetRecord(svc, "news", evs[6]->record_key), kNotFound);
+}
+
+// A record the TTL sweep removes reaches its owner's subscription as a delete with its
+// key (the sweep's batch carries each owner, as a hard delete does); nobody else's.
+TEST_F(FeedCollections, SweptRecordsReachTheirOwnersAsDeletes) {
+  ASSERT_OK(e().DeclareCollection(Scope::Service(), R"({"name": "codes", "owner": "user",
+      "ttl_field": "until", "fields": [{"name": "until", "type": "timestamp"}]})"));
+  Uuid u = MakeUser("ttl@x.com"), other = MakeUser("other@x.com");
+  auto start = e().FeedInfo().durable;
+  auto mine = Must(e().Subscribe(Scope::ForUser(u), {}, start));
+  auto theirs = Must(e().Subscribe(Scope::ForUser(other), {}, start));
+  int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  Json rec = Put(Scope::ForUser(u), "codes", {{"until", now + 100'000}});
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_OK(e().SweepExpiredRecords(Scope::Service()));  // or the background sweep did
+  auto evs = Collections(Drain(*mine, [](auto& v) { return Collections(v).size() >= 2; }));
+  ASSERT_EQ(evs.size(), 2u);
+  EXPECT_EQ(evs[1]->op, ChangeOp::kDelete);
+  EXPECT_EQ(evs[1]->collection, "codes");
+  EXPECT_EQ(Json::parse(evs[1]->record_key), Json({{"id", rec["id"]}}));
+  EXPECT_EQ(evs[1]->user, u);
+  std::vector<Event> none;
+  theirs->Poll(&none, 100);
+  EXPECT_TRUE(Collections(none).empty());
+}
+
+// Who gets which collection record is exactly who may read it with coll_get: users their
+// own user-owned records, their tenant's tenant-owned ones and unowned ones; a tenant
+// admin its tenant's (owned by the tenant or its users) and unowned ones. Checked live
+// and catching up from the log, with hard deletes (which carry their owner) included.
+TEST_F(FeedCollections, SubscriptionsGetTheCollectionRecordsTheirScopeMayRead) {
+  Uuid t1 = MakeTenant("t1"), t2 = MakeTenant("t2");
+  Uuid a = MakeUser("a@x.com", t1), a2 = MakeUser("a2@x.com", t1), b = MakeUser("b@x.com", t2),
+       loner = MakeUser("l@x.com");
+  std::vector<std::pair<std::string, Scope>> scopes = {
+      {"a", Scope::ForUser(a)},           {"b", Scope::ForUser(b)},
+      {"loner", Scope::ForUser(loner)},   {"admin t1", Scope::Admin(t1)},
+      {"service t2", Scope::Service(t2)}, {"service", Scope::Service()}};
+  auto start = e().FeedInfo().durable;
+  std::vector<std::shared_ptr<Subscription>> live;
+  for (auto& [name, scope] : scopes) live.push_back(Must(e().Subscribe(scope, {}, start)));
+  FeedFilter of_a, of_t1;
+  of_a.user = a;
+  of_t1.tenant = t1;
+  auto svc_a = Must(e().Subscribe(Scope::Service(), of_a, start));
+  auto svc_t1 = Must(e().Subscribe(Scope::Service(), of_t1, start));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // live by now
+
+  Scope svc = Scope::Service();
+  std::vector<std::pair<std::string, Json>> written;  // (collection, record)
+  for (const Uuid& u : {a, a2, b, loner})
+    written.emplace_back("notes", Put(svc, "notes", {{"user_id", u.ToString()}, {"text", "n"}}));
+  for (const Uuid& t : {t1, t2})
+    written.emplace_back("plans", Put(svc, "plans", {{"tenant_id", t.ToString()}, {"tier", "x"}}));
+  written.emplace_back("news", Put(svc, "news", {{"title", "hello"}}));
+  // Who may read what, asked of coll_get before the deletes below.
+  std::vector<std::multiset<std::string>> expect(scopes.size());
+  std::multiset<std::string> hard_deleted;
+  for (size_t i = 0; i < scopes.size(); ++i)
+    for (auto& [coll, rec] : written)
+      if (e().GetRecord(scopes[i].second, coll, KeyOf(coll, rec)).ok())
+        expect[i].insert(coll + " " + Json::parse(KeyOf(coll, rec)).dump());
+  // Every record is then hard-deleted: a reader gets the delete of each record it got.
+  for (auto& [coll, rec] : written)
+    ASSERT_OK(e().DeleteRecord(svc, coll, KeyOf(coll, rec), DeleteMode::kHard));
+  for (size_t i = 0; i < scopes.size(); ++i) {
+    auto twice = expect[i];
+    for (const auto& k : expect[i]) twice.insert(k);
+    expect[i] = twice;
+  }
+  // The sanity of the expectation itself (coll_get's rules).
+  EXPECT_EQ(expect[0].size(), 6u) << "a: its note, t1's plan, the news";
+  EXPECT_EQ(expect[2].size(), 4u) << "loner: its note, the news (no tenant: no plan)";
+  EXPECT_EQ(expect[3].size(), 8u) << "admin t1: a's and a2's notes, t1's plan, the news";
+  EXPECT_EQ(expect[5].size(), 14u);
+  std::vector<std::shared_ptr<Subscription>> behind;  // the same scopes, from the log
+  for (auto& [name, scope] : scopes) behind.push_back(Must(e().Subscribe(scope, {}, start)));
+  for (size_t i = 0; i < scopes.size(); ++i) {
+    for (auto* sub : {&live[i], &behind[i]}) {
+      auto got = Drain(**sub, [&](auto& v) { return Collections(v).size() >= expect[i].size(); });
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // anything extra, too
+      (*sub)->Poll(&got, 100000);
+      EXPECT_EQ(CollKeys(got), expect[i])
+          << scopes[i].first << (sub == &live[i] ? " live" : " catching up");
+      for (const auto& ev : Collections(got)) {
+        if (scopes[i].first == "a" && ev->collection == "notes") {
+          EXPECT_EQ(ev->user, a);
+        }
+        if (ev->collection == "notes") {
+          EXPECT_FALSE(ev->user.IsNil()) << "deletes carry it";
+        }
+        if (ev->collection == "plans") {
+          EXPECT_FALSE(ev->tenant.IsNil()) << "deletes carry it";
+        }
+      }
+    }
+  }
+  // Filters narrow a service's view: a user's records, a tenant's (no unowned ones).
+  auto got_a = Collections(Drain(*svc_a, [](auto& v) { return Collections(v).size() >= 2; }));
+  ASSERT_EQ(got_a.size(), 2u);
+  for (const auto& ev : got_a) EXPECT_EQ(ev->user, a);
+  auto got_t1 = Collections(Drain(*svc_t1, [](auto& v) { return Collections(v).size() >= 6; }));
+  EXPECT_EQ(got_t1.size(), 6u) << "a's and a2's notes and t1's plan, put and deleted";
+  for (const auto& ev : got_t1) {
+    EXPECT_EQ(ev->tenant, t1);
+    EXPECT_NE(ev->collection, "news");
+  }
+}
+
+// Collections are asked for by name (only those), all at once (kCollectionsBit), or with
+// built-in types; a filter of built-in types alone gets none. An unknown name is refused
+// and opens nothing.
+TEST_F(FeedCollections, FilterByCollectionName) {
+  Uuid u = MakeUser("f@x.com");
+  auto start = e().FeedInfo().durable;
+  FeedFilter notes, every, users_and_news, users;
+  notes.collections = {"notes"};
+  every.types = kCollectionsBit;
+  users_and_news.types = 1u << static_cast<int>(RecordType::kUser);
+  users_and_news.collections = {"news"};
+  users.types = 1u << static_cast<int>(RecordType::kUser);
+  Scope svc = Scope::Service();
+  Put(svc, "notes", {{"user_id", u.ToString()}, {"text", "n"}});
+  Put(svc, "news", {{"title", "t"}});
+  ASSERT_OK(e().UpdateUser(svc, u, R"({"full_name":"marker"})"));
+  auto drain = [&](const FeedFilter& f) {
+    auto sub = Must(e().Subscribe(svc, f, start));
+    return Drain(
+        *sub, [](auto&) { return false; }, 800);
+  };
+  auto got = drain(notes);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0]->collection, "notes");
+  got = drain(every);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(Collections(got).size(), 2u);
+  got = drain(users_and_news);
+  ASSERT_EQ(got.size(), 2u) << "the user's update and the news";
+  EXPECT_EQ(Collections(got).size(), 1u);
+  EXPECT_EQ(Collections(got)[0]->collection, "news");
+  EXPECT_EQ(Collections(drain(users)).size(), 0u);
+  size_t subs = e().FeedInfo().subscribers;
+  FeedFilter typo;
+  typo.collections = {"notes", "nope"};
+  auto r = e().Subscribe(svc, typo, start);
+  EXPECT_CODE(r, kNotFound);
+  EXPECT_NE(r.status().message().find("collection nope not found"), std::string::npos);
+  EXPECT_EQ(e().FeedInfo().subscribers, subs);
+}
+
+// Collection changes resume by sequence like every change: after a cancel and across a
+// restart, the rest arrive once, in order.
+TEST_F(FeedCollections, ResumeAcrossARestartDeliversCollectionChangesOnce) {
+  Uuid u = MakeUser("r@x.com");
+  FeedFilter f;
+  f.collections = {"notes"};
+  auto start = e().FeedInfo().durable;
+  for (int i = 0; i < 10; ++i)
+    Put(Scope::Service(), "notes", {{"user_id", u.ToString()}, {"text", std::to_string(i)}});
+  auto sub = Must(e().Subscribe(Scope::ForUser(u), f, start));
+  auto first = Drain(*sub, [](auto& v) { return v.size() >= 4; });
+  ASSERT_GE(first.size(), 4u);
+  first.resize(4);
+  sub->Cancel();
+  uint64_t resume = first.back()->sequence;
+  Reopen();
+  for (int i = 10; i < 15; ++i)
+    Put(Scope::Service(), "notes", {{"user_id", u.ToString()}, {"text", std::to_string(i)}});
+  auto again = Must(e().Subscribe(Scope::ForUser(u), f, resume));
+  auto rest = Drain(*again, [](auto& v) { return v.size() >= 11; });
+  ASSERT_EQ(rest.size(), 11u);
+  std::vector<std::string> texts;
+  for (auto& ev : first) texts.push_back(Json::parse(ev->json)["text"].get<std::string>());
+  uint64_t prev = resume;
+  for (auto& ev : rest) {
+    EXPECT_GT(ev->sequence, prev);
+    prev = ev->sequence;
+    texts.push_back(Json::parse(ev->json)["text"].get<std::string>());
+  }
+  std::vector<std::string> want;
+  for (int i = 0; i < 15; ++i) want.push_back(std::to_string(i));
+  EXPECT_EQ(texts, want);
+}
+
+// Deleting a user soft-deletes (or hard-deletes) its records in every user-owned
+// collection in the same write: the feed carries each, with the owner, to those who may
+// read them.
+TEST_F(FeedCollections, UserDeleteCascadesIntoTheFeed) {
+  Uuid t1 = MakeTenant("t1");
+  Uuid soft = MakeUser("s@x.com", t1), hard = MakeUser("h@x.com", t1), other = MakeUser("o@x.com");
+  for (const Uuid& u : {soft, hard})
+    for (int i = 0; i < 3; ++i)
+      Put(Scope::Service(), "notes", {{"user_id", u.ToString()}, {"text", std::to_string(i)}});
+  Put(Scope::Service(), "notes", {{"user_id", other.ToString()}, {"text", "stays"}});
+  auto start = e().FeedInfo().durable;
+  auto admin = Must(e().Subscribe(Scope::Admin(t1), {}, start));
+  auto other_sub = Must(e().Subscribe(Scope::ForUser(other), {}, start));
+  ASSERT_OK(e().DeleteUser(Scope::Service(), soft, DeleteMode::kSoft));
+  ASSERT_OK(e().DeleteUser(Scope::Service(), hard, DeleteMode::kHard));
+  auto got = Drain(*admin, [](auto& v) { return Collections(v).size() >= 6; });
+  auto colls = Collections(got);
+  ASSERT_EQ(colls.size(), 6u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(colls[i]->op, ChangeOp::kUpdate);
+    EXPECT_EQ(colls[i]->user, soft);
+    EXPECT_TRUE(Json::parse(colls[i]->json)["deleted_at"].is_number_integer());
+  }
+  for (int i = 3; i < 6; ++i) {
+    EXPECT_EQ(colls[i]->op, ChangeOp::kDelete);
+    EXPECT_EQ(colls[i]->user, hard);
+    EXPECT_EQ(colls[i]->tenant, t1);
+    EXPECT_TRUE(colls[i]->json.empty());
+    EXPECT_TRUE(Json::parse(colls[i]->record_key).contains("id"));
+  }
+  // Each cascade follows its user's change in the same write.
+  EXPECT_GE(CountType(got, RecordType::kUser), 1u);
+  EXPECT_EQ(got[0]->type, RecordType::kUser);
+  EXPECT_TRUE(Collections(Drain(
+                              *other_sub, [](auto&) { return false; }, 500))
+                  .empty());
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // The change feed through a real agentstored and the client library: a subscription
 // that resumes by itself across a clean restart and a kill -9 (every acknowledged write
 // delivered, in commit order, once), a user key that sees only its own records and is
-// cut off when revoked, out_of_range over the wire, and agentctl watch.
+// cut off when revoked, out_of_range over the wire, agentctl watch, and collection
+// records (named, as JSON, under the read rules, resumed across a kill -9).
 #include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -330,6 +331,155 @@ TEST_F(FeedE2E, AgentctlWatchPrintsJsonFromASequence) {
   EXPECT_EQ(n, 3);
   auto bad = Agentctl(server_, server_.Key("service"), "watch --type api_keys --count 1");
   EXPECT_NE(bad.code, 0) << bad.out;
+}
+
+// Collection records through the server: a user key gets its own user-owned records and
+// unowned ones (as coll_get answers them, with the key coll_get takes), a service
+// subscription the collections it names; an unknown name is refused; after a kill -9 the
+// subscription resumes with every acknowledged put once; agentctl watch prints them.
+TEST_F(FeedE2E, CollectionRecordsReachSubscribersAndAgentctlWatch) {
+  ASSERT_OK(svc()
+                .DeclareCollection(R"({"name": "journal", "owner": "user",
+      "fields": [{"name": "text", "type": "string"}]})")
+                .get());
+  ASSERT_OK(svc()
+                .DeclareCollection(R"({"name": "bulletins", "owner": "none",
+      "fields": [{"name": "title", "type": "string"}]})")
+                .get());
+  Uuid a = NewUserId("ca@x.com"), b = NewUserId("cb@x.com");
+  fb::ApiKeyT k;
+  k.role = fb::KeyRole::user;
+  k.user_id = FbId(a);
+  Client ca = server_.Connect(Must(svc().CreateApiKey(k).get()).secret);
+  Collected mine, journal;
+  auto sub_a = Must(ca.Subscribe({}, std::nullopt, mine.cb(), mine.on_end()));
+  SubscribeFilter only_journal;
+  only_journal.collections = {"journal"};
+  auto sub_j = Must(svc().Subscribe(only_journal, std::nullopt, journal.cb(), journal.on_end()));
+  SubscribeFilter typo;
+  typo.collections = {"jornal"};
+  auto refused = svc().Subscribe(typo, std::nullopt, [](const FeedChange&) {});
+  EXPECT_CODE(refused, kNotFound);
+
+  auto put = [&](const Uuid& owner, const std::string& text) {
+    return Json::parse(
+        Must(svc()
+                 .PutRecord("journal", Json{{"user_id", owner.ToString()}, {"text", text}}.dump())
+                 .get()));
+  };
+  Json ja = put(a, "mine");
+  put(b, "theirs");
+  std::string ka = Json{{"id", ja["id"]}}.dump();
+  std::string patched = Must(svc().UpdateRecord("journal", ka, R"({"text":"edited"})").get());
+  Json bulletin =
+      Json::parse(Must(svc().PutRecord("bulletins", R"({"title":"to everyone"})").get()));
+  ASSERT_OK(svc().DeleteRecord("journal", ka, DeleteMode::kHard).get());
+  ASSERT_TRUE(mine.WaitFor([&] { return mine.changes.size() >= 4; }));
+  ASSERT_TRUE(journal.WaitFor([&] { return journal.changes.size() >= 4; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // nothing more arrives
+  {
+    std::lock_guard l(mine.mu);
+    ASSERT_EQ(mine.changes.size(), 4u) << "a's journal put, update, delete and the bulletin";
+    const auto& c = mine.changes;
+    for (const auto& ch : c) {
+      EXPECT_EQ(ch.type, kCollectionRecordType);
+      EXPECT_TRUE(ch.record.empty());
+    }
+    EXPECT_EQ(c[0].collection, "journal");
+    EXPECT_EQ(c[0].op, FeedOp::kCreate);
+    EXPECT_EQ(c[0].user, a);
+    EXPECT_EQ(Json::parse(c[0].json), ja);
+    EXPECT_EQ(Json::parse(c[0].record_key), Json::parse(ka));
+    EXPECT_EQ(c[1].op, FeedOp::kUpdate);
+    EXPECT_EQ(c[1].json, patched) << "as coll_update (and coll_get) answer it";
+    EXPECT_EQ(c[2].collection, "bulletins");
+    EXPECT_EQ(Json::parse(c[2].json), bulletin);
+    EXPECT_TRUE(c[2].user.IsNil());
+    EXPECT_EQ(c[3].op, FeedOp::kDelete);
+    EXPECT_TRUE(c[3].json.empty());
+    EXPECT_EQ(c[3].user, a) << "a hard delete carries its owner";
+    EXPECT_EQ(Json::parse(c[3].record_key), Json::parse(ka));
+  }
+  {
+    std::lock_guard l(journal.mu);
+    ASSERT_EQ(journal.changes.size(), 4u) << "both users' journal changes, no bulletin";
+    for (const auto& ch : journal.changes) EXPECT_EQ(ch.collection, "journal");
+  }
+
+  // kill -9 under collection puts: every acknowledged one arrives after the restart, once.
+  uint16_t port = server_.port();
+  std::set<std::string> acked;
+  std::mutex acked_mu;
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    Client c = server_.Connect(server_.Key("service"));
+    for (int i = 0; !stop; ++i) {
+      auto r = c.PutRecord("journal",
+                           Json{{"user_id", b.ToString()}, {"text", std::to_string(i)}}.dump())
+                   .get();
+      if (!r.ok()) break;
+      std::lock_guard l(acked_mu);
+      acked.insert(Json::parse(*r)["id"].get<std::string>());
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  server_.Kill();
+  stop = true;
+  writer.join();
+  svc_.reset();
+  ASSERT_TRUE(server_.Start(dir_.sub("data"), {}, port));
+  svc_.emplace(server_.Connect(server_.Key("service")));
+  acked.insert(put(b, "after")["id"].get<std::string>());
+  ASSERT_GT(acked.size(), 1u);
+  std::multiset<std::string> seen;
+  ASSERT_TRUE(journal.WaitFor([&] {
+    seen.clear();
+    for (size_t i = 4; i < journal.changes.size(); ++i)
+      seen.insert(Json::parse(journal.changes[i].json)["id"].get<std::string>());
+    for (const auto& id : acked)
+      if (!seen.count(id)) return false;
+    return true;
+  })) << "acknowledged puts missing: got "
+      << seen.size() << " of " << acked.size();
+  {
+    std::lock_guard l(journal.mu);
+    EXPECT_FALSE(journal.ended) << journal.end.ToString();
+    EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), seen.size())
+        << "a change was delivered twice";
+    for (size_t i = 1; i < journal.changes.size(); ++i)
+      ASSERT_GT(journal.changes[i].sequence, journal.changes[i - 1].sequence);
+  }
+  EXPECT_GE(sub_j->resumes(), 1u);
+  uint64_t first_seq = journal.changes[0].sequence;
+  sub_a.reset();
+  sub_j.reset();
+
+  // agentctl watch: a collection's records, as JSON lines and as a table.
+  auto run = Agentctl(
+      server_, server_.Key("service"),
+      "watch --json --collection journal --from " + std::to_string(first_seq - 1) + " --count 2");
+  ASSERT_EQ(run.code, 0) << run.out;
+  std::istringstream lines(run.out);
+  std::string line;
+  std::vector<Json> printed;
+  while (std::getline(lines, line)) printed.push_back(Json::parse(line));
+  ASSERT_EQ(printed.size(), 2u) << run.out;
+  EXPECT_EQ(printed[0]["type"], "collection");
+  EXPECT_EQ(printed[0]["collection"], "journal");
+  EXPECT_EQ(printed[0]["op"], "create");
+  EXPECT_EQ(printed[0]["record"], ja);
+  EXPECT_EQ(printed[0]["key"], Json::parse(ka));
+  EXPECT_EQ(printed[0]["user_id"], a.ToString());
+  EXPECT_EQ(printed[1]["record"]["text"], "theirs");
+  auto table =
+      Agentctl(server_, server_.Key("service"),
+               "watch --type collections --from " + std::to_string(first_seq - 1) + " --count 1");
+  ASSERT_EQ(table.code, 0) << table.out;
+  EXPECT_NE(table.out.find("create  journal  {\"id\":"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("\"text\":\"mine\""), std::string::npos) << table.out;
+  auto bad = Agentctl(server_, server_.Key("service"), "watch --collection nope --count 1");
+  EXPECT_NE(bad.code, 0) << bad.out;
+  EXPECT_NE(bad.out.find("collection nope not found"), std::string::npos) << bad.out;
 }
 
 }  // namespace

@@ -48,15 +48,25 @@ struct FeedChange {
   uint64_t sequence = 0;
   int64_t commit_time = 0;  // micros
   FeedOp op = FeedOp::kCreate;
-  RecordType type = RecordType::kUser;
-  Uuid id, user, tenant;  // nil when the record has none
-  std::string key;        // storage key (type byte + key bytes)
-  std::string record;     // FlatBuffers bytes rooted at the record type; empty for a delete
+  RecordType type = RecordType::kUser;  // kCollectionRecordType: a collection's record
+  Uuid id, user, tenant;                // nil when the record has none
+  std::string key;                      // storage key (type byte + key bytes)
+  std::string record;  // FlatBuffers bytes rooted at the record type; empty for a delete
+  // A collection's record (type kCollectionRecordType; `record` is empty): which
+  // collection, the record's key as GetRecord / DeleteRecord take it (a JSON object), and
+  // the record after the change as GetRecord answers it (JSON; empty for a hard delete).
+  std::string collection;
+  std::string record_key;
+  std::string json;
 };
 
-// Unset means any. A user key is narrowed to its own records by the server.
+// What to follow. A user key is narrowed by the server to what its user may read.
 struct SubscribeFilter {
+  // Built-in record types, and kCollectionRecordType for every collection's records.
   std::vector<RecordType> types;
+  // Records of these collections (declared ones; an unknown name is refused, not_found).
+  std::vector<std::string> collections;
+  // types and collections both empty: everything the feed carries. Unset: any owner.
   std::optional<Uuid> user;
   std::optional<Uuid> tenant;
 };

@@ -6,10 +6,21 @@ import { AgentstoreError } from './errors.js';
 import type { Change, ChangeOp, FeedPosition, RecordsByType, RecordTypeName, SubscribeArgsInput } from './generated/codec.js';
 import { recordTypes } from './generated/codec.js';
 
-/** What to watch; unset is any. A user key always sees only its own records. */
+/** Change.type of a change to a collection's record (every collection shares it). */
+export const COLLECTION_RECORD_TYPE = 113;
+
+/**
+ * What to watch; unset is any. A user key always sees only what its user may read (its own
+ * records; of collections, what collGet answers it).
+ */
 export interface SubscribeFilter {
-  /** Record types by name ('messages') or number; empty: every type the feed carries. */
-  types?: (RecordTypeName | number)[];
+  /**
+   * Record types by name ('messages') or number, and 'collections' for every collection's
+   * records. With neither `types` nor `collections`: everything the feed carries.
+   */
+  types?: (RecordTypeName | 'collections' | number)[];
+  /** Records of these collections (declared ones: an unknown name is refused, not_found). */
+  collections?: string[];
   /** Only records owned by this user (service/admin keys). */
   user?: string;
   /** Only records of this tenant (service/admin keys). */
@@ -48,10 +59,24 @@ interface ChangeEventBase {
   key: Uint8Array;
 }
 
-/** One change; `record` is the record after the change, null for a delete. */
-export type ChangeEvent = {
+/** A change to a built-in record; `record` is the record after the change, null for a delete. */
+export type RecordChangeEvent = {
   [K in RecordTypeName]: ChangeEventBase & { type: K; record: RecordsByType[K] | null };
 }[RecordTypeName];
+
+/**
+ * A change to a collection's record: `record` is the record after the change as collGet
+ * answers it (null for a hard delete), `record_key` the key collGet / collDelete take.
+ */
+export type CollectionChangeEvent = ChangeEventBase & {
+  type: 'collection';
+  collection: string;
+  record_key: Record<string, unknown>;
+  record: Record<string, unknown> | null;
+};
+
+/** One change; narrow by `type` ('collection' for a collection's records). */
+export type ChangeEvent = RecordChangeEvent | CollectionChangeEvent;
 
 /** What the Client does for a Subscription (src/client.ts). */
 export interface FeedTransport {
@@ -107,12 +132,14 @@ export class Subscription implements AsyncIterableIterator<ChangeEvent> {
   constructor(private readonly transport: FeedTransport, filter: SubscribeFilter = {}, opts: SubscribeOptions = {}) {
     const types = (filter.types ?? []).map((t) => {
       if (typeof t === 'number') return t;
+      if (t === 'collections') return COLLECTION_RECORD_TYPE;
       const n = Object.entries(recordTypes).find(([, v]) => v.name === t);
       if (!n) throw new AgentstoreError('invalid_argument', `subscribe: unknown record type '${t}'`);
       return Number(n[0]);
     });
     this.filter = {};
     if (types.length) this.filter.types = types;
+    if (filter.collections?.length) this.filter.collections = [...filter.collections];
     if (filter.user !== undefined) this.filter.user = filter.user;
     if (filter.tenant !== undefined) this.filter.tenant = filter.tenant;
     if (opts.fromSequence !== undefined && BigInt(opts.fromSequence) < 0n)
@@ -230,6 +257,16 @@ export class Subscription implements AsyncIterableIterator<ChangeEvent> {
       // A re-subscription starts strictly after the cursor; this guards the invariant.
       if (this.cursor !== null && c.sequence <= this.cursor) continue;
       this.cursor = c.sequence;
+      if (c.type === COLLECTION_RECORD_TYPE) {
+        this.queue.push({
+          sequence: c.sequence, commit_time: c.commit_time, op: c.op, type: 'collection',
+          id: c.id, user_id: c.user_id, tenant_id: c.tenant_id, key: c.key ?? new Uint8Array(0),
+          collection: c.collection ?? '',
+          record_key: c.record_key ? JSON.parse(c.record_key) : {},
+          record: c.json ? JSON.parse(c.json) : null,
+        });
+        continue;
+      }
       const t = recordTypes[c.type];
       const record = c.record && t?.read ? t.read(c.record) : null;
       this.queue.push({

@@ -1,6 +1,7 @@
 // Client.subscribe() against a real agentstored: events in commit order with typed
-// records, a user key confined to its own changes, resume across a server restart (and a
-// dropped connection) with nothing lost or repeated, out_of_range as an AgentstoreError.
+// records, a user key confined to its own changes, collection records (named, as JSON,
+// under the read rules), resume across a server restart (and a dropped connection) with
+// nothing lost or repeated, out_of_range as an AgentstoreError.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
@@ -103,6 +104,54 @@ describe('change feed', () => {
       // Asking for another user is refused outright.
       const other = user.subscribe({ user: bob.id });
       await assert.rejects(other.next(), (e) => e instanceof AgentstoreError && e.code === 'permission_denied');
+    } finally {
+      await user.close();
+    }
+  });
+
+  test('collection records: named, as collGet answers them, filtered by name, under the read rules', async () => {
+    await svc.collDeclare({ json: JSON.stringify({ name: 'ts_notes', owner: 'user', fields: [{ name: 'text', type: 'string' }] }) });
+    await svc.collDeclare({ json: JSON.stringify({ name: 'ts_news', owner: 'none', fields: [{ name: 'title', type: 'string' }] }) });
+    const ada = await svc.userCreate({ email: 'coll-ada@example.com' });
+    const bob = await svc.userCreate({ email: 'coll-bob@example.com' });
+    const user = await Client.connect({ port: server.port, key: (await svc.keyCreate({ role: 'user', user_id: ada.id })).secret });
+    try {
+      const notes = svc.subscribe({ collections: ['ts_notes'] });
+      const mine = user.subscribe({ types: ['collections'] });
+      await Promise.all([notes.ready, mine.ready]);
+      const put = await svc.collPut({ collection: 'ts_notes', json: JSON.stringify({ user_id: ada.id, text: 'first' }) });
+      await svc.collPut({ collection: 'ts_notes', json: JSON.stringify({ user_id: bob.id, text: 'bob' }) });
+      const patched = await svc.collUpdate({ collection: 'ts_notes', key: put.id, json: '{"text":"second"}' });
+      const news = await svc.collPut({ collection: 'ts_news', json: '{"title":"hello"}' });
+      await svc.userUpdate({ id: ada.id, patch: { full_name: 'not a collection' } });
+      await svc.collDelete({ collection: 'ts_notes', key: put.id, mode: 'hard' });
+
+      const n = await take(notes, 4);
+      assert.deepEqual(n.map((e) => [e.type, e.op]), [['collection', 'created'], ['collection', 'created'], ['collection', 'updated'], ['collection', 'deleted']]);
+      assert.ok(n.every((e) => e.type === 'collection' && e.collection === 'ts_notes'));
+      const first = n[0];
+      assert.equal(first.type, 'collection');
+      if (first.type === 'collection') {
+        assert.deepEqual(first.record, put);
+        assert.deepEqual(first.record_key, { id: put.id });
+        assert.equal(first.user_id, ada.id);
+      }
+      assert.deepEqual(n[2].record, patched);
+      assert.equal(n[3].record, null, 'a hard delete carries the key only');
+      assert.deepEqual(n[3].record_key, { id: put.id });
+      assert.equal(n[3].user_id, ada.id);
+      assert.ok(await quiet(notes, 300), 'no news, no user change');
+
+      // Ada's key: her notes and the unowned news, never bob's note.
+      const m = await take(mine, 4);
+      assert.deepEqual(m.map((e) => `${e.collection}:${e.op}`), ['ts_notes:created', 'ts_notes:updated', 'ts_news:created', 'ts_notes:deleted']);
+      assert.deepEqual(m[2].record, news);
+      assert.ok(await quiet(mine, 300), 'nothing of bob\'s follows');
+      await notes.close();
+      await mine.close();
+      // An unknown collection is refused.
+      const typo = svc.subscribe({ collections: ['ts_nope'] });
+      await assert.rejects(typo.next(), (e) => e instanceof AgentstoreError && e.code === 'not_found' && /ts_nope/.test(e.message));
     } finally {
       await user.close();
     }

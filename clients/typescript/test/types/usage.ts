@@ -25,5 +25,20 @@ export async function usage(db: Client, pool: Pool): Promise<void> {
   await db.userCreate({ email: 'a@b.c', nickname: 'x' });
   // @ts-expect-error: user_get takes IdArgs or KeyArgs
   await db.userGet({ owner: 'x' });
+  // Change events narrow by type: a collection's record is JSON, a built-in one typed.
+  for await (const ev of db.subscribe({ types: ['messages', 'collections'], collections: ['goals'] })) {
+    if (ev.type === 'collection') {
+      const name: string = ev.collection;
+      const rec: Record<string, unknown> | null = ev.record;
+      const key: Record<string, unknown> = ev.record_key;
+      void [name, rec, key];
+    } else if (ev.type === 'messages') {
+      const text: string | null | undefined = ev.record?.role;
+      void text;
+    }
+    break;
+  }
+  // @ts-expect-error: collections are named by string
+  db.subscribe({ collections: [1] });
   void [email, created, prefs, page, v, total, role, n];
 }

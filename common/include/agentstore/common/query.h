@@ -27,6 +27,10 @@ enum class RecordType : uint8_t {
   kTenantUsageRollup = 15,  // per (tenant, day, ...); the nil tenant is everyone
 };
 inline constexpr RecordType kLastRecordType = RecordType::kTenantUsageRollup;
+// The change feed's type of a change to a record of a run-time declared collection (113,
+// the first byte of such a record's storage key). Not an enumerator above: no built-in
+// table has it, and every collection shares it (the change names its collection).
+inline constexpr RecordType kCollectionRecordType = static_cast<RecordType>(0x71);
 // Lower-case plural table name ("users"); RecordTypeFromName is its inverse.
 std::string_view RecordTypeName(RecordType t);
 std::optional<RecordType> RecordTypeFromName(std::string_view name);

@@ -30,28 +30,50 @@ class ChangeFeed;
 
 enum class ChangeOp : uint8_t { kCreate = 1, kUpdate = 2, kDelete = 3 };
 
+// FeedFilter::types' bit for collection records (RecordType numbers stay below 31).
+inline constexpr uint32_t kCollectionsBit = 1u << 31;
+
 struct ChangeEvent {
   uint64_t sequence = 0;
   int64_t commit_time = 0;  // engine clock (micros) when the change was logged
   ChangeOp op = ChangeOp::kCreate;
-  RecordType type = RecordType::kUser;
+  RecordType type = RecordType::kUser;  // kCollectionRecordType for collection records
   Uuid id;            // the record's id (a vote: its message; admin_config: nil, see key)
   Uuid user;          // the owning user, nil when the record has none
   Uuid tenant;        // the owning tenant, nil when none or unknown
   std::string key;    // the record's storage key (type byte + key), identifies deletes
   std::string bytes;  // the record's FlatBuffers bytes after the change; empty for delete
+  // Collection records only (type kCollectionRecordType): the collection's name, the
+  // record's key as coll_get / coll_delete take it (a JSON object), and the record after
+  // the change as coll_get answers it (JSON text; empty for a hard delete).
+  std::string collection;
+  std::string record_key;
+  std::string json;
+
+  // What the event holds in memory (subscriber buffers are bounded by it).
+  size_t size() const {
+    return sizeof(ChangeEvent) + key.size() + bytes.size() + collection.size() + record_key.size() +
+           json.size();
+  }
 };
 
-// What a subscription asks for; unset means any. A user scope is always narrowed to its
-// own user; a tenant-scoped admin to its tenant.
+// What a subscription asks for. A user scope is always narrowed to what its user may read
+// (its own records; of collections, as coll_get lets it read them); a tenant-scoped admin
+// to its tenant.
 struct FeedFilter {
-  uint32_t types = 0;  // bit (1 << RecordType) per type; 0: every type the feed carries
-  std::optional<Uuid> user;
-  std::optional<Uuid> tenant;
+  // Bit (1 << RecordType) per built-in type, kCollectionsBit for every collection's
+  // records. 0 with no collection named: every type the feed carries, collections too.
+  uint32_t types = 0;
+  // Records of these collections (besides the types above); empty: none unless
+  // kCollectionsBit is set. Each must be declared.
+  std::vector<std::string> collections;
+  std::optional<Uuid> user;    // records owned by this user
+  std::optional<Uuid> tenant;  // records of this tenant (unowned collections' are of none)
 };
 
-// The record types the feed carries. API keys (their hashes) and the derived usage
-// rollups and memory touches never appear; deletes of keys and users end subscriptions.
+// The record types the feed carries (kCollectionRecordType included). API keys (their
+// hashes) and the derived usage rollups and memory touches never appear; deletes of keys
+// and users end subscriptions.
 bool FeedCarries(RecordType type);
 
 struct FeedOptions {
