@@ -369,7 +369,15 @@ bool ChangeFeed::Inspect(const storage::LogEntry& e, Meta* m) {
   if (e.is_delete) {
     m->op = ChangeOp::kDelete;
     m->id = KeyId(e.key, m->type == RecordType::kVote ? 17 : 1);
-    if (e.note.size() == 17 && e.note[0] == 'O') m->user = KeyId(e.note, 1);
+    if ((e.note.size() == 17 || e.note.size() == 33) && e.note[0] == 'O') {
+      m->user = KeyId(e.note, 1);
+      if (e.note.size() == 33) {  // OwnerNote(user, tenant): a user's hard delete
+        // The rest of the batch (its chats, memories... noted by user only) are read
+        // after the user is gone: they find its tenant here.
+        m->tenant = KeyId(e.note, 17);
+        tenant_cache_[m->user] = m->tenant;
+      }
+    }
     switch (m->type) {
       case RecordType::kTenant:
         m->tenant = m->id;

@@ -347,7 +347,10 @@ Status Engine::DeleteUser(const Scope& scope, const Uuid& id, DeleteMode mode) {
   // except its API keys (global partition, which we hold too) and the limit configs
   // scoped to it (the rate limiter's, locked below). Tenant rollups keep its usage.
   std::unique_lock limits(impl_->limiter.config_mu);
-  batch.Note(OwnerNote(id));  // the change feed's owner of every delete below
+  // The change feed's owner of every delete below, with the user's tenant: once the
+  // user is gone the feed could no longer look the tenant up, and tenant-scoped
+  // subscribers would miss these deletes.
+  batch.Note(OwnerNote(id, ToUuid(View<fb::User>(shard, it->second)->tenant_id())));
   batch.Delete(RecordKey(RecordType::kUser, id));
   impl_->AddUserUsageDeletes(shard, id, batch);
   std::vector<Uuid> chat_ids;

@@ -750,6 +750,10 @@ TEST_F(FeedCollections, UserDeleteCascadesIntoTheFeed) {
     for (int i = 0; i < 3; ++i)
       Put(Scope::Service(), "notes", {{"user_id", u.ToString()}, {"text", std::to_string(i)}});
   Put(Scope::Service(), "notes", {{"user_id", other.ToString()}, {"text", "stays"}});
+  Uuid chat = MakeChat(hard);
+  // A restart: the feed has never seen these users, so only the delete's own note can
+  // say which tenant the hard-deleted user's records belonged to.
+  Reopen();
   auto start = e().FeedInfo().durable;
   auto admin = Must(e().Subscribe(Scope::Admin(t1), {}, start));
   auto other_sub = Must(e().Subscribe(Scope::ForUser(other), {}, start));
@@ -770,9 +774,17 @@ TEST_F(FeedCollections, UserDeleteCascadesIntoTheFeed) {
     EXPECT_TRUE(colls[i]->json.empty());
     EXPECT_TRUE(Json::parse(colls[i]->record_key).contains("id"));
   }
-  // Each cascade follows its user's change in the same write.
-  EXPECT_GE(CountType(got, RecordType::kUser), 1u);
+  // Each cascade follows its user's change in the same write; the hard delete's built-in
+  // records reach the tenant's admin too (their tenant comes with the delete).
+  EXPECT_EQ(CountType(got, RecordType::kUser), 2u);
   EXPECT_EQ(got[0]->type, RecordType::kUser);
+  ASSERT_EQ(CountType(got, RecordType::kChat), 1u);
+  for (const auto& ev : got)
+    if (ev->type == RecordType::kChat) {
+      EXPECT_EQ(ev->op, ChangeOp::kDelete);
+      EXPECT_EQ(ev->id, chat);
+      EXPECT_EQ(ev->tenant, t1);
+    }
   EXPECT_TRUE(Collections(Drain(
                               *other_sub, [](auto&) { return false; }, 500))
                   .empty());
