@@ -556,6 +556,35 @@ TEST_F(FeedCollections, PutUpdateSoftAndHardDeleteArriveInCommitOrderWithTheirOp
   EXPECT_CODE(e().GetRecord(svc, "news", evs[6]->record_key), kNotFound);
 }
 
+// A key of several typed parts (a string with a NUL byte, a decimal, a negative real)
+// comes back in the event as coll_get and coll_delete take it.
+TEST_F(FeedCollections, MultiPartKeysComeBackUsable) {
+  ASSERT_OK(e().DeclareCollection(Scope::Service(), R"({"name": "ledger", "owner": "none",
+      "key": ["id", "day", "amount", "rate"],
+      "fields": [{"name": "day", "type": "string", "required": true},
+                 {"name": "amount", "type": "decimal", "scale": 2, "required": true},
+                 {"name": "rate", "type": "real", "required": true},
+                 {"name": "open", "type": "bool", "required": true}]})"));
+  auto start = e().FeedInfo().durable;
+  auto sub = Must(e().Subscribe(Scope::Service(), {}, start));
+  Json rec =
+      Put(Scope::Service(), "ledger",
+          {{"day", std::string("a\0b", 3)}, {"amount", "12.34"}, {"rate", -1.5}, {"open", true}});
+  auto evs = Collections(Drain(*sub, [](auto& v) { return Collections(v).size() >= 1; }));
+  ASSERT_EQ(evs.size(), 1u);
+  Json key = Json::parse(evs[0]->record_key);
+  EXPECT_EQ(key["day"], std::string("a\0b", 3));
+  EXPECT_EQ(key["amount"], "12.34");
+  EXPECT_EQ(key["rate"], -1.5);
+  EXPECT_FALSE(key.contains("open"));
+  EXPECT_EQ(Json::parse(Must(e().GetRecord(Scope::Service(), "ledger", evs[0]->record_key))), rec);
+  ASSERT_OK(e().DeleteRecord(Scope::Service(), "ledger", evs[0]->record_key, DeleteMode::kHard));
+  auto more = Collections(Drain(*sub, [](auto& v) { return Collections(v).size() >= 1; }));
+  ASSERT_EQ(more.size(), 1u);
+  EXPECT_EQ(more[0]->op, ChangeOp::kDelete);
+  EXPECT_EQ(Json::parse(more[0]->record_key), key);
+}
+
 // A record the TTL sweep removes reaches its owner's subscription as a delete with its
 // key (the sweep's batch carries each owner, as a hard delete does); nobody else's.
 TEST_F(FeedCollections, SweptRecordsReachTheirOwnersAsDeletes) {
