@@ -171,11 +171,11 @@ Status Engine::DeleteAgent(const Scope& scope, const Uuid& id, DeleteMode mode) 
       copies.push_back({shard.get(), ua});
     }
   }
-  batch.Note(OwnerNote(ToUuid(View<fb::Agent>(g, it->second)->creator_id())));
+  batch.Note(impl_->OwnerNoteFor(ToUuid(View<fb::Agent>(g, it->second)->creator_id())));
   batch.Delete(RecordKey(RecordType::kAgent, id));
   for (const auto& [shard, ua] : copies) {
-    batch.Note(
-        OwnerNote(ToUuid(View<fb::UserAgent>(*shard, shard->user_agents.at(ua))->user_id())));
+    batch.Note(impl_->OwnerNoteFor(
+        ToUuid(View<fb::UserAgent>(*shard, shard->user_agents.at(ua))->user_id())));
     batch.Delete(RecordKey(RecordType::kUserAgent, ua));
   }
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
@@ -361,7 +361,7 @@ Status Engine::DeleteUserAgent(const Scope& scope, const Uuid& id, DeleteMode mo
     lock.unlock();
     return impl_->Durable(ticket);
   }
-  batch.Note(OwnerNote(ToUuid(cur->user_id())));  // the change feed's owner
+  batch.Note(impl_->OwnerNoteFor(ToUuid(cur->user_id())));  // the change feed's owner
   batch.Delete(RecordKey(RecordType::kUserAgent, id));
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
   impl_->UnindexUserAgent(shard, id);

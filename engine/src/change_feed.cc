@@ -371,12 +371,8 @@ bool ChangeFeed::Inspect(const storage::LogEntry& e, Meta* m) {
     m->id = KeyId(e.key, m->type == RecordType::kVote ? 17 : 1);
     if ((e.note.size() == 17 || e.note.size() == 33) && e.note[0] == 'O') {
       m->user = KeyId(e.note, 1);
-      if (e.note.size() == 33) {  // OwnerNote(user, tenant): a user's hard delete
-        // The rest of the batch (its chats, memories... noted by user only) are read
-        // after the user is gone: they find its tenant here.
-        m->tenant = KeyId(e.note, 17);
-        tenant_cache_[m->user] = m->tenant;
-      }
+      // OwnerNote(user, tenant): every delete of a user's record names the tenant too.
+      if (e.note.size() == 33) m->tenant = KeyId(e.note, 17);
     }
     switch (m->type) {
       case RecordType::kTenant:

@@ -1037,6 +1037,7 @@ Result<bool> SweepSome(EngineState& impl, Collection& c, int64_t now, size_t max
 // write, the collection unlocked between them so reads and writes go on).
 Result<uint64_t> EngineState::SweepCollections() {
   uint64_t removed = 0;
+  Status first_error;
   int64_t now = Now();
   for (auto& c : collections->All()) {
     {
@@ -1046,10 +1047,18 @@ Result<uint64_t> EngineState::SweepCollections() {
     bool more = true;
     while (more) {
       uint64_t ticket = 0;
-      AS_ASSIGN_OR_RETURN(more, SweepSome(*this, *c, now, 1000, &removed, &ticket));
-      if (ticket) AS_RETURN_IF_ERROR(Durable(ticket));
+      Result<bool> r = SweepSome(*this, *c, now, 1000, &removed, &ticket);
+      Status st = r.ok() ? (ticket ? Durable(ticket) : Status::OK()) : r.status();
+      if (!st.ok()) {
+        // One collection's failure (an unreadable record, a full disk) does not stop
+        // the others' sweeps; the first error is reported.
+        if (first_error.ok()) first_error = st;
+        break;
+      }
+      more = *r;
     }
   }
+  if (!first_error.ok()) return first_error;
   return removed;
 }
 

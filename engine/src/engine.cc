@@ -195,7 +195,7 @@ void EngineState::IndexApiKey(Loc loc) {
 void EngineState::AddChatDeletes(const Partition& shard, const Uuid& chat_id,
                                  storage::WriteBatch& batch) {
   if (auto c = shard.chats.find(chat_id); c != shard.chats.end())  // the feed's owner
-    batch.Note(OwnerNote(ToUuid(View<fb::Chat>(shard, c->second)->user_id())));
+    batch.Note(OwnerNoteFor(ToUuid(View<fb::Chat>(shard, c->second)->user_id())));
   batch.Delete(RecordKey(RecordType::kChat, chat_id));
   auto ci = shard.chat_index.find(chat_id);
   if (ci == shard.chat_index.end()) return;

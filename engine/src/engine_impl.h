@@ -222,6 +222,10 @@ struct EngineState {
     auto it = user_tenant.find(user);
     return it == user_tenant.end() ? Uuid() : it->second;
   }
+  // The change feed's note naming the owner of the deletes after it: the user and its
+  // tenant, since the feed reads a delete once the record (maybe the user) is gone and
+  // could no longer look the tenant up.
+  std::string OwnerNoteFor(const Uuid& user) const { return OwnerNote(user, TenantOfUser(user)); }
   // The access rule for records owned by a user: a user scope sees its own, a confined
   // service/admin scope the users of its tenant, an unconfined one everyone.
   bool Sees(const Scope& scope, const Uuid& owner) const {

@@ -243,7 +243,7 @@ void EngineState::AddUserMemoryDeletes(const Partition& shard, const Uuid& user,
                                        storage::WriteBatch& batch) {
   auto mems = shard.memories_by_user.find(user);
   if (mems == shard.memories_by_user.end()) return;
-  batch.Note(OwnerNote(user));  // the change feed's owner of these deletes
+  batch.Note(OwnerNoteFor(user));  // the change feed's owner of these deletes
   for (size_t i = 0; i < mems->second->size(); ++i) {
     const Uuid& id = mems->second->meta(static_cast<uint32_t>(i)).id;
     batch.Delete(RecordKey(RecordType::kUserMemory, id));
@@ -405,7 +405,7 @@ Result<uint64_t> EngineState::SweepExpired() {
     storage::WriteBatch batch;
     for (const Uuid& id : expired) {
       if (auto m = shard.memories.find(id); m != shard.memories.end())  // the feed's owner
-        batch.Note(OwnerNote(ToUuid(View<fb::UserMemory>(shard, m->second)->user_id())));
+        batch.Note(OwnerNoteFor(ToUuid(View<fb::UserMemory>(shard, m->second)->user_id())));
       batch.Delete(RecordKey(RecordType::kUserMemory, id));
       batch.Delete(TouchKey(id));
     }
@@ -726,7 +726,7 @@ Status Engine::DeleteMemory(const Scope& scope, const Uuid& id) {
       !st.Sees(scope, ToUuid(View<fb::UserMemory>(shard, it->second)->user_id())))
     return NotFound("memory");
   storage::WriteBatch batch;
-  batch.Note(OwnerNote(ToUuid(View<fb::UserMemory>(shard, it->second)->user_id())));
+  batch.Note(impl_->OwnerNoteFor(ToUuid(View<fb::UserMemory>(shard, it->second)->user_id())));
   batch.Delete(RecordKey(RecordType::kUserMemory, id));
   batch.Delete(TouchKey(id));
   AS_ASSIGN_OR_RETURN(uint64_t ticket, st.Log(batch));
@@ -765,7 +765,7 @@ Result<uint64_t> Engine::PruneMemories(const Scope& scope, const Uuid& user, uin
     return a.id < b.id;
   });
   storage::WriteBatch batch;
-  batch.Note(OwnerNote(user));  // the change feed's owner of these deletes
+  batch.Note(impl_->OwnerNoteFor(user));  // the change feed's owner of these deletes
   for (size_t i = 0; i < drop; ++i) {
     batch.Delete(RecordKey(RecordType::kUserMemory, all[i].id));
     batch.Delete(TouchKey(all[i].id));

@@ -189,7 +189,7 @@ Status Engine::DeleteLimitConfig(const Scope& scope, const Uuid& id) {
     return NotFound("rate-limit config");
   storage::WriteBatch batch;
   if (it->second.scope == static_cast<int8_t>(fb::LimitScope::user))  // the feed's owner
-    batch.Note(OwnerNote(it->second.scope_id));
+    batch.Note(impl_->OwnerNoteFor(it->second.scope_id));
   batch.Delete(RecordKey(RecordType::kRateLimitConfig, id));
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
   auto& list = rl.by_subject[it->second.scope_id];

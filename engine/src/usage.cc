@@ -772,7 +772,7 @@ Result<uint64_t> Engine::ExpireUsageLogs(const Scope& scope) {
       storage::WriteBatch batch;
       for (const Uuid& id : ids) {
         if (auto l = shard.usage_logs.find(id); l != shard.usage_logs.end())  // feed's owner
-          batch.Note(OwnerNote(ToUuid(View<fb::UsageLog>(shard, l->second)->user_id())));
+          batch.Note(impl_->OwnerNoteFor(ToUuid(View<fb::UsageLog>(shard, l->second)->user_id())));
         batch.Delete(RecordKey(RecordType::kUsageLog, id));
       }
       AS_ASSIGN_OR_RETURN(ticket, impl_->Log(batch));

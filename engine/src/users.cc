@@ -350,7 +350,7 @@ Status Engine::DeleteUser(const Scope& scope, const Uuid& id, DeleteMode mode) {
   // The change feed's owner of every delete below, with the user's tenant: once the
   // user is gone the feed could no longer look the tenant up, and tenant-scoped
   // subscribers would miss these deletes.
-  batch.Note(OwnerNote(id, ToUuid(View<fb::User>(shard, it->second)->tenant_id())));
+  batch.Note(impl_->OwnerNoteFor(id));
   batch.Delete(RecordKey(RecordType::kUser, id));
   impl_->AddUserUsageDeletes(shard, id, batch);
   std::vector<Uuid> chat_ids;

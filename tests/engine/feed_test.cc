@@ -808,12 +808,23 @@ TEST_F(FeedCollections, UserDeleteCascadesIntoTheFeed) {
   EXPECT_EQ(CountType(got, RecordType::kUser), 2u);
   EXPECT_EQ(got[0]->type, RecordType::kUser);
   ASSERT_EQ(CountType(got, RecordType::kChat), 1u);
-  for (const auto& ev : got)
+  uint64_t user_deleted_at = 0;  // the hard-deleted user's own change
+  for (const auto& ev : got) {
     if (ev->type == RecordType::kChat) {
       EXPECT_EQ(ev->op, ChangeOp::kDelete);
       EXPECT_EQ(ev->id, chat);
       EXPECT_EQ(ev->tenant, t1);
     }
+    if (ev->type == RecordType::kUser && ev->id == hard) user_deleted_at = ev->sequence;
+  }
+  ASSERT_GT(user_deleted_at, 0u);
+  // Resumed from just after the user's own delete (inside its write), after another
+  // restart: the chat's delete still names the tenant, by its own note.
+  Reopen();
+  auto resumed = Must(e().Subscribe(Scope::Admin(t1), {}, user_deleted_at));
+  auto again = Drain(*resumed, [](auto& v) { return CountType(v, RecordType::kChat) >= 1; });
+  ASSERT_EQ(CountType(again, RecordType::kChat), 1u);
+  EXPECT_EQ(CountType(again, RecordType::kUser), 0u);
   EXPECT_TRUE(Collections(Drain(
                               *other_sub, [](auto&) { return false; }, 500))
                   .empty());
