@@ -165,6 +165,7 @@ struct ChangeFeed::Meta {
   Uuid id, user, tenant;
   bool user_gone = false;    // a user was deleted (hard or soft): id
   bool key_revoked = false;  // an API key was revoked or deleted: id
+  bool user_put = false;     // a user record was written: id, with its tenant
   // Collection records: the declaration read for it, its name, its primary key (a view
   // into the log entry's key: valid only while that entry is read) and who owns its
   // records.
@@ -410,6 +411,7 @@ bool ChangeFeed::Inspect(const storage::LogEntry& e, Meta* m) {
           m->tenant = ToUuid(r->tenant_id());
           m->op = OpOf(r);
           m->user_gone = r->deleted_at() != 0;
+          m->user_put = true;
           tenant_cache_[m->id] = m->tenant;
         }
         break;
@@ -645,13 +647,19 @@ void ChangeFeed::WakePushed() {
 }
 
 void ChangeFeed::ApplyControl(const Meta& m, uint64_t seq) {
-  if (!m.user_gone && !m.key_revoked) return;
+  if (!m.user_gone && !m.key_revoked && !m.user_put) return;
   for (auto& [id, s] : subs_) {
     if (s->removed) continue;
     if (m.user_gone && s->end_on_user && *s->end_on_user == m.id) {
       End(*s, Status::PermissionDenied("the user was deleted"), seq);
     } else if (m.key_revoked && s->key_id && *s->key_id == m.id) {
       End(*s, Status::PermissionDenied("the API key was revoked"), seq);
+    } else if (m.user_put && s->live && s->access.follows_user_tenant && s->access.user == m.id &&
+               !(s->access.tenant == m.tenant)) {
+      // Its tenant-owned collection records were read as the old tenant's user. Ended as
+      // a slow subscriber is, so clients resubscribe by themselves and read as the new
+      // tenant's. Only live changes count: catching up reads users' older tenants.
+      End(*s, Status::ResourceExhausted("the user's tenant changed: subscribe again"), seq);
     }
   }
 }
@@ -693,7 +701,8 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
       FillTenant(&it.meta);
       it.ev = Build(e, it.meta);
     }
-    if (it.ev || it.meta.user_gone || it.meta.key_revoked) items.push_back(std::move(it));
+    if (it.ev || it.meta.user_gone || it.meta.key_revoked || it.meta.user_put)
+      items.push_back(std::move(it));
     return Status::OK();
   });
   lock.lock();

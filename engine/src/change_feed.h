@@ -36,6 +36,11 @@ struct CollectionAccess {
   } kind = kAll;
   Uuid user;    // kUser
   Uuid tenant;  // kUser: the user's tenant (nil: none, so no tenant-owned record); kTenant
+  // kUser, with a key not bound to a tenant: `tenant` is the user's tenant when the
+  // subscription opened, and a live change of that tenant ends the subscription
+  // (resource_exhausted with its resume point, so the clients subscribe again and read
+  // as the new tenant's user).
+  bool follows_user_tenant = false;
 };
 
 class ChangeFeed {

@@ -55,6 +55,7 @@ Result<std::shared_ptr<Subscription>> Engine::Subscribe(const Scope& scope, Feed
     access.kind = CollectionAccess::kUser;
     access.user = scope.user();
     access.tenant = scope.tenant() ? *scope.tenant() : impl_->TenantOfUser(scope.user());
+    access.follows_user_tenant = !scope.tenant();
   } else if (scope.tenant()) {
     // A tenant-scoped operator key: only its tenant.
     if (filter.tenant && !(*filter.tenant == *scope.tenant()))

@@ -585,6 +585,35 @@ TEST_F(FeedCollections, MultiPartKeysComeBackUsable) {
   EXPECT_EQ(Json::parse(more[0]->record_key), key);
 }
 
+// A user moved to another tenant stops reading the old tenant's tenant-owned records: its
+// live subscription ends just before the move, and a new one from there reads
+// as the new tenant's user.
+TEST_F(FeedCollections, MovingTheUserToAnotherTenantEndsItsSubscription) {
+  Uuid a = MakeTenant("ta"), b = MakeTenant("tb");
+  Uuid u = MakeUser("mover@x.com", a);
+  auto sub = Must(e().Subscribe(Scope::ForUser(u), {}, e().FeedInfo().durable));
+  Put(Scope::Service(), "plans", {{"tenant_id", a.ToString()}, {"tier", "a1"}});
+  auto first = Collections(Drain(*sub, [](auto& v) { return Collections(v).size() >= 1; }));
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_OK(e().UpdateUser(Scope::Service(), u, Json{{"tenant_id", b.ToString()}}.dump()));
+  Put(Scope::Service(), "plans", {{"tenant_id", a.ToString()}, {"tier", "a2"}});
+  auto rest = Drain(
+      *sub, [](auto&) { return false; }, 2000);
+  EXPECT_TRUE(sub->Finished());
+  // resource_exhausted, as for a slow subscriber: both clients subscribe again by themselves.
+  EXPECT_EQ(sub->end_status().code(), StatusCode::kResourceExhausted)
+      << sub->end_status().ToString();
+  EXPECT_TRUE(Collections(rest).empty()) << "read tenant a's plan after leaving it";
+  auto again = Must(e().Subscribe(Scope::ForUser(u), {}, sub->resume_point()));
+  Put(Scope::Service(), "plans", {{"tenant_id", b.ToString()}, {"tier", "b1"}});
+  auto evs = Drain(*again, [](auto& v) { return Collections(v).size() >= 1; });
+  EXPECT_EQ(CountType(evs, RecordType::kUser), 1u) << "the move itself, delivered once";
+  auto plans = Collections(evs);
+  ASSERT_EQ(plans.size(), 1u);
+  EXPECT_EQ(Json::parse(plans[0]->json)["tier"], "b1");
+  EXPECT_FALSE(again->Finished());
+}
+
 // A record the TTL sweep removes reaches its owner's subscription as a delete with its
 // key (the sweep's batch carries each owner, as a hard delete does); nobody else's.
 TEST_F(FeedCollections, SweptRecordsReachTheirOwnersAsDeletes) {
