@@ -74,17 +74,21 @@ Result<Engine::ExportPage> Engine::ExportRecords(const Scope& scope, RecordType 
         // A page ends at `limit` records or before the record that would take it past
         // `max_bytes` (but holds at least one): 1,000 large messages must not become one
         // answer of a gigabyte.
-        if (page.records.size() == limit ||
-            (!page.records.empty() && page_bytes + v.size() > max_bytes)) {
+        // Each record costs its bytes plus ~16 of framing in the answer (as the
+        // dispatcher's budget for listings counts it); a memory's touches are added to
+        // its bytes before it is counted.
+        constexpr size_t kFraming = 16;
+        if (page.records.size() == limit) {
           more = true;
           return Status::Unavailable("page full");  // stops the scan
         }
-        if (type == RecordType::kUserMemory) {
-          page.records.push_back(WithTouches(*impl_, v));
-        } else {
-          page.records.emplace_back(v);
+        std::string rec = type == RecordType::kUserMemory ? WithTouches(*impl_, v) : std::string(v);
+        if (!page.records.empty() && page_bytes + rec.size() + kFraming > max_bytes) {
+          more = true;
+          return Status::Unavailable("page full");
         }
-        page_bytes += page.records.back().size();
+        page_bytes += rec.size() + kFraming;
+        page.records.push_back(std::move(rec));
         last.assign(k);
         return Status::OK();
       },
