@@ -148,12 +148,11 @@ TEST_F(AgentctlOps, CollectionRecordsPrintAsRecords) {
                 "/examples/collections/goals.json)\"")
                 .code,
             0);
-  std::string goal =
-      IdOf("coll_put --collection user_goals --json '{\"user_id\":\"" + user +
-           "\",\"title\":\"Run 5k\"}'");
+  std::string goal = IdOf("coll_put --collection user_goals --json '{\"user_id\":\"" + user +
+                          "\",\"title\":\"Run 5k\"}'");
   EXPECT_TRUE(std::regex_match(goal, std::regex("[0-9a-f-]{36}"))) << goal;
-  CtlRun title = Out(server_, svc_key(),
-                     "coll_get --collection user_goals --key " + goal + " --get title");
+  CtlRun title =
+      Out(server_, svc_key(), "coll_get --collection user_goals --key " + goal + " --get title");
   EXPECT_EQ(title.code, 0) << title.out;
   EXPECT_EQ(Trim(title.out), "Run 5k");
   CtlRun table = Out(server_, svc_key(), "coll_query --collection user_goals");

@@ -69,8 +69,8 @@ struct MemoryOptions {
   // fraction of its live vectors.
   double rebuild_tombstone_fraction = 0.25;
   // Background maintenance: the indexer (global graph, per-user graph builds) and the
-  // expiry sweeper (expired memories and collection records, every sweep_interval_ms). Off in tests that drive them with DrainMemoryIndex /
-  // SweepExpiredMemories.
+  // expiry sweeper (expired memories and collection records, every sweep_interval_ms).
+  // Off in tests that drive them with DrainMemoryIndex / SweepExpiredMemories.
   bool background = true;
   int sweep_interval_ms = 1000;
   // The HNSW graphs are saved to <data_dir>/graphs (when changed) this often by the
