@@ -873,40 +873,44 @@ Status KeyObject(const Schema& s, std::string_view pk, Json* key) {
     for (size_t i = 0; i < 8; ++i) u = (u << 8) | static_cast<uint8_t>(pk[at + i]);
     return u;
   };
-  Json rec = Json::object();
+  *key = Json::object();
+  Json& out = *key;
   size_t at = 0;
   for (int fi : s.key) {
     const FieldSpec& f = s.fields[fi];
     if (at >= pk.size()) return bad();
     if (pk[at++] == '\0') {
-      rec[f.name] = nullptr;
+      out[f.name] = nullptr;
       continue;
     }
     switch (f.type) {
       case FieldType::kInteger:
       case FieldType::kTimestamp:
-      case FieldType::kDecimal:
+      case FieldType::kDecimal: {
         if (pk.size() - at < 8) return bad();
-        rec[f.name] = static_cast<int64_t>(u64(at) ^ (uint64_t{1} << 63));
+        auto v = static_cast<int64_t>(u64(at) ^ (uint64_t{1} << 63));
+        // Decimals in their API form (exact text), as ToApi writes them.
+        out[f.name] = f.type == FieldType::kDecimal ? Json(DecimalText(v, f.scale)) : Json(v);
         at += 8;
         break;
+      }
       case FieldType::kReal: {
         if (pk.size() - at < 8) return bad();
         uint64_t u = u64(at);
         u = (u & (uint64_t{1} << 63)) ? u & ~(uint64_t{1} << 63) : ~u;
         double d;
         std::memcpy(&d, &u, 8);
-        rec[f.name] = d;
+        out[f.name] = d;
         at += 8;
         break;
       }
       case FieldType::kBool:
         if (pk.size() - at < 1) return bad();
-        rec[f.name] = pk[at++] != '\0';
+        out[f.name] = pk[at++] != '\0';
         break;
       case FieldType::kUuid:
         if (pk.size() - at < 16) return bad();
-        rec[f.name] = Uuid::FromBytes(reinterpret_cast<const uint8_t*>(pk.data() + at)).ToString();
+        out[f.name] = Uuid::FromBytes(reinterpret_cast<const uint8_t*>(pk.data() + at)).ToString();
         at += 16;
         break;
       default: {  // strings: 00 FF is a 0 byte, 00 00 ends it
@@ -924,21 +928,12 @@ Status KeyObject(const Schema& s, std::string_view pk, Json* key) {
           if (next != '\xFF') return bad();
           v.push_back('\0');
         }
-        rec[f.name] = std::move(v);
+        out[f.name] = std::move(v);
         break;
       }
     }
   }
   if (at != pk.size()) return bad();
-  // Decimals in their API form (exact text), as ToApi writes them.
-  *key = Json::object();
-  for (int fi : s.key) {
-    const FieldSpec& f = s.fields[fi];
-    const Json& v = rec[f.name];
-    (*key)[f.name] = f.type == FieldType::kDecimal && !v.is_null()
-                         ? Json(DecimalText(v.get<int64_t>(), f.scale))
-                         : v;
-  }
   return Status::OK();
 }
 

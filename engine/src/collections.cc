@@ -109,6 +109,17 @@ void ApplyRecord(Collection& c, const std::string& pk, const Json* old_rec, cons
   }
 }
 
+// Notes the owner of the hard delete that follows in `batch`, for the change feed (a
+// delete carries only its key): a user with its tenant, or a tenant; nothing when the
+// collection's records have no owner.
+void NoteDeleteOwner(const EngineState& impl, const Schema& s, const Uuid& owner,
+                     storage::WriteBatch& batch) {
+  if (s.owner == OwnerKind::kUser)
+    batch.Note(impl.OwnerNoteFor(owner));
+  else if (s.owner == OwnerKind::kTenant)
+    batch.Note(OwnerNote(owner));
+}
+
 // already_exists when a unique index already holds `rec`'s values for another record
 // that has not expired at `now` (an expired record is gone for every read; the sweep
 // only frees its memory). Null values never conflict (as in SQL).
@@ -487,7 +498,7 @@ std::shared_ptr<CollectionCascade> EngineState::AddUserCollectionChanges(
   int64_t now = Now();
   // The change feed's op of the soft deletes below, or owner of the hard ones (the user
   // delete's own note may be followed by others in its batch).
-  batch.Note(soft ? CollectionOpNote(ChangeOp::kUpdate) : OwnerNote(user, TenantOfUser(user)));
+  batch.Note(soft ? CollectionOpNote(ChangeOp::kUpdate) : OwnerNoteFor(user));
   for (auto& c : collections->All()) {
     if (c->schema->owner != OwnerKind::kUser) continue;
     cascade->locks.emplace_back(c->mu);
@@ -832,8 +843,9 @@ Result<std::string> Engine::UpdateRecord(const Scope& scope, std::string_view co
   AS_RETURN_IF_ERROR(internal::coll::Decode(s, it->second.bytes, &old_rec));
   rec = old_rec;
   AS_RETURN_IF_ERROR(internal::PatchRecord(s, p, mode, &rec));
-  rec["updated_at"] = impl_->Now();
-  AS_RETURN_IF_ERROR(internal::CheckUnique(*c, pk, rec, impl_->Now()));
+  int64_t now = impl_->Now();
+  rec["updated_at"] = now;
+  AS_RETURN_IF_ERROR(internal::CheckUnique(*c, pk, rec, now));
   std::string bytes = internal::coll::Encode(s, rec);
   storage::WriteBatch batch;
   batch.Note(internal::CollectionOpNote(ChangeOp::kUpdate));
@@ -873,10 +885,7 @@ Status Engine::DeleteRecord(const Scope& scope, std::string_view collection, std
     l.unlock();
     return impl_->Durable(ticket);
   }
-  if (s.owner == OwnerKind::kUser)  // the change feed's owner (and the owner's tenant)
-    batch.Note(internal::OwnerNote(owner, impl_->TenantOfUser(owner)));
-  else if (s.owner == OwnerKind::kTenant)
-    batch.Note(internal::OwnerNote(owner));
+  internal::NoteDeleteOwner(*impl_, s, owner, batch);
   batch.Delete(rkey);
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
   internal::ApplyRecord(*c, pk, &old_rec, nullptr, {});
@@ -1017,11 +1026,7 @@ Result<bool> SweepSome(EngineState& impl, Collection& c, int64_t now, size_t max
     if (rec_it == c.records.end()) continue;
     Json rec;
     AS_RETURN_IF_ERROR(coll::Decode(s, rec_it->second.bytes, &rec));
-    const Uuid& owner = rec_it->second.owner;
-    if (s.owner == OwnerKind::kUser)  // the change feed's owner (and the owner's tenant)
-      batch.Note(OwnerNote(owner, impl.TenantOfUser(owner)));
-    else if (s.owner == OwnerKind::kTenant)
-      batch.Note(OwnerNote(owner));
+    NoteDeleteOwner(impl, s, rec_it->second.owner, batch);
     batch.Delete(RecPrefix(s.name) + it->second);
     gone.emplace_back(it->second, std::move(rec));
   }
