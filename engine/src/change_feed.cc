@@ -360,7 +360,7 @@ bool ChangeFeed::InspectCollection(const storage::LogEntry& e, Meta* m) {
   return true;
 }
 
-bool ChangeFeed::Inspect(const storage::LogEntry& e, Meta* m) {
+bool ChangeFeed::Inspect(const storage::LogEntry& e, Meta* m, bool live) {
   if (e.key.empty()) return false;
   uint8_t t = static_cast<uint8_t>(e.key[0]);
   if (t == static_cast<uint8_t>(kCollectionRecordType)) return InspectCollection(e, m);
@@ -412,7 +412,9 @@ bool ChangeFeed::Inspect(const storage::LogEntry& e, Meta* m) {
           m->op = OpOf(r);
           m->user_gone = r->deleted_at() != 0;
           m->user_put = true;
-          tenant_cache_[m->id] = m->tenant;
+          // Only the live step: a catch-up reading an old put would route the user's
+          // next live changes to a tenant the user has left.
+          if (live) tenant_cache_[m->id] = m->tenant;
         }
         break;
       case RecordType::kAgent:
@@ -693,7 +695,7 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     it.seq = e.sequence;
     // A change of a user no live subscription follows (and none follows every user) is
     // not built: no event, no tenant lookup, no copies.
-    bool carried = Inspect(e, &it.meta);
+    bool carried = Inspect(e, &it.meta, /*live=*/true);
     if (carried) it.followers = LiveFollowers(it.meta);
     it.to_user_scopes =
         carried && it.meta.schema && it.meta.user.IsNil() && !live_coll_users_.empty();
@@ -783,7 +785,7 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
       if (!e.key.empty() && !MayEndSubscriptions(e) && !(wanted & TypeBit(e))) return Status::OK();
       Item it;
       it.seq = e.sequence;
-      bool carried = Inspect(e, &it.meta);
+      bool carried = Inspect(e, &it.meta, /*live=*/false);
       if (carried) FillTenant(&it.meta);
       if (carried && Matches(*s, it.meta)) it.ev = Build(e, it.meta);
       if (it.ev || it.meta.user_gone || it.meta.key_revoked) items.push_back(std::move(it));

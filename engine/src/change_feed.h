@@ -83,7 +83,10 @@ class ChangeFeed {
   void OnDurable(uint64_t seq);
   // Decodes what the filters need (type, op, ids, owner); false for changes the feed
   // does not carry (meta keys, rollups, touches) — `control` still applies to those.
-  bool Inspect(const storage::LogEntry& e, Meta* m);
+  // `live`: `e` is the newest change the feed has read (the live step, in log order),
+  // so a user's put may update what the feed knows of the user's tenant; a catch-up
+  // reads the past and must not.
+  bool Inspect(const storage::LogEntry& e, Meta* m, bool live);
   // Inspect for a collection record: its collection, owner and op.
   bool InspectCollection(const storage::LogEntry& e, Meta* m);
   Uuid TenantOf(const Uuid& user);

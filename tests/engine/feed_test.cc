@@ -614,6 +614,38 @@ TEST_F(FeedCollections, MovingTheUserToAnotherTenantEndsItsSubscription) {
   EXPECT_FALSE(again->Finished());
 }
 
+// A catch-up that reads a user's old put (from before the user moved to another tenant)
+// must not make the live feed believe the user is back in the old tenant: the old
+// tenant's service key would then receive the moved user's new chats, and the new
+// tenant's would miss them. The catch-up here waits (its queue full) between the old
+// put and the move, so what it read last is the old tenant.
+TEST_F(FeedCollections, CatchUpOfAnOldTenantDoesNotRouteLiveChangesThere) {
+  feed_.read_chunk = 2;
+  feed_.max_queued_events = 2;
+  Reopen();
+  Uuid a = MakeTenant("ta"), b = MakeTenant("tb");
+  uint64_t before = e().FeedInfo().durable;
+  Uuid u = MakeUser("mover2@x.com", a);
+  Uuid v = MakeUser("stays@x.com", a);
+  Uuid vchat = MakeChat(v);
+  for (int i = 0; i < 4; ++i) ASSERT_OK(Append(vchat).status());
+  ASSERT_OK(e().UpdateUser(Scope::Service(), u, Json{{"tenant_id", b.ToString()}}.dump()));
+  FeedFilter chats;
+  chats.types = 1u << static_cast<int>(RecordType::kChat);
+  auto in_a = Must(e().Subscribe(Scope::Service(a), chats, e().FeedInfo().durable));
+  auto in_b = Must(e().Subscribe(Scope::Service(b), chats, e().FeedInfo().durable));
+  // Never polled: it stops with its queue full, long before the move.
+  auto old = Must(e().Subscribe(Scope::Service(), {}, before));
+  old->Wait(10000);  // returns once events are queued, i.e. once their chunk was read
+  MakeChat(u);
+  EXPECT_EQ(CountType(Drain(*in_b, [](auto& v) { return v.size() >= 1; }), RecordType::kChat), 1u)
+      << "tenant b missed its user's new chat";
+  EXPECT_TRUE(Drain(
+                  *in_a, [](auto&) { return false; }, 300)
+                  .empty())
+      << "tenant a received a chat of a user who left it";
+}
+
 // A record the TTL sweep removes reaches its owner's subscription as a delete with its
 // key (the sweep's batch carries each owner, as a hard delete does); nobody else's.
 TEST_F(FeedCollections, SweptRecordsReachTheirOwnersAsDeletes) {
