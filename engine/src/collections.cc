@@ -759,7 +759,15 @@ Result<std::string> Engine::PutRecord(const Scope& scope, std::string_view colle
   AS_RETURN_IF_ERROR(internal::CheckUnique(*c, pk, rec, now));
   std::string bytes = internal::coll::Encode(s, rec);
   storage::WriteBatch batch;
-  batch.Note(internal::CollectionOpNote(old_rec.is_null() ? ChangeOp::kCreate : ChangeOp::kUpdate));
+  bool moved = old != c->records.end() && old->second.owner != owner;
+  if (moved) {
+    // A move to another owner: the old owner's subscriptions learn the record is gone
+    // for them (a delete noting its owner), the new owner's that it is new to them.
+    internal::NoteDeleteOwner(*impl_, s, old->second.owner, batch);
+    batch.Delete(internal::RecPrefix(s.name) + pk);
+  }
+  batch.Note(internal::CollectionOpNote(old_rec.is_null() || moved ? ChangeOp::kCreate
+                                                                   : ChangeOp::kUpdate));
   batch.Put(internal::RecPrefix(s.name) + pk, bytes);
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
   std::string out = internal::coll::ToApiText(s, bytes);

@@ -614,6 +614,40 @@ TEST_F(FeedCollections, MovingTheUserToAnotherTenantEndsItsSubscription) {
   EXPECT_FALSE(again->Finished());
 }
 
+// A service key moving a record to another owner (a put of the same key naming another
+// user): the old owner's subscription gets a delete (the record is gone for it), the new
+// owner's a create; live and when resuming from the log after a restart.
+TEST_F(FeedCollections, MovingARecordToAnotherOwnerDeletesItForTheOldOne) {
+  Uuid u1 = MakeUser("from@x.com"), u2 = MakeUser("to@x.com");
+  uint64_t start = e().FeedInfo().durable;
+  auto s1 = Must(e().Subscribe(Scope::ForUser(u1), {}, start));
+  auto s2 = Must(e().Subscribe(Scope::ForUser(u2), {}, start));
+  Json rec = Put(Scope::Service(), "notes", {{"user_id", u1.ToString()}, {"text", "mine"}});
+  std::string key = KeyOf("notes", rec);
+  Put(Scope::Service(), "notes", {{"id", rec["id"]}, {"user_id", u2.ToString()}, {"text", "now"}});
+  auto check = [&](Subscription& a, Subscription& b) {
+    auto from = Collections(Drain(a, [](auto& v) { return Collections(v).size() >= 2; }));
+    ASSERT_EQ(from.size(), 2u);
+    EXPECT_EQ(from[0]->op, ChangeOp::kCreate);
+    EXPECT_EQ(from[1]->op, ChangeOp::kDelete);
+    EXPECT_EQ(Json::parse(from[1]->record_key), Json::parse(key));
+    EXPECT_TRUE(from[1]->json.empty()) << "the old owner reads nothing of the moved record";
+    auto to = Collections(Drain(b, [](auto& v) { return Collections(v).size() >= 1; }));
+    ASSERT_EQ(to.size(), 1u);
+    EXPECT_EQ(to[0]->op, ChangeOp::kCreate);
+    EXPECT_EQ(Json::parse(to[0]->json)["text"], "now");
+  };
+  check(*s1, *s2);
+  s1.reset();
+  s2.reset();
+  Reopen();
+  EXPECT_EQ(Json::parse(Must(e().GetRecord(Scope::ForUser(u2), "notes", key)))["text"], "now");
+  EXPECT_CODE(e().GetRecord(Scope::ForUser(u1), "notes", key), kNotFound);
+  auto r1 = Must(e().Subscribe(Scope::ForUser(u1), {}, start));
+  auto r2 = Must(e().Subscribe(Scope::ForUser(u2), {}, start));
+  check(*r1, *r2);
+}
+
 // A catch-up that reads a user's old put (from before the user moved to another tenant)
 // must not make the live feed believe the user is back in the old tenant: the old
 // tenant's service key would then receive the moved user's new chats, and the new
