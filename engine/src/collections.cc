@@ -739,10 +739,13 @@ Result<std::string> Engine::PutRecord(const Scope& scope, std::string_view colle
   std::string pk = internal::coll::KeyOf(s, s.key, rec);
   auto old = c->records.find(pk);
   Json old_rec;
+  // A record past its TTL is gone for every read (the sweep has not come yet): a put of
+  // its key is a new record, whoever owned the expired one.
+  bool expired = old != c->records.end() && internal::Expired(old->second, now);
   if (old != c->records.end()) {
     // Only an unconfined service key may move a record to another owner; a tenant-scoped
     // one may not even touch a record of another tenant's owner.
-    if (old->second.owner != owner) {
+    if (old->second.owner != owner && !expired) {
       bool sees_old = schema->owner == OwnerKind::kUser ? impl_->Sees(scope, old->second.owner)
                       : schema->owner == OwnerKind::kTenant
                           ? internal::EngineState::SeesTenant(scope, old->second.owner)
@@ -753,7 +756,7 @@ Result<std::string> Engine::PutRecord(const Scope& scope, std::string_view colle
                    : Status::PermissionDenied("a record with this key belongs to another owner");
     }
     AS_RETURN_IF_ERROR(internal::coll::Decode(s, old->second.bytes, &old_rec));
-    rec["created_at"] = old_rec["created_at"];  // a replace keeps the record's creation
+    if (!expired) rec["created_at"] = old_rec["created_at"];  // a replace keeps its creation
   }
   rec["updated_at"] = now;
   AS_RETURN_IF_ERROR(internal::CheckUnique(*c, pk, rec, now));
@@ -766,8 +769,8 @@ Result<std::string> Engine::PutRecord(const Scope& scope, std::string_view colle
     internal::NoteDeleteOwner(*impl_, s, old->second.owner, batch);
     batch.Delete(internal::RecPrefix(s.name) + pk);
   }
-  batch.Note(internal::CollectionOpNote(old_rec.is_null() || moved ? ChangeOp::kCreate
-                                                                   : ChangeOp::kUpdate));
+  batch.Note(internal::CollectionOpNote(old_rec.is_null() || moved || expired ? ChangeOp::kCreate
+                                                                              : ChangeOp::kUpdate));
   batch.Put(internal::RecPrefix(s.name) + pk, bytes);
   AS_ASSIGN_OR_RETURN(uint64_t ticket, impl_->Log(batch));
   std::string out = internal::coll::ToApiText(s, bytes);

@@ -368,6 +368,33 @@ TEST_F(Collections, ExpiredRecordsFreeTheirUniqueValuesBeforeTheSweep) {
   EXPECT_EQ(StoredCount("handles"), 1u);
 }
 
+// A key whose record expired (not swept yet) is free: a put of it is a new record with
+// its own creation time, also by another user, and the expired one's values are gone.
+TEST_F(Collections, PutOverAnExpiredRecordIsANewRecord) {
+  tweak_ = [](EngineOptions& o) { o.memory.background = false; };
+  Reopen();
+  ASSERT_OK(e().DeclareCollection(Scope::Service(), R"({
+    "name": "seats", "owner": "user", "ttl_field": "until",
+    "fields": [{"name": "label", "type": "string"}, {"name": "until", "type": "timestamp"}]})"));
+  int64_t now = clock_.NowMicros();
+  std::string id = MakeUuidV7(now, 7, 11).ToString();
+  Json first = Put(Scope::ForUser(ada_), "seats",
+                   {{"id", id}, {"label", "ada's"}, {"until", now + 1'000'000}});
+  EXPECT_CODE(e().PutRecord(Scope::ForUser(bob_), "seats", Json{{"id", id}}.dump()),
+              kPermissionDenied);
+  clock_.Advance(2'000'000);
+  Json again = Put(Scope::ForUser(bob_), "seats", {{"id", id}, {"label", "bob's"}});
+  EXPECT_EQ(again["user_id"], bob_.ToString());
+  EXPECT_GT(again["created_at"].get<int64_t>(), first["created_at"].get<int64_t>())
+      << "a new record, not a replace of the expired one";
+  std::string key = Json{{"id", id}}.dump();
+  EXPECT_EQ(Json::parse(Must(e().GetRecord(Scope::ForUser(bob_), "seats", key)))["label"], "bob's");
+  EXPECT_CODE(e().GetRecord(Scope::ForUser(ada_), "seats", key), kNotFound);
+  EXPECT_EQ(Must(e().SweepExpiredRecords(Scope::Service())), 0u) << "nothing left to sweep";
+  Reopen();
+  EXPECT_EQ(Json::parse(Must(e().GetRecord(Scope::ForUser(bob_), "seats", key)))["label"], "bob's");
+}
+
 // Nobody calls coll_sweep: the background sweeper removes expired records by itself.
 TEST_F(Collections, BackgroundSweeperRemovesExpiredRecords) {
   tweak_ = [](EngineOptions& o) { o.memory.sweep_interval_ms = 20; };
