@@ -181,6 +181,13 @@ Result<std::vector<Row<fb::Quota>>> Engine::GetQuotas(const Scope& scope, const 
   std::vector<Row<fb::Quota>> out;
   // Another tenant's quotas read as a tenant without quotas.
   if (!EngineState::SeesTenant(scope, tenant)) return out;
+  if (!scope.confined()) {
+    // A key that sees every tenant learns that this one does not exist (a mistyped id
+    // would otherwise read as a tenant without quotas).
+    Partition& g = impl_->global;
+    std::shared_lock glock(g.mu);
+    if (!g.tenants.count(tenant)) return Status::NotFound("tenant not found");
+  }
   auto& quotas = impl_->ledger.quotas;
   // Measure the users / storage_bytes gauges (outside Ledger::mu) only if asked for.
   bool want_gauges = false;

@@ -138,6 +138,7 @@ TEST_F(UsageEndToEnd, EveryOperationThroughTheClient) {
   s.group = static_cast<SummaryGroup>(9);
   EXPECT_CODE(admin().SummarizeUsage(s).get(), kInvalidArgument);
   EXPECT_CODE(admin().GetQuotas(tenant_, static_cast<fb::QuotaType>(9)).get(), kInvalidArgument);
+  EXPECT_CODE(admin().GetQuotas(MakeUuidV7(1, 2, 3)).get(), kNotFound) << "no such tenant";
   q.quota_limit = -1;
   EXPECT_CODE(admin().SetQuota(q).get(), kInvalidArgument);
   EXPECT_EQ(Must(svc().GetStatus().get()).records, stats.records);
