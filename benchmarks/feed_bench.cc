@@ -106,6 +106,7 @@ int main(int argc, char** argv) {
   int port = 7420, subscribers = 1, writers = 8, writes = 3000, seconds = 10;
   int per_connection = 1;
   int users = 0;
+  int depth = 16;
   int64_t changes = 1'000'000;
   app.add_option("mode", mode, "latency | throughput | catchup")->required();
   app.add_option("--host", host);
@@ -121,6 +122,11 @@ int main(int argc, char** argv) {
   app.add_option("--writes", writes, "latency: messages written (one at a time)")
       ->capture_default_str();
   app.add_option("--seconds", seconds, "throughput: duration")->capture_default_str();
+  app.add_option("--depth", depth,
+                 "throughput: appends in flight per writer (1: each waits for its fsync, the "
+                 "shape of compare.sh's durable rows; 16: the writers keep the CPU busy)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   app.add_option("--users", users,
                  "throughput: users (a chat each) the writers spread over; default the larger "
                  "of --subscribers and --writers. Give 1000 to a 0-subscriber run to write the "
@@ -175,9 +181,9 @@ int main(int argc, char** argv) {
         uint64_t i = w;
         size_t n = s.chats.size();
         while (!stop) {
-          // 16 in flight per writer, spread over every subscriber's user.
+          // `depth` in flight per writer, spread over every subscriber's user.
           std::vector<Pending<AppendResult>> pend;
-          for (int k = 0; k < 16; ++k, i += writers)
+          for (int k = 0; k < depth; ++k, i += writers)
             pend.push_back(c.AppendMessage(Msg(s.chats[i % n])));
           for (auto& p : pend) Must(p.get(), "append");
           done.fetch_add(pend.size());
@@ -193,9 +199,9 @@ int main(int argc, char** argv) {
            Clock::now() - w0 < std::chrono::seconds(30))
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     printf(
-        "throughput subscribers=%d per_connection=%d writers=%d x16 in flight users=%zu: %.0f "
+        "throughput subscribers=%d per_connection=%d writers=%d x%d in flight users=%zu: %.0f "
         "durable appends/s (delivered %llu of %llu)\n",
-        subscribers, per_connection, writers, s.chats.size(), done.load() / secs,
+        subscribers, per_connection, writers, depth, s.chats.size(), done.load() / secs,
         (unsigned long long)delivered.load(), (unsigned long long)done.load());
   } else if (mode == "catchup") {
     Setup s = MakeUsers(c, 64, "cu");

@@ -50,4 +50,12 @@ start_server; run throughput --subscribers 0 --users 1000 --writers 8 --seconds 
 stop_server
 start_server; run throughput --subscribers 1000 --per-connection 64 --writers 8 --seconds "$seconds"
 stop_server
+# The same two at one append in flight per writer (each waits for its fsync, the shape
+# of compare.sh's durable rows): the writers leave the CPU idle between syncs.
+for n in 0 1000; do
+  start_server
+  run throughput --subscribers "$n" --per-connection 64 --users 1000 --writers 8 --depth 1 \
+    --seconds "$seconds"
+  stop_server
+done
 start_server; run catchup --changes "$changes"; stop_server
