@@ -2,7 +2,7 @@
 # Change-feed benchmarks through a fresh agentstored (durability always) in a temp
 # directory: commit-to-callback latency with 1, 100 and 1000 subscribers, durable write
 # throughput with 0 vs 1000 subscribers (a connection each, and 64 per connection; and 0
-# subscribers writing to the same 1000 users),
+# subscribers writing to the same 1000 users; 16 and 1 appends in flight per writer),
 # catch-up from 1M changes back.
 #   benchmarks/run_feed_bench.sh [--changes N] [--seconds S]
 set -euo pipefail
