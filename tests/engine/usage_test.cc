@@ -879,7 +879,10 @@ TEST_F(Usage, PurgingATenantTakesItsQuotasRollupsAndLimits) {
   ASSERT_OK(e().DeleteUser(Scope::Service(), user, DeleteMode::kHard));
   ASSERT_OK(e().DeleteTenant(Scope::Admin(), tenant, DeleteMode::kHard));
   auto check = [&] {
-    EXPECT_TRUE(Must(e().GetQuotas(Scope::Admin(), tenant)).empty());
+    EXPECT_CODE(e().GetQuotas(Scope::Admin(), tenant), kNotFound) << "the tenant is gone";
+    EXPECT_TRUE(
+        Must(e().ExportRecords(Scope::Admin(), RecordType::kQuota, "", 100)).records.empty())
+        << "and its quotas with it";
     UsageSummaryRequest s;
     s.owner = SummaryOwner::kTenant;
     s.id = tenant;
