@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <thread>
 #include <vector>
@@ -143,6 +144,32 @@ Status WriteError(const rocksdb::Status& s) {
         s.ToString());
   }
   return FromRocks(s, "write");
+}
+
+// Moves the WAL file `from` and every later one (by file number) of the store at `path`
+// into <path>/wal-dropped, so that recovery does not replay them.
+Status MoveWalsAside(const std::string& path, const std::string& from) {
+  namespace fs = std::filesystem;
+  auto number = [](const fs::path& p) -> std::optional<uint64_t> {
+    std::string stem = p.stem().string();
+    if (p.extension() != ".log" || stem.empty() ||
+        !std::all_of(stem.begin(), stem.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return std::nullopt;
+    return std::stoull(stem);
+  };
+  auto first = number(from);
+  if (!first) return Status::InvalidArgument("not a WAL file: " + from);
+  const fs::path aside = fs::path(path) / "wal-dropped";
+  std::error_code ec;
+  fs::create_directories(aside, ec);
+  if (ec) return Status::IoError("creating " + aside.string() + ": " + ec.message());
+  for (const auto& e : fs::directory_iterator(path, ec)) {
+    auto n = number(e.path());
+    if (!n || *n < *first) continue;
+    fs::rename(e.path(), aside / e.path().filename(), ec);
+    if (ec) return Status::IoError("moving " + e.path().string() + ": " + ec.message());
+  }
+  return ec ? Status::IoError("listing " + path + ": " + ec.message()) : Status::OK();
 }
 
 }  // namespace
@@ -550,9 +577,12 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
   ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   if (!scan.damage.empty()) {
     const WalDamage& d = scan.damage.front();
-    std::string where = "WAL file " + d.file + " is damaged at byte offset " +
-                        std::to_string(d.offset) + ", and " + std::to_string(d.dropped) +
-                        " logged write(s) follow the damage";
+    std::string where = d.gap.empty()
+                            ? "WAL file " + d.file + " is damaged at byte offset " +
+                                  std::to_string(d.offset) + ", and " + std::to_string(d.dropped) +
+                                  " logged write(s) follow the damage"
+                            : "WAL file " + d.file + " (byte offset 0) " + d.gap + ", and " +
+                                  std::to_string(d.dropped) + " logged write(s) follow the gap";
     if (!options.recover_damaged_wal) {
       return Status::Corruption(where +
                                 "; refusing to start. To start anyway from the last consistent "
@@ -564,6 +594,13 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
                         "dropping those " +
                         std::to_string(d.dropped) + " write(s)";
     ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    if (!d.gap.empty()) {
+      // RocksDB's point-in-time recovery stops at damage but not at a gap between intact
+      // files: move the files from the gap on aside (kept for inspection, not replayed).
+      if (Status m = MoveWalsAside(options.path, d.file); !m.ok()) return m;
+      impl->open_report +=
+          "; the WAL files from " + d.file + " on were moved to " + options.path + "/wal-dropped";
+    }
   } else if (scan.torn_tail) {
     impl->open_report =
         "the WAL ends in a record cut short (a crash during a write that was "
