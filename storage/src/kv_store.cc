@@ -605,6 +605,11 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
     impl->open_report =
         "the WAL ends in a record cut short (a crash during a write that was "
         "never acknowledged); ignored";
+    // The cut record may be complete in length with a bad checksum (a torn write whose
+    // length reached the disk): RocksDB's kTolerateCorruptedTailRecords refuses that
+    // ("checksum mismatch"), point-in-time recovery drops it. The scan found no valid
+    // record after it, so both replay the same writes.
+    ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   }
 
   rocksdb::DB* raw = nullptr;
