@@ -346,6 +346,8 @@ struct KvStore::Impl {
         size < kSwitchMemtableBytes) {
       return rocksdb::Status::OK();
     }
+    // Not on a (nearly) full disk: see NoRoomToSwitch. Retried after the next writes.
+    if (!RoomToResume()) return rocksdb::Status::OK();
     rocksdb::FlushOptions fo;
     fo.wait = false;  // switch now, write the table in the background
     fo.allow_write_stall = true;
@@ -361,6 +363,16 @@ struct KvStore::Impl {
     return free >= kResumeFreeBytes;
   }
   static constexpr uint64_t kResumeFreeBytes = 96ull << 20;
+
+  // A memtable switch creates a new WAL file, and RocksDB 7.8 classes a failure to create
+  // it on a full disk (kMemTable, NoSpace) as a fatal error that Resume() never clears:
+  // writes would stay stopped until a restart. So switches (ours, Flush, Checkpoint) are
+  // made only with room to spare; a Flush or Checkpoint without it is refused up front.
+  Status NoRoomToSwitch(std::string_view what) {
+    if (RoomToResume()) return Status::OK();
+    return Status::ResourceExhausted(std::string(what) +
+                                     ": disk full (less than 96 MiB free); writes go on");
+  }
 
   void TryResume(std::unique_lock<std::mutex>& lock) {
     lock.unlock();
@@ -878,6 +890,7 @@ Status KvStore::Checkpoint(const std::string& dir) {
   // touching the log; a failure to write `dir` itself does not stop writes.
   return impl_->Exclusive([&]() -> Status {
     if (impl_->failed.load()) return WriteHealth();
+    AS_RETURN_IF_ERROR(impl_->NoRoomToSwitch("checkpoint"));  // it flushes the memtable
     Status s = FromRocks(cp->CreateCheckpoint(dir), "checkpoint to " + dir);
     impl_->PutMemtableMarker();  // it may have switched the memtable; harmless if not
     return s;
@@ -887,6 +900,7 @@ Status KvStore::Checkpoint(const std::string& dir) {
 Status KvStore::Flush() {
   return impl_->Exclusive([&]() -> Status {
     if (impl_->failed.load()) return WriteHealth();
+    AS_RETURN_IF_ERROR(impl_->NoRoomToSwitch("flush"));
     rocksdb::Status s = impl_->db->Flush(rocksdb::FlushOptions());
     if (s.ok()) s = impl_->PutMemtableMarker();
     if (s.ok()) s = impl_->SyncNow();
