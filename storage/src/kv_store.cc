@@ -346,8 +346,10 @@ struct KvStore::Impl {
         size < kSwitchMemtableBytes) {
       return rocksdb::Status::OK();
     }
-    // Not on a (nearly) full disk: see NoRoomToSwitch. Retried after the next writes.
-    if (!RoomToResume()) return rocksdb::Status::OK();
+    // Not on a (nearly) full disk (see NoRoomToSwitch): put off, retried after the next
+    // writes; but not past 3/4 of the write buffer, since a Write must never be the one
+    // that switches (see the gate).
+    if (size < kWriteBufferBytes / 4 * 3 && !RoomToResume()) return rocksdb::Status::OK();
     rocksdb::FlushOptions fo;
     fo.wait = false;  // switch now, write the table in the background
     fo.allow_write_stall = true;
