@@ -3,6 +3,7 @@
 // and checkpoints.
 #include "agentstore/storage/kv_store.h"
 
+#include <fcntl.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/listener.h>
@@ -13,12 +14,16 @@
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdarg>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -145,6 +150,48 @@ Status WriteError(const rocksdb::Status& s) {
   }
   return FromRocks(s, "write");
 }
+
+// RocksDB's info LOG (<path>/LOG; the previous run's becomes LOG.old). RocksDB 7.8's own
+// logger writes through a WritableFileWriter, which after one failed write (a full disk)
+// asserts (`sync_without_flush_called_`) at its next message and aborts the process; a
+// failed WAL flush logs an error at exactly that moment, so a real full disk aborted
+// agentstored (the injected faults never made the LOG's buffer reach the disk). This
+// one writes each line with stdio and ignores failures.
+class InfoLog : public rocksdb::Logger {
+ public:
+  explicit InfoLog(const std::string& dir) {
+    const std::string path = dir + "/LOG";
+    std::error_code ec;
+    std::filesystem::rename(path, path + ".old", ec);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0 && !(f_ = ::fdopen(fd, "w"))) ::close(fd);
+  }
+  ~InfoLog() override {
+    if (f_) std::fclose(f_);
+  }
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    if (!f_) return;
+    auto now = std::chrono::system_clock::now();
+    std::time_t secs = std::chrono::system_clock::to_time_t(now);
+    auto micros =
+        std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
+        1000000;
+    std::tm tm{};
+    ::localtime_r(&secs, &tm);
+    std::lock_guard l(mu_);
+    std::fprintf(f_, "%04d/%02d/%02d-%02d:%02d:%02d.%06lld ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(micros));
+    std::vfprintf(f_, format, ap);
+    std::fputc('\n', f_);
+    std::fflush(f_);
+    std::clearerr(f_);  // a full disk: this line is lost, the next ones are tried again
+  }
+
+ private:
+  std::mutex mu_;
+  FILE* f_ = nullptr;
+};
 
 // Moves the WAL file `from` and every later one (by file number) of the store at `path`
 // into <path>/wal-dropped, so that recovery does not replay them.
@@ -626,6 +673,9 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
     ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   }
 
+  // Made here, after the WAL check: a refused start leaves the directory as it was.
+  if (options.create_if_missing) ::mkdir(options.path.c_str(), 0700);
+  ro.info_log = std::make_shared<InfoLog>(options.path);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(ro, options.path, &raw);
   if (!s.ok()) return FromRocks(s, "opening " + options.path);
