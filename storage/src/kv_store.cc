@@ -419,8 +419,9 @@ struct KvStore::Impl {
   // made only with room to spare; a Flush or Checkpoint without it is refused up front.
   Status NoRoomToSwitch(std::string_view what) {
     if (RoomToResume()) return Status::OK();
-    return Status::ResourceExhausted(std::string(what) +
-                                     ": disk full (less than 96 MiB free); writes go on");
+    return Status::ResourceExhausted(
+        std::string(what) +
+        ": disk full (less than 96 MiB free), not attempted; writes are not affected");
   }
 
   void TryResume(std::unique_lock<std::mutex>& lock) {
