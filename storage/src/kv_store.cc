@@ -3,6 +3,7 @@
 // and checkpoints.
 #include "agentstore/storage/kv_store.h"
 
+#include <fcntl.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/listener.h>
@@ -13,15 +14,20 @@
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdarg>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <thread>
 #include <vector>
@@ -143,6 +149,74 @@ Status WriteError(const rocksdb::Status& s) {
         s.ToString());
   }
   return FromRocks(s, "write");
+}
+
+// RocksDB's info LOG (<path>/LOG; the previous run's becomes LOG.old). RocksDB 7.8's own
+// logger writes through a WritableFileWriter, which after one failed write (a full disk)
+// asserts (`sync_without_flush_called_`) at its next message and aborts the process; a
+// failed WAL flush logs an error at exactly that moment, so a real full disk aborted
+// agentstored (the injected faults never made the LOG's buffer reach the disk). This
+// one writes each line with stdio and ignores failures.
+class InfoLog : public rocksdb::Logger {
+ public:
+  explicit InfoLog(const std::string& dir) {
+    const std::string path = dir + "/LOG";
+    std::error_code ec;
+    std::filesystem::rename(path, path + ".old", ec);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0 && !(f_ = ::fdopen(fd, "w"))) ::close(fd);
+  }
+  ~InfoLog() override {
+    if (f_) std::fclose(f_);
+  }
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    if (!f_) return;
+    auto now = std::chrono::system_clock::now();
+    std::time_t secs = std::chrono::system_clock::to_time_t(now);
+    auto micros =
+        std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
+        1000000;
+    std::tm tm{};
+    ::localtime_r(&secs, &tm);
+    std::lock_guard l(mu_);
+    std::fprintf(f_, "%04d/%02d/%02d-%02d:%02d:%02d.%06lld ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(micros));
+    std::vfprintf(f_, format, ap);
+    std::fputc('\n', f_);
+    std::fflush(f_);
+    std::clearerr(f_);  // a full disk: this line is lost, the next ones are tried again
+  }
+
+ private:
+  std::mutex mu_;
+  FILE* f_ = nullptr;
+};
+
+// Moves the WAL file `from` and every later one (by file number) of the store at `path`
+// into <path>/wal-dropped, so that recovery does not replay them.
+Status MoveWalsAside(const std::string& path, const std::string& from) {
+  namespace fs = std::filesystem;
+  auto number = [](const fs::path& p) -> std::optional<uint64_t> {
+    std::string stem = p.stem().string();
+    if (p.extension() != ".log" || stem.empty() ||
+        !std::all_of(stem.begin(), stem.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return std::nullopt;
+    return std::stoull(stem);
+  };
+  auto first = number(from);
+  if (!first) return Status::InvalidArgument("not a WAL file: " + from);
+  const fs::path aside = fs::path(path) / "wal-dropped";
+  std::error_code ec;
+  fs::create_directories(aside, ec);
+  if (ec) return Status::IoError("creating " + aside.string() + ": " + ec.message());
+  for (const auto& e : fs::directory_iterator(path, ec)) {
+    auto n = number(e.path());
+    if (!n || *n < *first) continue;
+    fs::rename(e.path(), aside / e.path().filename(), ec);
+    if (ec) return Status::IoError("moving " + e.path().string() + ": " + ec.message());
+  }
+  return ec ? Status::IoError("listing " + path + ": " + ec.message()) : Status::OK();
 }
 
 }  // namespace
@@ -319,6 +393,10 @@ struct KvStore::Impl {
         size < kSwitchMemtableBytes) {
       return rocksdb::Status::OK();
     }
+    // Not on a (nearly) full disk (see NoRoomToSwitch): put off, retried after the next
+    // writes; but not past 3/4 of the write buffer, since a Write must never be the one
+    // that switches (see the gate).
+    if (size < kWriteBufferBytes / 4 * 3 && !RoomToResume()) return rocksdb::Status::OK();
     rocksdb::FlushOptions fo;
     fo.wait = false;  // switch now, write the table in the background
     fo.allow_write_stall = true;
@@ -334,6 +412,17 @@ struct KvStore::Impl {
     return free >= kResumeFreeBytes;
   }
   static constexpr uint64_t kResumeFreeBytes = 96ull << 20;
+
+  // A memtable switch creates a new WAL file, and RocksDB 7.8 classes a failure to create
+  // it on a full disk (kMemTable, NoSpace) as a fatal error that Resume() never clears:
+  // writes would stay stopped until a restart. So switches (ours, Flush, Checkpoint) are
+  // made only with room to spare; a Flush or Checkpoint without it is refused up front.
+  Status NoRoomToSwitch(std::string_view what) {
+    if (RoomToResume()) return Status::OK();
+    return Status::ResourceExhausted(
+        std::string(what) +
+        ": disk full (less than 96 MiB free), not attempted; writes are not affected");
+  }
 
   void TryResume(std::unique_lock<std::mutex>& lock) {
     lock.unlock();
@@ -550,9 +639,12 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
   ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   if (!scan.damage.empty()) {
     const WalDamage& d = scan.damage.front();
-    std::string where = "WAL file " + d.file + " is damaged at byte offset " +
-                        std::to_string(d.offset) + ", and " + std::to_string(d.dropped) +
-                        " logged write(s) follow the damage";
+    std::string where = d.gap.empty()
+                            ? "WAL file " + d.file + " is damaged at byte offset " +
+                                  std::to_string(d.offset) + ", and " + std::to_string(d.dropped) +
+                                  " logged write(s) follow the damage"
+                            : "WAL file " + d.file + " (byte offset 0) " + d.gap + ", and " +
+                                  std::to_string(d.dropped) + " logged write(s) follow the gap";
     if (!options.recover_damaged_wal) {
       return Status::Corruption(where +
                                 "; refusing to start. To start anyway from the last consistent "
@@ -564,12 +656,27 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
                         "dropping those " +
                         std::to_string(d.dropped) + " write(s)";
     ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    if (!d.gap.empty()) {
+      // RocksDB's point-in-time recovery stops at damage but not at a gap between intact
+      // files: move the files from the gap on aside (kept for inspection, not replayed).
+      if (Status m = MoveWalsAside(options.path, d.file); !m.ok()) return m;
+      impl->open_report +=
+          "; the WAL files from " + d.file + " on were moved to " + options.path + "/wal-dropped";
+    }
   } else if (scan.torn_tail) {
     impl->open_report =
         "the WAL ends in a record cut short (a crash during a write that was "
         "never acknowledged); ignored";
+    // The cut record may be complete in length with a bad checksum (a torn write whose
+    // length reached the disk): RocksDB's kTolerateCorruptedTailRecords refuses that
+    // ("checksum mismatch"), point-in-time recovery drops it. The scan found no valid
+    // record after it, so both replay the same writes.
+    ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   }
 
+  // Made here, after the WAL check: a refused start leaves the directory as it was.
+  if (options.create_if_missing) ::mkdir(options.path.c_str(), 0700);
+  ro.info_log = std::make_shared<InfoLog>(options.path);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(ro, options.path, &raw);
   if (!s.ok()) return FromRocks(s, "opening " + options.path);
@@ -836,6 +943,7 @@ Status KvStore::Checkpoint(const std::string& dir) {
   // touching the log; a failure to write `dir` itself does not stop writes.
   return impl_->Exclusive([&]() -> Status {
     if (impl_->failed.load()) return WriteHealth();
+    AS_RETURN_IF_ERROR(impl_->NoRoomToSwitch("checkpoint"));  // it flushes the memtable
     Status s = FromRocks(cp->CreateCheckpoint(dir), "checkpoint to " + dir);
     impl_->PutMemtableMarker();  // it may have switched the memtable; harmless if not
     return s;
@@ -845,6 +953,7 @@ Status KvStore::Checkpoint(const std::string& dir) {
 Status KvStore::Flush() {
   return impl_->Exclusive([&]() -> Status {
     if (impl_->failed.load()) return WriteHealth();
+    AS_RETURN_IF_ERROR(impl_->NoRoomToSwitch("flush"));
     rocksdb::Status s = impl_->db->Flush(rocksdb::FlushOptions());
     if (s.ok()) s = impl_->PutMemtableMarker();
     if (s.ok()) s = impl_->SyncNow();

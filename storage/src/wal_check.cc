@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <string>
 
 namespace agentstore::storage {
 namespace {
@@ -134,13 +135,33 @@ struct FileScan {
   bool clean = true;         // no damage, no torn tail
   size_t bad_offset = 0;     // where the first problem starts
   uint64_t valid_after = 0;  // complete records after that point
+  // The sequence of the first complete record and the one after the last (each record
+  // is a write batch: 8-byte sequence, 4-byte count), over the records before any problem.
+  uint64_t first_seq = 0;
+  uint64_t next_seq = 0;
 };
+
+uint64_t Fixed64(const uint8_t* p) { return uint64_t(Fixed32(p)) | uint64_t(Fixed32(p + 4)) << 32; }
 
 FileScan ScanFile(const std::vector<uint8_t>& data) {
   FileScan out;
   size_t pos = 0;
   size_t record_start = 0;
   bool in_fragmented = false;
+  std::string head;  // the current record's first payload bytes (its batch header)
+  auto take = [&](const Physical& r, bool first) {
+    if (first) head.clear();
+    size_t header = r.size - (size_t(data[pos + 4]) | size_t(data[pos + 5]) << 8);
+    size_t want = std::min<size_t>(12 - std::min<size_t>(head.size(), 12), r.size - header);
+    head.append(reinterpret_cast<const char*>(data.data() + pos + header), want);
+  };
+  auto complete = [&] {
+    ++out.records;
+    if (head.size() < 12) return;
+    const auto* h = reinterpret_cast<const uint8_t*>(head.data());
+    if (out.records == 1) out.first_seq = Fixed64(h);
+    out.next_seq = Fixed64(h) + Fixed32(h + 8);
+  };
   auto problem = [&](size_t at) {
     out.clean = false;
     out.bad_offset = at;
@@ -172,7 +193,10 @@ FileScan ScanFile(const std::vector<uint8_t>& data) {
           problem(record_start);
           return out;
         }
-        if (Kind(r.type) == kFullType) ++out.records;
+        if (Kind(r.type) == kFullType) {
+          take(r, true);
+          complete();
+        }
         break;
       case kFirstType:
         if (in_fragmented) {
@@ -181,6 +205,7 @@ FileScan ScanFile(const std::vector<uint8_t>& data) {
         }
         in_fragmented = true;
         record_start = pos;
+        take(r, true);
         break;
       case kMiddleType:
       case kLastType:
@@ -188,9 +213,10 @@ FileScan ScanFile(const std::vector<uint8_t>& data) {
           problem(pos);
           return out;
         }
+        take(r, false);
         if (Kind(r.type) == kLastType) {
           in_fragmented = false;
-          ++out.records;
+          complete();
         }
         break;
       default:
@@ -222,6 +248,7 @@ WalScan ScanWal(const std::string& dir) {
   }
   std::sort(logs.begin(), logs.end());
   WalScan out;
+  uint64_t expected_seq = 0;  // where the records read so far end (0: none yet)
   for (size_t i = 0; i < logs.size(); ++i) {
     std::ifstream in(logs[i].second, std::ios::binary);
     std::vector<uint8_t> data((std::istreambuf_iterator<char>(in)),
@@ -231,6 +258,19 @@ WalScan ScanWal(const std::string& dir) {
       out.damage.front().dropped += f.records + f.valid_after;
       continue;
     }
+    // Each file must go on from the sequence the one before ended at. A WAL file removed
+    // from the middle, or one cut exactly at a record's end, leaves every file intact but
+    // a gap in the sequences, and RocksDB would replay the later writes without the lost
+    // ones. (A lost first file has no predecessor to tell; see wal_check.h.)
+    if (f.first_seq != 0 && expected_seq != 0 && f.first_seq != expected_seq) {
+      out.damage.push_back({logs[i].second.string(), 0, f.records + f.valid_after,
+                            "starts at sequence " + std::to_string(f.first_seq) +
+                                " but the WAL before it ends before sequence " +
+                                std::to_string(expected_seq) +
+                                " (a WAL file is missing or was cut short)"});
+      continue;
+    }
+    if (f.next_seq != 0) expected_seq = f.next_seq;
     out.records += f.records;
     if (f.clean) continue;
     // Later WAL files hold writes that came after this one: any record in them means
@@ -246,7 +286,7 @@ WalScan ScanWal(const std::string& dir) {
       out.torn_tail = true;
       continue;
     }
-    out.damage.push_back({logs[i].second.string(), f.bad_offset, f.valid_after});
+    out.damage.push_back({logs[i].second.string(), f.bad_offset, f.valid_after, ""});
   }
   return out;
 }

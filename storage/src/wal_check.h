@@ -14,6 +14,9 @@ struct WalDamage {
   std::string file;      // path of the WAL file
   uint64_t offset = 0;   // byte offset of the first damaged record
   uint64_t dropped = 0;  // complete, checksummed records after it (in this and later WALs)
+  // Empty: the bytes at `offset` are damaged. Else why the file, intact itself, cannot
+  // follow on from the one before (a gap in the sequences; `offset` is 0).
+  std::string gap;
 };
 
 struct WalScan {
@@ -22,7 +25,9 @@ struct WalScan {
   std::vector<WalDamage> damage;  // empty: the log is consistent up to its end
 };
 
-// Scans every *.log file of the RocksDB directory `dir` in file-number order.
+// Scans every *.log file of the RocksDB directory `dir` in file-number order, checking
+// that each file's sequences go on from the file before. Limit: a lost oldest file, or
+// one emptied, is not seen when no earlier file with records is left to compare with.
 WalScan ScanWal(const std::string& dir);
 
 }  // namespace agentstore::storage
