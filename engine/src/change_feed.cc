@@ -652,16 +652,22 @@ void ChangeFeed::ApplyControl(const Meta& m, uint64_t seq) {
   if (!m.user_gone && !m.key_revoked && !m.user_put) return;
   for (auto& [id, s] : subs_) {
     if (s->removed) continue;
+    // A live change ends subscriptions still catching up too (at once, not when their
+    // read reaches it), but their resume point is only what they have read: `seq` would
+    // claim the changes between their cursor and it were delivered.
+    uint64_t resume = s->live ? seq : s->cursor;
     if (m.user_gone && s->end_on_user && *s->end_on_user == m.id) {
-      End(*s, Status::PermissionDenied("the user was deleted"), seq);
+      End(*s, Status::PermissionDenied("the user was deleted"), resume);
     } else if (m.key_revoked && s->key_id && *s->key_id == m.id) {
-      End(*s, Status::PermissionDenied("the API key was revoked"), seq);
-    } else if (m.user_put && s->live && s->access.follows_user_tenant && s->access.user == m.id &&
+      End(*s, Status::PermissionDenied("the API key was revoked"), resume);
+    } else if (m.user_put && s->access.follows_user_tenant && s->access.user == m.id &&
                !(s->access.tenant == m.tenant)) {
       // Its tenant-owned collection records were read as the old tenant's user. Ended as
       // a slow subscriber is, so clients resubscribe by themselves and read as the new
-      // tenant's. Only live changes count: catching up reads users' older tenants.
-      End(*s, Status::ResourceExhausted("the user's tenant changed: subscribe again"), seq);
+      // tenant's. Only live changes count (catching up reads users' older tenants), but
+      // they end a subscription still catching up as well: it would otherwise read the
+      // old tenant's records up to the live end and on.
+      End(*s, Status::ResourceExhausted("the user's tenant changed: subscribe again"), resume);
     }
   }
 }
