@@ -242,6 +242,9 @@ size_t ChangeFeed::subscriber_count() const {
 Result<std::shared_ptr<Subscription>> ChangeFeed::Open(
     const FeedFilter& filter, std::optional<uint64_t> after, std::optional<Uuid> end_on_user,
     std::optional<Uuid> key_id, std::function<void()> wake, CollectionAccess access) {
+  // The store's durable sequence (FeedInfo, a subscribe answer) may be ahead of what the
+  // listener has told the feed yet; a client may name it at once.
+  OnDurable(store_->DurableSequence());
   uint64_t durable = durable_.load(std::memory_order_acquire);
   uint64_t start = after.value_or(durable);
   if (start > durable) {
@@ -276,7 +279,7 @@ Result<std::shared_ptr<Subscription>> ChangeFeed::Open(
     if (stopping_.load()) return Status::Unavailable("the server is stopping");
     sub->id = next_id_++;
     handle->id_ = sub->id;
-    handle->resume_point_ = start;
+    handle->start_ = handle->resume_point_ = start;
     subs_[sub->id] = sub;
     behind_.push_back(sub);
     has_subs_.store(true, std::memory_order_relaxed);
@@ -749,8 +752,11 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
     if (s->live || s->removed) continue;
     still_behind.push_back(s);
     uint64_t pub = published_.load(std::memory_order_relaxed);
-    if (s->cursor >= pub) {
-      s->cursor = pub;
+    // A start past what the live read has fanned out (the durable end moves ahead of it)
+    // waits for it: joining now would deliver the changes in (pub, cursor] the
+    // subscriber said it has.
+    if (s->cursor > pub) continue;
+    if (s->cursor == pub) {
       s->live = true;
       still_behind.pop_back();
       if (auto h = s->handle.lock()) {

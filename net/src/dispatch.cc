@@ -259,9 +259,10 @@ Status Handle<Op::subscribe>(Call& c) {
   c.session.subscriptions.emplace_back(c.req->id(), *sub);
   c.session.to_drain.push_back(c.req->id());
   auto info = c.engine.FeedInfo();
-  c.SetResult(
-      proto::Result::FeedPosition,
-      proto::CreateFeedPosition(c.fbb, (*sub)->resume_point(), info.oldest, info.durable).Union());
+  // Its start, not resume_point(): the feed thread may have queued events already, and a
+  // client taking a later sequence as its start drops those as seen.
+  c.SetResult(proto::Result::FeedPosition,
+              proto::CreateFeedPosition(c.fbb, (*sub)->start(), info.oldest, info.durable).Union());
   // Events may already wait (a resume from the past): let the connection push them.
   c.session.feed_wake();
   return Status::OK();

@@ -102,6 +102,9 @@ class Subscription {
   // that passes the filter was delivered (or queued before the end).
   Status end_status();
   uint64_t resume_point();
+  // The sequence it started after (`after`, or the durable end for from-now): events come
+  // from above it. Unlike resume_point() it does not move as events are queued.
+  uint64_t start() const { return start_; }
   // Ends it at once (idempotent); the feed forgets it.
   void Cancel();
   uint64_t id() const { return id_; }
@@ -111,6 +114,7 @@ class Subscription {
   Subscription() = default;
 
   uint64_t id_ = 0;
+  uint64_t start_ = 0;  // set before the feed sees it
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Event> queue_;    // guarded by mu_
