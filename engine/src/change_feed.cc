@@ -154,8 +154,7 @@ struct ChangeFeed::Sub {
   uint64_t cursor = 0;  // the last sequence considered (catching up)
   bool live = false;
   bool removed = false;
-  std::optional<Uuid> end_on_user;
-  std::optional<Uuid> key_id;
+  FeedEnds ends;
 };
 
 struct ChangeFeed::Meta {
@@ -165,6 +164,7 @@ struct ChangeFeed::Meta {
   Uuid id, user, tenant;
   bool user_gone = false;    // a user was deleted (hard or soft): id
   bool key_revoked = false;  // an API key was revoked or deleted: id
+  bool tenant_gone = false;  // a tenant was deleted (hard or soft): id
   bool user_put = false;     // a user record was written: id, with its tenant
   // Collection records: the declaration read for it, its name, its primary key (a view
   // into the log entry's key: valid only while that entry is read) and who owns its
@@ -239,9 +239,10 @@ size_t ChangeFeed::subscriber_count() const {
   return subs_.size();
 }
 
-Result<std::shared_ptr<Subscription>> ChangeFeed::Open(
-    const FeedFilter& filter, std::optional<uint64_t> after, std::optional<Uuid> end_on_user,
-    std::optional<Uuid> key_id, std::function<void()> wake, CollectionAccess access) {
+Result<std::shared_ptr<Subscription>> ChangeFeed::Open(const FeedFilter& filter,
+                                                       std::optional<uint64_t> after, FeedEnds ends,
+                                                       std::function<void()> wake,
+                                                       CollectionAccess access) {
   // The store's durable sequence (FeedInfo, a subscribe answer) may be ahead of what the
   // listener has told the feed yet; a client may name it at once.
   OnDurable(store_->DurableSequence());
@@ -269,8 +270,7 @@ Result<std::shared_ptr<Subscription>> ChangeFeed::Open(
   sub->wanted = sub->filter.types | (filter.collections.empty() ? 0 : kCollectionsBit);
   sub->access = access;
   sub->cursor = start;
-  sub->end_on_user = end_on_user;
-  sub->key_id = key_id;
+  sub->ends = std::move(ends);
   sub->handle = handle;
   handle->wake_ = std::move(wake);
   handle->feed_ = this;
@@ -381,6 +381,7 @@ bool ChangeFeed::Inspect(const storage::LogEntry& e, Meta* m, bool live) {
     switch (m->type) {
       case RecordType::kTenant:
         m->tenant = m->id;
+        m->tenant_gone = true;
         break;
       case RecordType::kUser:
         m->user = m->id;
@@ -406,6 +407,7 @@ bool ChangeFeed::Inspect(const storage::LogEntry& e, Meta* m, bool live) {
         if (auto r = Root<fb::Tenant>(v)) {
           m->id = m->tenant = ToUuid(r->id());
           m->op = OpOf(r);
+          m->tenant_gone = r->deleted_at() != 0;
         }
         break;
       case RecordType::kUser:
@@ -514,11 +516,13 @@ uint32_t TypeBit(const storage::LogEntry& e) {
   return t < 31 ? 1u << t : ~0u;
 }
 
-// Users (a delete) and API keys (a revocation) can end subscriptions whatever they filter.
+// Users and tenants (a delete) and API keys (a revocation) can end subscriptions whatever
+// they filter.
 bool MayEndSubscriptions(const storage::LogEntry& e) {
   auto t = static_cast<uint8_t>(e.key[0]);
   return t == static_cast<uint8_t>(RecordType::kUser) ||
-         t == static_cast<uint8_t>(RecordType::kApiKey);
+         t == static_cast<uint8_t>(RecordType::kApiKey) ||
+         t == static_cast<uint8_t>(RecordType::kTenant);
 }
 
 }  // namespace
@@ -651,18 +655,37 @@ void ChangeFeed::WakePushed() {
   to_wake_.clear();
 }
 
+std::optional<Status> ChangeFeed::EndedBy(const Sub& s, const Meta& m) {
+  const FeedEnds& e = s.ends;
+  if (m.user_gone && e.user && *e.user == m.id)
+    return Status::PermissionDenied("the user was deleted");
+  if (m.key_revoked && e.key && *e.key == m.id)
+    return Status::PermissionDenied("the API key was revoked");
+  if (m.tenant_gone && e.tenant && *e.tenant == m.id)
+    return Status::PermissionDenied("the API key's tenant was deleted");
+  return std::nullopt;
+}
+
+bool ChangeFeed::Deliver(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool end_if_full) {
+  // An expiry is no change in the log: it is judged by the commit time of the first
+  // change the key would be sent (the engine's clock, as the key's own checks).
+  if (s.ends.expires_at && ev->commit_time >= s.ends.expires_at) {
+    End(s, Status::PermissionDenied("the API key expired"), ev->sequence - 1);
+    return false;
+  }
+  return Push(s, ev, end_if_full);
+}
+
 void ChangeFeed::ApplyControl(const Meta& m, uint64_t seq) {
-  if (!m.user_gone && !m.key_revoked && !m.user_put) return;
+  if (!m.user_gone && !m.key_revoked && !m.tenant_gone && !m.user_put) return;
   for (auto& [id, s] : subs_) {
     if (s->removed) continue;
     // A live change ends subscriptions still catching up too (at once, not when their
     // read reaches it), but their resume point is only what they have read: `seq` would
     // claim the changes between their cursor and it were delivered.
     uint64_t resume = s->live ? seq : s->cursor;
-    if (m.user_gone && s->end_on_user && *s->end_on_user == m.id) {
-      End(*s, Status::PermissionDenied("the user was deleted"), resume);
-    } else if (m.key_revoked && s->key_id && *s->key_id == m.id) {
-      End(*s, Status::PermissionDenied("the API key was revoked"), resume);
+    if (auto why = EndedBy(*s, m)) {
+      End(*s, std::move(*why), resume);
     } else if (m.user_put && s->access.follows_user_tenant && s->access.user == m.id &&
                !(s->access.tenant == m.tenant)) {
       // Its tenant-owned collection records were read as the old tenant's user. Ended as
@@ -712,7 +735,8 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
       FillTenant(&it.meta);
       it.ev = Build(e, it.meta);
     }
-    if (it.ev || it.meta.user_gone || it.meta.key_revoked || it.meta.user_put)
+    if (it.ev || it.meta.user_gone || it.meta.key_revoked || it.meta.tenant_gone ||
+        it.meta.user_put)
       items.push_back(std::move(it));
     return Status::OK();
   });
@@ -729,7 +753,7 @@ bool ChangeFeed::LiveStep(std::unique_lock<std::mutex>& lock) {
     ApplyControl(it.meta, it.seq - 1);
     if (!it.ev) continue;
     auto deliver = [&](Sub* s) {
-      if (!s->removed && Matches(*s, it.meta)) Push(*s, it.ev);
+      if (!s->removed && Matches(*s, it.meta)) Deliver(*s, it.ev, /*end_if_full=*/true);
     };
     if (it.followers)
       for (Sub* s : *it.followers) deliver(s);
@@ -800,7 +824,8 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
       bool carried = Inspect(e, &it.meta, /*live=*/false);
       if (carried) FillTenant(&it.meta);
       if (carried && Matches(*s, it.meta)) it.ev = Build(e, it.meta);
-      if (it.ev || it.meta.user_gone || it.meta.key_revoked) items.push_back(std::move(it));
+      if (it.ev || it.meta.user_gone || it.meta.key_revoked || it.meta.tenant_gone)
+        items.push_back(std::move(it));
       return Status::OK();
     });
     lock.lock();
@@ -812,17 +837,12 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
     }
     std::optional<uint64_t> stopped_at;
     for (const Item& it : items) {
-      const Meta& m = it.meta;
-      if ((m.user_gone && s->end_on_user && *s->end_on_user == m.id) ||
-          (m.key_revoked && s->key_id && *s->key_id == m.id)) {
-        End(*s,
-            Status::PermissionDenied(m.user_gone ? "the user was deleted"
-                                                 : "the API key was revoked"),
-            it.seq - 1);
+      if (auto why = EndedBy(*s, it.meta)) {
+        End(*s, std::move(*why), it.seq - 1);
         break;
       }
       // Catching up is pulled by the subscriber: a full buffer pauses it, never ends it.
-      if (it.ev && !Push(*s, it.ev, /*end_if_full=*/false)) {
+      if (it.ev && !Deliver(*s, it.ev, /*end_if_full=*/false)) {
         stopped_at = it.seq - 1;
         break;
       }

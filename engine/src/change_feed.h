@@ -43,6 +43,16 @@ struct CollectionAccess {
   bool follows_user_tenant = false;
 };
 
+// When a subscription's scope stops granting anything, so the subscription ends
+// (permission_denied): a key's rights are checked on open subscriptions as on requests
+// (docs/data-model.md, "Who may see what").
+struct FeedEnds {
+  std::optional<Uuid> user;    // that user is deleted (soft or hard)
+  std::optional<Uuid> key;     // that API key is revoked or deleted
+  std::optional<Uuid> tenant;  // that tenant (the key's) is deleted: its keys grant nothing
+  int64_t expires_at = 0;      // the key expires: no change committed from then on (0: never)
+};
+
 class ChangeFeed {
  public:
   // `tenant_of` answers a user's tenant (nil if none) for changes whose record does not
@@ -60,13 +70,11 @@ class ChangeFeed {
   void Stop();
 
   // Opens a subscription with an already scope-checked filter. `after`: deliver changes
-  // with sequences above it (nullopt: from the current durable point). `end_on_user`:
-  // the subscription ends when that user is deleted; `key_id`: when that key is revoked.
-  // `access`: which collection records the scope may read.
+  // with sequences above it (nullopt: from the current durable point). `ends`: when it
+  // ends by itself. `access`: which collection records the scope may read.
   Result<std::shared_ptr<Subscription>> Open(const FeedFilter& filter,
-                                             std::optional<uint64_t> after,
-                                             std::optional<Uuid> end_on_user,
-                                             std::optional<Uuid> key_id, std::function<void()> wake,
+                                             std::optional<uint64_t> after, FeedEnds ends,
+                                             std::function<void()> wake,
                                              CollectionAccess access = {});
   void Remove(uint64_t id);
   // A subscriber drained its queue: a catching-up subscription may read on.
@@ -104,7 +112,12 @@ class ChangeFeed {
   bool Push(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool end_if_full = true);
   void WakePushed();
   void End(Sub& s, Status why, uint64_t resume_point);
-  void ApplyControl(const Meta& m, uint64_t seq);  // revocations, user deletes
+  void ApplyControl(const Meta& m, uint64_t seq);  // revocations, user and tenant deletes
+  // Why a control change (`m`) ends `s`, if it does.
+  static std::optional<Status> EndedBy(const Sub& s, const Meta& m);
+  // Pushes a matching event, or ends `s` when its key expired before the event's commit.
+  // Returns Push's answer (false once ended).
+  bool Deliver(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool end_if_full);
   bool LiveStep(std::unique_lock<std::mutex>& lock);
   bool CatchUpStep(std::unique_lock<std::mutex>& lock);
 

@@ -42,7 +42,19 @@ Result<std::shared_ptr<Subscription>> Engine::Subscribe(const Scope& scope, Feed
   for (const std::string& name : filter.collections)
     if (!impl_->collections->Find(name))
       return Status::NotFound("collection " + name + " not found");
-  std::optional<Uuid> end_on_user;
+  FeedEnds ends;
+  ends.key = key_id;
+  if (key_id) {
+    // The key's expiry and tenant end the subscription as they end the key's rights
+    // (Engine::CheckKey): it has no revocation record of its own for the feed to read.
+    Partition& g = impl_->global;
+    std::shared_lock lock(g.mu);
+    if (auto it = g.api_keys.find(*key_id); it != g.api_keys.end()) {
+      const auto* k = View<fb::ApiKey>(g, it->second);
+      ends.expires_at = k->expires_at();
+      if (k->tenant_id()) ends.tenant = ToUuid(k->tenant_id());
+    }
+  }
   CollectionAccess access;
   if (scope.is_user()) {
     if (filter.user && !(*filter.user == scope.user()))
@@ -50,7 +62,7 @@ Result<std::shared_ptr<Subscription>> Engine::Subscribe(const Scope& scope, Feed
     if (filter.tenant)
       return Status::PermissionDenied("a user subscription cannot filter by tenant");
     filter.user = scope.user();
-    end_on_user = scope.user();
+    ends.user = scope.user();
     // As coll_get reads tenant-owned records for a user: its key's tenant, else its own.
     access.kind = CollectionAccess::kUser;
     access.user = scope.user();
@@ -66,7 +78,7 @@ Result<std::shared_ptr<Subscription>> Engine::Subscribe(const Scope& scope, Feed
     access.kind = CollectionAccess::kTenant;
     access.tenant = *scope.tenant();
   }
-  return impl_->feed->Open(filter, after, end_on_user, key_id, std::move(wake), access);
+  return impl_->feed->Open(filter, after, std::move(ends), std::move(wake), access);
 }
 
 Engine::FeedPositions Engine::FeedInfo() const {
