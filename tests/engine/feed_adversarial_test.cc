@@ -321,5 +321,42 @@ TEST_F(FeedAdversarial, UserMovedWhileCatchingUpStopsReadingItsOldTenantsRecords
   }
 }
 
+// Resuming inside one multi-record write (a user's hard delete and its cascade): each
+// resume point gets exactly the rest of the batch, with the owner and commit time the
+// batch's notes give (the notes sit before the resume point), from the in-memory tail of
+// the log and from the log files after a restart.
+TEST_F(FeedAdversarial, ResumeInsideAMultiRecordBatchKeepsItsNotes) {
+  Uuid t = MakeTenant("casc");
+  Uuid u = MakeUser("casc@x.com", t);
+  Uuid chat = MakeChat(u);
+  for (int i = 0; i < 3; ++i) ASSERT_OK(Append(chat));
+  FeedFilter f;
+  f.types = Bit(RecordType::kUser) | Bit(RecordType::kChat) | Bit(RecordType::kMessage);
+  uint64_t start = e().FeedInfo().durable;
+  ASSERT_OK(e().DeleteUser(Scope::Service(), u, DeleteMode::kHard));
+  auto all = Must(e().Subscribe(Scope::Service(), f, start));
+  auto batch = Drain(*all, [](auto& v) { return v.size() >= 5; });
+  ASSERT_EQ(batch.size(), 5u) << "the user, its chat and 3 messages";
+  for (const auto& ev : batch) {
+    EXPECT_EQ(ev->op, ChangeOp::kDelete);
+    EXPECT_EQ(ev->tenant, t);
+    EXPECT_EQ(ev->commit_time, batch[0]->commit_time);
+  }
+  auto check_from = [&](size_t i, const char* where) {
+    auto sub = Must(e().Subscribe(Scope::Admin(t), f, batch[i]->sequence - 1));
+    auto rest = Drain(*sub, [&](auto& v) { return v.size() >= batch.size() - i; });
+    ASSERT_EQ(rest.size(), batch.size() - i) << where << ", from " << i;
+    for (size_t k = 0; k < rest.size(); ++k) {
+      EXPECT_EQ(rest[k]->sequence, batch[i + k]->sequence) << where;
+      EXPECT_EQ(rest[k]->tenant, t) << where;
+      EXPECT_EQ(rest[k]->user, u) << where;
+      EXPECT_EQ(rest[k]->commit_time, batch[0]->commit_time) << where;
+    }
+  };
+  for (size_t i = 1; i < batch.size(); ++i) check_from(i, "tail");
+  Reopen();
+  for (size_t i = 1; i < batch.size(); ++i) check_from(i, "log files");
+}
+
 }  // namespace
 }  // namespace agentstore::testing

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <limits>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "agentstore/net/frame.h"
@@ -388,6 +389,68 @@ TEST_F(FeedAdversarialE2E, ExpiringKeyEndsItsSubscription) {
   EXPECT_EQ(next->r()->kind(), proto::FrameKind::end)
       << "a change committed after the key expired was pushed";
   EXPECT_EQ(next->r()->code(), ErrorCode::permission_denied);
+}
+
+// A subscriber that stops reading while writers go on is cut off with its resume point
+// (its buffer: 50 events); reading what was pushed and then resuming from that point on a
+// new connection delivers every change once.
+TEST_F(FeedAdversarialE2E, SlowRawSubscriberResumesExactlyOnceFromItsCutOff) {
+  uint16_t port = server_.port();
+  svc_.reset();
+  admin_.reset();
+  ASSERT_EQ(server_.Stop(), 0);
+  ASSERT_TRUE(server_.Start(dir_.sub("data"), {"--feed-buffer-events", "50"}, port));
+  svc_.emplace(server_.Connect(server_.Key("service")));
+  Uuid chat = MakeChat(svc(), NewUserId("slow@x.com"));
+  const std::string big(8000, 'x');
+  auto slow = Dial(server_.Key("service"));
+  FlatBufferBuilder fbb;
+  Subscribe(fbb, 3, Args().Types({TypeByte(RecordType::kMessage)}).FromNow());
+  ASSERT_TRUE(slow->Send(fbb));
+  auto answer = slow->Answer(3);
+  ASSERT_TRUE(answer);
+  uint64_t start = answer->r()->result_as_FeedPosition()->sequence();
+  constexpr size_t kMessages = 2000;  // 16 MB: more than the socket and the server buffer
+  for (size_t i = 0; i < kMessages; ++i) {
+    fb::MessageT m;
+    m.chat_id = FbId(chat);
+    m.parts = R"([{"type":"text","text":")" + big + R"("}])";
+    ASSERT_OK(svc().AppendMessage(m).get());
+  }
+  std::vector<uint64_t> seqs;
+  uint64_t resume = 0;
+  while (true) {
+    auto r = slow->Read();
+    ASSERT_TRUE(r) << "no end frame after " << seqs.size() << " events";
+    if (r->r()->kind() == proto::FrameKind::end) {
+      EXPECT_EQ(r->r()->code(), ErrorCode::resource_exhausted);
+      resume = r->r()->result_as_FeedPosition()->sequence();
+      break;
+    }
+    for (const auto* ch : *r->r()->result_as_Changes()->items()) seqs.push_back(ch->sequence());
+  }
+  ASSERT_LT(seqs.size(), kMessages) << "never cut off";
+  for (uint64_t q : seqs) ASSERT_LE(q, resume) << "pushed past its resume point";
+  auto again = Dial(server_.Key("service"));
+  Subscribe(fbb, 4, Args().Types({TypeByte(RecordType::kMessage)}).After(resume));
+  ASSERT_TRUE(again->Send(fbb));
+  std::vector<Reply> early;
+  ASSERT_TRUE(again->Answer(4, &early));
+  auto take = [&](const Reply& r) {
+    if (r.r()->id() != 4 || r.r()->kind() != proto::FrameKind::event) return;
+    for (const auto* ch : *r.r()->result_as_Changes()->items()) seqs.push_back(ch->sequence());
+  };
+  for (const auto& r : early) take(r);
+  while (seqs.size() < kMessages) {
+    auto r = again->Read();
+    ASSERT_TRUE(r) << seqs.size() << " of " << kMessages;
+    ASSERT_NE(r->r()->kind(), proto::FrameKind::end);
+    take(*r);
+  }
+  EXPECT_EQ(seqs.size(), kMessages);
+  EXPECT_EQ(std::set<uint64_t>(seqs.begin(), seqs.end()).size(), seqs.size()) << "duplicates";
+  for (size_t i = 1; i < seqs.size(); ++i) ASSERT_LT(seqs[i - 1], seqs[i]) << "commit order";
+  EXPECT_GT(seqs.front(), start);
 }
 
 }  // namespace
