@@ -152,6 +152,9 @@ struct ChangeFeed::Sub {
   uint32_t wanted = 0;
   CollectionAccess access;
   uint64_t cursor = 0;  // the last sequence considered (catching up)
+  // The durable sequence when it opened: `access` was read then, so only a user record
+  // logged after it can move its user away from access.tenant.
+  uint64_t opened_at = 0;
   bool live = false;
   bool removed = false;
   FeedEnds ends;
@@ -270,6 +273,7 @@ Result<std::shared_ptr<Subscription>> ChangeFeed::Open(const FeedFilter& filter,
   sub->wanted = sub->filter.types | (filter.collections.empty() ? 0 : kCollectionsBit);
   sub->access = access;
   sub->cursor = start;
+  sub->opened_at = durable;
   sub->ends = std::move(ends);
   sub->handle = handle;
   handle->wake_ = std::move(wake);
@@ -655,6 +659,19 @@ void ChangeFeed::WakePushed() {
   to_wake_.clear();
 }
 
+bool ChangeFeed::MovedAway(const Sub& s, const Meta& m, uint64_t seq) {
+  // Its tenant-owned collection records were read as the old tenant's user. Ended as a
+  // slow subscriber is, so clients resubscribe by themselves and read as the new
+  // tenant's. Only user records logged after the subscription opened count: catching up
+  // reads the user's older tenants.
+  return m.user_put && seq > s.opened_at && s.access.follows_user_tenant && s.access.user == m.id &&
+         !(s.access.tenant == m.tenant);
+}
+
+Status ChangeFeed::MovedAwayStatus() {
+  return Status::ResourceExhausted("the user's tenant changed: subscribe again");
+}
+
 std::optional<Status> ChangeFeed::EndedBy(const Sub& s, const Meta& m) {
   const FeedEnds& e = s.ends;
   if (m.user_gone && e.user && *e.user == m.id)
@@ -686,14 +703,10 @@ void ChangeFeed::ApplyControl(const Meta& m, uint64_t seq) {
     uint64_t resume = s->live ? seq : s->cursor;
     if (auto why = EndedBy(*s, m)) {
       End(*s, std::move(*why), resume);
-    } else if (m.user_put && s->access.follows_user_tenant && s->access.user == m.id &&
-               !(s->access.tenant == m.tenant)) {
-      // Its tenant-owned collection records were read as the old tenant's user. Ended as
-      // a slow subscriber is, so clients resubscribe by themselves and read as the new
-      // tenant's. Only live changes count (catching up reads users' older tenants), but
-      // they end a subscription still catching up as well: it would otherwise read the
-      // old tenant's records up to the live end and on.
-      End(*s, Status::ResourceExhausted("the user's tenant changed: subscribe again"), resume);
+    } else if (MovedAway(*s, m, seq + 1)) {
+      // A subscription still catching up too: it would read the old tenant's records up
+      // to the live end and on.
+      End(*s, MovedAwayStatus(), resume);
     }
   }
 }
@@ -824,7 +837,8 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
       bool carried = Inspect(e, &it.meta, /*live=*/false);
       if (carried) FillTenant(&it.meta);
       if (carried && Matches(*s, it.meta)) it.ev = Build(e, it.meta);
-      if (it.ev || it.meta.user_gone || it.meta.key_revoked || it.meta.tenant_gone)
+      if (it.ev || it.meta.user_gone || it.meta.key_revoked || it.meta.tenant_gone ||
+          it.meta.user_put)
         items.push_back(std::move(it));
       return Status::OK();
     });
@@ -839,6 +853,12 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
     for (const Item& it : items) {
       if (auto why = EndedBy(*s, it.meta)) {
         End(*s, std::move(*why), it.seq - 1);
+        break;
+      }
+      // The live read ends it for a move only while some subscription follows the live
+      // end; this read may be the first to pass the move.
+      if (MovedAway(*s, it.meta, it.seq)) {
+        End(*s, MovedAwayStatus(), it.seq - 1);
         break;
       }
       // Catching up is pulled by the subscriber: a full buffer pauses it, never ends it.

@@ -113,6 +113,10 @@ class ChangeFeed {
   void WakePushed();
   void End(Sub& s, Status why, uint64_t resume_point);
   void ApplyControl(const Meta& m, uint64_t seq);  // revocations, user and tenant deletes
+  // Whether a user record (`m`, at `seq`) moved a user key's subscription's user to
+  // another tenant than the one it reads collection records as.
+  static bool MovedAway(const Sub& s, const Meta& m, uint64_t seq);
+  static Status MovedAwayStatus();
   // Why a control change (`m`) ends `s`, if it does.
   static std::optional<Status> EndedBy(const Sub& s, const Meta& m);
   // Pushes a matching event, or ends `s` when its key expired before the event's commit.
