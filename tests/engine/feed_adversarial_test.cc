@@ -3,7 +3,8 @@
 // must not get sequences at or before their start while writers run, a catch-up that
 // must not make the live feed attribute a moved user's changes to its old tenant, and
 // keys that stop granting anything without a revocation record (expiry, a deleted
-// tenant) ending their subscriptions.
+// tenant) ending their subscriptions, a user moved while its subscription catches up,
+// and resumes inside one multi-record write.
 #include <atomic>
 #include <nlohmann/json.hpp>
 #include <set>

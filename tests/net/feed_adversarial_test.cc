@@ -1,8 +1,9 @@
 // The change feed attacked through a real agentstored, on raw sockets where the client
 // library would hide a fault: subscribe requests that must be refused cleanly, a
 // from_now subscription's answer and first events under concurrent writers, connections
-// that fill every subscription slot with a backlog and vanish mid-push, and a key that
-// expires while its subscription runs.
+// that fill every subscription slot with a backlog and vanish mid-push, a key that
+// expires while its subscription runs, and a subscriber that stops reading, cut off and
+// resumed with every change once.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -368,7 +369,7 @@ TEST_F(FeedAdversarialE2E, ExpiringKeyEndsItsSubscription) {
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
-  int64_t expires = now_us() + 1'500'000;
+  int64_t expires = now_us() + 2'500'000;
   fb::ApiKeyT k;
   k.role = fb::KeyRole::user;
   k.user_id = FbId(user);
