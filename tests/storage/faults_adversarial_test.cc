@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -375,6 +376,58 @@ TEST(WalTailAdversarial, RecoveredStoreNeverReadsDroppedWritesBackFromTheLog) {
   }
 }
 
+// Eight writers putting distinct keys until stopped, remembering the acknowledged ones;
+// a refusal must be resource_exhausted or io_error.
+class AckingWriters {
+ public:
+  AckingWriters(KvStore& kv, size_t value_bytes) {
+    for (int w = 0; w < 8; ++w)
+      threads_.emplace_back([this, &kv, value_bytes, w] {
+        for (int i = 0; !stop_; ++i) {
+          std::string key = "\x01w" + std::to_string(w) + "-" + std::to_string(100000 + i);
+          Status s = Put(kv, key, std::string(value_bytes, static_cast<char>('a' + w)));
+          if (s.ok()) {
+            std::lock_guard l(mu_);
+            acked_.insert(key);
+          } else {
+            EXPECT_TRUE(s.code() == StatusCode::kResourceExhausted ||
+                        s.code() == StatusCode::kIoError)
+                << s.ToString();
+          }
+        }
+      });
+  }
+  ~AckingWriters() { Stop(); }
+  // Joins the writers; returns every acknowledged key.
+  const std::set<std::string>& Stop() {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    return acked_;
+  }
+  std::optional<std::string> AnyAcked() {
+    std::lock_guard l(mu_);
+    if (acked_.empty()) return std::nullopt;
+    return *acked_.begin();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::set<std::string> acked_;
+  std::vector<std::thread> threads_;
+};
+
+// Waits (bounded) for writes to resume by themselves after room came back.
+bool WritesResume(KvStore& kv) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!kv.WriteHealth().ok() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (kv.WriteHealth().ok()) return true;
+  ADD_FAILURE() << "writes did not resume: " << kv.WriteHealth().ToString();
+  return false;
+}
+
 // Eight writers across repeated full/free cycles: every acknowledged write is there after
 // a restart, every refusal is resource_exhausted, and the store's view before the restart
 // (reads) equals what it reopens with.
@@ -382,52 +435,23 @@ TEST(DiskFullAdversarial, AcknowledgedWritesSurviveFullFreeCyclesAndRestart) {
   for (auto d : {Durability::kAlways, Durability::kBatch, Durability::kNone}) {
     TempDir dir;
     auto faults = std::make_shared<StorageFaults>();
-    std::mutex mu;
     std::set<std::string> acked;
     std::set<std::string> visible;
     {
       auto kv = Open(dir.path(), d, false, faults);
       ASSERT_TRUE(kv.ok());
-      std::atomic<bool> stop{false};
-      std::vector<std::thread> writers;
-      for (int w = 0; w < 8; ++w)
-        writers.emplace_back([&, w] {
-          for (int i = 0; !stop; ++i) {
-            std::string key = "\x01w" + std::to_string(w) + "-" + std::to_string(100000 + i);
-            Status s = Put(**kv, key, std::string(200, 'a' + w));
-            if (s.ok()) {
-              std::lock_guard l(mu);
-              acked.insert(key);
-            } else {
-              EXPECT_TRUE(s.code() == StatusCode::kResourceExhausted ||
-                          s.code() == StatusCode::kIoError)
-                  << s.ToString();
-            }
-          }
-        });
+      AckingWriters writers(**kv, 200);
       for (int round = 0; round < 4; ++round) {
         std::this_thread::sleep_for(std::chrono::milliseconds(40));
         faults->SetDiskFull(true);
         std::this_thread::sleep_for(std::chrono::milliseconds(40));
         // Reads keep serving while full.
         std::string v;
-        {
-          std::lock_guard l(mu);
-          if (!acked.empty()) {
-            EXPECT_TRUE((*kv)->Get(*acked.begin(), &v).ok());
-          }
-        }
+        if (auto k = writers.AnyAcked()) EXPECT_TRUE((*kv)->Get(*k, &v).ok());
         faults->SetDiskFull(false);
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (!(*kv)->WriteHealth().ok() && std::chrono::steady_clock::now() < deadline)
-          std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        if (!(*kv)->WriteHealth().ok()) {  // not ASSERT: the writers must be joined
-          ADD_FAILURE() << "writes did not resume: " << (*kv)->WriteHealth().ToString();
-          break;
-        }
+        if (!WritesResume(**kv)) break;  // not ASSERT: the writers must be joined
       }
-      stop = true;
-      for (auto& t : writers) t.join();
+      acked = writers.Stop();
       ASSERT_TRUE((*kv)
                       ->Scan("\x01w",
                              [&](std::string_view k, std::string_view) {
@@ -463,25 +487,7 @@ TEST(DiskFullAdversarial, CheckpointAndFlushOnAFullDiskWithWritersNeverAbort) {
     auto faults = std::make_shared<StorageFaults>();
     auto kv = Open(dir.sub("db"), d, false, faults);
     ASSERT_TRUE(kv.ok());
-    std::atomic<bool> stop{false};
-    std::mutex mu;
-    std::set<std::string> acked;
-    std::vector<std::thread> writers;
-    for (int w = 0; w < 8; ++w)
-      writers.emplace_back([&, w] {
-        for (int i = 0; !stop; ++i) {
-          std::string key = "\x01w" + std::to_string(w) + "-" + std::to_string(100000 + i);
-          Status s = Put(**kv, key, std::string(100, 'a' + w));
-          if (s.ok()) {
-            std::lock_guard l(mu);
-            acked.insert(key);
-          } else {
-            EXPECT_TRUE(s.code() == StatusCode::kResourceExhausted ||
-                        s.code() == StatusCode::kIoError)
-                << s.ToString();
-          }
-        }
-      });
+    AckingWriters writers(**kv, 100);
     for (int round = 0; round < 6; ++round) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       faults->SetDiskFull(true);
@@ -490,16 +496,9 @@ TEST(DiskFullAdversarial, CheckpointAndFlushOnAFullDiskWithWritersNeverAbort) {
       EXPECT_FALSE(c.ok());
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       faults->SetDiskFull(false);
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-      while (!(*kv)->WriteHealth().ok() && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      if (!(*kv)->WriteHealth().ok()) {  // not ASSERT: the writers must be joined
-        ADD_FAILURE() << "writes did not resume: " << (*kv)->WriteHealth().ToString();
-        break;
-      }
+      if (!WritesResume(**kv)) break;  // not ASSERT: the writers must be joined
     }
-    stop = true;
-    for (auto& t : writers) t.join();
+    const std::set<std::string> acked = writers.Stop();
     // Writes work again, and a checkpoint with room succeeds.
     ASSERT_TRUE(Put(**kv,
                     "\x01"
