@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "feed_test_util.h"
 #include "test_util.h"
 
 namespace agentstore::testing {
@@ -19,21 +20,6 @@ using Event = Subscription::Event;
 using Json = nlohmann::json;
 
 constexpr uint32_t Bit(RecordType t) { return 1u << static_cast<int>(t); }
-
-// Polls until `done(events)` holds or the subscription finishes or `ms` pass.
-std::vector<Event> Drain(Subscription& sub,
-                         const std::function<bool(const std::vector<Event>&)>& done,
-                         int ms = 10000) {
-  std::vector<Event> out;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    sub.Poll(&out, 100000);
-    if (done(out) || sub.Finished()) break;
-    sub.Wait(20);
-  }
-  sub.Poll(&out, 100000);
-  return out;
-}
 
 class FeedAdversarial : public ::testing::Test {
  protected:

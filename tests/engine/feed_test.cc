@@ -11,27 +11,13 @@
 #include <set>
 #include <thread>
 
+#include "feed_test_util.h"
 #include "test_util.h"
 
 namespace agentstore::testing {
 namespace {
 
 using Event = Subscription::Event;
-
-// Polls until `done(events)` holds or the subscription finishes or `ms` pass.
-std::vector<Event> Drain(Subscription& sub,
-                         const std::function<bool(const std::vector<Event>&)>& done,
-                         int ms = 10000) {
-  std::vector<Event> out;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    sub.Poll(&out, 100000);
-    if (done(out) || sub.Finished()) break;
-    sub.Wait(50);
-  }
-  sub.Poll(&out, 100000);
-  return out;
-}
 
 size_t CountType(const std::vector<Event>& evs, RecordType t) {
   size_t n = 0;

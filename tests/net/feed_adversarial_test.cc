@@ -20,6 +20,7 @@
 
 #include "agentstore/net/frame.h"
 #include "protocol_generated.h"
+#include "raw_conn.h"
 #include "server_process.h"
 
 namespace agentstore::testing {
@@ -27,88 +28,6 @@ namespace {
 
 using flatbuffers::FlatBufferBuilder;
 using proto::ErrorCode;
-
-struct Reply {
-  std::vector<uint8_t> bytes;
-  const proto::Response* r() const { return flatbuffers::GetRoot<proto::Response>(bytes.data()); }
-};
-
-// A blocking TCP connection speaking frames, with a receive timeout.
-class RawConn {
- public:
-  explicit RawConn(uint16_t port, int timeout_ms = 10000) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) Close();
-  }
-  ~RawConn() { Close(); }
-  bool ok() const { return fd_ >= 0; }
-  void Close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  // Closes with a reset (SO_LINGER 0): the server's pending writes fail at once.
-  void Abort() {
-    linger l{1, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    Close();
-  }
-  bool Send(const FlatBufferBuilder& fbb) {
-    uint8_t h[4];
-    net::EncodeFrameLength(static_cast<uint32_t>(fbb.GetSize()), h);
-    return SendAll(h, 4) && SendAll(fbb.GetBufferPointer(), fbb.GetSize());
-  }
-  std::optional<Reply> Read() {
-    uint8_t h[4];
-    if (!ReadExact(h, 4)) return std::nullopt;
-    Reply r;
-    r.bytes.resize(net::DecodeFrameLength(h));
-    if (!ReadExact(r.bytes.data(), r.bytes.size())) return std::nullopt;
-    flatbuffers::Verifier v(r.bytes.data(), r.bytes.size(), 64, 10'000'000);
-    if (!v.VerifyBuffer<proto::Response>(nullptr)) return std::nullopt;
-    return r;
-  }
-  // The answer (kind response) to request `id`; push frames before it go to `pushes`.
-  std::optional<Reply> Answer(uint64_t id, std::vector<Reply>* pushes = nullptr) {
-    while (auto r = Read()) {
-      if (r->r()->kind() == proto::FrameKind::response && r->r()->id() == id) return r;
-      if (pushes) pushes->push_back(std::move(*r));
-    }
-    return std::nullopt;
-  }
-
- private:
-  bool SendAll(const void* data, size_t n) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    while (n > 0) {
-      ssize_t k = ::send(fd_, p, n, MSG_NOSIGNAL);
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) return false;
-      p += k;
-      n -= static_cast<size_t>(k);
-    }
-    return true;
-  }
-  bool ReadExact(uint8_t* out, size_t n) {
-    size_t got = 0;
-    while (got < n) {
-      ssize_t k = ::recv(fd_, out + got, n - got, 0);
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) return false;
-      got += static_cast<size_t>(k);
-    }
-    return true;
-  }
-  int fd_ = -1;
-};
 
 void Auth(FlatBufferBuilder& fbb, const std::string& key) {
   fbb.Clear();
@@ -155,11 +74,11 @@ void Unsubscribe(FlatBufferBuilder& fbb, uint64_t id, uint64_t sub) {
 class FeedAdversarialE2E : public ServerTest {
  protected:
   std::unique_ptr<RawConn> Dial(const std::string& key) {
-    auto c = std::make_unique<RawConn>(server_.port());
+    auto c = std::make_unique<RawConn>(server_.port(), 10000);
     EXPECT_TRUE(c->ok());
     FlatBufferBuilder fbb;
     Auth(fbb, key);
-    EXPECT_TRUE(c->Send(fbb));
+    EXPECT_TRUE(c->SendFrame(fbb));
     auto a = c->Answer(1);
     EXPECT_TRUE(a && a->r()->code() == ErrorCode::ok);
     return c;
@@ -167,7 +86,7 @@ class FeedAdversarialE2E : public ServerTest {
   ErrorCode SubscribeCode(RawConn& c, uint64_t id, const SubArgs& a, std::string* msg = nullptr) {
     FlatBufferBuilder fbb;
     Subscribe(fbb, id, a);
-    EXPECT_TRUE(c.Send(fbb));
+    EXPECT_TRUE(c.SendFrame(fbb));
     auto r = c.Answer(id);
     if (!r) return ErrorCode::io_error;  // no answer
     if (msg) *msg = r->r()->message() ? r->r()->message()->str() : "";
@@ -257,7 +176,7 @@ TEST_F(FeedAdversarialE2E, FromNowAnswerIsTheStartAndNothingAtOrBeforeItArrives)
   std::string first;
   for (uint64_t id = 10; id < 50; ++id) {
     Subscribe(fbb, id, Args().Types({TypeByte(RecordType::kMessage)}).FromNow());
-    ASSERT_TRUE(c->Send(fbb));
+    ASSERT_TRUE(c->SendFrame(fbb));
     std::vector<Reply> early;
     auto answer = c->Answer(id, &early);
     ASSERT_TRUE(answer && answer->r()->code() == ErrorCode::ok);
@@ -283,7 +202,7 @@ TEST_F(FeedAdversarialE2E, FromNowAnswerIsTheStartAndNothingAtOrBeforeItArrives)
       count(*r);
     }
     Unsubscribe(fbb, 1, id);
-    ASSERT_TRUE(c->Send(fbb));
+    ASSERT_TRUE(c->SendFrame(fbb));
     // Up to its end frame (after its answer): nothing of it is left on the wire.
     while (true) {
       auto r = c->Read();
@@ -309,7 +228,7 @@ TEST_F(FeedAdversarialE2E, BacklogSubscriptionsOnVanishingConnections) {
     auto c = Dial(server_.Key("service"));
     FlatBufferBuilder fbb;
     Subscribe(fbb, 2, Args().FromNow());
-    ASSERT_TRUE(c->Send(fbb));
+    ASSERT_TRUE(c->SendFrame(fbb));
     auto a = c->Answer(2);
     ASSERT_TRUE(a);
     start = a->r()->result_as_FeedPosition()->sequence();
@@ -321,12 +240,12 @@ TEST_F(FeedAdversarialE2E, BacklogSubscriptionsOnVanishingConnections) {
     FlatBufferBuilder fbb;
     for (uint64_t id = 1; id <= 64; ++id) {
       Subscribe(fbb, 100 + id, Args().After(start));
-      ASSERT_TRUE(c->Send(fbb));
+      ASSERT_TRUE(c->SendFrame(fbb));
     }
     if (round % 2) {  // unsubscribe half of them without reading anything
       for (uint64_t id = 1; id <= 64; id += 2) {
         Unsubscribe(fbb, 500 + id, 100 + id);
-        ASSERT_TRUE(c->Send(fbb));
+        ASSERT_TRUE(c->SendFrame(fbb));
       }
     }
     if (round % 3 == 0) c->Read();  // read one frame: pushes are under way
@@ -336,7 +255,7 @@ TEST_F(FeedAdversarialE2E, BacklogSubscriptionsOnVanishingConnections) {
   auto c = Dial(server_.Key("service"));
   FlatBufferBuilder fbb;
   Subscribe(fbb, 9, Args().Types({TypeByte(RecordType::kMessage)}).After(start));
-  ASSERT_TRUE(c->Send(fbb));
+  ASSERT_TRUE(c->SendFrame(fbb));
   std::vector<Reply> frames;
   ASSERT_TRUE(c->Answer(9, &frames));
   std::set<uint64_t> seqs;
@@ -377,7 +296,7 @@ TEST_F(FeedAdversarialE2E, ExpiringKeyEndsItsSubscription) {
   auto c = Dial(Must(svc().CreateApiKey(k).get()).secret);
   FlatBufferBuilder fbb;
   Subscribe(fbb, 5, Args().Types({TypeByte(RecordType::kMessage)}).FromNow());
-  ASSERT_TRUE(c->Send(fbb));
+  ASSERT_TRUE(c->SendFrame(fbb));
   ASSERT_TRUE(c->Answer(5));
   ASSERT_OK(Append(svc(), chat));
   auto first = c->Read();
@@ -407,7 +326,7 @@ TEST_F(FeedAdversarialE2E, SlowRawSubscriberResumesExactlyOnceFromItsCutOff) {
   auto slow = Dial(server_.Key("service"));
   FlatBufferBuilder fbb;
   Subscribe(fbb, 3, Args().Types({TypeByte(RecordType::kMessage)}).FromNow());
-  ASSERT_TRUE(slow->Send(fbb));
+  ASSERT_TRUE(slow->SendFrame(fbb));
   auto answer = slow->Answer(3);
   ASSERT_TRUE(answer);
   uint64_t start = answer->r()->result_as_FeedPosition()->sequence();
@@ -434,7 +353,7 @@ TEST_F(FeedAdversarialE2E, SlowRawSubscriberResumesExactlyOnceFromItsCutOff) {
   for (uint64_t q : seqs) ASSERT_LE(q, resume) << "pushed past its resume point";
   auto again = Dial(server_.Key("service"));
   Subscribe(fbb, 4, Args().Types({TypeByte(RecordType::kMessage)}).After(resume));
-  ASSERT_TRUE(again->Send(fbb));
+  ASSERT_TRUE(again->SendFrame(fbb));
   std::vector<Reply> early;
   ASSERT_TRUE(again->Answer(4, &early));
   auto take = [&](const Reply& r) {
