@@ -179,11 +179,13 @@ struct ChangeFeed::Meta {
 };
 
 ChangeFeed::ChangeFeed(storage::KvStore* store, FeedOptions options,
-                       std::function<Uuid(const Uuid&)> tenant_of, SchemaOf schema_of)
+                       std::function<Uuid(const Uuid&)> tenant_of, SchemaOf schema_of,
+                       std::function<int64_t()> now)
     : store_(store),
       options_(options),
       tenant_of_(std::move(tenant_of)),
-      schema_of_(std::move(schema_of)) {}
+      schema_of_(std::move(schema_of)),
+      now_(std::move(now)) {}
 
 ChangeFeed::~ChangeFeed() { Stop(); }
 
@@ -287,6 +289,10 @@ Result<std::shared_ptr<Subscription>> ChangeFeed::Open(const FeedFilter& filter,
     subs_[sub->id] = sub;
     behind_.push_back(sub);
     has_subs_.store(true, std::memory_order_relaxed);
+    if (int64_t x = sub->ends.expires_at; x != 0) {
+      int64_t next = next_expiry_.load(std::memory_order_relaxed);
+      if (next == 0 || x < next) next_expiry_.store(x, std::memory_order_relaxed);
+    }
   }
   Kick();
   return handle;
@@ -683,6 +689,24 @@ std::optional<Status> ChangeFeed::EndedBy(const Sub& s, const Meta& m) {
   return std::nullopt;
 }
 
+void ChangeFeed::EndExpired() {
+  int64_t now = now_ ? now_() : 0;
+  int64_t next = 0;
+  for (auto& [id, s] : subs_) {
+    int64_t x = s->ends.expires_at;
+    if (s->removed || x == 0) continue;
+    if (now >= x) {
+      // Everything up to its position passed Deliver's check (committed before the
+      // expiry) or its filter.
+      End(*s, Status::PermissionDenied("the API key expired"),
+          s->live ? published_.load(std::memory_order_relaxed) : s->cursor);
+    } else if (next == 0 || x < next) {
+      next = x;
+    }
+  }
+  next_expiry_.store(next, std::memory_order_relaxed);
+}
+
 bool ChangeFeed::Deliver(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool end_if_full) {
   // An expiry is no change in the log: it is judged by the commit time of the first
   // change the key would be sent (the engine's clock, as the key's own checks).
@@ -881,6 +905,8 @@ void ChangeFeed::Run() {
       if (stopping_.load()) break;
       did = LiveStep(lock);
       did = CatchUpStep(lock) || did;
+      int64_t expiry = next_expiry_.load(std::memory_order_relaxed);
+      if (expiry != 0 && now_ && now_() >= expiry) EndExpired();
       // Forget removed subscriptions (a walk over all of them only when some went).
       bool any_removed = removals_;
       removals_ = false;
@@ -900,12 +926,18 @@ void ChangeFeed::Run() {
     // Writers notify under wake_mu_ only (never mu_, which fan-out holds), so a change
     // that lands between the checks above and this wait still wakes us.
     std::unique_lock w(wake_mu_);
-    wake_cv_.wait(w, [&] {
+    auto ready = [&] {
       return stopping_.load() || kicked_.exchange(false) ||
              (has_subs_.load(std::memory_order_relaxed) &&
               durable_.load(std::memory_order_acquire) >
                   published_.load(std::memory_order_relaxed));
-    });
+    };
+    // A key that expires ends its subscription at its expiry, not at the next change:
+    // look again every 100 ms while one is due (the engine's clock may be a test's).
+    if (next_expiry_.load(std::memory_order_relaxed) != 0)
+      wake_cv_.wait_for(w, std::chrono::milliseconds(100), ready);
+    else
+      wake_cv_.wait(w, ready);
   }
 }
 

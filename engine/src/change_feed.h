@@ -60,8 +60,10 @@ class ChangeFeed {
   // `schema_of` answers a collection's current declaration (null: none), read on the feed
   // thread for each collection change it decodes.
   using SchemaOf = std::function<std::shared_ptr<const coll::Schema>(std::string_view)>;
+  // `now` is the engine's clock (micros), the one keys' expiries are checked against.
   ChangeFeed(storage::KvStore* store, FeedOptions options,
-             std::function<Uuid(const Uuid&)> tenant_of, SchemaOf schema_of);
+             std::function<Uuid(const Uuid&)> tenant_of, SchemaOf schema_of,
+             std::function<int64_t()> now);
   ~ChangeFeed();
 
   // Registers the durable listener and starts the feed thread.
@@ -122,6 +124,9 @@ class ChangeFeed {
   // Pushes a matching event, or ends `s` when its key expired before the event's commit.
   // Returns Push's answer (false once ended).
   bool Deliver(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool end_if_full);
+  // Ends the subscriptions whose key has expired by now, also when no change comes to
+  // judge them by (Deliver); recomputes next_expiry_. Under mu_.
+  void EndExpired();
   bool LiveStep(std::unique_lock<std::mutex>& lock);
   bool CatchUpStep(std::unique_lock<std::mutex>& lock);
 
@@ -139,6 +144,10 @@ class ChangeFeed {
   std::condition_variable wake_cv_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> kicked_{false};
+  // The earliest expiry (engine micros) of an open subscription's key; 0: none. Written
+  // under mu_, read by the feed thread's wait, which then wakes to check it.
+  std::atomic<int64_t> next_expiry_{0};
+  std::function<int64_t()> now_;
 
   mutable std::mutex mu_;
   uint64_t next_id_ = 1;                           // guarded by mu_

@@ -23,7 +23,8 @@ void EngineState::StartFeed() {
         if (!c) return nullptr;
         std::shared_lock lock(c->mu);
         return c->schema;
-      });
+      },
+      [this] { return Now(); });
   feed->Start();
 }
 

@@ -249,6 +249,32 @@ TEST_F(FeedAdversarial, ExpiredKeyEndsItsSubscription) {
   EXPECT_EQ(Drain(*again, [](auto& v) { return v.size() >= 2; }).size(), 2u);
 }
 
+// An expiring key's subscription ends at the expiry even when no change comes after it
+// (nothing to judge by commit time): an idle watcher learns its key is no longer good.
+TEST_F(FeedAdversarial, ExpiredKeyEndsAnIdleSubscription) {
+  engine_.reset();
+  manual_clock_ = true;
+  Open();
+  Uuid u = MakeUser("idle@x.com");
+  Uuid chat = MakeChat(u);
+  Uuid key = MakeKey(fb::KeyRole::user, u, std::nullopt, clock_.NowMicros() + 60'000'000);
+  auto sub = Must(e().Subscribe(Scope::ForUser(u), {}, std::nullopt, key));
+  ASSERT_OK(Append(chat));
+  auto before = Drain(*sub, [](auto& v) { return v.size() >= 2; });  // message and chat
+  ASSERT_EQ(before.size(), 2u);
+  EXPECT_TRUE(Drain(
+                  *sub, [](auto&) { return false; }, 300)
+                  .empty());
+  EXPECT_FALSE(sub->Finished()) << "ended before its key expired";
+  clock_.Advance(61'000'000);
+  auto after = Drain(
+      *sub, [](auto&) { return false; }, 5000);
+  EXPECT_TRUE(after.empty());
+  EXPECT_TRUE(sub->Finished()) << "an idle subscription outlived its key";
+  EXPECT_CODE(sub->end_status(), kPermissionDenied);
+  EXPECT_EQ(sub->resume_point(), before.back()->sequence) << "everything before was delivered";
+}
+
 // A key scoped to a tenant grants nothing once the tenant is deleted (Engine::CheckKey);
 // its subscription ends too, instead of going on with the tenant's users' changes.
 TEST_F(FeedAdversarial, DeletingTheTenantEndsItsScopedKeysSubscriptions) {
