@@ -197,26 +197,20 @@ class InfoLog : public rocksdb::Logger {
 // into <path>/wal-dropped, so that recovery does not replay them.
 Status MoveWalsAside(const std::string& path, const std::string& from) {
   namespace fs = std::filesystem;
-  auto number = [](const fs::path& p) -> std::optional<uint64_t> {
-    std::string stem = p.stem().string();
-    if (p.extension() != ".log" || stem.empty() ||
-        !std::all_of(stem.begin(), stem.end(), [](char c) { return c >= '0' && c <= '9'; }))
-      return std::nullopt;
-    return std::stoull(stem);
-  };
-  auto first = number(from);
-  if (!first) return Status::InvalidArgument("not a WAL file: " + from);
+  const std::vector<WalFile> wals = ListWals(path);
+  auto first = std::find_if(wals.begin(), wals.end(), [&](const WalFile& w) {
+    return fs::path(w.path).filename() == fs::path(from).filename();
+  });
+  if (first == wals.end()) return Status::InvalidArgument("not a WAL file: " + from);
   const fs::path aside = fs::path(path) / "wal-dropped";
   std::error_code ec;
   fs::create_directories(aside, ec);
   if (ec) return Status::IoError("creating " + aside.string() + ": " + ec.message());
-  for (const auto& e : fs::directory_iterator(path, ec)) {
-    auto n = number(e.path());
-    if (!n || *n < *first) continue;
-    fs::rename(e.path(), aside / e.path().filename(), ec);
-    if (ec) return Status::IoError("moving " + e.path().string() + ": " + ec.message());
+  for (auto w = first; w != wals.end(); ++w) {
+    fs::rename(w->path, aside / fs::path(w->path).filename(), ec);
+    if (ec) return Status::IoError("moving " + w->path + ": " + ec.message());
   }
-  return ec ? Status::IoError("listing " + path + ": " + ec.message()) : Status::OK();
+  return Status::OK();
 }
 
 }  // namespace

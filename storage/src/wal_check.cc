@@ -234,9 +234,9 @@ FileScan ScanFile(const std::vector<uint8_t>& data) {
 
 }  // namespace
 
-WalScan ScanWal(const std::string& dir) {
+std::vector<WalFile> ListWals(const std::string& dir) {
   namespace fs = std::filesystem;
-  std::vector<std::pair<uint64_t, fs::path>> logs;
+  std::vector<WalFile> logs;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const auto name = e.path().filename().string();
@@ -244,13 +244,19 @@ WalScan ScanWal(const std::string& dir) {
     std::string stem = name.substr(0, name.size() - 4);
     if (!std::all_of(stem.begin(), stem.end(), [](char c) { return c >= '0' && c <= '9'; }))
       continue;
-    logs.emplace_back(std::stoull(stem), e.path());
+    logs.push_back({std::stoull(stem), e.path().string()});
   }
-  std::sort(logs.begin(), logs.end());
+  std::sort(logs.begin(), logs.end(),
+            [](const WalFile& a, const WalFile& b) { return a.number < b.number; });
+  return logs;
+}
+
+WalScan ScanWal(const std::string& dir) {
+  const std::vector<WalFile> logs = ListWals(dir);
   WalScan out;
   uint64_t expected_seq = 0;  // where the records read so far end (0: none yet)
   for (size_t i = 0; i < logs.size(); ++i) {
-    std::ifstream in(logs[i].second, std::ios::binary);
+    std::ifstream in(logs[i].path, std::ios::binary);
     std::vector<uint8_t> data((std::istreambuf_iterator<char>(in)),
                               std::istreambuf_iterator<char>());
     FileScan f = ScanFile(data);
@@ -263,7 +269,7 @@ WalScan ScanWal(const std::string& dir) {
     // a gap in the sequences, and RocksDB would replay the later writes without the lost
     // ones. (A lost first file has no predecessor to tell; see wal_check.h.)
     if (f.first_seq != 0 && expected_seq != 0 && f.first_seq != expected_seq) {
-      out.damage.push_back({logs[i].second.string(), 0, f.records + f.valid_after,
+      out.damage.push_back({logs[i].path, 0, f.records + f.valid_after,
                             "starts at sequence " + std::to_string(f.first_seq) +
                                 " but the WAL before it ends before sequence " +
                                 std::to_string(expected_seq) +
@@ -277,7 +283,7 @@ WalScan ScanWal(const std::string& dir) {
     // the problem is not a torn tail.
     uint64_t later = 0;
     for (size_t j = i + 1; j < logs.size(); ++j) {
-      std::ifstream lin(logs[j].second, std::ios::binary);
+      std::ifstream lin(logs[j].path, std::ios::binary);
       std::vector<uint8_t> ld((std::istreambuf_iterator<char>(lin)),
                               std::istreambuf_iterator<char>());
       later += CountValidFrom(ld, 0);
@@ -286,7 +292,7 @@ WalScan ScanWal(const std::string& dir) {
       out.torn_tail = true;
       continue;
     }
-    out.damage.push_back({logs[i].second.string(), f.bad_offset, f.valid_after, ""});
+    out.damage.push_back({logs[i].path, f.bad_offset, f.valid_after, ""});
   }
   return out;
 }

@@ -30,4 +30,11 @@ struct WalScan {
 // one emptied, is not seen when no earlier file with records is left to compare with.
 WalScan ScanWal(const std::string& dir);
 
+struct WalFile {
+  uint64_t number = 0;  // RocksDB's file number (its name: <number>.log)
+  std::string path;
+};
+// The *.log files of `dir`, oldest (lowest number) first.
+std::vector<WalFile> ListWals(const std::string& dir);
+
 }  // namespace agentstore::storage
