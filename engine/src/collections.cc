@@ -742,10 +742,11 @@ Result<std::string> Engine::PutRecord(const Scope& scope, std::string_view colle
   // A record past its TTL is gone for every read (the sweep has not come yet): a put of
   // its key is a new record, whoever owned the expired one.
   bool expired = old != c->records.end() && internal::Expired(old->second, now);
+  bool moved = old != c->records.end() && old->second.owner != owner;
   if (old != c->records.end()) {
     // Only an unconfined service key may move a record to another owner; a tenant-scoped
     // one may not even touch a record of another tenant's owner.
-    if (old->second.owner != owner && !expired) {
+    if (moved && !expired) {
       bool sees_old = schema->owner == OwnerKind::kUser ? impl_->Sees(scope, old->second.owner)
                       : schema->owner == OwnerKind::kTenant
                           ? internal::EngineState::SeesTenant(scope, old->second.owner)
@@ -762,7 +763,6 @@ Result<std::string> Engine::PutRecord(const Scope& scope, std::string_view colle
   AS_RETURN_IF_ERROR(internal::CheckUnique(*c, pk, rec, now));
   std::string bytes = internal::coll::Encode(s, rec);
   storage::WriteBatch batch;
-  bool moved = old != c->records.end() && old->second.owner != owner;
   if (moved) {
     // A move to another owner: the old owner's subscriptions learn the record is gone
     // for them (a delete noting its owner), the new owner's that it is new to them.
