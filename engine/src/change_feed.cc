@@ -691,20 +691,15 @@ std::optional<Status> ChangeFeed::EndedBy(const Sub& s, const Meta& m) {
 
 void ChangeFeed::EndExpired() {
   int64_t now = now_ ? now_() : 0;
-  int64_t next = 0;
   for (auto& [id, s] : subs_) {
     int64_t x = s->ends.expires_at;
-    if (s->removed || x == 0) continue;
-    if (now >= x) {
-      // Everything up to its position passed Deliver's check (committed before the
-      // expiry) or its filter.
+    // Everything up to its position passed Deliver's check (committed before the expiry)
+    // or its filter.
+    if (!s->removed && x != 0 && now >= x)
       End(*s, Status::PermissionDenied("the API key expired"),
           s->live ? published_.load(std::memory_order_relaxed) : s->cursor);
-    } else if (next == 0 || x < next) {
-      next = x;
-    }
   }
-  next_expiry_.store(next, std::memory_order_relaxed);
+  removals_ = true;  // Run's cleanup recomputes next_expiry_ from the ones left
 }
 
 bool ChangeFeed::Deliver(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool end_if_full) {
@@ -917,8 +912,13 @@ void ChangeFeed::Run() {
         live_by_user_.clear();
         live_coll_users_.clear();
         live_types_ = 0;
-        for (auto& [id, s] : subs_)
+        int64_t next_expiry = 0;  // the earliest expiry left (the gone ones may have had it)
+        for (auto& [id, s] : subs_) {
           if (s->live) AddLive(s.get());
+          int64_t x = s->ends.expires_at;
+          if (x != 0 && (next_expiry == 0 || x < next_expiry)) next_expiry = x;
+        }
+        next_expiry_.store(next_expiry, std::memory_order_relaxed);
       }
       has_subs_.store(!subs_.empty(), std::memory_order_relaxed);
     }

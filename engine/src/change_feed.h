@@ -125,7 +125,7 @@ class ChangeFeed {
   // Returns Push's answer (false once ended).
   bool Deliver(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool end_if_full);
   // Ends the subscriptions whose key has expired by now, also when no change comes to
-  // judge them by (Deliver); recomputes next_expiry_. Under mu_.
+  // judge them by (Deliver). Under mu_, before Run's cleanup (which sets next_expiry_).
   void EndExpired();
   bool LiveStep(std::unique_lock<std::mutex>& lock);
   bool CatchUpStep(std::unique_lock<std::mutex>& lock);
