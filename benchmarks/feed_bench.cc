@@ -190,6 +190,7 @@ int main(int argc, char** argv) {
         }
       });
     auto t0 = Clock::now();
+    fprintf(stderr, "throughput: writing for %d s\n", seconds);  // for profiling scripts
     std::this_thread::sleep_for(std::chrono::seconds(seconds));
     stop = true;
     for (auto& t : ts) t.join();
@@ -225,6 +226,7 @@ int main(int argc, char** argv) {
     SubscribeFilter f;
     f.types = {RecordType::kMessage};
     auto t1 = Clock::now();
+    fprintf(stderr, "catchup: subscribing\n");  // for profiling scripts
     auto sub =
         Must(c.Subscribe(f, start, [&](const FeedChange&) { got.fetch_add(1); }), "subscribe");
     while (got.load() < changes && Clock::now() - t1 < std::chrono::seconds(300))

@@ -35,6 +35,7 @@
 #include "fault_fs.h"
 #include "log_tail.h"
 #include "wal_check.h"
+#include "wal_read_ahead.h"
 
 namespace agentstore::storage {
 namespace {
@@ -316,12 +317,14 @@ struct KvStore::Impl {
   // from the start).
   static constexpr size_t kTailBytes = 32 << 20;
   LogTail tail{kTailBytes};
+  // How far a WAL cursor's thread reads ahead of the reader (batches' bytes).
+  static constexpr size_t kReadAheadBytes = 8 << 20;
   struct WalCursor {
-    std::unique_ptr<rocksdb::TransactionLogIterator> it;
-    std::unique_ptr<rocksdb::WriteBatch> batch;  // the batch `entries` point into
-    LogDecoder decoded;                          // its entries
-    size_t at = 0;                               // decoded.entries[at..]: not visited yet
-    uint64_t next = 0;                           // every sequence below it was passed
+    std::unique_ptr<WalReadAhead> ahead;   // reads and decodes the batches
+    WalReadAhead::Batch* batch = nullptr;  // the one being visited (ahead's)
+    size_t at = 0;                         // batch->decoded.entries[at..]: not visited yet
+    uint64_t next = 0;                     // every sequence below it was passed
+    size_t left() const { return batch ? batch->decoded.entries.size() - at : 0; }
   };
   std::mutex cursor_mu;
   std::unique_ptr<WalCursor> cursor;  // guarded by cursor_mu
@@ -563,6 +566,7 @@ KvStore::KvStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 KvStore::~KvStore() {
   if (!impl_) return;
+  impl_->cursor.reset();  // its read-ahead thread reads the WAL: before the DB closes
   if (impl_->log_thread.joinable()) {
     {
       std::lock_guard lock(impl_->mu);
@@ -840,7 +844,7 @@ Result<uint64_t> KvStore::ReadLog(uint64_t from, uint64_t to, size_t max_entries
     if (m.cursor && m.cursor->next == from) c = std::move(m.cursor);
   }
   // One that had read everything logged when it stopped cannot see what came after.
-  if (c && c->at == c->decoded.entries.size() && !c->it->Valid()) c.reset();
+  if (c && c->left() == 0 && c->ahead->Exhausted()) c.reset();
   if (!c) {
     AS_ASSIGN_OR_RETURN(uint64_t oldest, OldestLogSequence());
     if (from < oldest) {
@@ -848,7 +852,8 @@ Result<uint64_t> KvStore::ReadLog(uint64_t from, uint64_t to, size_t max_entries
                                 " is no longer kept; the oldest kept is " + std::to_string(oldest));
     }
     c = std::make_unique<Impl::WalCursor>();
-    rocksdb::Status rs = m.db->GetUpdatesSince(from, &c->it);
+    std::unique_ptr<rocksdb::TransactionLogIterator> it;
+    rocksdb::Status rs = m.db->GetUpdatesSince(from, &it);
     if (!rs.ok()) {
       // A file purged between the check and the read: report it as out of range.
       auto o = OldestLogSequence();
@@ -857,22 +862,23 @@ Result<uint64_t> KvStore::ReadLog(uint64_t from, uint64_t to, size_t max_entries
                                   " is no longer kept; the oldest kept is " + std::to_string(*o));
       return FromRocks(rs, "reading the change log");
     }
+    c->ahead = std::make_unique<WalReadAhead>(std::move(it), Impl::kReadAheadBytes);
     c->next = from;
   }
   size_t visited = 0;
   bool stopped = false;  // by `to` or `max_entries`, with the iterator still usable
   while (!stopped) {
-    if (c->at == c->decoded.entries.size()) {
-      if (!c->it->Valid()) break;
-      rocksdb::BatchResult batch = c->it->GetBatch();
-      c->batch = std::move(batch.writeBatchPtr);
+    if (c->left() == 0) {
+      c->batch = c->ahead->Next();
       c->at = 0;
-      AS_RETURN_IF_ERROR(
-          FromRocks(c->decoded.Decode(*c->batch, batch.sequence), "decoding the change log"));
-      c->it->Next();
+      if (!c->batch) {
+        if (c->ahead->decode_failed())
+          return FromRocks(c->ahead->status(), "decoding the change log");
+        break;
+      }
       continue;
     }
-    const LogEntry& e = c->decoded.entries[c->at];
+    const LogEntry& e = c->batch->decoded.entries[c->at];
     if (e.sequence < from) {
       ++c->at;
       continue;
@@ -894,7 +900,7 @@ Result<uint64_t> KvStore::ReadLog(uint64_t from, uint64_t to, size_t max_entries
     return last;
   }
   // The iterator ran out (the end of what is logged, or of its file list).
-  rocksdb::Status rs = c->it->status();
+  rocksdb::Status rs = c->ahead->status();
   if (!rs.ok() && last < to) {
     // The live WAL's end may be mid-write; what was read stands.
     if (last >= from) return last;
