@@ -114,9 +114,10 @@ int main(int argc, char** argv) {
   app.add_option("--key", key, "a service key")->required();
   app.add_option("--subscribers", subscribers)->capture_default_str();
   app.add_option("--per-connection", per_connection,
-                 "subscriptions per connection: 1 = a connection each, up to 64 = FeedChannel")
+                 "subscriptions per connection: 1 = a connection each, 2 and up = FeedChannels "
+                 "of that many (up to FeedChannel::kMaxSubscriptions)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 64));
+      ->check(CLI::Range(1, static_cast<int>(FeedChannel::kMaxSubscriptions)));
   app.add_option("--writers", writers, "throughput: concurrent writer connections")
       ->capture_default_str();
   app.add_option("--writes", writes, "latency: messages written (one at a time)")

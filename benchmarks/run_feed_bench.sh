@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Change-feed benchmarks through a fresh agentstored (durability always) in a temp
 # directory: commit-to-callback latency with 1, 100 and 1000 subscribers, durable write
-# throughput with 0 vs 1000 subscribers (a connection each, and 64 per connection; and 0
-# subscribers writing to the same 1000 users; 16 and 1 appends in flight per writer),
-# catch-up from 1M changes back.
+# throughput with 0 vs 1000 subscribers (a connection each, 64 per connection, and all on
+# one connection; and 0 subscribers writing to the same 1000 users; 16 and 1 appends in
+# flight per writer), catch-up from 1M changes back.
 #   benchmarks/run_feed_bench.sh [--changes N] [--seconds S]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,11 +50,14 @@ start_server; run throughput --subscribers 0 --users 1000 --writers 8 --seconds 
 stop_server
 start_server; run throughput --subscribers 1000 --per-connection 64 --writers 8 --seconds "$seconds"
 stop_server
+# All 1000 on one connection, as an app server process multiplexes its users (up to 1024).
+start_server; run throughput --subscribers 1000 --per-connection 1000 --writers 8 --seconds "$seconds"
+stop_server
 # The same two at one append in flight per writer (each waits for its fsync, the shape
 # of compare.sh's durable rows): the writers leave the CPU idle between syncs.
 for n in 0 1000; do
   start_server
-  run throughput --subscribers "$n" --per-connection 64 --users 1000 --writers 8 --depth 1 \
+  run throughput --subscribers "$n" --per-connection 1000 --users 1000 --writers 8 --depth 1 \
     --seconds "$seconds"
   stop_server
 done

@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
                "point, dropping the logged writes after the damage (the log says how many)");
   uint64_t feed_retention_s = 86400, feed_retention_mb = 4096;
   size_t feed_buffer = 100000;
+  size_t feed_max_subscriptions = agentstore::FeedOptions{}.max_subscriptions;
   app.add_option("--feed-retention-seconds", feed_retention_s,
                  "change feed: keep the log this long for subscribers to resume from "
                  "(0 and --feed-retention-mb 0: only what recovery still needs)")
@@ -141,6 +142,10 @@ int main(int argc, char** argv) {
   app.add_option("--feed-buffer-events", feed_buffer,
                  "change feed: events a subscriber may have waiting before it is cut off "
                  "(it resumes from its resume point)")
+      ->capture_default_str();
+  app.add_option("--feed-max-subscriptions", feed_max_subscriptions,
+                 "change feed: open subscriptions at most, over all connections (1024 per "
+                 "connection); past it subscribe answers resource_exhausted")
       ->capture_default_str();
   agentstore::EngineOptions image_defaults;
   bool no_image = false;
@@ -186,6 +191,7 @@ int main(int argc, char** argv) {
   options.feed_retention_seconds = feed_retention_s;
   options.feed_retention_mb = feed_retention_mb;
   options.feed.max_queued_events = std::max<size_t>(feed_buffer, 1);
+  options.feed.max_subscriptions = feed_max_subscriptions;
   options.table_image = !no_image;
   options.image_min_changes = image_min_changes;
   options.image_check_ms = image_check_ms;

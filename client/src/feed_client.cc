@@ -28,6 +28,9 @@
 
 namespace agentstore {
 
+static_assert(FeedChannel::kMaxSubscriptions == net::kMaxSubscriptionsPerConnection,
+              "a FeedChannel holds what the server allows one connection");
+
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 

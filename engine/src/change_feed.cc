@@ -283,6 +283,10 @@ Result<std::shared_ptr<Subscription>> ChangeFeed::Open(const FeedFilter& filter,
   {
     std::lock_guard lock(mu_);
     if (stopping_.load()) return Status::Unavailable("the server is stopping");
+    if (subs_.size() >= options_.max_subscriptions)
+      return Status::ResourceExhausted("the server holds its most subscriptions (" +
+                                       std::to_string(options_.max_subscriptions) +
+                                       ", --feed-max-subscriptions)");
     sub->id = next_id_++;
     handle->id_ = sub->id;
     handle->start_ = handle->resume_point_ = start;

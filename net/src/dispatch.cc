@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "agentstore/net/frame.h"
 #include "protocol_generated.h"
 
 namespace agentstore::net {
@@ -218,7 +219,11 @@ Status Handle<Op::authenticate>(Call& c) {
 
 // ---- change feed: subscribe answers where it starts; pushes follow (feed_push.cc) ----
 
-constexpr size_t kMaxSubscriptionsPerConnection = 64;
+// kMaxSubscriptionsPerConnection (frame.h) is 1024, not the 64 it was: with 64, 1,000
+// subscribers took 16 connections, and each event cost a share of a push write and of a
+// client thread's wake-up, which took 25-38% off the 8 x 16 durable write rate (on one
+// connection, benchmarks/README.md "Session 12"). Each subscription's buffer is bounded
+// on its own, their number by the feed (--feed-max-subscriptions).
 
 template <>
 Status Handle<Op::subscribe>(Call& c) {
@@ -231,10 +236,9 @@ Status Handle<Op::subscribe>(Call& c) {
   if (c.session.subscriptions.size() >= kMaxSubscriptionsPerConnection)
     return Status::ResourceExhausted("at most " + std::to_string(kMaxSubscriptionsPerConnection) +
                                      " subscriptions per connection");
-  for (const auto& [id, sub] : c.session.subscriptions)
-    if (id == c.req->id())
-      return Status::InvalidArgument("request id " + std::to_string(id) +
-                                     " already names a subscription on this connection");
+  if (c.session.subscriptions.contains(c.req->id()))
+    return Status::InvalidArgument("request id " + std::to_string(c.req->id()) +
+                                   " already names a subscription on this connection");
   FeedFilter f;
   if (a->types())
     for (uint8_t t : *a->types()) {
@@ -256,7 +260,7 @@ Status Handle<Op::subscribe>(Call& c) {
   if (!c.session.key_id.IsNil()) key_id = c.session.key_id;
   auto sub = c.engine.Subscribe(c.scope, f, after, key_id, c.session.FeedWakeFor(c.req->id()));
   if (!sub.ok()) return sub.status();
-  c.session.subscriptions.emplace_back(c.req->id(), *sub);
+  c.session.subscriptions.emplace(c.req->id(), *sub);
   c.session.to_drain.push_back(c.req->id());
   auto info = c.engine.FeedInfo();
   // Its start, not resume_point(): the feed thread may have queued events already, and a
@@ -272,10 +276,10 @@ template <>
 Status Handle<Op::unsubscribe>(Call& c) {
   const auto* a = c.Args<proto::UnsubscribeArgs>();
   if (!a) return ArgsError(c, "UnsubscribeArgs");
-  for (auto& [id, sub] : c.session.subscriptions) {
-    if (id != a->subscription()) continue;
-    sub->Cancel();  // its end frame (with the resume point) follows what it had queued
-    c.session.to_drain.push_back(id);
+  if (auto it = c.session.subscriptions.find(a->subscription());
+      it != c.session.subscriptions.end()) {
+    it->second->Cancel();  // its end frame (with the resume point) follows what it had queued
+    c.session.to_drain.push_back(it->first);
     if (c.session.feed_wake) c.session.feed_wake();
     return Status::OK();
   }

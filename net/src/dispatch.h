@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -32,9 +33,9 @@ struct Session {
   // transport), and its subscriptions by the id of their subscribe request. Revoking
   // key_id ends them.
   std::function<void()> feed_wake;
-  std::vector<std::pair<uint64_t, std::shared_ptr<Subscription>>> subscriptions;
+  std::map<uint64_t, std::shared_ptr<Subscription>> subscriptions;
   // Which subscriptions have something to push, so a wake drains those and does not poll
-  // all 64: the feed's thread adds ids (through FeedWakeFor), the connection's thread
+  // them all: the feed's thread adds ids (through FeedWakeFor), the connection's thread
   // moves them into `to_drain` (which only it touches) and drains them.
   struct FeedReady {
     std::mutex mu;

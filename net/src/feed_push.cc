@@ -92,8 +92,7 @@ size_t DrainSubscriptions(Session& session, size_t max_bytes,
   size_t emitted = 0, done = 0;  // todo[0, done) drained: empty, or ended and dropped
   thread_local std::vector<Subscription::Event> events;  // no allocation per drain
   for (; done < todo.size(); ++done) {
-    auto it = std::find_if(session.subscriptions.begin(), session.subscriptions.end(),
-                           [&](const auto& s) { return s.first == todo[done]; });
+    auto it = session.subscriptions.find(todo[done]);
     if (it == session.subscriptions.end()) continue;  // ended before
     auto& [id, sub] = *it;
     bool drained = false;

@@ -188,6 +188,32 @@ TEST_F(Feed, TooOldSequenceIsOutOfRangeNamingTheOldest) {
   EXPECT_CODE(e().Subscribe(Scope::Service(), {}, info.durable + 1000), kInvalidArgument);
 }
 
+// The store bounds how many subscriptions it holds (each buffer is bounded on its own):
+// past it a subscribe is refused and opens nothing; one that ends makes room again.
+TEST_F(Feed, SubscriptionsPastTheStoresLimitAreRefused) {
+  engine_.reset();
+  feed_.max_subscriptions = 3;
+  Open();
+  std::vector<std::shared_ptr<Subscription>> subs;
+  for (int i = 0; i < 3; ++i) subs.push_back(Must(e().Subscribe(Scope::Service(), {}, {})));
+  auto refused = e().Subscribe(Scope::Service(), {}, {});
+  EXPECT_CODE(refused, kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("--feed-max-subscriptions"), std::string::npos);
+  subs[0]->Cancel();
+  subs.erase(subs.begin());
+  // The feed forgets an ended subscription on its thread's next step.
+  Result<std::shared_ptr<Subscription>> again = Status::Unavailable("not tried");
+  for (int i = 0; i < 200 && !again.ok(); ++i) {
+    again = e().Subscribe(Scope::Service(), {}, {});
+    if (!again.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_OK(again);
+  // It delivers like any other.
+  Uuid chat = MakeChat(MakeUser("cap@x.com"));
+  ASSERT_OK(Append(chat));
+  EXPECT_FALSE(Drain(**again, [](auto& v) { return !v.empty(); }).empty());
+}
+
 // Every record type a user owns, written for two users in two tenants: the user's
 // subscription gets its own changes of each type and never the other's.
 TEST_F(Feed, UserSubscriptionSeesOnlyItsOwnRecordsOfEveryType) {

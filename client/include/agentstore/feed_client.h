@@ -110,7 +110,7 @@ class FeedSubscription {
 // After a drop it re-dials with back-off and resubscribes each from its own last sequence.
 class FeedChannel {
  public:
-  static constexpr size_t kMaxSubscriptions = 64;  // the server's limit per connection
+  static constexpr size_t kMaxSubscriptions = 1024;  // the server's limit per connection
 
   // Dials and authenticates; an unreachable server or a refused key is returned here.
   static Result<std::unique_ptr<FeedChannel>> Open(const ClientOptions& options);

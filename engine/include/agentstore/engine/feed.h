@@ -83,6 +83,9 @@ struct FeedOptions {
   size_t max_queued_bytes = 64u << 20;
   // Changes read per step while catching up or following (bounds the feed's memory).
   size_t read_chunk = 4096;
+  // Open subscriptions the store holds at most (each buffer is bounded on its own, their
+  // number here); past it a subscribe is refused with resource_exhausted.
+  size_t max_subscriptions = 65536;
 };
 
 // One subscriber's handle. The feed thread fills its bounded queue; the holder drains it

@@ -2,6 +2,7 @@
 // one FlatBuffers message (Request or Response in protocol.fbs).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -10,6 +11,10 @@ namespace agentstore::net {
 inline constexpr size_t kFrameHeaderBytes = 4;
 inline constexpr uint32_t kDefaultMaxFrameBytes = 16u << 20;
 inline constexpr uint16_t kDefaultPort = 7420;
+// Subscriptions one connection may hold (docs/protocol.md, "Change feed"): an app server
+// multiplexes its users' subscriptions over one connection, so one push write carries
+// the events of many of them (the reason, measured: dispatch.cc).
+inline constexpr size_t kMaxSubscriptionsPerConnection = 1024;
 
 inline void EncodeFrameLength(uint32_t n, uint8_t out[4]) {
   out[0] = static_cast<uint8_t>(n);
