@@ -40,6 +40,7 @@ for n in 1 100 1000; do
   start_server; run latency --subscribers "$n" --writes 3000; stop_server
 done
 start_server; run latency --subscribers 1000 --per-connection 64 --writes 3000; stop_server
+start_server; run latency --subscribers 1000 --per-connection 1000 --writes 3000; stop_server
 for n in 0 1000; do
   start_server; run throughput --subscribers "$n" --writers 8 --seconds "$seconds"; stop_server
 done
