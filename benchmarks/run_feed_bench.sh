@@ -34,7 +34,7 @@ trap 'stop_server; rm -rf "$dir"' EXIT
 ulimit -n 65536 2>/dev/null || true
 run() { echo "# load: $(cut -d' ' -f1-3 /proc/loadavg)"; "$bin" "$@" --port "$port" --key "$key"; }
 
-# Subscribers each on a connection of their own, then 64 to a connection (FeedChannel,
+# Subscribers each on a connection of their own, then 64 and 1000 to a connection (FeedChannel,
 # what an app server following its users' screens would use).
 for n in 1 100 1000; do
   start_server; run latency --subscribers "$n" --writes 3000; stop_server

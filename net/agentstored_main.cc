@@ -146,7 +146,8 @@ int main(int argc, char** argv) {
   app.add_option("--feed-max-subscriptions", feed_max_subscriptions,
                  "change feed: open subscriptions at most, over all connections (1024 per "
                  "connection); past it subscribe answers resource_exhausted")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   agentstore::EngineOptions image_defaults;
   bool no_image = false;
   uint64_t image_min_changes = image_defaults.image_min_changes;

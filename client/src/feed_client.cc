@@ -319,7 +319,10 @@ struct FeedChannelCore {
       case proto::FrameKind::response: {
         Status st = StatusOf(r);
         if (!st.ok()) {
-          if (Terminal(st)) {
+          // resource_exhausted here is the server refusing one more subscription (it holds
+          // its most): this one ends (a Subscribe call returns it, a resubscription's
+          // on_end says it), never the connection and the others it carries.
+          if (Terminal(st) || st.code() == StatusCode::kResourceExhausted) {
             End(s, st);
             break;
           }

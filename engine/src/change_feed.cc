@@ -213,6 +213,7 @@ void ChangeFeed::Stop() {
     }
   }
   subs_.clear();
+  open_ = 0;
   behind_.clear();
   live_by_user_.clear();
   live_broad_.clear();
@@ -283,7 +284,14 @@ Result<std::shared_ptr<Subscription>> ChangeFeed::Open(const FeedFilter& filter,
   {
     std::lock_guard lock(mu_);
     if (stopping_.load()) return Status::Unavailable("the server is stopping");
-    if (subs_.size() >= options_.max_subscriptions)
+    // Those ended or cancelled no longer count, though the feed thread forgets them later;
+    // nor do those whose holder let go without Cancel (found here, at the limit: a
+    // Subscription's destructor may run on the feed thread, under mu_, so it cannot tell
+    // the feed itself).
+    if (open_ >= options_.max_subscriptions)
+      for (auto& [id, s] : subs_)
+        if (!s->removed && s->handle.expired()) MarkRemoved(*s);
+    if (open_ >= options_.max_subscriptions)
       return Status::ResourceExhausted("the server holds its most subscriptions (" +
                                        std::to_string(options_.max_subscriptions) +
                                        ", --feed-max-subscriptions)");
@@ -291,6 +299,7 @@ Result<std::shared_ptr<Subscription>> ChangeFeed::Open(const FeedFilter& filter,
     handle->id_ = sub->id;
     handle->start_ = handle->resume_point_ = start;
     subs_[sub->id] = sub;
+    ++open_;
     behind_.push_back(sub);
     has_subs_.store(true, std::memory_order_relaxed);
     if (int64_t x = sub->ends.expires_at; x != 0) {
@@ -307,10 +316,16 @@ void ChangeFeed::Remove(uint64_t id) {
     std::lock_guard lock(mu_);
     auto it = subs_.find(id);
     if (it == subs_.end()) return;
-    it->second->removed = true;
-    removals_ = true;
+    MarkRemoved(*it->second);
   }
   Kick();  // the feed thread forgets it
+}
+
+void ChangeFeed::MarkRemoved(Sub& s) {
+  if (s.removed) return;
+  s.removed = true;
+  removals_ = true;
+  --open_;
 }
 
 void ChangeFeed::FillTenant(Meta* m) {
@@ -608,8 +623,7 @@ void ChangeFeed::End(Sub& s, Status why, uint64_t resume_point) {
   // A removed subscription was cancelled by its holder (a connection closing): its wake
   // may point into an event loop that is going away, so it is never called again.
   if (s.removed) return;
-  s.removed = true;
-  removals_ = true;
+  MarkRemoved(s);
   auto h = s.handle.lock();
   if (!h) return;
   std::lock_guard lock(h->mu_);
@@ -628,8 +642,7 @@ void ChangeFeed::End(Sub& s, Status why, uint64_t resume_point) {
 bool ChangeFeed::Push(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool end_if_full) {
   auto h = s.handle.lock();
   if (!h) {  // the holder let go without Cancel
-    s.removed = true;
-    removals_ = true;
+    MarkRemoved(s);
     return false;
   }
   bool was_empty = false, full = false;
@@ -829,8 +842,7 @@ bool ChangeFeed::CatchUpStep(std::unique_lock<std::mutex>& lock) {
     }
     auto h = s->handle.lock();
     if (!h) {
-      s->removed = true;
-      removals_ = true;
+      MarkRemoved(*s);
       still_behind.pop_back();
       continue;
     }

@@ -114,6 +114,9 @@ class ChangeFeed {
   bool Push(Sub& s, const std::shared_ptr<const ChangeEvent>& ev, bool end_if_full = true);
   void WakePushed();
   void End(Sub& s, Status why, uint64_t resume_point);
+  // Marks `s` removed (under mu_): the feed thread forgets it at its next cleanup, and it
+  // no longer counts as open.
+  void MarkRemoved(Sub& s);
   void ApplyControl(const Meta& m, uint64_t seq);  // revocations, user and tenant deletes
   // Whether a user record (`m`, at `seq`) moved a user key's subscription's user to
   // another tenant than the one it reads collection records as.
@@ -155,6 +158,7 @@ class ChangeFeed {
   // Those not following the live end yet (catching up from a sequence).
   std::vector<std::shared_ptr<Sub>> behind_;  // guarded by mu_
   bool removals_ = false;  // some Sub was marked removed since the last cleanup; by mu_
+  size_t open_ = 0;        // subscriptions not marked removed; guarded by mu_
   // Live subscriptions by the user they filter on, and those without a user filter.
   // Guarded by mu_ and written only on the feed thread (Stop clears them after joining
   // it), so the feed thread also reads them while reading the log without mu_.

@@ -318,7 +318,7 @@ struct KvStore::Impl {
   static constexpr size_t kTailBytes = 32 << 20;
   LogTail tail{kTailBytes};
   // How far a WAL cursor's thread reads ahead of the reader (batches' bytes).
-  static constexpr size_t kReadAheadBytes = 8 << 20;
+  static constexpr size_t kReadAheadBytes = 16 << 20;
   struct WalCursor {
     std::unique_ptr<WalReadAhead> ahead;   // reads and decodes the batches
     WalReadAhead::Batch* batch = nullptr;  // the one being visited (ahead's)
@@ -837,6 +837,27 @@ Result<uint64_t> KvStore::ReadLog(uint64_t from, uint64_t to, size_t max_entries
   m.tail.Enable();
   if (auto r = m.tail.Read(from, to, max_entries, visit)) return *r;
 
+  // A WAL iterator from `at`: out_of_range once the files holding it are gone.
+  auto open_cursor = [&](uint64_t at) -> Result<std::unique_ptr<Impl::WalCursor>> {
+    AS_ASSIGN_OR_RETURN(uint64_t oldest, OldestLogSequence());
+    auto gone = [&](uint64_t kept) {
+      return Status::OutOfRange("sequence " + std::to_string(at) +
+                                " is no longer kept; the oldest kept is " + std::to_string(kept));
+    };
+    if (at < oldest) return gone(oldest);
+    std::unique_ptr<rocksdb::TransactionLogIterator> it;
+    rocksdb::Status rs = m.db->GetUpdatesSince(at, &it);
+    if (!rs.ok()) {
+      // A file purged between the check and the read: report it as out of range.
+      auto o = OldestLogSequence();
+      if (o.ok() && at < *o) return gone(*o);
+      return FromRocks(rs, "reading the change log");
+    }
+    auto c = std::make_unique<Impl::WalCursor>();
+    c->ahead = std::make_unique<WalReadAhead>(std::move(it), Impl::kReadAheadBytes);
+    c->next = at;
+    return c;
+  };
   // From the WAL: resume the iterator the last read stopped at if this one starts there.
   std::unique_ptr<Impl::WalCursor> c;
   {
@@ -845,25 +866,11 @@ Result<uint64_t> KvStore::ReadLog(uint64_t from, uint64_t to, size_t max_entries
   }
   // One that had read everything logged when it stopped cannot see what came after.
   if (c && c->left() == 0 && c->ahead->Exhausted()) c.reset();
+  // A second read in a row (a catch-up, read in steps): the rest is read ahead.
+  bool resumed = c != nullptr;
+  if (resumed) c->ahead->Start();
   if (!c) {
-    AS_ASSIGN_OR_RETURN(uint64_t oldest, OldestLogSequence());
-    if (from < oldest) {
-      return Status::OutOfRange("sequence " + std::to_string(from) +
-                                " is no longer kept; the oldest kept is " + std::to_string(oldest));
-    }
-    c = std::make_unique<Impl::WalCursor>();
-    std::unique_ptr<rocksdb::TransactionLogIterator> it;
-    rocksdb::Status rs = m.db->GetUpdatesSince(from, &it);
-    if (!rs.ok()) {
-      // A file purged between the check and the read: report it as out of range.
-      auto o = OldestLogSequence();
-      if (o.ok() && from < *o)
-        return Status::OutOfRange("sequence " + std::to_string(from) +
-                                  " is no longer kept; the oldest kept is " + std::to_string(*o));
-      return FromRocks(rs, "reading the change log");
-    }
-    c->ahead = std::make_unique<WalReadAhead>(std::move(it), Impl::kReadAheadBytes);
-    c->next = from;
+    AS_ASSIGN_OR_RETURN(c, open_cursor(from));
   }
   size_t visited = 0;
   bool stopped = false;  // by `to` or `max_entries`, with the iterator still usable
@@ -874,12 +881,19 @@ Result<uint64_t> KvStore::ReadLog(uint64_t from, uint64_t to, size_t max_entries
       if (!c->batch) {
         if (c->ahead->decode_failed())
           return FromRocks(c->ahead->status(), "decoding the change log");
+        // Reading ahead, the thread met the end of the log as it was then: what was
+        // logged since is read with a fresh iterator before this read says it ends here.
+        if (resumed && c->ahead->status().ok() && last < to) {
+          resumed = false;
+          AS_ASSIGN_OR_RETURN(c, open_cursor(c->next));
+          continue;
+        }
         break;
       }
       continue;
     }
     const LogEntry& e = c->batch->decoded.entries[c->at];
-    if (e.sequence < from) {
+    if (e.sequence < c->next) {  // before `from`, or read before a fresh iterator
       ++c->at;
       continue;
     }

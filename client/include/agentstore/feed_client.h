@@ -15,7 +15,7 @@
 //
 // Connections: Client::Subscribe gives a subscription a connection and thread of its own.
 // An app server following many users (one subscription per open screen) multiplexes them
-// instead: a FeedChannel carries up to 64 subscriptions on one connection and one thread,
+// instead: a FeedChannel carries up to 1024 subscriptions on one connection and one thread,
 // which is what keeps a thousand subscribers cheap for the server and the host (one push
 // frame write per connection per group commit, not one per subscriber).
 //
