@@ -9,6 +9,6 @@ dir=$(mktemp -d /tmp/cuab.XXXXXX)
 pid=$!
 for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.1; done
 port=$(cat "$dir/port"); key=$(awk '/^service/{print $2}' "$dir/server/initial-keys")
-echo "$b r$r: $(build/benchmarks/feed_bench catchup --changes ${CH:-1000000} --port $port --key $key 2>&1)"
+echo "$b r$r: $(build/benchmarks/feed_bench catchup --changes ${CH:-1000000} --port $port --key $key 2>&1 | grep -v '^catchup: subscribing')"
 kill $pid; wait $pid; pid=; rm -rf "$dir"; dir=
 done; done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Interleaved A/B: durable write throughput, 0 subscribers (1000 users) vs 1000 subscribers (64 per connection); DEPTH= appends in flight per writer, ROUNDS=, SECS=.
+# Interleaved A/B: durable write throughput, 0 subscribers (1000 users) vs 1000 subscribers (PER per connection, default 64); DEPTH= appends in flight per writer, ROUNDS=, SECS=.
 cd "$(dirname "$0")/../../.."  # the repository root
 bin=build/benchmarks/feed_bench
 secs=${SECS:-5}; rounds=${ROUNDS:-3}
@@ -15,6 +15,6 @@ start_server() {
 stop_server() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }
 trap 'stop_server; rm -rf "$dir"' EXIT
 for r in $(seq $rounds); do
-  start_server; echo "r$r zero: $($bin throughput --subscribers 0 --users 1000 --writers 8 --depth ${DEPTH:-16} --seconds $secs --port $port --key $key 2>&1 | tr '\n' ' ')"; stop_server
-  start_server; echo "r$r subs: $($bin throughput --subscribers 1000 --per-connection 64 --writers 8 --depth ${DEPTH:-16} --seconds $secs --port $port --key $key 2>&1 | tr '\n' ' ')"; stop_server
+  start_server; echo "r$r zero: $($bin throughput --subscribers 0 --users 1000 --writers 8 --depth ${DEPTH:-16} --seconds $secs --port $port --key $key 2>&1 | grep -v '^throughput: writing' | tr '\n' ' ')"; stop_server
+  start_server; echo "r$r subs: $($bin throughput --subscribers 1000 --per-connection ${PER:-64} --writers 8 --depth ${DEPTH:-16} --seconds $secs --port $port --key $key 2>&1 | grep -v '^throughput: writing' | tr '\n' ' ')"; stop_server
 done
