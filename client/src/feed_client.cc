@@ -229,16 +229,19 @@ struct FeedChannelCore {
       s->active = false;
     }
     std::unique_lock lock(mu);
+    // Detach forgets the request id: the unsubscribe needs it. (Read after it, it was
+    // always 0, so no unsubscribe was ever sent: a stopped subscription stayed open on
+    // the server, pushing to a channel that dropped its events, until the connection
+    // closed, and counted against the connection's limit.)
+    uint64_t request_id = s->request_id;
     Detach(s, why);
-    if (s->request_id && fd >= 0) {
+    if (request_id && fd >= 0) {
       flatbuffers::FlatBufferBuilder fbb(128);
-      auto args = proto::CreateUnsubscribeArgs(fbb, s->request_id);
+      auto args = proto::CreateUnsubscribeArgs(fbb, request_id);
       fbb.Finish(proto::CreateRequest(fbb, next_id++, proto::Op::unsubscribe, nullptr,
                                       proto::Args::UnsubscribeArgs, args.Union()));
       std::string frame;
       AppendFrame(fbb, &frame);
-      by_request.erase(s->request_id);
-      s->request_id = 0;
       Send(lock, frame);
     }
   }

@@ -239,6 +239,37 @@ TEST_F(FeedE2E, ChannelCarriesManySubscriptionsEachWithItsOwnChanges) {
   EXPECT_CODE(subs[1]->status(), kUnavailable);
 }
 
+// A server holding its most subscriptions (--feed-max-subscriptions) refuses one more
+// with resource_exhausted: the channel's Subscribe returns it, and the connection and the
+// subscriptions it already carries go on (no re-dial, no lost change).
+TEST_F(FeedE2E, ServerAtItsSubscriptionLimitRefusesOneMoreAndTheRestGoOn) {
+  ASSERT_NO_FATAL_FAILURE(RestartOnSamePort({"--feed-max-subscriptions", "2"}));
+  Uuid user = NewUserId("cap@x.com");
+  Uuid chat = MakeChat(svc(), user);
+  auto channel = Must(FeedChannel::Open(server_.Options(server_.Key("service"))));
+  SubscribeFilter f;
+  f.types = {RecordType::kMessage};
+  Collected a, b;
+  auto sa = Must(channel->Subscribe(f, std::nullopt, a.cb(), a.on_end()));
+  auto sb = Must(channel->Subscribe(f, std::nullopt, b.cb(), b.on_end()));
+  Collected c;
+  auto refused = channel->Subscribe(f, std::nullopt, c.cb(), c.on_end());
+  EXPECT_CODE(refused.status(), kResourceExhausted);
+  ASSERT_OK(Append(svc(), chat));
+  EXPECT_TRUE(a.WaitFor([&] { return a.changes.size() == 1; }));
+  EXPECT_TRUE(b.WaitFor([&] { return b.changes.size() == 1; }));
+  EXPECT_EQ(sa->resumes(), 0u);
+  EXPECT_EQ(sb->resumes(), 0u);
+  // One ended makes room.
+  sa.reset();
+  Result<std::unique_ptr<FeedSubscription>> again = Status::Unavailable("not tried");
+  for (int i = 0; i < 100 && !again.ok(); ++i) {
+    again = channel->Subscribe(f, std::nullopt, c.cb(), c.on_end());
+    if (!again.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_OK(again);
+}
+
 // The paths a sanitizer build watches: pushes racing connections that close (subscribers
 // stopping while eight writers keep the feed busy) and a server stopping with every
 // subscription still pushing. The server must stop cleanly (exit 0) and in time.
