@@ -4,6 +4,7 @@
 #include "agentstore/storage/kv_store.h"
 
 #include <fcntl.h>
+#include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/listener.h>
@@ -421,6 +422,15 @@ struct KvStore::Impl {
         ": disk full (less than 96 MiB free), not attempted; writes are not affected");
   }
 
+  // A Resume() in progress on the log thread, and a close that may have to cut it short:
+  // RocksDB 7.8's Resume can wait forever for its recovery flush when the disk fills
+  // again during it (gdb on a hung DiskFullAdversarial run: the log thread in
+  // ResumeImpl -> FlushMemTable -> WaitForFlushMemTables, ~KvStore joining it). Cancelling
+  // background work sets RocksDB's shutting-down flag, which that wait checks.
+  std::mutex resume_mu;
+  bool resuming = false;  // guarded by resume_mu
+  bool closing = false;   // guarded by resume_mu
+
   void TryResume(std::unique_lock<std::mutex>& lock) {
     lock.unlock();
     // RocksDB's Resume() on a disk that is still full fails its flush, and such a failed
@@ -430,7 +440,16 @@ struct KvStore::Impl {
       return;
     }
     rocksdb::Status s = Exclusive([&] {
+      {
+        std::lock_guard g(resume_mu);
+        if (closing) return rocksdb::Status::ShutdownInProgress();
+        resuming = true;
+      }
       rocksdb::Status r = db->Resume();
+      {
+        std::lock_guard g(resume_mu);
+        resuming = false;
+      }
       return r.ok() ? PutMemtableMarker() : r;
     });
     lock.lock();
@@ -573,6 +592,12 @@ KvStore::~KvStore() {
       impl_->stopping = true;
     }
     impl_->log_cv.notify_all();
+    {
+      std::lock_guard g(impl_->resume_mu);
+      impl_->closing = true;
+      // Only a Resume that is running now is cut short; none starts after this.
+      if (impl_->resuming) rocksdb::CancelAllBackgroundWork(impl_->db.get(), /*wait=*/false);
+    }
     impl_->log_thread.join();
   }
   if (impl_->db) {
