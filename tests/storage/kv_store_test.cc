@@ -193,9 +193,9 @@ TEST(KvStore, ReadLogFromMemoryAndFromTheWalAgree) {
   EXPECT_EQ(puts, 200u + 4 * 150u);
 }
 
-// A WAL read runs ahead of its reader on a thread with a bounded buffer (8 MiB): a log
-// several times that size reads back whole and in order in small steps, and a store
-// closed while that thread waits for room (a read stopped half-way) closes promptly.
+// A WAL read runs ahead of its reader on a thread with a bounded budget (16 MiB): a log
+// larger than that reads back whole and in order in small steps, and a store closed
+// while that thread waits for room (a read stopped half-way) closes promptly.
 TEST(KvStore, ReadLogReadsAheadPastItsBufferAndClosesMidRead) {
   TempDir dir;
   constexpr int kBatches = 6000;  // 4 KiB values: ~24 MiB of log
