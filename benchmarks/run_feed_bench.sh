@@ -18,7 +18,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown flag $1" >&2; exit 2 ;;
   esac
 done
-dir=$(mktemp -d /tmp/agentstore-feedbench.XXXXXX)
+dir=$(mktemp -d "${TMPDIR:-/tmp}/agentstore-feedbench.XXXXXX")
 pid=
 start_server() {
   rm -rf "$dir/server" "$dir/port"

@@ -229,10 +229,8 @@ struct FeedChannelCore {
       s->active = false;
     }
     std::unique_lock lock(mu);
-    // Detach forgets the request id: the unsubscribe needs it. (Read after it, it was
-    // always 0, so no unsubscribe was ever sent: a stopped subscription stayed open on
-    // the server, pushing to a channel that dropped its events, until the connection
-    // closed, and counted against the connection's limit.)
+    // Detach forgets the request id, which the unsubscribe names: without it the
+    // subscription would stay open on the server until the connection closed.
     uint64_t request_id = s->request_id;
     Detach(s, why);
     if (request_id && fd >= 0) {

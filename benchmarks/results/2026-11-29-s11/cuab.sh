@@ -4,7 +4,7 @@ cd "$(dirname "$0")/../../.."  # the repository root
 dir= pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$dir" ] && rm -rf "$dir"' EXIT
 for r in $(seq ${ROUNDS:-3}); do for b in old new; do
-dir=$(mktemp -d /tmp/cuab.XXXXXX)
+dir=$(mktemp -d "${TMPDIR:-/tmp}/cuab.XXXXXX")
 /tmp/agentstored.$b --data-dir "$dir/server" --port 0 --port-file "$dir/port" --durability always >"$dir/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.1; done

@@ -3,7 +3,7 @@
 cd "$(dirname "$0")/../../.."  # the repository root
 bin=build/benchmarks/feed_bench
 secs=${SECS:-5}; rounds=${ROUNDS:-3}
-dir=$(mktemp -d /tmp/feedab.XXXXXX)
+dir=$(mktemp -d "${TMPDIR:-/tmp}/feedab.XXXXXX")
 start_server() {
   rm -rf "$dir/server" "$dir/port"
   build/net/agentstored --data-dir "$dir/server" --port 0 --port-file "$dir/port" \
