@@ -2,6 +2,8 @@
 // change out to the subscriptions whose filter it passes (see change_feed.h).
 #include "change_feed.h"
 
+#include <pthread.h>
+
 #include <cstring>
 #include <iostream>
 
@@ -193,7 +195,10 @@ void ChangeFeed::Start() {
   durable_.store(store_->DurableSequence());
   published_.store(durable_.load());
   store_->SetDurableListener([this](uint64_t seq) { OnDurable(seq); });
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "change-feed");  // for top -H and perf
+    Run();
+  });
 }
 
 void ChangeFeed::Stop() {

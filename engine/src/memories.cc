@@ -8,6 +8,7 @@
 // their own small key, [0x40][memory id] -> (access_count, last_accessed_at), so a touch
 // never rewrites a 1.5 KiB vector; recovery applies them over the records.
 #include <malloc.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <chrono>
@@ -351,6 +352,7 @@ bool EngineState::MemoryIndexStep() {
 void EngineState::StartMemoryThread() {
   if (!options.memory.background) return;
   memory.thread = std::thread([this] {
+    pthread_setname_np(pthread_self(), "memory-index");  // for top -H and perf
     auto next_sweep = std::chrono::steady_clock::now();
     auto next_save = std::chrono::steady_clock::now() +
                      std::chrono::milliseconds(options.memory.graph_save_interval_ms);

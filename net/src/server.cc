@@ -14,6 +14,7 @@
 // posting to its executor, and at most a few push frames wait in the output at a time.
 #include "agentstore/net/server.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
@@ -604,6 +605,7 @@ Result<std::unique_ptr<Server>> Server::Start(Engine* engine, const ServerOption
     w->work.emplace(asio::make_work_guard(w->ioc));
     p->Sweep(w.get());
     w->thread = std::thread([w = w.get()] {
+      pthread_setname_np(pthread_self(), "io-worker");  // for top -H and perf
       try {
         w->ioc.run();
       } catch (const std::exception& e) {

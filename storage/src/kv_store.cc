@@ -4,6 +4,7 @@
 #include "agentstore/storage/kv_store.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
@@ -730,7 +731,10 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
   if (!s.ok()) return FromRocks(s, "opening " + options.path);
   Impl* p = impl.get();
   impl->synced_sequence.store(impl->db->GetLatestSequenceNumber());
-  impl->log_thread = std::thread([p] { p->LogLoop(); });
+  impl->log_thread = std::thread([p] {
+    pthread_setname_np(pthread_self(), "wal-sync");  // for top -H and perf
+    p->LogLoop();
+  });
   return std::unique_ptr<KvStore>(new KvStore(std::move(impl)));
 }
 
