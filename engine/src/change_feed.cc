@@ -28,23 +28,33 @@ bool FeedCarries(RecordType type) {
 Subscription::~Subscription() = default;
 
 size_t Subscription::Poll(std::vector<Event>* out, size_t max) {
-  size_t n = 0;
-  bool drained = false;
+  return Drain(out, max, SIZE_MAX).events;
+}
+
+Subscription::Drained Subscription::Drain(std::vector<Event>* out, size_t max_events,
+                                          size_t max_bytes) {
+  Drained d;
+  bool room = false;
   internal::ChangeFeed* feed = nullptr;
   {
     std::lock_guard lock(mu_);
-    while (n < max && !queue_.empty()) {
-      queued_bytes_ -= queue_.front()->size();
+    size_t bytes = 0;
+    while (d.events < max_events && !queue_.empty() && (d.events == 0 || bytes < max_bytes)) {
+      size_t size = queue_.front()->size();
+      queued_bytes_ -= size;
+      bytes += size;
       out->push_back(std::move(queue_.front()));
       queue_.pop_front();
-      ++n;
+      ++d.events;
     }
-    drained = n > 0 && queue_.empty() && !ended_ && catching_up_;
+    d.more = !queue_.empty();
+    d.finished = ended_ && queue_.empty();
+    room = d.events > 0 && queue_.empty() && !ended_ && catching_up_;
     feed = feed_;
   }
   // A subscription catching up waits for room; tell the feed there is some.
-  if (drained && feed) feed->Kick();
-  return n;
+  if (room && feed) feed->Kick();
+  return d;
 }
 
 void Subscription::Wait(int timeout_ms) {

@@ -98,18 +98,17 @@ size_t DrainSubscriptions(Session& session, size_t max_bytes,
     bool drained = false;
     while (emitted < max_bytes) {
       events.clear();
-      // Poll one at a time past the first so a frame stays under its byte budget.
-      size_t bytes = 0;
-      while (events.size() < kMaxEventsPerFrame && bytes < kMaxFrameBytes &&
-             sub->Poll(&events, 1) == 1)
-        bytes += events.back()->size() + 96;
-      if (!events.empty()) {
+      // One lock per frame: the frame stays under its byte budget (its events' sizes
+      // plus ~96 bytes of framing each).
+      auto got = sub->Drain(&events, kMaxEventsPerFrame, kMaxFrameBytes - kMaxEventsPerFrame * 96);
+      if (got.events > 0) {
         EncodeChanges(id, events, fbb);
         emit(fbb);
         emitted += kFrameHeaderBytes + fbb.GetSize();
-        continue;
+        if (got.more) continue;
       }
-      if (sub->Finished()) {
+      // Empty now: the feed wakes the connection again with the next event or the end.
+      if (got.finished) {
         EncodeEnd(id, sub->end_status(), sub->resume_point(), fbb);
         emit(fbb);
         emitted += kFrameHeaderBytes + fbb.GetSize();

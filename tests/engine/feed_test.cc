@@ -416,6 +416,41 @@ TEST_F(Feed, UnfollowedUsersChangesAreSkippedLiveAndStillReadableLater) {
 // posts to it: every event of the same log step must be queued by then, in every
 // subscription, or the connection writes once per event instead of once per step (and a
 // drain racing the fan-out could see one subscription's event before another's).
+// Drain (a pusher's Poll) stops at its event or byte limit, always moves at least one
+// event, and says whether more wait and whether the subscription has finished.
+TEST_F(Feed, DrainStopsAtItsLimitsAndSaysWhatIsLeft) {
+  Uuid chat = MakeChat(MakeUser("drain@x.com"));
+  FeedFilter f;
+  f.types = 1u << static_cast<int>(RecordType::kMessage);
+  auto sub = Must(e().Subscribe(Scope::Service(), f, std::nullopt));
+  auto twin = Must(e().Subscribe(Scope::Service(), f, std::nullopt));
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Append(chat).ok());
+  // Once the twin has all ten, so has `sub`: the fan-out queues a step's events in every
+  // subscription under the feed's lock, which FeedInfo (counting subscribers) waits for.
+  ASSERT_EQ(Drain(*twin, [](auto& v) { return v.size() >= 10; }).size(), 10u);
+  e().FeedInfo();
+  std::vector<Event> out;
+  auto d = sub->Drain(&out, 3, SIZE_MAX);
+  EXPECT_EQ(d.events, 3u);
+  EXPECT_TRUE(d.more);
+  EXPECT_FALSE(d.finished);
+  d = sub->Drain(&out, 100, 1);  // a byte limit below one event: still one
+  EXPECT_EQ(d.events, 1u);
+  EXPECT_TRUE(d.more);
+  d = sub->Drain(&out, 100, out[0]->size() * 2);  // two events' worth
+  EXPECT_EQ(d.events, 2u);
+  d = sub->Drain(&out, 100, SIZE_MAX);
+  EXPECT_EQ(d.events, 4u);
+  EXPECT_FALSE(d.more);
+  EXPECT_FALSE(d.finished);
+  ASSERT_EQ(out.size(), 10u);
+  for (size_t i = 1; i < out.size(); ++i) EXPECT_GT(out[i]->sequence, out[i - 1]->sequence);
+  sub->Cancel();
+  d = sub->Drain(&out, 100, SIZE_MAX);
+  EXPECT_EQ(d.events, 0u);
+  EXPECT_TRUE(d.finished);
+}
+
 TEST_F(Feed, WakesComeAfterTheWholeStepIsQueuedInEverySubscription) {
   Uuid user = MakeUser("w@x.com");
   Uuid chat = MakeChat(user);

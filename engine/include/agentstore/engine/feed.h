@@ -97,6 +97,15 @@ class Subscription {
 
   // Moves up to `max` waiting events into `out`, oldest first; returns how many.
   size_t Poll(std::vector<Event>* out, size_t max);
+  // Poll for a pusher, under one lock: moves waiting events into `out`, oldest first,
+  // until `max_events` or until they hold `max_bytes` (ChangeEvent::size; at least one
+  // event however large), and says whether more wait and whether it has finished.
+  struct Drained {
+    size_t events = 0;      // moved into `out`
+    bool more = false;      // events still wait (a limit stopped it)
+    bool finished = false;  // ended, and every event before the end was moved out
+  };
+  Drained Drain(std::vector<Event>* out, size_t max_events, size_t max_bytes);
   // Waits up to `timeout_ms` for an event or the end.
   void Wait(int timeout_ms);
   // True once the subscription has ended and every event before the end was polled.
