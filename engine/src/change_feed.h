@@ -22,6 +22,7 @@
 #include "agentstore/engine/feed.h"
 #include "agentstore/storage/kv_store.h"
 #include "collection_schema.h"
+#include "event_ring.h"
 #include "feed_notes.h"
 
 namespace agentstore::internal {
@@ -175,6 +176,8 @@ class ChangeFeed {
   // wakes wait until the step has fanned out all its events, so a connection carrying
   // several of them is woken (and drains, and writes) once per step, not once per event.
   std::vector<std::pair<Sub*, std::shared_ptr<Subscription>>> to_wake_;
+  // Feed thread only: the events Build fills, reused.
+  EventRing events_;
   // Feed thread only: users' tenants seen in the log or looked up.
   std::unordered_map<Uuid, Uuid, UuidHash> tenant_cache_;
   std::thread thread_;

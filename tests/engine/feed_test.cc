@@ -970,5 +970,67 @@ TEST_F(FeedCollections, UserDeleteCascadesIntoTheFeed) {
                   .empty());
 }
 
+// The feed reuses its events once nobody holds them (engine/src/event_ring.h): an event a
+// subscriber still holds is never refilled, and a reused event carries nothing of the
+// change it held before (a message after a collection record and the other way round).
+TEST_F(FeedCollections, ReusedEventsNeverChangeUnderAHolderAndCarryNothingOld) {
+  Uuid u = MakeUser("reuse@x.com");
+  Uuid chat = MakeChat(u);
+  auto sub = Must(e().Subscribe(Scope::Service(), {}, std::nullopt));
+  auto is_message = [](const Event& ev) { return ev->type == RecordType::kMessage; };
+  std::map<Uuid, std::string> texts;  // each message's text, unique
+  auto append = [&](int i) {
+    std::string text = "m" + std::to_string(i) + "-";
+    auto m = Append(chat, text);
+    ASSERT_TRUE(m.ok());
+    texts[ToUuid(m->get()->id())] = text;
+  };
+  // Checks an event against the change it must describe.
+  auto check = [&](const Event& ev, const std::string& what) {
+    if (is_message(ev)) {
+      ASSERT_FALSE(ev->bytes.empty()) << what;
+      auto m = flatbuffers::GetRoot<fb::Message>(ev->bytes.data());
+      EXPECT_EQ(ToUuid(m->id()), ev->id) << what;
+      ASSERT_TRUE(texts.contains(ev->id)) << what;
+      EXPECT_NE(m->parts()->str().find(texts[ev->id]), std::string::npos)
+          << what << ": " << m->parts()->str();
+      EXPECT_TRUE(ev->collection.empty() && ev->record_key.empty() && ev->json.empty()) << what;
+    } else if (ev->type == kCollectionRecordType) {
+      EXPECT_TRUE(ev->bytes.empty()) << what;
+      EXPECT_EQ(ev->collection, "notes") << what;
+      EXPECT_EQ(Json::parse(ev->json)["id"], Json::parse(ev->record_key)["id"]) << what;
+    }
+  };
+  // More changes than the ring keeps; every other event is held (and copied), the rest
+  // let go of, so the ring refills the free ones around the held.
+  const int kFirst = 1500;
+  for (int i = 0; i < kFirst; ++i) append(i);
+  auto first =
+      Drain(*sub, [&](auto& v) { return std::count_if(v.begin(), v.end(), is_message) >= kFirst; });
+  ASSERT_EQ(std::count_if(first.begin(), first.end(), is_message), kFirst);
+  std::vector<Event> held;
+  std::vector<ChangeEvent> copies;
+  for (size_t i = 0; i < first.size(); i += 2) {
+    held.push_back(first[i]);
+    copies.push_back(*first[i]);
+  }
+  first.clear();
+  // Then collection records and messages by turns, each batch let go of at once.
+  for (int i = 0; i < 600; ++i) {
+    Put(Scope::Service(), "notes", {{"user_id", u.ToString()}, {"text", std::string(i % 50, 'x')}});
+    append(kFirst + i);
+    std::vector<Event> batch;
+    sub->Poll(&batch, 100000);
+    for (const auto& ev : batch) check(ev, "a live event");
+  }
+  for (size_t i = 0; i < held.size(); ++i) {
+    const ChangeEvent& ev = *held[i];
+    EXPECT_TRUE(ev.sequence == copies[i].sequence && ev.id == copies[i].id &&
+                ev.bytes == copies[i].bytes && ev.key == copies[i].key)
+        << "held event " << i << " changed under its holder";
+    check(held[i], "a held event after 1,200 more changes");
+  }
+}
+
 }  // namespace
 }  // namespace agentstore::testing
