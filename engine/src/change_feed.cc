@@ -572,11 +572,10 @@ bool MayEndSubscriptions(const storage::LogEntry& e) {
 }  // namespace
 
 std::shared_ptr<const ChangeEvent> ChangeFeed::Build(const storage::LogEntry& e, const Meta& m) {
-  // A reused event: every field is set here.
-  static_assert(sizeof(ChangeEvent) == 232, "a field was added to ChangeEvent: set it here");
-  std::shared_ptr<ChangeEvent> ev = events_.Take();
+  // A reused event, reset to a fresh one (its strings keep their capacity).
+  std::shared_ptr<ChangeEvent> ev = events_.Take(e.key.size() + e.value.size());
+  EventRing::Reset(*ev);
   ev->sequence = e.sequence;
-  ev->commit_time = 0;
   if (e.batch_note.size() == 9) std::memcpy(&ev->commit_time, e.batch_note.data() + 1, 8);
   ev->op = m.op;
   ev->type = m.type;
@@ -586,19 +585,13 @@ std::shared_ptr<const ChangeEvent> ChangeFeed::Build(const storage::LogEntry& e,
   ev->key.assign(e.key);
   if (!m.schema) {
     ev->bytes.assign(e.value);
-    ev->collection.clear();
-    ev->record_key.clear();
-    ev->json.clear();
     return ev;
   }
   // A collection record: named, keyed and rendered as coll_get answers it, once for
   // every subscriber.
-  ev->bytes.clear();
   ev->collection.assign(m.collection);
-  ev->record_key.clear();
   coll::Json key;
   if (coll::KeyObject(*m.schema, m.pk, &key).ok()) ev->record_key = key.dump();
-  ev->json.clear();
   if (!e.is_delete) ev->json = coll::ToApiText(*m.schema, Aligned(e.value));
   return ev;
 }

@@ -26,16 +26,18 @@ namespace agentstore::internal {
 
 class EventRing {
  public:
-  // Events kept for reuse, and the capacity a kept event's string may keep: at most
-  // ~kSlots × 2 × kKeptCapacity (8 MiB) stays allocated, usually far less (log records
-  // are a few hundred bytes).
+  // Events kept for reuse, and the size of change a kept event may carry. A kept event
+  // holds its last change until it is refilled, so the ring keeps about kSlots × (the
+  // record or its JSON, up to kKeptSize or a small multiple for JSON, plus its keys):
+  // a few MiB at most, usually far less (log records are a few hundred bytes).
   static constexpr size_t kSlots = 1024;
-  static constexpr size_t kKeptCapacity = 4096;
+  static constexpr size_t kKeptSize = 4096;
 
-  // An event nobody else holds, its fields as they were (the caller sets every one).
-  // Fresh (not kept) when the next few slots are all still held, e.g. by a slow
-  // subscriber's queue.
-  std::shared_ptr<ChangeEvent> Take() {
+  // An event nobody else holds, its fields as they were (the caller resets them all), for
+  // a change of `size` bytes. Fresh (not kept) for a change larger than kKeptSize, or
+  // when the next few slots are all still held (e.g. by a slow subscriber's queue).
+  std::shared_ptr<ChangeEvent> Take(size_t size) {
+    if (size > kKeptSize) return std::make_shared<ChangeEvent>();
     if (slots_.size() < kSlots) return slots_.emplace_back(std::make_shared<ChangeEvent>());
     // Events are let go of roughly in the order they were built, so the next slot is
     // almost always free; a few probes get past a held one without walking the ring.
@@ -47,21 +49,24 @@ class EventRing {
       // of the event before the writes that refill it.
       if (slot.use_count() != 1) continue;
       std::atomic_thread_fence(std::memory_order_acquire);
-      Trim(slot->key);
-      Trim(slot->bytes);
-      Trim(slot->collection);
-      Trim(slot->record_key);
-      Trim(slot->json);
       return slot;
     }
     return std::make_shared<ChangeEvent>();
   }
 
- private:
-  static void Trim(std::string& s) {
-    if (s.capacity() > kKeptCapacity) std::string().swap(s);
+  // Resets `ev` to a default ChangeEvent whose strings keep their capacity, so a field
+  // added to ChangeEvent is reset too without Build knowing of it.
+  static void Reset(ChangeEvent& ev) {
+    ChangeEvent fresh;
+    for (auto field : {&ChangeEvent::key, &ChangeEvent::bytes, &ChangeEvent::collection,
+                       &ChangeEvent::record_key, &ChangeEvent::json}) {
+      (ev.*field).clear();
+      (fresh.*field).swap(ev.*field);
+    }
+    ev = std::move(fresh);
   }
 
+ private:
   std::vector<std::shared_ptr<ChangeEvent>> slots_;
   size_t next_ = 0;
 };
