@@ -11,14 +11,29 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <unordered_map>
 #include <vector>
 
 #include "agentstore/common/latency_histogram.h"
+#include "agentstore/common/uuid.h"
 #include "agentstore/engine/engine.h"
 #include "agentstore/engine/operations.h"
 
 namespace agentstore::net {
+
+// Hashes a request id the client chose. Keyed with a per-process random value: with
+// std::hash (the identity) a client could pick ids that share one bucket and make every
+// push to its connection scan all its subscriptions, on a thread other connections share.
+struct RequestIdHash {
+  size_t operator()(uint64_t id) const {
+    static const uint64_t key = [] {
+      std::random_device rd;
+      return uint64_t{rd()} << 32 | rd();
+    }();
+    return static_cast<size_t>(UuidHash::Mix(id ^ key));
+  }
+};
 
 // What one connection knows about its caller.
 struct Session {
@@ -35,7 +50,7 @@ struct Session {
   // a thousand on one connection a tree walk was ~80% of the drain's time (perf: a cache
   // miss per level).
   std::function<void()> feed_wake;
-  std::unordered_map<uint64_t, std::shared_ptr<Subscription>> subscriptions;
+  std::unordered_map<uint64_t, std::shared_ptr<Subscription>, RequestIdHash> subscriptions;
   // Which subscriptions have something to push, so a wake drains those and does not poll
   // them all: the feed's thread adds ids (through FeedWakeFor), the connection's thread
   // moves them into `to_drain` (which only it touches) and drains them.
