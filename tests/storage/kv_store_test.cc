@@ -228,9 +228,13 @@ TEST(KvStore, ReadLogReadsAheadPastItsBufferAndClosesMidRead) {
     from = *last + 1;
   }
   EXPECT_EQ(next, kBatches);
-  // Stop a read near the start: its thread fills its buffer and waits; closing joins it.
-  ASSERT_TRUE(kv->ReadLog(1, to, 10, [](const LogEntry&) { return Status::OK(); }).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // Stop a catch-up near the start: the second read continues the first one's cursor,
+  // which starts its thread; that fills its buffer (16 MiB of the ~24 MiB) and waits for
+  // room. Closing the store must stop and join it promptly.
+  auto first = kv->ReadLog(1, to, 10, [](const LogEntry&) { return Status::OK(); });
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE(kv->ReadLog(*first + 1, to, 10, [](const LogEntry&) { return Status::OK(); }).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   auto t0 = std::chrono::steady_clock::now();
   kv.reset();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
