@@ -219,11 +219,12 @@ Status Handle<Op::authenticate>(Call& c) {
 
 // ---- change feed: subscribe answers where it starts; pushes follow (feed_push.cc) ----
 
-// kMaxSubscriptionsPerConnection (frame.h) is 1024, not the 64 it was: with 64, 1,000
-// subscribers took 16 connections, and each event cost a share of a push write and of a
-// client thread's wake-up, which took 25-38% off the 8 x 16 durable write rate (on one
-// connection, benchmarks/README.md "Session 12"). Each subscription's buffer is bounded
-// on its own, their number by the feed (--feed-max-subscriptions).
+// Why a connection may hold kMaxSubscriptionsPerConnection (frame.h, 1024): one push write
+// carries the events of all of them, while spreading 1,000 subscribers over connections
+// of 64 cost a share of a push write and of a client thread's wake-up per event, 25-38%
+// of the 8 x 16 durable write rate (benchmarks/README.md "Session 12"). Each
+// subscription's buffer is bounded on its own, their number by the feed
+// (--feed-max-subscriptions).
 
 template <>
 Status Handle<Op::subscribe>(Call& c) {
