@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # perf record (flat, 20 kHz) of the server and feed_bench for 3 s in the middle of one
 # throughput run (SUBS subscribers on one connection, default 1000; 1000 users; 8 x 16),
-# binaries from /tmp/$BIN (default B), into $OUT/perf$BIN$SUBS.data (default /tmp).
+# binaries from $BIN_DIR (default /tmp/$BIN, BIN default B), into $OUT/perf$BIN$SUBS.data (default /tmp).
 # Compare a 0- and a 1000-subscriber profile with persym.py.
-bin=/tmp/${BIN:-B}/feed_bench
-dir=$(mktemp -d /tmp/feedperf.XXXXXX)
+bindir=${BIN_DIR:-/tmp/${BIN:-B}}
+bin=$bindir/feed_bench
+dir=$(mktemp -d "${TMPDIR:-/tmp}/feedperf.XXXXXX")
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-/tmp/${BIN:-B}/agentstored --data-dir "$dir/server" --port 0 --port-file "$dir/port" \
+$bindir/agentstored --data-dir "$dir/server" --port 0 --port-file "$dir/port" \
     --durability always --max-connections 4096 >"$dir/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.1; done
