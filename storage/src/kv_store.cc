@@ -378,7 +378,7 @@ struct KvStore::Impl {
     rocksdb::WriteBatch b;
     b.Put(ToSlice(kMemtableMarkerKey), rocksdb::Slice());
     rocksdb::Status s = db->Write(rocksdb::WriteOptions(), &b);
-    if (s.ok()) tail.Remember(b);  // it takes a sequence: no gap in the tail
+    if (s.ok()) tail.Remember(&b);  // it takes a sequence: no gap in the tail
     return s;
   }
 
@@ -755,7 +755,10 @@ Result<uint64_t> KvStore::Write(WriteBatch& batch) {
     rocksdb::WriteOptions wo;
     wo.sync = false;  // syncing is the log thread's job, so that writers share fsyncs
     rocksdb::Status s = m.db->Write(wo, &batch.rep_->batch);
-    if (s.ok()) m.tail.Remember(batch.rep_->batch);
+    if (s.ok()) {
+      m.tail.Remember(&batch.rep_->batch);  // may take its contents
+      batch.rep_->batch.Clear();            // the same either way: written means empty
+    }
     if (!s.ok()) {
       std::lock_guard lock(m.mu);
       if (s.IsIOError() || s.IsNoSpace()) m.Fail(s);

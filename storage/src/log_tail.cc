@@ -71,13 +71,14 @@ void LogDecoder::Add(bool del, const rocksdb::Slice& key, const rocksdb::Slice& 
   entries.push_back(e);
 }
 
-void LogTail::Remember(const rocksdb::WriteBatch& batch) {
-  if (!on_.load(std::memory_order_relaxed) || batch.Count() == 0) return;
+void LogTail::Remember(rocksdb::WriteBatch* batch) {
+  if (!on_.load(std::memory_order_relaxed) || batch->Count() == 0) return;
   Batch b;
-  b.seq = FirstSequence(batch);
-  b.count = batch.Count();
-  b.batch = std::make_shared<const rocksdb::WriteBatch>(batch);  // outside the lock
-  size_t size = batch.GetDataSize();
+  b.seq = FirstSequence(*batch);
+  b.count = batch->Count();
+  size_t size = batch->GetDataSize();
+  b.batch = std::make_shared<const rocksdb::WriteBatch>(std::move(*batch));  // outside the lock
+  batch->Clear();  // a moved-from batch has no header: make it a valid empty one
   std::lock_guard lock(mu_);
   // Writers finish out of order, but nearly in order: insert from the back.
   auto at = batches_.end();
