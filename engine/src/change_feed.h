@@ -7,6 +7,8 @@
 // point catch up from the log in chunks on the same thread, then join the live set.
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -16,7 +18,6 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "agentstore/engine/feed.h"
@@ -163,7 +164,11 @@ class ChangeFeed {
   // Live subscriptions by the user they filter on, and those without a user filter.
   // Guarded by mu_ and written only on the feed thread (Stop clears them after joining
   // it), so the feed thread also reads them while reading the log without mu_.
-  std::unordered_map<Uuid, std::vector<Sub*>, UuidHash> live_by_user_;
+  // It and tenant_cache_ are flat tables: their probe per change, into a table gone cold
+  // between group commits, is a cache miss or two rather than a walk of linked nodes
+  // (perf: the two lookups were a quarter of this thread's time). Pointers into it
+  // (LiveStep's followers) stay valid as nothing is inserted before the fan-out.
+  absl::flat_hash_map<Uuid, std::vector<Sub*>, UuidHash> live_by_user_;
   std::vector<Sub*> live_broad_;
   // Live user-scoped subscriptions that take collection records: they may read records of
   // tenant-owned and unowned collections too, which no user owns (so no live_by_user_ key
@@ -179,7 +184,7 @@ class ChangeFeed {
   // Feed thread only: the events Build fills, reused.
   EventRing events_;
   // Feed thread only: users' tenants seen in the log or looked up.
-  std::unordered_map<Uuid, Uuid, UuidHash> tenant_cache_;
+  absl::flat_hash_map<Uuid, Uuid, UuidHash> tenant_cache_;
   std::thread thread_;
 };
 
