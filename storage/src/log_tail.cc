@@ -76,17 +76,19 @@ void LogTail::Remember(rocksdb::WriteBatch* batch) {
   Batch b;
   b.seq = FirstSequence(*batch);
   b.count = batch->Count();
-  size_t size = batch->GetDataSize();
+  // What it holds of memory: a taken batch keeps the capacity its writer grew it to (up
+  // to twice its size), and the bound is on memory.
+  b.bytes = batch->Data().capacity();
   b.batch = std::make_shared<const rocksdb::WriteBatch>(std::move(*batch));  // outside the lock
   batch->Clear();  // a moved-from batch has no header: make it a valid empty one
   std::lock_guard lock(mu_);
+  bytes_ += b.bytes;
   // Writers finish out of order, but nearly in order: insert from the back.
   auto at = batches_.end();
   while (at != batches_.begin() && std::prev(at)->seq > b.seq) --at;
   batches_.insert(at, std::move(b));
-  bytes_ += size;
   while (bytes_ > max_bytes_ && batches_.size() > 1) {
-    bytes_ -= batches_.front().batch->GetDataSize();
+    bytes_ -= batches_.front().bytes;
     batches_.pop_front();
   }
 }

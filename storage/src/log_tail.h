@@ -77,6 +77,7 @@ class LogTail {
   struct Batch {
     uint64_t seq = 0;    // its first sequence
     uint64_t count = 0;  // sequences it takes
+    size_t bytes = 0;    // the memory its contents hold (counted against max_bytes_)
     std::shared_ptr<const rocksdb::WriteBatch> batch;
   };
   const size_t max_bytes_;
