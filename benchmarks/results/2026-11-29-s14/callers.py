@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 # callers.py PERF_SCRIPT_TXT THREAD FUNC[,FUNC...]: from `perf script -F comm,ip,sym` of a
-# DWARF call-graph recording (feedperf.sh with --call-graph dwarf), the samples of THREAD
+# DWARF call-graph recording, the samples of THREAD
 # (e.g. io-worker, change-feed) whose stack holds each FUNC (inclusive), and for the
-# first FUNC what it spent its samples on (the frames just above it).
+# first FUNC what it spent its samples on (the frames just above it). The recording:
+#   PERF_OPTS="-F 4000 --call-graph dwarf,32768" PERF_SECS=1.5 ../2026-11-29-s13/feedperf.sh
+#   perf script -F comm,ip,sym -i /tmp/perfB1000.data > s.txt
 import sys, collections
 path, thread, names = sys.argv[1], sys.argv[2], sys.argv[3].split(',')
 inclusive, under = collections.Counter(), collections.Counter()
