@@ -120,7 +120,7 @@ class KvStore {
   // Appends `batch` atomically to the WAL and memtable. The returned ticket is passed to
   // AwaitDurable before the write is acknowledged to anyone. A written batch is left
   // empty (the change feed's log tail may keep its contents without copying them); a
-  // failed one is left as it was.
+  // failed one keeps its contents.
   Result<uint64_t> Write(WriteBatch& batch);
   // Hands every write made so far to the OS without syncing, for a write nobody awaits
   // (e.g. memory touches): under kAlways Write only fills RocksDB's log buffer, and a
