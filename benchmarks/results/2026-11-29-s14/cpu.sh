@@ -4,7 +4,7 @@
 # per writer (default 16). Counts utime+stime of each thread over 5 s of an 8 s run.
 bindir=${BIN_DIR:-/tmp/B}; subs=${1:-1000}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/cpu.XXXXXX")
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+bp=; trap 'kill $pid $bp 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 $bindir/agentstored --data-dir "$dir/server" --port 0 --port-file "$dir/port" --durability always --max-connections 4096 >"$dir/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.1; done
